@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs Lightricks' reference implementation (ltx-core / ltx-pipelines 1.0.0) as a TEST-ONLY oracle.
+# ltx-core pins torch~=2.7; we keep the torch 2.13 CPU build, so the oracle is installed without its pins and its
+# real dependencies are installed explicitly. torchaudio's C extension is built for another torch and cannot load;
+# ltx-core only uses torchaudio's pure-Python MelSpectrogram and resample, so the extension libraries are removed
+# (torchaudio then reports the extension as absent instead of failing to import).
+set -euo pipefail
+PY=${PYTHON:-python}
+$PY -m pip install --quiet --no-deps "ltx-core==1.0.0" "ltx-pipelines==1.0.0"
+$PY -m pip install --quiet einops "transformers>=4.52" accelerate "scipy>=1.14" tqdm pillow
+$PY -m pip install --quiet --no-deps torchaudio
+ta_dir=$($PY - <<'PYEOF'
+import importlib.util, os
+spec = importlib.util.find_spec("torchaudio")
+print(os.path.dirname(spec.origin))
+PYEOF
+)
+rm -f "$ta_dir"/lib/*.so
+$PY -c "import torchaudio.transforms, ltx_core.model.transformer.model" >/dev/null
+echo "oracle ready: ltx-core 1.0.0"
