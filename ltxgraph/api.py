@@ -1,0 +1,96 @@
+"""The Python API: ``ltxgraph.load(path).run(...)`` does what ``ltxgraph run`` does."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from .cache import DiskStore, MemoryCache, default_cache_dir
+from .errors import GraphFileError
+from .executor import Executor, Progress, RunReport, SilentProgress
+from .graph import GraphFile
+from .loader import SourceDoc, detect_format, graph_from_doc, read_document
+from .paths import Folders
+from .plan import Plan, make_plan
+from .registry import Registry
+from .validate import ResolvedGraph, validate
+
+DEFAULT_MEMORY_BYTES = 8 * 2**30
+
+
+@dataclass
+class RunResult:
+    outputs: dict[str, Any]
+    report: RunReport
+
+
+@dataclass
+class Graph:
+    """A loaded graph file (or converted workflow) with the source it came from."""
+
+    file: GraphFile
+    doc: SourceDoc = field(default_factory=lambda: SourceDoc(None))
+
+    @property
+    def path(self) -> str | None:
+        return self.doc.path
+
+    def validate(self, params: dict[str, Any] | None = None, runner: "Runner | None" = None) -> ResolvedGraph:
+        return (runner or Runner()).validate(self, params)
+
+    def run(self, params: dict[str, Any] | None = None, outputs: Iterable[str] | None = None,
+            runner: "Runner | None" = None, **runner_options: Any) -> RunResult:
+        """Validate and run; ``runner_options`` are :class:`Runner`'s when no runner is given."""
+        return (runner or Runner(**runner_options)).run(self, params, outputs)
+
+
+def load(path: str | Path) -> Graph:
+    """Load a graph file (YAML or JSON). ComfyUI workflows are converted by :mod:`ltxgraph.comfyui`."""
+    doc = read_document(path)
+    kind = detect_format(doc.data)
+    if kind == "ltxgraph" or kind == "unknown":
+        return Graph(graph_from_doc(doc), doc)
+    try:
+        from . import comfyui
+    except ImportError:
+        raise GraphFileError(f"this is a ComfyUI {kind[8:].upper()}-format workflow; this build of ltxgraph "
+                             "cannot convert ComfyUI workflows yet", doc.path) from None
+    return comfyui.load_workflow(doc, kind)
+
+
+@dataclass
+class Runner:
+    """Holds what outlives one run: the registry, the caches, the folders and the progress display."""
+
+    registry: Registry | None = None
+    cache_dir: Path | None = None
+    use_cache: bool = True
+    memory_bytes: int = DEFAULT_MEMORY_BYTES
+    folders: Folders = field(default_factory=Folders)
+    progress: Progress = field(default_factory=SilentProgress)
+    memory: MemoryCache | None = field(default=None, init=False)
+    disk: DiskStore | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if self.registry is None:
+            self.registry = Registry.discover()
+        if self.use_cache:
+            self.memory = MemoryCache(self.memory_bytes)
+            self.disk = DiskStore(Path(self.cache_dir or default_cache_dir()) / "results", self.registry.storable)
+
+    def validate(self, graph: Graph, params: dict[str, Any] | None = None) -> ResolvedGraph:
+        assert self.registry is not None
+        return validate(graph.file, self.registry, graph.doc, params or {}, self.folders)
+
+    def plan(self, graph: Graph, params: dict[str, Any] | None = None,
+             outputs: Iterable[str] | None = None) -> Plan:
+        return make_plan(self.validate(graph, params), outputs)
+
+    def run(self, graph: Graph, params: dict[str, Any] | None = None,
+            outputs: Iterable[str] | None = None) -> RunResult:
+        resolved = self.validate(graph, params)
+        plan = make_plan(resolved, outputs)
+        metadata = {"graph": graph.doc.text, "graph_name": graph.file.name, "params": resolved.params}
+        executor = Executor(self.memory, self.disk, self.folders, self.progress, metadata)
+        values, report = executor.run(plan, RunReport(graph=graph.path, params=dict(resolved.params)))
+        return RunResult(values, report)

@@ -1,0 +1,213 @@
+"""Results cache: keys from lineage, a memory LRU bounded in bytes, and an on-disk content-addressed store.
+
+A node's key is the hash of its op name and version, its literal inputs, the keys of the upstream outputs it
+reads and fingerprints of the files it reads. Keys are known before anything runs, so a changed parameter
+re-runs exactly the nodes downstream of it. Disk entries are written atomically (a temporary directory renamed
+into place), carry the SHA-256 of their tensor file, and are verified on read: a damaged entry is deleted and
+its node recomputed, never used.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from . import codec
+from .graph import NodeRef
+
+FORMAT = 1
+SMALL_FILE_BYTES = 64 * 2**20
+
+
+def file_fingerprint(path: Path) -> str:
+    """Content hash for files up to 64 MiB (media); path, size and mtime for larger ones (model weights)."""
+    stat = path.stat()
+    if stat.st_size <= SMALL_FILE_BYTES:
+        return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    return f"stat:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def node_key(op: str, version: str, inputs: dict[str, Any], upstream_keys: dict[str, str],
+             files: dict[str, str]) -> str:
+    """The cache key of a node: a hash over everything its result depends on."""
+
+    def encode_input(value: Any) -> Any:
+        if isinstance(value, NodeRef):
+            return {"ref": upstream_keys[value.node], "port": value.port}
+        if isinstance(value, float):
+            return {"float": repr(value)}
+        return value
+
+    payload = {"op": op, "version": version, "files": files,
+               "inputs": {name: encode_input(value) for name, value in sorted(inputs.items())}}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def value_bytes(value: Any) -> int:
+    """Approximate memory held by a value: its tensors (and module parameters) in bytes."""
+    seen: set[int] = set()
+
+    def walk(item: Any, depth: int = 0) -> int:
+        if depth > 8 or id(item) in seen:
+            return 0
+        seen.add(id(item))
+        if isinstance(item, torch.Tensor):
+            return item.numel() * item.element_size()
+        if isinstance(item, torch.nn.Module):
+            return sum(walk(t, depth + 1) for t in [*item.parameters(), *item.buffers()])
+        if isinstance(item, (list, tuple)):
+            return sum(walk(x, depth + 1) for x in item)
+        if isinstance(item, dict):
+            return sum(walk(x, depth + 1) for x in item.values())
+        if hasattr(item, "__dict__"):
+            return sum(walk(x, depth + 1) for x in vars(item).values())
+        return 0
+
+    return walk(value)
+
+
+class MemoryCache:
+    """Least-recently-used results, bounded by total bytes. A value larger than the budget is not kept."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self._used = 0
+
+    def get(self, key: str) -> Any | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        return entry[0]
+
+    def put(self, key: str, value: Any) -> None:
+        size = value_bytes(value)
+        if size > self.max_bytes:
+            return
+        if key in self._entries:
+            self._used -= self._entries.pop(key)[1]
+        self._entries[key] = (value, size)
+        self._used += size
+        while self._used > self.max_bytes:
+            _, (_, evicted) = self._entries.popitem(last=False)
+            self._used -= evicted
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._used = 0
+
+    @property
+    def used_bytes(self) -> int:
+        return self._used
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class DiskStore:
+    """Content-addressed results on disk: ``root/ab/<key>/{values.safetensors, meta.json}``."""
+
+    def __init__(self, root: Path, storable_classes: dict[str, type]) -> None:
+        self.root = Path(root)
+        self.storable = storable_classes
+
+    def _entry(self, key: str) -> Path:
+        return self.root / key[:2] / key
+
+    def put(self, key: str, outputs: tuple[Any, ...]) -> bool:
+        """Store a node's outputs; False (nothing written) when a value cannot be stored, e.g. a model."""
+        entry = self._entry(key)
+        if entry.exists():
+            return True
+        try:
+            tensors, description = codec.encode(list(outputs), self.storable)
+        except codec.NotStorable:
+            return False
+        blob = save_safetensors(tensors) if tensors else b""
+        meta = {"format": FORMAT, "key": key, "sha256": hashlib.sha256(blob).hexdigest(), "value": description}
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        staging = entry.parent / f".tmp-{key}-{uuid.uuid4().hex}"
+        staging.mkdir()
+        try:
+            _write_synced(staging / "values.safetensors", blob)
+            _write_synced(staging / "meta.json", json.dumps(meta).encode())
+            try:
+                os.rename(staging, entry)  # atomic; fails if another process stored it first
+            except OSError:
+                if not entry.exists():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return True
+
+    def get(self, key: str) -> tuple[Any, ...] | None:
+        """The stored outputs, or None when absent; a damaged entry is removed and reported as absent."""
+        entry = self._entry(key)
+        if not entry.is_dir():
+            return None
+        try:
+            meta = json.loads((entry / "meta.json").read_text())
+            blob = (entry / "values.safetensors").read_bytes()
+            if meta.get("format") != FORMAT or meta.get("key") != key:
+                raise ValueError("format or key mismatch")
+            if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
+                raise ValueError("checksum mismatch")
+            tensors = load_safetensors(blob) if blob else {}
+            return tuple(codec.decode(tensors, meta["value"], self.storable))
+        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError, RuntimeError):
+            self.discard(key)
+            return None
+
+    def discard(self, key: str) -> None:
+        entry = self._entry(key)
+        trash = entry.parent / f".trash-{key}-{uuid.uuid4().hex}"
+        try:
+            os.rename(entry, trash)
+        except OSError:
+            return
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def entries(self) -> Iterable[Path]:
+        if not self.root.is_dir():
+            return []
+        return [p for p in self.root.glob("??/*") if p.is_dir() and not p.name.startswith(".")]
+
+    def info(self) -> dict[str, Any]:
+        entries = list(self.entries())
+        size = sum(f.stat().st_size for e in entries for f in e.iterdir() if f.is_file())
+        return {"path": str(self.root), "entries": len(entries), "bytes": size}
+
+    def clear(self) -> int:
+        count = 0
+        for entry in self.entries():
+            self.discard(entry.name)
+            count += 1
+        for leftover in self.root.glob("??/.*") if self.root.is_dir() else []:
+            shutil.rmtree(leftover, ignore_errors=True)
+        return count
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def default_cache_dir() -> Path:
+    """``$LTXGRAPH_CACHE_DIR`` or ``$XDG_CACHE_HOME/ltxgraph`` (``~/.cache/ltxgraph``)."""
+    if os.environ.get("LTXGRAPH_CACHE_DIR"):
+        return Path(os.environ["LTXGRAPH_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ltxgraph"

@@ -1,0 +1,167 @@
+"""The ``ltxgraph`` command: run, validate, ops, cache. Exit codes: 0 ok, 2 invalid input, 1 runtime failure,
+130 interrupted. No traceback unless ``--debug``."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Sequence
+
+from .api import Graph, Runner, load
+from .cache import DiskStore, default_cache_dir
+from .errors import InvalidInput, LtxGraphError
+from .paths import Folders, atomic_write_bytes
+from .progress import ConsoleProgress
+from .registry import Registry
+
+TRUE_WORDS, FALSE_WORDS = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+
+
+def parse_assignments(graph: Graph, assignments: Sequence[str]) -> dict[str, Any]:
+    """``name=value`` strings -> typed values using the graph's parameter types."""
+    values: dict[str, Any] = {}
+    for text in assignments:
+        name, sep, raw = text.partition("=")
+        if not sep or not name:
+            raise InvalidInput(f"--set {text!r}: write --set name=value")
+        spec = graph.file.params.get(name)
+        kind = spec.type if spec else "STRING"
+        try:
+            if kind == "INT":
+                values[name] = int(raw)
+            elif kind == "FLOAT":
+                values[name] = float(raw)
+            elif kind == "BOOLEAN":
+                if raw.lower() not in TRUE_WORDS | FALSE_WORDS:
+                    raise ValueError
+                values[name] = raw.lower() in TRUE_WORDS
+            else:
+                values[name] = raw
+        except ValueError:
+            raise InvalidInput(f"--set {name}={raw!r}: parameter '{name}' must be a {kind}") from None
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ltxgraph", description="Run LTX-2 graphs headlessly.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="also load ops from this Python module (repeatable)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def graph_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument("graph", help="graph file (YAML/JSON)")
+        cmd.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a parameter")
+        cmd.add_argument("--models-dir", action="append", default=[], type=Path,
+                         help="models folder laid out like ComfyUI's (checkpoints/, loras/, ...); repeatable")
+        cmd.add_argument("--input-dir", type=Path, default=Path.cwd(), help="where input media are looked up")
+        cmd.add_argument("--out", type=Path, default=Path("output"), help="output folder (default ./output)")
+        cmd.add_argument("--allow-outside-paths", action="store_true",
+                         help="let file names in the graph reach outside their folders")
+        return cmd
+
+    run = graph_command("run", "validate and run a graph")
+    run.add_argument("--output", action="append", dest="outputs", metavar="NAME", help="compute only this output")
+    run.add_argument("--report", type=Path, help="write a JSON report (per node: status, seconds, cache key)")
+    run.add_argument("--no-cache", action="store_true", help="neither read nor write cached results")
+    run.add_argument("--cache-dir", type=Path, help=f"cache folder (default {default_cache_dir()})")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+    graph_command("validate", "check a graph without running it")
+
+    ops = sub.add_parser("ops", help="list the available ops")
+    ops.add_argument("name", nargs="?", help="show one op in full")
+    ops.add_argument("--json", action="store_true", help="machine-readable output")
+
+    cache = sub.add_parser("cache", help="inspect or clear the results cache")
+    cache.add_argument("action", choices=["info", "clear"])
+    cache.add_argument("--cache-dir", type=Path, help=f"cache folder (default {default_cache_dir()})")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except LtxGraphError as exc:
+        report = getattr(exc, "report", None)
+        if report is not None and getattr(args, "report", None):
+            _write_report(args.report, report)
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug in ltxgraph or an op: one line, traceback with --debug
+        if args.debug:
+            traceback.print_exc()
+        print(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.plugin and "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # plugins may be modules of the current project, as with python -m
+    registry = Registry.discover(args.plugin)
+    if args.command == "ops":
+        return _list_ops(registry, args)
+    if args.command == "cache":
+        store = DiskStore((args.cache_dir or default_cache_dir()) / "results", registry.storable)
+        if args.action == "clear":
+            print(f"removed {store.clear()} entries from {store.root}")
+        else:
+            print(json.dumps(store.info(), indent=2))
+        return 0
+    graph = load(args.graph)
+    params = parse_assignments(graph, args.set)
+    folders = Folders(tuple(args.models_dir), args.input_dir, args.out, args.allow_outside_paths)
+    if args.command == "validate":
+        Runner(registry, use_cache=False, folders=folders).validate(graph, params)
+        print(f"{args.graph}: valid ({len(graph.file.nodes)} nodes)")
+        return 0
+    runner = Runner(registry, cache_dir=args.cache_dir, use_cache=not args.no_cache, folders=folders,
+                    progress=ConsoleProgress(quiet=args.quiet))
+    result = runner.run(graph, params, args.outputs)
+    if args.report:
+        _write_report(args.report, result.report)
+    for name, value in result.outputs.items():
+        print(f"{name}: {_describe(value)}")
+    return 0
+
+
+def _write_report(path: Path, report: Any) -> None:
+    atomic_write_bytes(path, json.dumps(report.to_json(), indent=2).encode())
+
+
+def _describe(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return f"tensor {list(shape)}"
+    path = getattr(value, "path", None)
+    return str(path) if path else repr(value)[:200]
+
+
+def _list_ops(registry: Registry, args: argparse.Namespace) -> int:
+    specs = [s for s in registry if args.name in (None, s.name)]
+    if args.name and not specs:
+        close = registry.suggest(args.name)
+        raise InvalidInput(f"unknown op '{args.name}'" + (f" (did you mean '{close}'?)" if close else ""))
+    if args.json:
+        print(json.dumps([s.describe() for s in specs], indent=2, default=str))
+        return 0
+    for spec in specs:
+        ins = ", ".join(f"{i.name}: {i.port.type}" + ("" if i.required else f" = {i.default!r}") for i in spec.inputs)
+        outs = ", ".join(f"{n}: {t}" for n, t in spec.outputs) or "-"
+        print(f"{spec.name} v{spec.version}\n    in:  {ins or '-'}\n    out: {outs}")
+        if args.name and spec.description:
+            print(f"    {spec.description}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,36 @@
+"""What an op may know of the run it is part of: its node, progress reporting, folders, run metadata."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .paths import Folders
+
+StepCallback = Callable[[str, int, int, dict[str, Any]], None]
+
+
+def _no_steps(node: str, step: int, total: int, info: dict[str, Any]) -> None:
+    return None
+
+
+@dataclass
+class OpContext:
+    """Handed to an op that declares a parameter annotated ``OpContext``.
+
+    node: the id of the node being executed. folders: where to read and write (ops write outputs only through
+    ``folders.output_file``). metadata: the graph source and parameter values, for outputs to embed.
+    """
+
+    node: str
+    folders: Folders = field(default_factory=Folders)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    on_step: StepCallback = _no_steps
+    warnings: list[str] = field(default_factory=list)
+
+    def step(self, step: int, total: int, **info: Any) -> None:
+        """Report progress of an inner loop (e.g. a sampling step); ``step`` counts from 1."""
+        self.on_step(self.node, step, total, info)
+
+    def warn(self, message: str) -> None:
+        """A warning that ends up in the run report and on stderr."""
+        self.warnings.append(message)

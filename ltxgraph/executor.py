@@ -1,0 +1,186 @@
+"""Execute a plan: serve each node from the caches or run its op, check what it returned, release values after
+their last use, and report per node (status, seconds, cache key)."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from . import values as V
+from .cache import DiskStore, MemoryCache
+from .context import OpContext
+from .errors import InputValueError, LtxGraphError, NodeError, RunInterrupted
+from .graph import NodeRef
+from .paths import Folders
+from .plan import Plan
+from .registry import check_value
+from .types import is_scalar, members
+
+RUNTIME_CLASSES: dict[str, tuple[type, ...]] = {
+    "VIDEO_LATENT": (V.VideoLatent,), "AUDIO_LATENT": (V.AudioLatent,), "AV_LATENT": (V.AVLatent,),
+    "AUDIO": (V.Audio,), "VIDEO": (V.Video,), "IMAGE": (torch.Tensor,), "MASK": (torch.Tensor,),
+    "INT": (int,), "FLOAT": (int, float), "STRING": (str,), "BOOLEAN": (bool,),
+}
+
+
+@dataclass
+class NodeReport:
+    id: str
+    op: str
+    key: str
+    status: str = "pending"  # executed | cached | failed | interrupted | pending
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunReport:
+    graph: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    status: str = "ok"
+    seconds: float = 0.0
+    nodes: list[NodeReport] = field(default_factory=list)
+    error: str | None = None
+
+    def executed(self) -> list[str]:
+        return [n.id for n in self.nodes if n.status == "executed"]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Progress(Protocol):
+    def node_started(self, index: int, total: int, node: str, op: str) -> None: ...
+    def node_finished(self, report: NodeReport) -> None: ...
+    def step(self, node: str, step: int, total: int, info: dict[str, Any]) -> None: ...
+
+
+class SilentProgress:
+    def node_started(self, index: int, total: int, node: str, op: str) -> None: ...
+    def node_finished(self, report: NodeReport) -> None: ...
+    def step(self, node: str, step: int, total: int, info: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class Executor:
+    """Runs plans. ``memory`` and ``disk`` may be None (``--no-cache``)."""
+
+    memory: MemoryCache | None = None
+    disk: DiskStore | None = None
+    folders: Folders = field(default_factory=Folders)
+    progress: Progress = field(default_factory=SilentProgress)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def run(self, plan: Plan, report: RunReport | None = None) -> tuple[dict[str, Any], RunReport]:
+        """Execute ``plan``; returns the target values by output name and the report. Raises NodeError or
+        RunInterrupted (the report, filled so far, is attached as ``exc.report``)."""
+        report = report or RunReport()
+        report.nodes = [NodeReport(n, plan.nodes[n].spec.name, plan.keys[n]) for n in plan.order]
+        results: dict[str, tuple[Any, ...]] = {}
+        started = time.perf_counter()
+        try:
+            for index, node_report in enumerate(report.nodes):
+                self.progress.node_started(index, len(report.nodes), node_report.id, node_report.op)
+                t0 = time.perf_counter()
+                results[node_report.id] = self._produce(plan, node_report, results)
+                node_report.seconds = time.perf_counter() - t0
+                self.progress.node_finished(node_report)
+                for done in plan.release_after.get(node_report.id, ()):
+                    results.pop(done, None)
+        except KeyboardInterrupt:
+            self._finish(report, started, "interrupted", "interrupted by the user")
+            error = RunInterrupted("interrupted by the user; results finished so far stay cached")
+            error.report = report  # type: ignore[attr-defined]
+            raise error from None
+        except NodeError as exc:
+            self._finish(report, started, "failed", str(exc))
+            exc.report = report  # type: ignore[attr-defined]
+            raise
+        self._finish(report, started, "ok", None)
+        outputs = {}
+        for name, ref in plan.targets.items():
+            spec = plan.nodes[ref.node].spec
+            outputs[name] = results[ref.node][[p for p, _ in spec.outputs].index(ref.port)]
+        return outputs, report
+
+    @staticmethod
+    def _finish(report: RunReport, started: float, status: str, error: str | None) -> None:
+        report.status, report.error = status, error
+        report.seconds = time.perf_counter() - started
+        for node in report.nodes:
+            if node.status == "pending" and status != "ok":
+                node.status = "skipped"
+
+    def _produce(self, plan: Plan, node_report: NodeReport, results: dict[str, tuple[Any, ...]]) -> tuple[Any, ...]:
+        key = node_report.key
+        cached = self._lookup(key)
+        if cached is not None:
+            node_report.status = "cached"
+            return cached
+        node = plan.nodes[node_report.id]
+        spec = node.spec
+        node_report.status = "interrupted"
+        try:
+            kwargs = {}
+            for input_spec in spec.inputs:
+                value = node.inputs[input_spec.name]
+                if isinstance(value, NodeRef):
+                    source = plan.nodes[value.node].spec
+                    value = results[value.node][[p for p, _ in source.outputs].index(value.port)]
+                    if is_scalar(input_spec.port.type):
+                        message = check_value(input_spec, value)
+                        if message:
+                            raise InputValueError(f"input '{input_spec.name}': {message}")
+                elif input_spec.name in node.files:
+                    value = str(node.files[input_spec.name])
+                kwargs[input_spec.name] = value
+            context = None
+            if spec.context_param:
+                context = OpContext(node.id, self.folders, self.metadata, self.progress.step)
+                kwargs[spec.context_param] = context
+            returned = spec.fn(**kwargs)
+            outputs = self._check_outputs(spec.name, spec.outputs, returned)
+        except KeyboardInterrupt:
+            raise
+        except NodeError:
+            node_report.status = "failed"
+            raise
+        except Exception as exc:  # attributed to the node; the cause is kept for --debug
+            node_report.status = "failed"
+            raise NodeError(node.id, spec.name, exc) from exc
+        node_report.status = "executed"
+        if context is not None:
+            node_report.warnings = list(context.warnings)
+        if self.memory is not None:
+            self.memory.put(key, outputs)
+        if self.disk is not None:
+            self.disk.put(key, outputs)
+        return outputs
+
+    def _lookup(self, key: str) -> tuple[Any, ...] | None:
+        found = self.memory.get(key) if self.memory is not None else None
+        if found is None and self.disk is not None:
+            found = self.disk.get(key)
+            if found is not None and self.memory is not None:
+                self.memory.put(key, found)
+        if found is not None and any(isinstance(v, V.SavedFile) and not Path(v.path).is_file() for v in found):
+            return None  # an output file was deleted since: write it again
+        return found
+
+    @staticmethod
+    def _check_outputs(op: str, declared: tuple[tuple[str, str], ...], returned: Any) -> tuple[Any, ...]:
+        if not declared:  # output ops: keep the files they wrote, so a deleted file is written again
+            files = returned if isinstance(returned, (list, tuple)) else [returned]
+            return tuple(f for f in files if isinstance(f, V.SavedFile))
+        outputs = returned if isinstance(returned, tuple) and len(declared) != 1 else (returned,)
+        if len(outputs) != len(declared):
+            raise LtxGraphError(f"op {op} returned {len(outputs)} values for {len(declared)} declared outputs")
+        for (name, port_type), value in zip(declared, outputs):
+            allowed = RUNTIME_CLASSES.get(next(iter(members(port_type))))
+            bad_bool = port_type in ("INT", "FLOAT") and isinstance(value, bool)
+            if (allowed and not isinstance(value, allowed)) or bad_bool:
+                raise LtxGraphError(f"op {op} returned a {type(value).__name__} for output '{name}' ({port_type})")
+        return tuple(outputs)

@@ -1,0 +1,69 @@
+"""Plan a run: prune to what the requested outputs need, order it, know when each value can be released,
+and compute every node's cache key from its lineage before anything executes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import networkx as nx
+
+from .cache import file_fingerprint, node_key
+from .errors import InvalidInput
+from .graph import NodeRef
+from .validate import ResolvedGraph, ResolvedNode
+
+
+@dataclass(frozen=True)
+class Plan:
+    """order: node ids in execution order. keys: cache key per node. release_after: node id -> node ids whose
+    values are no longer needed once it has run. targets: the node ports the run must return."""
+
+    order: tuple[str, ...]
+    keys: dict[str, str]
+    release_after: dict[str, tuple[str, ...]]
+    targets: dict[str, NodeRef]
+    nodes: dict[str, ResolvedNode]
+
+
+def make_plan(graph: ResolvedGraph, outputs: Iterable[str] | None = None) -> Plan:
+    """Plan the nodes that feed ``outputs`` (names of graph outputs; default: all of them and every output op)."""
+    requested = list(graph.outputs) if outputs is None else list(outputs)
+    unknown = [name for name in requested if name not in graph.outputs]
+    if unknown:
+        raise InvalidInput(f"unknown output(s) {', '.join(unknown)} (graph outputs: {', '.join(graph.outputs) or 'none'})")
+    targets = {name: graph.outputs[name] for name in requested}
+    roots = {ref.node for ref in targets.values()}
+    if outputs is None:
+        roots |= {node.id for node in graph.nodes.values() if node.spec.output_node}
+
+    dag = nx.DiGraph()
+    dag.add_nodes_from(graph.nodes)
+    dag.add_edges_from((up, node.id) for node in graph.nodes.values() for up in node.upstream())
+    needed = set(roots)
+    for root in roots:
+        needed |= nx.ancestors(dag, root)
+    order = tuple(nx.lexicographical_topological_sort(dag.subgraph(needed)))
+
+    keys: dict[str, str] = {}
+    for node_id in order:
+        node = graph.nodes[node_id]
+        upstream_keys = {up: keys[up] for up in node.upstream()}
+        files = {name: file_fingerprint(path) for name, path in sorted(node.files.items())}
+        keys[node_id] = node_key(node.spec.name, node.spec.version, node.inputs, upstream_keys, files)
+
+    position = {node_id: i for i, node_id in enumerate(order)}
+    last_use = {node_id: position[node_id] for node_id in order}
+    for node_id in order:
+        for up in graph.nodes[node_id].upstream():
+            last_use[up] = max(last_use[up], position[node_id])
+    kept = {ref.node for ref in targets.values()}
+    release_after: dict[str, list[str]] = {}
+    for node_id, last in last_use.items():
+        if node_id not in kept:
+            release_after.setdefault(order[last], []).append(node_id)
+    return Plan(order, keys, {k: tuple(v) for k, v in release_after.items()}, targets,
+                {node_id: graph.nodes[node_id] for node_id in order})
+
+
+def input_refs(node: ResolvedNode) -> list[NodeRef]:
+    return [v for v in node.inputs.values() if isinstance(v, NodeRef)]
