@@ -81,7 +81,7 @@ def format_input(value: InputValue) -> Any:
 class ParamSpec(BaseModel):
     """A graph parameter: overridable from the command line (``--set name=value``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     type: ParamType
     default: Union[bool, int, float, str]
     description: str | None = None
@@ -91,12 +91,19 @@ class ParamSpec(BaseModel):
 
     @model_validator(mode="after")
     def _default_matches_type(self) -> "ParamSpec":
+        if self.type == "INT":  # JSON Schema's integer admits 2.0: take it as 2
+            self.default = _integral(self.default)
+            self.choices = None if self.choices is None else [_integral(c) for c in self.choices]
         if not value_has_type(self.default, self.type):
             raise ValueError(f"default {self.default!r} is not a {self.type}")
         for choice in self.choices or []:
             if not value_has_type(choice, self.type):
                 raise ValueError(f"choice {choice!r} is not a {self.type}")
         return self
+
+
+def _integral(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def value_has_type(value: Any, param_type: str) -> bool:
@@ -115,7 +122,7 @@ def value_has_type(value: Any, param_type: str) -> bool:
 class NodeSpec(BaseModel):
     """One node: the op it runs and its inputs (literals or references)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", strict=True)
     op: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:+\- ]*$", max_length=200)
     inputs: dict[str, Any] = Field(default_factory=dict, alias="in")
     title: str | None = None
@@ -132,13 +139,20 @@ class NodeSpec(BaseModel):
 class GraphFile(BaseModel):
     """A whole graph file (format version 1)."""
 
-    model_config = ConfigDict(extra="forbid")
-    ltxgraph: Literal[1]
+    model_config = ConfigDict(extra="forbid", strict=True)
+    ltxgraph: Union[int, float]
     name: str | None = None
     description: str | None = None
     params: dict[str, ParamSpec] = Field(default_factory=dict)
     nodes: dict[str, NodeSpec] = Field(min_length=1)
     outputs: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("ltxgraph")
+    @classmethod
+    def _format_version(cls, version: Union[int, float]) -> int:
+        if isinstance(version, bool) or version != 1:
+            raise ValueError(f"unsupported format version {version!r}: this ltxgraph reads format 1")
+        return 1
 
     @field_validator("params")
     @classmethod

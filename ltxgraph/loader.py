@@ -16,6 +16,8 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_YAML_NODES = 200_000
 MAX_DEPTH = 64
 
+_PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+
 LineMap = dict[tuple[Any, ...], int]
 
 
@@ -70,6 +72,8 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, path: tuple[Any, ...], line
     if len(path) > MAX_DEPTH:
         raise GraphFileError("document nested too deeply", None, node.start_mark.line + 1)
     lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+        raise GraphFileError(f"not valid YAML/JSON: tag {node.tag} is not allowed", None, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         result: dict[Any, Any] = {}

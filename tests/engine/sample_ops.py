@@ -96,3 +96,14 @@ def write_text(text: Annotated[str, Port("STRING")], filename_prefix: Annotated[
 def bad_output(text: Annotated[str, Port("STRING")]) -> int:
     """Returns a string for an INT port on purpose: the engine must catch it."""
     return text  # type: ignore[return-value]
+
+
+@op("Sleep", outputs={"VALUE": "INT"})
+def sleep(value: Annotated[int, Port("INT")], seconds: Annotated[float, Port("FLOAT", min=0.0)] = 0.1,
+          ctx: OpContext = None) -> int:
+    """Waits ``seconds`` (in ten steps, reporting progress), then returns ``value``."""
+    import time
+    for step in range(10):
+        time.sleep(seconds / 10)
+        ctx.step(step + 1, 10)
+    return value

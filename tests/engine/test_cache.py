@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import math
+import multiprocessing
+from pathlib import Path
+
+import pytest
+import torch
+
+from ltxgraph import Registry
+from ltxgraph.cache import DiskStore, MemoryCache, node_key
+from ltxgraph.graph import NodeRef
+from ltxgraph.values import Audio, AudioLatent, AVLatent, VideoLatent
+
+
+def storable() -> dict[str, type]:
+    return Registry().storable
+
+
+def test_memory_cache_is_bounded_in_bytes_and_lru() -> None:
+    cache = MemoryCache(max_bytes=3 * 400)
+    for name in "abc":
+        cache.put(name, torch.zeros(100))  # 400 bytes each
+    cache.get("a")
+    cache.put("d", torch.zeros(100))
+    assert cache.get("b") is None and cache.get("a") is not None and len(cache) == 3
+    cache.put("huge", torch.zeros(1000))
+    assert cache.get("huge") is None and cache.used_bytes == 1200
+
+
+def test_disk_store_round_trips_values(tmp_path: Path) -> None:
+    store = DiskStore(tmp_path, storable())
+    video = VideoLatent(torch.randn(1, 4, 2, 3, 3), fps=24.0, frames=9, noise_mask=torch.ones(1, 1, 2, 1, 1))
+    audio = AudioLatent(torch.randn(1, 8, 5, 16), latents_per_second=25.0, seconds=0.2)
+    values = (AVLatent(video, audio), Audio(torch.randn(1, 2, 50), 16000), 3, float("nan"), "text", None, [1.5, (2,)])
+    assert store.put("k1", values)
+    back = store.get("k1")
+    assert torch.equal(back[0].video.samples, video.samples) and back[0].video.fps == 24.0
+    assert torch.equal(back[0].video.noise_mask, video.noise_mask) and back[0].audio.noise_mask is None
+    assert back[1].sample_rate == 16000 and back[2] == 3 and math.isnan(back[3])
+    assert back[4:] == ("text", None, [1.5, (2,)])
+
+
+def test_models_are_not_written_to_disk(tmp_path: Path) -> None:
+    store = DiskStore(tmp_path, storable())
+    assert not store.put("m", (torch.nn.Linear(2, 2),))
+    assert store.get("m") is None and store.info()["entries"] == 0
+
+
+@pytest.mark.parametrize("damage", ["flip_tensor_byte", "truncate_tensors", "garbage_meta", "delete_meta",
+                                    "wrong_key"])
+def test_damaged_entries_are_discarded(tmp_path: Path, damage: str) -> None:
+    store = DiskStore(tmp_path, storable())
+    store.put("abcd", (torch.arange(1000, dtype=torch.float32),))
+    entry = tmp_path / "ab" / "abcd"
+    tensors, meta = entry / "values.safetensors", entry / "meta.json"
+    if damage == "flip_tensor_byte":
+        data = bytearray(tensors.read_bytes())
+        data[-5] ^= 0xFF
+        tensors.write_bytes(bytes(data))
+    elif damage == "truncate_tensors":
+        tensors.write_bytes(tensors.read_bytes()[:100])
+    elif damage == "garbage_meta":
+        meta.write_text("{not json")
+    elif damage == "delete_meta":
+        meta.unlink()
+    else:
+        meta.write_text(meta.read_text().replace('"abcd"', '"abce"'))
+    assert store.get("abcd") is None
+    assert not entry.exists()
+
+
+def test_unknown_classes_in_entries_are_refused(tmp_path: Path) -> None:
+    store = DiskStore(tmp_path, storable())
+    store.put("abcd", (Audio(torch.zeros(1, 1, 4), 8000),))
+    meta = tmp_path / "ab" / "abcd" / "meta.json"
+    meta.write_text(meta.read_text().replace("ltxgraph.values.Audio", "os.system"))
+    assert store.get("abcd") is None
+
+
+def _store_many(root: str, worker: int) -> None:
+    store = DiskStore(Path(root), Registry().storable)
+    for i in range(40):
+        store.put(f"{i:04d}", (torch.full((256,), float(i)),))
+        other = (i * 7) % 40
+        got = store.get(f"{other:04d}")  # the other process may not have written it yet; never a partial entry
+        assert got is None or torch.equal(got[0], torch.full((256,), float(other)))
+
+
+def test_two_processes_share_a_store(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_store_many, args=(str(tmp_path), w)) for w in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    store = DiskStore(tmp_path, storable())
+    for i in range(40):
+        assert torch.equal(store.get(f"{i:04d}")[0], torch.full((256,), float(i)))
+    assert store.info()["entries"] == 40
+    assert not list(tmp_path.glob("??/.*"))  # no staging leftovers
+
+
+def test_node_keys_change_with_each_ingredient() -> None:
+    base = node_key("Op", "1", {"x": 1, "r": NodeRef("a", "OUT")}, {"a": "k"}, {})
+    assert base == node_key("Op", "1", {"r": NodeRef("a", "OUT"), "x": 1}, {"a": "k"}, {})
+    variants = [
+        node_key("Op2", "1", {"x": 1, "r": NodeRef("a", "OUT")}, {"a": "k"}, {}),
+        node_key("Op", "2", {"x": 1, "r": NodeRef("a", "OUT")}, {"a": "k"}, {}),
+        node_key("Op", "1", {"x": 1.0, "r": NodeRef("a", "OUT")}, {"a": "k"}, {}),
+        node_key("Op", "1", {"x": 1, "r": NodeRef("a", "OUT2")}, {"a": "k"}, {}),
+        node_key("Op", "1", {"x": 1, "r": NodeRef("a", "OUT")}, {"a": "k2"}, {}),
+        node_key("Op", "1", {"x": 1, "r": NodeRef("a", "OUT")}, {"a": "k"}, {"f": "sha256:1"}),
+    ]
+    assert len({base, *variants}) == 7
