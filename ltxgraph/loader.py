@@ -16,6 +16,7 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_YAML_NODES = 200_000
 MAX_DEPTH = 64
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: same results, ~10x faster
 _PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 
 LineMap = dict[tuple[Any, ...], int]
@@ -42,7 +43,7 @@ class SourceDoc:
 def parse_text(text: str, path: str | None = None) -> SourceDoc:
     """Parse YAML (JSON is YAML) with SafeLoader; refuse duplicate keys, alias bombs and deep nesting."""
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _Loader(text)
         try:
             root = loader.get_single_node()
             doc = SourceDoc(None, {}, path, text)

@@ -64,6 +64,3 @@ def make_plan(graph: ResolvedGraph, outputs: Iterable[str] | None = None) -> Pla
     return Plan(order, keys, {k: tuple(v) for k, v in release_after.items()}, targets,
                 {node_id: graph.nodes[node_id] for node_id in order})
 
-
-def input_refs(node: ResolvedNode) -> list[NodeRef]:
-    return [v for v in node.inputs.values() if isinstance(v, NodeRef)]

@@ -1,0 +1,123 @@
+"""Primitive value nodes and small arithmetic, as ComfyUI names them (workflows use them for plumbing)."""
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from typing import Annotated, Any
+
+from ltxgraph import Port, op
+from ltxgraph.errors import InputValueError
+
+INT64 = 2**63 - 1
+
+
+@op("PrimitiveInt", outputs={"INT": "INT"}, category="utilities/primitive")
+def primitive_int(value: Annotated[int, Port("INT", min=-INT64, max=INT64, control_after_generate=True)]) -> int:
+    """An integer."""
+    return value
+
+
+@op("PrimitiveFloat", outputs={"FLOAT": "FLOAT"}, category="utilities/primitive")
+def primitive_float(value: Annotated[float, Port("FLOAT", min=-INT64, max=INT64)]) -> float:
+    """A float."""
+    return float(value)
+
+
+@op("PrimitiveBoolean", outputs={"BOOLEAN": "BOOLEAN"}, category="utilities/primitive")
+def primitive_boolean(value: Annotated[bool, Port("BOOLEAN")]) -> bool:
+    """A boolean."""
+    return value
+
+
+@op("PrimitiveString", outputs={"STRING": "STRING"}, category="utilities/primitive")
+def primitive_string(value: Annotated[str, Port("STRING")]) -> str:
+    """A one-line string."""
+    return value
+
+
+@op("PrimitiveStringMultiline", outputs={"STRING": "STRING"}, category="utilities/primitive")
+def primitive_string_multiline(value: Annotated[str, Port("STRING", multiline=True)]) -> str:
+    """A multi-line string (prompts)."""
+    return value
+
+
+@op("LTXFloatToInt", outputs={"INT": "INT"}, category="math/conversion")
+def float_to_int(a: Annotated[float, Port("FLOAT")] = 0.0) -> int:
+    """Round a float to the nearest integer (halves away from zero)."""
+    return int(math.floor(abs(a) + 0.5) * (1 if a >= 0 else -1))
+
+
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
+_COMPARE = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
+            ast.Eq: operator.eq, ast.NotEq: operator.ne}
+_FUNCTIONS = {"min": min, "max": max, "abs": abs, "round": round, "floor": math.floor, "ceil": math.ceil,
+              "sqrt": math.sqrt, "int": int, "float": float}
+MAX_EXPRESSION_CHARS = 1000
+
+
+def compute_expression(expression: str, variables: dict[str, float | int | bool]) -> float | int | bool:
+    """The value of an arithmetic expression over ``variables``: numbers, + - * / // % **, comparisons,
+    and/or/not, ``x if c else y`` and min/max/abs/round/floor/ceil/sqrt/int/float. Nothing else is run."""
+    if len(expression) > MAX_EXPRESSION_CHARS:
+        raise InputValueError(f"expression is longer than {MAX_EXPRESSION_CHARS} characters")
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise InputValueError(f"expression {expression!r} is not valid: {exc.msg}") from None
+
+    def walk(node: ast.AST) -> Any:
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, bool)):
+            return node.value
+        if isinstance(node, ast.Name):
+            if node.id not in variables:
+                raise InputValueError(f"expression uses '{node.id}', which is not connected")
+            return variables[node.id]
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+            left, right = walk(node.left), walk(node.right)
+            if isinstance(node.op, ast.Pow) and abs(right) > 64:
+                raise InputValueError("exponent larger than 64 in expression")
+            return _BINARY[type(node.op)](left, right)
+        if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+            return _UNARY[type(node.op)](walk(node.operand))
+        if isinstance(node, ast.BoolOp):
+            values = [walk(v) for v in node.values]
+            return all(values) if isinstance(node.op, ast.And) else any(values)
+        if isinstance(node, ast.Compare) and all(type(o) in _COMPARE for o in node.ops):
+            left, result = walk(node.left), True
+            for cmp, comparator in zip(node.ops, node.comparators):
+                right = walk(comparator)
+                result = result and _COMPARE[type(cmp)](left, right)
+                left = right
+            return result
+        if isinstance(node, ast.IfExp):
+            return walk(node.body) if walk(node.test) else walk(node.orelse)
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS
+                and not node.keywords):
+            return _FUNCTIONS[node.func.id](*[walk(a) for a in node.args])
+        raise InputValueError(f"expression {expression!r}: '{ast.unparse(node)}' is not allowed")
+
+    try:
+        return walk(tree)
+    except (ZeroDivisionError, OverflowError, ValueError, TypeError) as exc:
+        raise InputValueError(f"expression {expression!r} failed: {exc}") from None
+
+
+Number = Annotated[float, Port("FLOAT|INT|BOOLEAN", optional=True)]
+
+
+@op("ComfyMathExpression", outputs={"FLOAT": "FLOAT", "INT": "INT", "BOOL": "BOOLEAN"}, category="utilities")
+def math_expression(expression: Annotated[str, Port("STRING", multiline=True)] = "a + b",
+                    a: Number = None, b: Number = None, c: Number = None, d: Number = None,
+                    e: Number = None, f: Number = None, g: Number = None, h: Number = None
+                    ) -> tuple[float, int, bool]:
+    """Evaluate an arithmetic expression over the connected values a..h (safely: no Python is executed)."""
+    variables = {k: v for k, v in dict(a=a, b=b, c=c, d=d, e=e, f=f, g=g, h=h).items() if v is not None}
+    value = compute_expression(expression, variables)
+    if isinstance(value, complex):
+        raise InputValueError(f"expression {expression!r} gave a complex number")
+    return float(value), int(value), bool(value)

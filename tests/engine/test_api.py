@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import ltxgraph
+from ltxgraph import Runner
+from ltxgraph.errors import NodeError
+from ltxgraph.paths import Folders
+
+from .conftest import counting_registry
+
+
+def test_python_api_runs_like_the_cli(tmp_path: Path) -> None:
+    path = tmp_path / "g.yaml"
+    path.write_text("ltxgraph: 1\nparams: {n: {type: INT, default: 2}}\nnodes:\n"
+                    "  c: {op: Const, in: {value: $n}}\n  s: {op: Add, in: {a: '@c.VALUE', b: 40}}\n"
+                    "outputs: {total: '@s.SUM', base: '@c.VALUE'}\n")
+    calls: Counter = Counter()
+    runner = Runner(counting_registry(calls), cache_dir=tmp_path / "cache",
+                    folders=Folders((), tmp_path, tmp_path / "out"))
+    graph = ltxgraph.load(path)
+    assert graph.run(runner=runner).outputs == {"total": 42, "base": 2}
+    assert graph.run(params={"n": 3}, runner=runner, ).outputs["total"] == 43
+    only = runner.run(graph, {"n": 5}, outputs=["base"])
+    assert only.outputs == {"base": 5} and [n.id for n in only.report.nodes] == ["c"]
+    assert calls == Counter({"Const": 3, "Add": 2})
+
+
+def test_op_failure_names_node_and_keeps_cause(tmp_path: Path, registry) -> None:
+    path = tmp_path / "g.yaml"
+    path.write_text("ltxgraph: 1\nnodes:\n  f: {op: Fail, in: {value: 3}}\noutputs: {v: '@f.VALUE'}\n")
+    with pytest.raises(NodeError) as info:
+        ltxgraph.load(path).run(runner=Runner(registry, use_cache=False))
+    assert info.value.node == "f" and isinstance(info.value.cause, RuntimeError)
+    assert info.value.report.nodes[0].status == "failed"
+
+
+def test_intermediates_are_released_after_last_use(tmp_path: Path, registry) -> None:
+    path = tmp_path / "g.yaml"
+    path.write_text("ltxgraph: 1\nnodes:\n  a: {op: MakeTensor, in: {seed: 1}}\n"
+                    "  b: {op: ScaleImage, in: {image: '@a.IMAGE'}}\n  c: {op: ScaleImage, in: {image: '@b.IMAGE'}}\n"
+                    "  d: {op: BlendImages, in: {a: '@c.IMAGE', b: '@a.IMAGE'}}\noutputs: {out: '@d.IMAGE'}\n")
+    plan = Runner(registry, use_cache=False).plan(ltxgraph.load(path))
+    assert plan.order == ("a", "b", "c", "d")
+    assert plan.release_after == {"c": ("b",), "d": ("a", "c")}
+
+
+def test_progress_reports_nodes_and_inner_steps(tmp_path: Path, registry) -> None:
+    events = []
+
+    class Recorder:
+        def node_started(self, index, total, node, op):
+            events.append(("start", node, index, total))
+
+        def node_finished(self, report):
+            events.append(("end", report.id, report.status))
+
+        def step(self, node, step, total, info):
+            events.append(("step", node, step, total))
+
+    path = tmp_path / "g.yaml"
+    path.write_text("ltxgraph: 1\nnodes:\n  e: {op: EmptyVideoLatent, in: {length: 17}}\noutputs: {l: '@e.LATENT'}\n")
+    Runner(registry, use_cache=False, progress=Recorder()).run(ltxgraph.load(path))
+    assert events == [("start", "e", 0, 1), ("step", "e", 1, 3), ("step", "e", 2, 3), ("step", "e", 3, 3),
+                      ("end", "e", "executed")]
