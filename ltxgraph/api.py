@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .cache import DiskStore, MemoryCache, default_cache_dir
-from .errors import GraphFileError
 from .executor import Executor, Progress, RunReport, SilentProgress
 from .graph import GraphFile
 from .loader import SourceDoc, detect_format, graph_from_doc, read_document
@@ -30,6 +29,7 @@ class Graph:
 
     file: GraphFile
     doc: SourceDoc = field(default_factory=lambda: SourceDoc(None))
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def path(self) -> str | None:
@@ -44,18 +44,16 @@ class Graph:
         return (runner or Runner(**runner_options)).run(self, params, outputs)
 
 
-def load(path: str | Path) -> Graph:
-    """Load a graph file (YAML or JSON). ComfyUI workflows are converted by :mod:`ltxgraph.comfyui`."""
+def load(path: str | Path, registry: Registry | None = None) -> Graph:
+    """Load a graph file (YAML or JSON) or a ComfyUI workflow (UI or API format, converted with the op
+    signatures of ``registry``, by default the discovered one)."""
     doc = read_document(path)
     kind = detect_format(doc.data)
     if kind == "ltxgraph" or kind == "unknown":
         return Graph(graph_from_doc(doc), doc)
-    try:
-        from . import comfyui
-    except ImportError:
-        raise GraphFileError(f"this is a ComfyUI {kind[8:].upper()}-format workflow; this build of ltxgraph "
-                             "cannot convert ComfyUI workflows yet", doc.path) from None
-    return comfyui.load_workflow(doc, kind)
+    from . import comfyui
+
+    return comfyui.load_workflow(doc, kind, registry or Registry.discover())
 
 
 @dataclass

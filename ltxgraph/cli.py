@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .api import Graph, Runner, load
+from .comfyui import convert_document, export_api
+from .loader import SourceDoc, detect_format, graph_from_doc, read_document
+from .validate import validate
+from .writer import graph_yaml
 from .cache import DiskStore, default_cache_dir
 from .errors import InvalidInput, LtxGraphError
 from .paths import Folders, atomic_write_bytes
@@ -72,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress output")
     graph_command("validate", "check a graph without running it")
 
+    convert = sub.add_parser("convert", help="convert a ComfyUI workflow (UI or API format) to a graph file")
+    convert.add_argument("workflow", help="ComfyUI workflow JSON")
+    convert.add_argument("-o", "--output", type=Path, required=True, help="graph file to write (.yaml or .json)")
+    export = sub.add_parser("export", help="export a graph as a ComfyUI API-format prompt")
+    export.add_argument("graph", help="graph file (or workflow)")
+    export.add_argument("-o", "--output", type=Path, required=True, help="prompt JSON to write")
+    export.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a parameter")
+
     ops = sub.add_parser("ops", help="list the available ops")
     ops.add_argument("name", nargs="?", help="show one op in full")
     ops.add_argument("--json", action="store_true", help="machine-readable output")
@@ -117,8 +129,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         else:
             print(json.dumps(store.info(), indent=2))
         return 0
-    graph = load(args.graph)
+    if args.command == "convert":
+        return _convert(registry, args)
+    graph = load(args.graph, registry)
+    for warning in graph.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     params = parse_assignments(graph, args.set)
+    if args.command == "export":
+        prompt = export_api(graph.file, registry, params)
+        atomic_write_bytes(args.output, json.dumps(prompt, indent=2).encode())
+        print(f"wrote {args.output} ({len(prompt)} nodes)")
+        return 0
     folders = Folders(tuple(args.models_dir), args.input_dir, args.out, args.allow_outside_paths)
     if args.command == "validate":
         Runner(registry, use_cache=False, folders=folders).validate(graph, params)
@@ -131,6 +152,26 @@ def _dispatch(args: argparse.Namespace) -> int:
         _write_report(args.report, result.report)
     for name, value in result.outputs.items():
         print(f"{name}: {_describe(value)}")
+    return 0
+
+
+def _convert(registry: Registry, args: argparse.Namespace) -> int:
+    doc = read_document(args.workflow)
+    kind = detect_format(doc.data)
+    if not kind.startswith("comfyui"):
+        raise InvalidInput(f"{args.workflow}: not a ComfyUI workflow (UI or API format)")
+    conversion = convert_document(doc, kind, registry)
+    for warning in conversion.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    graph = conversion.graph
+    converted = SourceDoc(graph, {}, f"{args.workflow} (converted)")
+    validate(graph_from_doc(converted), registry, converted)  # types and values; model files are checked at run
+    if args.output.suffix == ".json":
+        text = json.dumps(graph, indent=2)
+    else:
+        text = graph_yaml(graph, f"converted from {Path(args.workflow).name} ({kind}) by ltxgraph convert")
+    atomic_write_bytes(args.output, text.encode())
+    print(f"wrote {args.output} ({len(graph['nodes'])} nodes)")
     return 0
 
 

@@ -40,7 +40,8 @@ class Port:
 
     file: the models/input folder kind a STRING names a file in ("checkpoints", "loras", "input", ...); the
     engine resolves it safely inside that folder and fingerprints the file for the cache.
-    widget / control_after_generate / upload / optional describe the ComfyUI node's UI so workflows map 1:1.
+    widget / control_after_generate / upload / optional describe the ComfyUI node's UI so workflows map 1:1;
+    comfy_name is ComfyUI's name for the input where it is not an identifier (e.g. "resize_type.width").
     """
 
     type: str
@@ -55,6 +56,7 @@ class Port:
     control_after_generate: bool = False
     upload: bool = False
     optional: bool = False
+    comfy_name: str | None = None
     description: str = ""
 
     def __post_init__(self) -> None:

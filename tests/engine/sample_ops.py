@@ -107,3 +107,9 @@ def sleep(value: Annotated[int, Port("INT")], seconds: Annotated[float, Port("FL
         time.sleep(seconds / 10)
         ctx.step(step + 1, 10)
     return value
+
+
+@op("PreviewTensor", output_node=True)
+def preview_tensor(images: Annotated[torch.Tensor, Port("IMAGE")]) -> None:
+    """An output node that shows an image (here: does nothing)."""
+    return None

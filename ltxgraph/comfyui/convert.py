@@ -1,0 +1,186 @@
+"""Map a flat ComfyUI workflow onto registered ops and write an ltxgraph graph.
+
+The widget mapping is derived from each op's signature, not from a second table: every widget input takes one
+slot in ``widgets_values`` (required inputs first, then optional, in declaration order), a seed-like INT
+(``control_after_generate``) is followed by a hidden slot, an upload input by an "upload" slot; linked widget
+inputs keep their slot. Saves from other ComfyUI versions may carry fewer values (defaults fill in) or more
+(ignored, with a warning).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from ..errors import InvalidInput
+from ..graph import format_input
+from ..registry import OpSpec, Registry
+from .workflow import FlatNode, FlatWorkflow, Link, Literal
+
+# ComfyUI nodes whose meaning is exactly one of our ops (low-VRAM loaders load the same files; plumbing nodes).
+ALIASES = {
+    "LowVRAMCheckpointLoader": "CheckpointLoaderSimple",
+    "LowVRAMAudioVAELoader": "LTXVAudioVAELoader",
+    "LowVRAMLatentUpscaleModelLoader": "LatentUpscaleModelLoader",
+    "CM_FloatToInt": "LTXFloatToInt",
+}
+# Nodes that only order execution or display values: their first input passes through, or they are dropped.
+PASS_THROUGH = {"ImpactExecutionOrderController"}
+DISPLAY_ONLY = {"PreviewAny", "Display Any (rgthree)"}
+
+
+class ConversionError(InvalidInput):
+    """The workflow uses nodes ltxgraph does not implement; lists all of them and what feeds from them."""
+
+
+@dataclass
+class Conversion:
+    graph: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def widget_slots(spec: OpSpec) -> list[str | None]:
+    """Input names in ``widgets_values`` order; None marks a hidden slot (control_after_generate, upload)."""
+    ordered = [i for i in spec.inputs if i.required] + [i for i in spec.inputs if not i.required]
+    slots: list[str | None] = []
+    for input_spec in ordered:
+        if not input_spec.port.is_widget:
+            continue
+        slots.append(input_spec.port.comfy_name or input_spec.name)
+        if input_spec.port.control_after_generate or input_spec.port.upload:
+            slots.append(None)
+    return slots
+
+
+def comfy_input_names(spec: OpSpec) -> dict[str, str]:
+    """ComfyUI input name -> our input name (they differ only where ComfyUI's is not an identifier)."""
+    return {(i.port.comfy_name or i.name): i.name for i in spec.inputs}
+
+
+def convert(workflow: FlatWorkflow, registry: Registry, name: str | None = None) -> Conversion:
+    """Build an ltxgraph graph dict from ``workflow``; raise ConversionError listing unsupported nodes."""
+    warnings = list(workflow.warnings)
+    nodes = _drop_plumbing(workflow, warnings)
+    specs: dict[str, OpSpec] = {}
+    unsupported = []
+    for node in nodes.values():
+        spec = registry.get(ALIASES.get(node.type, node.type))
+        if spec is None:
+            unsupported.append(node)
+        else:
+            specs[node.id] = spec
+    if unsupported:
+        raise ConversionError(_unsupported_report(unsupported, nodes))
+
+    keep = _reachable_from_outputs(nodes, specs, warnings)
+    graph_nodes: dict[str, Any] = {}
+    for node_id in sorted(keep, key=_natural):
+        node, spec = nodes[node_id], specs[node_id]
+        inputs = _widget_values(node, spec, warnings)
+        names = comfy_input_names(spec)
+        for comfy_name, source in node.inputs.items():
+            ours = names.get(comfy_name)
+            if ours is None:
+                warnings.append(f"node {node_id} ({node.type}): input '{comfy_name}' is not an input of "
+                                f"{spec.name}; ignored")
+                continue
+            if isinstance(source, Literal):
+                inputs[ours] = format_input(source.value)
+            elif source.node in keep:
+                source_spec = specs[source.node]
+                if source.slot >= len(source_spec.outputs):
+                    raise ConversionError(f"node {node_id} ({node.type}) input '{comfy_name}' reads output slot "
+                                          f"{source.slot} of node {source.node} ({source_spec.name}), which has "
+                                          f"{len(source_spec.outputs)} outputs")
+                inputs[ours] = f"@{source.node}.{source_spec.outputs[source.slot][0]}"
+        entry: dict[str, Any] = {"op": spec.name, "in": inputs}
+        if node.title:
+            entry["title"] = str(node.title)
+        graph_nodes[node_id] = entry
+    graph = {"ltxgraph": 1, "name": name, "nodes": graph_nodes, "outputs": {}}
+    return Conversion(graph, warnings)
+
+
+def _widget_values(node: FlatNode, spec: OpSpec, warnings: list[str]) -> dict[str, Any]:
+    names = comfy_input_names(spec)
+    if isinstance(node.widgets, dict):  # API format: named constants
+        values = {}
+        for comfy_name, value in node.widgets.items():
+            if comfy_name in names:
+                values[names[comfy_name]] = format_input(value)
+            elif comfy_name != "upload" and not comfy_name.endswith("control_after_generate"):
+                warnings.append(f"node {node.id} ({node.type}): unknown input '{comfy_name}' ignored")
+        return values
+    slots = widget_slots(spec)
+    values = {}
+    for slot, value in zip(slots, node.widgets):
+        if slot is not None and slot not in node.inputs:
+            values[names[slot]] = format_input(value)
+    if len(node.widgets) > len(slots):
+        warnings.append(f"node {node.id} ({node.type}): {len(node.widgets) - len(slots)} extra widget value(s) "
+                        f"{node.widgets[len(slots):]!r:.80} ignored (saved by another ComfyUI version?)")
+    missing = [s for s in slots[len(node.widgets):] if s and s not in node.inputs]
+    if missing:
+        warnings.append(f"node {node.id} ({node.type}): no saved value for {', '.join(missing)}; defaults used")
+    return values
+
+
+def _drop_plumbing(workflow: FlatWorkflow, warnings: list[str]) -> dict[str, FlatNode]:
+    """Remove display-only nodes and splice pass-through plumbing nodes out of the links."""
+    nodes = {k: v for k, v in workflow.nodes.items() if v.type not in DISPLAY_ONLY}
+    through = {k: v for k, v in nodes.items() if v.type in PASS_THROUGH}
+    if not through:
+        return nodes
+
+    def source_of(link: Link | Literal, depth: int = 0) -> Link | Literal | None:
+        if isinstance(link, Link) and link.node in through and depth < 64:
+            sources = list(through[link.node].inputs.values())
+            return source_of(sources[link.slot], depth + 1) if link.slot < len(sources) else None
+        return link
+
+    kept = {k: v for k, v in nodes.items() if k not in through}
+    for node in kept.values():
+        node.inputs = {name: src for name, link in node.inputs.items() if (src := source_of(link)) is not None}
+    warnings.extend(f"node {k} ({v.type}) only orders execution; removed" for k, v in through.items())
+    return kept
+
+
+def _reachable_from_outputs(nodes: dict[str, FlatNode], specs: dict[str, OpSpec], warnings: list[str]) -> set[str]:
+    dag = nx.DiGraph()
+    dag.add_nodes_from(nodes)
+    for node in nodes.values():
+        for source in node.inputs.values():
+            if isinstance(source, Link):
+                if source.node not in nodes:
+                    raise ConversionError(f"node {node.id} ({node.type}) reads from node {source.node}, "
+                                          "which is not in the workflow")
+                dag.add_edge(source.node, node.id)
+    outputs = [n for n in nodes if specs[n].output_node]
+    if not outputs:
+        raise ConversionError("the workflow has no output node (SaveVideo, SaveImage, PreviewImage, ...)")
+    keep = set()
+    for node_id in outputs:
+        keep |= {node_id} | nx.ancestors(dag, node_id)
+    dropped = sorted(set(nodes) - keep, key=_natural)
+    if dropped:
+        warnings.append(f"{len(dropped)} node(s) feed no output and were left out: {', '.join(dropped[:20])}"
+                        + (" ..." if len(dropped) > 20 else ""))
+    return keep
+
+
+def _unsupported_report(unsupported: list[FlatNode], nodes: dict[str, FlatNode]) -> str:
+    lines = [f"{len(unsupported)} node(s) in this workflow are not available in ltxgraph:"]
+    for node in sorted(unsupported, key=lambda n: _natural(n.id)):
+        pack = node.properties.get("cnr_id") or node.properties.get("aux_id")
+        pack_text = f" from {pack}" if pack and pack != "comfy-core" else ""
+        consumers = [f"{other.id} ({other.type}).{name}" for other in nodes.values()
+                     for name, src in other.inputs.items() if isinstance(src, Link) and src.node == node.id]
+        feeds = f"; feeds {', '.join(consumers[:6])}" if consumers else ""
+        lines.append(f"  node {node.id}: {node.type}{pack_text}{feeds}")
+    return "\n".join(lines)
+
+
+def _natural(node_id: str) -> tuple:
+    """Sort key: "9" < "10" < "10:2"; non-numeric parts after numeric ones."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in node_id.split(":"))
