@@ -107,7 +107,7 @@ def compute_expression(expression: str, variables: dict[str, float | int | bool]
         raise InputValueError(f"expression {expression!r} failed: {exc}") from None
 
 
-Number = Annotated[float, Port("FLOAT|INT|BOOLEAN", optional=True)]
+Number = Annotated[float, Port("FLOAT|INT|BOOLEAN", optional=True, widget=False)]
 
 
 @op("ComfyMathExpression", outputs={"FLOAT": "FLOAT", "INT": "INT", "BOOL": "BOOLEAN"}, category="utilities")
