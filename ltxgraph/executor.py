@@ -16,7 +16,7 @@ from .errors import InputValueError, LtxGraphError, NodeError, RunInterrupted
 from .graph import NodeRef
 from .paths import Folders
 from .plan import Plan
-from .registry import check_value
+from .registry import InputSpec, check_value, round_down
 from .types import is_scalar, members
 
 RUNTIME_CLASSES: dict[str, tuple[type, ...]] = {
@@ -123,6 +123,7 @@ class Executor:
         node = plan.nodes[node_report.id]
         spec = node.spec
         node_report.status = "interrupted"
+        warnings: list[str] = []
         try:
             kwargs = {}
             for input_spec in spec.inputs:
@@ -131,9 +132,7 @@ class Executor:
                     source = plan.nodes[value.node].spec
                     value = results[value.node][[p for p, _ in source.outputs].index(value.port)]
                     if is_scalar(input_spec.port.type):
-                        message = check_value(input_spec, value)
-                        if message:
-                            raise InputValueError(f"input '{input_spec.name}': {message}")
+                        value = self._checked_linked(input_spec, value, warnings)
                 elif input_spec.name in node.files:
                     value = str(node.files[input_spec.name])
                 kwargs[input_spec.name] = value
@@ -152,13 +151,25 @@ class Executor:
             node_report.status = "failed"
             raise NodeError(node.id, spec.name, exc) from exc
         node_report.status = "executed"
-        if context is not None:
-            node_report.warnings = list(context.warnings)
+        node_report.warnings = warnings + (list(context.warnings) if context is not None else [])
         if self.memory is not None:
             self.memory.put(key, outputs)
         if self.disk is not None:
             self.disk.put(key, outputs)
         return outputs
+
+    @staticmethod
+    def _checked_linked(input_spec: InputSpec, value: Any, warnings: list[str]) -> Any:
+        """Constraints on a scalar that arrived through a connection (literals were checked at validation)."""
+        message = check_value(input_spec, value)
+        if message and input_spec.port.round_down and isinstance(value, int) and not isinstance(value, bool):
+            rounded = round_down(input_spec, value)
+            if check_value(input_spec, rounded) is None:
+                warnings.append(f"input '{input_spec.name}': {value} rounded down to {rounded} ({message})")
+                return rounded
+        if message:
+            raise InputValueError(f"input '{input_spec.name}': {message}")
+        return value
 
     def _lookup(self, key: str) -> tuple[Any, ...] | None:
         found = self.memory.get(key) if self.memory is not None else None

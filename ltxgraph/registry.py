@@ -42,6 +42,8 @@ class Port:
     engine resolves it safely inside that folder and fingerprints the file for the cache.
     widget / control_after_generate / upload / optional describe the ComfyUI node's UI so workflows map 1:1;
     comfy_name is ComfyUI's name for the input where it is not an identifier (e.g. "resize_type.width").
+    round_down: a value arriving through a connection that breaks multiple_of / 8n+1 is rounded down (as
+    ComfyUI does) with a warning; a literal or parameter must satisfy the constraint.
     """
 
     type: str
@@ -57,6 +59,7 @@ class Port:
     upload: bool = False
     optional: bool = False
     comfy_name: str | None = None
+    round_down: bool = False
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -188,6 +191,16 @@ def check_value(spec: InputSpec, value: Any) -> str | None:
         low = int((value - 1) // 8 * 8 + 1)
         return f"{label} is not 8n+1: use {low} or {low + 8}"
     return None
+
+
+def round_down(spec: InputSpec, value: int) -> int:
+    """The largest value <= ``value`` that satisfies ``spec``'s multiple_of and 8n+1 constraints."""
+    port = spec.port
+    if port.multiple_of:
+        value = value // port.multiple_of * port.multiple_of
+    if port.eight_n_plus_one:
+        value = (value - 1) // 8 * 8 + 1
+    return value
 
 
 class Registry:

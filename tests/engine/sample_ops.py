@@ -46,7 +46,7 @@ def blend_images(a: Annotated[torch.Tensor, Port("IMAGE")], b: Annotated[torch.T
 
 
 @op("EmptyVideoLatent", outputs={"LATENT": "VIDEO_LATENT"})
-def empty_video_latent(length: Annotated[int, Port("INT", min=1, eight_n_plus_one=True)] = 9,
+def empty_video_latent(length: Annotated[int, Port("INT", min=1, eight_n_plus_one=True, round_down=True)] = 9,
                        mode: Annotated[str, Port("STRING", choices=("zeros", "ones"))] = "zeros",
                        ctx: OpContext = None) -> VideoLatent:
     """A video latent with 1 + (length-1)/8 latent frames."""

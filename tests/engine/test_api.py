@@ -66,3 +66,18 @@ def test_progress_reports_nodes_and_inner_steps(tmp_path: Path, registry) -> Non
     Runner(registry, use_cache=False, progress=Recorder()).run(ltxgraph.load(path))
     assert events == [("start", "e", 0, 1), ("step", "e", 1, 3), ("step", "e", 2, 3), ("step", "e", 3, 3),
                       ("end", "e", "executed")]
+
+
+def test_linked_values_are_rounded_down_where_the_port_says_so(tmp_path: Path, registry) -> None:
+    path = tmp_path / "g.yaml"
+    path.write_text("ltxgraph: 1\nnodes:\n  n: {op: Const, in: {value: 100}}\n"
+                    "  e: {op: EmptyVideoLatent, in: {length: '@n.VALUE'}}\n"
+                    "  w: {op: MakeTensor, in: {seed: 1, width: '@n.VALUE'}}\noutputs: {l: '@e.LATENT'}\n")
+    result = ltxgraph.load(path).run(runner=Runner(registry, use_cache=False), outputs=["l"])
+    assert result.outputs["l"].frames == 97
+    assert result.report.nodes[1].warnings == ["input 'length': 100 rounded down to 97 (length 100 is not 8n+1: "
+                                               "use 97 or 105)"]
+    path.write_text(path.read_text().replace("outputs: {l: '@e.LATENT'}", "outputs: {w: '@w.IMAGE'}"))
+    with pytest.raises(NodeError, match="node 'w' \\(MakeTensor\\) failed: input 'width': width 100 is not a "
+                                        "multiple of 8: use 96 or 104"):
+        ltxgraph.load(path).run(runner=Runner(registry, use_cache=False))
