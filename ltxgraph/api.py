@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .cache import DiskStore, MemoryCache, default_cache_dir
+from .context import RunSettings
 from .executor import Executor, Progress, RunReport, SilentProgress
 from .graph import GraphFile
 from .loader import SourceDoc, detect_format, graph_from_doc, read_document
@@ -58,7 +59,10 @@ def load(path: str | Path, registry: Registry | None = None) -> Graph:
 
 @dataclass
 class Runner:
-    """Holds what outlives one run: the registry, the caches, the folders and the progress display."""
+    """Holds what outlives one run: the registry, the caches, the folders and the progress display.
+
+    memory_bytes bounds the in-memory results cache (models included) kept across runs of this runner; the
+    command line, which runs once, sets it to 0 so every value is released after its last use."""
 
     registry: Registry | None = None
     cache_dir: Path | None = None
@@ -66,6 +70,7 @@ class Runner:
     memory_bytes: int = DEFAULT_MEMORY_BYTES
     folders: Folders = field(default_factory=Folders)
     progress: Progress = field(default_factory=SilentProgress)
+    settings: RunSettings = field(default_factory=RunSettings)
     memory: MemoryCache | None = field(default=None, init=False)
     disk: DiskStore | None = field(default=None, init=False)
 
@@ -89,6 +94,6 @@ class Runner:
         resolved = self.validate(graph, params)
         plan = make_plan(resolved, outputs)
         metadata = {"graph": graph.doc.text, "graph_name": graph.file.name, "params": resolved.params}
-        executor = Executor(self.memory, self.disk, self.folders, self.progress, metadata)
+        executor = Executor(self.memory, self.disk, self.folders, self.progress, metadata, self.settings)
         values, report = executor.run(plan, RunReport(graph=graph.path, params=dict(resolved.params)))
         return RunResult(values, report)

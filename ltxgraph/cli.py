@@ -16,6 +16,7 @@ from .loader import SourceDoc, detect_format, graph_from_doc, read_document
 from .validate import validate
 from .writer import graph_yaml
 from .cache import DiskStore, default_cache_dir
+from .context import RunSettings
 from .errors import InvalidInput, LtxGraphError
 from .paths import Folders, atomic_write_bytes
 from .progress import ConsoleProgress
@@ -49,6 +50,20 @@ def parse_assignments(graph: Graph, assignments: Sequence[str]) -> dict[str, Any
     return values
 
 
+def parse_bytes(text: str) -> int:
+    """'8G', '512M', '1.5GiB', '1000' -> bytes."""
+    units = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    cleaned = text.strip().upper().removesuffix("IB").removesuffix("B")
+    number, unit = (cleaned[:-1], cleaned[-1]) if cleaned and cleaned[-1] in units else (cleaned, "")
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (write e.g. 8G or 512M)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive: {text!r}")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ltxgraph", description="Run LTX-2 graphs headlessly.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -66,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--out", type=Path, default=Path("output"), help="output folder (default ./output)")
         cmd.add_argument("--allow-outside-paths", action="store_true",
                          help="let file names in the graph reach outside their folders")
+        cmd.add_argument("--device", default="cpu", help="torch device for model compute (default cpu)")
+        cmd.add_argument("--memory-budget", type=parse_bytes, metavar="SIZE",
+                         help="bytes model weights may keep resident, e.g. 8G (default: no limit)")
         return cmd
 
     run = graph_command("run", "validate and run a graph")
@@ -146,7 +164,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"{args.graph}: valid ({len(graph.file.nodes)} nodes)")
         return 0
     runner = Runner(registry, cache_dir=args.cache_dir, use_cache=not args.no_cache, folders=folders,
-                    progress=ConsoleProgress(quiet=args.quiet))
+                    progress=ConsoleProgress(quiet=args.quiet), memory_bytes=0,
+                    settings=RunSettings(args.device, args.memory_budget))
     result = runner.run(graph, params, args.outputs)
     if args.report:
         _write_report(args.report, result.report)

@@ -13,6 +13,16 @@ def _no_steps(node: str, step: int, total: int, info: dict[str, Any]) -> None:
     return None
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """How ops should use the machine. device: torch device for model compute ("cpu", "cuda", ...).
+    memory_budget: bytes that model weights may keep resident (None = no limit); loaders use it to choose
+    between fully resident and streamed execution."""
+
+    device: str = "cpu"
+    memory_budget: int | None = None
+
+
 @dataclass
 class OpContext:
     """Handed to an op that declares a parameter annotated ``OpContext``.
@@ -25,6 +35,7 @@ class OpContext:
     folders: Folders = field(default_factory=Folders)
     metadata: dict[str, Any] = field(default_factory=dict)
     on_step: StepCallback = _no_steps
+    settings: RunSettings = field(default_factory=RunSettings)
     warnings: list[str] = field(default_factory=list)
 
     def step(self, step: int, total: int, **info: Any) -> None:

@@ -11,7 +11,7 @@ import torch
 
 from . import values as V
 from .cache import DiskStore, MemoryCache
-from .context import OpContext
+from .context import OpContext, RunSettings
 from .errors import InputValueError, LtxGraphError, NodeError, RunInterrupted
 from .graph import NodeRef
 from .paths import Folders
@@ -73,6 +73,7 @@ class Executor:
     folders: Folders = field(default_factory=Folders)
     progress: Progress = field(default_factory=SilentProgress)
     metadata: dict[str, Any] = field(default_factory=dict)
+    settings: RunSettings = field(default_factory=RunSettings)
 
     def run(self, plan: Plan, report: RunReport | None = None) -> tuple[dict[str, Any], RunReport]:
         """Execute ``plan``; returns the target values by output name and the report. Raises NodeError or
@@ -138,7 +139,7 @@ class Executor:
                 kwargs[input_spec.name] = value
             context = None
             if spec.context_param:
-                context = OpContext(node.id, self.folders, self.metadata, self.progress.step)
+                context = OpContext(node.id, self.folders, self.metadata, self.progress.step, self.settings)
                 kwargs[spec.context_param] = context
             returned = spec.fn(**kwargs)
             outputs = self._check_outputs(spec.name, spec.outputs, returned)
