@@ -185,7 +185,10 @@ def _cycle_problems(nodes: dict[str, ResolvedNode], doc: SourceDoc) -> list[Prob
     problems: list[Problem] = []
     if nx.is_directed_acyclic_graph(graph):
         return problems
+    position = {node_id: i for i, node_id in enumerate(nodes)}
     for cycle in nx.simple_cycles(graph):
+        start = min(range(len(cycle)), key=lambda i: position[cycle[i]])  # report from the first node in the file
+        cycle = cycle[start:] + cycle[:start]
         path = " -> ".join(cycle + [cycle[0]])
         problems.append(Problem(f"cycle: {path}", cycle[0], line=doc.line_of("nodes", cycle[0])))
         if len(problems) >= 10:

@@ -94,7 +94,7 @@ class _UIFlattener:
                           if isinstance(sg, dict) and "id" in sg}
         self.warnings: list[str] = []
         self.result: dict[str, FlatNode] = {}
-        self._children: dict[int, _Scope] = {}
+        self._children: dict[tuple[int, int], _Scope] = {}
 
     def run(self, data: dict[str, Any]) -> FlatWorkflow:
         self.add_scope(_Scope(_index_nodes(data.get("nodes")), _index_links(data.get("links")), ""))
@@ -119,7 +119,7 @@ class _UIFlattener:
             self.result[flat.id] = flat
 
     def child(self, scope: _Scope, instance: dict[str, Any]) -> _Scope:
-        key = id(instance)
+        key = (id(scope), id(instance))  # a definition reused at several places gets one scope per place
         if key not in self._children:
             if scope.depth >= MAX_SUBGRAPH_DEPTH:
                 raise WorkflowError(f"subgraphs nested deeper than {MAX_SUBGRAPH_DEPTH} (recursive definition?)")
