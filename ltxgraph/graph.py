@@ -79,7 +79,8 @@ def format_input(value: InputValue) -> Any:
 
 
 class ParamSpec(BaseModel):
-    """A graph parameter: overridable from the command line (``--set name=value``)."""
+    """A graph parameter: overridable from the command line (``--set name=value``). Constraints (min, max,
+    multiple_of, eight_n_plus_one, choices) are checked with the op inputs' messages; the description says why."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
     type: ParamType
@@ -87,11 +88,17 @@ class ParamSpec(BaseModel):
     description: str | None = None
     min: float | None = None
     max: float | None = None
+    multiple_of: Union[int, float, None] = None
+    eight_n_plus_one: bool = False
     choices: list[Union[bool, int, float, str]] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _default_matches_type(self) -> "ParamSpec":
-        if self.type == "INT":  # JSON Schema's integer admits 2.0: take it as 2
+        if self.multiple_of is not None:  # JSON Schema's integer admits 2.0: take it as 2
+            if isinstance(self.multiple_of, float) and not self.multiple_of.is_integer() or self.multiple_of < 1:
+                raise ValueError(f"multiple_of must be a whole number >= 1, got {self.multiple_of!r}")
+            self.multiple_of = int(self.multiple_of)
+        if self.type == "INT":
             self.default = _integral(self.default)
             self.choices = None if self.choices is None else [_integral(c) for c in self.choices]
         if not value_has_type(self.default, self.type):

@@ -170,9 +170,10 @@ def _read_signature(fn: Callable[..., Any], name: str, outputs: dict[str, str], 
                   doc.split("\n\n")[0].replace("\n", " "), output_node, context_param)
 
 
-def check_value(spec: InputSpec, value: Any) -> str | None:
-    """The message for a scalar ``value`` that breaks ``spec``'s constraints, or None when it is fine."""
-    port, label = spec.port, f"{spec.name} {value!r}"
+def check_value(spec: InputSpec, value: Any, label: str | None = None) -> str | None:
+    """The message for a scalar ``value`` that breaks ``spec``'s constraints, or None when it is fine.
+    The message starts with ``label`` (default: "name value")."""
+    port, label = spec.port, label or f"{spec.name} {value!r}"
     if port.choices is not None and value not in port.choices:
         close = difflib.get_close_matches(str(value), [str(c) for c in port.choices], n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""

@@ -13,7 +13,7 @@ from .errors import InvalidInput, Problem, ValidationError
 from .graph import BadRef, GraphFile, NodeRef, ParamRef, value_has_type
 from .loader import SourceDoc
 from .paths import Folders
-from .registry import InputSpec, OpSpec, Registry, check_value
+from .registry import InputSpec, OpSpec, Port, Registry, check_value
 from .types import accepts, is_scalar, literal_matches
 
 
@@ -51,13 +51,12 @@ def resolve_params(graph: GraphFile, overrides: dict[str, Any]) -> tuple[dict[st
         else:
             values[name] = float(value) if spec.type == "FLOAT" else value
     for name, spec in graph.params.items():
-        value = values[name]
-        if spec.choices is not None and value not in spec.choices:
-            problems.append(Problem(f"parameter '{name}' = {value!r} is not one of {spec.choices}"))
-        if spec.min is not None and isinstance(value, (int, float)) and value < spec.min:
-            problems.append(Problem(f"parameter '{name}' = {value!r} is below the minimum {spec.min:g}"))
-        if spec.max is not None and isinstance(value, (int, float)) and value > spec.max:
-            problems.append(Problem(f"parameter '{name}' = {value!r} is above the maximum {spec.max:g}"))
+        port = Port(spec.type, spec.min, spec.max, spec.multiple_of, spec.eight_n_plus_one,
+                    None if spec.choices is None else tuple(spec.choices))
+        message = check_value(InputSpec(name, port), values[name], f"parameter '{name}' = {values[name]!r}")
+        if message:
+            why = f" ({spec.description})" if spec.description else ""
+            problems.append(Problem(message + why))
     return values, problems
 
 

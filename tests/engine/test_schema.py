@@ -27,7 +27,9 @@ def params(draw):
     param = {"type": draw(param_types), "default": draw(scalars)}
     for key, strategy in [("description", st.none() | st.text(max_size=4)), ("min", st.none() | st.integers(0, 3)),
                           ("max", st.none() | st.floats(0, 3) | st.booleans()),
-                          ("choices", st.none() | st.lists(scalars, max_size=3)), ("extra", scalars)]:
+                          ("choices", st.none() | st.lists(scalars, max_size=3)), ("extra", scalars),
+                          ("multiple_of", st.none() | st.integers(-1, 64) | st.sampled_from([2.0, 0.5, True])),
+                          ("eight_n_plus_one", st.booleans() | st.none() | st.integers(0, 1))]:
         if draw(st.integers(0, 4)) == 0:
             param[key] = draw(strategy)
     return param
@@ -79,3 +81,6 @@ def test_agreement_covers_both_verdicts() -> None:
     assert VALIDATOR.is_valid(good) and pydantic_accepts(good)
     bad = {**good, "outputs": {"v": "a.VALUE"}}
     assert not VALIDATOR.is_valid(bad) and not pydantic_accepts(bad)
+    for multiple_of, valid in [(2.0, True), (3, True), (True, False), (0, False), (2.5, False), (None, True)]:
+        doc = {**good, "params": {"w": {"type": "INT", "default": 64, "multiple_of": multiple_of}}}
+        assert VALIDATOR.is_valid(doc) == pydantic_accepts(doc) == valid, multiple_of

@@ -95,3 +95,14 @@ def test_model_files_are_resolved_inside_their_folder(tmp_path: Path, registry: 
     assert "not a path that leaves it" in problems["up"] and "not a path that leaves it" in problems["abs"]
     assert "outside" in problems["link"]
     assert "not found" in problems["gone"]
+
+
+def test_parameter_constraints_say_what_to_use_and_why(tmp_path: Path, registry: Registry) -> None:
+    text = ("ltxgraph: 1\nparams:\n  width: {type: INT, default: 1000, multiple_of: 64,\n"
+            "          description: 'pixels; stage 1 runs at half resolution'}\n"
+            "  length: {type: INT, default: 100, eight_n_plus_one: true}\n"
+            "nodes:\n  a: {op: MakeTensor, in: {seed: 1}}\n")
+    messages = [p.message for p in problems_of(tmp_path, registry, text)]
+    assert messages == ["parameter 'width' = 1000 is not a multiple of 64: use 960 or 1024 "
+                        "(pixels; stage 1 runs at half resolution)",
+                        "parameter 'length' = 100 is not 8n+1: use 97 or 105"]
