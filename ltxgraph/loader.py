@@ -2,6 +2,7 @@
 errors point at the file, the line and the node."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,33 @@ class SourceDoc:
 
 
 def parse_text(text: str, path: str | None = None) -> SourceDoc:
-    """Parse YAML (JSON is YAML) with SafeLoader; refuse duplicate keys, alias bombs and deep nesting."""
+    """Parse YAML (JSON is YAML) with SafeLoader; refuse duplicate keys, alias bombs and deep nesting.
+    JSON that YAML cannot read (surrogate-pair escapes such as emoji in ComfyUI titles) is read as JSON."""
+    try:
+        return _parse_yaml(text, path)
+    except GraphFileError as yaml_error:
+        if not text.lstrip().startswith(("{", "[")):
+            raise
+        try:
+            return SourceDoc(json.loads(text, object_pairs_hook=_unique_keys), {}, path, text)
+        except json.JSONDecodeError:
+            raise yaml_error from None
+        except RecursionError:
+            raise GraphFileError("document nested too deeply", path) from None
+        except ValueError as exc:  # duplicate keys
+            raise GraphFileError(f"not valid JSON: {exc}", path) from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _parse_yaml(text: str, path: str | None) -> SourceDoc:
     try:
         loader = _Loader(text)
         try:

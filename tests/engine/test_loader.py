@@ -89,3 +89,12 @@ def test_format_detection() -> None:
     assert detect_format({"nodes": [], "links": []}) == "comfyui-ui"
     assert detect_format({"3": {"class_type": "KSampler", "inputs": {}}}) == "comfyui-api"
     assert detect_format([1, 2]) == "unknown"
+
+
+def test_json_with_surrogate_escapes_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps({"ltxgraph": 1, "name": "emoji \U0001F600", "nodes": {"a": {"op": "Const"}}}))
+    assert load(path).file.name == "emoji \U0001F600"
+    path.write_text('{"ltxgraph": 1, "name": "\\ud83d\\ude00", "nodes": {}, "nodes": {}}')
+    with pytest.raises(GraphFileError, match="duplicate key 'nodes'"):
+        load(path)
