@@ -17,6 +17,7 @@ from .validate import validate
 from .writer import graph_yaml
 from .cache import DiskStore, default_cache_dir
 from .context import RunSettings
+from .defaults import default_models
 from .errors import InvalidInput, LtxGraphError
 from .paths import Folders, atomic_write_bytes
 from .progress import ConsoleProgress
@@ -158,7 +159,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         atomic_write_bytes(args.output, json.dumps(prompt, indent=2).encode())
         print(f"wrote {args.output} ({len(prompt)} nodes)")
         return 0
-    folders = Folders(tuple(args.models_dir), args.input_dir, args.out, args.allow_outside_paths)
+    models = list(args.models_dir)
+    if not models:
+        models, notes = default_models(getattr(args, "cache_dir", None) or default_cache_dir())
+        for note in notes:
+            print(f"note: no --models-dir given: {note}", file=sys.stderr)
+    folders = Folders(tuple(models), args.input_dir, args.out, args.allow_outside_paths)
     if args.command == "validate":
         Runner(registry, use_cache=False, folders=folders).validate(graph, params)
         print(f"{args.graph}: valid ({len(graph.file.nodes)} nodes)")
