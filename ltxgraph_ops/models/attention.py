@@ -1,0 +1,67 @@
+"""Multi-head attention of the LTX-2 transformer: q and k RMS-normalised over the whole inner dimension,
+optional RoPE (separate tables for queries and keys in audio<->video attention), additive bias, and the
+value-only path that Spatio-Temporal Guidance uses in place of attention."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ltxgraph_ops.models.layers import Linear
+from ltxgraph_ops.models.rope import RopeTable
+
+
+class RMSNorm(nn.Module):
+    """``x / rms(x) * weight`` over the last dimension."""
+
+    def __init__(self, dim: int, eps: float, device: torch.device | str | None = None) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.empty(dim, device=device), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, (x.shape[-1],), self.weight.to(x.dtype), self.eps)
+
+
+class Attention(nn.Module):
+    """``to_out(softmax(q k^T / sqrt(d) + bias) v)`` with q = rope(rms(to_q(x))), k = rope(rms(to_k(ctx)))."""
+
+    def __init__(self, query_dim: int, context_dim: int, heads: int, head_dim: int, eps: float,
+                 device: torch.device | str | None = None) -> None:
+        super().__init__()
+        inner = heads * head_dim
+        self.heads = heads
+        self.q_norm = RMSNorm(inner, eps, device=device)
+        self.k_norm = RMSNorm(inner, eps, device=device)
+        self.to_q = Linear(query_dim, inner, device=device)
+        self.to_k = Linear(context_dim, inner, device=device)
+        self.to_v = Linear(context_dim, inner, device=device)
+        self.to_out = nn.ModuleList([Linear(inner, query_dim, device=device)])
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, bias: torch.Tensor | None = None,
+                q_rope: RopeTable | None = None, k_rope: RopeTable | None = None,
+                keep_attention: torch.Tensor | None = None, values_only: bool = False) -> torch.Tensor:
+        """x [B, T, query_dim], context [B, S, context_dim] (None: self-attention) -> [B, T, query_dim].
+
+        bias: additive, broadcastable to [B, heads, T, S]. keep_attention [B, 1, 1] in {0, 1} mixes attention
+        (1) with the plain value projection (0) per sample; ``values_only`` takes the value path for all.
+        """
+        context = x if context is None else context
+        v = self.to_v(context)                                          # [B, S, inner]
+        if values_only:
+            return self.to_out[0](v)
+        q = self.q_norm(self.to_q(x))
+        k = self.k_norm(self.to_k(context))
+        if q_rope is not None:
+            q = q_rope.rotate(q)
+            k = (k_rope or q_rope).rotate(k)
+        out = self._attend(q, k, v, bias)
+        if keep_attention is not None:
+            out = out * keep_attention + v * (1 - keep_attention)
+        return self.to_out[0](out)
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        batch, tokens, inner = q.shape
+        q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in (q, k, v))  # [B, H, T, d]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        return out.transpose(1, 2).reshape(batch, tokens, inner)

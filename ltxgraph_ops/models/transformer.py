@@ -1,0 +1,162 @@
+"""LTX-2 audio-video diffusion transformer (48 blocks in the 19B release).
+
+Two token streams, video and audio, each a DiT with adaLN-single timestep modulation: per block, a stream runs
+gated self-attention (RoPE over its positions), text cross-attention, then the two streams exchange information
+through audio->video and video->audio cross-attention (time-only RoPE, modulated by the other stream's noise
+level), then each runs a gated feed-forward. The network predicts the flow-matching velocity v per token;
+the clean estimate is ``x0 = x - v * t`` with the per-token timestep ``t = noise_mask * sigma``.
+
+Inputs are token sequences (see :mod:`ltxgraph_ops.models.transformer_tokens` for the latent <-> token layout
+and positions). Config keys are the checkpoint header's ``transformer`` section keys.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ltxgraph_ops.models.layers import Linear
+from ltxgraph_ops.models.rope import RopeTable, rope_table
+from ltxgraph_ops.models.timestep import AdaLNSingle
+from ltxgraph_ops.models.transformer_block import AVBlock, CaptionProjection, StreamState, learned_table
+from ltxgraph_ops.models.transformer_inputs import (NO_PERTURBATIONS, Perturbations, StreamInput,
+                                                    TransformerConfig, Velocity, denoised)
+
+__all__ = ["LTXAVTransformer", "TransformerConfig", "StreamInput", "Perturbations", "Velocity", "denoised",
+           "NO_PERTURBATIONS"]
+
+
+class LTXAVTransformer(nn.Module):
+    """The whole transformer. State-dict keys are the checkpoint's ``model.diffusion_model.*`` keys minus that
+    prefix. ``transformer_blocks`` is looped over one block at a time, so a streaming wrapper can load and
+    release blocks between calls of :meth:`run_block`."""
+
+    def __init__(self, config: TransformerConfig, device: torch.device | str | None = None) -> None:
+        super().__init__()
+        self.config = c = config
+        if c.has_video:
+            self.patchify_proj = Linear(c.in_channels, c.video_dim, device=device)
+            self.caption_projection = CaptionProjection(c.caption_channels, c.video_dim, device)
+            self.adaln_single = AdaLNSingle(c.video_dim, 6, device)
+            self.scale_shift_table = learned_table(2, c.video_dim, device)
+            self.proj_out = Linear(c.video_dim, c.out_channels, device=device)
+        if c.has_audio:
+            self.audio_patchify_proj = Linear(c.audio_in_channels, c.audio_dim, device=device)
+            self.audio_caption_projection = CaptionProjection(c.caption_channels, c.audio_dim, device)
+            self.audio_adaln_single = AdaLNSingle(c.audio_dim, 6, device)
+            self.audio_scale_shift_table = learned_table(2, c.audio_dim, device)
+            self.audio_proj_out = Linear(c.audio_dim, c.audio_out_channels, device=device)
+        if c.has_video and c.has_audio:
+            self.av_ca_video_scale_shift_adaln_single = AdaLNSingle(c.video_dim, 4, device)
+            self.av_ca_audio_scale_shift_adaln_single = AdaLNSingle(c.audio_dim, 4, device)
+            self.av_ca_a2v_gate_adaln_single = AdaLNSingle(c.video_dim, 1, device)
+            self.av_ca_v2a_gate_adaln_single = AdaLNSingle(c.audio_dim, 1, device)
+        self.transformer_blocks = nn.ModuleList([AVBlock(i, c, device) for i in range(c.num_layers)])
+
+    def forward(self, video: StreamInput | None, audio: StreamInput | None,
+                perturbations: Perturbations = NO_PERTURBATIONS) -> Velocity:
+        """Velocity per stream for the given inputs (either may be None)."""
+        v_state, a_state = self.prepare(video, audio)
+        for block in self.transformer_blocks:
+            v_state, a_state = block(v_state, a_state, perturbations)
+        return self.output(v_state, a_state)
+
+    # ---- before the blocks
+
+    def prepare(self, video: StreamInput | None, audio: StreamInput | None
+                ) -> tuple[StreamState | None, StreamState | None]:
+        """Embed tokens, text, timesteps, RoPE tables and masks once per forward."""
+        if video is None and audio is None:
+            raise ValueError("the transformer needs a video or an audio input")
+        if video is not None and not self.config.has_video:
+            raise ValueError("this transformer has no video stream, but a video input was given")
+        if audio is not None and not self.config.has_audio:
+            raise ValueError("this transformer has no audio stream, but an audio input was given")
+        c = self.config
+        v_state = a_state = None
+        if video is not None:
+            v_state = self._stream(video, self.patchify_proj, self.caption_projection, self.adaln_single,
+                                   c.positional_embedding_max_pos, c.video_dim, c.num_attention_heads)
+        if audio is not None:
+            a_state = self._stream(audio, self.audio_patchify_proj, self.audio_caption_projection,
+                                   self.audio_adaln_single, c.audio_positional_embedding_max_pos, c.audio_dim,
+                                   c.audio_num_attention_heads)
+        if video is not None and audio is not None:
+            v_state = self._cross(v_state, video, other_sigma=audio.sigma, heads=c.num_attention_heads,
+                                  scale_shift=self.av_ca_video_scale_shift_adaln_single,
+                                  gate=self.av_ca_a2v_gate_adaln_single)
+            a_state = self._cross(a_state, audio, other_sigma=video.sigma, heads=c.audio_num_attention_heads,
+                                  scale_shift=self.av_ca_audio_scale_shift_adaln_single,
+                                  gate=self.av_ca_v2a_gate_adaln_single)
+        return v_state, a_state
+
+    def _rope(self, positions: torch.Tensor, max_pos: tuple[int, ...], dim: int, heads: int, midpoint: bool,
+              dtype: torch.dtype) -> RopeTable:
+        c = self.config
+        return rope_table(positions, max_pos, dim, heads, theta=c.positional_embedding_theta,
+                          split=c.rope_type == "split", float64_ladder=c.frequencies_precision == "float64",
+                          use_midpoint=midpoint, dtype=dtype)
+
+    def _stream(self, s: StreamInput, patchify: Linear, caption: CaptionProjection, adaln: AdaLNSingle,
+                max_pos: tuple[int, ...], dim: int, heads: int) -> StreamState:
+        dtype = s.latent.dtype
+        batch = s.latent.shape[0]
+        context_bias = None
+        if s.context_mask is not None:   # 0 -> -max, 1 -> 0
+            context_bias = (s.context_mask.to(dtype) - 1).reshape(batch, 1, 1, -1) * torch.finfo(dtype).max
+        self_bias = None
+        if s.attention_mask is not None:  # weights in [0, 1] -> log weights, 0 -> most negative
+            weights = s.attention_mask.to(dtype)
+            floor = torch.full_like(weights, torch.finfo(dtype).min)
+            self_bias = torch.where(weights > 0, weights.clamp(min=torch.finfo(dtype).tiny).log(), floor)[:, None]
+        return StreamState(
+            x=patchify(s.latent),
+            context=caption(s.context),
+            context_bias=context_bias,
+            modulation=adaln(s.timesteps() * self.config.timestep_scale_multiplier, dtype),
+            rope=self._rope(s.positions, max_pos, dim, heads, self.config.use_middle_indices_grid, dtype),
+            self_bias=self_bias,
+            enabled=s.enabled,
+        )
+
+    def _cross(self, state: StreamState, s: StreamInput, other_sigma: torch.Tensor, heads: int,
+               scale_shift: AdaLNSingle, gate: AdaLNSingle) -> StreamState:
+        """Audio<->video attention inputs: time-only RoPE and modulation from the other stream's sigma."""
+        c = self.config
+        dtype = s.latent.dtype
+        time_max = max(c.positional_embedding_max_pos[0], c.audio_positional_embedding_max_pos[0])
+        other = other_sigma.reshape(-1, 1).to(torch.float32).expand(s.latent.shape[0], 1)
+        other = other * c.timestep_scale_multiplier                        # [B, 1]
+        gate_factor = c.av_ca_timestep_scale_multiplier / c.timestep_scale_multiplier
+        return replace(
+            state,
+            cross_rope=self._rope(s.positions[:, :1], (time_max,), c.audio_cross_attention_dim, heads, True, dtype),
+            cross_modulation=scale_shift(other, dtype),
+            cross_gate=gate(other * gate_factor, dtype),
+        )
+
+    # ---- the blocks
+
+    def run_block(self, index: int, video: StreamState | None, audio: StreamState | None,
+                  perturbations: Perturbations = NO_PERTURBATIONS) -> tuple[StreamState | None, StreamState | None]:
+        """Run block ``index`` (for callers that stream blocks in and out)."""
+        return self.transformer_blocks[index](video, audio, perturbations)
+
+    # ---- after the blocks
+
+    def output(self, video: StreamState | None, audio: StreamState | None) -> Velocity:
+        """Final modulated LayerNorm and projection to latent channels."""
+        v = a = None
+        if video is not None:
+            v = self._head(video, self.scale_shift_table, self.proj_out)
+        if audio is not None:
+            a = self._head(audio, self.audio_scale_shift_table, self.audio_proj_out)
+        return Velocity(v, a)
+
+    def _head(self, s: StreamState, sst: torch.Tensor, proj: Linear) -> torch.Tensor:
+        embedded = s.modulation.embedded()[:, :, None]                        # [B, T, 1, D]
+        shift, scale = (sst.to(s.x.dtype)[None, None] + embedded).unbind(dim=2)
+        h = F.layer_norm(s.x, (s.x.shape[-1],), eps=self.config.norm_eps)
+        return proj(h * (1 + scale) + shift)

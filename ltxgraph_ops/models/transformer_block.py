@@ -1,0 +1,169 @@
+"""One LTX-2 transformer block over the video and audio streams, and the per-forward state it reads."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ltxgraph_ops.models.attention import Attention
+from ltxgraph_ops.models.layers import Linear
+from ltxgraph_ops.models.rope import RopeTable
+from ltxgraph_ops.models.timestep import Modulation
+from ltxgraph_ops.models.transformer_inputs import NO_PERTURBATIONS, Perturbations, TransformerConfig
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """A stream prepared for the blocks: hidden tokens and everything constant across blocks."""
+
+    x: torch.Tensor                           # [B, T, D]
+    context: torch.Tensor                     # [B, S, D] projected text
+    context_bias: torch.Tensor | None         # [B, 1, 1, S] additive text mask
+    modulation: Modulation                    # 6 rows: (shift, scale, gate) attention, (shift, scale, gate) MLP
+    rope: RopeTable
+    self_bias: torch.Tensor | None            # [B, 1, T, T] additive
+    enabled: bool
+    cross_rope: RopeTable | None = None       # time-only, for audio<->video attention
+    cross_modulation: Modulation | None = None  # 4 rows from the OTHER stream's sigma
+    cross_gate: Modulation | None = None        # 1 row from the OTHER stream's sigma
+
+
+def rms(x: torch.Tensor, eps: float) -> torch.Tensor:
+    return F.rms_norm(x, (x.shape[-1],), eps=eps)
+
+
+class CaptionProjection(nn.Module):
+    """Text embedding -> stream width: Linear, GELU (tanh), Linear."""
+
+    def __init__(self, in_dim: int, dim: int, device: torch.device | str | None = None) -> None:
+        super().__init__()
+        self.linear_1 = Linear(in_dim, dim, device=device)
+        self.linear_2 = Linear(dim, dim, device=device)
+
+    def forward(self, text: torch.Tensor) -> torch.Tensor:
+        return self.linear_2(F.gelu(self.linear_1(text), approximate="tanh"))
+
+
+class GeluProjection(nn.Module):
+    def __init__(self, dim: int, hidden: int, device: torch.device | str | None = None) -> None:
+        super().__init__()
+        self.proj = Linear(dim, hidden, device=device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(self.proj(x), approximate="tanh")
+
+
+class FeedForward(nn.Module):
+    """Linear(D -> 4D), GELU (tanh), Linear(4D -> D); checkpoint names ``net.0.proj`` and ``net.2``."""
+
+    def __init__(self, dim: int, device: torch.device | str | None = None) -> None:
+        super().__init__()
+        self.net = nn.ModuleList([GeluProjection(dim, 4 * dim, device), nn.Identity(),
+                                  Linear(4 * dim, dim, device=device)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net[2](self.net[0](x))
+
+
+def learned_table(rows: int, dim: int, device: torch.device | str | None) -> nn.Parameter:
+    return nn.Parameter(torch.empty(rows, dim, device=device), requires_grad=False)
+
+
+class AVBlock(nn.Module):
+    """One transformer block over both streams (either may be absent)."""
+
+    def __init__(self, index: int, config: TransformerConfig, device: torch.device | str | None = None) -> None:
+        super().__init__()
+        self.index = index
+        self.eps = config.norm_eps
+        c = config
+        if c.has_video:
+            self.attn1 = Attention(c.video_dim, c.video_dim, c.num_attention_heads, c.attention_head_dim, c.norm_eps,
+                                   device)
+            self.attn2 = Attention(c.video_dim, c.cross_attention_dim, c.num_attention_heads, c.attention_head_dim,
+                                   c.norm_eps, device)
+            self.ff = FeedForward(c.video_dim, device)
+            self.scale_shift_table = learned_table(6, c.video_dim, device)
+        if c.has_audio:
+            self.audio_attn1 = Attention(c.audio_dim, c.audio_dim, c.audio_num_attention_heads,
+                                         c.audio_attention_head_dim, c.norm_eps, device)
+            self.audio_attn2 = Attention(c.audio_dim, c.audio_cross_attention_dim, c.audio_num_attention_heads,
+                                         c.audio_attention_head_dim, c.norm_eps, device)
+            self.audio_ff = FeedForward(c.audio_dim, device)
+            self.audio_scale_shift_table = learned_table(6, c.audio_dim, device)
+        if c.has_video and c.has_audio:
+            # both directions attend with the audio stream's heads
+            self.audio_to_video_attn = Attention(c.video_dim, c.audio_dim, c.audio_num_attention_heads,
+                                                 c.audio_attention_head_dim, c.norm_eps, device)
+            self.video_to_audio_attn = Attention(c.audio_dim, c.video_dim, c.audio_num_attention_heads,
+                                                 c.audio_attention_head_dim, c.norm_eps, device)
+            # rows 0:2 (scale, shift) audio->video, rows 2:4 (scale, shift) video->audio, row 4 gate
+            self.scale_shift_table_a2v_ca_audio = learned_table(5, c.audio_dim, device)
+            self.scale_shift_table_a2v_ca_video = learned_table(5, c.video_dim, device)
+
+    def _attend_self_and_text(self, s: StreamState, attn1: Attention, attn2: Attention, sst: torch.Tensor,
+                              keep: torch.Tensor | None | str) -> torch.Tensor:
+        """x + gate * attn1(rms(x) * (1 + scale) + shift), then + attn2(rms(x), text) (no modulation, no gate).
+        ``keep`` is the STG selection from :meth:`Perturbations.keep_mask`."""
+        shift, scale, gate = s.modulation.rows(sst, 0, 3)
+        h = rms(s.x, self.eps) * (1 + scale) + shift
+        attended = attn1(h, bias=s.self_bias, q_rope=s.rope, values_only=isinstance(keep, str),
+                         keep_attention=keep if isinstance(keep, torch.Tensor) else None)
+        x = s.x + attended * gate
+        return x + attn2(rms(x, self.eps), s.context, bias=s.context_bias)
+
+    def _feed_forward(self, s: StreamState, ff: FeedForward, sst: torch.Tensor) -> torch.Tensor:
+        """x + gate * ff(rms(x) * (1 + scale) + shift)."""
+        shift, scale, gate = s.modulation.rows(sst, 3, 6)
+        return s.x + ff(rms(s.x, self.eps) * (1 + scale) + shift) * gate
+
+    def forward(self, video: StreamState | None, audio: StreamState | None,
+                perturbations: Perturbations = NO_PERTURBATIONS) -> tuple[StreamState | None, StreamState | None]:
+        p, i = perturbations, self.index
+        has_v = video is not None and video.x.shape[1] > 0
+        has_a = audio is not None and audio.x.shape[1] > 0
+        run_v = has_v and video.enabled
+        run_a = has_a and audio.enabled
+        if run_v:
+            keep = p.keep_mask(p.skip_video_self_attention, i, video.x.shape[0], video.x)
+            video = replace(video, x=self._attend_self_and_text(video, self.attn1, self.attn2,
+                                                                self.scale_shift_table, keep))
+        if run_a:
+            keep = p.keep_mask(p.skip_audio_self_attention, i, audio.x.shape[0], audio.x)
+            audio = replace(audio, x=self._attend_self_and_text(audio, self.audio_attn1, self.audio_attn2,
+                                                                self.audio_scale_shift_table, keep))
+        if has_v and has_a and (run_v or run_a):
+            video, audio = self._exchange(video, audio, run_v, run_a, p)
+        if run_v:
+            video = replace(video, x=self._feed_forward(video, self.ff, self.scale_shift_table))
+        if run_a:
+            audio = replace(audio, x=self._feed_forward(audio, self.audio_ff, self.audio_scale_shift_table))
+        return video, audio
+
+    def _exchange(self, video: StreamState, audio: StreamState, run_v: bool, run_a: bool, p: Perturbations
+                  ) -> tuple[StreamState, StreamState]:
+        """Audio->video then video->audio cross-attention; both read the streams as they were before either
+        update. Each side is RMS-normalised and modulated by its own table rows plus the modulation computed
+        from the other stream's sigma; the output is gated by the query side's gate row."""
+        v_norm, a_norm = rms(video.x, self.eps), rms(audio.x, self.eps)
+        v_table, a_table = self.scale_shift_table_a2v_ca_video, self.scale_shift_table_a2v_ca_audio
+        new_v, new_a = video.x, audio.x
+        keep = p.keep_mask(p.skip_audio_to_video, self.index, video.x.shape[0], video.x)
+        if run_v and not isinstance(keep, str):
+            v_scale, v_shift = video.cross_modulation.rows(v_table, 0, 2)
+            a_scale, a_shift = audio.cross_modulation.rows(a_table, 0, 2)
+            (gate,) = video.cross_gate.rows(v_table[4:], 0, 1)
+            out = self.audio_to_video_attn(v_norm * (1 + v_scale) + v_shift, a_norm * (1 + a_scale) + a_shift,
+                                           q_rope=video.cross_rope, k_rope=audio.cross_rope) * gate
+            new_v = video.x + (out if keep is None else out * keep)
+        keep = p.keep_mask(p.skip_video_to_audio, self.index, audio.x.shape[0], audio.x)
+        if run_a and not isinstance(keep, str):
+            a_scale, a_shift = audio.cross_modulation.rows(a_table, 2, 4)
+            v_scale, v_shift = video.cross_modulation.rows(v_table, 2, 4)
+            (gate,) = audio.cross_gate.rows(a_table[4:], 0, 1)
+            out = self.video_to_audio_attn(a_norm * (1 + a_scale) + a_shift, v_norm * (1 + v_scale) + v_shift,
+                                           q_rope=audio.cross_rope, k_rope=video.cross_rope) * gate
+            new_a = audio.x + (out if keep is None else out * keep)
+        return replace(video, x=new_v), replace(audio, x=new_a)

@@ -1,0 +1,176 @@
+"""Configuration and forward-pass inputs of the LTX-2 transformer (see :mod:`ltxgraph_ops.models.transformer`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import ClassVar, Literal, NamedTuple
+
+import torch
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """The header's ``transformer`` section (same key names; defaults are the reference's code defaults,
+    the release's own values come from the header)."""
+
+    num_layers: int = 48
+    num_attention_heads: int = 32
+    attention_head_dim: int = 128
+    in_channels: int = 128
+    out_channels: int = 128
+    cross_attention_dim: int = 4096
+    caption_channels: int = 3840
+    audio_num_attention_heads: int = 32
+    audio_attention_head_dim: int = 64
+    audio_in_channels: int = 128
+    audio_out_channels: int = 128
+    audio_cross_attention_dim: int = 2048
+    norm_eps: float = 1e-6
+    positional_embedding_theta: float = 10000.0
+    positional_embedding_max_pos: tuple[int, ...] = (20, 2048, 2048)
+    audio_positional_embedding_max_pos: tuple[int, ...] = (20,)
+    use_middle_indices_grid: bool = True
+    rope_type: Literal["interleaved", "split"] = "interleaved"
+    frequencies_precision: str = "float32"
+    timestep_scale_multiplier: float = 1000
+    av_ca_timestep_scale_multiplier: float = 1
+    has_video: bool = True          # not header keys: which streams the checkpoint holds
+    has_audio: bool = True
+
+    # header values describing variants this implementation does not build (LTX-2.3 22B and older layouts)
+    _REQUIRED: ClassVar[dict] = {"apply_gated_attention": False, "cross_attention_adaln": False,
+                                 "caption_proj_before_connector": False}
+
+    @classmethod
+    def from_header(cls, section: dict, has_video: bool = True, has_audio: bool = True) -> "TransformerConfig":
+        """Build from the header's ``transformer`` section; unknown keys are ignored."""
+        for key, expected in cls._REQUIRED.items():
+            if section.get(key, expected) != expected:
+                raise ValueError(f"transformer header has {key}={section[key]!r}; this implementation supports "
+                                 f"only {key}={expected!r} (the LTX-2 19B layout)")
+        if section.get("rope_type", "interleaved") not in ("interleaved", "split"):
+            raise ValueError(f"transformer header has unknown rope_type {section['rope_type']!r}")
+        names = {f.name for f in fields(cls)} - {"has_video", "has_audio"}
+        values = {key: (tuple(value) if isinstance(value, list) else value)
+                  for key, value in section.items() if key in names}
+        if not (has_video or has_audio):
+            raise ValueError("a transformer needs a video or an audio stream")
+        return cls(**values, has_video=has_video, has_audio=has_audio)
+
+    def __post_init__(self) -> None:
+        if self.has_video and self.cross_attention_dim != self.video_dim:
+            raise ValueError(f"cross_attention_dim {self.cross_attention_dim} must equal the video width "
+                             f"num_attention_heads * attention_head_dim = {self.video_dim}")
+        if self.has_audio and self.audio_cross_attention_dim != self.audio_dim:
+            raise ValueError(f"audio_cross_attention_dim {self.audio_cross_attention_dim} must equal the audio "
+                             f"width audio_num_attention_heads * audio_attention_head_dim = {self.audio_dim}")
+
+    @property
+    def video_dim(self) -> int:
+        return self.num_attention_heads * self.attention_head_dim
+
+    @property
+    def audio_dim(self) -> int:
+        return self.audio_num_attention_heads * self.audio_attention_head_dim
+
+
+@dataclass(frozen=True)
+class StreamInput:
+    """One stream (video or audio) of a forward pass.
+
+    latent:         [B, T, C] noisy tokens (guide tokens appended after the generated ones).
+    sigma:          [B] (or a scalar tensor) noise level of the step.
+    positions:      [B, n_axes, T, 2] token ``[start, end)`` ranges (video: time s, height px, width px;
+                    audio: time s); guide tokens carry the positions of the frames they guide.
+    context:        [B, S, caption_channels] text embeddings (connector output).
+    context_mask:   [B, S] 1 = text token, 0 = padding; None = all valid.
+    noise_mask:     [B, T] in [0, 1], 1 = generate, 0 = keep; per-token timestep = noise_mask * sigma.
+    attention_mask: [B, T, T] in [0, 1] self-attention weights (0 blocks, <1 weakens; guide strength).
+    enabled:        False leaves this stream's tokens untouched by the blocks (they still feed the other
+                    stream's cross-attention); its output is the output head applied to its input embedding.
+    """
+
+    latent: torch.Tensor
+    sigma: torch.Tensor
+    positions: torch.Tensor
+    context: torch.Tensor
+    context_mask: torch.Tensor | None = None
+    noise_mask: torch.Tensor | None = None
+    attention_mask: torch.Tensor | None = None
+    enabled: bool = True
+
+    def timesteps(self) -> torch.Tensor:
+        """Per-token timestep ``noise_mask * sigma``: [B, T]."""
+        sigma = self.sigma.reshape(-1, 1).to(torch.float32)
+        if self.noise_mask is None:
+            return sigma.expand(self.latent.shape[0], self.latent.shape[1])
+        return self.noise_mask.to(torch.float32) * sigma
+
+
+Blocks = frozenset[int] | Literal["all"]
+
+
+@dataclass(frozen=True)
+class Perturbations:
+    """Guidance perturbations of one forward pass.
+
+    Each ``skip_*`` names the blocks (indices, or ``"all"``) where that attention is skipped:
+    self-attention skipped = its output replaced by the value projection (STG); audio<->video attention
+    skipped = its residual dropped (modality guidance skips both directions in every block).
+    ``samples`` [B] bool picks the perturbed samples of the batch; None = every sample.
+    """
+
+    skip_video_self_attention: Blocks = frozenset()
+    skip_audio_self_attention: Blocks = frozenset()
+    skip_audio_to_video: Blocks = frozenset()
+    skip_video_to_audio: Blocks = frozenset()
+    samples: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("skip_video_self_attention", "skip_audio_self_attention", "skip_audio_to_video",
+                     "skip_video_to_audio"):
+            blocks = getattr(self, name)
+            if isinstance(blocks, str):
+                if blocks != "all":
+                    raise ValueError(f"{name} must be block indices or 'all', not {blocks!r}")
+            else:
+                object.__setattr__(self, name, frozenset(int(b) for b in blocks))
+
+    @classmethod
+    def stg(cls, blocks: list[int], video: bool = True, audio: bool = True) -> "Perturbations":
+        """Spatio-temporal guidance: value-only self-attention in ``blocks`` of the chosen streams."""
+        chosen = frozenset(blocks)
+        return cls(skip_video_self_attention=chosen if video else frozenset(),
+                   skip_audio_self_attention=chosen if audio else frozenset())
+
+    @classmethod
+    def isolate_modalities(cls) -> "Perturbations":
+        """Modality guidance: no audio<->video attention anywhere."""
+        return cls(skip_audio_to_video="all", skip_video_to_audio="all")
+
+    def keep_mask(self, blocks: Blocks, index: int, batch: int, like: torch.Tensor
+                  ) -> torch.Tensor | None | Literal["skip"]:
+        """For block ``index``: None (nothing perturbed), ``"skip"`` (every sample perturbed), or a
+        [B, 1, 1] mask, 1 = keep, 0 = perturbed."""
+        if not (blocks == "all" or index in blocks):
+            return None
+        if self.samples is None or bool(self.samples.all()):
+            return "skip"
+        if not bool(self.samples.any()):
+            return None
+        return (~self.samples.bool()).to(like.dtype).reshape(batch, 1, 1)
+
+
+NO_PERTURBATIONS = Perturbations()
+
+
+class Velocity(NamedTuple):
+    """Predicted velocity per stream: video [B, Tv, C], audio [B, Ta, C] (None where no input)."""
+
+    video: torch.Tensor | None
+    audio: torch.Tensor | None
+
+
+def denoised(stream: StreamInput, velocity: torch.Tensor) -> torch.Tensor:
+    """Clean-latent estimate ``x0 = x - v * t`` per token, in float32, returned in the latent dtype."""
+    t = stream.timesteps().unsqueeze(-1)
+    return (stream.latent.float() - velocity.float() * t).to(stream.latent.dtype)
