@@ -27,11 +27,12 @@ def storable(cls: T) -> T:
 @dataclass(frozen=True)
 class VideoLatent:
     """A video latent. samples [B, C, F, H, W]; noise_mask broadcastable to [B, 1, F, H, W] (1 = generate,
-    0 = keep) or None (= generate everything); fps of the video it decodes to; frames = pixel frames
-    (1 + 8 * (F - 1) for LTX-2's causal VAE), kept so audio and video stay in sync."""
+    0 = keep) or None (= generate everything); fps of the video it decodes to (None until known: an empty
+    latent takes the frame rate of its conditioning); frames = pixel frames (1 + 8 * (F - 1) for LTX-2's causal
+    VAE), kept so audio and video stay in sync."""
 
     samples: torch.Tensor
-    fps: float
+    fps: float | None
     frames: int
     noise_mask: torch.Tensor | None = None
 
