@@ -161,28 +161,20 @@ class GraphFile(BaseModel):
             raise ValueError(f"unsupported format version {version!r}: this ltxgraph reads format 1")
         return 1
 
-    @field_validator("params")
+    @field_validator("params", "nodes", "outputs")
     @classmethod
-    def _param_names(cls, params: dict[str, ParamSpec]) -> dict[str, ParamSpec]:
-        for name in params:
-            if not re.fullmatch(PARAM_NAME, name):
-                raise ValueError(f"parameter name {name!r} is not an identifier")
-        return params
-
-    @field_validator("nodes")
-    @classmethod
-    def _node_ids(cls, nodes: dict[str, NodeSpec]) -> dict[str, NodeSpec]:
-        for node_id in nodes:
-            if not re.fullmatch(NODE_ID, node_id):
-                raise ValueError(f"node id {node_id!r} must match {NODE_ID}")
-        return nodes
+    def _names(cls, mapping: dict[str, Any], info: Any) -> dict[str, Any]:
+        pattern, what = {"params": (PARAM_NAME, "parameter name"), "nodes": (NODE_ID, "node id"),
+                         "outputs": (PORT_NAME, "output name")}[info.field_name]
+        for name in mapping:
+            if not re.fullmatch(pattern, name):
+                raise ValueError(f"{what} {name!r} must match {pattern}")
+        return mapping
 
     @field_validator("outputs")
     @classmethod
     def _output_refs(cls, outputs: dict[str, str]) -> dict[str, str]:
         for name, ref in outputs.items():
-            if not re.fullmatch(PORT_NAME, name):
-                raise ValueError(f"output name {name!r} is not an identifier")
             if not NODE_REF_RE.match(ref):
                 raise ValueError(f"output {name!r} must reference a node port as '@node.PORT', got {ref!r}")
         return outputs
