@@ -1,0 +1,131 @@
+"""Guiders: turn a conditional model into one denoised prediction per modality.
+
+A guider asks the model for the passes its parameters need (positive; negative prompt for CFG; perturbed
+self-attention for STG; isolated modalities for modality guidance) and combines them per modality:
+
+    pred = c + (cfg - 1)(c - u_text) + stg (c - u_perturbed) + (modality - 1)(c - u_isolated)
+    pred = pred * (r * std(c) / std(pred) + (1 - r))          (rescale r, std per batch item)
+
+CFG (Ho & Salimans 2022), STG (Hyung et al. 2024, spatiotemporal skip guidance), CFG rescale (Lin et al. 2023).
+Passes no modality needs are not run. The sampler never sees any of this.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import torch
+
+
+@dataclass(frozen=True)
+class ModelPass:
+    """One forward of the model that a guider asks for.
+
+    conditioning: "positive" or "negative" (the prompt whose text context is used).
+    skip_self_attention: per modality, the blocks whose self-attention is bypassed (STG), None = none.
+    isolate_modalities: bypass the audio<->video cross-attentions (modality guidance).
+    """
+
+    conditioning: str = "positive"
+    skip_self_attention: tuple[tuple[int, ...] | None, ...] = ()
+    isolate_modalities: bool = False
+
+
+class GuidableModel(Protocol):
+    """The model as a guider sees it: latents and per-token timesteps (sigma * noise mask) of each modality
+    (e.g. (video, audio)) in, the predicted clean latents (x0) of each modality out."""
+
+    def __call__(self, latents: tuple[torch.Tensor, ...], timesteps: tuple[torch.Tensor, ...],
+                 sigma: torch.Tensor, model_pass: ModelPass) -> tuple[torch.Tensor, ...]: ...
+
+
+@dataclass(frozen=True)
+class GuidanceParams:
+    """Guidance of one modality. Neutral values: cfg 1, stg 0, modality 1, rescale 0."""
+
+    cfg: float = 1.0
+    stg: float = 0.0
+    modality: float = 1.0
+    rescale: float = 0.0
+    stg_blocks: tuple[int, ...] = field(default_factory=tuple)
+
+    @property
+    def needs_negative(self) -> bool:
+        return self.cfg != 1.0
+
+    @property
+    def needs_perturbed(self) -> bool:
+        return self.stg != 0.0
+
+    @property
+    def needs_isolated(self) -> bool:
+        return self.modality != 1.0
+
+
+def rescale_to_std(pred: torch.Tensor, cond: torch.Tensor, strength: float) -> torch.Tensor:
+    """Scale pred towards the standard deviation of cond: factor = r*std(cond)/std(pred) + (1-r),
+    std over all elements of each batch item."""
+    dims = tuple(range(1, pred.ndim))
+    factor = cond.std(dim=dims, keepdim=True) / pred.std(dim=dims, keepdim=True)
+    return pred * (strength * factor + (1 - strength))
+
+
+def combine(params: GuidanceParams, cond: torch.Tensor, negative: torch.Tensor | None = None,
+            perturbed: torch.Tensor | None = None, isolated: torch.Tensor | None = None) -> torch.Tensor:
+    """The guided prediction of one modality from the passes that were run (missing ones contribute 0)."""
+    pred = cond
+    if negative is not None:
+        pred = pred + (params.cfg - 1) * (cond - negative)
+    if perturbed is not None:
+        pred = pred + params.stg * (cond - perturbed)
+    if isolated is not None:
+        pred = pred + (params.modality - 1) * (cond - isolated)
+    if params.rescale != 0:
+        pred = rescale_to_std(pred, cond, params.rescale)
+    return pred
+
+
+class MultimodalGuider:
+    """Per-modality CFG + STG + modality guidance with rescale (the reference's multimodal guider)."""
+
+    def __init__(self, model: GuidableModel, params: Sequence[GuidanceParams]):
+        self.model = model
+        self.params = tuple(params)
+
+    def passes(self) -> dict[str, ModelPass]:
+        """The model passes needed, by role, in the order they run."""
+        needed = {"positive": ModelPass()}
+        if any(p.needs_negative for p in self.params):
+            needed["negative"] = ModelPass(conditioning="negative")
+        if any(p.needs_perturbed for p in self.params):
+            blocks = tuple(tuple(p.stg_blocks) if p.needs_perturbed else None for p in self.params)
+            needed["perturbed"] = ModelPass(skip_self_attention=blocks)
+        if any(p.needs_isolated for p in self.params):
+            needed["isolated"] = ModelPass(isolate_modalities=True)
+        return needed
+
+    def __call__(self, latents: tuple[torch.Tensor, ...], timesteps: tuple[torch.Tensor, ...],
+                 sigma: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if len(latents) != len(self.params):
+            raise ValueError(f"guider has parameters for {len(self.params)} modalities, got {len(latents)} latents")
+        outputs = {role: self.model(latents, timesteps, sigma, model_pass)
+                   for role, model_pass in self.passes().items()}
+        guided = []
+        for k, params in enumerate(self.params):
+            def used(role: str, needed: bool) -> torch.Tensor | None:
+                return outputs[role][k] if needed and role in outputs else None
+            guided.append(combine(params, outputs["positive"][k],
+                                  negative=used("negative", params.needs_negative),
+                                  perturbed=used("perturbed", params.needs_perturbed),
+                                  isolated=used("isolated", params.needs_isolated)))
+        return tuple(guided)
+
+
+def cfg_guider(model: GuidableModel, cfg: float, modalities: int = 2) -> MultimodalGuider:
+    """ComfyUI ``CFGGuider``: the same CFG scale for every modality (cfg 1 runs only the positive pass)."""
+    return MultimodalGuider(model, [GuidanceParams(cfg=cfg)] * modalities)
+
+
+def basic_guider(model: GuidableModel, modalities: int = 2) -> MultimodalGuider:
+    """ComfyUI ``BasicGuider``: the positive prediction only."""
+    return MultimodalGuider(model, [GuidanceParams()] * modalities)

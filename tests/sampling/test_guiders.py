@@ -1,0 +1,86 @@
+"""Guiders: the passes they ask for, the combination, per-modality parameters."""
+from __future__ import annotations
+
+import torch
+
+from ltxgraph_ops.sampling.guiders import (GuidanceParams, ModelPass, MultimodalGuider, basic_guider, cfg_guider,
+                                           combine, rescale_to_std)
+
+OFFSETS = {"positive": 1.0, "negative": 0.25, "perturbed": 0.5, "isolated": 0.75}
+
+
+class RecordingModel:
+    """Returns latent * 0 + an offset that identifies the pass; records every pass."""
+
+    def __init__(self):
+        self.passes: list[ModelPass] = []
+
+    def __call__(self, latents, timesteps, sigma, model_pass):
+        self.passes.append(model_pass)
+        if model_pass.conditioning == "negative":
+            role = "negative"
+        elif model_pass.isolate_modalities:
+            role = "isolated"
+        elif any(blocks is not None for blocks in model_pass.skip_self_attention):
+            role = "perturbed"
+        else:
+            role = "positive"
+        return tuple(torch.full_like(latent, OFFSETS[role]) + latent for latent in latents)
+
+
+def latents():
+    return (torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0)),
+            torch.randn(2, 5, generator=torch.Generator().manual_seed(1)))
+
+
+def timesteps():
+    return (torch.full((2, 1, 4), 0.5), torch.full((2, 1), 0.5))
+
+
+def test_cfg_one_runs_only_the_positive_pass():
+    model = RecordingModel()
+    out = cfg_guider(model, 1.0)(latents(), timesteps(), torch.tensor(0.5))
+    assert model.passes == [ModelPass()]
+    assert torch.equal(out[0], latents()[0] + 1.0)
+    model = RecordingModel()
+    basic_guider(model)(latents(), timesteps(), torch.tensor(0.5))
+    assert len(model.passes) == 1
+
+
+def test_cfg_combines_cond_and_uncond():
+    model = RecordingModel()
+    out = cfg_guider(model, 3.0)(latents(), timesteps(), torch.tensor(0.5))
+    assert [p.conditioning for p in model.passes] == ["positive", "negative"]
+    cond, uncond = latents()[1] + 1.0, latents()[1] + 0.25
+    assert torch.allclose(out[1], cond + 2.0 * (cond - uncond))
+
+
+def test_multimodal_runs_each_needed_pass_once_with_per_modality_blocks():
+    model = RecordingModel()
+    video = GuidanceParams(cfg=3.0, stg=1.0, modality=3.0, rescale=0.0, stg_blocks=(29,))
+    audio = GuidanceParams(cfg=7.0, stg=0.0, modality=1.0)
+    out = MultimodalGuider(model, [video, audio])(latents(), timesteps(), torch.tensor(0.5))
+    assert len(model.passes) == 4
+    assert model.passes[2].skip_self_attention == ((29,), None)
+    assert model.passes[3].isolate_modalities
+    v = latents()[0]
+    expected_video = (v + 1) + 2 * (0.75) + 1 * 0.5 + 2 * 0.25
+    assert torch.allclose(out[0], expected_video)
+    a = latents()[1]
+    assert torch.allclose(out[1], (a + 1) + 6 * 0.75)  # stg/modality terms absent for audio
+
+
+def test_combine_formula_and_rescale():
+    gen = torch.Generator().manual_seed(3)
+    c, u, p, m = (torch.randn(2, 6, generator=gen) for _ in range(4))
+    params = GuidanceParams(cfg=3.0, stg=1.0, modality=3.0, rescale=0.7)
+    pred = c + 2 * (c - u) + (c - p) + 2 * (c - m)
+    factor = 0.7 * c.std(dim=1, keepdim=True) / pred.std(dim=1, keepdim=True) + 0.3
+    assert torch.allclose(combine(params, c, u, p, m), pred * factor)
+    full = rescale_to_std(pred, c, 1.0)
+    assert torch.allclose(full.std(dim=1), c.std(dim=1))
+
+
+def test_neutral_parameters_return_cond_exactly():
+    c = torch.randn(1, 8)
+    assert torch.equal(combine(GuidanceParams(), c), c)

@@ -1,0 +1,58 @@
+"""Seeded noise: reproducible, independent of batch size and position; the masked forward process."""
+from __future__ import annotations
+
+import torch
+
+from ltxgraph_ops.sampling.noise import DisableNoise, RandomNoise, add_noise, gaussian_noise
+
+VIDEO, AUDIO = (3, 4, 2, 3, 5), (3, 8, 7, 4)
+
+
+def test_same_seed_is_bit_identical():
+    a = gaussian_noise([VIDEO, AUDIO], 42)
+    b = gaussian_noise([VIDEO, AUDIO], 42)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a[0], gaussian_noise([VIDEO, AUDIO], 43)[0])
+
+
+def test_batch_item_noise_does_not_depend_on_batch_size():
+    big = gaussian_noise([(5, *VIDEO[1:]), (5, *AUDIO[1:])], 7)
+    small = gaussian_noise([(2, *VIDEO[1:]), (2, *AUDIO[1:])], 7)
+    for k in range(2):
+        assert torch.equal(big[k][:2], small[k])
+
+
+def test_batch_item_b_is_seed_plus_b_alone():
+    batch = gaussian_noise([VIDEO], 100)[0]
+    for b in range(VIDEO[0]):
+        assert torch.equal(batch[b:b + 1], gaussian_noise([(1, *VIDEO[1:])], 100 + b)[0])
+
+
+def test_batch_of_one_is_comfyui_stream_video_then_audio():
+    generator = torch.Generator().manual_seed(2 ** 63 + 5)
+    video = torch.randn((1, *VIDEO[1:]), generator=generator)
+    audio = torch.randn((1, *AUDIO[1:]), generator=generator)
+    ours = gaussian_noise([(1, *VIDEO[1:]), (1, *AUDIO[1:])], 2 ** 63 + 5)
+    assert torch.equal(ours[0], video) and torch.equal(ours[1], audio)
+
+
+def test_seed_wraps_at_two_to_the_64():
+    last = gaussian_noise([(2, 3)], 2 ** 64 - 1)[0]
+    assert torch.equal(last[1:], gaussian_noise([(1, 3)], 0)[0])
+
+
+def test_random_noise_follows_latent_dtype_and_disable_noise_is_zero():
+    latents = [torch.zeros(VIDEO, dtype=torch.bfloat16), torch.zeros(AUDIO)]
+    noise = RandomNoise(3).generate(latents)
+    assert noise[0].dtype == torch.bfloat16 and noise[1].shape == AUDIO
+    assert all(torch.count_nonzero(z) == 0 for z in DisableNoise().generate(latents))
+
+
+def test_add_noise_uses_mask_times_sigma_per_token():
+    clean, noise = torch.full((1, 4, 1), 2.0), torch.full((1, 4, 1), -1.0)
+    mask = torch.tensor([1.0, 0.0, 0.5, 1.0]).view(1, 4, 1)
+    out = add_noise(clean, noise, 0.8, mask)
+    level = mask * 0.8
+    assert torch.equal(out, noise * level + clean * (1 - level))
+    assert out[0, 1, 0] == 2.0  # kept token exact
+    assert torch.equal(add_noise(clean, noise, 1.0), noise)
