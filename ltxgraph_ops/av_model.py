@@ -1,0 +1,110 @@
+"""The LTX-2 transformer as the guiders see it (:class:`ltxgraph_ops.sampling.guiders.GuidableModel`):
+latents in their own layouts (video [B, C, F, H, W], audio [B, C, T, M]) and per-element timesteps in,
+clean-latent estimates (x0) in the same layouts out.
+
+This is where latents become token sequences with their positions: generated video frames on the pixel grid at
+the conditioning's frame rate, guide frames (appended after them by LTXVAddGuide) at the positions of the frames
+they guide, audio frames in seconds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ltxgraph_ops.conditioning import Conditioning
+from ltxgraph_ops.models.transformer import LTXAVTransformer, Perturbations, StreamInput, denoised
+from ltxgraph_ops.models.transformer_tokens import (audio_latent, audio_positions, audio_tokens,
+                                                    guide_attention_mask, video_latent, video_positions,
+                                                    video_tokens)
+from ltxgraph_ops.sampling.guiders import ModelPass
+
+DEFAULT_FPS = 25.0
+
+
+@dataclass
+class LTXAVModel:
+    """Callable as ``model(latents, timesteps, sigma, model_pass) -> x0s``.
+
+    modalities names the latents' order ("video", "audio"); positive / negative are the prompts' conditionings
+    (negative needed only for CFG passes); fps is used when the conditioning carries no frame rate.
+    """
+
+    transformer: LTXAVTransformer
+    modalities: tuple[str, ...]
+    positive: Conditioning
+    negative: Conditioning | None = None
+    fps: float | None = None
+
+    def __post_init__(self) -> None:
+        unknown = set(self.modalities) - {"video", "audio"}
+        if unknown or len(set(self.modalities)) != len(self.modalities) or not self.modalities:
+            raise ValueError(f"modalities must be 'video' and/or 'audio', got {self.modalities}")
+
+    def __call__(self, latents: tuple[torch.Tensor, ...], timesteps: tuple[torch.Tensor, ...], sigma: torch.Tensor,
+                 model_pass: ModelPass = ModelPass()) -> tuple[torch.Tensor, ...]:
+        conditioning = self.positive if model_pass.conditioning == "positive" else self.negative
+        if conditioning is None:
+            raise ValueError("a negative-prompt pass was asked for, but no negative conditioning was given")
+        streams = {name: self._stream(name, latent, step, sigma, conditioning)
+                   for name, latent, step in zip(self.modalities, latents, timesteps)}
+        velocity = self.transformer(streams.get("video"), streams.get("audio"), self._perturbations(model_pass))
+        out = []
+        for name, latent in zip(self.modalities, latents):
+            x0 = denoised(streams[name], getattr(velocity, name))
+            out.append(video_latent(x0, *latent.shape[2:]) if name == "video"
+                       else audio_latent(x0, latent.shape[1]))
+        return tuple(out)
+
+    def _perturbations(self, model_pass: ModelPass) -> Perturbations:
+        skip = dict(zip(self.modalities, model_pass.skip_self_attention or (None,) * len(self.modalities)))
+        isolate = "all" if model_pass.isolate_modalities else frozenset()
+        return Perturbations(skip_video_self_attention=frozenset(skip.get("video") or ()),
+                             skip_audio_self_attention=frozenset(skip.get("audio") or ()),
+                             skip_audio_to_video=isolate, skip_video_to_audio=isolate)
+
+    def _stream(self, name: str, latent: torch.Tensor, timesteps: torch.Tensor, sigma: torch.Tensor,
+                conditioning: Conditioning) -> StreamInput:
+        batch = latent.shape[0]
+        sigma = sigma.reshape(-1).to(torch.float32).expand(batch) if sigma.numel() == 1 else sigma.reshape(batch)
+        per_element = timesteps.expand(batch, 1, *latent.shape[2:]).to(torch.float32)
+        noise_mask = per_element / sigma.clamp(min=torch.finfo(torch.float32).tiny).view(batch, *[1] * (latent.ndim - 1))
+        if name == "video":
+            tokens, positions, attention = self._video_layout(latent, conditioning)
+            noise_mask = video_tokens(noise_mask)[..., 0]
+            context = conditioning.video_context
+        else:
+            tokens, positions, attention = audio_tokens(latent), audio_positions(latent.shape[2], batch,
+                                                                                 device=latent.device), None
+            noise_mask = noise_mask[:, 0, :, 0]
+            if conditioning.audio_context is None:
+                raise ValueError("this conditioning has no audio context (a video-only text encoder?)")
+            context = conditioning.audio_context
+        return StreamInput(latent=tokens, sigma=sigma, positions=positions.to(tokens.dtype), context=context,
+                           context_mask=conditioning.context_mask, noise_mask=noise_mask, attention_mask=attention)
+
+    def _video_layout(self, latent: torch.Tensor, conditioning: Conditioning
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Tokens [B, T, C], positions [B, 3, T, 2] and guide attention weights (None without guides)."""
+        batch, _, frames, height, width = latent.shape
+        fps = conditioning.frame_rate or self.fps or DEFAULT_FPS
+        guides = conditioning.guides
+        generated = frames - (guides.frames if guides else 0)
+        if generated < 1:
+            raise ValueError(f"the latent has {frames} frames, fewer than its {guides.frames} guide frames")
+        positions = video_positions(generated, height, width, fps, batch, device=latent.device)
+        tokens = video_tokens(latent)
+        if not guides:
+            return tokens, positions, None
+        generated_tokens = generated * height * width
+        if tokens.shape[1] - generated_tokens != guides.tokens:
+            raise ValueError(f"the latent's {tokens.shape[1] - generated_tokens} guide tokens do not match the "
+                             f"conditioning's {guides.tokens} (was LTXVCropGuides applied to one but not the other?)")
+        guide_positions = guides.positions.to(positions.device, positions.dtype).expand(batch, -1, -1, -1).clone()
+        guide_positions[:, 0] /= fps  # pixel frames -> seconds
+        positions = torch.cat([positions, guide_positions], dim=2)
+        attention = None
+        if any(s != 1.0 for s in guides.strengths):
+            attention = guide_attention_mask(generated_tokens, list(guides.token_counts), list(guides.strengths),
+                                             batch, device=latent.device)
+        return tokens, positions, attention

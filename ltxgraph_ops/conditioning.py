@@ -1,0 +1,60 @@
+"""CONDITIONING values: what the text path hands the sampler, and the guide (keyframe) tokens ops add to it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from ltxgraph.values import storable
+
+
+@storable
+@dataclass(frozen=True)
+class Guides:
+    """Guide (keyframe) latents appended after the generated video frames, as the transformer sees them.
+
+    positions: [B, 3, N, 2] token [start, end) ranges (time in pixel frames, height px, width px) of all guide
+    tokens, in the order their frames are appended (time becomes seconds at the sampler's frame rate); token_counts: tokens per guide group; strengths: attention weight of each
+    group towards the generated tokens (1 = full); latent_frames: latent frames each group appended.
+    """
+
+    positions: torch.Tensor
+    token_counts: tuple[int, ...]
+    strengths: tuple[float, ...]
+    latent_frames: tuple[int, ...]
+
+    @property
+    def tokens(self) -> int:
+        return sum(self.token_counts)
+
+    @property
+    def frames(self) -> int:
+        return sum(self.latent_frames)
+
+
+@storable
+@dataclass(frozen=True)
+class Conditioning:
+    """Text conditioning of LTX-2 after the embeddings connectors.
+
+    video_context / audio_context: [B, S, caption_channels] per stream (audio None for video-only models);
+    context_mask: [B, S] 1 = token, 0 = padding (None: all tokens valid); frame_rate: frames per second the
+    video is generated at (LTXVConditioning); guides: keyframe tokens added by LTXVAddGuide.
+    """
+
+    video_context: torch.Tensor
+    audio_context: torch.Tensor | None = None
+    context_mask: torch.Tensor | None = None
+    frame_rate: float | None = None
+    guides: Guides | None = None
+
+    def with_frame_rate(self, frame_rate: float) -> "Conditioning":
+        return replace(self, frame_rate=frame_rate)
+
+    def with_guides(self, guides: Guides | None) -> "Conditioning":
+        return replace(self, guides=guides)
+
+    def zeroed(self) -> "Conditioning":
+        """ConditioningZeroOut: the same shapes filled with zeros."""
+        return replace(self, video_context=torch.zeros_like(self.video_context),
+                       audio_context=None if self.audio_context is None else torch.zeros_like(self.audio_context))
