@@ -16,7 +16,7 @@ from .errors import InputValueError, LtxGraphError, NodeError, RunInterrupted
 from .graph import NodeRef
 from .paths import Folders
 from .plan import Plan
-from .registry import InputSpec, check_value, round_down
+from .registry import InputSpec, OpSpec, check_value, round_down
 from .types import is_scalar, members
 
 RUNTIME_CLASSES: dict[str, tuple[type, ...]] = {
@@ -142,7 +142,7 @@ class Executor:
                 context = OpContext(node.id, self.folders, self.metadata, self.progress.step, self.settings)
                 kwargs[spec.context_param] = context
             returned = spec.fn(**kwargs)
-            outputs = self._check_outputs(spec.name, spec.outputs, returned)
+            outputs = self._check_outputs(spec, returned)
         except KeyboardInterrupt:
             raise
         except NodeError:
@@ -183,7 +183,8 @@ class Executor:
         return found
 
     @staticmethod
-    def _check_outputs(op: str, declared: tuple[tuple[str, str], ...], returned: Any) -> tuple[Any, ...]:
+    def _check_outputs(spec: OpSpec, returned: Any) -> tuple[Any, ...]:
+        op, declared = spec.name, spec.outputs
         if not declared:  # output ops: keep the files they wrote, so a deleted file is written again
             files = returned if isinstance(returned, (list, tuple)) else [returned]
             return tuple(f for f in files if isinstance(f, V.SavedFile))
@@ -191,8 +192,12 @@ class Executor:
         if len(outputs) != len(declared):
             raise LtxGraphError(f"op {op} returned {len(outputs)} values for {len(declared)} declared outputs")
         for (name, port_type), value in zip(declared, outputs):
-            allowed = RUNTIME_CLASSES.get(next(iter(members(port_type))))
-            bad_bool = port_type in ("INT", "FLOAT") and isinstance(value, bool)
+            if port_type.startswith("="):  # follows an input: any of that input's types
+                port_type = spec.input_by_name[port_type[1:]].port.type
+            kinds = members(port_type)
+            allowed = tuple(c for k in kinds for c in RUNTIME_CLASSES.get(k, ())) if all(
+                k in RUNTIME_CLASSES for k in kinds) else ()
+            bad_bool = kinds <= {"INT", "FLOAT"} and isinstance(value, bool)
             if (allowed and not isinstance(value, allowed)) or bad_bool:
                 raise LtxGraphError(f"op {op} returned a {type(value).__name__} for output '{name}' ({port_type})")
         return tuple(outputs)

@@ -138,7 +138,9 @@ class OpDeclarationError(TypeError):
 
 def op(name: str | None = None, *, outputs: dict[str, str] | None = None, version: str | int = 1,
        category: str = "", output_node: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Declare ``fn`` as an op. Inputs come from its signature; outputs are ``{port_name: TYPE}`` in order."""
+    """Declare ``fn`` as an op. Inputs come from its signature; outputs are ``{port_name: TYPE}`` in order.
+    An output written ``"=name"`` has the type of the value connected to input ``name`` (a sampler returns
+    the kind of latent it was given)."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.__ltxgraph_op__ = _read_signature(fn, name or fn.__name__, outputs or {}, str(version),  # type: ignore
@@ -162,8 +164,12 @@ def _read_signature(fn: Callable[..., Any], name: str, outputs: dict[str, str], 
             raise OpDeclarationError(f"op {name}: parameter '{param.name}' needs Annotated[..., Port(...)]")
         default = REQUIRED if param.default is inspect.Parameter.empty else param.default
         inputs.append(InputSpec(param.name, ports[0], default))
+    input_names = {spec.name for spec in inputs}
     for port_name, port_type in outputs.items():
-        if len(members(port_type)) != 1:
+        if port_type.startswith("="):
+            if port_type[1:] not in input_names:
+                raise OpDeclarationError(f"op {name}: output '{port_name}' follows unknown input '{port_type[1:]}'")
+        elif len(members(port_type)) != 1:
             raise OpDeclarationError(f"op {name}: output '{port_name}' must have exactly one type")
     doc = inspect.getdoc(fn) or ""
     return OpSpec(name, fn, tuple(inputs), tuple(outputs.items()), version, category,

@@ -10,7 +10,7 @@ from typing import Any
 import networkx as nx
 
 from .errors import InvalidInput, Problem, ValidationError
-from .graph import BadRef, GraphFile, NodeRef, ParamRef, value_has_type
+from .graph import BadRef, GraphFile, NodeRef, ParamRef, parse_input, value_has_type
 from .loader import SourceDoc
 from .paths import Folders
 from .registry import InputSpec, OpSpec, Port, Registry, check_value
@@ -67,6 +67,7 @@ def validate(graph: GraphFile, registry: Registry, doc: SourceDoc | None = None,
     params, problems = resolve_params(graph, overrides or {})
     problems = [Problem(p.message, line=doc.line_of("params")) for p in problems]
     nodes: dict[str, ResolvedNode] = {}
+    types = OutputTypes(graph, registry)
     for node_id, node in graph.nodes.items():
         spec = registry.get(node.op)
         if spec is None:
@@ -74,7 +75,7 @@ def validate(graph: GraphFile, registry: Registry, doc: SourceDoc | None = None,
             hint = f" (did you mean '{close}'?)" if close else ""
             problems.append(Problem(f"unknown op '{node.op}'{hint}", node_id, line=doc.line_of("nodes", node_id, "op")))
             continue
-        checker = _NodeChecker(graph, registry, doc, params, folders, node_id, spec)
+        checker = _NodeChecker(graph, registry, doc, params, folders, node_id, spec, types)
         nodes[node_id] = checker.resolve(graph.parsed_inputs(node_id))
         problems += checker.problems
     outputs = graph.output_refs()
@@ -100,12 +101,33 @@ def _ref_problem(graph: GraphFile, registry: Registry, ref: NodeRef) -> str | No
     return None
 
 
+class OutputTypes:
+    """The type of each node output; an output declared ``"=input"`` takes the type of what feeds that input."""
+
+    def __init__(self, graph: GraphFile, registry: Registry) -> None:
+        self.graph, self.registry = graph, registry
+        self._known: dict[NodeRef, str | None] = {}
+
+    def of(self, ref: NodeRef, depth: int = 0) -> str | None:
+        """None when unknown (a missing node or op, an unconnected or cyclic source; reported elsewhere)."""
+        if ref in self._known:
+            return self._known[ref]
+        node = self.graph.nodes.get(ref.node)
+        spec = self.registry.get(node.op) if node else None
+        declared = spec.output_type(ref.port) if spec else None
+        if declared and declared.startswith("="):
+            source = parse_input(node.inputs.get(declared[1:]))
+            declared = self.of(source, depth + 1) if isinstance(source, NodeRef) and depth < 256 else None
+        self._known[ref] = declared
+        return declared
+
+
 class _NodeChecker:
     """Checks one node's inputs and collects its problems."""
 
     def __init__(self, graph: GraphFile, registry: Registry, doc: SourceDoc, params: dict[str, Any],
-                 folders: Folders | None, node_id: str, spec: OpSpec) -> None:
-        self.graph, self.registry, self.doc, self.params = graph, registry, doc, params
+                 folders: Folders | None, node_id: str, spec: OpSpec, types: OutputTypes) -> None:
+        self.graph, self.registry, self.doc, self.params, self.types = graph, registry, doc, params, types
         self.folders, self.node_id, self.spec = folders, node_id, spec
         self.problems: list[Problem] = []
 
@@ -150,10 +172,9 @@ class _NodeChecker:
             if message:
                 self.problem(name, message)
                 return value
-            source_op = self.registry.get(self.graph.nodes[value.node].op)
-            if source_op is not None:
-                source_type = source_op.output_type(value.port)
-                if source_type and not accepts(port_type, source_type):
+            source_type = self.types.of(value)
+            if source_type:
+                if not accepts(port_type, source_type):
                     self.problem(name, f"type mismatch: '{value}' is {source_type}, input expects {port_type}")
             return value
         if isinstance(value, ParamRef):

@@ -60,6 +60,7 @@ def ui_workflows(draw):
                 widgets.append("fixed")
                 continue
             widgets.append(draw(scalar_values(spec.input_by_name[slot_name])))
+        linked_types = {}
         for input_spec in spec.inputs:
             sources = [(n, s, t) for n, s, t in produced if accepts(input_spec.port.type, t)]
             wants_link = not input_spec.port.is_widget and (input_spec.required or draw(st.booleans()))
@@ -67,15 +68,19 @@ def ui_workflows(draw):
                 wants_link = True  # a linked widget keeps its slot in widgets_values
             entry = {"name": input_spec.name, "type": input_spec.port.type, "link": None}
             if wants_link and sources:
-                src_node, src_slot, _ = draw(st.sampled_from(sources))
+                src_node, src_slot, src_type = draw(st.sampled_from(sources))
+                linked_types[input_spec.name] = src_type
                 link_id = len(links) + 1
                 links.append([link_id, src_node, src_slot, node_id, len(node["inputs"]), input_spec.port.type])
                 entry["link"] = link_id
             node["inputs"].append(entry)
         node["widgets_values"] = widgets
         for slot, (name, port_type) in enumerate(spec.outputs):
-            node["outputs"].append({"name": name, "type": port_type, "links": []})
-            produced.append((node_id, slot, port_type))
+            if port_type.startswith("="):  # follows an input: the type of what was linked to it
+                port_type = linked_types.get(port_type[1:])
+            node["outputs"].append({"name": name, "type": port_type or "*", "links": []})
+            if port_type:
+                produced.append((node_id, slot, port_type))
         nodes.append(node)
     images = [(n, s) for n, s, t in produced if t == "IMAGE"]
     sink = {"id": 999, "type": "PreviewTensor", "mode": 0, "properties": {}, "outputs": [], "widgets_values": [],

@@ -113,3 +113,9 @@ def sleep(value: Annotated[int, Port("INT")], seconds: Annotated[float, Port("FL
 def preview_tensor(images: Annotated[torch.Tensor, Port("IMAGE")]) -> None:
     """An output node that shows an image (here: does nothing)."""
     return None
+
+
+@op("PassLatent", outputs={"LATENT": "=latent"})
+def pass_latent(latent: Annotated[object, Port("VIDEO_LATENT|AUDIO_LATENT|AV_LATENT")]) -> object:
+    """Returns the latent it was given (its output has the type of its input, like a sampler's)."""
+    return latent

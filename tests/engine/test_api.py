@@ -81,3 +81,11 @@ def test_linked_values_are_rounded_down_where_the_port_says_so(tmp_path: Path, r
     with pytest.raises(NodeError, match="node 'w' \\(MakeTensor\\) failed: input 'width': width 100 is not a "
                                         "multiple of 8: use 96 or 104"):
         ltxgraph.load(path).run(runner=Runner(registry, use_cache=False))
+
+
+def test_an_output_that_follows_its_input_is_checked_against_that_input(tmp_path: Path, registry) -> None:
+    path = tmp_path / "g.yaml"
+    path.write_text("ltxgraph: 1\nnodes:\n  e: {op: EmptyVideoLatent}\n  p: {op: PassLatent, in: {latent: '@e.LATENT'}}\n"
+                    "outputs: {l: '@p.LATENT'}\n")
+    result = ltxgraph.load(path).run(runner=Runner(registry, use_cache=False))
+    assert result.outputs["l"].frames == 9

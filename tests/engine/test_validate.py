@@ -106,3 +106,14 @@ def test_parameter_constraints_say_what_to_use_and_why(tmp_path: Path, registry:
     assert messages == ["parameter 'width' = 1000 is not a multiple of 64: use 960 or 1024 "
                         "(pixels; stage 1 runs at half resolution)",
                         "parameter 'length' = 100 is not 8n+1: use 97 or 105"]
+
+
+def test_outputs_that_follow_an_input_take_its_type(tmp_path: Path, registry: Registry) -> None:
+    ok = ("ltxgraph: 1\nnodes:\n  e: {op: EmptyVideoLatent}\n  p: {op: PassLatent, in: {latent: '@e.LATENT'}}\n"
+          "  q: {op: PassLatent, in: {latent: '@p.LATENT'}}\n  n: {op: LatentAny, in: {latent: '@q.LATENT'}}\n")
+    path = tmp_path / "g.yaml"
+    path.write_text(ok)
+    validate(load(path).file, registry)
+    bad = ok + "  s: {op: ScaleImage, in: {image: '@q.LATENT'}}\n"
+    problems = problems_of(tmp_path, registry, bad)
+    assert [p.message for p in problems] == ["type mismatch: '@q.LATENT' is VIDEO_LATENT, input expects IMAGE"]
