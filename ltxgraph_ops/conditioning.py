@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Annotated
 
 import torch
 
+from ltxgraph import Port, op
 from ltxgraph.values import storable
 
 
@@ -58,3 +60,19 @@ class Conditioning:
         """ConditioningZeroOut: the same shapes filled with zeros."""
         return replace(self, video_context=torch.zeros_like(self.video_context),
                        audio_context=None if self.audio_context is None else torch.zeros_like(self.audio_context))
+
+
+@op("LTXVConditioning", outputs={"positive": "CONDITIONING", "negative": "CONDITIONING"},
+    category="conditioning/ltxv")
+def ltxv_conditioning(positive: Annotated[Conditioning, Port("CONDITIONING")],
+                      negative: Annotated[Conditioning, Port("CONDITIONING")],
+                      frame_rate: Annotated[float, Port("FLOAT", min=0.0, max=1000.0)] = 25.0
+                      ) -> tuple[Conditioning, Conditioning]:
+    """Attach the frame rate (frames per second) the video is generated at to both prompts."""
+    return positive.with_frame_rate(frame_rate), negative.with_frame_rate(frame_rate)
+
+
+@op("ConditioningZeroOut", outputs={"CONDITIONING": "CONDITIONING"}, category="conditioning")
+def conditioning_zero_out(conditioning: Annotated[Conditioning, Port("CONDITIONING")]) -> Conditioning:
+    """The same conditioning with every text embedding set to zero (a neutral negative prompt)."""
+    return conditioning.zeroed()
