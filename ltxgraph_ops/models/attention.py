@@ -11,6 +11,14 @@ from ltxgraph_ops.models.layers import Linear
 from ltxgraph_ops.models.rope import RopeTable
 
 
+def rms_norm(x: torch.Tensor, eps: float, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """``x / sqrt(mean(x^2) + eps) (* weight)`` over the last dimension. The mean square comes from one
+    reduction (vector_norm) instead of materialising ``x^2``; CPU ``F.rms_norm`` is not fused."""
+    inverse = torch.linalg.vector_norm(x, dim=-1, keepdim=True).square_().div_(x.shape[-1]).add_(eps).rsqrt_()
+    out = x * inverse
+    return out if weight is None else out.mul_(weight.to(x.dtype))
+
+
 class RMSNorm(nn.Module):
     """``x / rms(x) * weight`` over the last dimension."""
 
@@ -20,7 +28,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.empty(dim, device=device), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x, (x.shape[-1],), self.weight.to(x.dtype), self.eps)
+        return rms_norm(x, self.eps, self.weight)
 
 
 class Attention(nn.Module):
@@ -38,20 +46,31 @@ class Attention(nn.Module):
         self.to_v = Linear(context_dim, inner, device=device)
         self.to_out = nn.ModuleList([Linear(inner, query_dim, device=device)])
 
+    def keys_values(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Un-rotated keys rms(to_k(context)) and values to_v(context): [B, S, inner] each. For a context that
+        does not change between calls (text), compute once and pass as ``keys_values`` to :meth:`forward`."""
+        return self.k_norm(self.to_k(context)), self.to_v(context)
+
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, bias: torch.Tensor | None = None,
                 q_rope: RopeTable | None = None, k_rope: RopeTable | None = None,
-                keep_attention: torch.Tensor | None = None, values_only: bool = False) -> torch.Tensor:
+                keep_attention: torch.Tensor | None = None, values_only: bool = False,
+                keys_values: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """x [B, T, query_dim], context [B, S, context_dim] (None: self-attention) -> [B, T, query_dim].
 
         bias: additive, broadcastable to [B, heads, T, S]. keep_attention [B, 1, 1] in {0, 1} mixes attention
         (1) with the plain value projection (0) per sample; ``values_only`` takes the value path for all.
+        keys_values: precomputed :meth:`keys_values` of the context (then ``context`` is not read).
         """
-        context = x if context is None else context
-        v = self.to_v(context)                                          # [B, S, inner]
+        if keys_values is not None:
+            k, v = keys_values
+        else:
+            context = x if context is None else context
+            v = self.to_v(context)                                      # [B, S, inner]
         if values_only:
             return self.to_out[0](v)
         q = self.q_norm(self.to_q(x))
-        k = self.k_norm(self.to_k(context))
+        if keys_values is None:
+            k = self.k_norm(self.to_k(context))
         if q_rope is not None:
             q = q_rope.rotate(q)
             k = (k_rope or q_rope).rotate(k)

@@ -38,7 +38,9 @@ class RopeTable:
     """Cosines and sines of every token's rotation angles, ready to rotate queries or keys.
 
     interleaved: ``cos``/``sin`` are ``[B, T, dim]`` (each angle repeated for its channel pair).
-    split: ``cos``/``sin`` are ``[B, H, T, dim / (2H)]``; H is the head grouping the table was cut for.
+    split: ``cos``/``sin`` are ``[B, T, H, 1, dim / (2H)]`` (token-major like the projections, so rotating
+    needs no transposes; the singleton broadcasts over a head's two halves); H is the head grouping the table
+    was cut for.
     """
 
     cos: torch.Tensor
@@ -51,12 +53,14 @@ class RopeTable:
             pairs = x.unflatten(-1, (-1, 2))
             turned = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
             return x * self.cos + turned * self.sin
-        batch, heads, tokens, half = self.cos.shape
-        per_head = x.reshape(batch, tokens, heads, 2, half).transpose(1, 2)   # [B, H, T, 2, half]
-        first, second = per_head[..., 0, :], per_head[..., 1, :]
-        rotated = torch.stack((first * self.cos - second * self.sin,
-                               second * self.cos + first * self.sin), dim=-2)
-        return rotated.transpose(1, 2).reshape(batch, tokens, heads * 2 * half)
+        heads, half = self.cos.shape[2], self.cos.shape[-1]
+        halves = x.unflatten(-1, (heads, 2, half))                     # [B, T, H, 2, half]: (first, second)
+        first, second = halves[..., 0, :], halves[..., 1, :]
+        sin = self.sin[..., 0, :]
+        rotated = halves * self.cos                                    # (first cos, second cos)
+        rotated[..., 0, :].addcmul_(second, sin, value=-1.0)           # first cos - second sin
+        rotated[..., 1, :].addcmul_(first, sin)                        # second cos + first sin
+        return rotated.flatten(-3)
 
 
 def rope_table(positions: torch.Tensor, max_pos: list[float] | tuple[float, ...], dim: int, heads: int,
@@ -80,8 +84,8 @@ def rope_table(positions: torch.Tensor, max_pos: list[float] | tuple[float, ...]
         cos = torch.cat([torch.ones_like(cos[..., :pad]), cos], dim=-1)
         sin = torch.cat([torch.zeros_like(sin[..., :pad]), sin], dim=-1)
         batch, tokens = cos.shape[:2]
-        cos = cos.reshape(batch, tokens, heads, -1).transpose(1, 2)    # [B, H, T, dim / (2H)]
-        sin = sin.reshape(batch, tokens, heads, -1).transpose(1, 2)
+        cos = cos.reshape(batch, tokens, heads, 1, -1)                 # [B, T, H, 1, dim / (2H)]
+        sin = sin.reshape(batch, tokens, heads, 1, -1)
     else:
         pad = dim % (2 * n_axes)
         cos = cos.repeat_interleave(2, dim=-1)

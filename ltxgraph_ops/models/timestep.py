@@ -57,7 +57,9 @@ class Modulation:
     """Per-token modulation stored once per distinct timestep.
 
     ``values``: ``[U, K, D]`` (K modulation vectors per distinct timestep); ``embedding``: ``[U, D]`` (the
-    timestep embedding before the modulation head); ``index``: ``[B, T]`` which distinct row each token uses.
+    timestep embedding before the modulation head); ``index``: ``[B, T]`` which distinct row each token uses,
+    or ``[B, 1]`` when every token of a sample shares one (then rows are ``[B, 1, D]`` and broadcast over
+    tokens instead of being gathered per token).
     """
 
     values: torch.Tensor
@@ -65,7 +67,7 @@ class Modulation:
     index: torch.Tensor
 
     def rows(self, table: torch.Tensor, start: int, stop: int) -> list[torch.Tensor]:
-        """``table[start:stop] + values[:, start:stop]`` per token: a list of ``[B, T, D]`` tensors.
+        """``table[start:stop] + values[:, start:stop]`` per token: a list of ``[B, T or 1, D]`` tensors.
 
         ``table`` is a learned ``[K', D]`` table whose rows ``start:stop`` pair with modulation rows
         ``start:stop``.
@@ -74,7 +76,7 @@ class Modulation:
         return list(per_value[self.index].unbind(dim=2))
 
     def embedded(self) -> torch.Tensor:
-        """The timestep embedding per token: ``[B, T, D]``."""
+        """The timestep embedding per token: ``[B, T or 1, D]``."""
         return self.embedding[self.index]
 
 
@@ -90,6 +92,8 @@ class AdaLNSingle(nn.Module):
     def forward(self, timesteps: torch.Tensor, dtype: torch.dtype) -> Modulation:
         """``[B, T]`` scaled timesteps (T may be 1) -> :class:`Modulation`."""
         distinct, index = torch.unique(timesteps, return_inverse=True)
+        if bool((index == index[:, :1]).all()):
+            index = index[:, :1]                                                # [B, 1]: one row per sample
         embedding = self.emb(distinct, dtype)                                   # [U, D]
         values = self.linear(F.silu(embedding)).unflatten(-1, (self.count, -1))  # [U, K, D]
         return Modulation(values=values, embedding=embedding, index=index)

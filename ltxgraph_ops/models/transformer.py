@@ -21,11 +21,11 @@ from ltxgraph_ops.models.layers import Linear
 from ltxgraph_ops.models.rope import RopeTable, rope_table
 from ltxgraph_ops.models.timestep import AdaLNSingle
 from ltxgraph_ops.models.transformer_block import AVBlock, CaptionProjection, StreamState, learned_table
-from ltxgraph_ops.models.transformer_inputs import (NO_PERTURBATIONS, Perturbations, StreamInput,
+from ltxgraph_ops.models.transformer_inputs import (NO_PERTURBATIONS, Perturbations, PreparedText, StreamInput,
                                                     TransformerConfig, Velocity, denoised)
 
-__all__ = ["LTXAVTransformer", "TransformerConfig", "StreamInput", "Perturbations", "Velocity", "denoised",
-           "NO_PERTURBATIONS"]
+__all__ = ["LTXAVTransformer", "TransformerConfig", "StreamInput", "PreparedText", "Perturbations", "Velocity",
+           "denoised", "NO_PERTURBATIONS"]
 
 
 class LTXAVTransformer(nn.Module):
@@ -65,6 +65,22 @@ class LTXAVTransformer(nn.Module):
 
     # ---- before the blocks
 
+    def prepare_text(self, stream: str, context: torch.Tensor, context_mask: torch.Tensor | None = None
+                     ) -> PreparedText:
+        """Caption projection and every block's text keys/values for ``stream`` ("video" or "audio"), computed
+        once per prompt: context [B, S, caption_channels] -> :class:`PreparedText` (memory cost documented
+        there). Needs every block's weights resident; a block-streaming caller can instead build the per-block
+        pairs with ``transformer_blocks[i].attn2.keys_values`` while block i is loaded."""
+        if stream not in ("video", "audio"):
+            raise ValueError(f"stream must be 'video' or 'audio', not {stream!r}")
+        if not (self.config.has_video if stream == "video" else self.config.has_audio):
+            raise ValueError(f"this transformer has no {stream} stream")
+        caption = self.caption_projection if stream == "video" else self.audio_caption_projection
+        projected = caption(context)                                          # [B, S, D]
+        pairs = [(block.attn2 if stream == "video" else block.audio_attn2).keys_values(projected)
+                 for block in self.transformer_blocks]
+        return PreparedText(stream, tuple(k for k, _ in pairs), tuple(v for _, v in pairs), context_mask)
+
     def prepare(self, video: StreamInput | None, audio: StreamInput | None
                 ) -> tuple[StreamState | None, StreamState | None]:
         """Embed tokens, text, timesteps, RoPE tables and masks once per forward."""
@@ -76,6 +92,14 @@ class LTXAVTransformer(nn.Module):
             raise ValueError("this transformer has no audio stream, but an audio input was given")
         c = self.config
         v_state = a_state = None
+        for name, s in (("video", video), ("audio", audio)):
+            if s is not None and isinstance(s.context, PreparedText):
+                if s.context.stream != name or len(s.context.keys) != len(self.transformer_blocks):
+                    raise ValueError(f"the {name} input's PreparedText was built for the {s.context.stream} "
+                                     f"stream with {len(s.context.keys)} blocks")
+                if s.context_mask is not None:
+                    raise ValueError(f"the {name} input has a PreparedText context: its mask lives there, "
+                                     "context_mask must be None")
         if video is not None:
             v_state = self._stream(video, self.patchify_proj, self.caption_projection, self.adaln_single,
                                    c.positional_embedding_max_pos, c.video_dim, c.num_attention_heads)
@@ -103,9 +127,11 @@ class LTXAVTransformer(nn.Module):
                 max_pos: tuple[int, ...], dim: int, heads: int) -> StreamState:
         dtype = s.latent.dtype
         batch = s.latent.shape[0]
+        cache = s.context if isinstance(s.context, PreparedText) else None
+        mask = s.context_mask if cache is None else cache.context_mask
         context_bias = None
-        if s.context_mask is not None:   # 0 -> -max, 1 -> 0
-            context_bias = (s.context_mask.to(dtype) - 1).reshape(batch, 1, 1, -1) * torch.finfo(dtype).max
+        if mask is not None:   # 0 -> -max, 1 -> 0
+            context_bias = (mask.to(dtype) - 1).reshape(batch, 1, 1, -1) * torch.finfo(dtype).max
         self_bias = None
         if s.attention_mask is not None:  # weights in [0, 1] -> log weights, 0 -> most negative
             weights = s.attention_mask.to(dtype)
@@ -113,7 +139,8 @@ class LTXAVTransformer(nn.Module):
             self_bias = torch.where(weights > 0, weights.clamp(min=torch.finfo(dtype).tiny).log(), floor)[:, None]
         return StreamState(
             x=patchify(s.latent),
-            context=caption(s.context),
+            context=None if cache is not None else caption(s.context),
+            text_cache=cache,
             context_bias=context_bias,
             modulation=adaln(s.timesteps() * self.config.timestep_scale_multiplier, dtype),
             rope=self._rope(s.positions, max_pos, dim, heads, self.config.use_middle_indices_grid, dtype),

@@ -8,10 +8,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ltxgraph_ops.models.attention import Attention
+from ltxgraph_ops.models.attention import rms_norm as rms
 from ltxgraph_ops.models.layers import Linear
 from ltxgraph_ops.models.rope import RopeTable
 from ltxgraph_ops.models.timestep import Modulation
-from ltxgraph_ops.models.transformer_inputs import NO_PERTURBATIONS, Perturbations, TransformerConfig
+from ltxgraph_ops.models.transformer_inputs import (NO_PERTURBATIONS, Perturbations, PreparedText,
+                                                    TransformerConfig)
 
 
 @dataclass(frozen=True)
@@ -19,7 +21,7 @@ class StreamState:
     """A stream prepared for the blocks: hidden tokens and everything constant across blocks."""
 
     x: torch.Tensor                           # [B, T, D]
-    context: torch.Tensor                     # [B, S, D] projected text
+    context: torch.Tensor | None              # [B, S, D] projected text (None when text_cache is given)
     context_bias: torch.Tensor | None         # [B, 1, 1, S] additive text mask
     modulation: Modulation                    # 6 rows: (shift, scale, gate) attention, (shift, scale, gate) MLP
     rope: RopeTable
@@ -28,10 +30,12 @@ class StreamState:
     cross_rope: RopeTable | None = None       # time-only, for audio<->video attention
     cross_modulation: Modulation | None = None  # 4 rows from the OTHER stream's sigma
     cross_gate: Modulation | None = None        # 1 row from the OTHER stream's sigma
+    text_cache: PreparedText | None = None      # per-block text keys/values computed once per prompt
 
 
-def rms(x: torch.Tensor, eps: float) -> torch.Tensor:
-    return F.rms_norm(x, (x.shape[-1],), eps=eps)
+def modulated(x: torch.Tensor, eps: float, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``rms(x) * (1 + scale) + shift`` in one fused multiply-add after the norm."""
+    return torch.addcmul(shift, rms(x, eps), 1 + scale)
 
 
 class CaptionProjection(nn.Module):
@@ -108,16 +112,17 @@ class AVBlock(nn.Module):
         """x + gate * attn1(rms(x) * (1 + scale) + shift), then + attn2(rms(x), text) (no modulation, no gate).
         ``keep`` is the STG selection from :meth:`Perturbations.keep_mask`."""
         shift, scale, gate = s.modulation.rows(sst, 0, 3)
-        h = rms(s.x, self.eps) * (1 + scale) + shift
-        attended = attn1(h, bias=s.self_bias, q_rope=s.rope, values_only=isinstance(keep, str),
+        attended = attn1(modulated(s.x, self.eps, shift, scale), bias=s.self_bias, q_rope=s.rope,
+                         values_only=isinstance(keep, str),
                          keep_attention=keep if isinstance(keep, torch.Tensor) else None)
-        x = s.x + attended * gate
-        return x + attn2(rms(x, self.eps), s.context, bias=s.context_bias)
+        x = torch.addcmul(s.x, attended, gate)
+        cached = None if s.text_cache is None else (s.text_cache.keys[self.index], s.text_cache.values[self.index])
+        return x + attn2(rms(x, self.eps), s.context, bias=s.context_bias, keys_values=cached)
 
     def _feed_forward(self, s: StreamState, ff: FeedForward, sst: torch.Tensor) -> torch.Tensor:
         """x + gate * ff(rms(x) * (1 + scale) + shift)."""
         shift, scale, gate = s.modulation.rows(sst, 3, 6)
-        return s.x + ff(rms(s.x, self.eps) * (1 + scale) + shift) * gate
+        return torch.addcmul(s.x, ff(modulated(s.x, self.eps, shift, scale)), gate)
 
     def forward(self, video: StreamState | None, audio: StreamState | None,
                 perturbations: Perturbations = NO_PERTURBATIONS) -> tuple[StreamState | None, StreamState | None]:
@@ -155,15 +160,17 @@ class AVBlock(nn.Module):
             v_scale, v_shift = video.cross_modulation.rows(v_table, 0, 2)
             a_scale, a_shift = audio.cross_modulation.rows(a_table, 0, 2)
             (gate,) = video.cross_gate.rows(v_table[4:], 0, 1)
-            out = self.audio_to_video_attn(v_norm * (1 + v_scale) + v_shift, a_norm * (1 + a_scale) + a_shift,
-                                           q_rope=video.cross_rope, k_rope=audio.cross_rope) * gate
+            queries = torch.addcmul(v_shift, v_norm, 1 + v_scale)
+            keys = torch.addcmul(a_shift, a_norm, 1 + a_scale)
+            out = self.audio_to_video_attn(queries, keys, q_rope=video.cross_rope, k_rope=audio.cross_rope) * gate
             new_v = video.x + (out if keep is None else out * keep)
         keep = p.keep_mask(p.skip_video_to_audio, self.index, audio.x.shape[0], audio.x)
         if run_a and not isinstance(keep, str):
             a_scale, a_shift = audio.cross_modulation.rows(a_table, 2, 4)
             v_scale, v_shift = video.cross_modulation.rows(v_table, 2, 4)
             (gate,) = audio.cross_gate.rows(a_table[4:], 0, 1)
-            out = self.video_to_audio_attn(a_norm * (1 + a_scale) + a_shift, v_norm * (1 + v_scale) + v_shift,
-                                           q_rope=audio.cross_rope, k_rope=video.cross_rope) * gate
+            queries = torch.addcmul(a_shift, a_norm, 1 + a_scale)
+            keys = torch.addcmul(v_shift, v_norm, 1 + v_scale)
+            out = self.video_to_audio_attn(queries, keys, q_rope=audio.cross_rope, k_rope=video.cross_rope) * gate
             new_a = audio.x + (out if keep is None else out * keep)
         return replace(video, x=new_v), replace(audio, x=new_a)

@@ -74,6 +74,31 @@ class TransformerConfig:
 
 
 @dataclass(frozen=True)
+class PreparedText:
+    """One stream's text context with every block's cross-attention keys and values computed once.
+
+    Built by :meth:`LTXAVTransformer.prepare_text`; pass it as :attr:`StreamInput.context` to reuse it across
+    sampling steps and across guidance passes that share the prompt. The text keys and values depend only on the
+    prompt and the weights (not on the noise level or the latent), so results equal the uncached forward.
+
+    keys, values:   per block [B, S, D] (keys RMS-normalised; text attention has no RoPE).
+    context_mask:   [B, S] 1 = text token, 0 = padding; None = all valid.
+
+    Memory: ``2 * num_layers * B * S * D`` elements per stream per prompt. At the 19B size with 1024 text tokens
+    and B = 1 in float32: 1.5 GiB (video, D = 4096) + 0.75 GiB (audio, D = 2048); twice that for a positive and a
+    negative prompt. It saves ``4 * num_layers * B * S * D * D`` FLOPs per stream per forward (3.3 TFLOP video).
+    """
+
+    stream: Literal["video", "audio"]
+    keys: tuple[torch.Tensor, ...]
+    values: tuple[torch.Tensor, ...]
+    context_mask: torch.Tensor | None = None
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values))
+
+
+@dataclass(frozen=True)
 class StreamInput:
     """One stream (video or audio) of a forward pass.
 
@@ -81,7 +106,8 @@ class StreamInput:
     sigma:          [B] (or a scalar tensor) noise level of the step.
     positions:      [B, n_axes, T, 2] token ``[start, end)`` ranges (video: time s, height px, width px;
                     audio: time s); guide tokens carry the positions of the frames they guide.
-    context:        [B, S, caption_channels] text embeddings (connector output).
+    context:        [B, S, caption_channels] text embeddings (connector output), or a :class:`PreparedText`
+                    of this stream (cached text keys/values; its own mask is used, ``context_mask`` must be None).
     context_mask:   [B, S] 1 = text token, 0 = padding; None = all valid.
     noise_mask:     [B, T] in [0, 1], 1 = generate, 0 = keep; per-token timestep = noise_mask * sigma.
     attention_mask: [B, T, T] in [0, 1] self-attention weights (0 blocks, <1 weakens; guide strength).
@@ -92,7 +118,7 @@ class StreamInput:
     latent: torch.Tensor
     sigma: torch.Tensor
     positions: torch.Tensor
-    context: torch.Tensor
+    context: torch.Tensor | PreparedText
     context_mask: torch.Tensor | None = None
     noise_mask: torch.Tensor | None = None
     attention_mask: torch.Tensor | None = None

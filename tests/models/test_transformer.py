@@ -219,6 +219,24 @@ def test_block_by_block_run_equals_forward(tiny_setup) -> None:
     assert torch.equal(stepwise.video, whole.video) and torch.equal(stepwise.audio, whole.audio)
 
 
+@torch.no_grad()
+def test_prepared_text_equals_uncached_forward(tiny_setup) -> None:
+    model, video, audio = tiny_setup
+    plain = model(video, audio, Perturbations.stg([0]))
+    text_v = model.prepare_text("video", video.context, video.context_mask)
+    text_a = model.prepare_text("audio", audio.context, audio.context_mask)
+    assert len(text_v.keys) == len(model.transformer_blocks) and text_v.keys[0].shape == (2, 7, 32)
+    assert text_v.nbytes() == 2 * 2 * 2 * 7 * 32 * 4
+    cached = model(replace(video, context=text_v, context_mask=None),
+                   replace(audio, context=text_a, context_mask=None), Perturbations.stg([0]))
+    assert torch.allclose(cached.video, plain.video, atol=1e-6, rtol=0)
+    assert torch.allclose(cached.audio, plain.audio, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError):
+        model(replace(video, context=text_a, context_mask=None), audio)          # wrong stream
+    with pytest.raises(ValueError):
+        model(replace(video, context=text_v), audio)                             # mask given twice
+
+
 def test_stream_input_scalar_sigma_broadcasts() -> None:
     stream = StreamInput(latent=torch.zeros(2, 3, 4), sigma=torch.tensor(0.5), positions=torch.zeros(2, 1, 3, 2),
                          context=torch.zeros(2, 1, 4))

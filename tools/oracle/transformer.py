@@ -331,6 +331,25 @@ def check_denoised_x0() -> float:
     return max(max_error(denoised(v, velocity.video), ref_v), max_error(denoised(a, velocity.audio), ref_a))
 
 
+@torch.no_grad()
+def check_text_cache() -> float:
+    """Ours with the text keys/values prepared once (PreparedText) vs ltx-core on the raw text, with STG on
+    block 1 (the cached values also feed nothing else: the value-only path reads the stream's own tokens)."""
+    config = tiny.tiny_config()
+    pair = build_pair(config)
+    generator = torch.Generator().manual_seed(SEED + 1)
+    v, a = video_input(config, generator), audio_input(config, generator)
+    cached_v = replace(v, context=pair.ours.prepare_text("video", v.context, v.context_mask), context_mask=None)
+    cached_a = replace(a, context=pair.ours.prepare_text("audio", a.context, a.context_mask), context_mask=None)
+    errors = []
+    for perturbations in (Perturbations(), Perturbations.stg([1])):
+        ours = pair.ours(cached_v, cached_a, perturbations)
+        ref_v, ref_a = pair.reference(to_modality(v), to_modality(a),
+                                      to_reference_perturbations(perturbations, BATCH))
+        errors += [max_error(ours.video, ref_v), max_error(ours.audio, ref_a)]
+    return max(errors)
+
+
 CHECKS: dict[str, Callable[[], float]] = {
     "transformer_av_split_float64": check_av_split_float64,
     "transformer_av_interleaved_float32": check_av_interleaved_float32,
@@ -349,4 +368,5 @@ CHECKS: dict[str, Callable[[], float]] = {
     "transformer_audio_only_model": check_audio_only_model,
     "transformer_audio_stream_disabled": check_audio_stream_disabled,
     "transformer_denoised_x0": check_denoised_x0,
+    "transformer_text_cache": check_text_cache,
 }

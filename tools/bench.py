@@ -1,0 +1,57 @@
+"""Run the benchmarks of tools/benchmarks and print their figures (benchmarks are not tests: no assertions).
+
+Each module of tools/benchmarks exposes ``BENCHMARKS: dict[str, Callable[[], dict]]``; every callable returns a
+JSON-serialisable dict of figures. Usage: python tools/bench.py [--json] [--only NAME] [--list]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pkgutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import tools.benchmarks  # noqa: E402
+
+
+def all_benchmarks() -> dict:
+    """Every registered benchmark, by name, from every module of tools/benchmarks."""
+    found = {}
+    for info in sorted(pkgutil.iter_modules(tools.benchmarks.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"tools.benchmarks.{info.name}")
+        for name, run in getattr(module, "BENCHMARKS", {}).items():
+            if name in found:
+                raise ValueError(f"benchmark {name!r} is registered twice")
+            found[name] = run
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object {name: figures}")
+    parser.add_argument("--only", default=None, help="run only the benchmark with this exact name")
+    parser.add_argument("--list", action="store_true", help="list benchmark names and exit")
+    args = parser.parse_args(argv)
+    benchmarks = all_benchmarks()
+    if args.list:
+        print("\n".join(benchmarks))
+        return 0
+    if args.only is not None:
+        if args.only not in benchmarks:
+            parser.error(f"unknown benchmark {args.only!r}; known: {', '.join(benchmarks)}")
+        benchmarks = {args.only: benchmarks[args.only]}
+    results = {}
+    for name, run in benchmarks.items():
+        results[name] = run()
+        if not args.json:
+            print(f"== {name}\n{json.dumps(results[name], indent=2)}", flush=True)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
