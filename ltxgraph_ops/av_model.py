@@ -8,7 +8,7 @@ they guide, audio frames in seconds.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -28,6 +28,9 @@ class LTXAVModel:
 
     modalities names the latents' order ("video", "audio"); positive / negative are the prompts' conditionings
     (negative needed only for CFG passes); fps is used when the conditioning carries no frame rate.
+    cache_text keeps each prompt's text keys/values for every block after the first step (they do not change
+    between steps; cost per prompt and stream: 2 * layers * S * D floats, see ``PreparedText``). The adapter
+    must be used inside ``with model.applied():`` so the cached values include the LoRAs.
     """
 
     transformer: LTXAVTransformer
@@ -35,6 +38,8 @@ class LTXAVModel:
     positive: Conditioning
     negative: Conditioning | None = None
     fps: float | None = None
+    cache_text: bool = True
+    _prepared: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         unknown = set(self.modalities) - {"video", "audio"}
@@ -80,8 +85,14 @@ class LTXAVModel:
             if conditioning.audio_context is None:
                 raise ValueError("this conditioning has no audio context (a video-only text encoder?)")
             context = conditioning.audio_context
+        context_mask = conditioning.context_mask
+        if self.cache_text:
+            key = (id(conditioning), name)
+            if key not in self._prepared:
+                self._prepared[key] = self.transformer.prepare_text(name, context, context_mask)
+            context, context_mask = self._prepared[key], None
         return StreamInput(latent=tokens, sigma=sigma, positions=positions.to(tokens.dtype), context=context,
-                           context_mask=conditioning.context_mask, noise_mask=noise_mask, attention_mask=attention)
+                           context_mask=context_mask, noise_mask=noise_mask, attention_mask=attention)
 
     def _video_layout(self, latent: torch.Tensor, conditioning: Conditioning
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:

@@ -38,7 +38,7 @@ def latents(seed: int = 2, frames: int = 2):
 def test_matches_a_direct_transformer_call(transformer) -> None:
     video, audio = latents()
     sigma = torch.tensor(0.7)
-    model = LTXAVModel(transformer, ("video", "audio"), conditioning())
+    model = LTXAVModel(transformer, ("video", "audio"), conditioning(), cache_text=False)
     mask_v = torch.ones(1, 1, 2, 2, 3)
     mask_v[:, :, 0] = 0.0
     x0_video, x0_audio = model((video, audio), (mask_v * sigma, torch.ones(1, 1, 1, 1) * sigma), sigma)
@@ -105,3 +105,14 @@ def test_video_only_and_audio_only_layouts(transformer) -> None:
     (x0_video,) = LTXAVModel(transformer, ("video",), conditioning())((video,), (torch.full((1, 1, 1, 1, 1), 0.5),), sigma)
     (x0_audio,) = LTXAVModel(transformer, ("audio",), conditioning())((audio,), (torch.full((1, 1, 1, 1), 0.5),), sigma)
     assert x0_video.shape == video.shape and x0_audio.shape == audio.shape
+
+
+def test_cached_text_gives_the_same_prediction(transformer) -> None:
+    video, audio = latents()
+    sigma = torch.tensor(0.6)
+    steps = (torch.full((1, 1, 1, 1, 1), 0.6), torch.full((1, 1, 1, 1), 0.6))
+    cached = LTXAVModel(transformer, ("video", "audio"), conditioning())
+    plain = LTXAVModel(transformer, ("video", "audio"), conditioning(), cache_text=False)
+    for _ in range(2):  # second call served from the cache
+        for a, b in zip(cached((video, audio), steps, sigma), plain((video, audio), steps, sigma)):
+            assert torch.allclose(a, b, atol=1e-5)
