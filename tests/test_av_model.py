@@ -11,7 +11,7 @@ from ltxgraph_ops.models.transformer_tokens import audio_positions, audio_tokens
 from ltxgraph_ops.sampling.denoiser import sample_latents
 from ltxgraph_ops.sampling.guiders import GuidanceParams, ModelPass, MultimodalGuider
 from ltxgraph_ops.sampling.samplers import sample_euler
-from tools.tiny.transformer import build, tiny_config
+from ltxgraph_ops.tiny.transformer import build, tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Compare every full-size model (built on the meta device from tools/tiny/<component>.py ``full_config()``)
+"""Compare every full-size model (built on the meta device from ltxgraph_ops/tiny/<component>.py ``full_config()``)
 with the 19B checkpoint manifest: per component, the tensors missing from our module, unexpected in it, and
 of another shape. Exit status 1 if any component differs or fails to build.
 
@@ -19,23 +19,23 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import tools.tiny  # noqa: E402
+import ltxgraph_ops.tiny  # noqa: E402
 
 DEFAULT_MANIFEST = Path(os.environ.get("LTXGRAPH_SHARED_DIR", ROOT.parent / "shared")) / "reference" / \
     "ltx2_19b_manifest.json"
 
 
 def tiny_modules(failures: dict[str, str] | None = None) -> list:
-    """Every tools/tiny module that names a manifest component; import errors go to ``failures`` by module name
+    """Every ltxgraph_ops/tiny module that names a manifest component; import errors go to ``failures`` by module name
     (raised when no dict is given)."""
     modules = []
-    for info in sorted(pkgutil.iter_modules(tools.tiny.__path__), key=lambda m: m.name):
+    for info in sorted(pkgutil.iter_modules(ltxgraph_ops.tiny.__path__), key=lambda m: m.name):
         try:
-            module = importlib.import_module(f"tools.tiny.{info.name}")
+            module = importlib.import_module(f"ltxgraph_ops.tiny.{info.name}")
         except Exception as error:  # noqa: BLE001 - reported per module
             if failures is None:
                 raise
-            failures[f"tools.tiny.{info.name}"] = f"{type(error).__name__}: {error}"
+            failures[f"ltxgraph_ops.tiny.{info.name}"] = f"{type(error).__name__}: {error}"
             continue
         if getattr(module, "MANIFEST_COMPONENT", None):
             modules.append(module)

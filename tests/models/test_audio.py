@@ -16,8 +16,8 @@ from ltxgraph_ops.models.vocoder import VocoderConfig
 from tests.conftest import REFERENCE
 from tools import manifest_check
 from tools.oracle import audio as oracle
-from tools.tiny import audio_vae as tiny_vae
-from tools.tiny import vocoder as tiny_vocoder
+from ltxgraph_ops.tiny import audio_vae as tiny_vae
+from ltxgraph_ops.tiny import vocoder as tiny_vocoder
 
 # ------------------------------------------------------------------------------------------- layout
 

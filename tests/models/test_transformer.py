@@ -18,7 +18,7 @@ from ltxgraph_ops.models.transformer_tokens import (audio_latent, audio_position
 from tests.conftest import REFERENCE
 from tools import manifest_check
 from tools.oracle import transformer as oracle
-from tools.tiny import transformer as tiny
+from ltxgraph_ops.tiny import transformer as tiny
 
 # ------------------------------------------------------------------------------------------- layout
 

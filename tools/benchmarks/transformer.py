@@ -19,7 +19,7 @@ import torch
 from ltxgraph_ops.models.transformer import StreamInput
 from ltxgraph_ops.models.transformer_tokens import audio_positions, video_positions
 from tools.oracle import transformer as oracle
-from tools.tiny import transformer as tiny
+from ltxgraph_ops.tiny import transformer as tiny
 
 THREADS = 2
 

@@ -1,7 +1,7 @@
 """Parity of ltxgraph's audio path (log-mel, audio VAE, vocoder) with ltx-core 1.0.0 on identical tiny weights.
 
-References are built by ltx-core's own configurators from the header-format dicts of ``tools/tiny/audio_vae.py``
-and ``tools/tiny/vocoder.py``; ltxgraph's state dict is loaded into them (keys map 1:1 after the prefix split the
+References are built by ltx-core's own configurators from the header-format dicts of ``ltxgraph_ops/tiny/audio_vae.py``
+and ``ltxgraph_ops/tiny/vocoder.py``; ltxgraph's state dict is loaded into them (keys map 1:1 after the prefix split the
 reference uses: the encoder and decoder each own a copy of ``per_channel_statistics``). float32, CPU.
 """
 from __future__ import annotations
@@ -16,8 +16,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
 from ltxgraph_ops.models.mel import MelConfig, log_mel_spectrogram  # noqa: E402
-from tools.tiny import audio_vae as tiny_vae  # noqa: E402
-from tools.tiny import vocoder as tiny_vocoder  # noqa: E402
+from ltxgraph_ops.tiny import audio_vae as tiny_vae  # noqa: E402
+from ltxgraph_ops.tiny import vocoder as tiny_vocoder  # noqa: E402
 
 SEED = 4321
 BATCH = 2

@@ -1,7 +1,7 @@
 """Parity of ltxgraph's LTX-2 transformer with ltx-core 1.0.0's ``LTXModel`` on identical tiny weights.
 
 The reference is built by ltx-core's own configurator from the same header-format dict that
-``tools/tiny/transformer.py`` returns, so the config format is proven along with the math. Every scenario runs a
+``ltxgraph_ops/tiny/transformer.py`` returns, so the config format is proven along with the math. Every scenario runs a
 batch of two in float32 and returns the max absolute difference of the velocities (or positions / x0).
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ltxgraph_ops.models.transformer import (LTXAVTransformer, Perturbations, St
                                              TransformerConfig, denoised)
 from ltxgraph_ops.models.transformer_tokens import (audio_positions, audio_tokens, guide_attention_mask,  # noqa: E402
                                                     video_positions, video_tokens)
-from tools.tiny import transformer as tiny  # noqa: E402
+from ltxgraph_ops.tiny import transformer as tiny  # noqa: E402
 
 BATCH = 2
 FRAMES, HEIGHT, WIDTH = 3, 2, 3         # video latent grid

@@ -1,0 +1,65 @@
+"""Which part of which file is which model: the LTX-2 single-file checkpoint (transformer, text connectors, video
+VAE, audio VAE, vocoder under their key prefixes, config in the header) and the files that stand alone (latent
+upscaler, LoRAs, Gemma). Each loader builds the module from the header config, then fills it strictly."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ltxgraph_ops.models.transformer import LTXAVTransformer, TransformerConfig
+from ltxgraph_ops.weights.loading import load_component, parameters_on_meta
+from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile
+
+TRANSFORMER_PREFIX = "model.diffusion_model."
+CONNECTOR_PREFIXES = ("video_embeddings_connector.", "audio_embeddings_connector.")
+
+
+def header_section(file: SafetensorsFile, section: str) -> dict:
+    """One section of the header ``config``; a clear error when the file does not carry it."""
+    config = file.config()
+    if section not in config:
+        have = ", ".join(sorted(config)) or "no config metadata"
+        raise CheckpointError(f"{file.path}: header has no '{section}' config section ({have}); LTX-2 checkpoints "
+                              "carry their model config in the safetensors metadata")
+    value = config[section]
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{file.path}: header config section '{section}' is not an object")
+    return value
+
+
+def transformer_prefix(file: SafetensorsFile) -> str:
+    """``model.diffusion_model.`` in a full checkpoint; "" in a diffusion-model-only file."""
+    for prefix in (TRANSFORMER_PREFIX, ""):
+        if any(prefix + key in file.entries for key in ("patchify_proj.weight", "audio_patchify_proj.weight")):
+            return prefix
+    raise CheckpointError(f"{file.path}: no LTX-2 transformer in this file (no 'patchify_proj.weight' or "
+                          f"'audio_patchify_proj.weight' under '{TRANSFORMER_PREFIX}' or at the top level)")
+
+
+def transformer_config(file: SafetensorsFile) -> TransformerConfig:
+    prefix = transformer_prefix(file)
+    try:
+        return TransformerConfig.from_header(
+            header_section(file, "transformer"),
+            has_video=prefix + "patchify_proj.weight" in file.entries,
+            has_audio=prefix + "audio_adaln_single.linear.weight" in file.entries)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{file.path}: transformer config: {exc}") from None
+
+
+def transformer_layout(file: SafetensorsFile) -> LTXAVTransformer:
+    """The transformer's architecture on the meta device (names and shapes, no weights)."""
+    return LTXAVTransformer(transformer_config(file), device="meta")
+
+
+def load_transformer(path: str | Path, device: str | torch.device = "cpu",
+                     linear_storage: torch.dtype | None = None) -> LTXAVTransformer:
+    """The transformer of a checkpoint, weights in their stored dtype (fp8 stays fp8; wider linear weights
+    quantised to ``linear_storage`` if given), ready to run."""
+    file = SafetensorsFile(path)
+    config = transformer_config(file)
+    with parameters_on_meta():
+        model = LTXAVTransformer(config, device="cpu")
+    return load_component(model, file, transformer_prefix(file), device=device,
+                          allow_extra=CONNECTOR_PREFIXES, linear_storage=linear_storage)

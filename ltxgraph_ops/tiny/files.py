@@ -1,0 +1,104 @@
+"""The tiny model set: every file an LTX-2 workflow loads, with the real file names, key layout and header
+format, random weights deterministic from a seed, laid out like ComfyUI's models folder.
+
+Proves the pipeline, not the picture: outputs of tiny random models are noise-like but have exactly the shapes,
+frame counts, rates and durations real weights give.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+from ltxgraph_ops.models.layers import Linear
+from ltxgraph_ops.weights.writing import checkpoint_tensors, header_metadata, save_atomic, seeded_value
+
+# components of the single-file LTX-2 checkpoint, in file order
+CHECKPOINT_COMPONENTS = ("transformer", "connector", "video_vae", "audio_vae", "vocoder")
+CHECKPOINTS = {  # file name -> (storage, seed offset); "distilled" is another set of weights
+    "ltx-2-19b-dev-fp8.safetensors": ("fp8", 0),
+    "ltx-2-19b-dev.safetensors": ("bf16", 0),
+    "ltx-2-19b-distilled.safetensors": ("bf16", 1),
+    "ltx-2-19b-distilled-fp8.safetensors": ("fp8", 1),
+}
+LORAS = {  # file name -> (rank, header metadata)
+    "ltx-2-19b-distilled-lora-384.safetensors": (4, {}),
+    "ltx-2-19b-ic-lora-pose-control.safetensors": (2, {"reference_downscale_factor": "1"}),
+    "ltx-2-19b-ic-lora-depth-control.safetensors": (2, {"reference_downscale_factor": "1"}),
+    "ltx-2-19b-ic-lora-canny-control.safetensors": (2, {"reference_downscale_factor": "1"}),
+    "ltx-2-19b-ic-lora-detailer.safetensors": (2, {"reference_downscale_factor": "1"}),
+    "ltx-2-19b-lora-camera-control-dolly-left.safetensors": (2, {}),
+}
+UPSCALER = "ltx-2-spatial-upscaler-x2-1.0.safetensors"
+TEXT_ENCODERS = {"gemma_3_12B_it_fp8_scaled.safetensors": "fp8", "gemma_3_12B_it.safetensors": "bf16"}
+VERSION = "1"  # bump when the tiny configs or the writer change: the provider rewrites the set
+
+
+def component(name: str) -> ModuleType:
+    return importlib.import_module(f"ltxgraph_ops.tiny.{name}")
+
+
+def available(names: tuple[str, ...]) -> list[ModuleType]:
+    """The tiny modules of ``names`` that exist in this version of the package."""
+    found = []
+    for name in names:
+        try:
+            found.append(component(name))
+        except ModuleNotFoundError:
+            continue
+    return found
+
+
+def write_checkpoint(path: Path, storage: str = "bf16", seed: int = 0,
+                     modules: list[ModuleType] | None = None) -> Path:
+    """One single-file LTX-2 checkpoint: each component under its prefix, the header ``config`` holding each
+    component's section."""
+    modules = available(CHECKPOINT_COMPONENTS) if modules is None else modules
+    sections: dict[str, dict] = {}
+    parts = []
+    for module in modules:
+        config = module.tiny_config()
+        if module.SECTION:
+            sections.setdefault(module.SECTION, config)
+        with torch.device("meta"):
+            built = module.build(sections.get(module.SECTION, config), device="meta")
+        parts.append((built, module.PREFIX))
+    return save_atomic(path, checkpoint_tensors(parts, seed, storage), header_metadata(sections))
+
+
+def write_lora(path: Path, model: torch.nn.Module, rank: int, seed: int, metadata: dict[str, str],
+               module_prefix: str = "diffusion_model.", dtype: torch.dtype = torch.bfloat16) -> Path:
+    """A LoRA in the LTX-2 format (``<module_prefix><layer>.lora_A.weight`` [r, in] / ``.lora_B.weight`` [out, r],
+    no alpha) over every Linear of ``model``."""
+    tensors = {}
+    for name, layer in model.named_modules():
+        if isinstance(layer, Linear):
+            stem = f"{module_prefix}{name}"
+            down = seeded_value(f"{stem}.lora_A.weight", (rank, layer.in_features), seed)
+            up = 0.1 * seeded_value(f"{stem}.lora_B.weight", (layer.out_features, rank), seed)
+            tensors[f"{stem}.lora_A.weight"] = down.to(dtype)
+            tensors[f"{stem}.lora_B.weight"] = up.to(dtype)
+    return save_atomic(path, tensors, dict(metadata))
+
+
+def write_tiny_models(folder: Path, seed: int = 0) -> list[Path]:
+    """Every tiny file, in ComfyUI's folder layout under ``folder``; returns the paths written."""
+    written = [write_checkpoint(folder / "checkpoints" / name, storage, seed + offset)
+               for name, (storage, offset) in CHECKPOINTS.items()]
+    transformer = component("transformer")
+    with torch.device("meta"):
+        layout = transformer.build(transformer.tiny_config(), device="meta")
+    for index, (name, (rank, metadata)) in enumerate(LORAS.items()):
+        written.append(write_lora(folder / "loras" / name, layout, rank, seed + 100 + index, metadata))
+    for module in available(("upscaler",)):
+        with torch.device("meta"):
+            built = module.build(module.tiny_config(), device="meta")
+        tensors = checkpoint_tensors([(built, module.PREFIX)], seed, "bf16")
+        written.append(save_atomic(folder / "latent_upscale_models" / UPSCALER, tensors,
+                                   header_metadata(module.tiny_config())))
+    for module in available(("gemma",)):
+        for name, storage in TEXT_ENCODERS.items():
+            written.append(module.write_file(folder / "text_encoders" / name, storage, seed))
+    return written

@@ -1,0 +1,95 @@
+"""Tiny and full-size configs of the LTX-2 audio-video transformer (checkpoint prefix ``model.diffusion_model.``).
+
+The config dicts use the checkpoint header's ``transformer`` section format. ``full_config`` is the 19B
+release's section as published in its safetensors header (keys the reference configurator checks included).
+"""
+from __future__ import annotations
+
+import torch
+
+from ltxgraph_ops.models.transformer import LTXAVTransformer, TransformerConfig
+
+COMPONENT = "transformer"
+PREFIX = "model.diffusion_model."
+SECTION = "transformer"
+MANIFEST_COMPONENT = "transformer"
+
+# values the reference configurator insists on; the real header carries them too
+_FIXED = {
+    "activation_fn": "gelu-approximate",
+    "attention_bias": True,
+    "attention_type": "default",
+    "av_cross_ada_norm": True,
+    "cross_attention_norm": True,
+    "double_self_attention": False,
+    "dropout": 0.0,
+    "norm_elementwise_affine": False,
+    "num_embeds_ada_norm": 1000,
+    "num_vector_embeds": None,
+    "only_cross_attention": False,
+    "positional_embedding_type": "rope",
+    "qk_norm": "rms_norm",
+    "share_ff": False,
+    "standardization_norm": "rms_norm",
+    "upcast_attention": False,
+    "use_audio_video_cross_attention": True,
+    "use_linear_projection": False,
+    "use_middle_indices_grid": True,
+}
+
+
+def full_config() -> dict:
+    """The 19B release's ``transformer`` header section."""
+    return {
+        **_FIXED,
+        "_class_name": "AVTransformer3DModel",
+        "attention_head_dim": 128,
+        "audio_attention_head_dim": 64,
+        "audio_cross_attention_dim": 2048,
+        "audio_num_attention_heads": 32,
+        "audio_out_channels": 128,
+        "audio_positional_embedding_max_pos": [20],
+        "av_ca_timestep_scale_multiplier": 1000.0,
+        "caption_channels": 3840,
+        "causal_temporal_positioning": True,
+        "connector_attention_head_dim": 128,
+        "connector_norm_output": True,
+        "connector_num_attention_heads": 30,
+        "connector_num_layers": 2,
+        "connector_num_learnable_registers": 128,
+        "connector_positional_embedding_max_pos": [4096],
+        "cross_attention_dim": 4096,
+        "frequencies_precision": "float64",
+        "in_channels": 128,
+        "norm_eps": 1e-06,
+        "norm_num_groups": 32,
+        "num_attention_heads": 32,
+        "num_layers": 48,
+        "out_channels": 128,
+        "positional_embedding_max_pos": [20, 2048, 2048],
+        "positional_embedding_theta": 10000.0,
+        "rope_type": "split",
+        "timestep_scale_multiplier": 1000,
+        "use_embeddings_connector": True,
+    }
+
+
+def tiny_config() -> dict:
+    """Same keys, tiny widths: 2 blocks, video 2 heads x 16, audio 2 heads x 8, text 24 channels."""
+    return {
+        **full_config(),
+        "num_layers": 2,
+        "num_attention_heads": 2,
+        "attention_head_dim": 16,
+        "cross_attention_dim": 32,
+        "audio_num_attention_heads": 2,
+        "audio_attention_head_dim": 8,
+        "audio_cross_attention_dim": 16,
+        "caption_channels": 24,
+        "connector_attention_head_dim": 8,
+        "connector_num_attention_heads": 3,
+    }
+
+
+def build(config: dict, device: str | torch.device = "cpu") -> LTXAVTransformer:
+    return LTXAVTransformer(TransformerConfig.from_header(config), device=device)

@@ -1,0 +1,180 @@
+"""Loading a checkpoint component into a module, strictly and without holding two copies of anything.
+
+A module is first built with its parameters on the meta device (:func:`parameters_on_meta`: no memory, no random
+init), then every parameter and persistent buffer is replaced by the file's tensor of the same key, read when its
+turn comes. Computed buffers (RoPE tables, filterbanks) are built for real at construction and left alone.
+
+Storage dtypes: weights of :class:`~ltxgraph_ops.models.layers.Linear` layers (and their biases) stay in the
+file's dtype (fp8, bf16) and are upcast per call; every other tensor is converted to the compute dtype. Scaled fp8
+files carry a scale per layer under one of three names; the scale is attached to its Linear, and an input scale
+is accepted and unused (activations are not quantised on this path).
+"""
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from ltxgraph_ops.models.layers import Linear
+from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile
+
+WEIGHT_SCALE_SUFFIXES = (".weight_scale", ".scale_weight")
+IGNORED_SUFFIXES = (".input_scale", ".scale_input", ".comfy_quant")
+FILE_MARKERS = ("scaled_fp8",)
+FP8_FORMATS = ("float8_e4m3fn", "float8_e4m3fn_scaled", "fp8_e4m3fn", "float8_e5m2")
+
+
+@contextmanager
+def parameters_on_meta() -> Iterator[None]:
+    """Within this block, parameters registered on any module are created on the meta device (buffers are
+    not): building a 19B model costs nothing until its weights are loaded."""
+    original = nn.Module.register_parameter
+
+    def register(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        if param is not None and param.device.type != "meta":
+            param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+        original(module, name, param)
+
+    nn.Module.register_parameter = register  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = original  # type: ignore[method-assign]
+
+
+def _linear_owners(module: nn.Module) -> dict[str, Linear]:
+    return {name: sub for name, sub in module.named_modules() if isinstance(sub, Linear)}
+
+
+def _quant_format(file: SafetensorsFile, key: str) -> None:
+    """Check a per-layer ``comfy_quant`` entry names a format we dequantise."""
+    raw = file.read(key)
+    try:
+        spec = json.loads(bytes(raw.tolist()).decode("utf-8"))
+        fmt = spec.get("format") if isinstance(spec, dict) else None
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError):
+        raise file.error("comfy_quant entry is not JSON", key) from None
+    if fmt not in FP8_FORMATS:
+        raise file.error(f"quantisation format {fmt!r} is not supported (supported: {', '.join(FP8_FORMATS)})",
+                         key)
+
+
+def _has_non_finite(tensor: torch.Tensor, chunk: int = 1 << 22) -> bool:
+    """NaN/Inf anywhere in a float tensor, checked in chunks so the temporaries stay small (a whole-tensor
+    check would briefly double the memory of the largest weight)."""
+    flat = tensor.reshape(-1)
+    for start in range(0, flat.numel(), chunk):
+        part = flat[start:start + chunk]
+        if part.dtype in (torch.float8_e4m3fn, torch.float8_e5m2):
+            bits = part.view(torch.uint8) & 0x7F  # e4m3fn: NaN is S.1111.111; e5m2: Inf/NaN is S.11111.xx
+            bad = (bits == 0x7F) if part.dtype == torch.float8_e4m3fn else (bits >= 0x7C)
+        else:
+            bad = ~torch.isfinite(part)
+        if bool(bad.any()):
+            return True
+    return False
+
+
+def _check_finite(file: SafetensorsFile, key: str, tensor: torch.Tensor) -> None:
+    if tensor.is_floating_point() and _has_non_finite(tensor):
+        raise file.error("contains NaN or infinite values", key)
+
+
+def _set_tensor(module: nn.Module, name: str, tensor: torch.Tensor) -> None:
+    owner_name, _, leaf = name.rpartition(".")
+    owner = module.get_submodule(owner_name) if owner_name else module
+    if leaf in owner._parameters:
+        owner._parameters[leaf] = nn.Parameter(tensor, requires_grad=False)
+    elif leaf in owner._buffers:
+        owner._buffers[leaf] = tensor
+    else:  # pragma: no cover - names come from the module's own state dict
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class ComponentMatch:
+    """How a file's tensors map onto a module: state-dict key -> file key, and Linear name -> scale key."""
+
+    tensors: dict[str, str]
+    scales: dict[str, str]
+
+
+def match_component(module: nn.Module, file: SafetensorsFile, prefix: str = "",
+                    allow_extra: tuple[str, ...] = ()) -> ComponentMatch:
+    """Check, from the header alone, that the tensors of ``file`` under ``prefix`` are exactly what ``module``
+    needs (``module`` may live on the meta device). A tensor the module needs and the file lacks, a key under
+    ``prefix`` the module does not have, or a shape that differs is a :class:`CheckpointError` naming the file
+    and the keys (all problems listed). Keys under ``prefix`` starting with one of ``allow_extra`` belong to
+    another component and are skipped."""
+    expected = module.state_dict(keep_vars=True)
+    linears = _linear_owners(module)
+    present = {key[len(prefix):]: key for key in file.keys(prefix)
+               if not key[len(prefix):].startswith(allow_extra)}
+    scales: dict[str, str] = {}
+    extra: list[str] = []
+    for key, full in present.items():
+        if key in expected:
+            continue
+        owner = next((key[:-len(s)] for s in WEIGHT_SCALE_SUFFIXES if key.endswith(s)), None)
+        if owner is not None and owner in linears:
+            scales[owner] = full
+        elif key.endswith(".comfy_quant") and key[:-len(".comfy_quant")] in linears:
+            _quant_format(file, full)
+        elif not (key.endswith(IGNORED_SUFFIXES) and key.rsplit(".", 1)[0] in linears):
+            extra.append(full)
+    missing = [prefix + key for key in expected if key not in present]
+    misshapen = [f"{prefix + key}: file {list(file.entries[present[key]].shape)}, model {list(t.shape)}"
+                 for key, t in expected.items()
+                 if key in present and file.entries[present[key]].shape != tuple(t.shape)]
+    problems = ([f"missing tensor '{key}'" for key in missing[:20]]
+                + [f"unexpected tensor '{key}'" for key in extra[:20]]
+                + [f"misshapen tensor {text}" for text in misshapen[:20]])
+    if problems:
+        counts = f"{len(missing)} missing, {len(extra)} unexpected, {len(misshapen)} misshapen"
+        raise CheckpointError(f"{file.path}: does not match the model under prefix '{prefix}' ({counts}):\n  "
+                              + "\n  ".join(problems))
+    return ComponentMatch({key: present[key] for key in expected}, scales)
+
+
+def quantize_weight(weight: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``weight`` in fp8 ``dtype`` with a per-tensor float32 scale, ``weight ~= q.float() * scale``."""
+    limit = torch.finfo(dtype).max
+    scale = weight.float().abs().amax().clamp_min(1e-12) / limit
+    return (weight.float() / scale).to(dtype), scale.reshape(())
+
+
+def load_component(module: nn.Module, file: SafetensorsFile, prefix: str = "",
+                   compute_dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+                   allow_extra: tuple[str, ...] = (), linear_storage: torch.dtype | None = None) -> nn.Module:
+    """Fill ``module`` (built under :func:`parameters_on_meta`, or normally) from ``file`` after
+    :func:`match_component` has checked every key and shape. Linear weights keep the file's dtype, or are
+    quantised to ``linear_storage`` (an fp8 dtype) when the file holds them wider. Returns ``module`` in eval
+    mode."""
+    match = match_component(module, file, prefix, allow_extra)
+    linears = _linear_owners(module)
+    linear_weights = {f"{name}.weight" for name in linears}
+    stored_as_is = linear_weights | {f"{name}.bias" for name in linears}
+    for key, current in module.state_dict(keep_vars=True).items():
+        tensor = file.read(match.tensors[key])
+        _check_finite(file, match.tensors[key], tensor)
+        if not tensor.is_floating_point():
+            tensor = tensor.to(current.dtype)
+        elif (key in linear_weights and linear_storage is not None and tensor.element_size() > 1
+              and key[: -len(".weight")] not in match.scales):
+            tensor, scale = quantize_weight(tensor, linear_storage)
+            linears[key[: -len(".weight")]].weight_scale = scale.to(device)
+        elif key not in stored_as_is:
+            tensor = tensor.to(compute_dtype)
+        _set_tensor(module, key, tensor.to(device))
+    for owner, key in match.scales.items():
+        scale = file.read(key)
+        _check_finite(file, key, scale)
+        if scale.numel() not in (1, linears[owner].out_features):
+            raise file.error(f"scale of {scale.numel()} values for a layer of {linears[owner].out_features} rows",
+                             key)
+        linears[owner].weight_scale = scale.to(torch.float32).reshape(() if scale.numel() == 1 else (-1,))
+    return module.eval()

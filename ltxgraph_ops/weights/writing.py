@@ -1,0 +1,110 @@
+"""Writing checkpoints in the real LTX-2 file format: deterministic random weights, the header ``config``, and
+fp8 (float8_e4m3fn + per-tensor ``weight_scale``) or bf16 storage. Used for tiny test models and for synthetic
+full-size files."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import zlib
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from ltxgraph_ops.models.layers import Linear
+
+FP8_MAX = 448.0  # largest finite float8_e4m3fn
+
+
+def seeded_value(key: str, shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """Random float32 values for checkpoint key ``key`` that depend only on (key, shape, seed), and keep a
+    network's activations O(1): weights ~ N(0, 1/fan_in), biases and statistics means ~ N(0, 0.1^2), norm
+    weights and statistics stds ~ 1 + small, modulation tables ~ N(0, 0.5^2)."""
+    generator = torch.Generator().manual_seed((zlib.crc32(key.encode()) << 16) ^ seed)
+    noise = torch.randn(shape, generator=generator)
+    if key.endswith("std-of-means"):
+        return 1 + 0.1 * noise.abs()
+    if key.endswith(("mean-of-means", ".bias")):
+        return 0.1 * noise
+    if "scale_shift_table" in key:
+        return 0.5 * noise
+    if noise.ndim <= 1:
+        return 1 + 0.1 * noise
+    return noise / math.sqrt(max(1, noise[0].numel()))
+
+
+def random_state(module: nn.Module, prefix: str, seed: int) -> dict[str, torch.Tensor]:
+    """Every persistent tensor of ``module`` under its checkpoint key (``prefix`` + state-dict key)."""
+    state = {}
+    for key, tensor in module.state_dict(keep_vars=True).items():
+        if tensor.is_floating_point():
+            state[prefix + key] = seeded_value(prefix + key, tuple(tensor.shape), seed)
+        else:
+            state[prefix + key] = torch.zeros(tensor.shape, dtype=tensor.dtype)
+    return state
+
+
+def linear_weight_keys(module: nn.Module, prefix: str) -> set[str]:
+    return {f"{prefix}{name}.weight" for name, sub in module.named_modules() if isinstance(sub, Linear)}
+
+
+def quantize_fp8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """float8_e4m3fn weight and its float32 scalar scale, ``weight ~= fp8.float() * scale``."""
+    scale = weight.abs().amax().clamp_min(1e-12) / FP8_MAX
+    return (weight / scale).to(torch.float8_e4m3fn), scale.reshape(()).to(torch.float32)
+
+
+def store(state: dict[str, torch.Tensor], linear_weights: set[str], storage: str) -> dict[str, torch.Tensor]:
+    """Tensors as a file of ``storage`` ("float32", "bf16", "fp8" or "fp8-old") holds them: fp8 files keep Linear
+    weights in float8_e4m3fn with a scale (``<layer>.weight_scale``; ``scale_weight`` for the old layout) and
+    everything else in bf16."""
+    if storage == "float32":
+        return dict(state)
+    if storage not in ("bf16", "fp8", "fp8-old"):
+        raise ValueError(f"storage must be float32, bf16, fp8 or fp8-old, not {storage!r}")
+    out = {}
+    scale_name = "scale_weight" if storage == "fp8-old" else "weight_scale"
+    for key, tensor in state.items():
+        if storage != "bf16" and key in linear_weights:
+            out[key], out[key[: -len("weight")] + scale_name] = quantize_fp8(tensor)
+        elif tensor.is_floating_point():
+            out[key] = tensor.to(torch.bfloat16)
+        else:
+            out[key] = tensor
+    if storage == "fp8-old":
+        out["scaled_fp8"] = torch.empty(0, dtype=torch.float8_e4m3fn)
+    return out
+
+
+def save_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
+    """Write a safetensors file so that it appears whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def header_metadata(sections: dict[str, dict], extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {"config": json.dumps(sections, sort_keys=True), **(extra or {})}
+
+
+Builder = Callable[[], tuple[nn.Module, str]]
+
+
+def checkpoint_tensors(parts: Iterable[tuple[nn.Module, str]], seed: int, storage: str) -> dict[str, torch.Tensor]:
+    """Stored tensors of several (module, prefix) components written into one file."""
+    tensors: dict[str, torch.Tensor] = {}
+    for module, prefix in parts:
+        state = random_state(module, prefix, seed)
+        overlap = set(state) & set(tensors)
+        if overlap:
+            raise ValueError(f"components share keys, e.g. {sorted(overlap)[:3]}")
+        tensors.update(store(state, linear_weight_keys(module, prefix), storage))
+    return tensors
