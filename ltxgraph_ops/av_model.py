@@ -63,10 +63,13 @@ class LTXAVModel:
 
     def _perturbations(self, model_pass: ModelPass) -> Perturbations:
         skip = dict(zip(self.modalities, model_pass.skip_self_attention or (None,) * len(self.modalities)))
-        isolate = "all" if model_pass.isolate_modalities else frozenset()
+        no_cross = dict(zip(self.modalities, model_pass.no_cross_attention_into or (False,) * len(self.modalities)))
+
+        def cross(into: str):
+            return "all" if model_pass.isolate_modalities or no_cross.get(into, False) else frozenset()
         return Perturbations(skip_video_self_attention=frozenset(skip.get("video") or ()),
                              skip_audio_self_attention=frozenset(skip.get("audio") or ()),
-                             skip_audio_to_video=isolate, skip_video_to_audio=isolate)
+                             skip_audio_to_video=cross("video"), skip_video_to_audio=cross("audio"))
 
     def _stream(self, name: str, latent: torch.Tensor, timesteps: torch.Tensor, sigma: torch.Tensor,
                 conditioning: Conditioning) -> StreamInput:

@@ -24,11 +24,14 @@ class ModelPass:
     conditioning: "positive" or "negative" (the prompt whose text context is used).
     skip_self_attention: per modality, the blocks whose self-attention is bypassed (STG), None = none.
     isolate_modalities: bypass the audio<->video cross-attentions (modality guidance).
+    no_cross_attention_into: per modality, True = bypass the cross-attention that feeds it from the other
+    modality (in every block); () = none bypassed.
     """
 
     conditioning: str = "positive"
     skip_self_attention: tuple[tuple[int, ...] | None, ...] = ()
     isolate_modalities: bool = False
+    no_cross_attention_into: tuple[bool, ...] = ()
 
 
 class GuidableModel(Protocol):
@@ -86,38 +89,74 @@ def combine(params: GuidanceParams, cond: torch.Tensor, negative: torch.Tensor |
 
 
 class MultimodalGuider:
-    """Per-modality CFG + STG + modality guidance with rescale (the reference's multimodal guider)."""
+    """Per-modality CFG + STG + modality guidance with rescale (the reference's multimodal guider).
 
-    def __init__(self, model: GuidableModel, params: Sequence[GuidanceParams]):
+    Options of ComfyUI-LTXVideo's guider: ``perturbed_blocks`` sets, per modality, the blocks whose
+    self-attention the STG pass bypasses (None = that modality is not perturbed), overriding the default of
+    each modality's own ``stg_blocks`` when its stg is non-zero; ``cross_attention`` (per modality, False =
+    its cross-attention from the other modality is bypassed in every pass); ``skip_steps`` (per modality, n > 0
+    = recompute its guided prediction only on every (n+1)-th call and reuse the last one in between; the model
+    still runs that modality on skipped calls, so the other modality sees its current tokens).
+    """
+
+    def __init__(self, model: GuidableModel, params: Sequence[GuidanceParams],
+                 perturbed_blocks: Sequence[tuple[int, ...] | None] | None = None,
+                 cross_attention: Sequence[bool] | None = None, skip_steps: Sequence[int] | None = None):
         self.model = model
         self.params = tuple(params)
+        count = len(self.params)
+        for name, option in (("perturbed_blocks", perturbed_blocks), ("cross_attention", cross_attention),
+                             ("skip_steps", skip_steps)):
+            if option is not None and len(option) != count:
+                raise ValueError(f"{name} has {len(option)} entries for {count} modalities")
+        self.perturbed_blocks = None if perturbed_blocks is None else tuple(
+            None if blocks is None else tuple(blocks) for blocks in perturbed_blocks)
+        self.no_cross = () if cross_attention is None or all(cross_attention) else tuple(
+            not on for on in cross_attention)
+        self.skip_steps = tuple(skip_steps) if skip_steps is not None else (0,) * count
+        self.calls = 0
+        self.last: list[torch.Tensor | None] = [None] * count
 
     def passes(self) -> dict[str, ModelPass]:
         """The model passes needed, by role, in the order they run."""
-        needed = {"positive": ModelPass()}
+        needed = {"positive": ModelPass(no_cross_attention_into=self.no_cross)}
         if any(p.needs_negative for p in self.params):
-            needed["negative"] = ModelPass(conditioning="negative")
+            needed["negative"] = ModelPass(conditioning="negative", no_cross_attention_into=self.no_cross)
         if any(p.needs_perturbed for p in self.params):
-            blocks = tuple(tuple(p.stg_blocks) if p.needs_perturbed else None for p in self.params)
-            needed["perturbed"] = ModelPass(skip_self_attention=blocks)
+            blocks = self.perturbed_blocks or tuple(tuple(p.stg_blocks) if p.needs_perturbed else None
+                                                    for p in self.params)
+            needed["perturbed"] = ModelPass(skip_self_attention=blocks, no_cross_attention_into=self.no_cross)
         if any(p.needs_isolated for p in self.params):
             needed["isolated"] = ModelPass(isolate_modalities=True)
         return needed
+
+    def _skipped(self, k: int, call: int) -> bool:
+        n = self.skip_steps[k]
+        return n > 0 and call % (n + 1) != 0 and self.last[k] is not None
 
     def __call__(self, latents: tuple[torch.Tensor, ...], timesteps: tuple[torch.Tensor, ...],
                  sigma: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if len(latents) != len(self.params):
             raise ValueError(f"guider has parameters for {len(self.params)} modalities, got {len(latents)} latents")
+        call, self.calls = self.calls, self.calls + 1
+        skipped = [self._skipped(k, call) for k in range(len(self.params))]
+        if all(skipped):
+            return tuple(self.last)  # type: ignore[arg-type]
         outputs = {role: self.model(latents, timesteps, sigma, model_pass)
                    for role, model_pass in self.passes().items()}
         guided = []
         for k, params in enumerate(self.params):
+            if skipped[k]:
+                guided.append(self.last[k])
+                continue
+
             def used(role: str, needed: bool) -> torch.Tensor | None:
                 return outputs[role][k] if needed and role in outputs else None
             guided.append(combine(params, outputs["positive"][k],
                                   negative=used("negative", params.needs_negative),
                                   perturbed=used("perturbed", params.needs_perturbed),
                                   isolated=used("isolated", params.needs_isolated)))
+        self.last = list(guided)
         return tuple(guided)
 
 

@@ -226,8 +226,28 @@ def sample_res_2s(denoise_fn: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, c
     return x
 
 
+def sample_gradient_estimation(denoise_fn: Denoiser, x: torch.Tensor, sigmas: torch.Tensor,
+                               callback: Callback | None = None, generator: torch.Generator | None = None,
+                               gamma: float = 2.0) -> torch.Tensor:
+    """Gradient estimation (Permenter & Yuan 2024): Euler with the velocity extrapolated from the previous
+    step, d_bar = gamma d_i + (1 - gamma) d_{i-1}; the first step is plain Euler and the last lands on x0."""
+    previous = None
+    for i in range(len(sigmas) - 1):
+        denoised = denoise(denoise_fn, x, sigmas[i], i)
+        report(callback, i, sigmas, x, denoised)
+        velocity = to_velocity(x, denoised, sigmas[i])
+        if float(sigmas[i + 1]) == 0.0:
+            x = denoised.to(x.dtype)
+        else:
+            estimate = velocity if previous is None else gamma * velocity + (1 - gamma) * previous
+            x = (x.float() + estimate * (sigmas[i + 1] - sigmas[i]).float()).to(x.dtype)
+        previous = velocity
+    return x
+
+
 SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "euler": sample_euler,
+    "gradient_estimation": sample_gradient_estimation,
     "euler_ancestral": sample_euler_ancestral,
     "lcm": sample_lcm,
     "res_2s": sample_res_2s,

@@ -25,3 +25,10 @@ def test_every_check_has_a_bound():
 @pytest.mark.parametrize("name", sorted(BOUNDS))
 def test_parity_with_reference(name):
     assert oracle.CHECKS[name]() <= BOUNDS[name]
+
+
+@pytest.mark.oracle
+def test_full_distilled_av_loop_with_the_tiny_transformer_matches_reference():
+    from tools.oracle import sampling_loop
+    error = sampling_loop.CHECKS["sampling.distilled_8_step_av_loop"]()
+    assert error <= 1e-4, error
