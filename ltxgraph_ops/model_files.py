@@ -4,11 +4,13 @@ upscaler, LoRAs, Gemma). Each loader builds the module from the header config, t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import torch
+from torch import nn
 
 from ltxgraph_ops.models.transformer import LTXAVTransformer, TransformerConfig
-from ltxgraph_ops.weights.loading import load_component, parameters_on_meta
+from ltxgraph_ops.weights.loading import load_component, match_component, parameters_on_meta
 from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile
 
 TRANSFORMER_PREFIX = "model.diffusion_model."
@@ -63,3 +65,30 @@ def load_transformer(path: str | Path, device: str | torch.device = "cpu",
         model = LTXAVTransformer(config, device="cpu")
     return load_component(model, file, transformer_prefix(file), device=device,
                           allow_extra=CONNECTOR_PREFIXES, linear_storage=linear_storage)
+
+
+def component_layout(file: SafetensorsFile, build: Callable[[dict], nn.Module], section: str,
+                     prefix: str) -> nn.Module:
+    """A component's architecture on the meta device, from its header section, checked against the file's
+    tensors (names and shapes) without reading any."""
+    try:
+        with torch.device("meta"):
+            layout = build(header_section(file, section) if section else file.config())
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{file.path}: '{section}' config: {exc}") from None
+    match_component(layout, file, prefix)
+    return layout
+
+
+def load_section_component(path: str | Path, build: Callable[[dict], nn.Module], section: str, prefix: str,
+                           device: str | torch.device = "cpu") -> nn.Module:
+    """A component built from header section ``section`` (the whole config when "") and filled from the
+    tensors under ``prefix``; computed in float32."""
+    file = SafetensorsFile(path)
+    config = header_section(file, section) if section else file.config()
+    try:
+        with parameters_on_meta():
+            module = build(config)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{file.path}: '{section}' config: {exc}") from None
+    return load_component(module, file, prefix, device=device)

@@ -37,10 +37,9 @@ def tiny_config() -> dict:
         **full_config(),
         "resblock_kernel_sizes": [3, 5],
         "resblock_dilation_sizes": [[1, 3, 5], [1, 2, 3]],
-        "upsample_rates": [3, 2],
-        "upsample_kernel_sizes": [7, 4],
+        "upsample_rates": [8, 6, 5],
+        "upsample_kernel_sizes": [16, 12, 11],
         "upsample_initial_channel": 32,
-        "output_sampling_rate": 9600,
     }
 
 
