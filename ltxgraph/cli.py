@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = graph_command("run", "validate and run a graph")
     run.add_argument("--output", action="append", dest="outputs", metavar="NAME", help="compute only this output")
     run.add_argument("--report", type=Path, help="write a JSON report (per node: status, seconds, cache key)")
+    run.add_argument("--preview", type=Path, metavar="DIR",
+                     help="write a PNG preview of every sampling step's clean estimate into DIR")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write cached results")
     run.add_argument("--cache-dir", type=Path, help=f"cache folder (default {default_cache_dir()})")
     run.add_argument("--quiet", action="store_true", help="no progress output")
@@ -171,7 +173,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     runner = Runner(registry, cache_dir=args.cache_dir, use_cache=not args.no_cache, folders=folders,
                     progress=ConsoleProgress(quiet=args.quiet), memory_bytes=0,
-                    settings=RunSettings(args.device, args.memory_budget))
+                    settings=RunSettings(args.device, args.memory_budget, args.preview))
     result = runner.run(graph, params, args.outputs)
     if args.report:
         _write_report(args.report, result.report)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from .paths import Folders
@@ -17,10 +18,12 @@ def _no_steps(node: str, step: int, total: int, info: dict[str, Any]) -> None:
 class RunSettings:
     """How ops should use the machine. device: torch device for model compute ("cpu", "cuda", ...).
     memory_budget: bytes that model weights may keep resident (None = no limit); loaders use it to choose
-    between fully resident and streamed execution."""
+    between fully resident and streamed execution. preview_dir: where samplers write a PNG preview of each
+    step's clean estimate (None = no previews)."""
 
     device: str = "cpu"
     memory_budget: int | None = None
+    preview_dir: Path | None = None
 
 
 @dataclass

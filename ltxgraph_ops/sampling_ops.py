@@ -22,6 +22,7 @@ from ltxgraph_ops.handles import ModelHandle
 from ltxgraph_ops.sampling.denoiser import sample_latents
 from ltxgraph_ops.sampling.guiders import GuidanceParams, MultimodalGuider
 from ltxgraph_ops.sampling.noise import DisableNoise, RandomNoise
+from ltxgraph_ops.sampling.preview import write_preview
 from ltxgraph_ops.sampling.samplers import SAMPLERS, NonFiniteDenoisedError, seeded
 from ltxgraph_ops.sampling.schedules import (BASIC_SCHEDULERS, ScheduleError, basic_scheduler, ltxv_sigmas,
                                              parse_manual_sigmas, set_first_sigma)
@@ -265,9 +266,15 @@ def sampler_custom_advanced(noise: Annotated[Any, Port("NOISE")],
     steps = max(sigmas.numel() - 1, 0)
     last_denoised: list[torch.Tensor] = []
 
+    preview_dir = ctx.settings.preview_dir
+
     def on_step(info: dict) -> None:
         last_denoised[:] = [info["denoised"]]
-        ctx.step(info["i"] + 1, steps, sigma=float(info["sigma"]))
+        extra = {}
+        if preview_dir is not None and modalities[0] == "video":
+            video = info["denoised"][:, : latents[0][0].numel()].reshape(latents[0].shape)
+            extra["preview"] = str(write_preview(preview_dir, f"{ctx.node}-step{info['i'] + 1:03d}.png", video))
+        ctx.step(info["i"] + 1, steps, sigma=float(info["sigma"]), **extra)
 
     fps = next((part.fps for _, part in parts if isinstance(part, VideoLatent) and part.fps), None)
     with torch.inference_mode(), guider.model.applied() as transformer:

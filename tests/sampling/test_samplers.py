@@ -29,7 +29,8 @@ def run(name: str, sigmas: torch.Tensor, x: torch.Tensor | None = None, seed: in
     return samplers.SAMPLERS[name](gaussian_x0, x, sigmas, generator=torch.Generator().manual_seed(seed), **options)
 
 
-@pytest.mark.parametrize("name, steps, std_tol", [("euler", 100, 0.015), ("euler_ancestral", 100, 0.03)])
+@pytest.mark.parametrize("name, steps, std_tol", [("euler", 100, 0.015), ("euler_ancestral", 100, 0.03),
+                                                  ("gradient_estimation", 100, 0.015)])
 def test_sampler_transports_noise_to_the_data_distribution(name, steps, std_tol):
     out = run(name, torch.linspace(1, 0, steps + 1))
     assert abs(float(out.mean()) - MU) < 0.01
@@ -125,3 +126,17 @@ def test_res_2s_substep_noise_derives_from_the_step_seed():
     explicit = samplers.sample_res_2s(gaussian_x0, start_noise(), sigmas, generator=torch.Generator().manual_seed(3),
                                       substep_generator=torch.Generator().manual_seed(10003))
     assert torch.equal(run("res_2s", sigmas, seed=3), explicit)
+
+
+def test_gradient_estimation_extrapolates_the_velocity():
+    """Two steps by hand: plain Euler first, then d_bar = 2 d_1 - d_0, and the last step lands on x0."""
+    sigmas = torch.tensor([1.0, 0.5, 0.25, 0.0])
+    x = torch.tensor([[2.0, -1.0]])
+    seen = []
+    out = samplers.sample_gradient_estimation(gaussian_x0, x, sigmas, callback=seen.append)
+    d0 = (x - gaussian_x0(x, sigmas[0])) / 1.0
+    x1 = x + d0 * -0.5
+    d1 = (x1 - gaussian_x0(x1, sigmas[1])) / 0.5
+    x2 = x1 + (2 * d1 - d0) * -0.25
+    assert torch.allclose(seen[2]["x"], x2, atol=1e-6)
+    assert torch.allclose(out, gaussian_x0(x2, sigmas[2]), atol=1e-6)

@@ -3,6 +3,7 @@ and the guider / scheduler ops' contracts."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -127,3 +128,20 @@ def test_bad_sigmas_are_refused(model) -> None:
     with pytest.raises(InputValueError, match="finite and non-negative"):
         sampler_custom_advanced(random_noise(1), guider, ksampler_select("euler"), torch.tensor([1.0, -0.5]),
                                 av_latent())
+
+
+def test_previews_are_pngs_of_each_step(model, tmp_path) -> None:
+    from ltxgraph.context import RunSettings
+    infos = []
+    ctx = OpContext("stage1", settings=RunSettings(preview_dir=tmp_path / "prev"),
+                    on_step=lambda node, step, total, info: infos.append(info))
+    sample(model, av_latent(), sigmas="0.725, 0.421875, 0.0", cfg=1.0, ctx=ctx)
+    files = sorted(p.name for p in (tmp_path / "prev").iterdir())
+    assert files == ["stage1-step001.png", "stage1-step002.png"]
+    assert [Path(i["preview"]).name for i in infos] == files
+    data = (tmp_path / "prev" / files[0]).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    import av
+    with av.open(str(tmp_path / "prev" / files[0])) as container:
+        frame = next(container.decode(video=0))
+        assert (frame.width, frame.height) == (2 * 2 * 4, 2 * 4)  # 2 latent frames side by side, 4x cells
