@@ -18,19 +18,25 @@ from ltxgraph_ops.model_files import (CONNECTOR_PREFIXES, load_transformer, tran
 from ltxgraph_ops.weights.loading import match_component
 from ltxgraph_ops.weights.lora import LoraPatch, read_lora
 from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
+from ltxgraph_ops.weights.streaming import weight_bytes
 
 WEIGHT_DTYPES = {"default": None, "fp8_e4m3fn": torch.float8_e4m3fn, "fp8_e4m3fn_fast": torch.float8_e4m3fn,
                  "fp8_e5m2": torch.float8_e5m2}
 
 
 def model_handle(path: str, ctx: OpContext, linear_storage: torch.dtype | None = None) -> ModelHandle:
-    """MODEL for the transformer in ``path``: structure checked now, weights read on first use."""
+    """MODEL for the transformer in ``path``: structure checked now, weights read on first use; when its
+    weights exceed the run's memory budget, its blocks are streamed from the file during every forward."""
     file = SafetensorsFile(path)
     layout = transformer_layout(file)
     match_component(layout, file, transformer_prefix(file), allow_extra=CONNECTOR_PREFIXES)
     device = ctx.settings.device
-    lazy = Lazy(lambda: load_transformer(path, device=device, linear_storage=linear_storage),
-                f"transformer of {file.name}")
+    budget = ctx.settings.memory_budget
+    prefix = transformer_prefix(file)
+    needed = weight_bytes(file, prefix) - sum(weight_bytes(file, prefix + p) for p in CONNECTOR_PREFIXES)
+    streamed = budget is not None and needed > budget and linear_storage is None
+    lazy = Lazy(lambda: load_transformer(path, device=device, linear_storage=linear_storage, streamed=streamed),
+                f"transformer of {file.name}" + (" (blocks streamed from disk)" if streamed else ""))
     return ModelHandle(lazy, file.name, layout=layout)
 
 

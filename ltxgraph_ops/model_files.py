@@ -12,6 +12,7 @@ from torch import nn
 from ltxgraph_ops.models.transformer import LTXAVTransformer, TransformerConfig
 from ltxgraph_ops.weights.loading import load_component, match_component, parameters_on_meta
 from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile
+from ltxgraph_ops.weights.streaming import StreamedBlocks
 
 TRANSFORMER_PREFIX = "model.diffusion_model."
 CONNECTOR_PREFIXES = ("video_embeddings_connector.", "audio_embeddings_connector.")
@@ -56,15 +57,32 @@ def transformer_layout(file: SafetensorsFile) -> LTXAVTransformer:
 
 
 def load_transformer(path: str | Path, device: str | torch.device = "cpu",
-                     linear_storage: torch.dtype | None = None) -> LTXAVTransformer:
+                     linear_storage: torch.dtype | None = None, streamed: bool = False,
+                     prefetch: bool = True) -> LTXAVTransformer:
     """The transformer of a checkpoint, weights in their stored dtype (fp8 stays fp8; wider linear weights
-    quantised to ``linear_storage`` if given), ready to run."""
+    quantised to ``linear_storage`` if given), ready to run. ``streamed``: only the weights outside the blocks
+    are read now; each block is read from the file when a forward reaches it and released after (see
+    :class:`~ltxgraph_ops.weights.streaming.StreamedBlocks`)."""
     file = SafetensorsFile(path)
     config = transformer_config(file)
+    prefix = transformer_prefix(file)
     with parameters_on_meta():
         model = LTXAVTransformer(config, device="cpu")
-    return load_component(model, file, transformer_prefix(file), device=device,
-                          allow_extra=CONNECTOR_PREFIXES, linear_storage=linear_storage)
+    if not streamed:
+        return load_component(model, file, prefix, device=device, allow_extra=CONNECTOR_PREFIXES,
+                              linear_storage=linear_storage)
+    if linear_storage is not None:
+        raise ValueError("quantising while streaming is not supported: stream an fp8 file instead")
+    blocks = model.transformer_blocks
+    model.transformer_blocks = nn.ModuleList()
+    load_component(model, file, prefix, device=device, allow_extra=CONNECTOR_PREFIXES + ("transformer_blocks.",))
+    model.transformer_blocks = StreamedBlocks(blocks, file, f"{prefix}transformer_blocks.", device=device,
+                                              prefetch=prefetch)
+    return model
+
+
+def is_streamed(model: nn.Module) -> bool:
+    return isinstance(getattr(model, "transformer_blocks", None), StreamedBlocks)
 
 
 def component_layout(file: SafetensorsFile, build: Callable[[dict], nn.Module], section: str,

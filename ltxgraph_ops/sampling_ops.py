@@ -19,6 +19,7 @@ from ltxgraph.values import AudioLatent, AVLatent, VideoLatent
 from ltxgraph_ops.av_model import LTXAVModel
 from ltxgraph_ops.conditioning import Conditioning
 from ltxgraph_ops.handles import ModelHandle
+from ltxgraph_ops.model_files import is_streamed
 from ltxgraph_ops.sampling.denoiser import sample_latents
 from ltxgraph_ops.sampling.guiders import GuidanceParams, MultimodalGuider
 from ltxgraph_ops.sampling.noise import DisableNoise, RandomNoise
@@ -278,7 +279,9 @@ def sampler_custom_advanced(noise: Annotated[Any, Port("NOISE")],
 
     fps = next((part.fps for _, part in parts if isinstance(part, VideoLatent) and part.fps), None)
     with torch.inference_mode(), guider.model.applied() as transformer:
-        adapter = LTXAVModel(transformer, modalities, guider.positive, guider.negative, fps=fps)
+        # a streamed model reads every block per forward anyway; cached text keys/values would cost memory
+        adapter = LTXAVModel(transformer, modalities, guider.positive, guider.negative, fps=fps,
+                             cache_text=not is_streamed(transformer))
         guided = guider.build(adapter, modalities)
         generator = seeded(None, getattr(noise, "seed", 0))
         try:

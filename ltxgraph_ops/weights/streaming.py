@@ -1,0 +1,107 @@
+"""Block streaming: a model's repeated blocks stay on disk and are read, used and released one at a time.
+
+:class:`StreamedBlocks` replaces a model's ``nn.ModuleList`` of blocks. Its blocks live on the meta device;
+iterating over it (what a forward pass does) reads block i's tensors from the checkpoint (fp8 kept fp8), yields
+the block, and releases its weights as soon as the loop asks for block i+1. With ``prefetch`` the next block's
+tensors are read on a background thread while the current one computes (file reads release the GIL), so disk
+and compute overlap; resident weights are then at most two blocks plus everything outside the blocks.
+
+The block modules themselves persist (only their tensors come and go), so patches attached to them, such as
+LoRA deltas on Linear layers, survive streaming. The mechanism is device-agnostic: ``device`` is where a
+loaded block's tensors are put (a GPU user's block offloading is the same loop).
+"""
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from ltxgraph_ops.models.layers import Linear
+from ltxgraph_ops.weights.loading import ComponentMatch, _check_finite, _set_tensor, match_component
+from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
+
+Tensors = dict[str, torch.Tensor]
+
+
+class StreamedBlocks(nn.ModuleList):
+    """Blocks read from ``file`` under ``prefix`` + ``"<index>."`` when iterated, released after use."""
+
+    def __init__(self, blocks: nn.ModuleList, file: SafetensorsFile, prefix: str, device: torch.device | str = "cpu",
+                 compute_dtype: torch.dtype = torch.float32, prefetch: bool = True) -> None:
+        super().__init__(list(blocks))
+        self._file, self._prefix, self._device = file, prefix, device
+        self._compute_dtype, self._prefetch = compute_dtype, prefetch
+        self._matches: list[ComponentMatch] = []
+        for index, block in enumerate(blocks):
+            release(block)
+            self._matches.append(match_component(block, file, f"{prefix}{index}."))
+        self._checked: set[int] = set()
+        self.reads = 0  # blocks read so far (for tests and reports)
+
+    def _read(self, index: int) -> Tensors:
+        """Block ``index``'s tensors as stored (checked for NaN/Inf the first time)."""
+        match = self._matches[index]
+        tensors = {key: self._file.read(name) for key, name in match.tensors.items()}
+        tensors.update({f"{owner}.weight_scale": self._file.read(name) for owner, name in match.scales.items()})
+        if index not in self._checked:
+            for key, tensor in tensors.items():
+                _check_finite(self._file, key, tensor)
+            self._checked.add(index)
+        self.reads += 1
+        return tensors
+
+    def _install(self, index: int, tensors: Tensors) -> nn.Module:
+        block = self[index]
+        linears = {name: sub for name, sub in block.named_modules() if isinstance(sub, Linear)}
+        stored_as_is = {f"{n}.weight" for n in linears} | {f"{n}.bias" for n in linears}
+        for key, tensor in tensors.items():
+            if key.endswith(".weight_scale") and key[: -len(".weight_scale")] in linears:
+                linears[key[: -len(".weight_scale")]].weight_scale = tensor.float().reshape(
+                    () if tensor.numel() == 1 else (-1,)).to(self._device)
+                continue
+            if tensor.is_floating_point() and key not in stored_as_is:
+                tensor = tensor.to(self._compute_dtype)
+            _set_tensor(block, key, tensor.to(self._device))
+        return block
+
+    def __iter__(self) -> Iterator[nn.Module]:
+        count = len(self)
+        if count == 0:
+            return
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ltxgraph-prefetch") if self._prefetch else None
+        pending: Future | None = None
+        current: nn.Module | None = None
+        try:
+            tensors = self._read(0)
+            for index in range(count):
+                if pool is not None and index + 1 < count:
+                    pending = pool.submit(self._read, index + 1)
+                current = self._install(index, tensors)
+                del tensors
+                yield current
+                release(current)
+                current = None
+                if index + 1 < count:
+                    tensors = pending.result() if pending is not None else self._read(index + 1)
+                    pending = None
+        finally:
+            if current is not None:
+                release(current)
+            if pending is not None:
+                pending.cancel()
+            if pool is not None:
+                pool.shutdown(wait=True)
+
+
+def release(block: nn.Module) -> None:
+    """Put every parameter and persistent buffer of ``block`` back on the meta device (memory returned)."""
+    for key, tensor in block.state_dict(keep_vars=True).items():
+        if tensor.device.type != "meta":
+            _set_tensor(block, key, torch.empty(tensor.shape, dtype=tensor.dtype, device="meta"))
+
+
+def weight_bytes(file: SafetensorsFile, prefix: str) -> int:
+    """Bytes of every tensor under ``prefix`` as stored."""
+    return sum(entry.nbytes for key, entry in file.entries.items() if key.startswith(prefix))
