@@ -108,3 +108,61 @@ def checkpoint_tensors(parts: Iterable[tuple[nn.Module, str]], seed: int, storag
             raise ValueError(f"components share keys, e.g. {sorted(overlap)[:3]}")
         tensors.update(store(state, linear_weight_keys(module, prefix), storage))
     return tensors
+
+
+# ------------------------------------------------------------------------------------------ full-size synthetic
+
+_SAFETENSORS_DTYPES = {torch.float8_e4m3fn: "F8_E4M3", torch.bfloat16: "BF16", torch.float32: "F32"}
+CHUNK = 1 << 26  # elements generated at a time: bounds the writer's memory
+
+
+def _fp8_bytes(count: int, generator: torch.Generator) -> torch.Tensor:
+    """Random float8_e4m3fn bit patterns with magnitudes in [1/8, 2) and random signs (never NaN)."""
+    raw = torch.randint(0, 256, (count,), dtype=torch.uint8, generator=generator)
+    exponent = ((raw >> 3) & 0x3) + 4                                   # biased exponents 4..7: 2^-3 .. 2^0
+    return (raw & 0x87) | (exponent << 3)
+
+
+def write_synthetic(path: Path, module: nn.Module, prefix: str, metadata: dict[str, str], seed: int = 0,
+                    fp8_linears: bool = True) -> Path:
+    """A full-size checkpoint of ``module``'s layout (built on the meta device) written tensor by tensor, so
+    a 19B file needs only a chunk of memory: Linear weights as random fp8 with a per-tensor ``weight_scale``
+    (1/sqrt(fan_in)), everything else bf16 from :func:`seeded_value`."""
+    linears = linear_weight_keys(module, prefix) if fp8_linears else set()
+    plan: list[tuple[str, torch.dtype, tuple[int, ...]]] = []
+    for key, tensor in module.state_dict(keep_vars=True).items():
+        name = prefix + key
+        if name in linears:
+            plan.append((name, torch.float8_e4m3fn, tuple(tensor.shape)))
+            plan.append((name[: -len("weight")] + "weight_scale", torch.float32, ()))
+        else:
+            plan.append((name, torch.bfloat16 if tensor.is_floating_point() else tensor.dtype, tuple(tensor.shape)))
+    header: dict = {"__metadata__": metadata}
+    offset = 0
+    for name, dtype, shape in plan:
+        size = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+        header[name] = {"dtype": _SAFETENSORS_DTYPES[dtype], "shape": list(shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    generator = torch.Generator().manual_seed(seed)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(len(raw).to_bytes(8, "little") + raw)
+            for name, dtype, shape in plan:
+                count = math.prod(shape)
+                if dtype == torch.float8_e4m3fn:
+                    for start in range(0, count, CHUNK):
+                        handle.write(_fp8_bytes(min(CHUNK, count - start), generator).numpy().tobytes())
+                elif name.endswith("weight_scale") and dtype == torch.float32:
+                    fan_in = header[name[: -len("weight_scale")] + "weight"]["shape"][-1]
+                    handle.write(torch.tensor(1.0 / math.sqrt(fan_in)).numpy().tobytes())
+                else:
+                    value = seeded_value(name, shape, seed).to(dtype)
+                    handle.write(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
