@@ -158,13 +158,103 @@ CASES = [
 ]
 
 
+# ------------------------------------------------------------------------------------------ weights files
+
+
+def _tiny_checkpoint() -> bytes:
+    import tempfile
+
+    from ltxgraph_ops.tiny import transformer
+    from ltxgraph_ops.tiny.files import write_checkpoint
+    with tempfile.TemporaryDirectory() as folder:
+        return write_checkpoint(Path(folder) / "t.safetensors", "fp8", 0, [transformer]).read_bytes()
+
+
+CKPT = _tiny_checkpoint()
+UNET_GRAPH = "ltxgraph: 1\nnodes:\n  m: {op: UNETLoader, in: {unet_name: x.safetensors}}\noutputs: {m: '@m.MODEL'}\n"
+
+
+def split(data: bytes) -> tuple[dict, bytes]:
+    size = int.from_bytes(data[:8], "little")
+    return json.loads(data[8:8 + size]), data[8 + size:]
+
+
+def join(header: dict, body: bytes) -> bytes:
+    raw = json.dumps(header).encode()
+    return len(raw).to_bytes(8, "little") + raw + body
+
+
+def edited(edit) -> bytes:
+    header, body = split(CKPT)
+    result = edit(header, body)
+    return join(header, body) if result is None else result
+
+
+def unet_case(case_id: str, content: bytes, words: list[str]) -> Case:
+    return Case(case_id, {"g.yaml": UNET_GRAPH, "models/diffusion_models/x.safetensors": content},
+                ["run", "g.yaml", "--models-dir", "models"], 2, ["node 'm' (UNETLoader)", *words])
+
+
+KEY = "model.diffusion_model.proj_out.weight"
+
+
+def _set(header, key, field, value):
+    header[key][field] = value
+
+
+def _config(header, text):
+    header["__metadata__"]["config"] = text
+
+
+def _without(header, body, key):
+    header.pop(key)
+
+
+def _extra(header, body):
+    header["model.diffusion_model.extra.weight"] = {"dtype": "U8", "shape": [0], "data_offsets": [0, 0]}
+
+
+WEIGHT_CASES = [
+    unet_case("st-truncated", CKPT[: len(CKPT) // 2], ["x.safetensors", "outside the"]),
+    unet_case("st-garbage", b"\x80\x04\x95pickle-not-safetensors" * 4, ["x.safetensors", "header"]),
+    unet_case("st-huge-header", (2**60).to_bytes(8, "little") + b"{}", ["header claims"]),
+    unet_case("st-unknown-dtype", edited(lambda h, b: _set(h, KEY, "dtype", "F99")), [KEY, "unknown dtype 'F99'"]),
+    unet_case("st-dtype-lies", edited(lambda h, b: _set(h, KEY, "dtype", "F32")), [KEY, "bytes stored but shape"]),
+    unet_case("st-offsets-lie", edited(lambda h, b: _set(h, KEY, "data_offsets", [0, 10**12])), [KEY, "outside"]),
+    unet_case("st-overlap", edited(lambda h, b: _set(h, KEY, "data_offsets",
+                                                      h["model.diffusion_model.proj_out.bias"]["data_offsets"]
+                                                      if h["model.diffusion_model.proj_out.bias"]["dtype"] == "F8_E4M3"
+                                                      else [0, h[KEY]["data_offsets"][1] - h[KEY]["data_offsets"][0]])),
+              ["overlaps"]),
+    unet_case("st-missing-key", edited(lambda h, b: _without(h, b, KEY)), ["missing tensor '" + KEY + "'"]),
+    unet_case("st-extra-key", edited(_extra), ["unexpected tensor 'model.diffusion_model.extra.weight'"]),
+    unet_case("st-wrong-shape", edited(lambda h, b: _set(h, KEY, "shape", list(reversed(h[KEY]["shape"])))),
+              ["misshapen tensor " + KEY]),
+    unet_case("st-no-config", edited(lambda h, b: _config(h, "{}")), ["no 'transformer' config"]),
+    unet_case("st-bad-config", edited(lambda h, b: _config(h, "{oops")), ["'config' is not valid JSON"]),
+    unet_case("st-unsupported-config", edited(lambda h, b: _config(h, json.dumps(
+        {"transformer": {**json.loads(h["__metadata__"]["config"])["transformer"], "apply_gated_attention": True}}))),
+        ["supports only apply_gated_attention=False"]),
+    Case("lora-no-layer-fits", {"g.yaml": UNET_GRAPH.replace(
+        "outputs: {m: '@m.MODEL'}", "  l: {op: LoraLoaderModelOnly, in: {model: '@m.MODEL', lora_name: l.safetensors}}\n"
+        "outputs: {m: '@l.MODEL'}"), "models/diffusion_models/x.safetensors": CKPT,
+        "models/loras/l.safetensors": join({"a.lora_A.weight": {"dtype": "F32", "shape": [1, 1],
+                                                                 "data_offsets": [0, 4]},
+                                             "a.lora_B.weight": {"dtype": "F32", "shape": [1, 1],
+                                                                 "data_offsets": [4, 8]}}, b"\0" * 8)},
+         ["run", "g.yaml", "--models-dir", "models"], 2, ["node 'l' (LoraLoaderModelOnly)", "l.safetensors",
+                                                           "no tensor of this LoRA fits"]),
+]
+CASES += WEIGHT_CASES
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch) -> None:
     for name, content in case.files.items():
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    (tmp_path / "models").mkdir()
+    (tmp_path / "models").mkdir(exist_ok=True)
     (tmp_path / "secret.bin").write_bytes(b"x")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LTXGRAPH_CACHE_DIR", str(tmp_path / "cache"))
@@ -182,4 +272,4 @@ def test_bad_input(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture, mo
 
 
 def test_the_corpus_is_large_enough() -> None:
-    assert len(CASES) >= 50 and len({c.id for c in CASES}) == len(CASES)
+    assert len(CASES) >= 60 and len({c.id for c in CASES}) == len(CASES)
