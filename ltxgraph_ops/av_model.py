@@ -51,14 +51,22 @@ class LTXAVModel:
         conditioning = self.positive if model_pass.conditioning == "positive" else self.negative
         if conditioning is None:
             raise ValueError("a negative-prompt pass was asked for, but no negative conditioning was given")
-        streams = {name: self._stream(name, latent, step, sigma, conditioning)
-                   for name, latent, step in zip(self.modalities, latents, timesteps)}
+        streams, selections = {}, {}
+        for name, latent, step in zip(self.modalities, latents, timesteps):
+            streams[name], selections[name] = self._stream(name, latent, step, sigma, conditioning)
         velocity = self.transformer(streams.get("video"), streams.get("audio"), self._perturbations(model_pass))
         out = []
         for name, latent in zip(self.modalities, latents):
             x0 = denoised(streams[name], getattr(velocity, name))
-            out.append(video_latent(x0, *latent.shape[2:]) if name == "video"
-                       else audio_latent(x0, latent.shape[1]))
+            if name == "video":
+                select = selections[name]
+                if select is not None:  # cells that are not tokens (dilated guides) come back unchanged
+                    full = video_tokens(latent).clone()
+                    full[:, select] = x0.to(full.dtype)
+                    x0 = full
+                out.append(video_latent(x0, *latent.shape[2:]))
+            else:
+                out.append(audio_latent(x0, latent.shape[1]))
         return tuple(out)
 
     def _perturbations(self, model_pass: ModelPass) -> Perturbations:
@@ -77,9 +85,12 @@ class LTXAVModel:
         sigma = sigma.reshape(-1).to(torch.float32).expand(batch) if sigma.numel() == 1 else sigma.reshape(batch)
         per_element = timesteps.expand(batch, 1, *latent.shape[2:]).to(torch.float32)
         noise_mask = per_element / sigma.clamp(min=torch.finfo(torch.float32).tiny).view(batch, *[1] * (latent.ndim - 1))
+        select = None
         if name == "video":
-            tokens, positions, attention = self._video_layout(latent, conditioning)
+            tokens, positions, attention, select = self._video_layout(latent, conditioning)
             noise_mask = video_tokens(noise_mask)[..., 0]
+            if select is not None:
+                tokens, noise_mask = tokens[:, select], noise_mask[:, select]
             context = conditioning.video_context
         else:
             tokens, positions, attention = audio_tokens(latent), audio_positions(latent.shape[2], batch,
@@ -95,11 +106,12 @@ class LTXAVModel:
                 self._prepared[key] = self.transformer.prepare_text(name, context, context_mask)
             context, context_mask = self._prepared[key], None
         return StreamInput(latent=tokens, sigma=sigma, positions=positions.to(tokens.dtype), context=context,
-                           context_mask=context_mask, noise_mask=noise_mask, attention_mask=attention)
+                           context_mask=context_mask, noise_mask=noise_mask, attention_mask=attention), select
 
     def _video_layout(self, latent: torch.Tensor, conditioning: Conditioning
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Tokens [B, T, C], positions [B, 3, T, 2] and guide attention weights (None without guides)."""
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """All latent cells as tokens [B, T, C]; positions [B, 3, T', 2] and guide attention weights of the
+        T' cells the transformer sees; the indices of those cells (None = all)."""
         batch, _, frames, height, width = latent.shape
         fps = conditioning.frame_rate or self.fps or DEFAULT_FPS
         guides = conditioning.guides
@@ -109,16 +121,21 @@ class LTXAVModel:
         positions = video_positions(generated, height, width, fps, batch, device=latent.device)
         tokens = video_tokens(latent)
         if not guides:
-            return tokens, positions, None
+            return tokens, positions, None, None
         generated_tokens = generated * height * width
-        if tokens.shape[1] - generated_tokens != guides.tokens:
-            raise ValueError(f"the latent's {tokens.shape[1] - generated_tokens} guide tokens do not match the "
-                             f"conditioning's {guides.tokens} (was LTXVCropGuides applied to one but not the other?)")
+        if tokens.shape[1] - generated_tokens != guides.latent_tokens:
+            raise ValueError(f"the latent's {tokens.shape[1] - generated_tokens} guide cells do not match the "
+                             f"conditioning's {guides.latent_tokens} (was LTXVCropGuides applied to one but not the "
+                             "other?)")
         guide_positions = guides.positions.to(positions.device, positions.dtype).expand(batch, -1, -1, -1).clone()
         guide_positions[:, 0] /= fps  # pixel frames -> seconds
         positions = torch.cat([positions, guide_positions], dim=2)
+        select = None
+        if guides.kept is not None:
+            kept = guides.kept.reshape(-1).to(latent.device).nonzero().flatten() + generated_tokens
+            select = torch.cat([torch.arange(generated_tokens, device=latent.device), kept])
         attention = None
-        if any(s != 1.0 for s in guides.strengths):
+        if any(s != 1.0 for s in guides.strengths) or guides.token_weights is not None:
             attention = guide_attention_mask(generated_tokens, list(guides.token_counts), list(guides.strengths),
-                                             batch, device=latent.device)
-        return tokens, positions, attention
+                                             batch, device=latent.device, token_weights=guides.token_weights)
+        return tokens, positions, attention, select

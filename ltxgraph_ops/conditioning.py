@@ -15,15 +15,21 @@ from ltxgraph.values import storable
 class Guides:
     """Guide (keyframe) latents appended after the generated video frames, as the transformer sees them.
 
-    positions: [B, 3, N, 2] token [start, end) ranges (time in pixel frames, height px, width px) of all guide
-    tokens, in the order their frames are appended (time becomes seconds at the sampler's frame rate); token_counts: tokens per guide group; strengths: attention weight of each
-    group towards the generated tokens (1 = full); latent_frames: latent frames each group appended.
+    positions: [B, 3, N, 2] token [start, end) ranges (time in pixel frames, height px, width px) of the N
+    guide tokens the transformer sees, in the order their frames are appended (time becomes seconds at the
+    sampler's frame rate); token_counts: such tokens per guide group; strengths: attention weight of each group
+    towards the generated tokens (1 = full); latent_frames: latent frames each group appended.
+    token_weights: [N] per-token multipliers of the strength (a guide's attention mask), None = all 1.
+    kept: [guide cells in the latent] which cells of the appended frames are transformer tokens (a small-grid
+    IC-LoRA guide sits dilated in the latent), None = all.
     """
 
     positions: torch.Tensor
     token_counts: tuple[int, ...]
     strengths: tuple[float, ...]
     latent_frames: tuple[int, ...]
+    token_weights: torch.Tensor | None = None
+    kept: torch.Tensor | None = None
 
     @property
     def tokens(self) -> int:
@@ -32,6 +38,11 @@ class Guides:
     @property
     def frames(self) -> int:
         return sum(self.latent_frames)
+
+    @property
+    def latent_tokens(self) -> int:
+        """Cells the guide frames occupy in the latent (tokens plus dilation gaps)."""
+        return self.kept.numel() if self.kept is not None else self.tokens
 
 
 @storable

@@ -81,7 +81,7 @@ def test_guide_frames_take_their_positions_and_counts_must_match(transformer) ->
     weaker = LTXAVModel(transformer, ("video", "audio"), conditioning(guides=weak))((video, audio), steps, sigma)[0]
     assert not torch.allclose(with_guide, weaker)           # strength < 1 weakens its attention
     bad = Guides(positions, (5,), (1.0,), (1,))
-    with pytest.raises(ValueError, match="guide tokens do not match"):
+    with pytest.raises(ValueError, match="guide cells do not match"):
         LTXAVModel(transformer, ("video", "audio"), conditioning(guides=bad))((video, audio), steps, sigma)
 
 

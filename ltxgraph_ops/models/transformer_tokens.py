@@ -37,22 +37,22 @@ def audio_latent(tokens: torch.Tensor, channels: int) -> torch.Tensor:
 
 
 def video_positions(frames: int, height: int, width: int, fps: float, batch: int = 1, first_frame: int = 0,
-                    scale: tuple[int, int, int] = VIDEO_SCALE, device: torch.device | str | None = None
-                    ) -> torch.Tensor:
+                    scale: tuple[int, int, int] = VIDEO_SCALE, device: torch.device | str | None = None,
+                    causal: bool | None = None) -> torch.Tensor:
     """Positions of a latent grid's tokens: [B, 3, F*H*W, 2], time in seconds, height/width in pixels.
 
     Latent cell i covers pixels ``[i*s, (i+1)*s)`` per axis. ``first_frame`` (pixel frames) places the grid in
-    time, as a guide placed at that frame. A grid starting at frame 0 gets the causal first-frame fix: the
-    causal VAE encodes pixel frame 0 alone, so time ranges shift by ``1 - s`` and are clamped at 0.
+    time, as a guide placed at that frame. With the causal first-frame fix (default: for a grid starting at
+    frame 0) time ranges shift by ``1 - s`` and are clamped at 0 before the offset, because the causal VAE
+    encodes a grid's first pixel frame alone.
     """
     grid = torch.meshgrid(*(torch.arange(n, device=device) for n in (frames, height, width)), indexing="ij")
     starts = torch.stack([axis.flatten() for axis in grid])                     # [3, N] latent cells
     bounds = torch.stack([starts, starts + 1], dim=-1)                          # [3, N, 2]
     bounds = bounds * torch.tensor(scale, device=device).view(3, 1, 1)          # pixels
-    if first_frame == 0:
+    if first_frame == 0 if causal is None else causal:
         bounds[0] = (bounds[0] + 1 - scale[0]).clamp(min=0)
-    else:
-        bounds[0] = bounds[0] + first_frame
+    bounds[0] = bounds[0] + first_frame
     bounds = bounds.float()
     bounds[0] = bounds[0] / fps
     return bounds.unsqueeze(0).expand(batch, -1, -1, -1).clone()
@@ -75,11 +75,13 @@ def audio_positions(frames: int, batch: int = 1, first_frame: int = 0,
 
 
 def guide_attention_mask(generated_tokens: int, guide_tokens: list[int], strengths: list[float], batch: int = 1,
-                         device: torch.device | str | None = None) -> torch.Tensor:
+                         device: torch.device | str | None = None,
+                         token_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Self-attention weights [B, N, N] in [0, 1] for ``generated_tokens`` followed by guide groups.
 
     Generated tokens attend to each other fully, each guide group to itself fully, a guide group and the
-    generated tokens to each other with the group's strength, and different guide groups not at all.
+    generated tokens to each other with the group's strength (times the token's weight from
+    ``token_weights`` [sum(guide_tokens)], if given), and different guide groups not at all.
     """
     total = generated_tokens + sum(guide_tokens)
     weights = torch.zeros(total, total, device=device)
@@ -88,7 +90,10 @@ def guide_attention_mask(generated_tokens: int, guide_tokens: list[int], strengt
     for count, strength in zip(guide_tokens, strengths, strict=True):
         stop = start + count
         weights[start:stop, start:stop] = 1.0
-        weights[:generated_tokens, start:stop] = strength
-        weights[start:stop, :generated_tokens] = strength
+        cross = torch.full((count,), float(strength), device=device)
+        if token_weights is not None:
+            cross = cross * token_weights[start - generated_tokens:stop - generated_tokens].to(device)
+        weights[:generated_tokens, start:stop] = cross
+        weights[start:stop, :generated_tokens] = cross[:, None]
         start = stop
     return weights.expand(batch, -1, -1).clone()

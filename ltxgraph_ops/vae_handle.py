@@ -1,0 +1,58 @@
+"""VAE values: the LTX-2 video VAE as graphs see it.
+
+IMAGE batches are frames: an IMAGE [F, H, W, C] in [0, 1] is a clip of F frames. ``encode`` maps it to a
+normalised latent [1, 128, 1 + (F-1)/8, H/32, W/32]; ``decode`` maps latents back to frames. The model itself
+(:mod:`ltxgraph_ops.models.video_vae`) is read from its file on first use.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import torch
+
+from ltxgraph.errors import InputValueError
+from ltxgraph_ops.handles import Lazy
+
+SCALE_FACTORS = (8, 32, 32)  # pixel frames, rows, columns per latent cell (LTX-2's video VAE)
+
+
+class VideoAutoencoder(Protocol):
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor: ...      # [B, 3, F, H, W] in [-1, 1] -> latent
+    def decode(self, latent: torch.Tensor) -> torch.Tensor: ...      # latent -> [B, 3, F, H, W] in [-1, 1]
+
+
+@dataclass(frozen=True)
+class VideoVAEHandle:
+    """VAE: a video autoencoder (built on first use) with its scale factors (time, height, width) and latent
+    channels."""
+
+    source: str
+    model: Lazy[VideoAutoencoder]
+    latent_channels: int = 128
+    scale_factors: tuple[int, int, int] = SCALE_FACTORS
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """IMAGE [F, H, W, C>=3] in [0, 1] (F = 8n+1, H and W multiples of the spatial factors) -> latent
+        [1, 128, 1 + (F-1)/8, H/32, W/32]."""
+        frames, height, width = images.shape[:3]
+        t, h, w = self.scale_factors
+        if (frames - 1) % t or height % h or width % w:
+            raise InputValueError(f"images of {frames} frames at {width}x{height} cannot be encoded: frames must "
+                                  f"be {t}n+1 and the size a multiple of {w}x{h}")
+        pixels = images[..., :3].float().movedim(-1, 0).unsqueeze(0) * 2 - 1          # [1, 3, F, H, W]
+        with torch.inference_mode():
+            return self.model.get().encode(pixels)
+
+    def decode(self, latent: torch.Tensor,
+               method: Callable[[VideoAutoencoder, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """latent [B, 128, F, H, W] -> IMAGE [B * (8(F-1)+1), 32H, 32W, 3] in [0, 1] (batch items one after
+        the other). ``method(model, latent)`` replaces the plain decode (e.g. a tiled one)."""
+        if latent.ndim != 5 or latent.shape[1] != self.latent_channels:
+            raise InputValueError(f"a video latent [batch, {self.latent_channels}, frames, height, width] is needed, "
+                                  f"got shape {tuple(latent.shape)}")
+        with torch.inference_mode():
+            model = self.model.get()
+            pixels = method(model, latent.float()) if method else model.decode(latent.float())
+        images = ((pixels.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1)                 # [B, F, H, W, 3]
+        return images.reshape(-1, *images.shape[2:])
