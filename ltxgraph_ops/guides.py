@@ -136,13 +136,34 @@ def add_guide(positive: Annotated[Conditioning, Port("CONDITIONING")],
     if start_latent + encoded.shape[2] > generated:
         raise InputValueError(f"a guide of {keep_frames} frames at frame {start} ends after the video's "
                               f"{(generated - 1) * time_scale + 1} frames")
-    guide_frames, small_h, small_w = encoded.shape[2:]
+    return append_latent_guide(positive, negative, latent, encoded, start, strength, causal, attention_mask,
+                               vae.scale_factors)
+
+
+def append_latent_guide(positive: Conditioning, negative: Conditioning, latent: VideoLatent, guide: torch.Tensor,
+                        frame_idx: int, strength: float, causal: bool | None = None,
+                        attention_mask: torch.Tensor | None = None,
+                        scale_factors: tuple[int, int, int] = (8, 32, 32)
+                        ) -> tuple[Conditioning, Conditioning, VideoLatent]:
+    """Append guide latent frames ``guide`` [1 or B, C, g, h, w] after ``latent``'s frames, placed in time at
+    pixel frame ``frame_idx`` (causal first-frame fix by default when at 0 or a single frame). A guide smaller
+    than the latent's grid by an integer factor f is a small-grid (IC-LoRA) guide: one token per f x f cells,
+    dilated in the latent."""
+    time_scale, h_scale, w_scale = scale_factors
+    samples = latent.samples
+    batch, _, frames, height, width = samples.shape
+    guide_frames, small_h, small_w = guide.shape[2:]
+    if height % small_h or width % small_w or height // small_h != width // small_w:
+        raise InputValueError(f"a guide of {small_w}x{small_h} cells does not divide the latent's {width}x{height} "
+                              "grid evenly")
+    factor = height // small_h
+    causal = (frame_idx == 0 or guide_frames == 1) if causal is None else causal
     # a small-grid guide (IC-LoRA reference_downscale_factor f) has one token per f x f cells of the video
     # grid: its positions span the larger patch; in the latent it sits dilated (every f-th cell, zeros between,
     # those never reach the transformer)
-    positions = video_positions(guide_frames, small_h, small_w, fps=1.0, first_frame=start,
+    positions = video_positions(guide_frames, small_h, small_w, fps=1.0, first_frame=frame_idx,
                                 scale=(time_scale, h_scale * factor, w_scale * factor), causal=causal)
-    guide_latent = encoded.to(samples.dtype).expand(batch, -1, -1, -1, -1)
+    guide_latent = guide.to(samples.dtype).expand(batch, -1, -1, -1, -1)
     kept = None
     if factor > 1:
         dilated = guide_latent.new_zeros(batch, guide_latent.shape[1], guide_frames, height, width)
@@ -151,12 +172,14 @@ def add_guide(positive: Annotated[Conditioning, Port("CONDITIONING")],
         kept = torch.zeros(guide_frames, height, width, dtype=torch.bool)
         kept[:, ::factor, ::factor] = True
     weights = token_weights(attention_mask, guide_frames, small_h, small_w)
-    guides = append_guide(existing, positions, strength, guide_frames, weights, kept)
+    guides = append_guide(positive.guides, positions, strength, guide_frames, weights, kept)
     mask = noise_mask_of(latent)
     guide_mask = torch.full((batch, 1, guide_frames, *mask.shape[3:]), max(0.0, 1.0 - strength))
     if kept is not None:
         guide_mask = guide_mask.expand(batch, 1, guide_frames, height, width) * kept
+    if mask.shape[3:] != guide_mask.shape[3:]:  # one of them is per cell: both become per cell
         mask = mask.expand(batch, 1, frames, height, width)
+        guide_mask = guide_mask.expand(batch, 1, guide_frames, height, width)
     out = VideoLatent(torch.cat([samples, guide_latent], dim=2), latent.fps, latent.frames,
                       torch.cat([mask, guide_mask], dim=2))
     return positive.with_guides(guides), negative.with_guides(guides), out

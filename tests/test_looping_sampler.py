@@ -1,0 +1,103 @@
+"""LTXVLoopingSampler on the tiny transformer: tile ranges, cross-fades, equality with plain guided sampling
+when one tile covers everything, determinism and shapes with several temporal and spatial tiles."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ltxgraph.errors import InputValueError
+from ltxgraph.values import VideoLatent
+from ltxgraph_ops.conditioning import Conditioning
+from ltxgraph_ops.guides import append_latent_guide, crop_guides
+from ltxgraph_ops.handles import Lazy, ModelHandle
+from ltxgraph_ops.looping_sampler import (keyframes_per_chunk, linear_transition, looping_sampler,
+                                          split_sigmas, temporal_chunks)
+from ltxgraph_ops.sampling_ops import cfg_guider_op, ksampler_select, manual_sigmas, random_noise
+from ltxgraph_ops.sampling_ops import sampler_custom_advanced
+from ltxgraph_ops.tiny import transformer as tiny
+from ltxgraph_ops.vae_handle import VideoVAEHandle
+from tests.test_guide_ops import PoolingVAE
+from tools.oracle.transformer import random_state
+
+SIGMAS = "0.909375, 0.725, 0.421875, 0.0"
+CHANNELS = tiny.tiny_config()["caption_channels"]
+COND = Conditioning(torch.randn(1, 4, CHANNELS, generator=torch.Generator().manual_seed(5)),
+                    torch.randn(1, 4, CHANNELS, generator=torch.Generator().manual_seed(6)), frame_rate=25.0)
+
+
+@pytest.fixture(scope="module")
+def model() -> ModelHandle:
+    transformer = tiny.build(tiny.tiny_config())
+    transformer.load_state_dict(random_state(transformer))
+    return ModelHandle(transformer.eval(), "tiny")
+
+
+@pytest.fixture
+def vae() -> VideoVAEHandle:
+    return VideoVAEHandle("pooling", Lazy(PoolingVAE, "pooling"))
+
+
+def video(frames: int, height: int = 2, width: int = 3, seed: int = 0) -> VideoLatent:
+    g = torch.Generator().manual_seed(seed)
+    return VideoLatent(torch.randn(1, 128, frames, height, width, generator=g), 25.0, 8 * (frames - 1) + 1)
+
+
+def run(model, vae, latents, guide=None, **options):
+    guider = cfg_guider_op(model, COND, COND, 1.0)
+    return looping_sampler(model, vae, random_noise(11), ksampler_select("euler"), manual_sigmas(SIGMAS), guider,
+                           latents, optional_guiding_latents=guide, **options)
+
+
+def test_tile_ranges_and_cross_fade() -> None:
+    assert temporal_chunks(13, 7, 3) == [(0, 7), (4, 11), (8, 13)]
+    assert temporal_chunks(5, 7, 3) == [(0, 5)]
+    first, second = torch.zeros(1, 1, 4, 1, 1), torch.ones(1, 1, 5, 1, 1)
+    mixed = linear_transition(first, second, 2)
+    assert mixed.flatten().tolist() == pytest.approx([0, 0, 1 / 3, 2 / 3, 1, 1, 1])
+    high, middle, low = split_sigmas(torch.tensor([1.0, 0.7, 0.4, 0.1, 0.0]), 1, 3)
+    assert high.tolist() == pytest.approx([1.0, 0.7]) and middle.tolist() == pytest.approx([0.7, 0.4, 0.1])
+    assert low.tolist() == pytest.approx([0.1, 0.0])
+
+
+def test_keyframes_go_to_the_tile_that_holds_them() -> None:
+    # tiles of 56 pixel frames (7 latent), overlap 24 (3): tile 1 starts at pixel 25, its own frames from 49
+    assert keyframes_per_chunk([0, 40, 60, -1], 7, 3, 97) == {0: [(0, 0), (1, 40)], 1: [(2, 35)], 2: [(3, 39)]}
+    with pytest.raises(InputValueError, match="outside"):
+        keyframes_per_chunk([200], 7, 3, 97)
+
+
+def test_one_tile_equals_plain_guided_sampling(model, vae) -> None:
+    latents, guide = video(5), video(5, seed=1)
+    out = run(model, vae, latents, guide, temporal_tile_size=56, temporal_overlap=24)
+    pos, neg, guided = append_latent_guide(COND, COND, latents, guide.samples, 0, 1.0)
+    _, denoised = sampler_custom_advanced(random_noise(11), cfg_guider_op(model, pos, neg, 1.0),
+                                          ksampler_select("euler"), manual_sigmas(SIGMAS), guided)
+    assert torch.allclose(out.samples, crop_guides(pos, neg, denoised)[2].samples, atol=1e-6)
+
+
+def test_several_tiles_are_deterministic_and_keep_the_shape(model, vae) -> None:
+    latents, guide = video(13, 4, 6), video(13, 4, 6, seed=1)
+    options = dict(temporal_tile_size=56, temporal_overlap=24, horizontal_tiles=2, spatial_overlap=2,
+                   adain_factor=0.5)
+    first, second = run(model, vae, latents, guide, **options), run(model, vae, latents, guide, **options)
+    assert first.samples.shape == latents.samples.shape and first.frames == latents.frames
+    assert torch.equal(first.samples, second.samples) and torch.isfinite(first.samples).all()
+    assert not torch.allclose(first.samples, latents.samples)
+
+
+def test_keyframe_images_in_later_tiles(model, vae) -> None:
+    images = torch.rand(2, 64, 96, 3, generator=torch.Generator().manual_seed(2))
+    out = run(model, vae, video(13), optional_cond_images=images, optional_cond_image_indices="0, 60",
+              temporal_tile_size=56, temporal_overlap=24)
+    assert out.samples.shape == (1, 128, 13, 2, 3)
+
+
+def test_bad_settings_are_named(model, vae) -> None:
+    with pytest.raises(InputValueError, match="not supported"):
+        run(model, vae, video(5), optional_positive_conditionings=[COND])
+    with pytest.raises(InputValueError, match="smaller than temporal_tile_size"):
+        run(model, vae, video(5), temporal_tile_size=24, temporal_overlap=24)
+    with pytest.raises(InputValueError, match="latent frames"):
+        run(model, vae, video(5), video(4))
+    with pytest.raises(InputValueError, match="2 conditioning images but 1"):
+        run(model, vae, video(5), optional_cond_images=torch.rand(2, 64, 96, 3))
