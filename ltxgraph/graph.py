@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 NODE_ID = r"[A-Za-z0-9_][A-Za-z0-9_:\-]*"
 PORT_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 PARAM_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-NODE_REF_RE = re.compile(rf"^@({NODE_ID})\.({PORT_NAME})$")
+OUTPUT_NAME = r"[A-Za-z_][A-Za-z0-9_]*(?: [A-Za-z0-9_]+)*"  # ComfyUI output names may hold single spaces
+NODE_REF_RE = re.compile(rf"^@({NODE_ID})\.({OUTPUT_NAME})$")
 PARAM_REF_RE = re.compile(rf"^\$({PARAM_NAME})$")
 
 ParamType = Literal["INT", "FLOAT", "STRING", "BOOLEAN"]
