@@ -42,6 +42,8 @@ class Port:
     engine resolves it safely inside that folder and fingerprints the file for the cache.
     widget / control_after_generate / upload / optional describe the ComfyUI node's UI so workflows map 1:1;
     comfy_name is ComfyUI's name for the input where it is not an identifier (e.g. "resize_type.width").
+    shown_when: (controlling input, its values) for a widget of a ComfyUI dynamic combo, present in a
+    workflow's widgets_values only when the controlling input has one of those values.
     round_down: a value arriving through a connection that breaks multiple_of / 8n+1 is rounded down (as
     ComfyUI does) with a warning; a literal or parameter must satisfy the constraint.
     """
@@ -59,6 +61,7 @@ class Port:
     upload: bool = False
     optional: bool = False
     comfy_name: str | None = None
+    shown_when: tuple[str, tuple[str, ...]] | None = None
     round_down: bool = False
     description: str = ""
 

@@ -40,17 +40,34 @@ class Conversion:
     warnings: list[str] = field(default_factory=list)
 
 
-def widget_slots(spec: OpSpec) -> list[str | None]:
-    """Input names in ``widgets_values`` order; None marks a hidden slot (control_after_generate, upload)."""
+def widget_slots(spec: OpSpec, chosen: dict[str, Any] | None = None) -> list[str | None]:
+    """Input names in ``widgets_values`` order; None marks a hidden slot (control_after_generate, upload).
+    Widgets of a dynamic combo are included only when ``chosen`` gives their controlling input a value that
+    shows them."""
     ordered = [i for i in spec.inputs if i.required] + [i for i in spec.inputs if not i.required]
     slots: list[str | None] = []
     for input_spec in ordered:
-        if not input_spec.port.is_widget:
+        port = input_spec.port
+        if not port.is_widget:
             continue
-        slots.append(input_spec.port.comfy_name or input_spec.name)
-        if input_spec.port.control_after_generate or input_spec.port.upload:
+        if port.shown_when is not None:
+            controller, values = port.shown_when
+            if chosen is None or chosen.get(controller) not in values:
+                continue
+        slots.append(port.comfy_name or input_spec.name)
+        if port.control_after_generate or port.upload:
             slots.append(None)
     return slots
+
+
+def _dynamic_choice(node: FlatNode, spec: OpSpec) -> dict[str, Any] | None:
+    """The values of the inputs that control dynamic widgets, read from a UI node's widgets_values."""
+    controllers = {i.port.shown_when[0] for i in spec.inputs if i.port.shown_when is not None}
+    if not controllers:
+        return None
+    base = widget_slots(spec)
+    return {name: node.widgets[base.index(name)] for name in controllers
+            if name in base and base.index(name) < len(node.widgets)}
 
 
 def comfy_input_names(spec: OpSpec) -> dict[str, str]:
@@ -112,7 +129,7 @@ def _widget_values(node: FlatNode, spec: OpSpec, warnings: list[str]) -> dict[st
             elif comfy_name != "upload" and not comfy_name.endswith("control_after_generate"):
                 warnings.append(f"node {node.id} ({node.type}): unknown input '{comfy_name}' ignored")
         return values
-    slots = widget_slots(spec)
+    slots = widget_slots(spec, _dynamic_choice(node, spec))
     values = {}
     for slot, value in zip(slots, node.widgets):
         if slot is not None and slot not in node.inputs:

@@ -1,0 +1,87 @@
+"""ResizeImageMaskNode: every resize rule's output size, masks staying masks, Lanczos against a reference
+resampler, and conversion of ComfyUI's dynamic-combo widgets (values of the chosen option only, linked
+option widgets)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ltxgraph import Registry, load
+from ltxgraph.comfyui import widget_slots
+from ltxgraph_ops.image_geometry import lanczos_matrix, resample
+from ltxgraph_ops.resize_node import resize_image_mask
+
+from tests.comfyui.builder import UIWorkflow
+
+IMAGE = torch.rand(2, 90, 160, 3, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("rule, settings, size", [
+    ("scale dimensions", {"width": 64, "height": 64}, (64, 64)),
+    ("scale by multiplier", {"multiplier": 0.5}, (45, 80)),
+    ("scale longer dimension", {"longer_size": 320}, (180, 320)),
+    ("scale shorter dimension", {"shorter_size": 45}, (45, 80)),
+    ("scale width", {"width": 80}, (45, 80)),
+    ("scale height", {"height": 180}, (180, 320)),
+    ("scale total pixels", {"megapixels": 0.0138}, (90, 160)),
+    ("scale to multiple", {"multiple": 32}, (64, 160)),
+])
+def test_rules_give_the_expected_size(rule, settings, size) -> None:
+    out = resize_image_mask(IMAGE, rule, scale_method="bilinear", **settings)
+    assert tuple(out.shape[1:3]) == size and out.shape[0] == 2 and out.shape[3] == 3
+
+
+def test_masks_stay_masks_and_match_size_uses_the_other_input() -> None:
+    mask = torch.rand(1, 90, 160)
+    out = resize_image_mask(mask, "match size", match=torch.zeros(1, 40, 40, 3), scale_method="nearest-exact")
+    assert out.shape == (1, 40, 40)
+
+
+def test_scale_dimensions_crops_the_centre() -> None:
+    stripes = torch.zeros(1, 10, 30, 3)
+    stripes[:, :, 10:20] = 1.0                       # the middle third is white
+    out = resize_image_mask(stripes, "scale dimensions", width=10, height=10, crop="center",
+                            scale_method="nearest-exact")
+    assert out.min() == 1.0                            # only the centre square survives
+
+
+def test_lanczos_keeps_constants_and_matches_a_direct_evaluation() -> None:
+    flat = torch.full((1, 17, 23, 3), 0.25)
+    assert torch.allclose(resample(flat, 11, 7, "lanczos"), torch.full((1, 7, 11, 3), 0.25), atol=1e-6)
+    weights = lanczos_matrix(8, 4)                    # shrink by 2: kernel widened to 6 pixels each side
+    x = torch.arange(8, dtype=torch.float64) + 0.5
+    distance = (x - 1.0) / 2                           # output pixel 0 has its centre at 1.0
+    expected = torch.sinc(distance) * torch.sinc(distance / 3) * (distance.abs() < 3)
+    assert torch.allclose(weights[0].double(), expected / expected.sum(), atol=1e-6)
+
+
+def test_dynamic_combo_widgets_convert(tmp_path: Path) -> None:
+    registry = Registry.discover(["tests.engine.sample_ops"])
+    spec = registry.get("ResizeImageMaskNode")
+    assert widget_slots(spec) == ["resize_type", "scale_method"]
+    assert widget_slots(spec, {"resize_type": "scale dimensions"}) == [
+        "resize_type", "resize_type.width", "resize_type.height", "resize_type.crop", "scale_method"]
+    wf = UIWorkflow()
+    size = wf.node(1, "PrimitiveInt", [640, "fixed"], outputs=[("INT", "INT")])
+    image = wf.node(2, "MakeTensor", [1, "fixed", 16], outputs=[("IMAGE", "IMAGE")])
+    longer = wf.node(3, "ResizeImageMaskNode", ["scale longer dimension", 1536, "lanczos"],
+                     inputs=[("input", "IMAGE")], outputs=[("resized", "IMAGE")])
+    dims = wf.node(4, "ResizeImageMaskNode", ["scale dimensions", 1280, 720, "center", "area"],
+                   inputs=[("input", "IMAGE"), ("resize_type.width", "INT")], outputs=[("resized", "IMAGE")],
+                   widget_inputs=("resize_type.width",))
+    preview = wf.node(5, "PreviewTensor", inputs=[("images", "IMAGE")])
+    wf.link(image, 0, longer, "input", "IMAGE")
+    wf.link(longer, 0, dims, "input", "IMAGE")
+    wf.link(size, 0, dims, "resize_type.width", "INT")
+    wf.link(dims, 0, preview, "images", "IMAGE")
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps(wf.to_json()))
+    graph = load(path, registry)
+    assert graph.file.nodes["3"].inputs == {"input": "@2.IMAGE", "resize_type": "scale longer dimension",
+                                            "longer_size": 1536, "scale_method": "lanczos"}
+    assert graph.file.nodes["4"].inputs == {"input": "@3.resized", "resize_type": "scale dimensions",
+                                            "width": "@1.INT", "height": 720, "crop": "center",
+                                            "scale_method": "area"}
