@@ -31,6 +31,15 @@ class VideoVAEHandle:
     model: Lazy[VideoAutoencoder]
     latent_channels: int = 128
     scale_factors: tuple[int, int, int] = SCALE_FACTORS
+    statistics: Lazy[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def channel_statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel (mean, std) [C] that normalise this VAE's latents (read without loading the VAE when
+        the handle knows its file)."""
+        if self.statistics is not None:
+            return self.statistics.get()
+        stats = self.model.get().per_channel_statistics  # type: ignore[attr-defined]
+        return getattr(stats, "mean-of-means"), getattr(stats, "std-of-means")
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """IMAGE [F, H, W, C>=3] in [0, 1] (F = 8n+1, H and W multiples of the spatial factors) -> latent

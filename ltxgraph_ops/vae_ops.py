@@ -1,0 +1,169 @@
+"""Video VAE ops with ComfyUI's names: the checkpoint loader (MODEL, CLIP slot, VAE), encode and decode, plain
+and tiled.
+
+Frames: an IMAGE batch is a clip. Encoding needs 8n+1 frames and sizes that are multiples of 32 (anything else is
+refused with the sizes to use); decoding gives 8(F-1)+1 frames per latent of F frames. Latents remember their fps
+and pixel frame count.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import torch
+
+from ltxgraph import Port, op
+from ltxgraph.context import OpContext
+from ltxgraph.errors import InputValueError
+from ltxgraph.values import AVLatent, VideoLatent
+from ltxgraph_ops.handles import Lazy, ModelHandle
+from ltxgraph_ops.latents import pixel_frames
+from ltxgraph_ops.loaders import model_handle
+from ltxgraph_ops.model_files import component_layout, load_section_component
+from ltxgraph_ops.vae_handle import VideoVAEHandle
+from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
+
+VAE_PREFIX, VAE_SECTION = "vae.", "vae"
+
+
+def _build_vae(section: dict) -> torch.nn.Module:
+    from ltxgraph_ops.models.video_vae import VideoVAE, VideoVAEConfig
+    return VideoVAE(VideoVAEConfig.from_header(section))
+
+
+def video_vae_handle(path: str, ctx: OpContext | None) -> VideoVAEHandle:
+    """VAE of an LTX-2 checkpoint: its tensors checked against the header config now, read on first use."""
+    file = SafetensorsFile(path)
+    layout = component_layout(file, _build_vae, VAE_SECTION, VAE_PREFIX)
+    device = ctx.settings.device if ctx else "cpu"
+    channels = getattr(getattr(layout, "config", None), "latent_channels", 128)
+    def statistics() -> tuple[torch.Tensor, torch.Tensor]:
+        stats = SafetensorsFile(path)
+        return tuple(stats.read(f"{VAE_PREFIX}per_channel_statistics.{name}").float()
+                     for name in ("mean-of-means", "std-of-means"))  # type: ignore[return-value]
+
+    return VideoVAEHandle(file.name, Lazy(lambda: load_section_component(path, _build_vae, VAE_SECTION, VAE_PREFIX,
+                                                                         device), f"video VAE of {file.name}"),
+                          latent_channels=channels, statistics=Lazy(statistics, f"VAE statistics of {file.name}"))
+
+
+@op("CheckpointLoaderSimple", outputs={"MODEL": "MODEL", "CLIP": "CLIP", "VAE": "VAE"}, category="loaders")
+def checkpoint_loader_simple(ckpt_name: Annotated[str, Port("STRING", file="checkpoints")],
+                             ctx: OpContext = None) -> tuple[ModelHandle, None, VideoVAEHandle]:
+    """The transformer (MODEL) and video VAE of an LTX-2 checkpoint. The CLIP slot is empty: LTX-2's text
+    encoder is a separate file (LTXAVTextEncoderLoader)."""
+    ctx = ctx or OpContext("CheckpointLoaderSimple")
+    return model_handle(ckpt_name, ctx), None, video_vae_handle(ckpt_name, ctx)
+
+
+def _video_part(samples: VideoLatent | AVLatent) -> VideoLatent:
+    return samples.video if isinstance(samples, AVLatent) else samples
+
+
+def _check_pixels(pixels: torch.Tensor, vae: VideoVAEHandle) -> torch.Tensor:
+    if pixels.ndim != 4 or pixels.shape[-1] < 3:
+        raise InputValueError(f"pixels must be an IMAGE [frames, height, width, channels], got {tuple(pixels.shape)}")
+    t, h, w = vae.scale_factors
+    frames, height, width = pixels.shape[:3]
+    problems = []
+    if (frames - 1) % t:
+        low = (frames - 1) // t * t + 1
+        problems.append(f"{frames} frames is not {t}n+1 (use {low} or {low + t})")
+    if height % h or width % w:
+        problems.append(f"{width}x{height} is not a multiple of {w}x{h} (use {width // w * w}x{height // h * h})")
+    if problems:
+        raise InputValueError("cannot encode: " + "; ".join(problems))
+    return pixels
+
+
+@op("VAEEncode", outputs={"LATENT": "VIDEO_LATENT"}, category="latent")
+def vae_encode(pixels: Annotated[torch.Tensor, Port("IMAGE")],
+               vae: Annotated[VideoVAEHandle, Port("VAE")]) -> VideoLatent:
+    """A clip (IMAGE, 8n+1 frames, multiples of 32) -> its normalised latent; fps is set later by the
+    conditioning (None here)."""
+    latent = vae.encode(_check_pixels(pixels, vae))
+    return VideoLatent(latent, None, pixels.shape[0])
+
+
+@op("VAEDecode", outputs={"IMAGE": "IMAGE"}, category="latent")
+def vae_decode(samples: Annotated[Any, Port("VIDEO_LATENT|AV_LATENT")],
+               vae: Annotated[VideoVAEHandle, Port("VAE")]) -> torch.Tensor:
+    """Video latent (or the video of an AV latent) -> frames (IMAGE [8(F-1)+1, H*32, W*32, 3])."""
+    return vae.decode(_video_part(samples).samples)
+
+
+def _tiled_method(spatial_tile: int, spatial_overlap: int, temporal_tile: int, temporal_overlap: int):
+    """A decode method for :meth:`VideoVAEHandle.decode` that decodes overlapping tiles (latent units) and
+    blends them."""
+    from ltxgraph_ops.models.tiling import tiled_decode
+
+    def method(model, latent: torch.Tensor) -> torch.Tensor:
+        return tiled_decode(model.decode, latent, spatial_tile, spatial_overlap, temporal_tile, temporal_overlap)
+    return method
+
+
+@op("VAEDecodeTiled", outputs={"IMAGE": "IMAGE"}, category="_for_testing")
+def vae_decode_tiled(samples: Annotated[Any, Port("VIDEO_LATENT|AV_LATENT")],
+                     vae: Annotated[VideoVAEHandle, Port("VAE")],
+                     tile_size: Annotated[int, Port("INT", min=64, max=4096, multiple_of=32)] = 512,
+                     overlap: Annotated[int, Port("INT", min=0, max=4096, multiple_of=32)] = 64,
+                     temporal_size: Annotated[int, Port("INT", min=8, max=4096, multiple_of=8)] = 64,
+                     temporal_overlap: Annotated[int, Port("INT", min=4, max=4096)] = 8) -> torch.Tensor:
+    """Decode in overlapping tiles of ``tile_size`` pixels and ``temporal_size`` frames (overlaps in pixels and
+    frames), blended so seams do not show; the same frames as VAEDecode with bounded memory."""
+    t, h, w = vae.scale_factors
+    tile, lap = max(2, tile_size // w), overlap // w
+    if lap >= tile:
+        raise InputValueError(f"overlap {overlap} must be smaller than tile_size {tile_size}")
+    frames, frames_lap = max(2, temporal_size // t), max(0, temporal_overlap // t)
+    if frames_lap >= frames:
+        frames_lap = frames - 1
+    return vae.decode(_video_part(samples).samples, _tiled_method(tile, lap, frames, frames_lap))
+
+
+@op("LTXVSpatioTemporalTiledVAEDecode", outputs={"image": "IMAGE"}, category="latent")
+def spatio_temporal_tiled_decode(
+        vae: Annotated[VideoVAEHandle, Port("VAE")],
+        latents: Annotated[Any, Port("VIDEO_LATENT|AV_LATENT")],
+        spatial_tiles: Annotated[int, Port("INT", min=1, max=8)] = 4,
+        spatial_overlap: Annotated[int, Port("INT", min=0, max=8)] = 1,
+        temporal_tile_length: Annotated[int, Port("INT", min=2, max=1000)] = 16,
+        temporal_overlap: Annotated[int, Port("INT", min=0, max=8)] = 1,
+        last_frame_fix: Annotated[bool, Port("BOOLEAN")] = False,
+        working_device: Annotated[str, Port("STRING", choices=("cpu", "auto"))] = "auto",
+        working_dtype: Annotated[str, Port("STRING", choices=("float16", "float32", "auto"))] = "auto",
+) -> torch.Tensor:
+    """Decode in ``spatial_tiles`` x ``spatial_tiles`` tiles overlapping by ``spatial_overlap`` latent cells and
+    temporal tiles of ``temporal_tile_length`` latent frames overlapping by ``temporal_overlap``. Computation
+    is float32 on the run's device (working_device / working_dtype are accepted for compatibility)."""
+    latent = _video_part(latents).samples
+    if last_frame_fix:  # decode one repeated last frame and drop its pixels: keeps the true last frame sharp
+        latent = torch.cat([latent, latent[:, :, -1:]], dim=2)
+    _, _, frames, height, width = latent.shape
+    tile_h = -(-(height + (spatial_tiles - 1) * spatial_overlap) // spatial_tiles)
+    tile_w = -(-(width + (spatial_tiles - 1) * spatial_overlap) // spatial_tiles)
+    tile = max(tile_h, tile_w, spatial_overlap + 1)
+    frames_lap = min(temporal_overlap, temporal_tile_length - 1)
+    images = vae.decode(latent, _tiled_method(tile, spatial_overlap, temporal_tile_length, frames_lap))
+    if last_frame_fix:
+        images = images[: pixel_frames(frames - 1)]
+    return images
+
+
+@op("VAEEncodeTiled", outputs={"LATENT": "VIDEO_LATENT"}, category="_for_testing")
+def vae_encode_tiled(pixels: Annotated[torch.Tensor, Port("IMAGE")],
+                     vae: Annotated[VideoVAEHandle, Port("VAE")],
+                     tile_size: Annotated[int, Port("INT", min=64, max=4096, multiple_of=32)] = 512,
+                     overlap: Annotated[int, Port("INT", min=0, max=4096, multiple_of=32)] = 64,
+                     temporal_size: Annotated[int, Port("INT", min=8, max=4096, multiple_of=8)] = 64,
+                     temporal_overlap: Annotated[int, Port("INT", min=4, max=4096)] = 8) -> VideoLatent:
+    """Encode in overlapping tiles (sizes in pixels and frames), blended in latent space."""
+    from ltxgraph_ops.models.tiling import tiled_encode
+    _check_pixels(pixels, vae)
+    t, h, w = vae.scale_factors
+    tile, lap = max(2, tile_size // w), overlap // w
+    frames, frames_lap = max(2, temporal_size // t), max(0, min(temporal_overlap // t, temporal_size // t - 1))
+    clip = pixels[..., :3].float().movedim(-1, 0).unsqueeze(0) * 2 - 1
+    with torch.inference_mode():
+        model = vae.model.get()
+        latent = tiled_encode(model.encode, clip, tile, lap, frames, frames_lap)
+    return VideoLatent(latent, None, pixels.shape[0])

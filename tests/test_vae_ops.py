@@ -1,0 +1,80 @@
+"""VAE ops on the tiny checkpoint: CheckpointLoaderSimple's outputs, encode / decode frame counts and sizes, the
+tiled decoders against plain decode, upscaling with the VAE's statistics, and clear errors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ltxgraph.errors import InputValueError
+from ltxgraph.values import AVLatent, AudioLatent, VideoLatent
+from ltxgraph_ops.handles import Lazy
+from ltxgraph_ops.tiny.files import UPSCALER, write_checkpoint, write_tiny_models
+from ltxgraph_ops.upscale_ops import latent_upscale_model_loader, ltxv_latent_upsampler
+from ltxgraph_ops.vae_ops import (checkpoint_loader_simple, spatio_temporal_tiled_decode, vae_decode,
+                                  vae_decode_tiled, vae_encode, vae_encode_tiled)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("models")
+    write_tiny_models(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def loaded(models):
+    return checkpoint_loader_simple(str(models / "checkpoints" / "ltx-2-19b-dev.safetensors"))
+
+
+def test_checkpoint_loader_outputs(loaded) -> None:
+    model, clip, vae = loaded
+    assert clip is None and isinstance(model.transformer, Lazy) and not vae.model.loaded
+    mean, std = vae.channel_statistics()
+    assert mean.shape == std.shape == (128,) and not vae.model.loaded   # statistics read without the VAE
+
+
+def test_encode_decode_frames_and_sizes(loaded) -> None:
+    _, _, vae = loaded
+    clip = torch.rand(9, 64, 96, 3)
+    latent = vae_encode(clip, vae)
+    assert latent.samples.shape == (1, 128, 2, 2, 3) and latent.frames == 9
+    images = vae_decode(latent, vae)
+    assert images.shape == (9, 64, 96, 3) and images.min() >= 0 and images.max() <= 1
+    av = AVLatent(latent, AudioLatent(torch.zeros(1, 8, 9, 16), 25.0, 0.36))
+    assert torch.equal(vae_decode(av, vae), images)
+
+
+@pytest.mark.parametrize("frames, size, words", [(10, (64, 96), "10 frames is not 8n+1 (use 9 or 17)"),
+                                                 (9, (60, 96), "96x60 is not a multiple of 32x32 (use 96x32)")])
+def test_encode_refuses_bad_shapes(loaded, frames, size, words) -> None:
+    with pytest.raises(InputValueError, match=words.replace("(", "\\(").replace(")", "\\)").replace("+", "\\+")):
+        vae_encode(torch.rand(frames, *size, 3), loaded[2])
+
+
+def test_tiled_decoders_cover_the_same_frames(loaded) -> None:
+    _, _, vae = loaded
+    latent = VideoLatent(torch.randn(1, 128, 4, 3, 4, generator=torch.Generator().manual_seed(1)), 25.0, 25)
+    plain = vae_decode(latent, vae)
+    one_tile = vae_decode_tiled(latent, vae, tile_size=512, overlap=64, temporal_size=64, temporal_overlap=8)
+    assert torch.allclose(one_tile, plain, atol=1e-5)            # tiles larger than the latent: one tile
+    tiled = vae_decode_tiled(latent, vae, tile_size=64, overlap=32, temporal_size=16, temporal_overlap=8)
+    spatio = spatio_temporal_tiled_decode(vae, latent, spatial_tiles=2, spatial_overlap=1, temporal_tile_length=2,
+                                          temporal_overlap=1)
+    fixed = spatio_temporal_tiled_decode(vae, latent, spatial_tiles=1, temporal_tile_length=16, last_frame_fix=True)
+    assert tiled.shape == spatio.shape == fixed.shape == plain.shape == (25, 96, 128, 3)
+    encoded = vae_encode_tiled(plain, vae, tile_size=64, overlap=32, temporal_size=16, temporal_overlap=8)
+    assert encoded.samples.shape == (1, 128, 4, 3, 4)
+
+
+def test_upsampler_doubles_the_grid_and_keeps_audio(models, loaded) -> None:
+    _, _, vae = loaded
+    upscaler = latent_upscale_model_loader(str(models / "latent_upscale_models" / UPSCALER))
+    video = VideoLatent(torch.randn(1, 128, 2, 2, 3), 25.0, 9, torch.ones(1, 1, 2, 1, 1))
+    audio = AudioLatent(torch.zeros(1, 8, 9, 16), 25.0, 0.36)
+    out = ltxv_latent_upsampler(AVLatent(video, audio), upscaler, vae)
+    assert out.video.samples.shape == (1, 128, 2, 4, 6) and out.video.fps == 25.0 and out.video.frames == 9
+    assert out.audio is audio and out.video.noise_mask is None
+    with pytest.raises(InputValueError, match="128 channels"):
+        ltxv_latent_upsampler(VideoLatent(torch.zeros(1, 4, 2, 2, 2), 25.0, 9), upscaler, vae)
