@@ -46,8 +46,22 @@ def parameters_on_meta() -> Iterator[None]:
         nn.Module.register_parameter = original  # type: ignore[method-assign]
 
 
-def _linear_owners(module: nn.Module) -> dict[str, Linear]:
-    return {name: sub for name, sub in module.named_modules() if isinstance(sub, Linear)}
+def _scaled_owners(module: nn.Module) -> dict[str, nn.Module]:
+    """Modules whose weight may come scaled (fp8): Linear layers and anything else with a ``weight_scale``."""
+    return {name: sub for name, sub in module.named_modules()
+            if isinstance(sub, Linear) or hasattr(sub, "weight_scale")}
+
+
+def stored_as_is(module: nn.Module) -> set[str]:
+    """State-dict keys kept in the file's dtype: Linear weights and biases, and parameters a module lists in
+    ``KEEP_STORAGE_DTYPE`` (e.g. a big embedding table)."""
+    keys = set()
+    for name, sub in module.named_modules():
+        prefix = f"{name}." if name else ""
+        if isinstance(sub, Linear):
+            keys |= {f"{prefix}weight", f"{prefix}bias"}
+        keys |= {f"{prefix}{param}" for param in getattr(sub, "KEEP_STORAGE_DTYPE", ())}
+    return keys
 
 
 def _quant_format(file: SafetensorsFile, key: str) -> None:
@@ -111,7 +125,7 @@ def match_component(module: nn.Module, file: SafetensorsFile, prefix: str = "",
     and the keys (all problems listed). Keys under ``prefix`` starting with one of ``allow_extra`` belong to
     another component and are skipped."""
     expected = module.state_dict(keep_vars=True)
-    linears = _linear_owners(module)
+    linears = _scaled_owners(module)
     present = {key[len(prefix):]: key for key in file.keys(prefix)
                if not key[len(prefix):].startswith(allow_extra)}
     scales: dict[str, str] = {}
@@ -155,9 +169,9 @@ def load_component(module: nn.Module, file: SafetensorsFile, prefix: str = "",
     quantised to ``linear_storage`` (an fp8 dtype) when the file holds them wider. Returns ``module`` in eval
     mode."""
     match = match_component(module, file, prefix, allow_extra)
-    linears = _linear_owners(module)
-    linear_weights = {f"{name}.weight" for name in linears}
-    stored_as_is = linear_weights | {f"{name}.bias" for name in linears}
+    linears = _scaled_owners(module)
+    linear_weights = {f"{name}.weight" for name, sub in linears.items() if isinstance(sub, Linear)}
+    keep = stored_as_is(module)
     for key, current in module.state_dict(keep_vars=True).items():
         tensor = file.read(match.tensors[key])
         _check_finite(file, match.tensors[key], tensor)
@@ -167,14 +181,14 @@ def load_component(module: nn.Module, file: SafetensorsFile, prefix: str = "",
               and key[: -len(".weight")] not in match.scales):
             tensor, scale = quantize_weight(tensor, linear_storage)
             linears[key[: -len(".weight")]].weight_scale = scale.to(device)
-        elif key not in stored_as_is:
+        elif key not in keep:
             tensor = tensor.to(compute_dtype)
         _set_tensor(module, key, tensor.to(device))
     for owner, key in match.scales.items():
         scale = file.read(key)
         _check_finite(file, key, scale)
-        if scale.numel() not in (1, linears[owner].out_features):
-            raise file.error(f"scale of {scale.numel()} values for a layer of {linears[owner].out_features} rows",
-                             key)
+        rows = linears[owner].weight.shape[0]
+        if scale.numel() not in (1, rows):
+            raise file.error(f"scale of {scale.numel()} values for a layer of {rows} rows", key)
         linears[owner].weight_scale = scale.to(torch.float32).reshape(() if scale.numel() == 1 else (-1,))
     return module.eval()

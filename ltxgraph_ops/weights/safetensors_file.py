@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,3 +150,53 @@ class SafetensorsFile:
             if got != entry.nbytes:
                 raise self.error(f"file ended after {got} of {entry.nbytes} bytes (truncated?)", key)
         return tensor
+
+
+class ShardedSafetensors:
+    """Several safetensors files read as one (a model saved in shards, e.g. ``model-00001-of-00005``): the same
+    interface as :class:`SafetensorsFile`; a key present in two shards is an error."""
+
+    def __init__(self, paths: list[str | Path]) -> None:
+        if not paths:
+            raise CheckpointError("no shard files given")
+        self.files = [SafetensorsFile(p) for p in paths]
+        self.path = self.files[0].path
+        self.name = self.path.name
+        self.metadata = self.files[0].metadata
+        self.owner: dict[str, SafetensorsFile] = {}
+        for file in self.files:
+            for key in file.entries:
+                if key in self.owner:
+                    raise file.error(f"also in shard {self.owner[key].name}", key)
+                self.owner[key] = file
+        self.entries = {key: file.entries[key] for key, file in self.owner.items()}
+
+    @classmethod
+    def for_shard(cls, path: str | Path) -> "SafetensorsFile | ShardedSafetensors":
+        """All shards of the set ``path`` belongs to (``name-0000k-of-0000n.safetensors``), or the file alone."""
+        path = Path(path)
+        match = re.match(r"^(.*-)(\d+)-of-(\d+)(\.safetensors)$", path.name)
+        if not match:
+            return SafetensorsFile(path)
+        stem, _, total, suffix = match.groups()
+        width = len(match.group(2))
+        names = [path.with_name(f"{stem}{i:0{width}d}-of-{total}{suffix}") for i in range(1, int(total) + 1)]
+        missing = [n.name for n in names if not n.is_file()]
+        if missing:
+            raise CheckpointError(f"{path}: shard set is incomplete, missing {', '.join(missing)}")
+        return cls(names)
+
+    def error(self, message: str, key: str | None = None) -> CheckpointError:
+        owner = self.owner.get(key) if key else None
+        return (owner or self.files[0]).error(message, key)
+
+    def config(self) -> dict:
+        return self.files[0].config()
+
+    def keys(self, prefix: str = "") -> list[str]:
+        return [key for key in self.entries if key.startswith(prefix)]
+
+    def read(self, key: str) -> torch.Tensor:
+        if key not in self.owner:
+            raise self.error("not in any shard", key)
+        return self.owner[key].read(key)

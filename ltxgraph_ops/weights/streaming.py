@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ltxgraph_ops.models.layers import Linear
-from ltxgraph_ops.weights.loading import ComponentMatch, _check_finite, _set_tensor, match_component
+from ltxgraph_ops.weights.loading import ComponentMatch, _check_finite, _set_tensor, match_component, stored_as_is
 from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
 
 Tensors = dict[str, torch.Tensor]
@@ -54,14 +54,15 @@ class StreamedBlocks(nn.ModuleList):
 
     def _install(self, index: int, tensors: Tensors) -> nn.Module:
         block = self[index]
-        linears = {name: sub for name, sub in block.named_modules() if isinstance(sub, Linear)}
-        stored_as_is = {f"{n}.weight" for n in linears} | {f"{n}.bias" for n in linears}
+        linears = {name: sub for name, sub in block.named_modules()
+                   if isinstance(sub, Linear) or hasattr(sub, "weight_scale")}
+        keep = stored_as_is(block)
         for key, tensor in tensors.items():
             if key.endswith(".weight_scale") and key[: -len(".weight_scale")] in linears:
                 linears[key[: -len(".weight_scale")]].weight_scale = tensor.float().reshape(
                     () if tensor.numel() == 1 else (-1,)).to(self._device)
                 continue
-            if tensor.is_floating_point() and key not in stored_as_is:
+            if tensor.is_floating_point() and key not in keep:
                 tensor = tensor.to(self._compute_dtype)
             _set_tensor(block, key, tensor.to(self._device))
         return block

@@ -1,0 +1,274 @@
+"""Gemma 3 text decoder, as LTX-2 uses it: all hidden states of a prompt for the text features, and greedy or
+sampled generation (prompt enhancement).
+
+Per layer: x + post_norm(attn(pre_norm(x))), then x + post_ff_norm(mlp(pre_ff_norm(x))). Norms are Gemma's
+RMSNorm (``x / rms(x) * (1 + w)``, float32). Attention: grouped-query heads, per-head RMSNorm of q and k, rotary
+embeddings (rotate-half layout) with a local base on sliding-window layers and a global base with linear
+position scaling on the others (every ``sliding_window_pattern``-th layer is global), scores scaled by
+``query_pre_attn_scalar^-1/2``, causal and padding masks. MLP: down(gelu_tanh(gate(x)) * up(x)). Embeddings are
+scaled by sqrt(hidden). The last hidden state is taken after the final norm.
+
+The ComfyUI text-encoder file has no config: sizes come from the tensors, the rest (window, bases, scaling) are
+Gemma 3 12B's values unless the file's ``config`` metadata says otherwise.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ltxgraph_ops.models.layers import Linear
+
+
+@dataclass(frozen=True)
+class GemmaConfig:
+    vocab_size: int = 262208
+    hidden_size: int = 3840
+    intermediate_size: int = 15360
+    num_hidden_layers: int = 48
+    num_attention_heads: int = 16
+    num_key_value_heads: int = 8
+    head_dim: int = 256
+    query_pre_attn_scalar: float = 256
+    rms_norm_eps: float = 1e-6
+    sliding_window: int = 1024
+    sliding_window_pattern: int = 6
+    rope_local_base_freq: float = 10000.0
+    rope_theta: float = 1_000_000.0
+    rope_scaling_factor: float = 8.0
+
+    def is_global(self, layer: int) -> bool:
+        return (layer + 1) % self.sliding_window_pattern == 0
+
+    @classmethod
+    def from_tensors(cls, shapes: dict[str, tuple[int, ...]], overrides: dict | None = None) -> "GemmaConfig":
+        """Sizes from the tensor shapes of a text model (keys without prefix), the rest from ``overrides``
+        (transformers' Gemma3TextConfig names; ``rope_scaling: {"factor": f}`` accepted) or the 12B values."""
+        vocab, hidden = shapes["embed_tokens.weight"]
+        layers = 1 + max(int(m.group(1)) for key in shapes if (m := re.match(r"layers\.(\d+)\.", key)))
+        head_dim = shapes["layers.0.self_attn.q_norm.weight"][0]
+        values = dict(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, head_dim=head_dim,
+                      intermediate_size=shapes["layers.0.mlp.gate_proj.weight"][0],
+                      num_attention_heads=shapes["layers.0.self_attn.q_proj.weight"][0] // head_dim,
+                      num_key_value_heads=shapes["layers.0.self_attn.k_proj.weight"][0] // head_dim,
+                      query_pre_attn_scalar=head_dim)
+        overrides = dict(overrides or {})
+        scaling = overrides.pop("rope_scaling", None)
+        if isinstance(scaling, dict) and "factor" in scaling:
+            overrides["rope_scaling_factor"] = scaling["factor"]
+        known = {f.name for f in fields(cls)}
+        values.update({k: v for k, v in overrides.items() if k in known and k not in
+                       ("vocab_size", "hidden_size", "num_hidden_layers", "head_dim", "intermediate_size",
+                        "num_attention_heads", "num_key_value_heads")})
+        return cls(**values)
+
+
+class GemmaRMSNorm(nn.Module):
+    """``x / sqrt(mean(x^2) + eps) * (1 + weight)``, computed in float32."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.zeros(dim), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        out = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps) * (1.0 + self.weight.float())
+        return out.to(x.dtype)
+
+
+class Embedding(nn.Module):
+    """Token embeddings kept in their stored dtype (a 262k x 3840 table is 2 GB in bf16, 4 GB in float32);
+    rows are upcast when looked up. ``weight_scale`` as in :class:`Linear` for scaled fp8 files."""
+
+    KEEP_STORAGE_DTYPE = ("weight",)
+
+    def __init__(self, vocab: int, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(vocab, dim), requires_grad=False)
+        self.weight_scale: torch.Tensor | None = None
+
+    @property
+    def out_features(self) -> int:
+        return self.weight.shape[0]
+
+    def forward(self, ids: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        rows = F.embedding(ids, self.weight).to(dtype)
+        return rows if self.weight_scale is None else rows * self.weight_scale.to(dtype)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Tied output head: hidden [B, T, D] -> logits [B, T, vocab]."""
+        weight = self.weight.to(hidden.dtype)
+        if self.weight_scale is not None:
+            weight = weight * self.weight_scale.to(hidden.dtype)
+        return hidden @ weight.T
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    first, second = x.chunk(2, dim=-1)
+    return torch.cat([-second, first], dim=-1)
+
+
+def rope_tables(positions: torch.Tensor, head_dim: int, base: float, scale: float, dtype: torch.dtype
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos / sin [T, head_dim] for integer ``positions`` [T] (linear scaling divides the positions)."""
+    inverse = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)) / scale
+    angles = positions.float()[:, None] * inverse[None, :]
+    angles = torch.cat([angles, angles], dim=-1)
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+class GemmaAttention(nn.Module):
+    def __init__(self, cfg: GemmaConfig, layer: int) -> None:
+        super().__init__()
+        self.cfg, self.is_global = cfg, cfg.is_global(layer)
+        d = cfg.head_dim
+        self.q_proj = Linear(cfg.hidden_size, cfg.num_attention_heads * d, bias=False)
+        self.k_proj = Linear(cfg.hidden_size, cfg.num_key_value_heads * d, bias=False)
+        self.v_proj = Linear(cfg.hidden_size, cfg.num_key_value_heads * d, bias=False)
+        self.o_proj = Linear(cfg.num_attention_heads * d, cfg.hidden_size, bias=False)
+        self.q_norm = GemmaRMSNorm(d, cfg.rms_norm_eps)
+        self.k_norm = GemmaRMSNorm(d, cfg.rms_norm_eps)
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], bias: torch.Tensor,
+                cache: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """x [B, T, D]; rope cos/sin [T, head_dim] of the new tokens; bias [B, 1, T, S] additive over all keys
+        (cached + new); ``cache`` [k, v] is extended in place with the new keys and values."""
+        b, t, _ = x.shape
+        d = self.cfg.head_dim
+        q = self.q_norm(self.q_proj(x).view(b, t, -1, d)).transpose(1, 2)   # [B, H, T, d]
+        k = self.k_norm(self.k_proj(x).view(b, t, -1, d)).transpose(1, 2)   # [B, Hkv, T, d]
+        v = self.v_proj(x).view(b, t, -1, d).transpose(1, 2)
+        cos, sin = rope
+        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        if cache is not None:
+            if cache:
+                k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+            cache[:] = [k, v]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.cfg.query_pre_attn_scalar ** -0.5,
+                                             enable_gqa=True)
+        return self.o_proj(out.transpose(1, 2).reshape(b, t, -1))
+
+
+class GemmaMLP(nn.Module):
+    def __init__(self, cfg: GemmaConfig) -> None:
+        super().__init__()
+        self.gate_proj = Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
+        self.up_proj = Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
+        self.down_proj = Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.gelu(self.gate_proj(x), approximate="tanh") * self.up_proj(x))
+
+
+class GemmaLayer(nn.Module):
+    def __init__(self, cfg: GemmaConfig, layer: int) -> None:
+        super().__init__()
+        eps = cfg.rms_norm_eps
+        self.self_attn = GemmaAttention(cfg, layer)
+        self.mlp = GemmaMLP(cfg)
+        self.input_layernorm = GemmaRMSNorm(cfg.hidden_size, eps)
+        self.post_attention_layernorm = GemmaRMSNorm(cfg.hidden_size, eps)
+        self.pre_feedforward_layernorm = GemmaRMSNorm(cfg.hidden_size, eps)
+        self.post_feedforward_layernorm = GemmaRMSNorm(cfg.hidden_size, eps)
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], bias: torch.Tensor,
+                cache: list[torch.Tensor] | None = None) -> torch.Tensor:
+        x = x + self.post_attention_layernorm(self.self_attn(self.input_layernorm(x), rope, bias, cache))
+        return x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
+
+
+def attention_bias(mask: torch.Tensor, new_tokens: int, window: int | None, dtype: torch.dtype) -> torch.Tensor:
+    """Additive bias [B, 1, T_new, S] for the last ``new_tokens`` queries over all S keys of ``mask`` [B, S]
+    (1 = token): causal, padding keys hidden, and only the last ``window`` keys for sliding layers. A padding
+    query sees nothing valid and gets uniform weights (its output is never used)."""
+    total = mask.shape[1]
+    query = torch.arange(total - new_tokens, total)[:, None]
+    key = torch.arange(total)[None, :]
+    visible = key <= query
+    if window is not None:
+        visible = visible & (key > query - window)
+    visible = visible[None] & mask.bool()[:, None, :]
+    return torch.where(visible, 0.0, torch.finfo(dtype).min).to(dtype)[:, None]
+
+
+class GemmaTextModel(nn.Module):
+    """State-dict keys: ``embed_tokens.weight``, ``layers.N.*``, ``norm.weight`` (the file's text-model keys
+    minus their prefix)."""
+
+    def __init__(self, cfg: GemmaConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.embed_tokens = Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.layers = nn.ModuleList([GemmaLayer(cfg, i) for i in range(cfg.num_hidden_layers)])
+        self.norm = GemmaRMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+
+    def _ropes(self, positions: torch.Tensor, dtype: torch.dtype) -> dict[bool, tuple[torch.Tensor, torch.Tensor]]:
+        c = self.config
+        return {False: rope_tables(positions, c.head_dim, c.rope_local_base_freq, 1.0, dtype),
+                True: rope_tables(positions, c.head_dim, c.rope_theta, c.rope_scaling_factor, dtype)}
+
+    def _biases(self, mask: torch.Tensor, new_tokens: int, dtype: torch.dtype) -> dict[bool, torch.Tensor]:
+        return {False: attention_bias(mask, new_tokens, self.config.sliding_window, dtype),
+                True: attention_bias(mask, new_tokens, None, dtype)}
+
+    def embed(self, ids: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return self.embed_tokens(ids, dtype) * torch.tensor(math.sqrt(self.config.hidden_size), dtype=dtype)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[torch.Tensor]:
+        """ids and mask [B, T] (left padding) -> the L + 1 hidden states [B, T, D]: embeddings, then every
+        layer's output, the last one after the final norm."""
+        x = self.embed(input_ids)
+        ropes = self._ropes(torch.arange(input_ids.shape[1]), x.dtype)
+        biases = self._biases(attention_mask, input_ids.shape[1], x.dtype)
+        states = [x]
+        for layer in self.layers:
+            x = layer(x, ropes[layer.self_attn.is_global], biases[layer.self_attn.is_global])
+            states.append(x)
+        states[-1] = self.norm(x)
+        return states
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
+                 stop_tokens: tuple[int, ...] = (1, 106), temperature: float = 0.0, top_k: int = 64,
+                 seed: int = 0) -> torch.Tensor:
+        """Continue each prompt (left-padded ids / mask [B, T]) for up to ``max_new_tokens`` tokens with a
+        key/value cache: greedy when ``temperature`` is 0, else sampling from the ``top_k`` most likely tokens
+        at that temperature with a generator seeded by ``seed``. Returns the new tokens [B, N] (a finished
+        sequence continues with its stop token)."""
+        generator = torch.Generator().manual_seed(seed)
+        caches: list[list[torch.Tensor]] = [[] for _ in self.layers]
+        mask, ids, produced = attention_mask.clone(), input_ids, []
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool)
+        offset = 0
+        for _ in range(max_new_tokens):
+            x = self.embed(ids)
+            positions = torch.arange(offset, offset + ids.shape[1])
+            ropes, biases = self._ropes(positions, x.dtype), self._biases(mask, ids.shape[1], x.dtype)
+            for layer, cache in zip(self.layers, caches):
+                x = layer(x, ropes[layer.self_attn.is_global], biases[layer.self_attn.is_global], cache)
+            logits = self.embed_tokens.logits(self.norm(x[:, -1:]))[:, -1].float()
+            token = self._pick(logits, temperature, top_k, generator)
+            token = torch.where(done, torch.full_like(token, stop_tokens[0]), token)
+            produced.append(token)
+            done |= torch.isin(token, torch.tensor(stop_tokens))
+            if bool(done.all()):
+                break
+            offset += ids.shape[1]
+            ids = token[:, None]
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        return torch.stack(produced, dim=1)
+
+    @staticmethod
+    def _pick(logits: torch.Tensor, temperature: float, top_k: int, generator: torch.Generator) -> torch.Tensor:
+        if temperature <= 0:
+            return logits.argmax(dim=-1)
+        values, indices = logits.topk(min(top_k, logits.shape[-1]), dim=-1)
+        probabilities = torch.softmax(values / temperature, dim=-1)
+        choice = torch.multinomial(probabilities, 1, generator=generator)
+        return indices.gather(-1, choice)[:, 0]
+

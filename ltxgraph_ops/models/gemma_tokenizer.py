@@ -1,0 +1,41 @@
+"""Gemma's SentencePiece tokenizer, from the serialized model the ComfyUI text-encoder file embeds (a uint8
+``spiece_model`` tensor) or from a ``tokenizer.model`` file: BOS first, no EOS, left padding to a fixed length
+(1024 for LTX-2), longer prompts truncated."""
+from __future__ import annotations
+
+import torch
+
+PAD_ID, EOS_ID, BOS_ID = 0, 1, 2
+MAX_LENGTH = 1024
+
+
+class GemmaTokenizer:
+    def __init__(self, model_proto: bytes) -> None:
+        import sentencepiece as spm
+        self.processor = spm.SentencePieceProcessor(model_proto=model_proto)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.processor.get_piece_size()
+
+    def tokenize(self, text: str) -> list[int]:
+        """BOS followed by the text's pieces (surrounding whitespace stripped)."""
+        return [BOS_ID] + list(self.processor.encode(text.strip()))
+
+    def encode(self, prompts: list[str], max_length: int = MAX_LENGTH) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """Prompts -> (ids [B, max_length] left-padded with PAD, mask [B, max_length] 1 = token, tokens each
+        prompt lost to truncation)."""
+        ids = torch.full((len(prompts), max_length), PAD_ID, dtype=torch.int64)
+        mask = torch.zeros(len(prompts), max_length, dtype=torch.int64)
+        lost = []
+        for row, prompt in enumerate(prompts):
+            tokens = self.tokenize(prompt)
+            lost.append(max(0, len(tokens) - max_length))
+            tokens = tokens[:max_length]
+            ids[row, max_length - len(tokens):] = torch.tensor(tokens)
+            mask[row, max_length - len(tokens):] = 1
+        return ids, mask, lost
+
+    def decode(self, ids: list[int]) -> str:
+        """Text of generated ids (special and control tokens dropped)."""
+        return self.processor.decode([i for i in ids if i > 3])

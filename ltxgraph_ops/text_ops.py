@@ -1,0 +1,205 @@
+"""Text ops (ComfyUI names): the LTX-2 text encoder (Gemma 3 + the checkpoint's text projection and connectors),
+prompt encoding to CONDITIONING, and prompt enhancement with the same Gemma weights.
+
+Memory: Gemma's layers are streamed from the file (read, used, released one by one) when its weights exceed the
+run's memory budget; its resident weights are dropped when the encoder value is released after its last use
+(the encoded CONDITIONING stays cached), before the sampler loads the transformer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import torch
+from torch import nn
+
+from ltxgraph import Port, op
+from ltxgraph.context import OpContext
+from ltxgraph.errors import InputValueError
+from ltxgraph_ops.conditioning import Conditioning
+from ltxgraph_ops.handles import Lazy
+from ltxgraph_ops.model_files import TRANSFORMER_PREFIX, header_section
+from ltxgraph_ops.models.gemma import GemmaConfig, GemmaTextModel
+from ltxgraph_ops.models.gemma_tokenizer import MAX_LENGTH, GemmaTokenizer
+from ltxgraph_ops.models.text_connectors import TextProjector
+from ltxgraph_ops.weights.loading import load_component, match_component, parameters_on_meta
+from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile, ShardedSafetensors
+from ltxgraph_ops.weights.streaming import StreamedBlocks, weight_bytes
+
+GEMMA_PREFIXES = ("model.", "language_model.model.")
+OTHER_GEMMA_PARTS = ("vision_tower.", "multi_modal_projector.", "lm_head.")
+PROJECTION_KEY = "text_embedding_projection.aggregate_embed.weight"
+T2V_SYSTEM_PROMPT = ("You are a Creative Assistant. Given a user's raw input prompt describing a scene or concept, "
+                     "expand it into a detailed video generation prompt with specific visuals and integrated audio "
+                     "to guide a text-to-video model.")
+
+
+def gemma_prefix(file) -> str:
+    for prefix in GEMMA_PREFIXES:
+        if {f"{prefix}embed_tokens.weight", f"{prefix}layers.0.self_attn.q_norm.weight"} <= file.entries.keys():
+            return prefix
+    raise CheckpointError(f"{file.path}: not a Gemma 3 text encoder (no 'model.embed_tokens.weight' or "
+                          "'language_model.model.embed_tokens.weight' with Gemma 3 layers)")
+
+
+def gemma_config(file, prefix: str) -> GemmaConfig:
+    shapes = {key[len(prefix):]: entry.shape for key, entry in file.entries.items() if key.startswith(prefix)}
+    return GemmaConfig.from_tensors(shapes, file.config())
+
+
+def load_gemma(file, prefix: str, streamed: bool) -> GemmaTextModel:
+    with parameters_on_meta():
+        model = GemmaTextModel(gemma_config(file, prefix))
+    if not streamed:
+        return load_component(model, file, prefix, allow_extra=OTHER_GEMMA_PARTS)
+    layers = model.layers
+    model.layers = nn.ModuleList()
+    load_component(model, file, prefix, allow_extra=OTHER_GEMMA_PARTS + ("layers.",))
+    model.layers = StreamedBlocks(layers, file, f"{prefix}layers.")
+    return model
+
+
+def tokenizer_for(file, path: Path) -> GemmaTokenizer:
+    """The tokenizer inside the file (``spiece_model``) or a ``tokenizer.model`` beside it."""
+    if "spiece_model" in file.entries:
+        return GemmaTokenizer(bytes(file.read("spiece_model").tolist()))
+    beside = Path(path).with_name("tokenizer.model")
+    if beside.is_file():
+        return GemmaTokenizer(beside.read_bytes())
+    raise CheckpointError(f"{file.path}: no tokenizer: the file has no 'spiece_model' tensor and there is no "
+                          f"tokenizer.model beside it in {beside.parent}")
+
+
+def load_projector(path: str, states: int) -> TextProjector:
+    file = SafetensorsFile(path)
+    section = header_section(file, "transformer")
+    has_audio = any(k.startswith(f"{TRANSFORMER_PREFIX}audio_embeddings_connector.") for k in file.entries)
+    with parameters_on_meta():
+        projector = TextProjector(section, states, audio=has_audio)
+    return load_component(projector, file, "", allow_extra=_not_text_keys(file))
+
+
+def _not_text_keys(file) -> tuple[str, ...]:
+    """Prefixes of everything in an LTX-2 checkpoint that is not the text projection or its connectors."""
+    own = ("text_embedding_projection.", f"{TRANSFORMER_PREFIX}video_embeddings_connector.",
+           f"{TRANSFORMER_PREFIX}audio_embeddings_connector.")
+    others = set()
+    for key in file.entries:
+        if key.startswith(own):
+            continue
+        rest = key[len(TRANSFORMER_PREFIX):] if key.startswith(TRANSFORMER_PREFIX) else key
+        head = key[: len(key) - len(rest)] + rest.split(".", 1)[0]
+        others.add(head + "." if "." in rest else key)
+    return tuple(sorted(others))
+
+
+@dataclass(frozen=True)
+class TextEncoderHandle:
+    """CLIP: the LTX-2 text encoder (checked now, read on first use)."""
+
+    source: str
+    tokenizer: GemmaTokenizer
+    gemma: Lazy[GemmaTextModel]
+    projector: Lazy[TextProjector] | None
+    max_length: int = MAX_LENGTH
+
+    def encode(self, prompts: list[str], ctx: OpContext | None = None) -> Conditioning:
+        if self.projector is None:
+            raise InputValueError(f"the text encoder {self.source} has no LTX-2 checkpoint for its projection")
+        ids, mask, lost = self.tokenizer.encode(prompts, self.max_length)
+        if ctx is not None and any(lost):
+            ctx.warn(f"prompt longer than {self.max_length} tokens: the last {max(lost)} tokens were dropped")
+        with torch.inference_mode():
+            states = self.gemma.get()(ids, mask)
+            video, audio, context_mask = self.projector.get()(states, mask)
+        return Conditioning(video, audio, context_mask)
+
+
+def text_encoder_handle(gemma_path: str, ckpt_path: str | None, ctx: OpContext | None,
+                        max_length: int = MAX_LENGTH) -> TextEncoderHandle:
+    file = ShardedSafetensors.for_shard(gemma_path)
+    prefix = gemma_prefix(file)
+    config = gemma_config(file, prefix)
+    with torch.device("meta"):
+        layout = GemmaTextModel(config)
+    match_component(layout, file, prefix, allow_extra=OTHER_GEMMA_PARTS)
+    tokenizer = tokenizer_for(file, Path(gemma_path))
+    budget = ctx.settings.memory_budget if ctx else None
+    streamed = budget is not None and weight_bytes(file, prefix) > budget
+    gemma = Lazy(lambda: load_gemma(ShardedSafetensors.for_shard(gemma_path), prefix, streamed),
+                 f"Gemma text model of {file.name}")
+    projector = None
+    if ckpt_path is not None:
+        checkpoint = SafetensorsFile(ckpt_path)
+        if PROJECTION_KEY not in checkpoint.entries:
+            raise CheckpointError(f"{checkpoint.path}: no '{PROJECTION_KEY}': not an LTX-2 checkpoint with a text "
+                                  "projection")
+        states = config.num_hidden_layers + 1
+        expected = (config.hidden_size, config.hidden_size * states)
+        if checkpoint.entries[PROJECTION_KEY].shape != expected:
+            found = list(checkpoint.entries[PROJECTION_KEY].shape)
+            raise CheckpointError(f"{checkpoint.path}: text projection {found} does not fit this Gemma ({states} "
+                                  f"hidden states of {config.hidden_size})")
+        projector = Lazy(lambda: load_projector(ckpt_path, states), f"text connectors of {checkpoint.name}")
+    return TextEncoderHandle(file.name, tokenizer, gemma, projector, max_length)
+
+
+@op("LTXAVTextEncoderLoader", outputs={"CLIP": "CLIP"}, category="loaders")
+def ltxav_text_encoder_loader(text_encoder: Annotated[str, Port("STRING", file="text_encoders")],
+                              ckpt_name: Annotated[str, Port("STRING", file="checkpoints")],
+                              device: Annotated[str, Port("STRING", choices=("default", "cpu"))] = "default",
+                              ctx: OpContext = None) -> TextEncoderHandle:
+    """Gemma 3 (ComfyUI text-encoder file, tokenizer inside) with the text projection and connectors of an LTX-2
+    checkpoint. Runs on the run's device (``device`` is accepted for compatibility)."""
+    return text_encoder_handle(text_encoder, ckpt_name, ctx)
+
+
+@op("LTXVGemmaCLIPModelLoader", outputs={"clip": "CLIP"}, category="lightricks/LTXV")
+def ltxv_gemma_clip_loader(gemma_path: Annotated[str, Port("STRING", file="text_encoders")],
+                           ltxv_path: Annotated[str, Port("STRING", file="checkpoints")],
+                           max_length: Annotated[int, Port("INT", min=16, max=131072)] = 1024,
+                           ctx: OpContext = None) -> TextEncoderHandle:
+    """The same text encoder from a Hugging Face Gemma 3 folder (one shard named, the others found beside it,
+    ``tokenizer.model`` in the folder) or a single file."""
+    return text_encoder_handle(gemma_path, ltxv_path, ctx, max_length)
+
+
+@op("CLIPTextEncode", outputs={"CONDITIONING": "CONDITIONING"}, category="conditioning")
+def clip_text_encode(text: Annotated[str, Port("STRING", multiline=True)],
+                     clip: Annotated[TextEncoderHandle | None, Port("CLIP")],
+                     ctx: OpContext = None) -> Conditioning:
+    """A prompt's video and audio text contexts (1024 tokens, BOS first, left padded)."""
+    if clip is None:
+        raise InputValueError("the CLIP input is empty: LTX-2 checkpoints carry no text encoder; connect an "
+                              "LTXAVTextEncoderLoader")
+    return clip.encode([text], ctx)
+
+
+def chat_prompt(system: str, prompt: str) -> str:
+    """Gemma's chat format (a system prompt goes at the start of the user turn)."""
+    return (f"<start_of_turn>user\n{system.strip()}\n\nuser prompt: {prompt.strip()}<end_of_turn>\n"
+            "<start_of_turn>model\n")
+
+
+@op("LTXVGemmaEnhancePrompt", outputs={"enhanced_prompt": "STRING"}, category="lightricks/LTXV")
+def ltxv_gemma_enhance_prompt(clip: Annotated[TextEncoderHandle, Port("CLIP")],
+                              prompt: Annotated[str, Port("STRING", multiline=True)] = "",
+                              system_prompt: Annotated[str, Port("STRING", multiline=True)] = T2V_SYSTEM_PROMPT,
+                              max_tokens: Annotated[int, Port("INT", min=32, max=1024)] = 512,
+                              bypass_i2v: Annotated[bool, Port("BOOLEAN")] = False,
+                              image: Annotated[torch.Tensor | None, Port("IMAGE", optional=True)] = None,
+                              seed: Annotated[int, Port("INT", min=0, max=4294967295,
+                                                        control_after_generate=True)] = 42) -> str:
+    """The prompt rewritten by Gemma (sampling at temperature 0.7 from the 64 likeliest tokens, seeded, at most
+    ``max_tokens`` tokens, stopping at end of turn). Image-conditioned enhancement needs Gemma's vision tower,
+    which LTX-2 text-encoder files do not carry: an image is refused unless ``bypass_i2v``."""
+    if image is not None and not bypass_i2v:
+        raise InputValueError("image-conditioned prompt enhancement is not supported (no vision tower); set "
+                              "bypass_i2v to enhance from the text alone")
+    tokens = clip.tokenizer.tokenize(chat_prompt(system_prompt, prompt))
+    ids = torch.tensor([tokens])
+    generated = clip.gemma.get().generate(ids, torch.ones_like(ids), max_new_tokens=max_tokens, temperature=0.7,
+                                          top_k=64, seed=seed)
+    text = clip.tokenizer.decode(generated[0].tolist()).strip()
+    return text or prompt

@@ -1,0 +1,98 @@
+"""Text ops on the tiny files: prompt -> CONDITIONING shapes and masks, batch independence, tokenizer source
+errors, the checkpoint's projection checked against the Gemma file, prompt enhancement, and streamed Gemma
+equal to resident."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from ltxgraph.context import OpContext, RunSettings
+from ltxgraph.errors import InputValueError
+from ltxgraph_ops.text_ops import (clip_text_encode, ltxav_text_encoder_loader, ltxv_gemma_clip_loader,
+                                   ltxv_gemma_enhance_prompt, text_encoder_handle)
+from ltxgraph_ops.tiny.files import write_tiny_models
+from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile
+
+PROMPT = "A lighthouse on a cliff at dusk, waves crashing below."
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("models")
+    write_tiny_models(folder)
+    return folder
+
+
+def paths(models: Path, gemma: str = "gemma_3_12B_it_fp8_scaled.safetensors") -> tuple[str, str]:
+    return str(models / "text_encoders" / gemma), str(models / "checkpoints" / "ltx-2-19b-dev-fp8.safetensors")
+
+
+def test_prompt_becomes_video_and_audio_contexts(models) -> None:
+    clip = ltxav_text_encoder_loader(*paths(models))
+    cond = clip_text_encode(PROMPT, clip)
+    assert cond.video_context.shape == cond.audio_context.shape == (1, 1024, 24)
+    assert bool(cond.context_mask.all()) and torch.isfinite(cond.video_context).all()
+    other = clip_text_encode("Snow falls on a quiet street.", clip)
+    assert not torch.allclose(cond.video_context, other.video_context)
+    batch = clip.encode([PROMPT, "Snow falls on a quiet street."])       # batch > 1: each prompt on its own padding
+    assert torch.allclose(batch.video_context[0], cond.video_context[0], atol=1e-5)
+    assert torch.allclose(batch.audio_context[1], other.audio_context[0], atol=1e-5)
+
+
+def test_streamed_gemma_equals_resident(models) -> None:
+    gemma, ckpt = paths(models, "gemma_3_12B_it.safetensors")
+    resident = text_encoder_handle(gemma, ckpt, None)
+    streamed = text_encoder_handle(gemma, ckpt, OpContext("t", settings=RunSettings(memory_budget=1000)))
+    a, b = resident.encode([PROMPT]), streamed.encode([PROMPT])
+    assert torch.equal(a.video_context, b.video_context)
+    assert type(streamed.gemma.get().layers).__name__ == "StreamedBlocks"
+
+
+def test_a_file_without_tokenizer_is_refused_by_name(models, tmp_path: Path) -> None:
+    gemma, ckpt = paths(models)
+    tensors = load_file(gemma)
+    tensors.pop("spiece_model")
+    save_file(tensors, str(tmp_path / "te.safetensors"), metadata=SafetensorsFile(gemma).metadata)
+    with pytest.raises(CheckpointError, match="no tokenizer.*tokenizer.model"):
+        ltxav_text_encoder_loader(str(tmp_path / "te.safetensors"), ckpt)
+    (tmp_path / "tokenizer.model").write_bytes(bytes(load_file(gemma)["spiece_model"].tolist()))
+    clip = ltxav_text_encoder_loader(str(tmp_path / "te.safetensors"), ckpt)       # the file beside it works
+    assert clip_text_encode(PROMPT, clip).video_context.shape == (1, 1024, 24)
+
+
+def test_sharded_gemma_folder(models, tmp_path: Path) -> None:
+    gemma, ckpt = paths(models, "gemma_3_12B_it.safetensors")
+    tensors = load_file(gemma)
+    keys = sorted(tensors)
+    folder = tmp_path / "gemma-3-12b-it"
+    folder.mkdir()
+    for index, part in enumerate((keys[: len(keys) // 2], keys[len(keys) // 2:]), start=1):
+        save_file({k: tensors[k] for k in part}, str(folder / f"model-0000{index}-of-00002.safetensors"),
+                  metadata=SafetensorsFile(gemma).metadata)
+    clip = ltxv_gemma_clip_loader(str(folder / "model-00001-of-00002.safetensors"), ckpt, 1024)
+    single = ltxav_text_encoder_loader(gemma, ckpt)
+    assert torch.equal(clip_text_encode(PROMPT, clip).video_context, clip_text_encode(PROMPT, single).video_context)
+    (folder / "model-00002-of-00002.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="incomplete"):
+        ltxv_gemma_clip_loader(str(folder / "model-00001-of-00002.safetensors"), ckpt, 1024)
+
+
+def test_wrong_pairings_and_empty_clip(models, tmp_path: Path) -> None:
+    gemma, ckpt = paths(models)
+    with pytest.raises(CheckpointError, match="not a Gemma 3 text encoder"):
+        ltxav_text_encoder_loader(ckpt, ckpt)
+    with pytest.raises(InputValueError, match="LTXAVTextEncoderLoader"):
+        clip_text_encode(PROMPT, None)
+
+
+def test_prompt_enhancement_is_seeded_and_bounded(models) -> None:
+    clip = ltxav_text_encoder_loader(*paths(models))
+    first = ltxv_gemma_enhance_prompt(clip, "a cat", max_tokens=32, seed=1)
+    again = ltxv_gemma_enhance_prompt(clip, "a cat", max_tokens=32, seed=1)
+    assert first == again and isinstance(first, str) and first
+    assert len(clip.tokenizer.tokenize(first)) <= 33
+    with pytest.raises(InputValueError, match="bypass_i2v"):
+        ltxv_gemma_enhance_prompt(clip, "a cat", image=torch.zeros(1, 8, 8, 3))
