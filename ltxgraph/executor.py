@@ -188,6 +188,15 @@ class Executor:
         if not declared:  # output ops: keep the files they wrote, so a deleted file is written again
             files = returned if isinstance(returned, (list, tuple)) else [returned]
             return tuple(f for f in files if isinstance(f, V.SavedFile))
+        saved: tuple[Any, ...] = ()
+        if spec.output_node and isinstance(returned, tuple) and returned and isinstance(returned[-1], V.SavedFile):
+            # an output op with ports returns its ports' values, then the files it wrote (kept, not ports)
+            split = len(returned)
+            while split and isinstance(returned[split - 1], V.SavedFile):
+                split -= 1
+            returned, saved = returned[:split], returned[split:]
+            if len(declared) == 1 and len(returned) == 1:
+                returned = returned[0]
         outputs = returned if isinstance(returned, tuple) and len(declared) != 1 else (returned,)
         if len(outputs) != len(declared):
             raise LtxGraphError(f"op {op} returned {len(outputs)} values for {len(declared)} declared outputs")
@@ -200,4 +209,4 @@ class Executor:
             bad_bool = kinds <= {"INT", "FLOAT"} and isinstance(value, bool)
             if (allowed and not isinstance(value, allowed)) or bad_bool:
                 raise LtxGraphError(f"op {op} returned a {type(value).__name__} for output '{name}' ({port_type})")
-        return tuple(outputs)
+        return tuple(outputs) + saved

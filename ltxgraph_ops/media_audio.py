@@ -1,0 +1,64 @@
+"""Audio ops: load any audio (or the audio of a video) through PyAV, trim, and pad with silence so audio is
+never shorter than the video it drives. AUDIO is [1, C, S] float in [-1, 1] at its own rate."""
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import av
+import torch
+
+from ltxgraph import Port, op
+from ltxgraph.errors import InputValueError
+from ltxgraph.values import Audio
+from ltxgraph_ops.media_video import decode_audio
+
+
+def read_audio(path: str) -> Audio:
+    try:
+        with av.open(path) as container:
+            audio = decode_audio(container)
+    except (av.FFmpegError, OSError) as exc:
+        raise InputValueError(f"{path}: cannot be read as audio ({exc})") from None
+    if audio is None or audio.waveform.shape[-1] == 0:
+        raise InputValueError(f"{path}: has no audio")
+    if not bool(torch.isfinite(audio.waveform).all()):
+        raise InputValueError(f"{path}: decodes to NaN or infinite samples")
+    return audio
+
+
+@op("LoadAudio", outputs={"AUDIO": "AUDIO"}, category="audio")
+def load_audio(audio: Annotated[str, Port("STRING", file="input")],
+               audioUI: Annotated[str, Port("STRING", upload=True)] = "") -> Audio:  # noqa: N803 - ComfyUI name
+    """An audio file (or a video's audio track) from the input folder. ``audioUI`` is ComfyUI's player widget
+    (kept so workflows map slot for slot; unused)."""
+    return read_audio(audio)
+
+
+@op("TrimAudioDuration", outputs={"AUDIO": "AUDIO"}, category="audio")
+def trim_audio_duration(audio: Annotated[Audio, Port("AUDIO")],
+                        start_index: Annotated[float, Port("FLOAT")] = 0.0,
+                        duration: Annotated[float, Port("FLOAT", min=0.0)] = 60.0) -> Audio:
+    """``duration`` seconds from ``start_index`` seconds (negative: from the end)."""
+    total = audio.waveform.shape[-1]
+    start = round(start_index * audio.sample_rate)
+    start = max(0, start + total if start < 0 else start)
+    if start >= total:
+        raise InputValueError(f"start_index {start_index} s is past the audio's end ({total / audio.sample_rate:.3f} s)")
+    stop = min(total, start + round(duration * audio.sample_rate))
+    return Audio(audio.waveform[..., start:stop].clone(), audio.sample_rate)
+
+
+@op("PadAudioToDuration", outputs={"AUDIO": "AUDIO"}, category="audio")
+def pad_audio_to_duration(audio: Annotated[Audio, Port("AUDIO")],
+                          duration: Annotated[float, Port("FLOAT", min=0.0)] = 5.0,
+                          frames: Annotated[int, Port("INT", min=0)] = 0,
+                          fps: Annotated[float, Port("FLOAT", min=0.0)] = 0.0) -> Audio:
+    """Silence appended so the audio lasts at least ``duration`` seconds, or ``frames`` / ``fps`` when both are
+    given (the length of the video it drives); longer audio is left as it is."""
+    seconds = frames / fps if frames and fps else duration
+    wanted = math.ceil(seconds * audio.sample_rate - 1e-9)
+    missing = wanted - audio.waveform.shape[-1]
+    if missing <= 0:
+        return audio
+    return Audio(torch.nn.functional.pad(audio.waveform, (0, missing)), audio.sample_rate)

@@ -1,0 +1,220 @@
+"""Video files through PyAV (ComfyUI names): load, take apart, put together, save as MP4 (H.264 + AAC) with the
+graph and its parameters embedded, and LTXVPreprocess' compression round trip.
+
+Frames travel as IMAGE [F, H, W, 3] float in [0, 1]; audio as AUDIO [1, C, S] float in [-1, 1].
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated
+
+import av
+import numpy as np
+import torch
+
+from ltxgraph import Port, op
+from ltxgraph.context import OpContext
+from ltxgraph.errors import InputValueError
+from ltxgraph.values import Audio, SavedFile, Video
+
+AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
+METADATA_KEY = "ltxgraph"
+AUDIO_KEY = "ltxgraph_audio"      # {"samples": n, "priming": p}: exact audio length of files we write
+AAC_PRIMING = 1024                # FFmpeg's AAC encoder starts with one frame of priming samples
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    return (images[..., :3].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def check_images(images: torch.Tensor, what: str = "images") -> torch.Tensor:
+    if images.ndim != 4 or images.shape[0] == 0 or images.shape[-1] not in (1, 3, 4):
+        raise InputValueError(f"{what} must be an IMAGE [frames, height, width, 3] with at least one frame, got "
+                              f"shape {tuple(images.shape)}")
+    if not bool(torch.isfinite(images).all()):
+        raise InputValueError(f"{what} contain NaN or infinite values")
+    return images if images.shape[-1] != 1 else images.expand(-1, -1, -1, 3)
+
+
+def decode_audio(container: av.container.InputContainer) -> Audio | None:
+    """The first audio stream as float [1, C, S] at its own rate (None without audio)."""
+    stream = next((s for s in container.streams if s.type == "audio"), None)
+    if stream is None:
+        return None
+    chunks, rate = [], stream.rate or stream.codec_context.sample_rate
+    resampler = av.AudioResampler(format="fltp", layout=stream.layout.name if stream.layout else "stereo", rate=rate)
+    for frame in container.decode(stream):
+        chunks += [out.to_ndarray() for out in resampler.resample(frame)]
+    chunks += [out.to_ndarray() for out in resampler.resample(None)]
+    if not chunks:
+        return None
+    wave = torch.from_numpy(np.concatenate(chunks, axis=1)).float()
+    exact = container.metadata.get(AUDIO_KEY)
+    if exact:  # a file we wrote: drop the encoder's priming and the padding of its last frame
+        info = json.loads(exact)
+        wave = wave[:, info["priming"]: info["priming"] + info["samples"]]
+    return Audio(wave[None], int(rate))
+
+
+def read_video(path: str | Path) -> Video:
+    """Every frame (RGB) and the audio of a video file."""
+    try:
+        with av.open(str(path)) as container:
+            stream = next((s for s in container.streams if s.type == "video"), None)
+            if stream is None:
+                raise InputValueError(f"{path}: has no video stream")
+            fps = float(stream.average_rate or stream.guessed_rate or 25)
+            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+            container.seek(0)
+            audio = decode_audio(container)
+    except (av.FFmpegError, OSError) as exc:
+        raise InputValueError(f"{path}: cannot be read as a video ({exc})") from None
+    if not frames:
+        raise InputValueError(f"{path}: has no frames")
+    images = torch.from_numpy(np.stack(frames)).float() / 255.0
+    return Video(images, fps, audio)
+
+
+@op("LoadVideo", outputs={"VIDEO": "VIDEO"}, category="image/video")
+def load_video(file: Annotated[str, Port("STRING", file="input", upload=True)]) -> Video:
+    """A video file from the input folder: its frames, frame rate and audio."""
+    return read_video(file)
+
+
+@op("GetVideoComponents", outputs={"images": "IMAGE", "audio": "AUDIO", "fps": "FLOAT", "bit_depth": "INT"},
+    category="image/video")
+def get_video_components(video: Annotated[Video, Port("VIDEO")]) -> tuple[torch.Tensor, Audio, float, int]:
+    """Frames, audio (silence of the video's length when it has none), frame rate and bit depth (8)."""
+    audio = video.audio
+    if audio is None:
+        rate = 48000
+        audio = Audio(torch.zeros(1, 2, round(video.images.shape[0] / video.fps * rate)), rate)
+    return video.images, audio, float(video.fps), 8
+
+
+@op("CreateVideo", outputs={"VIDEO": "VIDEO"}, category="image/video")
+def create_video(images: Annotated[torch.Tensor, Port("IMAGE")],
+                 fps: Annotated[float, Port("FLOAT", min=1.0, max=120.0)] = 30.0,
+                 audio: Annotated[Audio | None, Port("AUDIO", optional=True)] = None,
+                 bit_depth: Annotated[int, Port("INT", choices=(8,))] = 8) -> Video:
+    """Frames at ``fps`` with optional audio."""
+    return Video(check_images(images), float(fps), audio)
+
+
+def _even(images: np.ndarray) -> np.ndarray:
+    """yuv420p needs even sizes: an odd last row / column is repeated."""
+    pad_h, pad_w = images.shape[1] % 2, images.shape[2] % 2
+    return np.pad(images, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge") if pad_h or pad_w else images
+
+
+def _audio_frames(audio: Audio, stream_rate: int):
+    """AAC-ready planar float frames of 1024 samples (stereo; resampled when the rate is not AAC's)."""
+    wave = audio.waveform[0] if audio.waveform.ndim == 3 else audio.waveform
+    if wave.shape[0] == 1:
+        wave = wave.expand(2, -1)
+    elif wave.shape[0] > 2:
+        wave = wave[:2]
+    data = np.ascontiguousarray(wave.clamp(-1, 1).float().cpu().numpy())
+    frame = av.AudioFrame.from_ndarray(data, format="fltp", layout="stereo")
+    frame.sample_rate = audio.sample_rate
+    resampler = av.AudioResampler(format="fltp", layout="stereo", rate=stream_rate, frame_size=1024)
+    yield from resampler.resample(frame)
+    yield from resampler.resample(None)
+
+
+def encode_mp4(target, video: Video, metadata: dict[str, str], crf: int = 18) -> None:
+    """Write ``video`` as MP4 (H.264 yuv420p, AAC) to ``target`` (a path or a binary file object)."""
+    frames = _even(to_uint8(check_images(video.images)))
+    options = {"movflags": "use_metadata_tags"}
+    with av.open(target, "w", format="mp4", options=options) as container:
+        container.metadata.update(metadata)
+        stream = container.add_stream("libx264", rate=Fraction(video.fps).limit_denominator(1001),
+                                      options={"crf": str(crf), "preset": "medium"})
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        audio_stream, audio_frames = None, []
+        if video.audio is not None and video.audio.waveform.shape[-1] > 0:
+            rate = video.audio.sample_rate if video.audio.sample_rate in AAC_RATES else 48000
+            audio_stream = container.add_stream("aac", rate=rate)
+            audio_stream.layout = "stereo"
+            audio_frames = list(_audio_frames(video.audio, rate))
+            samples = sum(frame.samples for frame in audio_frames)   # the header (written first) records it
+            container.metadata[AUDIO_KEY] = json.dumps({"samples": samples, "priming": AAC_PRIMING})
+        for array in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        container.mux(stream.encode())
+        if audio_stream is not None:
+            for frame in audio_frames:
+                container.mux(audio_stream.encode(frame))
+            container.mux(audio_stream.encode())
+
+
+def next_output_name(folder: Path, stem: str, suffix: str) -> str:
+    """``stem_00001_.suffix`` with the first counter not used in ``folder`` (ComfyUI's naming)."""
+    used = [int(m.group(1)) for p in folder.glob(f"{Path(stem).name}_*_{suffix}")
+            if (m := re.fullmatch(re.escape(Path(stem).name) + r"_(\d+)_" + re.escape(suffix), p.name))]
+    return f"{stem}_{max(used, default=0) + 1:05d}_{suffix}"
+
+
+def run_metadata(ctx: OpContext) -> dict[str, str]:
+    params = ctx.metadata.get("params", {})
+    info = {"graph_name": ctx.metadata.get("graph_name"), "params": params, "graph": ctx.metadata.get("graph")}
+    seed = next((v for k, v in params.items() if "seed" in k.lower()), None)
+    return {METADATA_KEY: json.dumps(info, default=str), "comment": f"ltxgraph; seed {seed}"}
+
+
+@op("SaveVideo", outputs={"video": "VIDEO"}, category="image/video", output_node=True)
+def save_video(video: Annotated[Video, Port("VIDEO")],
+               filename_prefix: Annotated[str, Port("STRING")] = "video/ComfyUI",
+               format: Annotated[str, Port("STRING", choices=("auto", "mp4"))] = "auto",
+               codec: Annotated[str, Port("STRING", choices=("auto", "h264"))] = "auto",
+               ctx: OpContext = None) -> tuple[Video, SavedFile]:
+    """Write MP4 (H.264 + AAC) into the output folder as ``<prefix>_00001_.mp4`` (next free number), with the
+    graph, its parameters and the seed in the file's metadata. The file appears whole or not at all; a prefix
+    that leaves the output folder is refused."""
+    ctx = ctx or OpContext("SaveVideo")
+    first = ctx.folders.output_file(f"{filename_prefix}_probe_.mp4")      # validates the prefix, makes folders
+    name = next_output_name(first.parent, filename_prefix, ".mp4")
+    path = ctx.folders.output_file(name)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        encode_mp4(str(tmp), video, run_metadata(ctx))
+        os.replace(tmp, path)
+    except av.FFmpegError as exc:
+        raise InputValueError(f"cannot encode the video: {exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    info = {"frames": int(video.images.shape[0]), "fps": video.fps, "width": int(video.images.shape[2]),
+            "height": int(video.images.shape[1]), "audio_seconds": video.audio.seconds if video.audio else 0.0}
+    return video, SavedFile(str(path), info)
+
+
+def compress_frame(image: np.ndarray, crf: int) -> np.ndarray:
+    """One RGB uint8 frame through an H.264 encode / decode at ``crf`` (in memory)."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=1, options={"crf": str(crf), "preset": "veryfast"})
+        stream.height, stream.width = image.shape[:2]
+        container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")))
+        container.mux(stream.encode())
+    buffer.seek(0)
+    with av.open(buffer) as container:
+        frame = next(container.decode(video=0))
+        return frame.to_ndarray(format="rgb24")
+
+
+@op("LTXVPreprocess", outputs={"output_image": "IMAGE"}, category="video/preprocessors")
+def ltxv_preprocess(image: Annotated[torch.Tensor, Port("IMAGE")],
+                    img_compression: Annotated[int, Port("INT", min=0, max=100)] = 35) -> torch.Tensor:
+    """Each image through a real H.264 encode / decode at CRF ``img_compression`` (0 = unchanged), so a still
+    image looks like a video frame to the model; sizes are cut to even numbers."""
+    image = check_images(image, "image")
+    if img_compression == 0:
+        return image
+    even = image[:, : image.shape[1] // 2 * 2, : image.shape[2] // 2 * 2]
+    frames = [compress_frame(array, img_compression) for array in to_uint8(even)]
+    return torch.from_numpy(np.stack(frames)).float() / 255.0
