@@ -162,7 +162,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"wrote {args.output} ({len(prompt)} nodes)")
         return 0
     models = list(args.models_dir)
-    if not models:
+    if not models and _reads_models(graph, registry):
         models, notes = default_models(getattr(args, "cache_dir", None) or default_cache_dir())
         for note in notes:
             print(f"note: no --models-dir given: {note}", file=sys.stderr)
@@ -179,6 +179,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         _write_report(args.report, result.report)
     for name, value in result.outputs.items():
         print(f"{name}: {_describe(value)}")
+    for path in result.report.files:
+        print(f"wrote {path}")
     return 0
 
 
@@ -206,12 +208,27 @@ def _write_report(path: Path, report: Any) -> None:
     atomic_write_bytes(path, json.dumps(report.to_json(), indent=2).encode())
 
 
+def _reads_models(graph: Graph, registry: Registry) -> bool:
+    """Whether any node of the graph names a model file (only then are default models provided)."""
+    for node in graph.file.nodes.values():
+        spec = registry.get(node.op)
+        if spec is not None and any(i.port.file and i.port.file != "input" for i in spec.inputs):
+            return True
+    return False
+
+
 def _describe(value: Any) -> str:
     shape = getattr(value, "shape", None)
     if shape is not None:
         return f"tensor {list(shape)}"
     path = getattr(value, "path", None)
-    return str(path) if path else repr(value)[:200]
+    if path:
+        return str(path)
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return repr(value)[:200]
+    parts = {k: _describe(v) for k, v in vars(value).items()} if hasattr(value, "__dict__") else {}
+    summary = ", ".join(f"{k}={v}" for k, v in parts.items() if not k.startswith("_"))
+    return f"{type(value).__name__}({summary})"[:300] if parts else type(value).__name__
 
 
 def _list_ops(registry: Registry, args: argparse.Namespace) -> int:

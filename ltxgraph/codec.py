@@ -16,6 +16,8 @@ def encode(value: Any, storable_classes: dict[str, type]) -> tuple[dict[str, tor
     """Split ``value`` into named tensors and a JSON-able description referencing them."""
     tensors: dict[str, torch.Tensor] = {}
     known = {cls: name for name, cls in storable_classes.items()}
+    names: dict[int, str] = {}          # the same tensor object stored once
+    storages: set[int] = set()          # distinct tensors over one storage are copied (safetensors refuses)
 
     def walk(item: Any) -> Any:
         if item is None or isinstance(item, (bool, int, str)):
@@ -23,8 +25,14 @@ def encode(value: Any, storable_classes: dict[str, type]) -> tuple[dict[str, tor
         if isinstance(item, float):
             return {"float": repr(item)}  # exact round trip, including nan/inf
         if isinstance(item, torch.Tensor):
-            name = f"t{len(tensors)}"
-            tensors[name] = item.detach().contiguous().cpu()
+            if id(item) in names:
+                return {"tensor": names[id(item)]}
+            name = names[id(item)] = f"t{len(tensors)}"
+            stored = item.detach().contiguous().cpu()
+            pointer = stored.untyped_storage().data_ptr() if stored.numel() else -len(tensors) - 1
+            stored = stored.clone() if pointer in storages else stored
+            storages.add(stored.untyped_storage().data_ptr() if stored.numel() else pointer)
+            tensors[name] = stored
             return {"tensor": name}
         if isinstance(item, (list, tuple)):
             return {"list" if isinstance(item, list) else "tuple": [walk(x) for x in item]}

@@ -44,6 +44,7 @@ class RunReport:
     seconds: float = 0.0
     nodes: list[NodeReport] = field(default_factory=list)
     error: str | None = None
+    files: list[str] = field(default_factory=list)
 
     def executed(self) -> list[str]:
         return [n.id for n in self.nodes if n.status == "executed"]
@@ -74,11 +75,13 @@ class Executor:
     progress: Progress = field(default_factory=SilentProgress)
     metadata: dict[str, Any] = field(default_factory=dict)
     settings: RunSettings = field(default_factory=RunSettings)
+    _report: RunReport | None = field(default=None, init=False, repr=False)
 
     def run(self, plan: Plan, report: RunReport | None = None) -> tuple[dict[str, Any], RunReport]:
         """Execute ``plan``; returns the target values by output name and the report. Raises NodeError or
         RunInterrupted (the report, filled so far, is attached as ``exc.report``)."""
         report = report or RunReport()
+        self._report = report
         report.nodes = [NodeReport(n, plan.nodes[n].spec.name, plan.keys[n]) for n in plan.order]
         results: dict[str, tuple[Any, ...]] = {}
         started = time.perf_counter()
@@ -120,6 +123,7 @@ class Executor:
         cached = self._lookup(key)
         if cached is not None:
             node_report.status = "cached"
+            self._record_files(cached)
             return cached
         node = plan.nodes[node_report.id]
         spec = node.spec
@@ -157,7 +161,12 @@ class Executor:
             self.memory.put(key, outputs)
         if self.disk is not None:
             self.disk.put(key, outputs)
+        self._record_files(outputs)
         return outputs
+
+    def _record_files(self, values: tuple[Any, ...]) -> None:
+        if self._report is not None:
+            self._report.files.extend(v.path for v in values if isinstance(v, V.SavedFile))
 
     @staticmethod
     def _checked_linked(input_spec: InputSpec, value: Any, warnings: list[str]) -> Any:

@@ -26,7 +26,7 @@ def checkpoint(tmp_path_factory) -> Path:
 def test_empty_latent_covers_the_video(checkpoint: Path, frames: int, fps: int, latent_frames: int) -> None:
     vae = ltxv_audio_vae_loader(str(checkpoint))
     latent = ltxv_empty_latent_audio(vae, frames, fps, 2)
-    assert latent.samples.shape == (2, 2, latent_frames, 16)
+    assert latent.samples.shape == (2, 8, latent_frames, 16)
     assert latent.seconds == pytest.approx(frames / fps) and latent.latents_per_second == 25.0
     assert not vae.vae.loaded  # geometry needs no weights
 

@@ -41,12 +41,12 @@ def full_config() -> dict:
 
 
 def tiny_config() -> dict:
-    """Same keys, widths 32/64/128, 2 latent channels, 1 resnet block per level; 64 mel bins (the vocoder's input).
-
-    The statistics buffers have ``ch`` entries, which must equal z_channels * mel_bins / 4: 32 = 2 * 16.
-    """
+    """Same keys, one resnet block per level and constant width; the latent keeps the release's 8 channels x 16
+    mel bins (the transformer's audio tokens are 128 wide), so the statistics buffers (``ch`` entries, which
+    must equal z_channels * mel_bins / 4) keep ch = 128."""
     config = copy.deepcopy(full_config())
-    config["model"]["params"]["ddconfig"].update({"ch": 32, "num_res_blocks": 1, "z_channels": 2})
+    config["model"]["params"]["ddconfig"].update({"ch": 128, "ch_mult": [1, 1, 1], "num_res_blocks": 1,
+                                                  "z_channels": 8})
     return config
 
 

@@ -102,7 +102,7 @@ def test_vae_shapes_latent_quarter_and_decoder_4t_minus_3() -> None:
     model = oracle._ours_vae()
     with torch.no_grad():
         latent = model.encode(torch.randn(1, 2, 41, 64))
-        assert latent.shape == (1, 2, 11, 16)
+        assert latent.shape == (1, 8, 11, 16)
         assert model.decode(latent).shape == (1, 2, 41, 64)
         assert model.decode(latent[:, :, :1]).shape == (1, 2, 1, 64)
 
