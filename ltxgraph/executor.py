@@ -22,7 +22,7 @@ from .types import is_scalar, members
 RUNTIME_CLASSES: dict[str, tuple[type, ...]] = {
     "VIDEO_LATENT": (V.VideoLatent,), "AUDIO_LATENT": (V.AudioLatent,), "AV_LATENT": (V.AVLatent,),
     "AUDIO": (V.Audio,), "VIDEO": (V.Video,), "IMAGE": (torch.Tensor,), "MASK": (torch.Tensor,),
-    "INT": (int,), "FLOAT": (int, float), "STRING": (str,), "BOOLEAN": (bool,),
+    "INT": (int,), "FLOAT": (int, float, tuple), "STRING": (str,), "BOOLEAN": (bool,),  # FLOAT: or a tuple (a list)
 }
 
 

@@ -62,3 +62,19 @@ def pad_audio_to_duration(audio: Annotated[Audio, Port("AUDIO")],
     if missing <= 0:
         return audio
     return Audio(torch.nn.functional.pad(audio.waveform, (0, missing)), audio.sample_rate)
+
+
+@op("AudioConcat", outputs={"AUDIO": "AUDIO"}, category="audio")
+def audio_concat(audio1: Annotated[Audio, Port("AUDIO")], audio2: Annotated[Audio, Port("AUDIO")],
+                 direction: Annotated[str, Port("STRING", choices=("after", "before"))] = "after") -> Audio:
+    """``audio2`` placed after (or before) ``audio1``, at audio1's sample rate (PyAV resampler) and channel
+    count."""
+    from ltxgraph_ops.models.audio_resample import resample
+    second = audio2.waveform[0]
+    if audio2.sample_rate != audio1.sample_rate:
+        second = resample(second if second.shape[0] <= 2 else second[:2], audio2.sample_rate, audio1.sample_rate)
+    channels = audio1.waveform.shape[1]
+    if second.shape[0] != channels:
+        second = second.mean(dim=0, keepdim=True).expand(channels, -1)
+    parts = [audio1.waveform, second[None]] if direction == "after" else [second[None], audio1.waveform]
+    return Audio(torch.cat(parts, dim=-1), audio1.sample_rate)

@@ -93,7 +93,7 @@ def extend_audio(latent: AudioLatent, frames: int, seconds: float) -> AudioLaten
 @op("LTXVSetAudioVideoMaskByTime",
     outputs={"positive": "CONDITIONING", "negative": "CONDITIONING", "av_latent": "AV_LATENT",
              "video_latent_blend_coefficients": "FLOAT", "video_pixel_blend_coefficients": "FLOAT"},
-    category="utility")
+    category="utility", version="2")
 def set_audio_video_mask_by_time(
         av_latent: Annotated[AVLatent, Port("AV_LATENT")],
         positive: Annotated[Conditioning, Port("CONDITIONING")],
@@ -110,7 +110,7 @@ def set_audio_video_mask_by_time(
         mask_init_value_audio: Annotated[float, Port("FLOAT", min=0.0, max=1.0)] = 0.0,
         slope_len: Annotated[int, Port("INT", min=1, max=100)] = 3,
         spatial_mask: Annotated[torch.Tensor | None, Port("MASK", optional=True)] = None,
-) -> tuple[Conditioning, Conditioning, AVLatent, list[float], list[float]]:
+) -> tuple[Conditioning, Conditioning, AVLatent, tuple[float, ...], tuple[float, ...]]:
     """Regenerate [start_time, end_time] (seconds) of the video and/or the audio, keeping the rest
     (``mask_init_value_*``: 0 = keep exactly, fractions = partial regeneration); an end past the input extends
     it. ``spatial_mask`` [H, W] or [B, H, W] limits the video region (resized to the latent grid). Also returns
@@ -120,10 +120,10 @@ def set_audio_video_mask_by_time(
     if video_fps <= 0:
         raise InputValueError("video_fps must be > 0")
     video, audio = av_latent.video, av_latent.audio
-    wanted_pixels = round(end_time * video_fps) + 1
+    wanted_pixels = round(end_time * video_fps)          # a clip of D seconds has D * fps frames
     if wanted_pixels > video.frames:
         video = extend_video(video, math.ceil((wanted_pixels - 1) / FRAMES_PER_LATENT) + 1)
-    audio_frames = round(end_time * audio.latents_per_second) + 1
+    audio_frames = round(end_time * audio.latents_per_second)
     if audio_frames > audio.samples.shape[2]:
         audio = extend_audio(audio, audio_frames, end_time)
     added_video = video.samples.shape[2] - av_latent.video.samples.shape[2]
@@ -153,7 +153,7 @@ def set_audio_video_mask_by_time(
 
     latent = AVLatent(replace(video, noise_mask=video_mask), replace(audio, noise_mask=audio_mask))
     coeffs, pixel_coeffs = blend_coefficients(first, stop, frames, slope_len)
-    return positive, negative, latent, coeffs, pixel_coeffs
+    return positive, negative, latent, tuple(coeffs), tuple(pixel_coeffs)
 
 
 def _spatial(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -36,7 +36,7 @@ def test_edit_in_the_middle_keeps_the_rest_and_audio_independently() -> None:
     assert mask.tolist() == [0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0]
     assert torch.equal(out.audio.noise_mask, torch.zeros(1, 1, 97, 1))       # audio untouched
     assert torch.equal(out.video.samples, latent.video.samples)
-    assert coeffs[4:7] == [1.0, 1.0, 1.0] and coeffs[1:4] == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert coeffs[4:7] == (1.0, 1.0, 1.0) and coeffs[1:4] == pytest.approx([1 / 3, 2 / 3, 1.0])
     starts = [0] + list(range(1, 97, 8))
     assert pixel == pytest.approx(np.interp(np.arange(97), starts, coeffs).tolist())
 
@@ -51,8 +51,8 @@ def test_audio_only_edit() -> None:
 def test_end_past_the_input_extends_video_and_audio() -> None:
     latent = av(frames=4, audio_frames=26)                                     # 25 pixel frames, ~1 s
     _, _, out, _, _ = run(latent, start_time=1.0, end_time=3.0, mask_init_value_video=0.0)
-    assert out.video.samples.shape[2] == 10 and out.video.frames == 73        # round(3*24)+1 = 73 frames
-    assert out.audio.samples.shape[2] == 76 and out.audio.seconds == 3.0
+    assert out.video.samples.shape[2] == 10 and out.video.frames == 73        # 72 frames -> 8n+1 = 73
+    assert out.audio.samples.shape[2] == 75 and out.audio.seconds == 3.0
     assert torch.equal(out.video.samples[:, :, :4], latent.video.samples)
     assert out.video.noise_mask[0, 0, 4:, 0, 0].eq(1).all() and out.video.noise_mask[0, 0, :3].eq(0).all()
     assert out.audio.noise_mask[0, 0, 26:, 0].eq(1).all()
