@@ -106,7 +106,7 @@ def vae_decode_tiled(samples: Annotated[Any, Port("VIDEO_LATENT|AV_LATENT")],
                      vae: Annotated[VideoVAEHandle, Port("VAE")],
                      tile_size: Annotated[int, Port("INT", min=64, max=4096, multiple_of=32)] = 512,
                      overlap: Annotated[int, Port("INT", min=0, max=4096, multiple_of=32)] = 64,
-                     temporal_size: Annotated[int, Port("INT", min=8, max=4096, multiple_of=8)] = 64,
+                     temporal_size: Annotated[int, Port("INT", min=8, max=4096)] = 64,
                      temporal_overlap: Annotated[int, Port("INT", min=4, max=4096)] = 8) -> torch.Tensor:
     """Decode in overlapping tiles of ``tile_size`` pixels and ``temporal_size`` frames (overlaps in pixels and
     frames), blended so seams do not show; the same frames as VAEDecode with bounded memory."""
@@ -154,7 +154,7 @@ def vae_encode_tiled(pixels: Annotated[torch.Tensor, Port("IMAGE")],
                      vae: Annotated[VideoVAEHandle, Port("VAE")],
                      tile_size: Annotated[int, Port("INT", min=64, max=4096, multiple_of=32)] = 512,
                      overlap: Annotated[int, Port("INT", min=0, max=4096, multiple_of=32)] = 64,
-                     temporal_size: Annotated[int, Port("INT", min=8, max=4096, multiple_of=8)] = 64,
+                     temporal_size: Annotated[int, Port("INT", min=8, max=4096)] = 64,
                      temporal_overlap: Annotated[int, Port("INT", min=4, max=4096)] = 8) -> VideoLatent:
     """Encode in overlapping tiles (sizes in pixels and frames), blended in latent space."""
     from ltxgraph_ops.models.tiling import tiled_encode
