@@ -84,6 +84,9 @@ class MemoryCache:
         self._entries: OrderedDict[str, tuple[Any, int]] = OrderedDict()
         self._used = 0
 
+    def has(self, key: str) -> bool:
+        return key in self._entries
+
     def get(self, key: str) -> Any | None:
         entry = self._entries.get(key)
         if entry is None:
@@ -152,6 +155,10 @@ class DiskStore:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return True
+
+    def has(self, key: str) -> bool:
+        """Whether an entry exists (cheap; :meth:`get` still verifies it)."""
+        return self._entry(key).is_dir()
 
     def get(self, key: str) -> tuple[Any, ...] | None:
         """The stored outputs, or None when absent; a damaged entry is removed and reported as absent."""

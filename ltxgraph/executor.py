@@ -84,14 +84,19 @@ class Executor:
         self._report = report
         report.nodes = [NodeReport(n, plan.nodes[n].spec.name, plan.keys[n]) for n in plan.order]
         results: dict[str, tuple[Any, ...]] = {}
+        needed = self._needed(plan)
+        by_id = {r.id: r for r in report.nodes}
         started = time.perf_counter()
         try:
             for index, node_report in enumerate(report.nodes):
-                self.progress.node_started(index, len(report.nodes), node_report.id, node_report.op)
-                t0 = time.perf_counter()
-                results[node_report.id] = self._produce(plan, node_report, results)
-                node_report.seconds = time.perf_counter() - t0
-                self.progress.node_finished(node_report)
+                if node_report.id not in needed:
+                    node_report.status = "unused"   # every consumer is served from the cache
+                else:
+                    self.progress.node_started(index, len(report.nodes), node_report.id, node_report.op)
+                    t0 = time.perf_counter()
+                    results[node_report.id] = self._produce(plan, node_report, results, by_id)
+                    node_report.seconds = time.perf_counter() - t0
+                    self.progress.node_finished(node_report)
                 for done in plan.release_after.get(node_report.id, ()):
                     results.pop(done, None)
         except KeyboardInterrupt:
@@ -110,6 +115,30 @@ class Executor:
             outputs[name] = results[ref.node][[p for p, _ in spec.outputs].index(ref.port)]
         return outputs, report
 
+    def _available(self, key: str) -> bool:
+        return bool((self.memory is not None and self.memory.has(key)) or (self.disk is not None and self.disk.has(key)))
+
+    def _needed(self, plan: Plan) -> set[str]:
+        """Nodes whose values this run must produce (from the cache or by running them): the targets and output
+        nodes, and, walking back, the inputs of every needed node that has no cache entry."""
+        needed = {ref.node for ref in plan.targets.values()} | {n for n in plan.order if plan.nodes[n].spec.output_node}
+        for node_id in reversed(plan.order):
+            if node_id in needed and not self._available(plan.keys[node_id]):
+                needed |= self._parents(plan, node_id)
+        return needed
+
+    @staticmethod
+    def _parents(plan: Plan, node_id: str) -> set[str]:
+        return {v.node for v in plan.nodes[node_id].inputs.values() if isinstance(v, NodeRef)}
+
+    def _ensure_inputs(self, plan: Plan, node_id: str, results: dict[str, tuple[Any, ...]],
+                       reports: dict[str, NodeReport]) -> None:
+        """Produce inputs that were skipped because this node looked cached but its entry turned out unusable
+        (a damaged entry is only found when read)."""
+        for parent in sorted(self._parents(plan, node_id), key=plan.order.index):
+            if parent not in results:
+                results[parent] = self._produce(plan, reports[parent], results, reports)
+
     @staticmethod
     def _finish(report: RunReport, started: float, status: str, error: str | None) -> None:
         report.status, report.error = status, error
@@ -118,13 +147,15 @@ class Executor:
             if node.status == "pending" and status != "ok":
                 node.status = "skipped"
 
-    def _produce(self, plan: Plan, node_report: NodeReport, results: dict[str, tuple[Any, ...]]) -> tuple[Any, ...]:
+    def _produce(self, plan: Plan, node_report: NodeReport, results: dict[str, tuple[Any, ...]],
+                 reports: dict[str, NodeReport]) -> tuple[Any, ...]:
         key = node_report.key
         cached = self._lookup(key)
         if cached is not None:
             node_report.status = "cached"
             self._record_files(cached)
             return cached
+        self._ensure_inputs(plan, node_report.id, results, reports)
         node = plan.nodes[node_report.id]
         spec = node.spec
         node_report.status = "interrupted"
