@@ -79,14 +79,12 @@ def normalise_features(hidden_states: list[torch.Tensor] | tuple[torch.Tensor, .
 
 
 def with_registers(x: torch.Tensor, mask: torch.Tensor, registers: torch.Tensor) -> torch.Tensor:
-    """Valid tokens of each sample moved to the front, the remaining positions filled with registers
-    (position i takes register i mod R): [B, T, D]; T must be a multiple of R."""
+    """Valid tokens of each sample moved to the front, every other position filled with a register (position i
+    takes register i mod R): [B, T, D] -> [B, S, D], S = T rounded up to a multiple of R."""
     batch, tokens, _ = x.shape
     count = registers.shape[0]
-    if tokens % count:
-        raise ValueError(f"text length {tokens} must be a multiple of the {count} learnable registers")
-    tiled = registers.to(x.dtype).repeat(tokens // count, 1)                  # [T, D]
-    out = tiled.expand(batch, -1, -1).clone()
+    length = -(-tokens // count) * count                                       # S
+    out = registers.to(x.dtype).repeat(length // count, 1).expand(batch, -1, -1).clone()   # [B, S, D]
     for b in range(batch):
         kept = x[b, mask[b].bool()]
         out[b, : kept.shape[0]] = kept
@@ -120,7 +118,7 @@ class EmbeddingsConnector(nn.Module):
         bias = None
         if self.cfg.registers:
             x = with_registers(features, mask, self.learnable_registers)
-            mask = torch.ones_like(mask)
+            mask = torch.ones(x.shape[:2], dtype=mask.dtype, device=mask.device)
         else:
             x = features
             bias = ((mask.to(x.dtype) - 1) * torch.finfo(x.dtype).max)[:, None, None, :]
