@@ -110,9 +110,12 @@ class TextEncoderHandle:
         ids, mask, lost = self.tokenizer.encode(prompts, self.max_length)
         if ctx is not None and any(lost):
             ctx.warn(f"prompt longer than {self.max_length} tokens: the last {max(lost)} tokens were dropped")
+        # Columns that are padding in every prompt change nothing (masked as keys, zeroed as features): Gemma
+        # runs on the rest only, at their original positions; a short prompt costs its own length, not 1024.
+        start = int(mask.any(dim=0).int().argmax())
         with torch.inference_mode():
-            states = self.gemma.get()(ids, mask)
-            video, audio, context_mask = self.projector.get()(states, mask)
+            states = self.gemma.get()(ids[:, start:], mask[:, start:], position_offset=start)
+            video, audio, context_mask = self.projector.get()(states, mask[:, start:], length=mask.shape[1])
         return Conditioning(video, audio, context_mask)
 
 

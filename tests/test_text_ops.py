@@ -42,6 +42,25 @@ def test_prompt_becomes_video_and_audio_contexts(models) -> None:
     assert torch.allclose(batch.audio_context[1], other.audio_context[0], atol=1e-5)
 
 
+def test_leading_padding_is_not_run_through_gemma_and_changes_nothing(models) -> None:
+    clip = ltxav_text_encoder_loader(*paths(models))
+    prompts = [PROMPT, "Snow falls on a quiet street."]
+    ids, mask, _ = clip.tokenizer.encode(prompts, clip.max_length)
+    with torch.inference_mode():
+        full_length = clip.projector.get()(clip.gemma.get()(ids, mask), mask)  # all 1024 columns through Gemma
+    seen = []
+    gemma = clip.gemma.get()
+    hook = gemma.embed_tokens.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[1]))
+    try:
+        trimmed = clip.encode(prompts)
+    finally:
+        hook.remove()
+    assert seen == [int(mask.sum(dim=1).max())] and seen[0] < 64                # only the longest prompt's columns
+    torch.testing.assert_close(trimmed.video_context, full_length[0], rtol=0, atol=5e-6)
+    torch.testing.assert_close(trimmed.audio_context, full_length[1], rtol=0, atol=5e-6)
+    assert torch.equal(trimmed.context_mask, full_length[2])
+
+
 def test_streamed_gemma_equals_resident(models) -> None:
     gemma, ckpt = paths(models, "gemma_3_12B_it.safetensors")
     resident = text_encoder_handle(gemma, ckpt, None)

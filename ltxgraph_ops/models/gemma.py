@@ -219,11 +219,14 @@ class GemmaTextModel(nn.Module):
     def embed(self, ids: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         return self.embed_tokens(ids, dtype) * torch.tensor(math.sqrt(self.config.hidden_size), dtype=dtype)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                position_offset: int = 0) -> list[torch.Tensor]:
         """ids and mask [B, T] (left padding) -> the L + 1 hidden states [B, T, D]: embeddings, then every
-        layer's output, the last one after the final norm."""
+        layer's output, the last one after the final norm. Tokens sit at positions ``position_offset + t`` (a
+        caller that dropped leading padding columns passes how many it dropped)."""
         x = self.embed(input_ids)
-        ropes = self._ropes(torch.arange(input_ids.shape[1]), x.dtype)
+        positions = torch.arange(position_offset, position_offset + input_ids.shape[1])
+        ropes = self._ropes(positions, x.dtype)
         biases = self._biases(attention_mask, input_ids.shape[1], x.dtype)
         states = [x]
         for layer in self.layers:

@@ -12,6 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# A stored (fp8/bf16) weight larger than this many elements is upcast and multiplied a slice of output rows at a
+# time, so a huge layer (the text projection's 3840 x 188160) never needs its whole float32 copy at once.
+DEQUANT_CHUNK_ELEMENTS = 1 << 25
+
 
 @dataclass
 class LowRankDelta:
@@ -56,11 +60,26 @@ class Linear(nn.Module):
         return weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = self.dequantized_weight(x.dtype, x.device)
         bias = None if self.bias is None else self.bias.to(dtype=x.dtype, device=x.device)
-        y = F.linear(x, weight, bias)
+        if self.weight.dtype == x.dtype or self.weight.numel() <= DEQUANT_CHUNK_ELEMENTS:
+            y = F.linear(x, self.dequantized_weight(x.dtype, x.device), bias)
+        else:
+            y = self._chunked(x, bias)
         for delta in self.deltas:
             y = y + delta.apply(x)
+        return y
+
+    def _chunked(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """``F.linear`` with the weight upcast one slice of output rows at a time."""
+        rows = max(1, DEQUANT_CHUNK_ELEMENTS // self.in_features)
+        y = x.new_empty(*x.shape[:-1], self.out_features)
+        scale = None if self.weight_scale is None else self.weight_scale.to(dtype=x.dtype, device=x.device)
+        for start in range(0, self.out_features, rows):
+            stop = min(start + rows, self.out_features)
+            weight = self.weight[start:stop].to(dtype=x.dtype, device=x.device)
+            if scale is not None:
+                weight = weight * (scale if scale.ndim == 0 else scale[start:stop].reshape(-1, 1))
+            y[..., start:stop] = F.linear(x, weight, None if bias is None else bias[start:stop])
         return y
 
     def extra_repr(self) -> str:

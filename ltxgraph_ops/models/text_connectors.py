@@ -163,13 +163,19 @@ class TextProjector(nn.Module):
         layer = self.text_embedding_projection.aggregate_embed
         return layer.in_features // layer.out_features
 
-    def forward(self, hidden_states: list[torch.Tensor], mask: torch.Tensor
+    def forward(self, hidden_states: list[torch.Tensor], mask: torch.Tensor, length: int | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Gemma hidden states (each [B, T, H]) and mask [B, T] -> (video context, audio context or None,
-        context mask), contexts [B, T, D]."""
+        context mask), contexts [B, S, D]. ``length`` (>= T) is the padded prompt length when the states cover
+        only its last T positions (leading padding was not run through Gemma); S is it rounded up to a multiple
+        of the registers."""
         if len(hidden_states) != self.states:
             raise ValueError(f"the text projection expects {self.states} hidden states, got {len(hidden_states)}")
         features = self.text_embedding_projection.aggregate_embed(normalise_features(hidden_states, mask))
+        missing = (length or mask.shape[1]) - mask.shape[1]
+        if missing > 0:   # padding features are zero (normalised to 0, no bias): put the dropped columns back
+            features = torch.nn.functional.pad(features, (0, 0, missing, 0))
+            mask = torch.nn.functional.pad(mask, (missing, 0))
         connectors = self.model.diffusion_model
         video, out_mask = connectors.video_embeddings_connector(features, mask)
         audio = None

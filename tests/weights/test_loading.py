@@ -128,3 +128,21 @@ def test_component_with_computed_buffers_keeps_them(tmp_path: Path) -> None:
     load_component(module, SafetensorsFile(path), "p.")
     assert torch.equal(module.table, torch.arange(4.0))
     assert torch.equal(module.proj(torch.ones(1, 3)), torch.full((1, 2), 3.0))
+
+
+@pytest.mark.parametrize("scale", ["scalar", "per_row", "none"])
+def test_large_stored_weights_are_upcast_in_row_slices_with_the_same_result(monkeypatch, scale: str) -> None:
+    from ltxgraph_ops.models import layers
+    g = torch.Generator().manual_seed(0)
+    layer = Linear(48, 37, bias=True)
+    layer.weight.data = (torch.randn(37, 48, generator=g) * 4).to(torch.float8_e4m3fn)
+    layer.bias.data = torch.randn(37, generator=g).to(torch.bfloat16)
+    layer.weight_scale = {"scalar": torch.tensor(0.05), "per_row": torch.rand(37, generator=g) + 0.5,
+                          "none": None}[scale]
+    x = torch.randn(2, 5, 48, generator=g)
+    whole = layer(x)
+    monkeypatch.setattr(layers, "DEQUANT_CHUNK_ELEMENTS", 48 * 8)    # 8 rows per slice: 5 slices, the last short
+    sliced = layer(x)
+    expected = torch.nn.functional.linear(x, layer.dequantized_weight(torch.float32), layer.bias.float())
+    torch.testing.assert_close(sliced, whole, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(sliced, expected, rtol=1e-6, atol=1e-6)
