@@ -1,9 +1,10 @@
 """Text ops (ComfyUI names): the LTX-2 text encoder (Gemma 3 + the checkpoint's text projection and connectors),
 prompt encoding to CONDITIONING, and prompt enhancement with the same Gemma weights.
 
-Memory: Gemma's layers are streamed from the file (read, used, released one by one) when its weights exceed the
-run's memory budget; its resident weights are dropped when the encoder value is released after its last use
-(the encoded CONDITIONING stays cached), before the sampler loads the transformer.
+Memory: when Gemma's weights exceed the run's memory budget its layers are streamed from the file (read, used,
+released one by one) and its token table is left on disk (only looked-up rows are read); resident weights are
+dropped when the encoder value is released after its last use (the encoded CONDITIONING stays cached), before
+the sampler loads the transformer.
 """
 from __future__ import annotations
 
@@ -53,10 +54,14 @@ def load_gemma(file, prefix: str, streamed: bool) -> GemmaTextModel:
         model = GemmaTextModel(gemma_config(file, prefix))
     if not streamed:
         return load_component(model, file, prefix, allow_extra=OTHER_GEMMA_PARTS)
-    layers = model.layers
-    model.layers = nn.ModuleList()
-    load_component(model, file, prefix, allow_extra=OTHER_GEMMA_PARTS + ("layers.",))
-    model.layers = StreamedBlocks(layers, file, f"{prefix}layers.")
+    layers, embed = model.layers, model.embed_tokens
+    model.layers, model.embed_tokens = nn.ModuleList(), nn.Module()
+    load_component(model, file, prefix, allow_extra=OTHER_GEMMA_PARTS + ("layers.", "embed_tokens."))
+    table = f"{prefix}embed_tokens."
+    if f"{table}weight_scale" in file.entries:
+        embed.weight_scale = file.read(f"{table}weight_scale").float().reshape(())
+    embed.leave_on_disk(file, f"{table}weight")
+    model.layers, model.embed_tokens = StreamedBlocks(layers, file, f"{prefix}layers."), embed
     return model
 
 

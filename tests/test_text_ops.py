@@ -68,6 +68,13 @@ def test_streamed_gemma_equals_resident(models) -> None:
     a, b = resident.encode([PROMPT]), streamed.encode([PROMPT])
     assert torch.equal(a.video_context, b.video_context)
     assert type(streamed.gemma.get().layers).__name__ == "StreamedBlocks"
+    table = streamed.gemma.get().embed_tokens
+    assert table.weight.device.type == "meta"                      # the token table is left on disk
+    table.LOGIT_ROWS = 7                                           # the output head reads it in slices
+    hidden = torch.randn(1, 3, table.weight.shape[1])
+    torch.testing.assert_close(table.logits(hidden), resident.gemma.get().embed_tokens.logits(hidden))
+    ids = torch.tensor([[5, 9, 5, 2]])
+    assert torch.equal(table(ids), resident.gemma.get().embed_tokens(ids))
 
 
 def test_a_file_without_tokenizer_is_refused_by_name(models, tmp_path: Path) -> None:

@@ -83,29 +83,51 @@ class GemmaRMSNorm(nn.Module):
 
 class Embedding(nn.Module):
     """Token embeddings kept in their stored dtype (a 262k x 3840 table is 2 GB in bf16, 4 GB in float32);
-    rows are upcast when looked up. ``weight_scale`` as in :class:`Linear` for scaled fp8 files."""
+    rows are upcast when looked up. ``weight_scale`` as in :class:`Linear` for scaled fp8 files. With
+    :meth:`leave_on_disk` the table is not held at all: looked-up rows are read from the file."""
 
     KEEP_STORAGE_DTYPE = ("weight",)
+    LOGIT_ROWS = 16384  # table rows read at a time for the output head of an on-disk table
 
     def __init__(self, vocab: int, dim: int) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(vocab, dim), requires_grad=False)
         self.weight_scale: torch.Tensor | None = None
+        self._disk: tuple[object, str] | None = None
 
     @property
     def out_features(self) -> int:
         return self.weight.shape[0]
 
-    def forward(self, ids: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        rows = F.embedding(ids, self.weight).to(dtype)
+    def leave_on_disk(self, file, key: str) -> None:
+        """Read rows of tensor ``key`` from ``file`` (anything with ``read_rows``) when needed."""
+        self._disk = (file, key)
+
+    def _rows(self, start: int, stop: int) -> torch.Tensor:
+        if self._disk is None:
+            return self.weight[start:stop]
+        file, key = self._disk
+        return file.read_rows(key, start, stop)
+
+    def _scaled(self, rows: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        rows = rows.to(dtype)
         return rows if self.weight_scale is None else rows * self.weight_scale.to(dtype)
+
+    def forward(self, ids: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        if self._disk is None:
+            return self._scaled(F.embedding(ids, self.weight), dtype)
+        unique, where = torch.unique(ids, return_inverse=True)
+        table = torch.stack([self._rows(int(i), int(i) + 1)[0] for i in unique])
+        return self._scaled(table, dtype)[where]
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Tied output head: hidden [B, T, D] -> logits [B, T, vocab]."""
-        weight = self.weight.to(hidden.dtype)
-        if self.weight_scale is not None:
-            weight = weight * self.weight_scale.to(hidden.dtype)
-        return hidden @ weight.T
+        if self._disk is None:
+            return hidden @ self._scaled(self.weight, hidden.dtype).T
+        vocab = self.out_features
+        return torch.cat([hidden @ self._scaled(self._rows(start, min(start + self.LOGIT_ROWS, vocab)),
+                                                hidden.dtype).T
+                          for start in range(0, vocab, self.LOGIT_ROWS)], dim=-1)
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:

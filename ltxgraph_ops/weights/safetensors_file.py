@@ -151,6 +151,23 @@ class SafetensorsFile:
                 raise self.error(f"file ended after {got} of {entry.nbytes} bytes (truncated?)", key)
         return tensor
 
+    def read_rows(self, key: str, start: int, stop: int) -> torch.Tensor:
+        """Rows ``start:stop`` of a tensor along its first dimension, read alone: [stop - start, ...]."""
+        entry = self.entries.get(key)
+        if entry is None:
+            raise self.error("not in file", key)
+        if not 0 <= start <= stop <= entry.shape[0]:
+            raise self.error(f"rows {start}:{stop} outside its {entry.shape[0]} rows", key)
+        row_bytes = entry.nbytes // max(1, entry.shape[0])
+        tensor = torch.empty((stop - start, *entry.shape[1:]), dtype=entry.dtype)
+        if stop > start and row_bytes:
+            target = tensor.reshape(-1).view(torch.uint8).numpy()
+            with open(self.path, "rb") as handle:
+                handle.seek(self.data_offset + entry.begin + start * row_bytes)
+                if handle.readinto(target) != target.nbytes:
+                    raise self.error("file ended early (truncated?)", key)
+        return tensor
+
 
 class ShardedSafetensors:
     """Several safetensors files read as one (a model saved in shards, e.g. ``model-00001-of-00005``): the same
@@ -200,3 +217,8 @@ class ShardedSafetensors:
         if key not in self.owner:
             raise self.error("not in any shard", key)
         return self.owner[key].read(key)
+
+    def read_rows(self, key: str, start: int, stop: int) -> torch.Tensor:
+        if key not in self.owner:
+            raise self.error("not in any shard", key)
+        return self.owner[key].read_rows(key, start, stop)

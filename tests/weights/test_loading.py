@@ -144,5 +144,7 @@ def test_large_stored_weights_are_upcast_in_row_slices_with_the_same_result(monk
     monkeypatch.setattr(layers, "DEQUANT_CHUNK_ELEMENTS", 48 * 8)    # 8 rows per slice: 5 slices, the last short
     sliced = layer(x)
     expected = torch.nn.functional.linear(x, layer.dequantized_weight(torch.float32), layer.bias.float())
-    torch.testing.assert_close(sliced, whole, rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(sliced, expected, rtol=1e-6, atol=1e-6)
+    # Different matmul shapes sum in a different order: compare at float32 rounding of the output's magnitude.
+    atol = 1e-6 * whole.abs().max().item()
+    torch.testing.assert_close(sliced, whole, rtol=1e-6, atol=atol)
+    torch.testing.assert_close(sliced, expected, rtol=1e-6, atol=atol)
