@@ -1,12 +1,20 @@
-"""Write synthetic full-size LTX-2 checkpoints (random weights; the real key layout, shapes and header config;
-fp8 e4m3fn linear weights with per-tensor scales) for benchmarks at real scale on small machines.
+"""Write synthetic full-size LTX-2 model files (random weights; the real key layout, shapes and header config) in
+ComfyUI's models-folder layout, for benchmarks at real scale on small machines.
 
-Usage: python tools/make_full.py OUT_DIR [--component transformer] [--seed N]
-Files: ltx-2-19b-synthetic-fp8.safetensors (the transformer under model.diffusion_model., ~19 GB).
+Usage: python tools/make_full.py OUT_DIR [--component checkpoint|gemma|upscaler] [--seed N]
+Files under OUT_DIR:
+  checkpoints/ltx-2-19b-dev-fp8.safetensors            transformer (fp8 Linear weights with per-tensor scales),
+                                                       text projection + connectors, video VAE, audio VAE and
+                                                       vocoder (bf16); header config as the release's (~23 GB)
+  text_encoders/gemma_3_12B_it_fp8_scaled.safetensors  Gemma 3 12B (fp8 Linear weights, bf16 token table and
+                                                       norms) with a small SentencePiece model (~12.9 GB)
+  latent_upscale_models/ltx-2-spatial-upscaler-x2-1.0.safetensors   the x2 latent upscaler, bf16 (~1 GB)
+A file that exists is kept (delete it to rewrite it).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -15,29 +23,71 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ltxgraph_ops.tiny import transformer as tiny_transformer  # noqa: E402
-from ltxgraph_ops.weights.writing import header_metadata, write_synthetic  # noqa: E402
+from ltxgraph_ops.tiny import files as tiny_files  # noqa: E402
+from ltxgraph_ops.weights.writing import SyntheticPart, header_metadata, write_synthetic  # noqa: E402
 
-FILES = {"transformer": "ltx-2-19b-synthetic-fp8.safetensors"}
+FILES = {
+    "checkpoint": Path("checkpoints/ltx-2-19b-dev-fp8.safetensors"),
+    "gemma": Path("text_encoders/gemma_3_12B_it_fp8_scaled.safetensors"),
+    "upscaler": Path("latent_upscale_models/ltx-2-spatial-upscaler-x2-1.0.safetensors"),
+}
+FP8_COMPONENTS = ("transformer",)  # the rest of the fp8 release is stored in 16 bits
 
 
-def write_component(component: str, out_dir: Path, seed: int = 0) -> Path:
-    if component == "transformer":
-        config = tiny_transformer.full_config()
-        with torch.device("meta"):
-            layout = tiny_transformer.build(config, device="meta")
-        return write_synthetic(out_dir / FILES[component], layout, tiny_transformer.PREFIX,
-                               header_metadata({"transformer": config}), seed)
-    raise ValueError(f"unknown component {component!r}: choose from {', '.join(FILES)}")
+def vocab_size(spm: bytes) -> int:
+    import sentencepiece
+    return sentencepiece.SentencePieceProcessor(model_proto=spm).get_piece_size()
+
+
+def _meta(module, config):
+    with torch.device("meta"):
+        return module.build(config, device="meta")
+
+
+def checkpoint_parts(scale: str = "full") -> tuple[list[SyntheticPart], dict[str, str]]:
+    """The single-file checkpoint's components at ``scale`` ("full", or "tiny" for tests) and its header."""
+    sections: dict[str, dict] = {}
+    parts = []
+    for module in tiny_files.available(tiny_files.CHECKPOINT_COMPONENTS):
+        config = sections.setdefault(module.SECTION, getattr(module, f"{scale}_config")())
+        parts.append(SyntheticPart(_meta(module, config), module.PREFIX, module.COMPONENT in FP8_COMPONENTS))
+    return parts, header_metadata(sections)
+
+
+def write_component(component: str, out_dir: Path, seed: int = 0, scale: str = "full") -> Path:
+    """Write one synthetic file (unless it exists) and return its path; ``scale="tiny"`` writes the same files
+    with the tiny configs (for tests of this writer)."""
+    if component not in FILES:
+        raise ValueError(f"unknown component {component!r}: choose from {', '.join(FILES)}")
+    path = out_dir / FILES[component]
+    if path.exists():
+        return path
+    if component == "checkpoint":
+        parts, metadata = checkpoint_parts(scale)
+        return write_synthetic(path, parts, metadata, seed)
+    if component == "gemma":
+        gemma = tiny_files.component("gemma")
+        spm = gemma.train_tiny_spm()
+        tokenizer = torch.frombuffer(bytearray(spm), dtype=torch.uint8).clone()
+        if scale == "full":
+            config, metadata = gemma.full_config(), {}      # the 12B values are the defaults: no header config
+        else:
+            config, metadata = gemma.tiny_config(vocab_size(spm)), {"config": json.dumps(gemma.TINY_OVERRIDES)}
+        part = SyntheticPart(_meta(gemma, config), gemma.PREFIX)
+        return write_synthetic(path, [part], metadata, seed, extra={"spiece_model": tokenizer})
+    upscaler = tiny_files.component("upscaler")
+    config = getattr(upscaler, f"{scale}_config")()
+    return write_synthetic(path, [SyntheticPart(_meta(upscaler, config), upscaler.PREFIX, fp8_linears=False)],
+                           header_metadata(config), seed)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--component", choices=sorted(FILES), action="append")
+    parser.add_argument("--component", choices=list(FILES), action="append")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    for component in args.component or sorted(FILES):
+    for component in args.component or list(FILES):
         start = time.perf_counter()
         path = write_component(component, args.out_dir, args.seed)
         print(f"{path}  {path.stat().st_size / 2**30:.2f} GiB in {time.perf_counter() - start:.0f} s")

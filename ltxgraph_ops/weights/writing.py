@@ -7,6 +7,7 @@ import json
 import math
 import os
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -112,7 +113,8 @@ def checkpoint_tensors(parts: Iterable[tuple[nn.Module, str]], seed: int, storag
 
 # ------------------------------------------------------------------------------------------ full-size synthetic
 
-_SAFETENSORS_DTYPES = {torch.float8_e4m3fn: "F8_E4M3", torch.bfloat16: "BF16", torch.float32: "F32"}
+_SAFETENSORS_DTYPES = {torch.float8_e4m3fn: "F8_E4M3", torch.bfloat16: "BF16", torch.float32: "F32",
+                       torch.uint8: "U8", torch.int64: "I64"}
 CHUNK = 1 << 26  # elements generated at a time: bounds the writer's memory
 
 
@@ -123,20 +125,43 @@ def _fp8_bytes(count: int, generator: torch.Generator) -> torch.Tensor:
     return (raw & 0x87) | (exponent << 3)
 
 
-def write_synthetic(path: Path, module: nn.Module, prefix: str, metadata: dict[str, str], seed: int = 0,
-                    fp8_linears: bool = True) -> Path:
-    """A full-size checkpoint of ``module``'s layout (built on the meta device) written tensor by tensor, so
-    a 19B file needs only a chunk of memory: Linear weights as random fp8 with a per-tensor ``weight_scale``
-    (1/sqrt(fan_in)), everything else bf16 from :func:`seeded_value`."""
-    linears = linear_weight_keys(module, prefix) if fp8_linears else set()
+@dataclass(frozen=True)
+class SyntheticPart:
+    """One component of a synthetic file: its layout (built on the meta device), key prefix, and whether its
+    Linear weights are stored as fp8 (else bf16 like everything else)."""
+
+    module: nn.Module
+    prefix: str
+    fp8_linears: bool = True
+
+
+def _synthetic_plan(parts: list[SyntheticPart]) -> list[tuple[str, torch.dtype, tuple[int, ...]]]:
     plan: list[tuple[str, torch.dtype, tuple[int, ...]]] = []
-    for key, tensor in module.state_dict(keep_vars=True).items():
-        name = prefix + key
-        if name in linears:
-            plan.append((name, torch.float8_e4m3fn, tuple(tensor.shape)))
-            plan.append((name[: -len("weight")] + "weight_scale", torch.float32, ()))
-        else:
-            plan.append((name, torch.bfloat16 if tensor.is_floating_point() else tensor.dtype, tuple(tensor.shape)))
+    for part in parts:
+        linears = linear_weight_keys(part.module, part.prefix) if part.fp8_linears else set()
+        for key, tensor in part.module.state_dict(keep_vars=True).items():
+            name = part.prefix + key
+            if name in linears:
+                plan.append((name, torch.float8_e4m3fn, tuple(tensor.shape)))
+                plan.append((name[: -len("weight")] + "weight_scale", torch.float32, ()))
+            else:
+                dtype = torch.bfloat16 if tensor.is_floating_point() else tensor.dtype
+                plan.append((name, dtype, tuple(tensor.shape)))
+    return plan
+
+
+def write_synthetic(path: Path, parts: list[SyntheticPart], metadata: dict[str, str], seed: int = 0,
+                    extra: dict[str, torch.Tensor] | None = None) -> Path:
+    """A full-size checkpoint of several components written tensor by tensor, so a 19B file needs only a chunk
+    of memory: fp8 Linear weights as random bit patterns with a per-tensor ``weight_scale`` (1/sqrt(fan_in)),
+    everything else bf16 from :func:`seeded_value`; ``extra`` tensors (e.g. a tokenizer) are written as given.
+    The file appears whole or not at all."""
+    plan = _synthetic_plan(parts)
+    extra = {key: value.contiguous() for key, value in (extra or {}).items()}
+    plan += [(key, value.dtype, tuple(value.shape)) for key, value in extra.items()]
+    names = [name for name, _, _ in plan]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: components share keys")
     header: dict = {"__metadata__": metadata}
     offset = 0
     for name, dtype, shape in plan:
@@ -153,7 +178,9 @@ def write_synthetic(path: Path, module: nn.Module, prefix: str, metadata: dict[s
             handle.write(len(raw).to_bytes(8, "little") + raw)
             for name, dtype, shape in plan:
                 count = math.prod(shape)
-                if dtype == torch.float8_e4m3fn:
+                if name in extra:
+                    handle.write(extra[name].reshape(-1).view(torch.uint8).numpy().tobytes())
+                elif dtype == torch.float8_e4m3fn:
                     for start in range(0, count, CHUNK):
                         handle.write(_fp8_bytes(min(CHUNK, count - start), generator).numpy().tobytes())
                 elif name.endswith("weight_scale") and dtype == torch.float32:

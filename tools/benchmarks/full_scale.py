@@ -1,8 +1,16 @@
-"""Real scale on this machine: one denoising step of the full-size 19B transformer (synthetic fp8 weights in
-the real layout, written by tools/make_full.py into $LTXGRAPH_FULL_DIR, default /tmp/ltxgraph-full), streamed
-from disk under a memory budget, on a 256x256, 9-frame video latent with 0.36 s of audio and a 128-token prompt.
+"""Real scale on this machine: the full-size LTX-2 models (synthetic weights in the real layout and dtypes,
+written by tools/make_full.py into $LTXGRAPH_FULL_DIR, default /tmp/ltxgraph-full; missing files are written
+first) run through the ops' loaders under a 6 GiB memory budget.
 
-Runs in a subprocess so the peak RSS (VmHWM) is the step's alone.
+- full-19b-step: one denoising step of the 19B transformer (blocks streamed from disk) on a 256x256, 9-frame
+  video latent with 0.36 s of audio and a 128-token prompt.
+- gemma-12b-encode: LTXAVTextEncoderLoader's encoder (Gemma 3 12B fp8, layers streamed, token table on disk,
+  then the checkpoint's text projection and connectors) encoding one short prompt.
+- vae-decode-full: the release-size video VAE decoding [1, 128, 2, 8, 8] -> 9 frames of 256x256, plainly and
+  in 128-pixel tiles (VAEDecodeTiled).
+- upscale-full: the x2 latent upscaler on [1, 128, 2, 8, 8].
+
+Each runs in its own subprocess so its peak RSS (VmHWM) is its own; 2 threads.
 """
 from __future__ import annotations
 
@@ -16,18 +24,24 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 FULL_DIR = Path(os.environ.get("LTXGRAPH_FULL_DIR", "/tmp/ltxgraph-full"))
 BUDGET = 6 * 2**30
 
-STEP = """
+PRELUDE = """
 import json, sys, time, torch
 sys.path.insert(0, {root!r})
 from ltxgraph.context import OpContext, RunSettings
+torch.set_num_threads({threads})
+ctx = OpContext("bench", settings=RunSettings(memory_budget={budget}))
+def peak_gib():
+    return round([int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0] / 2**20, 2)
+figures = {{}}
+"""
+
+STEP = """
 from ltxgraph.values import AudioLatent, AVLatent, VideoLatent
 from ltxgraph_ops.conditioning import Conditioning
 from ltxgraph_ops.loaders import model_handle
 from ltxgraph_ops.sampling_ops import cfg_guider_op, ksampler_select, random_noise, sampler_custom_advanced
-torch.set_num_threads({threads})
 start = time.perf_counter()
-ctx = OpContext("bench", settings=RunSettings(memory_budget={budget}))
-handle = model_handle({path!r}, ctx)
+handle = model_handle(FILES['checkpoint'], ctx)
 with handle.applied():
     pass
 loaded = time.perf_counter()
@@ -38,23 +52,76 @@ latent = AVLatent(VideoLatent(torch.zeros(1, 128, 2, 8, 8), 25.0, 9), AudioLaten
 out, _ = sampler_custom_advanced(random_noise(0), cfg_guider_op(handle, cond, cond, 1.0), ksampler_select("euler"),
                                  torch.tensor([1.0, 0.0]), latent, ctx)
 done = time.perf_counter()
-peak = [int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('VmHWM')][0]
-print(json.dumps({{"load_seconds": round(loaded - start, 2), "step_seconds": round(done - loaded, 2),
-                  "peak_rss_bytes": peak, "peak_rss_gib": round(peak / 2**30, 2),
-                  "finite": bool(torch.isfinite(out.video.samples).all() and torch.isfinite(out.audio.samples).all())}}))
+figures.update(load_seconds=round(loaded - start, 2), step_seconds=round(done - loaded, 2), peak_rss_gib=peak_gib(),
+               finite=bool(torch.isfinite(out.video.samples).all() and torch.isfinite(out.audio.samples).all()))
+"""
+
+ENCODE = """
+from ltxgraph_ops.text_ops import text_encoder_handle
+start = time.perf_counter()
+encoder = text_encoder_handle(FILES['gemma'], FILES['checkpoint'], ctx)
+checked = time.perf_counter()
+prompt = "A lighthouse stands on a cliff at dusk while waves crash below and seagulls call over the wind."
+cond = encoder.encode([prompt])
+first = time.perf_counter()
+tokens = int(encoder.tokenizer.encode([prompt], encoder.max_length)[1].sum())
+figures.update(check_seconds=round(checked - start, 2), prompt_tokens=tokens,
+               context_shape=list(cond.video_context.shape), first_encode_seconds=round(first - checked, 2),
+               streamed=type(encoder.gemma.get().layers).__name__ == 'StreamedBlocks', peak_rss_gib=peak_gib(),
+               finite=bool(torch.isfinite(cond.video_context).all() and torch.isfinite(cond.audio_context).all()))
+again = time.perf_counter()
+encoder.encode([prompt + " Seagulls."])
+figures.update(second_encode_seconds=round(time.perf_counter() - again, 2), peak_rss_gib=peak_gib())
+"""
+
+DECODE = """
+from ltxgraph.values import VideoLatent
+from ltxgraph_ops.vae_ops import vae_decode, vae_decode_tiled, video_vae_handle
+vae = video_vae_handle(FILES['checkpoint'], ctx)
+latent = VideoLatent(torch.randn(1, 128, 2, 8, 8, generator=torch.Generator().manual_seed(0)), 25.0, 9)
+vae.model.get()
+start = time.perf_counter()
+plain = vae_decode(latent, vae)
+mid = time.perf_counter()
+figures.update(output_shape=list(plain.shape), decode_seconds=round(mid - start, 2), peak_rss_gib_plain=peak_gib())
+tiled = vae_decode_tiled(latent, vae, tile_size=128, overlap=32, temporal_size=64, temporal_overlap=8)
+figures.update(tiled_decode_seconds=round(time.perf_counter() - mid, 2), peak_rss_gib=peak_gib(),
+               tiled_vs_plain_mean_abs=round(float((tiled - plain).abs().mean()), 4),
+               finite=bool(torch.isfinite(plain).all() and torch.isfinite(tiled).all()))
+"""
+
+UPSCALE = """
+from ltxgraph.values import VideoLatent
+from ltxgraph_ops.upscale_ops import latent_upscale_model_loader, ltxv_latent_upsampler
+from ltxgraph_ops.vae_ops import video_vae_handle
+vae = video_vae_handle(FILES['checkpoint'], ctx)
+upscaler = latent_upscale_model_loader(FILES["upscaler"], ctx)
+latent = VideoLatent(torch.randn(1, 128, 2, 8, 8, generator=torch.Generator().manual_seed(0)), 25.0, 9)
+start = time.perf_counter()
+out = ltxv_latent_upsampler(latent, upscaler, vae)
+figures.update(output_shape=list(out.samples.shape), upscale_seconds=round(time.perf_counter() - start, 2),
+               peak_rss_gib=peak_gib(), finite=bool(torch.isfinite(out.samples).all()))
 """
 
 
-def full_19b_step() -> dict:
+def run_full(body: str, components: tuple[str, ...]) -> dict:
+    """Run ``body`` in a fresh interpreter with FILES (component -> path) set; the files are written first if
+    missing. Returns the figures it reports, with the files' sizes."""
     sys.path.insert(0, str(ROOT))
-    from tools.make_full import FILES, write_component
-    path = FULL_DIR / FILES["transformer"]
-    if not path.exists():
-        write_component("transformer", FULL_DIR)
-    code = STEP.format(root=str(ROOT), path=str(path), budget=BUDGET, threads=os.cpu_count() or 1)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return {"file_gib": round(path.stat().st_size / 2**30, 2), "memory_budget_gib": BUDGET / 2**30,
-            **json.loads(out.stdout.strip().splitlines()[-1])}
+    from tools.make_full import write_component
+    files = {name: str(write_component(name, FULL_DIR)) for name in components}
+    code = (PRELUDE.format(root=str(ROOT), budget=BUDGET, threads=os.cpu_count() or 1)
+            + f"FILES = {files!r}\n" + body + "\nprint(json.dumps(figures))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"benchmark failed:\n{out.stderr[-3000:]}")
+    sizes = {f"{name}_file_gib": round(Path(path).stat().st_size / 2**30, 2) for name, path in files.items()}
+    return {**sizes, "memory_budget_gib": BUDGET / 2**30, **json.loads(out.stdout.strip().splitlines()[-1])}
 
 
-BENCHMARKS = {"full-19b-step": full_19b_step}
+BENCHMARKS = {
+    "full-19b-step": lambda: run_full(STEP, ("checkpoint",)),
+    "gemma-12b-encode": lambda: run_full(ENCODE, ("gemma", "checkpoint")),
+    "vae-decode-full": lambda: run_full(DECODE, ("checkpoint",)),
+    "upscale-full": lambda: run_full(UPSCALE, ("checkpoint", "upscaler")),
+}
