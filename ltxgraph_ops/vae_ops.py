@@ -18,8 +18,9 @@ from ltxgraph.values import AVLatent, VideoLatent
 from ltxgraph_ops.handles import Lazy, ModelHandle
 from ltxgraph_ops.latents import pixel_frames
 from ltxgraph_ops.loaders import model_handle
-from ltxgraph_ops.model_files import component_layout, load_section_component
+from ltxgraph_ops.model_files import component_layout, header_section
 from ltxgraph_ops.vae_handle import VideoVAEHandle
+from ltxgraph_ops.weights.loading import load_component, parameters_on_meta
 from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
 
 VAE_PREFIX, VAE_SECTION = "vae.", "vae"
@@ -28,6 +29,36 @@ VAE_PREFIX, VAE_SECTION = "vae.", "vae"
 def _build_vae(section: dict) -> torch.nn.Module:
     from ltxgraph_ops.models.video_vae import VideoVAE, VideoVAEConfig
     return VideoVAE(VideoVAEConfig.from_header(section))
+
+
+class PartwiseVideoVAE:
+    """The checkpoint's video VAE with its encoder and decoder each read on first use: a graph that only
+    decodes never holds the encoder (694M of the release's 1.2G parameters, 2.8 GB in float32)."""
+
+    def __init__(self, path: str, device: str | torch.device) -> None:
+        self.path, self.device = path, device
+        file = SafetensorsFile(path)
+        with parameters_on_meta():
+            self.model = _build_vae(header_section(file, VAE_SECTION))
+        load_component(self.model.per_channel_statistics, file, f"{VAE_PREFIX}per_channel_statistics.",
+                       device=device)
+
+    @property
+    def per_channel_statistics(self) -> torch.nn.Module:
+        return self.model.per_channel_statistics
+
+    def _ensure(self, part: str) -> None:
+        module = getattr(self.model, part)
+        if any(t.device.type == "meta" for t in module.state_dict().values()):
+            load_component(module, SafetensorsFile(self.path), f"{VAE_PREFIX}{part}.", device=self.device)
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        self._ensure("encoder")
+        return self.model.encode(pixels)
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        self._ensure("decoder")
+        return self.model.decode(latent)
 
 
 def video_vae_handle(path: str, ctx: OpContext | None) -> VideoVAEHandle:
@@ -41,8 +72,7 @@ def video_vae_handle(path: str, ctx: OpContext | None) -> VideoVAEHandle:
         return tuple(stats.read(f"{VAE_PREFIX}per_channel_statistics.{name}").float()
                      for name in ("mean-of-means", "std-of-means"))  # type: ignore[return-value]
 
-    return VideoVAEHandle(file.name, Lazy(lambda: load_section_component(path, _build_vae, VAE_SECTION, VAE_PREFIX,
-                                                                         device), f"video VAE of {file.name}"),
+    return VideoVAEHandle(file.name, Lazy(lambda: PartwiseVideoVAE(path, device), f"video VAE of {file.name}"),
                           latent_channels=channels, statistics=Lazy(statistics, f"VAE statistics of {file.name}"))
 
 

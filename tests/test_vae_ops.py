@@ -35,6 +35,17 @@ def test_checkpoint_loader_outputs(loaded) -> None:
     assert mean.shape == std.shape == (128,) and not vae.model.loaded   # statistics read without the VAE
 
 
+def test_decoding_reads_only_the_decoder(models) -> None:
+    _, _, vae = checkpoint_loader_simple(str(models / "checkpoints" / "ltx-2-19b-dev.safetensors"))
+    vae_decode(VideoLatent(torch.randn(1, 128, 2, 2, 3), 25.0, 9), vae)
+    parts = vae.model.get().model
+    on_meta = {name: any(p.device.type == "meta" for p in getattr(parts, name).parameters())
+               for name in ("encoder", "decoder")}
+    assert on_meta == {"encoder": True, "decoder": False}
+    vae_encode(torch.rand(9, 64, 64, 3), vae)
+    assert not any(p.device.type == "meta" for p in parts.encoder.parameters())
+
+
 def test_encode_decode_frames_and_sizes(loaded) -> None:
     _, _, vae = loaded
     clip = torch.rand(9, 64, 96, 3)

@@ -1,7 +1,7 @@
 """Write synthetic full-size LTX-2 model files (random weights; the real key layout, shapes and header config) in
 ComfyUI's models-folder layout, for benchmarks at real scale on small machines.
 
-Usage: python tools/make_full.py OUT_DIR [--component checkpoint|gemma|upscaler] [--seed N]
+Usage: python tools/make_full.py OUT_DIR [--component checkpoint|gemma|upscaler] [--seed N] [--depth N]
 Files under OUT_DIR:
   checkpoints/ltx-2-19b-dev-fp8.safetensors            transformer (fp8 Linear weights with per-tensor scales),
                                                        text projection + connectors, video VAE, audio VAE and
@@ -14,6 +14,7 @@ A file that exists is kept (delete it to rewrite it).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -44,26 +45,34 @@ def _meta(module, config):
         return module.build(config, device="meta")
 
 
-def checkpoint_parts(scale: str = "full") -> tuple[list[SyntheticPart], dict[str, str]]:
-    """The single-file checkpoint's components at ``scale`` ("full", or "tiny" for tests) and its header."""
+def checkpoint_parts(scale: str = "full", depth: int | None = None) -> tuple[list[SyntheticPart], dict[str, str]]:
+    """The single-file checkpoint's components at ``scale`` ("full", or "tiny" for tests) and its header. With
+    ``depth``: only the transformer (``depth`` blocks) and the text connectors (for a Gemma of ``depth`` layers)."""
     sections: dict[str, dict] = {}
     parts = []
-    for module in tiny_files.available(tiny_files.CHECKPOINT_COMPONENTS):
+    names = ("transformer", "connector") if depth else tiny_files.CHECKPOINT_COMPONENTS
+    for module in tiny_files.available(names):
         config = sections.setdefault(module.SECTION, getattr(module, f"{scale}_config")())
-        parts.append(SyntheticPart(_meta(module, config), module.PREFIX, module.COMPONENT in FP8_COMPONENTS))
+        if depth and module.COMPONENT == "transformer":
+            config["num_layers"] = depth
+        layout = _meta(module, config) if not (depth and module.COMPONENT == "connector") else \
+            module.build(config, device="meta", states=depth + 1)
+        parts.append(SyntheticPart(layout, module.PREFIX, module.COMPONENT in FP8_COMPONENTS))
     return parts, header_metadata(sections)
 
 
-def write_component(component: str, out_dir: Path, seed: int = 0, scale: str = "full") -> Path:
+def write_component(component: str, out_dir: Path, seed: int = 0, scale: str = "full",
+                    depth: int | None = None) -> Path:
     """Write one synthetic file (unless it exists) and return its path; ``scale="tiny"`` writes the same files
-    with the tiny configs (for tests of this writer)."""
+    with the tiny configs (for tests of this writer); ``depth`` gives the transformer and Gemma that many
+    blocks / layers (the checkpoint then holds only the transformer and text connectors)."""
     if component not in FILES:
         raise ValueError(f"unknown component {component!r}: choose from {', '.join(FILES)}")
     path = out_dir / FILES[component]
     if path.exists():
         return path
     if component == "checkpoint":
-        parts, metadata = checkpoint_parts(scale)
+        parts, metadata = checkpoint_parts(scale, depth)
         return write_synthetic(path, parts, metadata, seed)
     if component == "gemma":
         gemma = tiny_files.component("gemma")
@@ -73,6 +82,8 @@ def write_component(component: str, out_dir: Path, seed: int = 0, scale: str = "
             config, metadata = gemma.full_config(), {}      # the 12B values are the defaults: no header config
         else:
             config, metadata = gemma.tiny_config(vocab_size(spm)), {"config": json.dumps(gemma.TINY_OVERRIDES)}
+        if depth:
+            config = dataclasses.replace(config, num_hidden_layers=depth)
         part = SyntheticPart(_meta(gemma, config), gemma.PREFIX)
         return write_synthetic(path, [part], metadata, seed, extra={"spiece_model": tokenizer})
     upscaler = tiny_files.component("upscaler")
@@ -86,10 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--component", choices=list(FILES), action="append")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--depth", type=int, default=None,
+                        help="transformer blocks and Gemma layers (default: the release's 48 and 48)")
     args = parser.parse_args(argv)
     for component in args.component or list(FILES):
         start = time.perf_counter()
-        path = write_component(component, args.out_dir, args.seed)
+        path = write_component(component, args.out_dir, args.seed, depth=args.depth)
         print(f"{path}  {path.stat().st_size / 2**30:.2f} GiB in {time.perf_counter() - start:.0f} s")
     return 0
 

@@ -28,6 +28,7 @@ def hidden_states_for(config: dict) -> int:
     return RELEASE_STATES if config.get("caption_channels") == 3840 else TINY_STATES
 
 
-def build(config: dict, device: str | torch.device = "cpu") -> torch.nn.Module:
+def build(config: dict, device: str | torch.device = "cpu", states: int | None = None) -> torch.nn.Module:
+    """The projection and connectors for ``states`` Gemma hidden states (default: as :func:`hidden_states_for`)."""
     with torch.device(device):
-        return TextProjector(config, hidden_states_for(config))
+        return TextProjector(config, states or hidden_states_for(config))

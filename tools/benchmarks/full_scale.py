@@ -9,6 +9,8 @@ first) run through the ops' loaders under a 6 GiB memory budget.
 - vae-decode-full: the release-size video VAE decoding [1, 128, 2, 8, 8] -> 9 frames of 256x256, plainly and
   in 128-pixel tiles (VAEDecodeTiled).
 - upscale-full: the x2 latent upscaler on [1, 128, 2, 8, 8].
+- memory-vs-depth: the step and the encoding again with 12 and 24 blocks / layers (full widths): peak RSS
+  does not grow with the checkpoint.
 
 Each runs in its own subprocess so its peak RSS (VmHWM) is its own; 2 threads.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -104,12 +107,12 @@ figures.update(output_shape=list(out.samples.shape), upscale_seconds=round(time.
 """
 
 
-def run_full(body: str, components: tuple[str, ...]) -> dict:
+def run_full(body: str, components: tuple[str, ...], folder: Path = FULL_DIR, depth: int | None = None) -> dict:
     """Run ``body`` in a fresh interpreter with FILES (component -> path) set; the files are written first if
     missing. Returns the figures it reports, with the files' sizes."""
     sys.path.insert(0, str(ROOT))
     from tools.make_full import write_component
-    files = {name: str(write_component(name, FULL_DIR)) for name in components}
+    files = {name: str(write_component(name, folder, depth=depth)) for name in components}
     code = (PRELUDE.format(root=str(ROOT), budget=BUDGET, threads=os.cpu_count() or 1)
             + f"FILES = {files!r}\n" + body + "\nprint(json.dumps(figures))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -119,9 +122,31 @@ def run_full(body: str, components: tuple[str, ...]) -> dict:
     return {**sizes, "memory_budget_gib": BUDGET / 2**30, **json.loads(out.stdout.strip().splitlines()[-1])}
 
 
+def memory_vs_depth(depths: tuple[int, ...] = (12, 24)) -> dict:
+    """Peak RSS of the 19B step and the 12B encoding with 12, 24 and 48 (the release) transformer blocks and
+    Gemma layers, same widths and inputs: streamed execution holds a block or two, so the peak must not grow
+    with depth. The shallower sets are written into FULL_DIR/depth-N and deleted afterwards (disk)."""
+    figures: dict = {}
+    for depth in (*depths, 48):
+        folder = FULL_DIR if depth == 48 else FULL_DIR / f"depth-{depth}"
+        try:
+            step = run_full(STEP, ("checkpoint",), folder, None if depth == 48 else depth)
+            encode = run_full(ENCODE, ("gemma", "checkpoint"), folder, None if depth == 48 else depth)
+        finally:
+            if depth != 48:
+                shutil.rmtree(folder, ignore_errors=True)
+        figures[str(depth)] = {"checkpoint_file_gib": step["checkpoint_file_gib"],
+                               "gemma_file_gib": encode["gemma_file_gib"],
+                               "step_peak_rss_gib": step["peak_rss_gib"], "step_seconds": step["step_seconds"],
+                               "encode_peak_rss_gib": encode["peak_rss_gib"],
+                               "first_encode_seconds": encode["first_encode_seconds"]}
+    return figures
+
+
 BENCHMARKS = {
     "full-19b-step": lambda: run_full(STEP, ("checkpoint",)),
     "gemma-12b-encode": lambda: run_full(ENCODE, ("gemma", "checkpoint")),
     "vae-decode-full": lambda: run_full(DECODE, ("checkpoint",)),
     "upscale-full": lambda: run_full(UPSCALE, ("checkpoint", "upscaler")),
+    "memory-vs-depth": memory_vs_depth,
 }
