@@ -10,6 +10,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
+from .allocator import return_large_frees_to_os
 from .api import Graph, Runner, load
 from .comfyui import convert_document, export_api
 from .loader import SourceDoc, detect_format, graph_from_doc, read_document
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return_large_frees_to_os()
     try:
         return _dispatch(args)
     except LtxGraphError as exc:

@@ -12,7 +12,8 @@ first) run through the ops' loaders under a 6 GiB memory budget.
 - memory-vs-depth: the step and the encoding again with 12 and 24 blocks / layers (full widths): peak RSS
   does not grow with the checkpoint.
 
-Each runs in its own subprocess so its peak RSS (VmHWM) is its own; 2 threads.
+Each runs in its own subprocess so its peak RSS (VmHWM) is its own; 2 threads; glibc's mmap threshold fixed
+as the CLI fixes it (ltxgraph/allocator.py).
 """
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ BUDGET = 6 * 2**30
 PRELUDE = """
 import json, sys, time, torch
 sys.path.insert(0, {root!r})
+from ltxgraph.allocator import return_large_frees_to_os
 from ltxgraph.context import OpContext, RunSettings
+return_large_frees_to_os()             # as the CLI does
 torch.set_num_threads({threads})
 ctx = OpContext("bench", settings=RunSettings(memory_budget={budget}))
 def peak_gib():
