@@ -85,13 +85,15 @@ def load_projector(path: str, states: int) -> TextProjector:
     return load_component(projector, file, "", allow_extra=_not_text_keys(file))
 
 
+TEXT_PREFIXES = ("text_embedding_projection.", f"{TRANSFORMER_PREFIX}video_embeddings_connector.",
+                 f"{TRANSFORMER_PREFIX}audio_embeddings_connector.")  # the text projection and its connectors
+
+
 def _not_text_keys(file) -> tuple[str, ...]:
     """Prefixes of everything in an LTX-2 checkpoint that is not the text projection or its connectors."""
-    own = ("text_embedding_projection.", f"{TRANSFORMER_PREFIX}video_embeddings_connector.",
-           f"{TRANSFORMER_PREFIX}audio_embeddings_connector.")
     others = set()
     for key in file.entries:
-        if key.startswith(own):
+        if key.startswith(TEXT_PREFIXES):
             continue
         rest = key[len(TRANSFORMER_PREFIX):] if key.startswith(TRANSFORMER_PREFIX) else key
         head = key[: len(key) - len(rest)] + rest.split(".", 1)[0]
@@ -133,11 +135,8 @@ def text_encoder_handle(gemma_path: str, ckpt_path: str | None, ctx: OpContext |
         layout = GemmaTextModel(config)
     match_component(layout, file, prefix, allow_extra=OTHER_GEMMA_PARTS)
     tokenizer = tokenizer_for(file, Path(gemma_path))
-    budget = ctx.settings.memory_budget if ctx else None
-    streamed = budget is not None and weight_bytes(file, prefix) > budget
-    gemma = Lazy(lambda: load_gemma(ShardedSafetensors.for_shard(gemma_path), prefix, streamed),
-                 f"Gemma text model of {file.name}")
     projector = None
+    projector_bytes = 0
     if ckpt_path is not None:
         checkpoint = SafetensorsFile(ckpt_path)
         if PROJECTION_KEY not in checkpoint.entries:
@@ -150,6 +149,13 @@ def text_encoder_handle(gemma_path: str, ckpt_path: str | None, ctx: OpContext |
             raise CheckpointError(f"{checkpoint.path}: text projection {found} does not fit this Gemma ({states} "
                                   f"hidden states of {config.hidden_size})")
         projector = Lazy(lambda: load_projector(ckpt_path, states), f"text connectors of {checkpoint.name}")
+        projector_bytes = sum(entry.nbytes for key, entry in checkpoint.entries.items()
+                              if key.startswith(TEXT_PREFIXES))
+    # the projection and connectors stay resident: Gemma streams when both together would exceed the budget
+    budget = ctx.settings.memory_budget if ctx else None
+    streamed = budget is not None and weight_bytes(file, prefix) + projector_bytes > budget
+    gemma = Lazy(lambda: load_gemma(ShardedSafetensors.for_shard(gemma_path), prefix, streamed),
+                 f"Gemma text model of {file.name}")
     return TextEncoderHandle(file.name, tokenizer, gemma, projector, max_length)
 
 

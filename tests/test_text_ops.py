@@ -77,6 +77,22 @@ def test_streamed_gemma_equals_resident(models) -> None:
     assert torch.equal(table(ids), resident.gemma.get().embed_tokens(ids))
 
 
+def test_the_budget_counts_the_resident_connectors(models) -> None:
+    from ltxgraph_ops.text_ops import TEXT_PREFIXES
+    gemma, ckpt = paths(models, "gemma_3_12B_it.safetensors")
+    gemma_bytes = sum(entry.nbytes for key, entry in SafetensorsFile(gemma).entries.items()
+                      if key.startswith("model."))
+    text_bytes = sum(entry.nbytes for key, entry in SafetensorsFile(ckpt).entries.items()
+                     if key.startswith(TEXT_PREFIXES))
+    assert gemma_bytes > 0 and text_bytes > 0
+
+    def layers_with(budget: int) -> str:
+        handle = text_encoder_handle(gemma, ckpt, OpContext("t", settings=RunSettings(memory_budget=budget)))
+        return type(handle.gemma.get().layers).__name__
+    assert layers_with(gemma_bytes + text_bytes // 2) == "StreamedBlocks"   # Gemma alone would fit
+    assert layers_with(gemma_bytes + text_bytes) == "ModuleList"
+
+
 def test_a_file_without_tokenizer_is_refused_by_name(models, tmp_path: Path) -> None:
     gemma, ckpt = paths(models)
     tensors = load_file(gemma)
