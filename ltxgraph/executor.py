@@ -218,9 +218,13 @@ class Executor:
             found = self.disk.get(key)
             if found is not None and self.memory is not None:
                 self.memory.put(key, found)
-        if found is not None and any(isinstance(v, V.SavedFile) and not Path(v.path).is_file() for v in found):
-            return None  # an output file was deleted since: write it again
+        if found is not None and any(isinstance(v, V.SavedFile) and not self._still_delivered(v) for v in found):
+            return None  # an output file was deleted since, or this run writes elsewhere: write it again
         return found
+
+    def _still_delivered(self, saved: V.SavedFile) -> bool:
+        path = Path(saved.path)
+        return path.is_file() and path.resolve().is_relative_to(self.folders.output.resolve())
 
     @staticmethod
     def _check_outputs(spec: OpSpec, returned: Any) -> tuple[Any, ...]:

@@ -60,6 +60,12 @@ def test_run_then_rerun_from_disk_cache_in_a_new_process(workdir: Path) -> None:
     assert statuses == {"img": "cached", "half": "executed", "text": "executed"}
     assert (workdir / "output" / "notes.txt").exists()
 
+    elsewhere = ltxgraph("run", "g.yaml", "--set", "scale=0.25", "--out", "other", "--report", "r4.json",
+                         cwd=workdir)   # cached, but this run's files belong in another folder: written there
+    statuses = {n["id"]: n["status"] for n in json.loads((workdir / "r4.json").read_text())["nodes"]}
+    assert elsewhere.returncode == 0 and statuses == {"img": "unused", "half": "cached", "text": "executed"}
+    assert (workdir / "other" / "notes.txt").read_text() == "hello"
+
 
 def test_no_cache_executes_everything_and_writes_no_entries(workdir: Path) -> None:
     for _ in range(2):
