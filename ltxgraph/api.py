@@ -16,6 +16,7 @@ from .registry import Registry
 from .validate import ResolvedGraph, validate
 
 DEFAULT_MEMORY_BYTES = 8 * 2**30
+DEFAULT_DISK_BYTES = 20 * 2**30
 
 
 @dataclass
@@ -62,12 +63,14 @@ class Runner:
     """Holds what outlives one run: the registry, the caches, the folders and the progress display.
 
     memory_bytes bounds the in-memory results cache (models included) kept across runs of this runner; the
-    command line, which runs once, sets it to 0 so every value is released after its last use."""
+    command line, which runs once, sets it to 0 so every value is released after its last use. disk_bytes bounds
+    the disk store (least recently used entries go first; None = unbounded)."""
 
     registry: Registry | None = None
     cache_dir: Path | None = None
     use_cache: bool = True
     memory_bytes: int = DEFAULT_MEMORY_BYTES
+    disk_bytes: int | None = DEFAULT_DISK_BYTES
     folders: Folders = field(default_factory=Folders)
     progress: Progress = field(default_factory=SilentProgress)
     settings: RunSettings = field(default_factory=RunSettings)
@@ -79,7 +82,8 @@ class Runner:
             self.registry = Registry.discover()
         if self.use_cache:
             self.memory = MemoryCache(self.memory_bytes)
-            self.disk = DiskStore(Path(self.cache_dir or default_cache_dir()) / "results", self.registry.storable)
+            self.disk = DiskStore(Path(self.cache_dir or default_cache_dir()) / "results", self.registry.storable,
+                                  self.disk_bytes)
 
     def validate(self, graph: Graph, params: dict[str, Any] | None = None) -> ResolvedGraph:
         assert self.registry is not None

@@ -8,6 +8,7 @@ its node recomputed, never used.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -119,11 +120,14 @@ class MemoryCache:
 
 
 class DiskStore:
-    """Content-addressed results on disk: ``root/ab/<key>/{values.safetensors, meta.json}``."""
+    """Content-addressed results on disk: ``root/ab/<key>/{values.safetensors, meta.json}``. With ``max_bytes``
+    the store is trimmed after each write to that size, least recently used entries first (a read refreshes an
+    entry: its ``meta.json`` modification time is the last use)."""
 
-    def __init__(self, root: Path, storable_classes: dict[str, type]) -> None:
+    def __init__(self, root: Path, storable_classes: dict[str, type], max_bytes: int | None = None) -> None:
         self.root = Path(root)
         self.storable = storable_classes
+        self.max_bytes = max_bytes
 
     def _entry(self, key: str) -> Path:
         return self.root / key[:2] / key
@@ -154,7 +158,30 @@ class DiskStore:
                     raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        if self.max_bytes is not None:
+            self.trim(self.max_bytes, keep=key)
         return True
+
+    def trim(self, max_bytes: int, keep: str | None = None) -> int:
+        """Remove least recently used entries until at most ``max_bytes`` remain (``keep`` stays even when it
+        alone is larger); returns how many were removed. Entries another process removes meanwhile are skipped."""
+        found = []
+        for entry in self.entries():
+            try:
+                size = sum(f.stat().st_size for f in entry.iterdir() if f.is_file())
+                found.append(((entry / "meta.json").stat().st_mtime_ns, size, entry.name))
+            except OSError:
+                continue
+        total = sum(size for _, size, _ in found)
+        removed = 0
+        for _, size, key in sorted(found):
+            if total <= max_bytes:
+                break
+            if key != keep:
+                self.discard(key)
+                total -= size
+                removed += 1
+        return removed
 
     def has(self, key: str) -> bool:
         """Whether an entry exists (cheap; :meth:`get` still verifies it)."""
@@ -173,7 +200,10 @@ class DiskStore:
             if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
                 raise ValueError("checksum mismatch")
             tensors = load_safetensors(blob) if blob else {}
-            return tuple(codec.decode(tensors, meta["value"], self.storable))
+            values = tuple(codec.decode(tensors, meta["value"], self.storable))
+            with contextlib.suppress(OSError):
+                os.utime(entry / "meta.json")   # last use, for trimming
+            return values
         except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError, RuntimeError):
             self.discard(key)
             return None

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .allocator import return_large_frees_to_os
-from .api import Graph, Runner, load
+from .api import DEFAULT_DISK_BYTES, Graph, Runner, load
 from .comfyui import convert_document, export_api
 from .loader import SourceDoc, detect_format, graph_from_doc, read_document
 from .validate import validate
@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write a PNG preview of every sampling step's clean estimate into DIR")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write cached results")
     run.add_argument("--cache-dir", type=Path, help=f"cache folder (default {default_cache_dir()})")
+    run.add_argument("--cache-size", type=parse_bytes, default=DEFAULT_DISK_BYTES, metavar="SIZE",
+                     help="most the disk cache may hold; least recently used results go first (default 20G)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     graph_command("validate", "check a graph without running it")
 
@@ -174,7 +176,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"{args.graph}: valid ({len(graph.file.nodes)} nodes)")
         return 0
     runner = Runner(registry, cache_dir=args.cache_dir, use_cache=not args.no_cache, folders=folders,
-                    progress=ConsoleProgress(quiet=args.quiet), memory_bytes=0,
+                    progress=ConsoleProgress(quiet=args.quiet), memory_bytes=0, disk_bytes=args.cache_size,
                     settings=RunSettings(args.device, args.memory_budget, args.preview))
     result = runner.run(graph, params, args.outputs)
     if args.report:

@@ -41,6 +41,24 @@ def test_disk_store_round_trips_values(tmp_path: Path) -> None:
     assert back[4:] == ("text", None, [1.5, (2,)])
 
 
+def test_disk_store_is_trimmed_least_recently_used_first(tmp_path: Path) -> None:
+    import os
+    probe = DiskStore(tmp_path / "probe", storable())
+    probe.put("ee00", (torch.zeros(1000),))
+    entry_bytes = probe.info()["bytes"]
+    limit = 2 * entry_bytes + 100                     # room for two entries, not three
+    store = DiskStore(tmp_path / "s", storable(), max_bytes=limit)
+    for age, key in enumerate(("aa01", "aa02")):
+        store.put(key, (torch.full((1000,), float(age)),))
+        os.utime(tmp_path / "s" / "aa" / key / "meta.json", (1000 + age, 1000 + age))   # aa01 older than aa02
+    assert store.get("aa01") is not None               # a read makes aa01 the most recently used
+    store.put("aa03", (torch.zeros(1000),))
+    assert store.get("aa02") is None and store.get("aa01") is not None and store.get("aa03") is not None
+    assert 0 < store.info()["bytes"] <= limit
+    store.put("bb00", (torch.zeros(5000),))           # larger than the limit alone: kept, everything else goes
+    assert [e.name for e in store.entries()] == ["bb00"] and store.get("bb00") is not None
+
+
 def test_models_are_not_written_to_disk(tmp_path: Path) -> None:
     store = DiskStore(tmp_path, storable())
     assert not store.put("m", (torch.nn.Linear(2, 2),))
