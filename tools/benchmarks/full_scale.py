@@ -9,6 +9,8 @@ first) run through the ops' loaders under a 6 GiB memory budget.
 - vae-decode-full: the release-size video VAE decoding [1, 128, 2, 8, 8] -> 9 frames of 256x256, plainly and
   in 128-pixel tiles (VAEDecodeTiled); the first decode includes reading the decoder.
 - upscale-full: the x2 latent upscaler on [1, 128, 2, 8, 8].
+- vae-tiled-decode-frames: VAEDecodeTiled of 25, 49 and 97 frames at 256x256 with temporal tiles: peak RSS
+  grows only by the output buffer.
 - memory-vs-depth: the step and the encoding again with 12 and 24 blocks / layers (full widths): peak RSS
   does not grow with the checkpoint.
 
@@ -98,6 +100,23 @@ figures.update(tiled_decode_seconds=round(time.perf_counter() - mid, 2), peak_rs
                finite=bool(torch.isfinite(plain).all() and torch.isfinite(tiled).all()))
 """
 
+TILED_FRAMES = """
+from ltxgraph.values import VideoLatent
+from ltxgraph_ops.vae_ops import vae_decode_tiled, video_vae_handle
+def rss_gib():
+    return round([int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS')][0] / 2**20, 2)
+vae = video_vae_handle(FILES['checkpoint'], ctx)
+vae.model.get().decode(torch.zeros(1, 128, 1, 2, 2))      # reads the decoder
+loaded = rss_gib()
+latent_frames = 1 + (FRAMES - 1) // 8
+latent = VideoLatent(torch.randn(1, 128, latent_frames, 8, 8, generator=torch.Generator().manual_seed(0)), 25.0, FRAMES)
+start = time.perf_counter()
+frames = vae_decode_tiled(latent, vae, tile_size=256, overlap=64, temporal_size=24, temporal_overlap=8)
+figures.update(frames=FRAMES, output_shape=list(frames.shape), output_gib=round(frames.numel() * 4 / 2**30, 3),
+               seconds=round(time.perf_counter() - start, 1), rss_after_loading_gib=loaded, peak_rss_gib=peak_gib(),
+               finite=bool(torch.isfinite(frames).all()))
+"""
+
 UPSCALE = """
 from ltxgraph.values import VideoLatent
 from ltxgraph_ops.upscale_ops import latent_upscale_model_loader, ltxv_latent_upsampler
@@ -148,10 +167,17 @@ def memory_vs_depth(depths: tuple[int, ...] = (12, 24)) -> dict:
     return figures
 
 
+def tiled_decode_frames(frame_counts: tuple[int, ...] = (25, 49, 97)) -> dict:
+    """Peak RSS of VAEDecodeTiled (release-size decoder, 256x256, temporal tiles of 24 frames overlapping by 8)
+    for growing clips: what grows should be the output buffer only."""
+    return {str(n): run_full(f"FRAMES = {n}\n" + TILED_FRAMES, ("checkpoint",)) for n in frame_counts}
+
+
 BENCHMARKS = {
     "full-19b-step": lambda: run_full(STEP, ("checkpoint",)),
     "gemma-12b-encode": lambda: run_full(ENCODE, ("gemma", "checkpoint")),
     "vae-decode-full": lambda: run_full(DECODE, ("checkpoint",)),
     "upscale-full": lambda: run_full(UPSCALE, ("checkpoint", "upscaler")),
+    "vae-tiled-decode-frames": tiled_decode_frames,
     "memory-vs-depth": memory_vs_depth,
 }
