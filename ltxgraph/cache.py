@@ -82,6 +82,7 @@ class MemoryCache:
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
+        self._used: int | None = None  # bytes in the store as this process knows it: scanned once, then counted
         self._entries: OrderedDict[str, tuple[Any, int]] = OrderedDict()
         self._used = 0
 
@@ -128,6 +129,7 @@ class DiskStore:
         self.root = Path(root)
         self.storable = storable_classes
         self.max_bytes = max_bytes
+        self._used: int | None = None  # bytes in the store as this process knows it: scanned once, then counted
 
     def _entry(self, key: str) -> Path:
         return self.root / key[:2] / key
@@ -159,8 +161,20 @@ class DiskStore:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         if self.max_bytes is not None:
-            self.trim(self.max_bytes, keep=key)
+            if self._used is None:
+                self._used = self._scan_total()
+            else:
+                self._used += len(blob) + (entry / "meta.json").stat().st_size
+            if self._used > self.max_bytes:
+                self.trim(self.max_bytes, keep=key)
         return True
+
+    def _scan_total(self) -> int:
+        total = 0
+        for entry in self.entries():
+            with contextlib.suppress(OSError):
+                total += sum(f.stat().st_size for f in entry.iterdir() if f.is_file())
+        return total
 
     def trim(self, max_bytes: int, keep: str | None = None) -> int:
         """Remove least recently used entries until at most ``max_bytes`` remain (``keep`` stays even when it
@@ -181,6 +195,7 @@ class DiskStore:
                 self.discard(key)
                 total -= size
                 removed += 1
+        self._used = total
         return removed
 
     def has(self, key: str) -> bool:
