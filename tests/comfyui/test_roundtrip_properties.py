@@ -28,8 +28,9 @@ def scalar_values(spec: InputSpec):
     if kind == "STRING":
         return st.sampled_from(["model.safetensors"]) if port.file else st.text(
             st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
-    low = int(port.min) if port.min is not None else -1000
-    high = int(port.max) if port.max is not None else 1000
+    bound = float if kind == "FLOAT" else int   # a FLOAT minimum of 0.01 must not become 0
+    low = bound(port.min) if port.min is not None else -1000
+    high = bound(port.max) if port.max is not None else 1000
     low, high = max(low, -10**6), min(high, 10**6)
     if kind == "FLOAT":
         return st.floats(low, high, allow_nan=False).map(lambda v: round(v, 3)).filter(lambda v: low <= v <= high)
@@ -55,13 +56,20 @@ def ui_workflows(draw):
         spec = draw(st.sampled_from(choices))
         node = {"id": node_id, "type": spec.name, "mode": 0, "inputs": [], "outputs": [], "properties": {}}
         widgets = []
-        for slot_name in widget_slots(spec):
+        # inputs that show or hide other widgets (dynamic combos) are drawn first: the slots depend on them
+        chosen = {i.port.shown_when[0]: None for i in spec.inputs if i.port.shown_when is not None}
+        chosen = {name: draw(scalar_values(spec.input_by_name[name])) for name in chosen}
+        by_slot = {i.port.comfy_name or i.name: i for i in spec.inputs}     # dynamic widgets: "resize_type.width"
+        for slot_name in widget_slots(spec, chosen if chosen else None):
             if slot_name is None:
                 widgets.append("fixed")
                 continue
-            widgets.append(draw(scalar_values(spec.input_by_name[slot_name])))
+            widgets.append(chosen[slot_name] if slot_name in chosen else draw(scalar_values(by_slot[slot_name])))
         linked_types = {}
         for input_spec in spec.inputs:
+            shown_when = input_spec.port.shown_when
+            if shown_when is not None and chosen[shown_when[0]] not in shown_when[1]:
+                continue     # a dynamic widget its combo hides is not on the node at all
             sources = [(n, s, t) for n, s, t in produced if accepts(input_spec.port.type, t)]
             wants_link = not input_spec.port.is_widget and (input_spec.required or draw(st.booleans()))
             if input_spec.port.is_widget and sources and is_scalar(input_spec.port.type) and draw(st.integers(0, 4)) == 0:
