@@ -74,7 +74,8 @@ def ui_workflows(draw):
             wants_link = not input_spec.port.is_widget and (input_spec.required or draw(st.booleans()))
             if input_spec.port.is_widget and sources and is_scalar(input_spec.port.type) and draw(st.integers(0, 4)) == 0:
                 wants_link = True  # a linked widget keeps its slot in widgets_values
-            entry = {"name": input_spec.name, "type": input_spec.port.type, "link": None}
+            entry = {"name": input_spec.port.comfy_name or input_spec.name, "type": input_spec.port.type,
+                     "link": None}
             if wants_link and sources:
                 src_node, src_slot, src_type = draw(st.sampled_from(sources))
                 linked_types[input_spec.name] = src_type
