@@ -120,6 +120,10 @@ class MemoryCache:
         return len(self._entries)
 
 
+def _entry_bytes(entry: Path) -> int:
+    return sum(f.stat().st_size for f in entry.iterdir() if f.is_file())
+
+
 class DiskStore:
     """Content-addressed results on disk: ``root/ab/<key>/{values.safetensors, meta.json}``. With ``max_bytes``
     the store is trimmed after each write to that size, least recently used entries first (a read refreshes an
@@ -173,7 +177,7 @@ class DiskStore:
         total = 0
         for entry in self.entries():
             with contextlib.suppress(OSError):
-                total += sum(f.stat().st_size for f in entry.iterdir() if f.is_file())
+                total += _entry_bytes(entry)
         return total
 
     def trim(self, max_bytes: int, keep: str | None = None) -> int:
@@ -182,8 +186,7 @@ class DiskStore:
         found = []
         for entry in self.entries():
             try:
-                size = sum(f.stat().st_size for f in entry.iterdir() if f.is_file())
-                found.append(((entry / "meta.json").stat().st_mtime_ns, size, entry.name))
+                found.append(((entry / "meta.json").stat().st_mtime_ns, _entry_bytes(entry), entry.name))
             except OSError:
                 continue
         total = sum(size for _, size, _ in found)
@@ -239,8 +242,7 @@ class DiskStore:
 
     def info(self) -> dict[str, Any]:
         entries = list(self.entries())
-        size = sum(f.stat().st_size for e in entries for f in e.iterdir() if f.is_file())
-        return {"path": str(self.root), "entries": len(entries), "bytes": size}
+        return {"path": str(self.root), "entries": len(entries), "bytes": sum(_entry_bytes(e) for e in entries)}
 
     def clear(self) -> int:
         count = 0

@@ -149,8 +149,7 @@ def text_encoder_handle(gemma_path: str, ckpt_path: str | None, ctx: OpContext |
             raise CheckpointError(f"{checkpoint.path}: text projection {found} does not fit this Gemma ({states} "
                                   f"hidden states of {config.hidden_size})")
         projector = Lazy(lambda: load_projector(ckpt_path, states), f"text connectors of {checkpoint.name}")
-        projector_bytes = sum(entry.nbytes for key, entry in checkpoint.entries.items()
-                              if key.startswith(TEXT_PREFIXES))
+        projector_bytes = sum(weight_bytes(checkpoint, text_prefix) for text_prefix in TEXT_PREFIXES)
     # the projection and connectors stay resident: Gemma streams when both together would exceed the budget
     budget = ctx.settings.memory_budget if ctx else None
     streamed = budget is not None and weight_bytes(file, prefix) + projector_bytes > budget
