@@ -1,10 +1,10 @@
-"""Shared test settings: where the project's reference material (../shared) lives."""
+"""Shared test settings: where the test data carried by the repository lives (ComfyUI workflows, node
+definitions, checkpoint manifests). Tests read nothing outside the repository."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("LTXGRAPH_SHARED_DIR", REPO.parent / "shared"))
-REFERENCE = SHARED / "reference"
-CORPUS = SHARED / "corpus" / "comfyui"
+DATA = REPO / "tests" / "data"
+REFERENCE = DATA / "reference"
+CORPUS = DATA / "comfyui"

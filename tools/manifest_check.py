@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import pkgutil
 import sys
 from pathlib import Path
@@ -21,8 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 import ltxgraph_ops.tiny  # noqa: E402
 
-DEFAULT_MANIFEST = Path(os.environ.get("LTXGRAPH_SHARED_DIR", ROOT.parent / "shared")) / "reference" / \
-    "ltx2_19b_manifest.json"
+DEFAULT_MANIFEST = ROOT / "tests" / "data" / "reference" / "ltx2_19b_manifest.json"
 
 
 def tiny_modules(failures: dict[str, str] | None = None) -> list:

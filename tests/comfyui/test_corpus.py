@@ -1,4 +1,4 @@
-"""The real LTX-2 ComfyUI workflows of shared/corpus: every one flattens cleanly (subgraphs, reroutes, bypassed
+"""The real LTX-2 ComfyUI workflows of tests/data/comfyui (copied from the project's reference corpus): every one flattens cleanly (subgraphs, reroutes, bypassed
 and muted nodes resolved), and every node it runs is a node ComfyUI defines."""
 from __future__ import annotations
 

@@ -19,9 +19,9 @@ from ltxgraph_ops.media_video import encode_mp4
 from ltxgraph_ops.sampling.preview import png_bytes
 from ltxgraph_ops.tiny.files import write_tiny_models
 
-from ..conftest import SHARED
+from ..conftest import CORPUS
 
-CORPUS = SHARED / "corpus" / "comfyui"
+
 RUNNABLE = ["video_ltx2_t2v.json", "video_ltx2_t2v_distilled.json", "video_ltx2_i2v.json",
             "video_ltx2_i2v_distilled.json", "video_ltx2_i2v_lora.json", "video_ltx2_canny_to_video.json"]
 WIDTHS, HEIGHTS = {1280, 1920, 1536, 1024, 960, 768}, {720, 1080, 704, 576, 544, 512}

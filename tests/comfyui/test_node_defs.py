@@ -1,5 +1,5 @@
 """Every op that mirrors a ComfyUI node keeps that node's widget order, inputs and outputs, so workflows map 1:1.
-The reference is ComfyUI's own /object_info, saved in shared/reference/comfyui_node_defs.json."""
+The reference is ComfyUI's own /object_info, saved in tests/data/reference/comfyui_node_defs.json."""
 from __future__ import annotations
 
 import json
