@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs Lightricks' reference implementation (ltx-core / ltx-pipelines 1.0.0) as a TEST-ONLY oracle.
+# Installs the TEST-ONLY oracles: Lightricks' reference implementation (ltx-core / ltx-pipelines 1.0.0, LTX-2.0) and
+# diffusers 0.42.1 (an independent implementation of LTX-2.0, 2.3 and 2.5).
 # ltx-core pins torch~=2.7; we keep the torch 2.13 CPU build, so the oracle is installed without its pins and its
 # real dependencies are installed explicitly. torchaudio's C extension is built for another torch and cannot load;
 # ltx-core only uses torchaudio's pure-Python MelSpectrogram and resample, so the extension libraries are removed
@@ -9,6 +10,8 @@ PY=${PYTHON:-python}
 $PY -m pip install --quiet --no-deps "ltx-core==1.0.0" "ltx-pipelines==1.0.0"
 $PY -m pip install --quiet einops "transformers>=4.52" accelerate "scipy>=1.14" tqdm pillow
 $PY -m pip install --quiet --no-deps torchaudio
+$PY -m pip install --quiet --no-deps "diffusers==0.42.1"
+$PY -m pip install --quiet huggingface-hub regex requests importlib_metadata
 ta_dir=$($PY - <<'PYEOF'
 import importlib.util, os
 spec = importlib.util.find_spec("torchaudio")
@@ -17,4 +20,5 @@ PYEOF
 )
 rm -f "$ta_dir"/lib/*.so
 $PY -c "import torchaudio.transforms, ltx_core.model.transformer.model" >/dev/null
-echo "oracle ready: ltx-core 1.0.0"
+$PY -c "import diffusers.models.transformers.transformer_ltx2, diffusers.pipelines.ltx2.connectors" >/dev/null
+echo "oracles ready: ltx-core 1.0.0, diffusers 0.42.1"
