@@ -36,7 +36,7 @@ UPSCALER = "ltx-2-spatial-upscaler-x2-1.0.safetensors"
 # the fp4-mixed name is what ComfyUI's templates load; its tiny stand-in is bf16 (nvfp4 is not read by ltxgraph)
 TEXT_ENCODERS = {"gemma_3_12B_it_fp8_scaled.safetensors": "fp8", "gemma_3_12B_it.safetensors": "bf16",
                  "gemma_3_12B_it_fp4_mixed.safetensors": "bf16"}
-VERSION = "3"  # bump when the tiny configs or the writer change: the provider rewrites the set
+VERSION = "4"  # bump when the tiny configs or the writer change: the provider rewrites the set
 
 
 def component(name: str) -> ModuleType:
@@ -96,11 +96,12 @@ def write_tiny_models(folder: Path, seed: int = 0) -> list[Path]:
     for index, (name, (rank, metadata)) in enumerate(LORAS.items()):
         written.append(write_lora(folder / "loras" / name, layout, rank, seed + 100 + index, metadata))
     for module in available(("upscaler",)):
-        with torch.device("meta"):
-            built = module.build(module.tiny_config(), device="meta")
-        tensors = checkpoint_tensors([(built, module.PREFIX)], seed, "bf16")
-        written.append(save_atomic(folder / "latent_upscale_models" / UPSCALER, tensors,
-                                   header_metadata(module.tiny_config())))
+        for name, release in module.RELEASE_FILES.items():
+            config = module.tiny_config(release())
+            with torch.device("meta"):
+                built = module.build(config, device="meta")
+            tensors = checkpoint_tensors([(built, module.PREFIX)], seed, "bf16")
+            written.append(save_atomic(folder / "latent_upscale_models" / name, tensors, header_metadata(config)))
     for module in available(("gemma",)):
         for name, storage in TEXT_ENCODERS.items():
             written.append(module.write_file(folder / "text_encoders" / name, storage, seed))
