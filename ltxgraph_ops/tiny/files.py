@@ -13,7 +13,7 @@ from types import ModuleType
 import torch
 
 from ltxgraph_ops.models.layers import Linear
-from ltxgraph_ops.weights.writing import checkpoint_tensors, header_metadata, save_atomic, seeded_value
+from ltxgraph_ops.weights.writing import checkpoint_tensors, header_metadata, save_atomic, seeded_value, store
 
 # components of the single-file LTX-2 checkpoint, in file order
 CHECKPOINT_COMPONENTS = ("transformer", "connector", "video_vae", "audio_vae", "vocoder")
@@ -68,7 +68,16 @@ def write_checkpoint(path: Path, storage: str = "bf16", seed: int = 0,
         with torch.device("meta"):
             built = module.build(sections.get(module.SECTION, config), device="meta")
         parts.append((built, module.PREFIX))
-    return save_atomic(path, checkpoint_tensors(parts, seed, storage), header_metadata(sections))
+    tensors = checkpoint_tensors(parts, seed, storage)
+    for module in modules:
+        tensors.update(fixed_tensors(module, sections.get(module.SECTION, module.tiny_config()), storage))
+    return save_atomic(path, tensors, header_metadata(sections))
+
+
+def fixed_tensors(module: ModuleType, config: dict, storage: str) -> dict[str, torch.Tensor]:
+    """The real values of the stored non-learned tensors (filters, bases) a tiny module declares, as stored."""
+    fixed = getattr(module, "fixed_tensors", None)
+    return store(fixed(config), set(), storage) if fixed else {}
 
 
 def write_lora(path: Path, model: torch.nn.Module, rank: int, seed: int, metadata: dict[str, str],
@@ -101,6 +110,7 @@ def write_tiny_models(folder: Path, seed: int = 0) -> list[Path]:
             with torch.device("meta"):
                 built = module.build(config, device="meta")
             tensors = checkpoint_tensors([(built, module.PREFIX)], seed, "bf16")
+            tensors.update(fixed_tensors(module, config, "bf16"))
             written.append(save_atomic(folder / "latent_upscale_models" / name, tensors, header_metadata(config)))
     for module in available(("gemma",)):
         for name, storage in TEXT_ENCODERS.items():

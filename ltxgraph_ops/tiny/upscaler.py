@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from ltxgraph_ops.models.upscaler import LatentUpscaler, LatentUpscalerConfig
+from ltxgraph_ops.models.upscaler import LatentUpscaler, LatentUpscalerConfig, resampling_stage
 
 COMPONENT = "upscaler"
 PREFIX = ""
@@ -39,6 +39,13 @@ RELEASE_FILES = {
 def tiny_config(full: dict | None = None) -> dict:
     """``full`` (default: the 2.0 x2 header) at 32 channels, one block per stage."""
     return {**(full or full_config()), "mid_channels": 32, "num_blocks_per_stage": 1}
+
+
+def fixed_tensors(config: dict) -> dict[str, torch.Tensor]:
+    """The blur kernel a rational-resampler file stores (the fixed 5x5 binomial), float32."""
+    with torch.device("cpu"):
+        state = resampling_stage(LatentUpscalerConfig.from_header(config)).state_dict()
+    return {f"upsampler.{key}": value for key, value in state.items() if key.endswith("kernel")}
 
 
 def build(config: dict, device: str | torch.device = "cpu") -> torch.nn.Module:

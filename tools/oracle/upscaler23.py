@@ -38,9 +38,7 @@ def upscaler_error(release: Callable[[], dict], frames: int = 3, height: int = 4
     wrapped with per-channel statistics. Asserts both outputs are finite and not constant."""
     header = tiny.tiny_config(release())
     ours = tiny.build(header).eval()
-    state = random_state(ours, "", SEED)
-    if "upsampler.blur_down.kernel" in state:     # the release file holds the real binomial kernel
-        state["upsampler.blur_down.kernel"] = ours.state_dict()["upsampler.blur_down.kernel"]
+    state = {**random_state(ours, "", SEED), **tiny.fixed_tensors(header)}   # + the real blur kernel
     ours.load_state_dict(state)
     reference = diffusers_upsampler(header).float().eval()
     reference.load_state_dict(state, strict=True)
