@@ -104,6 +104,16 @@ def write_tiny_models(folder: Path, seed: int = 0) -> list[Path]:
         layout = transformer.build(transformer.tiny_config(), device="meta")
     for index, (name, (rank, metadata)) in enumerate(LORAS.items()):
         written.append(write_lora(folder / "loras" / name, layout, rank, seed + 100 + index, metadata))
+    written += write_upscalers(folder / "latent_upscale_models", seed)
+    for module in available(("gemma",)):
+        for name, storage in TEXT_ENCODERS.items():
+            written.append(module.write_file(folder / "text_encoders" / name, storage, seed))
+    return written
+
+
+def write_upscalers(folder: Path, seed: int = 0) -> list[Path]:
+    """Every latent upscaler release file (2.0 x2; 2.3 x2 1.1, x1.5, temporal x2), tiny, into ``folder``."""
+    written = []
     for module in available(("upscaler",)):
         for name, release in module.RELEASE_FILES.items():
             config = module.tiny_config(release())
@@ -111,8 +121,5 @@ def write_tiny_models(folder: Path, seed: int = 0) -> list[Path]:
                 built = module.build(config, device="meta")
             tensors = checkpoint_tensors([(built, module.PREFIX)], seed, "bf16")
             tensors.update(fixed_tensors(module, config, "bf16"))
-            written.append(save_atomic(folder / "latent_upscale_models" / name, tensors, header_metadata(config)))
-    for module in available(("gemma",)):
-        for name, storage in TEXT_ENCODERS.items():
-            written.append(module.write_file(folder / "text_encoders" / name, storage, seed))
+            written.append(save_atomic(folder / name, tensors, header_metadata(config)))
     return written

@@ -11,6 +11,7 @@ from ltxgraph.values import AVLatent, AudioLatent, VideoLatent
 from ltxgraph_ops.handles import Lazy
 from ltxgraph_ops.models.upscaler import LatentUpscalerConfig, shuffle_channels_into_axes
 from ltxgraph_ops.tiny import upscaler as tiny
+from ltxgraph_ops.tiny.files import write_upscalers
 from ltxgraph_ops.upscale_ops import latent_upscale_model_loader, ltxv_latent_upsampler
 from ltxgraph_ops.vae_handle import VideoVAEHandle
 from ltxgraph_ops.weights.safetensors_file import CheckpointError
@@ -105,6 +106,16 @@ def test_spatial_x1_5_keeps_frames(tmp_path) -> None:
     out = ltxv_latent_upsampler(VideoLatent(torch.randn(1, 128, 2, 4, 6), 25.0, 9),
                                 latent_upscale_model_loader(str(path)), _vae())
     assert out.samples.shape == (1, 128, 2, 6, 9) and (out.frames, out.fps) == (9, 25.0)
+
+
+def test_tiny_set_holds_every_release_file_and_the_loader_tells_them_apart(tmp_path) -> None:
+    written = {path.name: path for path in write_upscalers(tmp_path)}
+    assert set(written) == set(tiny.RELEASE_FILES)
+    kinds = {name: latent_upscale_model_loader(str(path)).config.kind for name, path in written.items()}
+    assert kinds == {"ltx-2-spatial-upscaler-x2-1.0.safetensors": "spatial x2",
+                     **{name: kind for name, (kind, _) in RELEASE_23.items()}}
+    x1_5 = latent_upscale_model_loader(str(written["ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors"])).model.get()
+    assert torch.allclose(x1_5.upsampler.blur_down.kernel.sum(), torch.tensor(1.0), atol=1e-2)  # real binomial
 
 
 def test_header_that_does_not_fit_the_tensors_is_refused_naming_keys(tmp_path) -> None:
