@@ -76,6 +76,9 @@ def tiny_config_23() -> dict:
     }
 
 
+RELEASE_CONFIGS = {"2.0": full_config, "2.3": full_config_23}   # full-size header section per release
+
+
 def analysis_bases(n_fft: int, num_mels: int, sample_rate: int) -> dict[str, torch.Tensor]:
     """Stand-ins for the stored analysis tensors: Hann-windowed DFT rows (cos, then -sin) [2 (n/2+1), 1, n] for
     both STFT bases, and Slaney mel filters [M, n/2+1]."""
