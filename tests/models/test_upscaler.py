@@ -134,6 +134,6 @@ def test_parity_with_reference() -> None:
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("key", sorted(oracle23.CHECKS))
-def test_23_parity_with_diffusers(key) -> None:
+def test_23_parity_with_diffusers_and_ltx_core(key) -> None:
     pytest.importorskip("diffusers")
     assert oracle23.CHECKS[key]() <= 1e-5

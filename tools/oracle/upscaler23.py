@@ -1,6 +1,7 @@
-"""Parity of the LTX-2.3 latent upscalers with diffusers 0.42.1 (``LTX2LatentUpsamplerModel``): spatial x2 1.1,
-spatial x1.5 (rational resampler, blur kernel from the file) and temporal x2, each at a tiny config with our
-seeded weights loaded into both, including the un-normalise / re-normalise wrapper. float32, CPU.
+"""Parity of the LTX-2.3 latent upscalers with diffusers 0.42.1 (``LTX2LatentUpsamplerModel``) and with ltx-core
+(``LatentUpsampler`` from its configurator, same header): spatial x2 1.1, spatial x1.5 (rational resampler, blur
+kernel from the file) and temporal x2, each at a tiny config with our seeded weights loaded into both, including
+the un-normalise / re-normalise wrapper. float32, CPU.
 
 diffusers names two header fields differently (``spatial_scale`` -> ``rational_spatial_scale``,
 ``rational_resampler`` -> ``use_rational_resampler``) and defaults the latter to true where ltx-core defaults
@@ -32,15 +33,22 @@ def diffusers_upsampler(header: dict) -> torch.nn.Module:
         rational_spatial_scale=header["spatial_scale"], use_rational_resampler=header["rational_resampler"])
 
 
+def ltx_core_upsampler(header: dict) -> torch.nn.Module:
+    from ltx_core.model.upsampler import LatentUpsamplerConfigurator
+    with torch.device("cpu"):
+        return LatentUpsamplerConfigurator.from_config(header)
+
+
 @torch.no_grad()
-def upscaler_error(release: Callable[[], dict], frames: int = 3, height: int = 4, width: int = 6) -> float:
+def upscaler_error(release: Callable[[], dict], frames: int = 3, height: int = 4, width: int = 6,
+                   reference_for: Callable[[dict], torch.nn.Module] = diffusers_upsampler) -> float:
     """Max abs difference of ours vs diffusers on one latent [2, 128, frames, height, width], plain and
     wrapped with per-channel statistics. Asserts both outputs are finite and not constant."""
     header = tiny.tiny_config(release())
     ours = tiny.build(header).eval()
     state = {**random_state(ours, "", SEED), **tiny.fixed_tensors(header)}   # + the real blur kernel
     ours.load_state_dict(state)
-    reference = diffusers_upsampler(header).float().eval()
+    reference = reference_for(header).float().eval()
     reference.load_state_dict(state, strict=True)
     g = torch.Generator().manual_seed(SEED + 1)
     latent = torch.randn(2, 128, frames, height, width, generator=g)
@@ -54,10 +62,14 @@ def upscaler_error(release: Callable[[], dict], frames: int = 3, height: int = 4
     return max(float((got - expected).abs().max()), float((wrapped - wrapped_expected).abs().max()))
 
 
+CASES = {"spatial_x2": (tiny.full_config, 4, 6), "spatial_x1_5": (tiny.spatial_x1_5_config, 5, 7),
+         "temporal_x2": (tiny.temporal_x2_config, 4, 6)}
 CHECKS: dict[str, Callable[[], float]] = {
-    "ltx23_upscaler_spatial_x2": lambda: upscaler_error(tiny.full_config),
-    "ltx23_upscaler_spatial_x1_5": lambda: upscaler_error(tiny.spatial_x1_5_config, height=5, width=7),
-    "ltx23_upscaler_temporal_x2": lambda: upscaler_error(tiny.temporal_x2_config),
+    **{f"ltx23_upscaler_{name}": (lambda c=case: upscaler_error(c[0], height=c[1], width=c[2]))
+       for name, case in CASES.items()},
+    **{f"ltx23_upscaler_{name}_ltx_core": (lambda c=case: upscaler_error(c[0], height=c[1], width=c[2],
+                                                                        reference_for=ltx_core_upsampler))
+       for name, case in CASES.items()},
 }
 
 if __name__ == "__main__":
