@@ -84,8 +84,8 @@ class BandwidthExtensionConfig:
 
 
 class CausalSTFT(nn.Module):
-    """|STFT| and phase of [N, S] by a strided conv with the stored bases (real rows, then imaginary rows),
-    left-padded by n_fft - hop so frame t sees only samples up to its end: -> [N, n_fft/2 + 1, S / hop] each."""
+    """|STFT| of [N, S] by a strided conv with the stored bases (real rows, then imaginary rows), left-padded by
+    n_fft - hop so frame t sees only samples up to its end: -> [N, n_fft/2 + 1, S / hop]."""
 
     def __init__(self, n_fft: int, hop_length: int) -> None:
         super().__init__()
@@ -94,11 +94,11 @@ class CausalSTFT(nn.Module):
         self.register_buffer("forward_basis", torch.zeros(2 * bins, 1, n_fft))
         self.register_buffer("inverse_basis", torch.zeros(2 * bins, 1, n_fft))
 
-    def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         padded = F.pad(waveform.unsqueeze(1), (max(0, self.n_fft - self.hop_length), 0))
         spectrum = F.conv1d(padded, self.forward_basis.to(waveform.dtype), stride=self.hop_length)
         real, imag = spectrum.chunk(2, dim=1)
-        return torch.sqrt(real ** 2 + imag ** 2), torch.atan2(imag, real)
+        return torch.sqrt(real ** 2 + imag ** 2)
 
 
 class CausalLogMel(nn.Module):
@@ -110,7 +110,7 @@ class CausalLogMel(nn.Module):
         self.register_buffer("mel_basis", torch.zeros(num_mels, n_fft // 2 + 1))
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        magnitude, _ = self.stft_fn(waveform)
+        magnitude = self.stft_fn(waveform)
         return torch.log(torch.clamp(self.mel_basis.to(magnitude.dtype) @ magnitude, min=LOG_FLOOR))
 
 
