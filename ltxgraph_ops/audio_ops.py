@@ -2,9 +2,10 @@
 waveform <-> latent.
 
 Timing: the audio VAE works on 16 kHz stereo log-mel frames (100 per second), its latent has 25 frames per
-second; the vocoder turns mel frames into 24 kHz stereo. A latent remembers the seconds of audio it stands for,
-so decoding gives back exactly that duration (the causal decoder's 3 missing mel frames are padded with
-silence).
+second; the vocoder turns mel frames into stereo at its rate (24 kHz for 2.0's HiFi-GAN, 48 kHz for 2.3's
+BigVGAN v2 with bandwidth extension, chosen by the header's vocoder section). A latent remembers the seconds of
+audio it stands for, so decoding gives back exactly that duration (the causal decoder's 3 missing mel frames are
+padded with silence).
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from ltxgraph_ops.models.audio_resample import to_vae_input
 from ltxgraph_ops.models.audio_vae import (AudioVAE, AudioVAEConfig, audio_latent_frames_for_video,
                                            latent_frames_per_second)
 from ltxgraph_ops.models.mel import log_mel_spectrogram
-from ltxgraph_ops.models.vocoder import Vocoder, VocoderConfig
+from ltxgraph_ops.models.vocoder import VocoderConfig
+from ltxgraph_ops.models.vocoder_bwe import BandwidthExtensionConfig, build_vocoder
 from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
 
 AUDIO_VAE_PREFIX, VOCODER_PREFIX = "audio_vae.", "vocoder."
@@ -36,9 +38,9 @@ class AudioVAEHandle:
 
     source: str
     vae_config: AudioVAEConfig
-    vocoder_config: VocoderConfig
+    vocoder_config: VocoderConfig | BandwidthExtensionConfig
     vae: Lazy[AudioVAE]
-    vocoder: Lazy[Vocoder]
+    vocoder: Lazy[torch.nn.Module]
 
     @property
     def latents_per_second(self) -> float:
@@ -50,17 +52,13 @@ def _vae(section: dict) -> AudioVAE:
     return AudioVAE(AudioVAEConfig.from_header(section))
 
 
-def _vocoder(section: dict) -> Vocoder:
-    return Vocoder(VocoderConfig.from_header(section))
-
-
 @op("LTXVAudioVAELoader", outputs={"Audio VAE": "AUDIO_VAE"}, category="loaders")
 def ltxv_audio_vae_loader(ckpt_name: Annotated[str, Port("STRING", file="checkpoints")],
                           ctx: OpContext = None) -> AudioVAEHandle:
     """The audio VAE and vocoder of an LTX-2 checkpoint (checked now, read on first use)."""
     file = SafetensorsFile(ckpt_name)
     vae_layout = component_layout(file, _vae, "audio_vae", AUDIO_VAE_PREFIX)
-    vocoder_layout = component_layout(file, _vocoder, "vocoder", VOCODER_PREFIX)
+    vocoder_layout = component_layout(file, build_vocoder, "vocoder", VOCODER_PREFIX)
     mel, vocoder = vae_layout.config.mel, vocoder_layout.config
     emitted = mel.sample_rate / mel.hop_length * vocoder.hop_samples
     if abs(emitted - vocoder.output_sampling_rate) > 1e-6:
@@ -71,7 +69,7 @@ def ltxv_audio_vae_loader(ckpt_name: Annotated[str, Port("STRING", file="checkpo
         file.name, vae_layout.config, vocoder_layout.config,
         Lazy(lambda: load_section_component(ckpt_name, _vae, "audio_vae", AUDIO_VAE_PREFIX, device),
              f"audio VAE of {file.name}"),
-        Lazy(lambda: load_section_component(ckpt_name, _vocoder, "vocoder", VOCODER_PREFIX, device),
+        Lazy(lambda: load_section_component(ckpt_name, build_vocoder, "vocoder", VOCODER_PREFIX, device),
              f"vocoder of {file.name}"))
 
 
@@ -112,8 +110,8 @@ def _audio_part(samples: AudioLatent | AVLatent) -> AudioLatent:
 @op("LTXVAudioVAEDecode", outputs={"Audio": "AUDIO"}, category="latent/audio")
 def ltxv_audio_vae_decode(samples: Annotated[Any, Port("AUDIO_LATENT|AV_LATENT")],
                           audio_vae: Annotated[AudioVAEHandle, Port("AUDIO_VAE")]) -> Audio:
-    """Audio latent (or the audio of an AV latent) -> stereo waveform at the vocoder's rate (24 kHz), as long
-    as the latent's ``seconds``."""
+    """Audio latent (or the audio of an AV latent) -> stereo waveform at the vocoder's rate (24 kHz for 2.0,
+    48 kHz for 2.3's bandwidth extension), as long as the latent's ``seconds``."""
     latent = _audio_part(samples)
     cfg = audio_vae.vae_config
     if latent.samples.ndim != 4 or latent.samples.shape[1] != cfg.z_channels \

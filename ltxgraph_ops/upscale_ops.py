@@ -1,5 +1,6 @@
-"""The x2 spatial latent upscaler ops (ComfyUI names): loading it from its own file, and upscaling a video
-latent in the VAE's un-normalised space."""
+"""The latent upscaler ops (ComfyUI names): loading one from its own file (spatial x2, spatial x1.5, temporal x2:
+the kind comes from the file's header config, its tensors are checked against it), and upscaling a video latent
+in the VAE's un-normalised space."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -13,12 +14,12 @@ from ltxgraph.errors import InputValueError
 from ltxgraph.values import AVLatent, VideoLatent
 from ltxgraph_ops.handles import Lazy
 from ltxgraph_ops.model_files import component_layout, load_section_component
+from ltxgraph_ops.models.upscaler import LatentUpscaler, LatentUpscalerConfig, upscale_normalised
 from ltxgraph_ops.vae_handle import VideoVAEHandle
 from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
 
 
 def _build(config: dict) -> torch.nn.Module:
-    from ltxgraph_ops.models.upscaler import LatentUpscaler, LatentUpscalerConfig
     return LatentUpscaler(LatentUpscalerConfig.from_header(config))
 
 
@@ -27,6 +28,7 @@ class UpscalerHandle:
     """LATENT_UPSCALE_MODEL: the upscaler of a file (checked now, read on first use)."""
 
     source: str
+    config: LatentUpscalerConfig
     model: Lazy[torch.nn.Module]
 
 
@@ -35,20 +37,20 @@ def latent_upscale_model_loader(model_name: Annotated[str, Port("STRING", file="
                                 ctx: OpContext = None) -> UpscalerHandle:
     """An LTX-2 latent upscaler file (its config is the file's header ``config``)."""
     file = SafetensorsFile(model_name)
-    component_layout(file, _build, "", "")
+    layout = component_layout(file, _build, "", "")
     device = ctx.settings.device if ctx else "cpu"
-    return UpscalerHandle(file.name, Lazy(lambda: load_section_component(model_name, _build, "", "", device),
-                                          f"latent upscaler {file.name}"))
+    model = Lazy(lambda: load_section_component(model_name, _build, "", "", device), f"latent upscaler {file.name}")
+    return UpscalerHandle(file.name, layout.config, model)
 
 
 @op("LTXVLatentUpsampler", outputs={"LATENT": "=samples"}, category="latent/video")
 def ltxv_latent_upsampler(samples: Annotated[Any, Port("VIDEO_LATENT|AV_LATENT")],
                           upscale_model: Annotated[UpscalerHandle, Port("LATENT_UPSCALE_MODEL")],
                           vae: Annotated[VideoVAEHandle, Port("VAE")]) -> Any:
-    """Twice the width and height: the latent is un-normalised with the VAE's per-channel statistics, upscaled
-    and normalised again. Frames, fps and audio (of an AV latent) are kept; the noise mask is dropped (a fresh
-    stage starts from the upscaled latent)."""
-    from ltxgraph_ops.models.upscaler import upscale_normalised
+    """The latent un-normalised with the VAE's per-channel statistics, upscaled and normalised again. A spatial
+    model scales width and height (x2, x1.5); a temporal x2 model turns F latent frames into 2F - 1, so N pixel
+    frames become 2(N - 1) + 1 at twice the fps (same duration). Audio (of an AV latent) is kept; the noise mask
+    is dropped (a fresh stage starts from the upscaled latent)."""
     video = samples.video if isinstance(samples, AVLatent) else samples
     if video.samples.ndim != 5 or video.samples.shape[1] != vae.latent_channels:
         raise InputValueError(f"a video latent with {vae.latent_channels} channels is needed, got shape "
@@ -57,4 +59,6 @@ def ltxv_latent_upsampler(samples: Annotated[Any, Port("VIDEO_LATENT|AV_LATENT")
     with torch.inference_mode():
         upscaled = upscale_normalised(upscale_model.model.get(), video.samples.float(), mean, std)
     out = replace(video, samples=upscaled.to(video.samples.dtype), noise_mask=None)
+    if upscale_model.config.temporal_upsample:
+        out = replace(out, frames=2 * (video.frames - 1) + 1, fps=None if video.fps is None else 2 * video.fps)
     return AVLatent(out, samples.audio) if isinstance(samples, AVLatent) else out

@@ -13,7 +13,7 @@ from types import ModuleType
 import torch
 
 from ltxgraph_ops.models.layers import Linear
-from ltxgraph_ops.weights.writing import checkpoint_tensors, header_metadata, save_atomic, seeded_value
+from ltxgraph_ops.weights.writing import checkpoint_tensors, header_metadata, save_atomic, seeded_value, store
 
 # components of the single-file LTX-2 checkpoint, in file order
 CHECKPOINT_COMPONENTS = ("transformer", "connector", "video_vae", "audio_vae", "vocoder")
@@ -36,7 +36,7 @@ UPSCALER = "ltx-2-spatial-upscaler-x2-1.0.safetensors"
 # the fp4-mixed name is what ComfyUI's templates load; its tiny stand-in is bf16 (nvfp4 is not read by ltxgraph)
 TEXT_ENCODERS = {"gemma_3_12B_it_fp8_scaled.safetensors": "fp8", "gemma_3_12B_it.safetensors": "bf16",
                  "gemma_3_12B_it_fp4_mixed.safetensors": "bf16"}
-VERSION = "3"  # bump when the tiny configs or the writer change: the provider rewrites the set
+VERSION = "4"  # bump when the tiny configs or the writer change: the provider rewrites the set
 
 
 def component(name: str) -> ModuleType:
@@ -68,7 +68,16 @@ def write_checkpoint(path: Path, storage: str = "bf16", seed: int = 0,
         with torch.device("meta"):
             built = module.build(sections.get(module.SECTION, config), device="meta")
         parts.append((built, module.PREFIX))
-    return save_atomic(path, checkpoint_tensors(parts, seed, storage), header_metadata(sections))
+    tensors = checkpoint_tensors(parts, seed, storage)
+    for module in modules:
+        tensors.update(fixed_tensors(module, sections.get(module.SECTION, module.tiny_config()), storage))
+    return save_atomic(path, tensors, header_metadata(sections))
+
+
+def fixed_tensors(module: ModuleType, config: dict, storage: str) -> dict[str, torch.Tensor]:
+    """The real values of the stored non-learned tensors (filters, bases) a tiny module declares, as stored."""
+    fixed = getattr(module, "fixed_tensors", None)
+    return store(fixed(config), set(), storage) if fixed else {}
 
 
 def write_lora(path: Path, model: torch.nn.Module, rank: int, seed: int, metadata: dict[str, str],
@@ -95,13 +104,22 @@ def write_tiny_models(folder: Path, seed: int = 0) -> list[Path]:
         layout = transformer.build(transformer.tiny_config(), device="meta")
     for index, (name, (rank, metadata)) in enumerate(LORAS.items()):
         written.append(write_lora(folder / "loras" / name, layout, rank, seed + 100 + index, metadata))
-    for module in available(("upscaler",)):
-        with torch.device("meta"):
-            built = module.build(module.tiny_config(), device="meta")
-        tensors = checkpoint_tensors([(built, module.PREFIX)], seed, "bf16")
-        written.append(save_atomic(folder / "latent_upscale_models" / UPSCALER, tensors,
-                                   header_metadata(module.tiny_config())))
+    written += write_upscalers(folder / "latent_upscale_models", seed)
     for module in available(("gemma",)):
         for name, storage in TEXT_ENCODERS.items():
             written.append(module.write_file(folder / "text_encoders" / name, storage, seed))
+    return written
+
+
+def write_upscalers(folder: Path, seed: int = 0) -> list[Path]:
+    """Every latent upscaler release file (2.0 x2; 2.3 x2 1.1, x1.5, temporal x2), tiny, into ``folder``."""
+    written = []
+    for module in available(("upscaler",)):
+        for name, release in module.RELEASE_FILES.items():
+            config = module.tiny_config(release())
+            with torch.device("meta"):
+                built = module.build(config, device="meta")
+            tensors = checkpoint_tensors([(built, module.PREFIX)], seed, "bf16")
+            tensors.update(fixed_tensors(module, config, "bf16"))
+            written.append(save_atomic(folder / name, tensors, header_metadata(config)))
     return written

@@ -1,10 +1,12 @@
-"""Tiny and full-size configs of the LTX-2 x2 spatial latent upscaler (a file of its own, no key prefix; the
-whole header ``config`` is its section)."""
+"""Tiny and full-size configs of the LTX-2 latent upscalers (each a file of its own, no key prefix; the whole
+header ``config`` is its section). ``full_config`` / ``tiny_config`` are the 2.0 x2 file; ``RELEASE_FILES`` maps
+each release file name to its full-size header (2.3: spatial x2 1.1, spatial x1.5, temporal x2; reconstructed
+from the reference configurator's fields, mid width 1024 as the x2 files)."""
 from __future__ import annotations
 
 import torch
 
-from ltxgraph_ops.models.upscaler import LatentUpscaler, LatentUpscalerConfig
+from ltxgraph_ops.models.upscaler import LatentUpscaler, LatentUpscalerConfig, resampling_stage
 
 COMPONENT = "upscaler"
 PREFIX = ""
@@ -18,8 +20,32 @@ def full_config() -> dict:
             "rational_resampler": False}
 
 
-def tiny_config() -> dict:
-    return {**full_config(), "mid_channels": 32, "num_blocks_per_stage": 1}
+def spatial_x1_5_config() -> dict:
+    return {**full_config(), "spatial_scale": 1.5, "rational_resampler": True}
+
+
+def temporal_x2_config() -> dict:
+    return {**full_config(), "spatial_upsample": False, "temporal_upsample": True}
+
+
+RELEASE_FILES = {
+    "ltx-2-spatial-upscaler-x2-1.0.safetensors": full_config,
+    "ltx-2.3-spatial-upscaler-x2-1.1.safetensors": full_config,
+    "ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors": spatial_x1_5_config,
+    "ltx-2.3-temporal-upscaler-x2-1.0.safetensors": temporal_x2_config,
+}
+
+
+def tiny_config(full: dict | None = None) -> dict:
+    """``full`` (default: the 2.0 x2 header) at 32 channels, one block per stage."""
+    return {**(full or full_config()), "mid_channels": 32, "num_blocks_per_stage": 1}
+
+
+def fixed_tensors(config: dict) -> dict[str, torch.Tensor]:
+    """The blur kernel a rational-resampler file stores (the fixed 5x5 binomial), float32."""
+    with torch.device("cpu"):
+        state = resampling_stage(LatentUpscalerConfig.from_header(config)).state_dict()
+    return {f"upsampler.{key}": value for key, value in state.items() if key.endswith("kernel")}
 
 
 def build(config: dict, device: str | torch.device = "cpu") -> torch.nn.Module:

@@ -1,14 +1,19 @@
-"""Tiny and full-size configs of the LTX-2 HiFi-GAN vocoder (checkpoint prefix ``vocoder.``).
+"""Tiny and full-size configs of the LTX-2 vocoders (checkpoint prefix ``vocoder.``).
 
-The dicts use the header's flat ``vocoder`` section format (ltx-core's VocoderConfigurator for pre-2.3
-checkpoints: ``resblock`` "1", ``stereo`` true). Keys reconstructed from the facts and the manifest's shapes;
-``output_sampling_rate`` is absent, so 24 kHz comes from the reference's default (ours is the same).
+2.0: the header's flat ``vocoder`` section (ltx-core's VocoderConfigurator for pre-2.3 checkpoints: ``resblock``
+"1", ``stereo`` true). Keys reconstructed from the facts and the manifest's shapes; ``output_sampling_rate`` is
+absent, so 24 kHz comes from the reference's default (ours is the same).
+2.3 (``*_23``): the nested ``{"vocoder", "bwe"}`` section of the 22B release header (BigVGAN v2 stage at 16 kHz,
+bandwidth extension to 48 kHz). Its stored non-learned tensors (anti-aliasing filters, STFT bases, mel
+filterbank) are written with real values by :func:`fixed_tensors`, not random ones.
 """
 from __future__ import annotations
 
 import torch
 
-from ltxgraph_ops.models.vocoder import Vocoder, VocoderConfig
+from ltxgraph_ops.models.mel import slaney_filterbank
+from ltxgraph_ops.models.vocoder_bwe import VocoderWithBWE, build_vocoder
+from ltxgraph_ops.weights.loading import parameters_on_meta
 
 COMPONENT = "vocoder"
 PREFIX = "vocoder."
@@ -43,6 +48,59 @@ def tiny_config() -> dict:
     }
 
 
+def full_config_23() -> dict:
+    """The 22B release's nested ``vocoder`` header section."""
+    stage = {"resblock": "AMP1", "activation": "snakebeta", "stereo": True, "use_tanh_at_final": False,
+             "use_bias_at_final": False, "resblock_kernel_sizes": [3, 7, 11],
+             "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5], [1, 3, 5]]}
+    return {
+        "vocoder": {**stage, "upsample_initial_channel": 1536, "upsample_rates": [5, 2, 2, 2, 2, 2],
+                    "upsample_kernel_sizes": [11, 4, 4, 4, 4, 4]},
+        "bwe": {**stage, "upsample_initial_channel": 512, "upsample_rates": [6, 5, 2, 2, 2],
+                "upsample_kernel_sizes": [12, 11, 4, 4, 4], "apply_final_activation": False,
+                "input_sampling_rate": 16000, "output_sampling_rate": 48000, "hop_length": 80, "n_fft": 512,
+                "win_size": 512, "num_mels": 64},
+    }
+
+
+def tiny_config_23() -> dict:
+    """Same keys and rates (100 mel frames/s -> 16 kHz -> 48 kHz); stage 1 x8,5,4 from 32 channels, generator
+    x8,6,5 from 16 channels, two residual blocks per stage, a 128-point analysis STFT."""
+    full = full_config_23()
+    blocks = {"resblock_kernel_sizes": [3, 5], "resblock_dilation_sizes": [[1, 3, 5], [1, 2, 3]]}
+    return {
+        "vocoder": {**full["vocoder"], **blocks, "upsample_initial_channel": 32, "upsample_rates": [8, 5, 4],
+                    "upsample_kernel_sizes": [16, 11, 8]},
+        "bwe": {**full["bwe"], **blocks, "upsample_initial_channel": 16, "upsample_rates": [8, 6, 5],
+                "upsample_kernel_sizes": [16, 12, 11], "n_fft": 128, "win_size": 128},
+    }
+
+
+RELEASE_CONFIGS = {"2.0": full_config, "2.3": full_config_23}   # full-size header section per release
+
+
+def analysis_bases(n_fft: int, num_mels: int, sample_rate: int) -> dict[str, torch.Tensor]:
+    """Stand-ins for the stored analysis tensors: Hann-windowed DFT rows (cos, then -sin) [2 (n/2+1), 1, n] for
+    both STFT bases, and Slaney mel filters [M, n/2+1]."""
+    bins = n_fft // 2 + 1
+    phase = 2 * torch.pi * torch.outer(torch.arange(bins, dtype=torch.float64), torch.arange(n_fft)) / n_fft
+    window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
+    basis = (torch.cat([phase.cos(), -phase.sin()]) * window).unsqueeze(1).float()
+    return {"mel_stft.stft_fn.forward_basis": basis, "mel_stft.stft_fn.inverse_basis": basis.clone(),
+            "mel_stft.mel_basis": slaney_filterbank(bins, num_mels, sample_rate).T.contiguous()}
+
+
+def fixed_tensors(config: dict) -> dict[str, torch.Tensor]:
+    """The non-learned tensors a real file of this config stores, under their checkpoint keys (float32)."""
+    with parameters_on_meta():
+        model = build_vocoder(config)
+    fixed = {key: value for key, value in model.state_dict().items() if key.endswith(".filter")}
+    if isinstance(model, VocoderWithBWE):
+        cfg = model.config
+        fixed.update(analysis_bases(cfg.n_fft, cfg.num_mels, cfg.input_sampling_rate))
+    return {PREFIX + key: value for key, value in fixed.items()}
+
+
 def build(config: dict, device: str | torch.device = "cpu") -> torch.nn.Module:
     with torch.device(device):
-        return Vocoder(VocoderConfig.from_header(config))
+        return build_vocoder(config)
