@@ -1,6 +1,6 @@
 """The LTX-2.3 ("V2") text path: per-token RMS features, per-stream biased projections, gated connectors at the
 transformer's widths; parity with diffusers 0.42.1 (tools/oracle/text23.py, batch of two with different
-padding), the release layout against diffusers' at the release config, and bad headers refused by field."""
+padding; and ltx-core), the release layout against diffusers' at the release config, and bad headers refused by field."""
 from __future__ import annotations
 
 import pytest
@@ -10,6 +10,7 @@ from ltxgraph_ops.models.attention import Attention
 from ltxgraph_ops.models.text_connectors import TextProjector, is_v2_layout, normalise_tokens
 from ltxgraph_ops.tiny import connector as tiny
 from ltxgraph_ops.weights.writing import random_state
+from tools.oracle import text23 as oracle
 
 
 def seeded(config: dict) -> TextProjector:
@@ -83,22 +84,20 @@ def test_release_23_layout_matches_diffusers_at_the_release_config() -> None:
     pytest.importorskip("diffusers")
     from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
 
-    from tools.oracle.text23 import diffusers_config, diffusers_key
     config = tiny.full_config_23()
     ours = tiny.build(config, device="meta")
     with torch.device("meta"):
-        theirs = LTX2TextConnectors(**diffusers_config(config, tiny.RELEASE_STATES))
+        theirs = LTX2TextConnectors(**oracle.diffusers_config(config, tiny.RELEASE_STATES))
     assert ours.states == 49
-    shapes = {diffusers_key(k): list(v.shape) for k, v in ours.state_dict().items()}
+    shapes = {oracle.diffusers_key(k): list(v.shape) for k, v in ours.state_dict().items()}
     assert shapes == {k: list(v.shape) for k, v in theirs.state_dict().items()}
     assert shapes["video_text_proj_in.weight"] == [4096, 3840 * 49]
     assert shapes["audio_connector.transformer_blocks.7.attn1.to_gate_logits.weight"] == [32, 2048]
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("name", ["ltx23_text_features", "ltx23_text_video_projection", "ltx23_text_audio_projection",
-                                  "ltx23_text_video_connector", "ltx23_text_audio_connector"])
-def test_parity_with_diffusers(name: str) -> None:
+@pytest.mark.parametrize("name", sorted(oracle.CHECKS))
+def test_parity_with_diffusers_and_ltx_core(name: str) -> None:
     pytest.importorskip("diffusers")
-    from tools.oracle import text23 as oracle
+    pytest.importorskip("ltx_core")
     assert oracle.CHECKS[name]() <= 1e-5

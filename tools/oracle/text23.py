@@ -3,6 +3,10 @@ per-modality biased projections and gated connectors, built at the tiny 2.3 conf
 a batch of two prompts with different left padding. Intermediate values of diffusers' forward (the rescaled
 features and each projection's output) are read with forward hooks on its projection layers.
 
+The same against ltx-core (the installed 1.0.0, whose V2 feature extractor and gated connectors read as 1.2.0's;
+``*_ltx_core`` keys): its ``FeatureExtractorV2`` and the connectors its configurators build from the same header
+section. Its register replacement only works for a batch of one, so its side runs each sample alone.
+
 Where diffusers and ltx-core 1.2.0 differ in this path, ltx-core is followed (and matched here): it keeps the
 learnable registers in bfloat16, so the shared weights hold bf16-representable registers."""
 from __future__ import annotations
@@ -120,15 +124,57 @@ def outputs() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
             "audio_connector": (our_audio, their_audio)}
 
 
+@lru_cache(maxsize=1)
+def ltx_core_outputs() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """name -> (ours, ltx-core's), each sample of the batch run alone on ltx-core's side."""
+    from ltx_core.text_encoders.gemma.embeddings_connector import (AudioEmbeddings1DConnectorConfigurator,
+                                                                   Embeddings1DConnectorConfigurator)
+    from ltx_core.text_encoders.gemma.embeddings_processor import convert_to_additive_mask
+    from ltx_core.text_encoders.gemma.feature_extractor import FeatureExtractorV2
+    config = tiny.tiny_config_23()
+    ours, _ = models(config)
+    state = ours.state_dict()
+    projections = {}
+    for stream in ("video", "audio"):
+        weight = state[f"text_embedding_projection.{stream}_aggregate_embed.weight"]
+        projections[stream] = torch.nn.Linear(weight.shape[1], weight.shape[0])
+        projections[stream].load_state_dict({"weight": weight,
+                                             "bias": state[f"text_embedding_projection.{stream}_aggregate_embed.bias"]})
+    extractor = FeatureExtractorV2(projections["video"], config["caption_channels"], projections["audio"])
+    connectors = {}
+    for stream, configurator in (("video", Embeddings1DConnectorConfigurator),
+                                 ("audio", AudioEmbeddings1DConnectorConfigurator)):
+        with torch.device("cpu"):
+            connector = configurator.from_config({"transformer": config}).to_empty(device="cpu")
+        prefix = f"model.diffusion_model.{stream}_embeddings_connector."
+        connector.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        connectors[stream] = connector.float().eval()
+    states, mask = inputs(config)
+    with torch.no_grad():
+        our_features = ours.text_embedding_projection(states, mask)
+        our_video, our_audio, _ = ours(states, mask)
+        their_features = extractor(states, mask)
+        theirs = {"video": [], "audio": []}
+        for b in range(mask.shape[0]):
+            sample = extractor([s[b:b + 1] for s in states], mask[b:b + 1])
+            additive = convert_to_additive_mask(mask[b:b + 1], sample[0].dtype)
+            for stream, features in zip(("video", "audio"), sample):
+                theirs[stream].append(connectors[stream](features, additive)[0])
+    return {"video_projection_ltx_core": (our_features["video"], their_features[0]),
+            "audio_projection_ltx_core": (our_features["audio"], their_features[1]),
+            "video_connector_ltx_core": (our_video, torch.cat(theirs["video"])),
+            "audio_connector_ltx_core": (our_audio, torch.cat(theirs["audio"]))}
+
+
 def error(name: str) -> float:
     """Max abs difference of one compared value, after checking ours is finite and not constant."""
-    mine, theirs = outputs()[name]
+    mine, theirs = (ltx_core_outputs() if name.endswith("_ltx_core") else outputs())[name]
     if not bool(torch.isfinite(mine).all()) or float(mine.std()) == 0.0:
         raise AssertionError(f"ltx23_text_{name}: our output is not finite or is constant")
     return float((mine - theirs).abs().max())
 
 
-CHECKS: dict[str, Callable[[], float]] = {
-    f"ltx23_text_{name}": (lambda name=name: error(name))
-    for name in ("features", "video_projection", "audio_projection", "video_connector", "audio_connector")
-}
+NAMES = ("features", "video_projection", "audio_projection", "video_connector", "audio_connector",
+         "video_projection_ltx_core", "audio_projection_ltx_core", "video_connector_ltx_core",
+         "audio_connector_ltx_core")
+CHECKS: dict[str, Callable[[], float]] = {f"ltx23_text_{name}": (lambda name=name: error(name)) for name in NAMES}
