@@ -18,14 +18,17 @@ MANIFEST_COMPONENT = "connector"
 RELEASE_STATES = 49
 TINY_STATES = 3
 # the text-path fields of the LTX-2.3 release header (ltx-2.3-22b-dev, ``transformer`` section); the audio
-# connector's head count and depth are not in it and follow the video connector's (32 heads, 8 layers)
+# connector's depth is not in it and follows the video connector's (8 layers). ltx-core reads neither
+# ``text_encoder_norm_type`` nor ``connector_learnable_registers_std`` (V2 is told by the caption fields).
 RELEASE_23_TEXT_FIELDS = {
     **V2_FIELDS,
     "connector_apply_gated_attention": True,
     "connector_num_layers": 8,
     "connector_num_attention_heads": 32,
     "connector_attention_head_dim": 128,
+    "audio_connector_num_attention_heads": 32,
     "audio_connector_attention_head_dim": 64,
+    "connector_learnable_registers_std": 1,
     "text_encoder_norm_type": "per_token_rms",
 }
 
@@ -47,7 +50,7 @@ def tiny_config_23() -> dict:
     """The 2.3 text path at the tiny transformer's widths: connectors 2 layers, video 2 x 16, audio 2 x 8."""
     return {**transformer.tiny_config(), **RELEASE_23_TEXT_FIELDS, "connector_num_layers": 2,
             "connector_num_attention_heads": 2, "connector_attention_head_dim": 16,
-            "audio_connector_attention_head_dim": 8}
+            "audio_connector_num_attention_heads": 2, "audio_connector_attention_head_dim": 8}
 
 
 def hidden_states_for(config: dict) -> int:
