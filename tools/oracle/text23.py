@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from ltxgraph_ops.models.text_connectors import normalise_tokens  # noqa: E402
 from ltxgraph_ops.tiny import connector as tiny  # noqa: E402
-from ltxgraph_ops.weights.writing import random_state  # noqa: E402
+from tools.oracle.text import ltx_core_connectors, seeded_projector  # noqa: E402
 
 SEED = 23
 TOKENS = 256
@@ -86,14 +86,9 @@ def inputs(config: dict) -> tuple[list[torch.Tensor], torch.Tensor]:
 def models(config: dict):
     """Our projector and diffusers' connectors on the same seeded weights."""
     from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
-    ours = tiny.build(config).eval()
-    state = random_state(ours, "", SEED)
-    for key in state:  # ltx-core keeps the registers as a bf16 parameter (the checkpoint stores them so too)
-        if key.endswith("learnable_registers"):
-            state[key] = state[key].to(torch.bfloat16).float()
-    ours.load_state_dict(state)
+    ours = seeded_projector(config, SEED)
     theirs = LTX2TextConnectors(**diffusers_config(config, ours.states)).eval()
-    theirs.load_state_dict({diffusers_key(k): v for k, v in state.items()})
+    theirs.load_state_dict({diffusers_key(k): v for k, v in ours.state_dict().items()})
     return ours, theirs
 
 
@@ -127,12 +122,10 @@ def outputs() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
 @lru_cache(maxsize=1)
 def ltx_core_outputs() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """name -> (ours, ltx-core's), each sample of the batch run alone on ltx-core's side."""
-    from ltx_core.text_encoders.gemma.embeddings_connector import (AudioEmbeddings1DConnectorConfigurator,
-                                                                   Embeddings1DConnectorConfigurator)
     from ltx_core.text_encoders.gemma.embeddings_processor import convert_to_additive_mask
     from ltx_core.text_encoders.gemma.feature_extractor import FeatureExtractorV2
     config = tiny.tiny_config_23()
-    ours, _ = models(config)
+    ours = seeded_projector(config, SEED)
     state = ours.state_dict()
     projections = {}
     for stream in ("video", "audio"):
@@ -141,14 +134,7 @@ def ltx_core_outputs() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         projections[stream].load_state_dict({"weight": weight,
                                              "bias": state[f"text_embedding_projection.{stream}_aggregate_embed.bias"]})
     extractor = FeatureExtractorV2(projections["video"], config["caption_channels"], projections["audio"])
-    connectors = {}
-    for stream, configurator in (("video", Embeddings1DConnectorConfigurator),
-                                 ("audio", AudioEmbeddings1DConnectorConfigurator)):
-        with torch.device("cpu"):
-            connector = configurator.from_config({"transformer": config}).to_empty(device="cpu")
-        prefix = f"model.diffusion_model.{stream}_embeddings_connector."
-        connector.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-        connectors[stream] = connector.float().eval()
+    connectors = ltx_core_connectors(config, state)
     states, mask = inputs(config)
     with torch.no_grad():
         our_features = ours.text_embedding_projection(states, mask)
