@@ -167,3 +167,19 @@ def test_a_partial_23_text_header_is_refused_naming_the_field(models, tmp_path: 
     save_file(load_file(str(source.path)), str(bad), metadata={**source.metadata, "config": json.dumps(config)})
     with pytest.raises(CheckpointError, match="ltx-2.3-bad.safetensors.*missing caption_proj_input_norm"):
         ltxav_text_encoder_loader(gemma, str(bad))
+
+
+def test_under_memory_pressure_the_23_connector_blocks_stream_too(models) -> None:
+    gemma, _ = paths(models, "gemma_3_12B_it.safetensors")
+    ckpt = str(models / "checkpoints" / "ltx-2.3-22b-dev.safetensors")
+    resident = text_encoder_handle(gemma, ckpt, None)
+    streamed = text_encoder_handle(gemma, ckpt, OpContext("t", settings=RunSettings(memory_budget=1000)))
+    a, b = resident.encode([PROMPT]), streamed.encode([PROMPT])
+    assert torch.equal(a.video_context, b.video_context) and torch.equal(a.audio_context, b.audio_context)
+    connectors = streamed.projector.get().model.diffusion_model
+    for connector in (connectors.video_embeddings_connector, connectors.audio_embeddings_connector):
+        blocks = connector.transformer_1d_blocks
+        assert type(blocks).__name__ == "StreamedBlocks" and blocks.reads == 2      # read once per encode
+        assert blocks[0].attn1.to_gate_logits.weight.device.type == "meta"        # released after use
+    assert type(resident.projector.get().model.diffusion_model.video_embeddings_connector
+                .transformer_1d_blocks).__name__ == "ModuleList"
