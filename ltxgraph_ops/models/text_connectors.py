@@ -16,9 +16,8 @@ apart by the header's ``caption_proj_before_connector`` fields).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn

@@ -1,6 +1,6 @@
 """The LTX-2.3 ("V2") text path: per-token RMS features, per-stream biased projections, gated connectors at the
-transformer's widths; parity with diffusers 0.42.1 (tools/oracle/text23.py, batch of two with different
-padding; and ltx-core), the release layout against diffusers' at the release config, and bad headers refused by field."""
+transformer's widths; parity with diffusers 0.42.1 and ltx-core (tools/oracle/text23.py, batch of two with
+different padding), the release layout against diffusers' at the release config, bad headers refused by field."""
 from __future__ import annotations
 
 import pytest
@@ -37,8 +37,9 @@ def test_gate_scales_each_head_by_twice_its_sigmoid() -> None:
     x = torch.randn(1, 3, 8)
     gated.load_state_dict({**state, "to_gate_logits.weight": torch.zeros(2, 8),
                            "to_gate_logits.bias": torch.tensor([0.0, -50.0])})
-    head_out = Attention(8, 8, 2, 4, 1e-6)
-    head_out.load_state_dict({**state, "to_out.0.weight": state["to_out.0.weight"] * torch.tensor([1.0] * 4 + [0.0] * 4)})
+    head_out = Attention(8, 8, 2, 4, 1e-6)                                      # head 1's output columns zeroed
+    first_head = torch.tensor([1.0] * 4 + [0.0] * 4)
+    head_out.load_state_dict({**state, "to_out.0.weight": state["to_out.0.weight"] * first_head})
     # gate 2 sigmoid(0) = 1 keeps head 0, 2 sigmoid(-50) ~ 0 silences head 1
     torch.testing.assert_close(gated(x), head_out(x), rtol=0, atol=1e-6)
     assert not torch.allclose(gated(x), plain(x), atol=1e-3)
