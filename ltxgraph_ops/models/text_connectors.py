@@ -13,6 +13,12 @@ apart by the header's ``caption_proj_before_connector`` fields).
    self-attention (RoPE over the token index; V2: per-head gated) and pre-RMSNorm GELU feed-forward, then a final
    RMSNorm. Every position is then valid. Each sample of a batch is handled on its own padding. V2's audio
    connector has its own width (``audio_connector_*`` fields).
+
+Where ltx-core 1.2.0 and diffusers 0.42.1 differ, ltx-core is followed: V2 projection widths are the
+transformer's (heads x head_dim per stream; diffusers: its own ``video/audio_hidden_dim``), the sqrt(D / H)
+rescale uses Gemma's hidden size (diffusers: ``caption_channels``; equal in every release), a partial V2 config
+is refused (diffusers: one ``per_modality_projections`` switch), the registers are bf16 values as stored
+(diffusers keeps float32). Same results on release weights.
 """
 from __future__ import annotations
 
