@@ -1,8 +1,10 @@
 """Text ops (ComfyUI names): the LTX-2 text encoder (Gemma 3 + the checkpoint's text projection and connectors),
 prompt encoding to CONDITIONING, and prompt enhancement with the same Gemma weights.
 
-Memory: when Gemma's weights exceed the run's memory budget its layers are streamed from the file (read, used,
-released one by one) and its token table is left on disk (only looked-up rows are read); resident weights are
+Memory: when Gemma's weights and the text projection and connectors together exceed the run's memory budget,
+Gemma's layers and the connectors' blocks are streamed from their files (read, used, released one by one; the
+LTX-2.3 connectors alone are 4 GB in bf16) and Gemma's token table is left on disk (only looked-up rows are
+read); the aggregate projections stay resident. Resident weights are
 dropped when the encoder value is released after its last use (the encoded CONDITIONING stays cached), before
 the sampler loads the transformer.
 """
@@ -30,7 +32,9 @@ from ltxgraph_ops.weights.streaming import StreamedBlocks, weight_bytes
 
 GEMMA_PREFIXES = ("model.", "language_model.model.")
 OTHER_GEMMA_PARTS = ("vision_tower.", "multi_modal_projector.", "lm_head.")
-PROJECTION_KEY = "text_embedding_projection.aggregate_embed.weight"
+# the text projection's weight that fixes the Gemma it fits: LTX-2.0 (V1) / LTX-2.3 (V2, one per stream)
+PROJECTION_KEYS = ("text_embedding_projection.aggregate_embed.weight",
+                   "text_embedding_projection.video_aggregate_embed.weight")
 T2V_SYSTEM_PROMPT = ("You are a Creative Assistant. Given a user's raw input prompt describing a scene or concept, "
                      "expand it into a detailed video generation prompt with specific visuals and integrated audio "
                      "to guide a text-to-video model.")
@@ -76,13 +80,44 @@ def tokenizer_for(file, path: Path) -> GemmaTokenizer:
                           f"tokenizer.model beside it in {beside.parent}")
 
 
-def load_projector(path: str, states: int) -> TextProjector:
-    file = SafetensorsFile(path)
+def projector_for(file: SafetensorsFile, states: int, text_width: int) -> TextProjector:
+    """The text projection and connectors an LTX-2 checkpoint's header describes (V1 or V2), for ``states``
+    Gemma hidden states of ``text_width`` channels, weights unset (build under a device or
+    :func:`parameters_on_meta`)."""
     section = header_section(file, "transformer")
     has_audio = any(k.startswith(f"{TRANSFORMER_PREFIX}audio_embeddings_connector.") for k in file.entries)
+    try:
+        return TextProjector(section, states, audio=has_audio, text_width=text_width)
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"{file.path}: text projection config: {exc}") from None
+
+
+def load_projector(path: str, states: int, text_width: int, streamed: bool = False) -> TextProjector:
+    """The checkpoint's text projection and connectors, ready to run; ``streamed``: each connector's blocks are
+    read from the file when a forward reaches them and released after."""
+    file = SafetensorsFile(path)
     with parameters_on_meta():
-        projector = TextProjector(section, states, audio=has_audio)
-    return load_component(projector, file, "", allow_extra=_not_text_keys(file))
+        projector = projector_for(file, states, text_width)
+    if not streamed:
+        return load_component(projector, file, "", allow_extra=_not_text_keys(file))
+    connectors = dict(projector.model.diffusion_model.named_children())
+    blocks = {name: connector.transformer_1d_blocks for name, connector in connectors.items()}
+    block_prefixes = {name: f"{TRANSFORMER_PREFIX}{name}.transformer_1d_blocks." for name in connectors}
+    for connector in connectors.values():
+        connector.transformer_1d_blocks = nn.ModuleList()
+    load_component(projector, file, "", allow_extra=_not_text_keys(file) + tuple(block_prefixes.values()))
+    for name, connector in connectors.items():
+        connector.transformer_1d_blocks = StreamedBlocks(blocks[name], file, block_prefixes[name])
+    return projector
+
+
+def projection_key(checkpoint: SafetensorsFile) -> str:
+    """The checkpoint's text-projection weight (V1 or V2); a clear error when it has none."""
+    for key in PROJECTION_KEYS:
+        if key in checkpoint.entries:
+            return key
+    raise CheckpointError(f"{checkpoint.path}: no '{PROJECTION_KEYS[0]}' (LTX-2.0) or '{PROJECTION_KEYS[1]}' "
+                          "(LTX-2.3): not an LTX-2 checkpoint with a text projection")
 
 
 TEXT_PREFIXES = ("text_embedding_projection.", f"{TRANSFORMER_PREFIX}video_embeddings_connector.",
@@ -117,8 +152,9 @@ class TextEncoderHandle:
         ids, mask, lost = self.tokenizer.encode(prompts, self.max_length)
         if ctx is not None and any(lost):
             ctx.warn(f"prompt longer than {self.max_length} tokens: the last {max(lost)} tokens were dropped")
-        # Columns that are padding in every prompt change nothing (masked as keys, zeroed as features): Gemma
-        # runs on the rest only, at their original positions; a short prompt costs its own length, not 1024.
+        # Columns that are padding in every prompt change nothing (masked as keys, their features what the
+        # projection gives padding): Gemma runs on the rest only, at their original positions; a short prompt
+        # costs its own length, not 1024.
         start = int(mask.any(dim=0).int().argmax())
         with torch.inference_mode():
             states = self.gemma.get()(ids[:, start:], mask[:, start:], position_offset=start)
@@ -139,20 +175,22 @@ def text_encoder_handle(gemma_path: str, ckpt_path: str | None, ctx: OpContext |
     projector_bytes = 0
     if ckpt_path is not None:
         checkpoint = SafetensorsFile(ckpt_path)
-        if PROJECTION_KEY not in checkpoint.entries:
-            raise CheckpointError(f"{checkpoint.path}: no '{PROJECTION_KEY}': not an LTX-2 checkpoint with a text "
-                                  "projection")
+        key = projection_key(checkpoint)
         states = config.num_hidden_layers + 1
-        expected = (config.hidden_size, config.hidden_size * states)
-        if checkpoint.entries[PROJECTION_KEY].shape != expected:
-            found = list(checkpoint.entries[PROJECTION_KEY].shape)
-            raise CheckpointError(f"{checkpoint.path}: text projection {found} does not fit this Gemma ({states} "
-                                  f"hidden states of {config.hidden_size})")
-        projector = Lazy(lambda: load_projector(ckpt_path, states), f"text connectors of {checkpoint.name}")
+        found = list(checkpoint.entries[key].shape)
+        if found[1:] != [config.hidden_size * states]:
+            raise CheckpointError(f"{checkpoint.path}: text projection {key} {found} does not fit this Gemma "
+                                  f"({states} hidden states of {config.hidden_size})")
+        with torch.device("meta"):   # header and key layout checked now, the weights read on first use
+            match_component(projector_for(checkpoint, states, config.hidden_size), checkpoint, "",
+                            allow_extra=_not_text_keys(checkpoint))
         projector_bytes = sum(weight_bytes(checkpoint, text_prefix) for text_prefix in TEXT_PREFIXES)
-    # the projection and connectors stay resident: Gemma streams when both together would exceed the budget
+    # Gemma and the connector blocks stream when Gemma and the text path together would exceed the budget
     budget = ctx.settings.memory_budget if ctx else None
     streamed = budget is not None and weight_bytes(file, prefix) + projector_bytes > budget
+    if ckpt_path is not None:
+        projector = Lazy(lambda: load_projector(ckpt_path, states, config.hidden_size, streamed),
+                         f"text connectors of {checkpoint.name}")
     gemma = Lazy(lambda: load_gemma(ShardedSafetensors.for_shard(gemma_path), prefix, streamed),
                  f"Gemma text model of {file.name}")
     return TextEncoderHandle(file.name, tokenizer, gemma, projector, max_length)

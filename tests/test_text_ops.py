@@ -3,6 +3,7 @@ errors, the checkpoint's projection checked against the Gemma file, prompt enhan
 equal to resident."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,47 @@ def test_prompt_enhancement_is_seeded_and_bounded(models) -> None:
     assert len(clip.tokenizer.tokenize(first)) <= 33
     with pytest.raises(InputValueError, match="bypass_i2v"):
         ltxv_gemma_enhance_prompt(clip, "a cat", image=torch.zeros(1, 8, 8, 3))
+
+
+def test_a_23_checkpoint_gives_contexts_at_the_transformer_widths(models) -> None:
+    gemma, _ = paths(models)
+    clip = ltxav_text_encoder_loader(gemma, str(models / "checkpoints" / "ltx-2.3-22b-dev-fp8.safetensors"))
+    cond = clip_text_encode(PROMPT, clip)
+    assert cond.video_context.shape == (1, 1024, 32) and cond.audio_context.shape == (1, 1024, 16)
+    assert bool(cond.context_mask.all()) and torch.isfinite(cond.video_context).all()
+    assert float(cond.audio_context.std()) > 0
+    prompts = [PROMPT, "Snow falls on a quiet street."]
+    batch = clip.encode(prompts)                                         # each prompt on its own padding
+    torch.testing.assert_close(batch.video_context[0], cond.video_context[0], rtol=0, atol=1e-5)
+    ids, mask, _ = clip.tokenizer.encode(prompts, clip.max_length)
+    with torch.inference_mode():
+        full_length = clip.projector.get()(clip.gemma.get()(ids, mask), mask)  # all 1024 columns through Gemma
+    torch.testing.assert_close(batch.video_context, full_length[0], rtol=0, atol=5e-6)
+    torch.testing.assert_close(batch.audio_context, full_length[1], rtol=0, atol=5e-6)
+
+
+def test_a_partial_23_text_header_is_refused_naming_the_field(models, tmp_path: Path) -> None:
+    gemma, _ = paths(models)
+    source = SafetensorsFile(models / "checkpoints" / "ltx-2.3-22b-dev.safetensors")
+    config = source.config()
+    del config["transformer"]["caption_proj_input_norm"]
+    bad = tmp_path / "ltx-2.3-bad.safetensors"
+    save_file(load_file(str(source.path)), str(bad), metadata={**source.metadata, "config": json.dumps(config)})
+    with pytest.raises(CheckpointError, match="ltx-2.3-bad.safetensors.*missing caption_proj_input_norm"):
+        ltxav_text_encoder_loader(gemma, str(bad))
+
+
+def test_under_memory_pressure_the_23_connector_blocks_stream_too(models) -> None:
+    gemma, _ = paths(models, "gemma_3_12B_it.safetensors")
+    ckpt = str(models / "checkpoints" / "ltx-2.3-22b-dev.safetensors")
+    resident = text_encoder_handle(gemma, ckpt, None)
+    streamed = text_encoder_handle(gemma, ckpt, OpContext("t", settings=RunSettings(memory_budget=1000)))
+    a, b = resident.encode([PROMPT]), streamed.encode([PROMPT])
+    assert torch.equal(a.video_context, b.video_context) and torch.equal(a.audio_context, b.audio_context)
+    connectors = streamed.projector.get().model.diffusion_model
+    for connector in (connectors.video_embeddings_connector, connectors.audio_embeddings_connector):
+        blocks = connector.transformer_1d_blocks
+        assert type(blocks).__name__ == "StreamedBlocks" and blocks.reads == 2      # read once per encode
+        assert blocks[0].attn1.to_gate_logits.weight.device.type == "meta"        # released after use
+    assert type(resident.projector.get().model.diffusion_model.video_embeddings_connector
+                .transformer_1d_blocks).__name__ == "ModuleList"

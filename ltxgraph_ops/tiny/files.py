@@ -23,6 +23,12 @@ CHECKPOINTS = {  # file name -> (storage, seed offset); "distilled" is another s
     "ltx-2-19b-distilled.safetensors": ("bf16", 1),
     "ltx-2-19b-distilled-fp8.safetensors": ("fp8", 1),
 }
+# LTX-2.3 checkpoints: written with the components whose tiny module has a ``tiny_config_23``
+CHECKPOINTS_23 = {
+    "ltx-2.3-22b-dev-fp8.safetensors": ("fp8", 0),
+    "ltx-2.3-22b-dev.safetensors": ("bf16", 0),
+    "ltx-2.3-22b-distilled-fp8.safetensors": ("fp8", 1),
+}
 LORAS = {  # file name -> (rank, header metadata)
     "ltx-2-19b-distilled-lora-384.safetensors": (4, {}),
     "ltx-2-19b-ic-lora-pose-control.safetensors": (2, {"reference_downscale_factor": "1"}),
@@ -35,8 +41,9 @@ LORAS = {  # file name -> (rank, header metadata)
 UPSCALER = "ltx-2-spatial-upscaler-x2-1.0.safetensors"
 # the fp4-mixed name is what ComfyUI's templates load; its tiny stand-in is bf16 (nvfp4 is not read by ltxgraph)
 TEXT_ENCODERS = {"gemma_3_12B_it_fp8_scaled.safetensors": "fp8", "gemma_3_12B_it.safetensors": "bf16",
-                 "gemma_3_12B_it_fp4_mixed.safetensors": "bf16"}
-VERSION = "4"  # bump when the tiny configs or the writer change: the provider rewrites the set
+                 "gemma_3_12B_it_fp4_mixed.safetensors": "bf16",
+                 "comfy_gemma_3_12B_it.safetensors": "bf16"}  # the name ComfyUI-LTXVideo's 2.3 examples load
+VERSION = "5"  # bump when the tiny configs or the writer change: the provider rewrites the set
 
 
 def component(name: str) -> ModuleType:
@@ -55,16 +62,19 @@ def available(names: tuple[str, ...]) -> list[ModuleType]:
 
 
 def write_checkpoint(path: Path, storage: str = "bf16", seed: int = 0,
-                     modules: list[ModuleType] | None = None) -> Path:
+                     modules: list[ModuleType] | None = None, version: str = "2.0") -> Path:
     """One single-file LTX-2 checkpoint: each component under its prefix, the header ``config`` holding each
-    component's section."""
+    component's section (a section two components share holds both configs' fields, the first one's winning).
+    ``version`` "2.3": the components with a ``tiny_config_23``, in their 2.3 layout."""
     modules = available(CHECKPOINT_COMPONENTS) if modules is None else modules
+    if version == "2.3":
+        modules = [module for module in modules if hasattr(module, "tiny_config_23")]
     sections: dict[str, dict] = {}
     parts = []
     for module in modules:
-        config = module.tiny_config()
+        config = module.tiny_config_23() if version == "2.3" else module.tiny_config()
         if module.SECTION:
-            sections.setdefault(module.SECTION, config)
+            sections[module.SECTION] = {**config, **sections.get(module.SECTION, {})}
         with torch.device("meta"):
             built = module.build(sections.get(module.SECTION, config), device="meta")
         parts.append((built, module.PREFIX))
@@ -99,6 +109,8 @@ def write_tiny_models(folder: Path, seed: int = 0) -> list[Path]:
     """Every tiny file, in ComfyUI's folder layout under ``folder``; returns the paths written."""
     written = [write_checkpoint(folder / "checkpoints" / name, storage, seed + offset)
                for name, (storage, offset) in CHECKPOINTS.items()]
+    written += [write_checkpoint(folder / "checkpoints" / name, storage, seed + offset, version="2.3")
+                for name, (storage, offset) in CHECKPOINTS_23.items()]
     transformer = component("transformer")
     with torch.device("meta"):
         layout = transformer.build(transformer.tiny_config(), device="meta")

@@ -24,11 +24,9 @@ def test_valid_tokens_move_to_the_front_and_registers_fill_the_rest() -> None:
     assert short[0, :, 0].tolist() == [102, 103, 1, 2] and short[1, :, 0].tolist() == [105, 106, 107, 2]
 
 
-def test_v2_and_gated_layouts_are_refused() -> None:
-    with pytest.raises(ValueError, match="V2 layout"):
-        ConnectorConfig.from_header({**tiny.full_config(), "caption_proj_before_connector": True})
-    with pytest.raises(ValueError, match="gated"):
-        ConnectorConfig.from_header({**tiny.full_config(), "connector_apply_gated_attention": True})
+def test_connectors_without_feed_forward_bias_are_refused() -> None:
+    with pytest.raises(ValueError, match="connector_ff_bias"):
+        ConnectorConfig.from_header({**tiny.full_config(), "connector_ff_bias": False})
 
 
 def test_full_size_layout_matches_the_manifest() -> None:

@@ -31,27 +31,44 @@ def inputs(config: dict):
     return states, mask
 
 
-def models(config: dict):
-    from ltx_core.text_encoders.gemma.embeddings_connector import (AudioEmbeddings1DConnectorConfigurator,
-                                                                   Embeddings1DConnectorConfigurator)
-    from ltx_core.text_encoders.gemma.feature_extractor import FeatureExtractorV1
+def seeded_projector(config: dict, seed: int):
+    """Our projector with seeded weights; the registers bf16-representable (ltx-core keeps them as a bf16
+    parameter, the checkpoint stores them so too)."""
     ours = tiny.build(config).eval()
-    state = random_state(ours, "", SEED)
-    for key in state:  # ltx-core keeps the registers as a bf16 parameter (the checkpoint stores them so too)
+    state = random_state(ours, "", seed)
+    for key in state:
         if key.endswith("learnable_registers"):
             state[key] = state[key].to(torch.bfloat16).float()
     ours.load_state_dict(state)
-    with torch.device("cpu"):
-        video = Embeddings1DConnectorConfigurator.from_config({"transformer": config}).to_empty(device="cpu")
-        audio = AudioEmbeddings1DConnectorConfigurator.from_config({"transformer": config}).to_empty(device="cpu")
-    for name, module in (("video", video), ("audio", audio)):
-        prefix = f"model.diffusion_model.{name}_embeddings_connector."
-        module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    return ours
+
+
+def ltx_core_connectors(config: dict, state: dict[str, torch.Tensor]) -> dict[str, torch.nn.Module]:
+    """ltx-core's video and audio connectors built by its configurators from header section ``config``, filled
+    with the connector weights of our state dict; float32."""
+    from ltx_core.text_encoders.gemma.embeddings_connector import (AudioEmbeddings1DConnectorConfigurator,
+                                                                   Embeddings1DConnectorConfigurator)
+    connectors = {}
+    for stream, configurator in (("video", Embeddings1DConnectorConfigurator),
+                                 ("audio", AudioEmbeddings1DConnectorConfigurator)):
+        with torch.device("cpu"):
+            connector = configurator.from_config({"transformer": config}).to_empty(device="cpu")
+        prefix = f"model.diffusion_model.{stream}_embeddings_connector."
+        connector.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        connectors[stream] = connector.float().eval()
+    return connectors
+
+
+def models(config: dict):
+    from ltx_core.text_encoders.gemma.feature_extractor import FeatureExtractorV1
+    ours = seeded_projector(config, SEED)
+    state = ours.state_dict()
+    connectors = ltx_core_connectors(config, state)
     weight = state["text_embedding_projection.aggregate_embed.weight"]
     aggregate = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False)
     aggregate.load_state_dict({"weight": weight})
     extractor = FeatureExtractorV1(aggregate_embed=aggregate, is_av=True)
-    return ours, extractor, video.float().eval(), audio.float().eval()
+    return ours, extractor, connectors["video"], connectors["audio"]
 
 
 @torch.no_grad()
