@@ -121,7 +121,8 @@ class TextEncoderHandle:
         # runs on the rest only, at their original positions; a short prompt costs its own length, not 1024.
         start = int(mask.any(dim=0).int().argmax())
         with torch.inference_mode():
-            states = self.gemma.get()(ids[:, start:], mask[:, start:], position_offset=start)
+            states = self.gemma.get()(ids[:, start:], mask[:, start:], position_offset=start,
+                                      on_layer=ctx.counter("layer") if ctx is not None else None)
             video, audio, context_mask = self.projector.get()(states, mask[:, start:], length=mask.shape[1])
         return Conditioning(video, audio, context_mask)
 
