@@ -48,6 +48,13 @@ class Folders:
     allow_outside: bool = False
     names: OptionNames = field(default=API_NAMES, compare=False, repr=False)
 
+    def __post_init__(self) -> None:  # accept str and ~ as well as Path, and any sequence of model folders
+        if isinstance(self.models, (str, Path)):
+            raise TypeError("Folders(models=...) takes a list of folders, not one folder")
+        object.__setattr__(self, "models", tuple(Path(m).expanduser() for m in self.models))
+        object.__setattr__(self, "input", Path(self.input).expanduser())
+        object.__setattr__(self, "output", Path(self.output).expanduser())
+
     def find(self, kind: str, name: str) -> Path:
         """Resolve a file name of folder ``kind`` ("input" or a models subfolder); raise if absent."""
         roots = [self.input] if kind == "input" else [r / kind for r in self.models] + list(self.models)
