@@ -19,6 +19,7 @@ from typing import Callable, TextIO
 from .events import ProgressEvent
 
 MODES = ("live", "lines", "quiet")
+OUTER_UNITS = ("tile", "step")   # shown first, in this order (tiles of sampling, steps of blocks); others follow
 BAR_WIDTH = 20
 REDRAW_SECONDS = 0.1
 
@@ -73,7 +74,9 @@ class ConsoleProgress:
 
     def _status(self, now: float, bar: bool) -> str:
         parts = [self._prefix]
-        for position, (unit, (step, total)) in enumerate(self._counters.items()):
+        units = sorted(self._counters, key=lambda u: OUTER_UNITS.index(u) if u in OUTER_UNITS else len(OUTER_UNITS))
+        for position, unit in enumerate(units):
+            step, total = self._counters[unit]
             parts.append(f"{unit} {step}/{total}")
             if bar and position == 0:
                 filled = BAR_WIDTH * step // max(total, 1)

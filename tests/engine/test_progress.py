@@ -54,7 +54,7 @@ def test_plain_lines_show_movement_within_a_long_node_at_most_every_interval() -
     assert lines[-2:] == ["[3/7] sampler (SamplerCustomAdvanced) executed 16.00s", "    warning: a warning"]
     moving = lines[2:-2]
     assert len(moving) == 3                   # 16 s of work, one line per 5 s at most
-    assert moving[0] == "[3/7] sampler (SamplerCustomAdvanced) block 2/4 step 2/8 5.0s"
+    assert moving[0] == "[3/7] sampler (SamplerCustomAdvanced) step 2/8 block 2/4 5.0s"   # outer loop first
 
 
 def test_live_mode_redraws_one_line_with_a_bar() -> None:
@@ -62,7 +62,8 @@ def test_live_mode_redraws_one_line_with_a_bar() -> None:
     long_node(ConsoleProgress(stream, mode="live", clock=clock), clock, steps=4, seconds_per_step=1.0)
     text = stream.getvalue()
     assert "\r\x1b[K[3/7] sampler (SamplerCustomAdvanced) block 1/4 [#####               ]" in text
-    assert "step 2/4" in text and text.count("\n") == 3   # the note, the finished line, its warning
+    assert "step 2/4 [##########          ] block 1/4" in text   # the bar follows the outermost loop
+    assert text.count("\n") == 3                             # the note, the finished line, its warning
 
 
 def test_quiet_mode_writes_nothing() -> None:
