@@ -42,20 +42,19 @@ class ConsoleProgress:
     def __call__(self, event: ProgressEvent) -> None:
         if self.mode == "quiet":
             return
+        clear = "\r\x1b[K" if self.mode == "live" else ""
         if event.kind == "note":
-            self._write(f"note: {event.message}\n")
+            self._write(f"{clear}note: {event.message}\n")
         elif event.kind == "node_started":
             self._prefix = f"[{event.step}/{event.total}] {event.node} ({event.op})"
             self._counters = {}
             self._started = self._shown = self.clock()
-            if self.mode == "lines":
-                self._write(f"{self._prefix} started\n")
+            self._write(f"{self._prefix} started\n" if self.mode == "lines" else f"{clear}{self._prefix}")
         elif event.kind == "step":
             self._counters[event.unit or "step"] = (event.step, event.total)
             self._step()
         elif event.kind == "node_finished" and event.report is not None:
             report = event.report
-            clear = "\r\x1b[K" if self.mode == "live" else ""
             lines = [f"{clear}{self._prefix} {report.status} {report.seconds:.2f}s\n"]
             lines += [f"    warning: {warning}\n" for warning in report.warnings]
             self._write("".join(lines))
@@ -68,7 +67,7 @@ class ConsoleProgress:
         self._shown = now
         if self.mode == "live":
             width = max(20, shutil.get_terminal_size((100, 20)).columns - 1)
-            self._write(f"\r\x1b[K{self._status(now, bar=True)}"[:width + 4])
+            self._write(f"\r\x1b[K{self._status(now, bar=True)[:width]}")
         else:
             self._write(f"{self._status(now, bar=False)}\n")
 

@@ -61,6 +61,7 @@ def test_live_mode_redraws_one_line_with_a_bar() -> None:
     stream, clock = io.StringIO(), Clock()
     long_node(ConsoleProgress(stream, mode="live", clock=clock), clock, steps=4, seconds_per_step=1.0)
     text = stream.getvalue()
+    assert text.startswith("\r\x1b[Knote: using the default models\n\r\x1b[K[3/7] sampler (SamplerCustomAdvanced)\r")
     assert "\r\x1b[K[3/7] sampler (SamplerCustomAdvanced) block 1/4 [#####               ]" in text
     assert "step 2/4 [##########          ] block 1/4" in text   # the bar follows the outermost loop
     assert text.count("\n") == 3                             # the note, the finished line, its warning
