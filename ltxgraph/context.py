@@ -57,3 +57,8 @@ class OpContext:
     def warn(self, message: str) -> None:
         """A warning that ends up in the run report and on stderr."""
         self.warnings.append(message)
+
+
+def counter_of(ctx: OpContext | None, unit: str) -> Counter | None:
+    """``ctx.counter(unit)``, or None for an op called directly without a context."""
+    return ctx.counter(unit) if ctx is not None else None

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import torch
 
 from ltxgraph import Port, op
-from ltxgraph.context import OpContext
+from ltxgraph.context import OpContext, counter_of
 from ltxgraph.errors import InputValueError
 from ltxgraph.values import AVLatent, VideoLatent
 from ltxgraph_ops.handles import Lazy, ModelHandle
@@ -111,7 +111,7 @@ def vae_encode(pixels: Annotated[torch.Tensor, Port("IMAGE")],
                vae: Annotated[VideoVAEHandle, Port("VAE")], ctx: OpContext = None) -> VideoLatent:
     """A clip (IMAGE, 8n+1 frames, multiples of 32) -> its normalised latent; fps is set later by the
     conditioning (None here). Progress: encoder blocks."""
-    latent = vae.encode(_check_pixels(pixels, vae), _counter(ctx, "block"))
+    latent = vae.encode(_check_pixels(pixels, vae), counter_of(ctx, "block"))
     return VideoLatent(latent, None, pixels.shape[0])
 
 
@@ -120,11 +120,7 @@ def vae_decode(samples: Annotated[Any, Port("VIDEO_LATENT|AV_LATENT")],
                vae: Annotated[VideoVAEHandle, Port("VAE")], ctx: OpContext = None) -> torch.Tensor:
     """Video latent (or the video of an AV latent) -> frames (IMAGE [8(F-1)+1, H*32, W*32, 3]). Progress:
     decoder blocks."""
-    return vae.decode(_video_part(samples).samples, on_progress=_counter(ctx, "block"))
-
-
-def _counter(ctx: OpContext | None, unit: str) -> Counter | None:
-    return ctx.counter(unit) if ctx is not None else None
+    return vae.decode(_video_part(samples).samples, on_progress=counter_of(ctx, "block"))
 
 
 def _tiled_method(spatial_tile: int, spatial_overlap: int, temporal_tile: int, temporal_overlap: int):
@@ -156,7 +152,7 @@ def vae_decode_tiled(samples: Annotated[Any, Port("VIDEO_LATENT|AV_LATENT")],
     if frames_lap >= frames:
         frames_lap = frames - 1
     return vae.decode(_video_part(samples).samples, _tiled_method(tile, lap, frames, frames_lap),
-                      _counter(ctx, "tile"))
+                      counter_of(ctx, "tile"))
 
 
 @op("LTXVSpatioTemporalTiledVAEDecode", outputs={"image": "IMAGE"}, category="latent")
@@ -184,7 +180,7 @@ def spatio_temporal_tiled_decode(
     tile = max(tile_h, tile_w, spatial_overlap + 1)
     frames_lap = min(temporal_overlap, temporal_tile_length - 1)
     images = vae.decode(latent, _tiled_method(tile, spatial_overlap, temporal_tile_length, frames_lap),
-                        _counter(ctx, "tile"))
+                        counter_of(ctx, "tile"))
     if last_frame_fix:
         images = images[: pixel_frames(frames - 1)]
     return images
@@ -207,5 +203,5 @@ def vae_encode_tiled(pixels: Annotated[torch.Tensor, Port("IMAGE")],
     clip = pixels[..., :3].float().movedim(-1, 0).unsqueeze(0) * 2 - 1
     with torch.inference_mode():
         model = vae.model.get()
-        latent = tiled_encode(model.encode, clip, tile, lap, frames, frames_lap, on_tile=_counter(ctx, "tile"))
+        latent = tiled_encode(model.encode, clip, tile, lap, frames, frames_lap, on_tile=counter_of(ctx, "tile"))
     return VideoLatent(latent, None, pixels.shape[0])

@@ -262,11 +262,11 @@ class GemmaTextModel(nn.Module):
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
                  stop_tokens: tuple[int, ...] = (1, 106), temperature: float = 0.0, top_k: int = 64,
-                 seed: int = 0) -> torch.Tensor:
+                 seed: int = 0, on_token: Counter | None = None) -> torch.Tensor:
         """Continue each prompt (left-padded ids / mask [B, T]) for up to ``max_new_tokens`` tokens with a
         key/value cache: greedy when ``temperature`` is 0, else sampling from the ``top_k`` most likely tokens
         at that temperature with a generator seeded by ``seed``. Returns the new tokens [B, N] (a finished
-        sequence continues with its stop token)."""
+        sequence continues with its stop token). ``on_token(done, max_new_tokens)`` after each new token."""
         generator = torch.Generator().manual_seed(seed)
         caches: list[list[torch.Tensor]] = [[] for _ in self.layers]
         mask, ids, produced = attention_mask.clone(), input_ids, []
@@ -282,6 +282,8 @@ class GemmaTextModel(nn.Module):
             token = self._pick(logits, temperature, top_k, generator)
             token = torch.where(done, torch.full_like(token, stop_tokens[0]), token)
             produced.append(token)
+            if on_token is not None:
+                on_token(len(produced), max_new_tokens)
             done |= torch.isin(token, torch.tensor(stop_tokens))
             if bool(done.all()):
                 break
