@@ -44,12 +44,12 @@ class OpContext:
 
     def step(self, step: int, total: int, unit: str = "step", **info: Any) -> None:
         """Report progress of an inner loop: ``step`` of ``total`` ``unit``s done (counting from 1); the unit
-        says what is counted ("step" for sampling steps, "tile", "block", "layer", "frame")."""
+        says what is counted ("step" for sampling steps, "tile", "block", "layer", "stage", "token", "frame")."""
         self.on_step(self.node, step, total, {"unit": unit, **info})
 
     def counter(self, unit: str) -> Counter:
         """A plain ``(done, total)`` callback for model code that loops over ``unit``s (tiles, blocks, layers,
-        frames): model code takes it as an optional argument and knows nothing of runs."""
+        stages, tokens, frames): model code takes it as an optional argument and knows nothing of runs."""
         def count(done: int, total: int) -> None:
             self.step(done, total, unit)
         return count

@@ -5,7 +5,8 @@ A watcher is any callable taking a :class:`ProgressEvent`. Four kinds arrive, in
 - ``node_started``: ``node`` and ``op``; ``step`` is the node's position in the plan (from 1), ``total`` the
   number of nodes in the plan.
 - ``step``: an inner loop of the running node advanced: ``step`` of ``total`` (from 1) ``unit``s done, where
-  the unit says what is counted ("step" for sampling steps, "tile", "block", "layer", "frame"); ``info`` holds
+  the unit says what is counted ("step" for sampling steps, "tile", "block", "layer", "stage", "token",
+  "frame"); ``info`` holds
   extras such as ``sigma``. Loops nest (blocks within a sampling step): each unit counts on its own.
 - ``node_finished``: ``report`` is the node's :class:`~ltxgraph.executor.NodeReport` (status, seconds,
   warnings).
