@@ -1,7 +1,8 @@
 """ltxgraph: a declarative graph execution engine, headless, with typed ports and a content-hash cache.
 
     import ltxgraph
-    result = ltxgraph.load("graphs/ltx2_t2v_distilled.yaml").run(params={"seed": 7}, progress=print)
+    result = ltxgraph.load("graphs/ltx2_t2v_distilled.yaml").run(params={"seed": 7, "length": 49})
+    print(result.report.files)
 """
 from .api import Graph, RunResult, Runner, load
 from .context import RunSettings
