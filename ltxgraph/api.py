@@ -102,6 +102,7 @@ class Runner:
         if self.registry is None:
             self.registry = Registry.discover()
         self.cache_dir = Path(self.cache_dir) if self.cache_dir is not None else default_cache_dir()
+        as_callback(self.progress)  # refuses a watcher that is neither callable nor a Progress object, now
         if self.use_cache:
             self.memory = MemoryCache(self.memory_bytes)
             self.disk = DiskStore(self.cache_dir / "results", self.registry.storable, self.disk_bytes)

@@ -120,6 +120,11 @@ def test_an_ltx2_graph_runs_from_python_with_only_its_params(tmp_path: Path, mon
     assert stage1 == [(i, 8) for i in range(1, 9)] and all(e.total > 0 for e in events if e.kind == "step")
 
 
+def test_a_progress_watcher_must_be_callable(registry) -> None:
+    with pytest.raises(TypeError, match="progress must be a callable taking a ProgressEvent"):
+        Runner(registry, use_cache=False, progress="verbose")
+
+
 def test_errors_raised_through_the_api_name_api_arguments(tmp_path: Path, registry) -> None:
     path = tmp_path / "g.yaml"
     path.write_text("ltxgraph: 1\nnodes:\n  m: {op: LoadFakeModel, in: {name: ../x.safetensors}}\n"
