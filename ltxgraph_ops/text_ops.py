@@ -207,8 +207,8 @@ def ltxv_gemma_enhance_prompt(clip: Annotated[TextEncoderHandle, Port("CLIP")],
                                                         control_after_generate=True)] = 42,
                               ctx: OpContext = None) -> str:
     """The prompt rewritten by Gemma (sampling at temperature 0.7 from the 64 likeliest tokens, seeded, at most
-    ``max_tokens`` tokens, stopping at end of turn; progress counts tokens). Image-conditioned enhancement needs Gemma's vision tower,
-    which LTX-2 text-encoder files do not carry: an image is refused unless ``bypass_i2v``."""
+    ``max_tokens`` tokens, stopping at end of turn; progress counts tokens). Image-conditioned enhancement needs
+    Gemma's vision tower, which LTX-2 text-encoder files do not carry: an image is refused unless ``bypass_i2v``."""
     if image is not None and not bypass_i2v:
         raise InputValueError("image-conditioned prompt enhancement is not supported (no vision tower); set "
                               "bypass_i2v to enhance from the text alone")

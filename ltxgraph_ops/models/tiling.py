@@ -75,7 +75,8 @@ def tiled_decode(decode: Coder, latent: torch.Tensor, spatial_tile: int, spatial
     _, _, frames, height, width = latent.shape
     out = weight_sum = None
     tiles = list(product(split_time_latents(frames, temporal_tile, temporal_overlap),
-                         split_axis(height, spatial_tile, spatial_overlap), split_axis(width, spatial_tile, spatial_overlap)))
+                         split_axis(height, spatial_tile, spatial_overlap),
+                         split_axis(width, spatial_tile, spatial_overlap)))
     for t, h, w in counted(tiles, on_tile):
         first = 0 if t.start == 0 else t.start * ts
         stop = 1 + (t.stop - 1) * ts
@@ -103,7 +104,8 @@ def tiled_encode(encode: Coder, pixels: torch.Tensor, spatial_tile: int, spatial
     height, width = pixels.shape[3] // hs, pixels.shape[4] // ws
     out = weight_sum = None
     tiles = list(product(split_time_latents(frames, temporal_tile, temporal_overlap),
-                         split_axis(height, spatial_tile, spatial_overlap), split_axis(width, spatial_tile, spatial_overlap)))
+                         split_axis(height, spatial_tile, spatial_overlap),
+                         split_axis(width, spatial_tile, spatial_overlap)))
     for t, h, w in counted(tiles, on_tile):
         begin = t.start * ts                       # a later tile starts on pixel 8a: its first latent saw that
         t_ramp = ramp(t.stop - t.start, t.left, t.right)      # frame alone and gets no weight
