@@ -1,11 +1,15 @@
 """ltxgraph: a declarative graph execution engine, headless, with typed ports and a content-hash cache.
 
     import ltxgraph
-    result = ltxgraph.load("graphs/t2v_distilled.yaml").run(params={"seed": 7})
+    result = ltxgraph.load("graphs/ltx2_t2v_distilled.yaml").run(params={"seed": 7, "length": 49})
+    print(result.report.files)
 """
 from .api import Graph, RunResult, Runner, load
+from .context import RunSettings
 from .errors import InvalidInput, LtxGraphError, NodeError, ValidationError
+from .events import ProgressEvent
+from .paths import Folders
 from .registry import Port, Registry, op
 
-__all__ = ["Graph", "RunResult", "Runner", "load", "op", "Port", "Registry",
-           "LtxGraphError", "InvalidInput", "NodeError", "ValidationError"]
+__all__ = ["Graph", "RunResult", "Runner", "load", "op", "Port", "Registry", "Folders", "RunSettings",
+           "ProgressEvent", "LtxGraphError", "InvalidInput", "NodeError", "ValidationError"]

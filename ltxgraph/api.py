@@ -1,13 +1,16 @@
-"""The Python API: ``ltxgraph.load(path).run(...)`` does what ``ltxgraph run`` does."""
+"""The Python API: ``ltxgraph.load(path).run(...)`` does what ``ltxgraph run`` does — the same default models,
+the same disk cache, the same progress events; the command line is a thin layer over :class:`Runner`."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
 from .cache import DiskStore, MemoryCache, default_cache_dir
 from .context import RunSettings
-from .executor import Executor, Progress, RunReport, SilentProgress
+from .defaults import default_models
+from .events import Progress, ProgressCallback, ProgressEvent, as_callback
+from .executor import Executor, RunReport
 from .graph import GraphFile
 from .loader import SourceDoc, detect_format, graph_from_doc, read_document
 from .paths import Folders
@@ -37,8 +40,10 @@ class Graph:
     def path(self) -> str | None:
         return self.doc.path
 
-    def validate(self, params: dict[str, Any] | None = None, runner: "Runner | None" = None) -> ResolvedGraph:
-        return (runner or Runner()).validate(self, params)
+    def validate(self, params: dict[str, Any] | None = None, runner: "Runner | None" = None,
+                 **runner_options: Any) -> ResolvedGraph:
+        """Check the graph with ``params``; ``runner_options`` are :class:`Runner`'s when no runner is given."""
+        return (runner or Runner(**runner_options)).validate(self, params)
 
     def run(self, params: dict[str, Any] | None = None, outputs: Iterable[str] | None = None,
             runner: "Runner | None" = None, **runner_options: Any) -> RunResult:
@@ -58,36 +63,71 @@ def load(path: str | Path, registry: Registry | None = None) -> Graph:
     return comfyui.load_workflow(doc, kind, registry or Registry.discover())
 
 
+def reads_model_files(graph: Graph, registry: Registry) -> bool:
+    """Whether any node of ``graph`` names a model file (only then are default models provided)."""
+    for node in graph.file.nodes.values():
+        spec = registry.get(node.op)
+        if spec is not None and any(i.port.file and i.port.file != "input" for i in spec.inputs):
+            return True
+    return False
+
+
 @dataclass
 class Runner:
-    """Holds what outlives one run: the registry, the caches, the folders and the progress display.
+    """Holds what outlives one run: the registry, the caches, the folders and the progress watcher.
 
     memory_bytes bounds the in-memory results cache (models included) kept across runs of this runner; the
     command line, which runs once, sets it to 0 so every value is released after its last use. disk_bytes bounds
-    the disk store (least recently used entries go first; None = unbounded)."""
+    the disk store (least recently used entries go first; None = unbounded); cache_dir defaults to
+    ``$LTXGRAPH_CACHE_DIR`` or ``~/.cache/ltxgraph``. When ``folders`` names no models folder and a graph reads
+    model files, the default models of the installed op packages are used (generated on first use under
+    ``cache_dir/default-models``; a ``note`` event says so); ``default_models=False`` turns that off.
+    progress: a callable receiving :class:`~ltxgraph.events.ProgressEvent`s (or a
+    :class:`~ltxgraph.events.Progress` object); None = silent."""
 
     registry: Registry | None = None
-    cache_dir: Path | None = None
+    cache_dir: Path | str | None = None
     use_cache: bool = True
     memory_bytes: int = DEFAULT_MEMORY_BYTES
     disk_bytes: int | None = DEFAULT_DISK_BYTES
     folders: Folders = field(default_factory=Folders)
-    progress: Progress = field(default_factory=SilentProgress)
+    progress: Progress | ProgressCallback | None = None
     settings: RunSettings = field(default_factory=RunSettings)
+    default_models: bool = True
     memory: MemoryCache | None = field(default=None, init=False)
     disk: DiskStore | None = field(default=None, init=False)
+    _default_folders: tuple[Path, ...] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.registry is None:
             self.registry = Registry.discover()
+        self.cache_dir = Path(self.cache_dir) if self.cache_dir is not None else default_cache_dir()
+        as_callback(self.progress)  # refuses a watcher that is neither callable nor a Progress object, now
         if self.use_cache:
             self.memory = MemoryCache(self.memory_bytes)
-            self.disk = DiskStore(Path(self.cache_dir or default_cache_dir()) / "results", self.registry.storable,
-                                  self.disk_bytes)
+            self.disk = DiskStore(self.cache_dir / "results", self.registry.storable, self.disk_bytes)
+
+    def emit(self, event: ProgressEvent) -> None:
+        """Hand ``event`` to this runner's progress watcher."""
+        as_callback(self.progress)(event)
+
+    def folders_for(self, graph: Graph) -> Folders:
+        """The folders a run of ``graph`` uses: this runner's, with the default models when it names no models
+        folder and the graph reads model files."""
+        assert self.registry is not None
+        if self.folders.models or not self.default_models or not reads_model_files(graph, self.registry):
+            return self.folders
+        if self._default_folders is None:
+            found, notes = default_models(Path(self.cache_dir))  # type: ignore[arg-type]
+            self._default_folders = tuple(found)
+            for note in notes:
+                self.emit(ProgressEvent("note", message=f"no models folder given "
+                                                         f"({self.folders.names.models_dir}): {note}"))
+        return replace(self.folders, models=self._default_folders)
 
     def validate(self, graph: Graph, params: dict[str, Any] | None = None) -> ResolvedGraph:
         assert self.registry is not None
-        return validate(graph.file, self.registry, graph.doc, params or {}, self.folders)
+        return validate(graph.file, self.registry, graph.doc, params or {}, self.folders_for(graph))
 
     def plan(self, graph: Graph, params: dict[str, Any] | None = None,
              outputs: Iterable[str] | None = None) -> Plan:
@@ -98,6 +138,6 @@ class Runner:
         resolved = self.validate(graph, params)
         plan = make_plan(resolved, outputs)
         metadata = {"graph": graph.doc.text, "graph_name": graph.file.name, "params": resolved.params}
-        executor = Executor(self.memory, self.disk, self.folders, self.progress, metadata, self.settings)
+        executor = Executor(self.memory, self.disk, self.folders_for(graph), self.emit, metadata, self.settings)
         values, report = executor.run(plan, RunReport(graph=graph.path, params=dict(resolved.params)))
         return RunResult(values, report)

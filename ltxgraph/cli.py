@@ -18,11 +18,12 @@ from .validate import validate
 from .writer import graph_yaml
 from .cache import DiskStore, default_cache_dir
 from .context import RunSettings
-from .defaults import default_models
 from .errors import InvalidInput, LtxGraphError
 from .paths import Folders, atomic_write_bytes
 from .progress import ConsoleProgress
 from .registry import Registry
+from .summary import run_summary, summary_lines
+from .wording import CLI_NAMES
 
 TRUE_WORDS, FALSE_WORDS = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 
@@ -97,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-dir", type=Path, help=f"cache folder (default {default_cache_dir()})")
     run.add_argument("--cache-size", type=parse_bytes, default=DEFAULT_DISK_BYTES, metavar="SIZE",
                      help="most the disk cache may hold; least recently used results go first (default 20G)")
-    run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    run.add_argument("--json", action="store_true",
+                     help="print one JSON summary on stdout (status, seconds, files, outputs, cache hits)")
     graph_command("validate", "check a graph without running it")
 
     convert = sub.add_parser("convert", help="convert a ComfyUI workflow (UI or API format) to a graph file")
@@ -127,6 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = getattr(exc, "report", None)
         if report is not None and getattr(args, "report", None):
             _write_report(args.report, report)
+        if getattr(args, "json", False):
+            failed = run_summary(report) if report is not None else {
+                "status": "invalid" if exc.exit_code == 2 else "failed", "error": str(exc)}
+            print(json.dumps(failed))
         if args.debug:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
@@ -157,7 +164,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "convert":
         return _convert(registry, args)
     graph = load(args.graph, registry)
-    for warning in graph.warnings:
+    quiet = getattr(args, "quiet", False)
+    for warning in graph.warnings if not quiet else ():
         print(f"warning: {warning}", file=sys.stderr)
     params = parse_assignments(graph, args.set)
     if args.command == "export":
@@ -165,26 +173,23 @@ def _dispatch(args: argparse.Namespace) -> int:
         atomic_write_bytes(args.output, json.dumps(prompt, indent=2).encode())
         print(f"wrote {args.output} ({len(prompt)} nodes)")
         return 0
-    models = list(args.models_dir)
-    if not models and _reads_models(graph, registry):
-        models, notes = default_models(getattr(args, "cache_dir", None) or default_cache_dir())
-        for note in notes:
-            print(f"note: no --models-dir given: {note}", file=sys.stderr)
-    folders = Folders(tuple(models), args.input_dir, args.out, args.allow_outside_paths)
+    folders = Folders(tuple(args.models_dir), args.input_dir, args.out, args.allow_outside_paths, CLI_NAMES)
+    progress = ConsoleProgress(mode="quiet" if quiet else None)
     if args.command == "validate":
-        Runner(registry, use_cache=False, folders=folders).validate(graph, params)
+        Runner(registry, use_cache=False, folders=folders, progress=progress).validate(graph, params)
         print(f"{args.graph}: valid ({len(graph.file.nodes)} nodes)")
         return 0
     runner = Runner(registry, cache_dir=args.cache_dir, use_cache=not args.no_cache, folders=folders,
-                    progress=ConsoleProgress(quiet=args.quiet), memory_bytes=0, disk_bytes=args.cache_size,
+                    progress=progress, memory_bytes=0, disk_bytes=args.cache_size,
                     settings=RunSettings(args.device, args.memory_budget, args.preview))
     result = runner.run(graph, params, args.outputs)
     if args.report:
         _write_report(args.report, result.report)
-    for name, value in result.outputs.items():
-        print(f"{name}: {_describe(value)}")
-    for path in result.report.files:
-        print(f"wrote {path}")
+    summary = run_summary(result.report, result.outputs)
+    if args.json:
+        print(json.dumps(summary))
+    elif not quiet:
+        print("\n".join(summary_lines(summary)))
     return 0
 
 
@@ -210,29 +215,6 @@ def _convert(registry: Registry, args: argparse.Namespace) -> int:
 
 def _write_report(path: Path, report: Any) -> None:
     atomic_write_bytes(path, json.dumps(report.to_json(), indent=2).encode())
-
-
-def _reads_models(graph: Graph, registry: Registry) -> bool:
-    """Whether any node of the graph names a model file (only then are default models provided)."""
-    for node in graph.file.nodes.values():
-        spec = registry.get(node.op)
-        if spec is not None and any(i.port.file and i.port.file != "input" for i in spec.inputs):
-            return True
-    return False
-
-
-def _describe(value: Any) -> str:
-    shape = getattr(value, "shape", None)
-    if shape is not None:
-        return f"tensor {list(shape)}"
-    path = getattr(value, "path", None)
-    if path:
-        return str(path)
-    if isinstance(value, (int, float, str, bool)) or value is None:
-        return repr(value)[:200]
-    parts = {k: _describe(v) for k, v in vars(value).items()} if hasattr(value, "__dict__") else {}
-    summary = ", ".join(f"{k}={v}" for k, v in parts.items() if not k.startswith("_"))
-    return f"{type(value).__name__}({summary})"[:300] if parts else type(value).__name__
 
 
 def _list_ops(registry: Registry, args: argparse.Namespace) -> int:

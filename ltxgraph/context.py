@@ -7,7 +7,8 @@ from typing import Any, Callable
 
 from .paths import Folders
 
-StepCallback = Callable[[str, int, int, dict[str, Any]], None]
+StepCallback = Callable[[str, int, int, dict[str, Any]], None]   # (node, step, total, info with "unit")
+Counter = Callable[[int, int], None]                              # (done, total), called after each unit
 
 
 def _no_steps(node: str, step: int, total: int, info: dict[str, Any]) -> None:
@@ -41,10 +42,23 @@ class OpContext:
     settings: RunSettings = field(default_factory=RunSettings)
     warnings: list[str] = field(default_factory=list)
 
-    def step(self, step: int, total: int, **info: Any) -> None:
-        """Report progress of an inner loop (e.g. a sampling step); ``step`` counts from 1."""
-        self.on_step(self.node, step, total, info)
+    def step(self, step: int, total: int, unit: str = "step", **info: Any) -> None:
+        """Report progress of an inner loop: ``step`` of ``total`` ``unit``s done (counting from 1); the unit
+        says what is counted ("step" for sampling steps, "tile", "block", "layer", "stage", "token", "frame")."""
+        self.on_step(self.node, step, total, {"unit": unit, **info})
+
+    def counter(self, unit: str) -> Counter:
+        """A plain ``(done, total)`` callback for model code that loops over ``unit``s (tiles, blocks, layers,
+        stages, tokens, frames): model code takes it as an optional argument and knows nothing of runs."""
+        def count(done: int, total: int) -> None:
+            self.step(done, total, unit)
+        return count
 
     def warn(self, message: str) -> None:
         """A warning that ends up in the run report and on stderr."""
         self.warnings.append(message)
+
+
+def counter_of(ctx: OpContext | None, unit: str) -> Counter | None:
+    """``ctx.counter(unit)``, or None for an op called directly without a context."""
+    return ctx.counter(unit) if ctx is not None else None

@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
 from . import values as V
 from .cache import DiskStore, MemoryCache
 from .context import OpContext, RunSettings
+from .events import ProgressCallback, ProgressEvent, ignore
 from .errors import InputValueError, LtxGraphError, NodeError, RunInterrupted
 from .graph import NodeRef
 from .paths import Folders
@@ -53,26 +54,14 @@ class RunReport:
         return asdict(self)
 
 
-class Progress(Protocol):
-    def node_started(self, index: int, total: int, node: str, op: str) -> None: ...
-    def node_finished(self, report: NodeReport) -> None: ...
-    def step(self, node: str, step: int, total: int, info: dict[str, Any]) -> None: ...
-
-
-class SilentProgress:
-    def node_started(self, index: int, total: int, node: str, op: str) -> None: ...
-    def node_finished(self, report: NodeReport) -> None: ...
-    def step(self, node: str, step: int, total: int, info: dict[str, Any]) -> None: ...
-
-
 @dataclass
 class Executor:
-    """Runs plans. ``memory`` and ``disk`` may be None (``--no-cache``)."""
+    """Runs plans. ``memory`` and ``disk`` may be None (no cache); ``progress`` receives the run's events."""
 
     memory: MemoryCache | None = None
     disk: DiskStore | None = None
     folders: Folders = field(default_factory=Folders)
-    progress: Progress = field(default_factory=SilentProgress)
+    progress: ProgressCallback = ignore
     metadata: dict[str, Any] = field(default_factory=dict)
     settings: RunSettings = field(default_factory=RunSettings)
     _report: RunReport | None = field(default=None, init=False, repr=False)
@@ -92,11 +81,13 @@ class Executor:
                 if node_report.id not in needed:
                     node_report.status = "unused"   # every consumer is served from the cache
                 else:
-                    self.progress.node_started(index, len(report.nodes), node_report.id, node_report.op)
+                    self.progress(ProgressEvent("node_started", node_report.id, node_report.op, index + 1,
+                                                len(report.nodes), "node"))
                     t0 = time.perf_counter()
                     results[node_report.id] = self._produce(plan, node_report, results, by_id)
                     node_report.seconds = time.perf_counter() - t0
-                    self.progress.node_finished(node_report)
+                    self.progress(ProgressEvent("node_finished", node_report.id, node_report.op,
+                                                index + 1, len(report.nodes), "node", report=node_report))
                 for done in plan.release_after.get(node_report.id, ()):
                     results.pop(done, None)
         except KeyboardInterrupt:
@@ -174,7 +165,7 @@ class Executor:
                 kwargs[input_spec.name] = value
             context = None
             if spec.context_param:
-                context = OpContext(node.id, self.folders, self.metadata, self.progress.step, self.settings)
+                context = OpContext(node.id, self.folders, self.metadata, self._on_step, self.settings)
                 kwargs[spec.context_param] = context
             returned = spec.fn(**kwargs)
             outputs = self._check_outputs(spec, returned)
@@ -194,6 +185,11 @@ class Executor:
             self.disk.put(key, outputs)
         self._record_files(outputs)
         return outputs
+
+    def _on_step(self, node: str, step: int, total: int, info: dict[str, Any]) -> None:
+        extras = dict(info)
+        unit = str(extras.pop("unit", "step"))
+        self.progress(ProgressEvent("step", node, None, step, total, unit, extras))
 
     def _record_files(self, values: tuple[Any, ...]) -> None:
         if self._report is not None:

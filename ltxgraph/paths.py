@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InvalidInput
+from .wording import API_NAMES, OptionNames
 
 MODEL_FOLDERS = ("checkpoints", "diffusion_models", "loras", "text_encoders", "latent_upscale_models", "vae")
 
@@ -14,15 +15,17 @@ class UnsafePath(InvalidInput):
     """A name would resolve outside the folder it must stay in."""
 
 
-def inside(folder: Path, name: str, allow_outside: bool = False) -> Path:
-    """``folder / name`` resolved, refusing absolute names, ``..`` and symlinks that leave ``folder``."""
+def inside(folder: Path, name: str, allow_outside: bool = False, names: OptionNames = API_NAMES) -> Path:
+    """``folder / name`` resolved, refusing absolute names, ``..`` and symlinks that leave ``folder`` (the
+    message names the option that allows them, as ``names`` spells it)."""
     if not name or "\x00" in name:
         raise UnsafePath(f"invalid file name {name!r}")
     candidate = Path(name)
     if allow_outside:
         return (candidate if candidate.is_absolute() else folder / candidate).resolve()
     if candidate.is_absolute() or ".." in candidate.parts:
-        raise UnsafePath(f"'{name}' must be a name inside {folder}, not a path that leaves it")
+        raise UnsafePath(f"'{name}' must be a name inside {folder}, not a path that leaves it "
+                         f"({names.allow_outside_paths} allows it)")
     root = folder.resolve()
     resolved = (root / candidate).resolve()
     if resolved != root and root not in resolved.parents:
@@ -36,12 +39,21 @@ class Folders:
 
     models: roots laid out like ComfyUI's models folder (checkpoints/, loras/, text_encoders/, ...); a file may
     also sit directly in a root. allow_outside: accept absolute paths and ``..`` in names (explicit opt-in).
+    names: how the caller spells these options in messages (the CLI's flags or the API's arguments).
     """
 
     models: tuple[Path, ...] = ()
     input: Path = field(default_factory=lambda: Path.cwd())
     output: Path = field(default_factory=lambda: Path.cwd() / "output")
     allow_outside: bool = False
+    names: OptionNames = field(default=API_NAMES, compare=False, repr=False)
+
+    def __post_init__(self) -> None:  # accept str and ~ as well as Path, and any sequence of model folders
+        if isinstance(self.models, (str, Path)):
+            raise TypeError("Folders(models=...) takes a list of folders, not one folder")
+        object.__setattr__(self, "models", tuple(Path(m).expanduser() for m in self.models))
+        object.__setattr__(self, "input", Path(self.input).expanduser())
+        object.__setattr__(self, "output", Path(self.output).expanduser())
 
     def find(self, kind: str, name: str) -> Path:
         """Resolve a file name of folder ``kind`` ("input" or a models subfolder); raise if absent."""
@@ -50,17 +62,19 @@ class Folders:
             roots = [Path("/")]
         tried = []
         for root in roots:
-            path = inside(root, name, self.allow_outside)
+            path = inside(root, name, self.allow_outside, self.names)
             if path.is_file():
                 return path
             tried.append(str(root))
-        where = ", ".join(tried) if tried else "(no folder given: use --models-dir)"
-        raise InvalidInput(f"{kind} file '{name}' not found in {where}")
+        if not tried:
+            raise InvalidInput(f"{kind} file '{name}' needs a models folder: none was given "
+                               f"({self.names.models_dir})")
+        raise InvalidInput(f"{kind} file '{name}' not found in {', '.join(tried)}")
 
     def output_file(self, relative: str) -> Path:
         """A path for a new output inside the output folder (created); refuses names that escape it."""
         self.output.mkdir(parents=True, exist_ok=True)
-        path = inside(self.output, relative, self.allow_outside)
+        path = inside(self.output, relative, self.allow_outside, self.names)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import torch
 
 from ltxgraph import Port, op
-from ltxgraph.context import OpContext
+from ltxgraph.context import OpContext, counter_of
 from ltxgraph.errors import InputValueError
 from ltxgraph.values import Audio, AudioLatent, AVLatent
 from ltxgraph_ops.handles import Lazy
@@ -109,9 +109,10 @@ def _audio_part(samples: AudioLatent | AVLatent) -> AudioLatent:
 
 @op("LTXVAudioVAEDecode", outputs={"Audio": "AUDIO"}, category="latent/audio")
 def ltxv_audio_vae_decode(samples: Annotated[Any, Port("AUDIO_LATENT|AV_LATENT")],
-                          audio_vae: Annotated[AudioVAEHandle, Port("AUDIO_VAE")]) -> Audio:
+                          audio_vae: Annotated[AudioVAEHandle, Port("AUDIO_VAE")], ctx: OpContext = None) -> Audio:
     """Audio latent (or the audio of an AV latent) -> stereo waveform at the vocoder's rate (24 kHz for 2.0,
-    48 kHz for 2.3's bandwidth extension), as long as the latent's ``seconds``."""
+    48 kHz for 2.3's bandwidth extension), as long as the latent's ``seconds``. Progress: the vocoder's
+    upsampling stages."""
     latent = _audio_part(samples)
     cfg = audio_vae.vae_config
     if latent.samples.ndim != 4 or latent.samples.shape[1] != cfg.z_channels \
@@ -120,7 +121,7 @@ def ltxv_audio_vae_decode(samples: Annotated[Any, Port("AUDIO_LATENT|AV_LATENT")
                               f"([batch, {cfg.z_channels}, frames, {cfg.latent_mel_bins}])")
     with torch.inference_mode():
         mel = audio_vae.vae.get().decode(latent.samples.float())
-        waveform = audio_vae.vocoder.get()(mel)
+        waveform = audio_vae.vocoder.get()(mel, on_stage=counter_of(ctx, "stage"))
     rate = audio_vae.vocoder_config.output_sampling_rate
     wanted = max(1, math.floor(latent.seconds * rate + 1e-6))
     if waveform.shape[-1] >= wanted:

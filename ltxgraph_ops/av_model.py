@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ltxgraph_ops.conditioning import Conditioning
+from ltxgraph_ops.models.progress import Counter
 from ltxgraph_ops.models.transformer import LTXAVTransformer, Perturbations, StreamInput, denoised
 from ltxgraph_ops.models.transformer_tokens import (audio_latent, audio_positions, audio_tokens,
                                                     guide_attention_mask, video_latent, video_positions,
@@ -30,7 +31,8 @@ class LTXAVModel:
     (negative needed only for CFG passes); fps is used when the conditioning carries no frame rate.
     cache_text keeps each prompt's text keys/values for every block after the first step (they do not change
     between steps; cost per prompt and stream: 2 * layers * S * D floats, see ``PreparedText``). The adapter
-    must be used inside ``with model.applied():`` so the cached values include the LoRAs.
+    must be used inside ``with model.applied():`` so the cached values include the LoRAs. on_block(done, total)
+    is called after each transformer block of every pass.
     """
 
     transformer: LTXAVTransformer
@@ -39,6 +41,7 @@ class LTXAVModel:
     negative: Conditioning | None = None
     fps: float | None = None
     cache_text: bool = True
+    on_block: Counter | None = None
     _prepared: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -54,7 +57,8 @@ class LTXAVModel:
         streams, selections = {}, {}
         for name, latent, step in zip(self.modalities, latents, timesteps):
             streams[name], selections[name] = self._stream(name, latent, step, sigma, conditioning)
-        velocity = self.transformer(streams.get("video"), streams.get("audio"), self._perturbations(model_pass))
+        velocity = self.transformer(streams.get("video"), streams.get("audio"), self._perturbations(model_pass),
+                                    on_block=self.on_block)
         out = []
         for name, latent in zip(self.modalities, latents):
             x0 = denoised(streams[name], getattr(velocity, name))

@@ -35,6 +35,7 @@ from ltxgraph_ops.conditioning import Conditioning
 from ltxgraph_ops.guides import add_guide, append_latent_guide, crop_guides
 from ltxgraph_ops.handles import ModelHandle
 from ltxgraph_ops.latents import pixel_frames
+from ltxgraph_ops.models.progress import Counter, counted
 from ltxgraph_ops.sampling.noise import DisableNoise, RandomNoise
 from ltxgraph_ops.sampling_ops import Guider, SamplerChoice, sampler_custom_advanced
 from ltxgraph_ops.vae_handle import VideoVAEHandle
@@ -191,7 +192,8 @@ def looping_sampler(
                 guiding_strength, temporal_overlap_cond_strength, cond_image_strength, adain_factor,
                 None if optional_normalizing_latents is None else optional_normalizing_latents.samples[region],
                 guiding_start_step, guiding_end_step,
-                seed_base=lambda start: seed + start * vertical_tiles * horizontal_tiles + v * horizontal_tiles + h)
+                seed_base=lambda start: seed + start * vertical_tiles * horizontal_tiles + v * horizontal_tiles + h,
+                on_chunk=_tile_counter(ctx, v * horizontal_tiles + h, vertical_tiles * horizontal_tiles))
             ramp = _ramp(bottom - top, right - left, v, h, vertical_tiles, horizontal_tiles, spatial_overlap)
             output[region] += result.float() * ramp
             weights[region] += ramp
@@ -213,11 +215,19 @@ def _ramp(rows: int, cols: int, v: int, h: int, vertical: int, horizontal: int, 
     return weights.clamp_min(1e-6)
 
 
+def _tile_counter(ctx: OpContext, spatial_index: int, spatial_tiles: int) -> Counter:
+    """Progress in tiles (spatial tile x temporal chunk) from one spatial tile's chunk counter."""
+    def count(chunk: int, chunks: int) -> None:
+        ctx.step(spatial_index * chunks + chunk, spatial_tiles * chunks, "tile")
+    return count
+
+
 def _temporal_loop(run: TileSampler, vae: VideoVAEHandle, latents: VideoLatent, guide: torch.Tensor | None,
                    images: torch.Tensor | None, indices: list[int], sigmas: torch.Tensor, tile: int, overlap: int,
                    guiding_strength: float, overlap_strength: float, image_strength: float, adain_factor: float,
                    normalizing: torch.Tensor | None, guiding_start: int, guiding_end: int,
-                   seed_base) -> torch.Tensor:
+                   seed_base, on_chunk: Counter | None = None) -> torch.Tensor:
+    """One spatial tile sampled in overlapping temporal chunks; ``on_chunk(done, total)`` after each chunk."""
     frames = latents.samples.shape[2]
     chunks = temporal_chunks(frames, tile, overlap)
     keyframes = {} if images is None else keyframes_per_chunk(indices, tile, overlap, pixel_frames(frames),
@@ -225,7 +235,7 @@ def _temporal_loop(run: TileSampler, vae: VideoVAEHandle, latents: VideoLatent, 
     positive, negative = run.guider.positive, run.guider.negative or run.guider.positive
     high, middle, low = split_sigmas(sigmas, guiding_start, guiding_end)
     result = first_out = None
-    for number, (start, stop) in enumerate(chunks):
+    for number, (start, stop) in enumerate(counted(chunks, on_chunk)):
         part = VideoLatent(latents.samples[:, :, start:stop], latents.fps, pixel_frames(stop - start),
                            None if latents.noise_mask is None else latents.noise_mask[:, :, start:stop])
         chunk_guide = None if guide is None else guide[:, :, start:stop]

@@ -21,6 +21,7 @@ from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
 from ltxgraph.values import Audio, SavedFile, Video
+from ltxgraph_ops.models.progress import Counter, counted
 
 AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
 METADATA_KEY = "ltxgraph"
@@ -127,8 +128,10 @@ def _audio_frames(audio: Audio, stream_rate: int):
     yield from resampler.resample(None)
 
 
-def encode_mp4(target, video: Video, metadata: dict[str, str], crf: int = 18) -> None:
-    """Write ``video`` as MP4 (H.264 yuv420p, AAC) to ``target`` (a path or a binary file object)."""
+def encode_mp4(target, video: Video, metadata: dict[str, str], crf: int = 18,
+               on_frame: Counter | None = None) -> None:
+    """Write ``video`` as MP4 (H.264 yuv420p, AAC) to ``target`` (a path or a binary file object);
+    ``on_frame(done, total)`` after each video frame is encoded."""
     frames = _even(to_uint8(check_images(video.images)))
     options = {"movflags": "use_metadata_tags"}
     with av.open(target, "w", format="mp4", options=options) as container:
@@ -144,7 +147,7 @@ def encode_mp4(target, video: Video, metadata: dict[str, str], crf: int = 18) ->
             audio_frames = list(_audio_frames(video.audio, rate))
             samples = sum(frame.samples for frame in audio_frames)   # the header (written first) records it
             container.metadata[AUDIO_KEY] = json.dumps({"samples": samples, "priming": AAC_PRIMING})
-        for array in frames:
+        for array in counted(frames, on_frame):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
         container.mux(stream.encode())
         if audio_stream is not None:
@@ -182,7 +185,7 @@ def save_video(video: Annotated[Video, Port("VIDEO")],
     path = ctx.folders.output_file(name)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        encode_mp4(str(tmp), video, run_metadata(ctx))
+        encode_mp4(str(tmp), video, run_metadata(ctx), on_frame=ctx.counter("frame"))
         os.replace(tmp, path)
     except av.FFmpegError as exc:
         raise InputValueError(f"cannot encode the video: {exc}") from None

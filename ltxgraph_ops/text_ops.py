@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ltxgraph import Port, op
-from ltxgraph.context import OpContext
+from ltxgraph.context import OpContext, counter_of
 from ltxgraph.errors import InputValueError
 from ltxgraph_ops.conditioning import Conditioning
 from ltxgraph_ops.handles import Lazy
@@ -157,7 +157,8 @@ class TextEncoderHandle:
         # costs its own length, not 1024.
         start = int(mask.any(dim=0).int().argmax())
         with torch.inference_mode():
-            states = self.gemma.get()(ids[:, start:], mask[:, start:], position_offset=start)
+            states = self.gemma.get()(ids[:, start:], mask[:, start:], position_offset=start,
+                                      on_layer=counter_of(ctx, "layer"))
             video, audio, context_mask = self.projector.get()(states, mask[:, start:], length=mask.shape[1])
         return Conditioning(video, audio, context_mask)
 
@@ -241,16 +242,18 @@ def ltxv_gemma_enhance_prompt(clip: Annotated[TextEncoderHandle, Port("CLIP")],
                               bypass_i2v: Annotated[bool, Port("BOOLEAN")] = False,
                               image: Annotated[torch.Tensor | None, Port("IMAGE", optional=True)] = None,
                               seed: Annotated[int, Port("INT", min=0, max=4294967295,
-                                                        control_after_generate=True)] = 42) -> str:
+                                                        control_after_generate=True)] = 42,
+                              ctx: OpContext = None) -> str:
     """The prompt rewritten by Gemma (sampling at temperature 0.7 from the 64 likeliest tokens, seeded, at most
-    ``max_tokens`` tokens, stopping at end of turn). Image-conditioned enhancement needs Gemma's vision tower,
-    which LTX-2 text-encoder files do not carry: an image is refused unless ``bypass_i2v``."""
+    ``max_tokens`` tokens, stopping at end of turn; progress counts tokens). Image-conditioned enhancement needs
+    Gemma's vision tower, which LTX-2 text-encoder files do not carry: an image is refused unless ``bypass_i2v``."""
     if image is not None and not bypass_i2v:
         raise InputValueError("image-conditioned prompt enhancement is not supported (no vision tower); set "
                               "bypass_i2v to enhance from the text alone")
     tokens = clip.tokenizer.tokenize(chat_prompt(system_prompt, prompt))
     ids = torch.tensor([tokens])
     generated = clip.gemma.get().generate(ids, torch.ones_like(ids), max_new_tokens=max_tokens, temperature=0.7,
-                                          top_k=64, seed=seed)
+                                          top_k=64, seed=seed,
+                                          on_token=counter_of(ctx, "token"))
     text = clip.tokenizer.decode(generated[0].tolist()).strip()
     return text or prompt

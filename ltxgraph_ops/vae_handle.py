@@ -13,13 +13,20 @@ import torch
 
 from ltxgraph.errors import InputValueError
 from ltxgraph_ops.handles import Lazy
+from ltxgraph_ops.models.progress import Counter
 
 SCALE_FACTORS = (8, 32, 32)  # pixel frames, rows, columns per latent cell (LTX-2's video VAE)
 
 
 class VideoAutoencoder(Protocol):
-    def encode(self, pixels: torch.Tensor) -> torch.Tensor: ...      # [B, 3, F, H, W] in [-1, 1] -> latent
-    def decode(self, latent: torch.Tensor) -> torch.Tensor: ...      # latent -> [B, 3, F, H, W] in [-1, 1]
+    """encode: [B, 3, F, H, W] in [-1, 1] -> latent; decode: latent -> [B, 3, F, H, W] in [-1, 1]. Both may
+    take ``on_block``, a ``(done, total)`` callback after each of their blocks (passed only when given)."""
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor: ...
+    def decode(self, latent: torch.Tensor) -> torch.Tensor: ...
+
+
+DecodeMethod = Callable[[VideoAutoencoder, torch.Tensor, Counter | None], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -41,9 +48,9 @@ class VideoVAEHandle:
         stats = self.model.get().per_channel_statistics  # type: ignore[attr-defined]
         return getattr(stats, "mean-of-means"), getattr(stats, "std-of-means")
 
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
+    def encode(self, images: torch.Tensor, on_block: Counter | None = None) -> torch.Tensor:
         """IMAGE [F, H, W, C>=3] in [0, 1] (F = 8n+1, H and W multiples of the spatial factors) -> latent
-        [1, 128, 1 + (F-1)/8, H/32, W/32]."""
+        [1, 128, 1 + (F-1)/8, H/32, W/32]; ``on_block(done, total)`` after each encoder block."""
         frames, height, width = images.shape[:3]
         t, h, w = self.scale_factors
         if (frames - 1) % t or height % h or width % w:
@@ -51,17 +58,24 @@ class VideoVAEHandle:
                                   f"be {t}n+1 and the size a multiple of {w}x{h}")
         pixels = images[..., :3].float().movedim(-1, 0).unsqueeze(0) * 2 - 1          # [1, 3, F, H, W]
         with torch.inference_mode():
-            return self.model.get().encode(pixels)
+            model = self.model.get()
+            return model.encode(pixels) if on_block is None else model.encode(pixels, on_block=on_block)
 
-    def decode(self, latent: torch.Tensor,
-               method: Callable[[VideoAutoencoder, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    def decode(self, latent: torch.Tensor, method: DecodeMethod | None = None,
+               on_progress: Counter | None = None) -> torch.Tensor:
         """latent [B, 128, F, H, W] -> IMAGE [B * (8(F-1)+1), 32H, 32W, 3] in [0, 1] (batch items one after
-        the other). ``method(model, latent)`` replaces the plain decode (e.g. a tiled one)."""
+        the other). ``method(model, latent, on_progress)`` replaces the plain decode (e.g. a tiled one, which
+        counts tiles); the plain decode counts decoder blocks with ``on_progress(done, total)``."""
         if latent.ndim != 5 or latent.shape[1] != self.latent_channels:
             raise InputValueError(f"a video latent [batch, {self.latent_channels}, frames, height, width] is needed, "
                                   f"got shape {tuple(latent.shape)}")
         with torch.inference_mode():
             model = self.model.get()
-            pixels = method(model, latent.float()) if method else model.decode(latent.float())
+            if method is not None:
+                pixels = method(model, latent.float(), on_progress)
+            elif on_progress is not None:
+                pixels = model.decode(latent.float(), on_block=on_progress)
+            else:
+                pixels = model.decode(latent.float())
         images = ((pixels.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1)                 # [B, F, H, W, 3]
         return images.reshape(-1, *images.shape[2:])

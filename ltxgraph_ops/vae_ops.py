@@ -12,13 +12,14 @@ from typing import Annotated, Any
 import torch
 
 from ltxgraph import Port, op
-from ltxgraph.context import OpContext
+from ltxgraph.context import OpContext, counter_of
 from ltxgraph.errors import InputValueError
 from ltxgraph.values import AVLatent, VideoLatent
 from ltxgraph_ops.handles import Lazy, ModelHandle
 from ltxgraph_ops.latents import pixel_frames
 from ltxgraph_ops.loaders import model_handle
 from ltxgraph_ops.model_files import component_layout, header_section
+from ltxgraph_ops.models.progress import Counter
 from ltxgraph_ops.vae_handle import VideoVAEHandle
 from ltxgraph_ops.weights.loading import load_component, parameters_on_meta
 from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
@@ -52,13 +53,13 @@ class PartwiseVideoVAE:
         if any(t.device.type == "meta" for t in module.state_dict().values()):
             load_component(module, SafetensorsFile(self.path), f"{VAE_PREFIX}{part}.", device=self.device)
 
-    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+    def encode(self, pixels: torch.Tensor, on_block: Counter | None = None) -> torch.Tensor:
         self._ensure("encoder")
-        return self.model.encode(pixels)
+        return self.model.encode(pixels, on_block)
 
-    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+    def decode(self, latent: torch.Tensor, on_block: Counter | None = None) -> torch.Tensor:
         self._ensure("decoder")
-        return self.model.decode(latent)
+        return self.model.decode(latent, on_block)
 
 
 def video_vae_handle(path: str, ctx: OpContext | None) -> VideoVAEHandle:
@@ -107,27 +108,29 @@ def _check_pixels(pixels: torch.Tensor, vae: VideoVAEHandle) -> torch.Tensor:
 
 @op("VAEEncode", outputs={"LATENT": "VIDEO_LATENT"}, category="latent")
 def vae_encode(pixels: Annotated[torch.Tensor, Port("IMAGE")],
-               vae: Annotated[VideoVAEHandle, Port("VAE")]) -> VideoLatent:
+               vae: Annotated[VideoVAEHandle, Port("VAE")], ctx: OpContext = None) -> VideoLatent:
     """A clip (IMAGE, 8n+1 frames, multiples of 32) -> its normalised latent; fps is set later by the
-    conditioning (None here)."""
-    latent = vae.encode(_check_pixels(pixels, vae))
+    conditioning (None here). Progress: encoder blocks."""
+    latent = vae.encode(_check_pixels(pixels, vae), counter_of(ctx, "block"))
     return VideoLatent(latent, None, pixels.shape[0])
 
 
 @op("VAEDecode", outputs={"IMAGE": "IMAGE"}, category="latent")
 def vae_decode(samples: Annotated[Any, Port("VIDEO_LATENT|AV_LATENT")],
-               vae: Annotated[VideoVAEHandle, Port("VAE")]) -> torch.Tensor:
-    """Video latent (or the video of an AV latent) -> frames (IMAGE [8(F-1)+1, H*32, W*32, 3])."""
-    return vae.decode(_video_part(samples).samples)
+               vae: Annotated[VideoVAEHandle, Port("VAE")], ctx: OpContext = None) -> torch.Tensor:
+    """Video latent (or the video of an AV latent) -> frames (IMAGE [8(F-1)+1, H*32, W*32, 3]). Progress:
+    decoder blocks."""
+    return vae.decode(_video_part(samples).samples, on_progress=counter_of(ctx, "block"))
 
 
 def _tiled_method(spatial_tile: int, spatial_overlap: int, temporal_tile: int, temporal_overlap: int):
     """A decode method for :meth:`VideoVAEHandle.decode` that decodes overlapping tiles (latent units) and
-    blends them."""
+    blends them, counting tiles."""
     from ltxgraph_ops.models.tiling import tiled_decode
 
-    def method(model, latent: torch.Tensor) -> torch.Tensor:
-        return tiled_decode(model.decode, latent, spatial_tile, spatial_overlap, temporal_tile, temporal_overlap)
+    def method(model, latent: torch.Tensor, on_tile: Counter | None) -> torch.Tensor:
+        return tiled_decode(model.decode, latent, spatial_tile, spatial_overlap, temporal_tile, temporal_overlap,
+                            on_tile=on_tile)
     return method
 
 
@@ -137,7 +140,8 @@ def vae_decode_tiled(samples: Annotated[Any, Port("VIDEO_LATENT|AV_LATENT")],
                      tile_size: Annotated[int, Port("INT", min=64, max=4096, multiple_of=32)] = 512,
                      overlap: Annotated[int, Port("INT", min=0, max=4096, multiple_of=32)] = 64,
                      temporal_size: Annotated[int, Port("INT", min=8, max=4096)] = 64,
-                     temporal_overlap: Annotated[int, Port("INT", min=4, max=4096)] = 8) -> torch.Tensor:
+                     temporal_overlap: Annotated[int, Port("INT", min=4, max=4096)] = 8,
+                     ctx: OpContext = None) -> torch.Tensor:
     """Decode in overlapping tiles of ``tile_size`` pixels and ``temporal_size`` frames (overlaps in pixels and
     frames), blended so seams do not show; the same frames as VAEDecode with bounded memory."""
     t, h, w = vae.scale_factors
@@ -147,7 +151,8 @@ def vae_decode_tiled(samples: Annotated[Any, Port("VIDEO_LATENT|AV_LATENT")],
     frames, frames_lap = max(2, temporal_size // t), max(0, temporal_overlap // t)
     if frames_lap >= frames:
         frames_lap = frames - 1
-    return vae.decode(_video_part(samples).samples, _tiled_method(tile, lap, frames, frames_lap))
+    return vae.decode(_video_part(samples).samples, _tiled_method(tile, lap, frames, frames_lap),
+                      counter_of(ctx, "tile"))
 
 
 @op("LTXVSpatioTemporalTiledVAEDecode", outputs={"image": "IMAGE"}, category="latent")
@@ -161,6 +166,7 @@ def spatio_temporal_tiled_decode(
         last_frame_fix: Annotated[bool, Port("BOOLEAN")] = False,
         working_device: Annotated[str, Port("STRING", choices=("cpu", "auto"))] = "auto",
         working_dtype: Annotated[str, Port("STRING", choices=("float16", "float32", "auto"))] = "auto",
+        ctx: OpContext = None,
 ) -> torch.Tensor:
     """Decode in ``spatial_tiles`` x ``spatial_tiles`` tiles overlapping by ``spatial_overlap`` latent cells and
     temporal tiles of ``temporal_tile_length`` latent frames overlapping by ``temporal_overlap``. Computation
@@ -173,7 +179,8 @@ def spatio_temporal_tiled_decode(
     tile_w = -(-(width + (spatial_tiles - 1) * spatial_overlap) // spatial_tiles)
     tile = max(tile_h, tile_w, spatial_overlap + 1)
     frames_lap = min(temporal_overlap, temporal_tile_length - 1)
-    images = vae.decode(latent, _tiled_method(tile, spatial_overlap, temporal_tile_length, frames_lap))
+    images = vae.decode(latent, _tiled_method(tile, spatial_overlap, temporal_tile_length, frames_lap),
+                        counter_of(ctx, "tile"))
     if last_frame_fix:
         images = images[: pixel_frames(frames - 1)]
     return images
@@ -185,8 +192,9 @@ def vae_encode_tiled(pixels: Annotated[torch.Tensor, Port("IMAGE")],
                      tile_size: Annotated[int, Port("INT", min=64, max=4096, multiple_of=32)] = 512,
                      overlap: Annotated[int, Port("INT", min=0, max=4096, multiple_of=32)] = 64,
                      temporal_size: Annotated[int, Port("INT", min=8, max=4096)] = 64,
-                     temporal_overlap: Annotated[int, Port("INT", min=4, max=4096)] = 8) -> VideoLatent:
-    """Encode in overlapping tiles (sizes in pixels and frames), blended in latent space."""
+                     temporal_overlap: Annotated[int, Port("INT", min=4, max=4096)] = 8,
+                     ctx: OpContext = None) -> VideoLatent:
+    """Encode in overlapping tiles (sizes in pixels and frames), blended in latent space; counts tiles."""
     from ltxgraph_ops.models.tiling import tiled_encode
     _check_pixels(pixels, vae)
     t, h, w = vae.scale_factors
@@ -195,5 +203,5 @@ def vae_encode_tiled(pixels: Annotated[torch.Tensor, Port("IMAGE")],
     clip = pixels[..., :3].float().movedim(-1, 0).unsqueeze(0) * 2 - 1
     with torch.inference_mode():
         model = vae.model.get()
-        latent = tiled_encode(model.encode, clip, tile, lap, frames, frames_lap)
+        latent = tiled_encode(model.encode, clip, tile, lap, frames, frames_lap, on_tile=counter_of(ctx, "tile"))
     return VideoLatent(latent, None, pixels.shape[0])

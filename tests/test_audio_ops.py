@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
 from ltxgraph.values import Audio, AVLatent, VideoLatent
 from ltxgraph_ops.audio_ops import (ltxv_audio_vae_decode, ltxv_audio_vae_encode, ltxv_audio_vae_loader,
@@ -46,7 +47,11 @@ def test_decode_takes_the_audio_of_an_av_latent(checkpoint: Path) -> None:
     vae = ltxv_audio_vae_loader(str(checkpoint))
     audio = ltxv_empty_latent_audio(vae, 25, 25, 1)
     av = AVLatent(VideoLatent(torch.zeros(1, 128, 4, 1, 1), 25.0, 25), audio)
-    assert ltxv_audio_vae_decode(av, vae).waveform.shape == (1, 2, 24000)
+    seen: list[tuple[str, int, int]] = []
+    counting = OpContext("a", on_step=lambda node, step, total, info: seen.append((info["unit"], step, total)))
+    assert ltxv_audio_vae_decode(av, vae, counting).waveform.shape == (1, 2, 24000)
+    stages = len(vae.vocoder_config.upsample_rates)
+    assert seen == [("stage", i, stages) for i in range(1, stages + 1)]      # the vocoder's upsampling stages
 
 
 def test_bad_inputs_are_named(checkpoint: Path, tmp_path: Path) -> None:

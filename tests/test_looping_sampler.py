@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
 from ltxgraph.values import VideoLatent
 from ltxgraph_ops.conditioning import Conditioning
@@ -83,6 +84,17 @@ def test_several_tiles_are_deterministic_and_keep_the_shape(model, vae) -> None:
     assert first.samples.shape == latents.samples.shape and first.frames == latents.frames
     assert torch.equal(first.samples, second.samples) and torch.isfinite(first.samples).all()
     assert not torch.allclose(first.samples, latents.samples)
+
+
+def test_progress_counts_tiles_across_space_and_time(model, vae) -> None:
+    seen = []
+    ctx = OpContext("loop", on_step=lambda node, step, total, info: seen.append((info["unit"], step, total)))
+    run(model, vae, video(13, 4, 6), temporal_tile_size=56, temporal_overlap=24, horizontal_tiles=2,
+        spatial_overlap=2, ctx=ctx)
+    tiles = [(step, total) for unit, step, total in seen if unit == "tile"]
+    total = tiles[-1][1]
+    assert total == 2 * len(temporal_chunks(13, 7, 3)) > 2 and tiles == [(i, total) for i in range(1, total + 1)]
+    assert {unit for unit, _, _ in seen} == {"tile", "step", "block"}
 
 
 def test_keyframe_images_in_later_tiles(model, vae) -> None:

@@ -66,8 +66,12 @@ def test_streamed_gemma_equals_resident(models) -> None:
     gemma, ckpt = paths(models, "gemma_3_12B_it.safetensors")
     resident = text_encoder_handle(gemma, ckpt, None)
     streamed = text_encoder_handle(gemma, ckpt, OpContext("t", settings=RunSettings(memory_budget=1000)))
-    a, b = resident.encode([PROMPT]), streamed.encode([PROMPT])
+    seen: list[tuple[str, int, int]] = []
+    counting = OpContext("t", on_step=lambda node, step, total, info: seen.append((info["unit"], step, total)))
+    a, b = resident.encode([PROMPT]), streamed.encode([PROMPT], counting)
     assert torch.equal(a.video_context, b.video_context)
+    layers = len(streamed.gemma.get().layers)
+    assert seen == [("layer", i, layers) for i in range(1, layers + 1)]           # streamed layers are counted
     assert type(streamed.gemma.get().layers).__name__ == "StreamedBlocks"
     table = streamed.gemma.get().embed_tokens
     assert table.weight.device.type == "meta"                      # the token table is left on disk
@@ -137,6 +141,10 @@ def test_prompt_enhancement_is_seeded_and_bounded(models) -> None:
     again = ltxv_gemma_enhance_prompt(clip, "a cat", max_tokens=32, seed=1)
     assert first == again and isinstance(first, str) and first
     assert len(clip.tokenizer.tokenize(first)) <= 33
+    seen: list[tuple[str, int, int]] = []
+    counting = OpContext("e", on_step=lambda node, step, total, info: seen.append((info["unit"], step, total)))
+    assert ltxv_gemma_enhance_prompt(clip, "a cat", max_tokens=32, seed=1, ctx=counting) == first
+    assert seen == [("token", i, 32) for i in range(1, len(seen) + 1)] and seen
     with pytest.raises(InputValueError, match="bypass_i2v"):
         ltxv_gemma_enhance_prompt(clip, "a cat", image=torch.zeros(1, 8, 8, 3))
 

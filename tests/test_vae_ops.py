@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
 from ltxgraph.values import AVLatent, AudioLatent, VideoLatent
 from ltxgraph_ops.handles import Lazy
@@ -89,3 +90,28 @@ def test_upsampler_doubles_the_grid_and_keeps_audio(models, loaded) -> None:
     assert out.audio is audio and out.video.noise_mask is None
     with pytest.raises(InputValueError, match="128 channels"):
         ltxv_latent_upsampler(VideoLatent(torch.zeros(1, 4, 2, 2, 2), 25.0, 9), upscaler, vae)
+
+
+def counting_context() -> tuple[OpContext, list[tuple[str, int, int]]]:
+    seen: list[tuple[str, int, int]] = []
+    return OpContext("vae", on_step=lambda node, step, total, info: seen.append((info["unit"], step, total))), seen
+
+
+def test_decoders_and_encoders_report_their_blocks_and_tiles(loaded) -> None:
+    _, _, vae = loaded
+    latent = VideoLatent(torch.randn(1, 128, 4, 3, 4, generator=torch.Generator().manual_seed(1)), 25.0, 25)
+    ctx, seen = counting_context()
+    plain = vae_decode(latent, vae, ctx)
+    blocks = len(vae.model.get().model.decoder.up_blocks)
+    assert seen == [("block", i, blocks) for i in range(1, blocks + 1)]
+    ctx, seen = counting_context()
+    vae_decode_tiled(latent, vae, tile_size=64, overlap=32, temporal_size=16, temporal_overlap=8, ctx=ctx)
+    # 3 x 4 latent cells in 2-cell tiles overlapping by 1: 2 x 3 tiles; 4 latent frames in 2-frame tiles: 3
+    assert seen == [("tile", i, 18) for i in range(1, 19)]
+    ctx, seen = counting_context()
+    vae_encode_tiled(plain, vae, tile_size=64, overlap=32, temporal_size=16, temporal_overlap=8, ctx=ctx)
+    assert seen and seen[-1][1] == seen[-1][2] and {unit for unit, _, _ in seen} == {"tile"}
+    ctx, seen = counting_context()
+    vae_encode(plain, vae, ctx)
+    blocks = len(vae.model.get().model.encoder.down_blocks)
+    assert seen == [("block", i, blocks) for i in range(1, blocks + 1)]

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ltxgraph_ops.models.layers import Linear
+from ltxgraph_ops.models.progress import Counter, counted
 
 
 @dataclass(frozen=True)
@@ -242,16 +243,17 @@ class GemmaTextModel(nn.Module):
         return self.embed_tokens(ids, dtype) * torch.tensor(math.sqrt(self.config.hidden_size), dtype=dtype)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                position_offset: int = 0) -> list[torch.Tensor]:
+                position_offset: int = 0, on_layer: Counter | None = None) -> list[torch.Tensor]:
         """ids and mask [B, T] (left padding) -> the L + 1 hidden states [B, T, D]: embeddings, then every
         layer's output, the last one after the final norm. Tokens sit at positions ``position_offset + t`` (a
-        caller that dropped leading padding columns passes how many it dropped)."""
+        caller that dropped leading padding columns passes how many it dropped). ``on_layer(done, total)``
+        after each layer (resident or streamed)."""
         x = self.embed(input_ids)
         positions = torch.arange(position_offset, position_offset + input_ids.shape[1])
         ropes = self._ropes(positions, x.dtype)
         biases = self._biases(attention_mask, input_ids.shape[1], x.dtype)
         states = [x]
-        for layer in self.layers:
+        for layer in counted(self.layers, on_layer):
             x = layer(x, ropes[layer.self_attn.is_global], biases[layer.self_attn.is_global])
             states.append(x)
         states[-1] = self.norm(x)
@@ -260,11 +262,11 @@ class GemmaTextModel(nn.Module):
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
                  stop_tokens: tuple[int, ...] = (1, 106), temperature: float = 0.0, top_k: int = 64,
-                 seed: int = 0) -> torch.Tensor:
+                 seed: int = 0, on_token: Counter | None = None) -> torch.Tensor:
         """Continue each prompt (left-padded ids / mask [B, T]) for up to ``max_new_tokens`` tokens with a
         key/value cache: greedy when ``temperature`` is 0, else sampling from the ``top_k`` most likely tokens
         at that temperature with a generator seeded by ``seed``. Returns the new tokens [B, N] (a finished
-        sequence continues with its stop token)."""
+        sequence continues with its stop token). ``on_token(done, max_new_tokens)`` after each new token."""
         generator = torch.Generator().manual_seed(seed)
         caches: list[list[torch.Tensor]] = [[] for _ in self.layers]
         mask, ids, produced = attention_mask.clone(), input_ids, []
@@ -280,6 +282,8 @@ class GemmaTextModel(nn.Module):
             token = self._pick(logits, temperature, top_k, generator)
             token = torch.where(done, torch.full_like(token, stop_tokens[0]), token)
             produced.append(token)
+            if on_token is not None:
+                on_token(len(produced), max_new_tokens)
             done |= torch.isin(token, torch.tensor(stop_tokens))
             if bool(done.all()):
                 break

@@ -10,9 +10,12 @@ tile starting at 8a (a > 0) yields a first latent that is not latent a (it saw o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import product
 from typing import Callable
 
 import torch
+
+from ltxgraph_ops.models.progress import Counter, counted
 
 Coder = Callable[[torch.Tensor], torch.Tensor]
 
@@ -62,58 +65,61 @@ def _weights(t: torch.Tensor, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 
 def tiled_decode(decode: Coder, latent: torch.Tensor, spatial_tile: int, spatial_overlap: int,
-                 temporal_tile: int, temporal_overlap: int, scale: tuple[int, int, int] = (8, 32, 32)
-                 ) -> torch.Tensor:
+                 temporal_tile: int, temporal_overlap: int, scale: tuple[int, int, int] = (8, 32, 32),
+                 on_tile: Counter | None = None) -> torch.Tensor:
     """``decode`` (latent [B, C, f, h, w] -> pixels [B, 3, 1 + 8(f-1), 32h, 32w]) applied in tiles of
     ``spatial_tile`` x ``spatial_tile`` latent cells and ``temporal_tile`` latent frames with the given
-    overlaps (latent units); returns the blended pixels of the whole latent."""
+    overlaps (latent units); returns the blended pixels of the whole latent. ``on_tile(done, total)`` is called
+    after each tile."""
     ts, hs, ws = scale
     _, _, frames, height, width = latent.shape
     out = weight_sum = None
-    for t in split_time_latents(frames, temporal_tile, temporal_overlap):
+    tiles = list(product(split_time_latents(frames, temporal_tile, temporal_overlap),
+                         split_axis(height, spatial_tile, spatial_overlap),
+                         split_axis(width, spatial_tile, spatial_overlap)))
+    for t, h, w in counted(tiles, on_tile):
         first = 0 if t.start == 0 else t.start * ts
         stop = 1 + (t.stop - 1) * ts
         t_ramp = ramp(stop - first, 0 if t.left == 0 else 1 + (t.left - 1) * ts, t.right * ts)
-        for h in split_axis(height, spatial_tile, spatial_overlap):
-            for w in split_axis(width, spatial_tile, spatial_overlap):
-                pixels = decode(latent[:, :, t.start:t.stop, h.start:h.stop, w.start:w.stop]).float()
-                if out is None:
-                    out = pixels.new_zeros(pixels.shape[0], pixels.shape[1], 1 + (frames - 1) * ts,
-                                           height * hs, width * ws)
-                    weight_sum = pixels.new_zeros(out.shape[2:])
-                mask = _weights(t_ramp, ramp((h.stop - h.start) * hs, h.left * hs, h.right * hs),
-                                ramp((w.stop - w.start) * ws, w.left * ws, w.right * ws))
-                region = (slice(first, stop), slice(h.start * hs, h.stop * hs), slice(w.start * ws, w.stop * ws))
-                out[(slice(None), slice(None)) + region] += pixels * mask
-                weight_sum[region] += mask
+        pixels = decode(latent[:, :, t.start:t.stop, h.start:h.stop, w.start:w.stop]).float()
+        if out is None:
+            out = pixels.new_zeros(pixels.shape[0], pixels.shape[1], 1 + (frames - 1) * ts, height * hs, width * ws)
+            weight_sum = pixels.new_zeros(out.shape[2:])
+        mask = _weights(t_ramp, ramp((h.stop - h.start) * hs, h.left * hs, h.right * hs),
+                        ramp((w.stop - w.start) * ws, w.left * ws, w.right * ws))
+        region = (slice(first, stop), slice(h.start * hs, h.stop * hs), slice(w.start * ws, w.stop * ws))
+        out[(slice(None), slice(None)) + region] += pixels * mask
+        weight_sum[region] += mask
     return out / weight_sum
 
 
 def tiled_encode(encode: Coder, pixels: torch.Tensor, spatial_tile: int, spatial_overlap: int,
-                 temporal_tile: int, temporal_overlap: int, scale: tuple[int, int, int] = (8, 32, 32)
-                 ) -> torch.Tensor:
+                 temporal_tile: int, temporal_overlap: int, scale: tuple[int, int, int] = (8, 32, 32),
+                 on_tile: Counter | None = None) -> torch.Tensor:
     """``encode`` (pixels [B, 3, 1 + 8k, 32h, 32w] -> latent [B, C, 1 + k, h, w]) applied in tiles given in
-    latent units (cells and frames) with overlaps; returns the blended latent of the whole clip."""
+    latent units (cells and frames) with overlaps; returns the blended latent of the whole clip.
+    ``on_tile(done, total)`` is called after each tile."""
     ts, hs, ws = scale
     frames = (pixels.shape[2] - 1) // ts + 1
     height, width = pixels.shape[3] // hs, pixels.shape[4] // ws
     out = weight_sum = None
-    for t in split_time_latents(frames, temporal_tile, temporal_overlap):
+    tiles = list(product(split_time_latents(frames, temporal_tile, temporal_overlap),
+                         split_axis(height, spatial_tile, spatial_overlap),
+                         split_axis(width, spatial_tile, spatial_overlap)))
+    for t, h, w in counted(tiles, on_tile):
         begin = t.start * ts                       # a later tile starts on pixel 8a: its first latent saw that
         t_ramp = ramp(t.stop - t.start, t.left, t.right)      # frame alone and gets no weight
         if t.start:
             t_ramp[0] = 0.0
-        for h in split_axis(height, spatial_tile, spatial_overlap):
-            for w in split_axis(width, spatial_tile, spatial_overlap):
-                clip = pixels[:, :, begin: 1 + (t.stop - 1) * ts, h.start * hs:h.stop * hs, w.start * ws:w.stop * ws]
-                latent = encode(clip).float()
-                if out is None:
-                    out = latent.new_zeros(latent.shape[0], latent.shape[1], frames, height, width)
-                    weight_sum = latent.new_zeros(frames, height, width)
-                mask = _weights(t_ramp, ramp(h.stop - h.start, h.left, h.right), ramp(w.stop - w.start, w.left, w.right))
-                region = (slice(t.start, t.stop), slice(h.start, h.stop), slice(w.start, w.stop))
-                out[(slice(None), slice(None)) + region] += latent * mask
-                weight_sum[region] += mask
+        clip = pixels[:, :, begin: 1 + (t.stop - 1) * ts, h.start * hs:h.stop * hs, w.start * ws:w.stop * ws]
+        latent = encode(clip).float()
+        if out is None:
+            out = latent.new_zeros(latent.shape[0], latent.shape[1], frames, height, width)
+            weight_sum = latent.new_zeros(frames, height, width)
+        mask = _weights(t_ramp, ramp(h.stop - h.start, h.left, h.right), ramp(w.stop - w.start, w.left, w.right))
+        region = (slice(t.start, t.stop), slice(h.start, h.stop), slice(w.start, w.stop))
+        out[(slice(None), slice(None)) + region] += latent * mask
+        weight_sum[region] += mask
     return out / weight_sum.clamp_min(1e-8)
 
 

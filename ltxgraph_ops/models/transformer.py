@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ltxgraph_ops.models.layers import Linear
+from ltxgraph_ops.models.progress import Counter, counted
 from ltxgraph_ops.models.rope import RopeTable, rope_table
 from ltxgraph_ops.models.timestep import AdaLNSingle
 from ltxgraph_ops.models.transformer_block import AVBlock, CaptionProjection, StreamState, learned_table
@@ -56,10 +57,11 @@ class LTXAVTransformer(nn.Module):
         self.transformer_blocks = nn.ModuleList([AVBlock(i, c, device) for i in range(c.num_layers)])
 
     def forward(self, video: StreamInput | None, audio: StreamInput | None,
-                perturbations: Perturbations = NO_PERTURBATIONS) -> Velocity:
-        """Velocity per stream for the given inputs (either may be None)."""
+                perturbations: Perturbations = NO_PERTURBATIONS, on_block: Counter | None = None) -> Velocity:
+        """Velocity per stream for the given inputs (either may be None); ``on_block(done, total)`` after each
+        block (resident or streamed)."""
         v_state, a_state = self.prepare(video, audio)
-        for block in self.transformer_blocks:
+        for block in counted(self.transformer_blocks, on_block):
             v_state, a_state = block(v_state, a_state, perturbations)
         return self.output(v_state, a_state)
 

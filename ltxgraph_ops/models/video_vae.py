@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ltxgraph_ops.models.progress import Counter, counted
 from ltxgraph_ops.models.video_vae_blocks import (CausalConv3d, DepthToSpaceUp, ResBlock, ResStage,
                                                   SpaceToDepthDown, StridedConv, depth_to_space, pixel_norm,
                                                   space_to_depth)
@@ -137,12 +138,13 @@ class VideoEncoder(nn.Module):
         self.conv_out = CausalConv3d(width, LOG_VARIANCE_CHANNELS[cfg.latent_log_var](cfg.latent_channels),
                                      padding_mode=cfg.encoder_padding)
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def forward(self, pixels: torch.Tensor, on_block: Counter | None = None) -> torch.Tensor:
+        """``on_block(done, total)`` is called after each down block."""
         p = self.cfg.patch_size
         x = space_to_depth(pixels, (1, p, p))                       # [B, 3*p*p, F, H/p, W/p]
         x = x.unflatten(1, (-1, p, p)).transpose(2, 3).flatten(1, 3)  # channels (colour, column, row)
         x = self.conv_in(x, causal=True)
-        for block in self.down_blocks:
+        for block in counted(self.down_blocks, on_block):
             x = block(x, causal=True)
         x = self.conv_out(F.silu(pixel_norm(x)), causal=True)
         return x[:, : self.cfg.latent_channels]
@@ -162,10 +164,11 @@ class VideoDecoder(nn.Module):
             self.up_blocks.append(block)
         self.conv_out = CausalConv3d(width, cfg.out_channels * cfg.patch_size ** 2, padding_mode=cfg.decoder_padding)
 
-    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+    def forward(self, latent: torch.Tensor, on_block: Counter | None = None) -> torch.Tensor:
+        """``on_block(done, total)`` is called after each up block."""
         causal, p = self.cfg.causal_decoder, self.cfg.patch_size
         x = self.conv_in(latent, causal)
-        for block in self.up_blocks:
+        for block in counted(self.up_blocks, on_block):
             x = block(x, causal)
         x = self.conv_out(F.silu(pixel_norm(x)), causal)
         x = x.unflatten(1, (-1, p, p)).transpose(2, 3).flatten(1, 3)  # (colour, column, row) -> (colour, row, column)
@@ -186,14 +189,16 @@ class VideoVAE(nn.Module):
     def latent_channels(self) -> int:
         return self.config.latent_channels
 
-    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        """pixels [B, 3, 1+8k, 32h, 32w] in [-1, 1] -> normalised latent [B, 128, 1+k, h, w]."""
+    def encode(self, pixels: torch.Tensor, on_block: Counter | None = None) -> torch.Tensor:
+        """pixels [B, 3, 1+8k, 32h, 32w] in [-1, 1] -> normalised latent [B, 128, 1+k, h, w]; ``on_block(done,
+        total)`` after each encoder block."""
         frames, height, width = pixels.shape[2:]
         if pixels.ndim != 5 or (frames - 1) % 8 or height % 32 or width % 32:
             raise ValueError(f"video VAE input {tuple(pixels.shape)} must be [B, 3, 8n+1 frames, H, W] with H and W "
                              "multiples of 32")
-        return self.per_channel_statistics.normalize(self.encoder(pixels))
+        return self.per_channel_statistics.normalize(self.encoder(pixels, on_block))
 
-    def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        """normalised latent [B, 128, F, h, w] -> pixels [B, 3, 1 + 8(F-1), 32h, 32w] in about [-1, 1]."""
-        return self.decoder(self.per_channel_statistics.denormalize(latent))
+    def decode(self, latent: torch.Tensor, on_block: Counter | None = None) -> torch.Tensor:
+        """normalised latent [B, 128, F, h, w] -> pixels [B, 3, 1 + 8(F-1), 32h, 32w] in about [-1, 1];
+        ``on_block(done, total)`` after each decoder block."""
+        return self.decoder(self.per_channel_statistics.denormalize(latent), on_block)

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ltxgraph_ops.models.antialias import AntiAliasedActivation, SnakeBeta
+from ltxgraph_ops.models.progress import Counter, counted
 
 RESBLOCK_SLOPE = 0.1        # LeakyReLU slope inside the generator
 FINAL_SLOPE = 0.01          # LeakyReLU slope before conv_post
@@ -128,12 +129,14 @@ class Vocoder(nn.Module):
             self.act_post = AntiAliasedActivation(SnakeBeta(width))
         self.conv_post = nn.Conv1d(width, 2, 7, padding=3, bias=cfg.use_bias_at_final)
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+    def forward(self, mel: torch.Tensor, on_stage: Counter | None = None) -> torch.Tensor:
+        """mel [B, 2, T, M] -> waveform [B, 2, T * samples_per_frame]; ``on_stage(done, total)`` after each
+        upsampling stage."""
         b, channels, frames, bins = mel.shape
         x = mel.transpose(2, 3).reshape(b, channels * bins, frames)            # [B, 2*M, T], channel-major
         x = self.conv_pre(x)
         per_stage = len(self.config.resblock_kernel_sizes)
-        for stage, upsample in enumerate(self.ups):
+        for stage, upsample in enumerate(counted(self.ups, on_stage)):
             x = upsample(x if self.is_amp else F.leaky_relu(x, RESBLOCK_SLOPE))   # [B, C/2, T * rate]
             blocks = self.resblocks[stage * per_stage:(stage + 1) * per_stage]
             x = torch.stack([block(x) for block in blocks]).mean(dim=0)        # multi-receptive-field fusion

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ltxgraph_ops.models.progress import Counter
 from ltxgraph_ops.models.antialias import HannSincUpsampler
 from ltxgraph_ops.models.vocoder import Vocoder, VocoderConfig
 
@@ -125,8 +126,8 @@ class VocoderWithBWE(nn.Module):
         self.mel_stft = CausalLogMel(cfg.n_fft, cfg.hop_length, cfg.num_mels)
         self.resampler = HannSincUpsampler(cfg.ratio)
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        low = self.vocoder(mel)                                                   # [B, 2, S] at input rate
+    def forward(self, mel: torch.Tensor, on_stage: Counter | None = None) -> torch.Tensor:
+        low = self.vocoder(mel, on_stage)                                         # [B, 2, S] at input rate
         samples = low.shape[-1]
         low = F.pad(low, (0, -samples % self.config.hop_length))
         analysis = self.mel_stft(low.flatten(0, 1)).unflatten(0, low.shape[:2])  # [B, 2, M, S / hop]

@@ -15,5 +15,5 @@ def provide(folder: Path) -> str:
     if not (stamp.is_file() and stamp.read_text() == VERSION):
         write_tiny_models(folder, seed=0)
         stamp.write_text(VERSION)
-    return (f"using the embedded tiny random LTX-2 models in {folder} (they prove the pipeline, not the picture; "
-            "pass --models-dir to use real weights)")
+    return (f"using the embedded tiny random LTX-2 models in {folder} (they prove the pipeline, not the "
+            "picture; give a models folder to use real weights)")

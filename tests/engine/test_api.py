@@ -7,7 +7,7 @@ import pytest
 
 import ltxgraph
 from ltxgraph import Runner
-from ltxgraph.errors import NodeError
+from ltxgraph.errors import NodeError, ValidationError
 from ltxgraph.paths import Folders
 
 from .conftest import counting_registry
@@ -89,3 +89,59 @@ def test_an_output_that_follows_its_input_is_checked_against_that_input(tmp_path
                     "outputs: {l: '@p.LATENT'}\n")
     result = ltxgraph.load(path).run(runner=Runner(registry, use_cache=False))
     assert result.outputs["l"].frames == 9
+
+
+REPO = Path(__file__).resolve().parents[2]
+SMALL = {"width": 128, "height": 128, "length": 9}
+
+
+def test_an_ltx2_graph_runs_from_python_with_only_its_params(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LTXGRAPH_CACHE_DIR", str(tmp_path / "cache"))
+    graph = ltxgraph.load(REPO / "graphs" / "ltx2_t2v_distilled.yaml")
+    result = graph.run(params=SMALL)                       # the embedded models, the default cache and output
+    [path] = result.report.files
+    assert Path(path).parent == tmp_path / "output" / "ltx2" and Path(path).stat().st_size > 0
+    assert result.outputs["video"].images.shape == (9, 128, 128, 3)
+    assert (tmp_path / "cache" / "default-models" / "ltx2-tiny" / "checkpoints").is_dir()
+
+    events: list[ltxgraph.ProgressEvent] = []
+    again = graph.run(params={**SMALL, "prompt": "a red fox in the snow", "seed": 7}, progress=events.append)
+    assert again.report.status == "ok" and "cached" in {n.status for n in again.report.nodes}
+    [note] = [e.message for e in events if e.kind == "note"]
+    assert note.startswith("no models folder given (Folders(models=[DIR])): using the embedded tiny")
+    started = [e.node for e in events if e.kind == "node_started"]
+    assert started == [e.node for e in events if e.kind == "node_finished"] == [n.id for n in again.report.nodes
+                                                                             if n.status != "unused"]
+    units = {(e.node, e.unit) for e in events if e.kind == "step"}
+    assert {("stage1", "step"), ("stage1", "block"), ("stage2", "step"), ("prompt", "layer"),
+            ("frames", "tile"), ("save", "frame")} <= units
+    stage1 = [(e.step, e.total) for e in events if e.kind == "step" and (e.node, e.unit) == ("stage1", "step")]
+    assert stage1 == [(i, 8) for i in range(1, 9)] and all(e.total > 0 for e in events if e.kind == "step")
+
+
+def test_a_progress_watcher_must_be_callable(registry) -> None:
+    with pytest.raises(TypeError, match="progress must be a callable taking a ProgressEvent"):
+        Runner(registry, use_cache=False, progress="verbose")
+
+
+def test_errors_raised_through_the_api_name_api_arguments(tmp_path: Path, registry) -> None:
+    path = tmp_path / "g.yaml"
+    path.write_text("ltxgraph: 1\nnodes:\n  m: {op: LoadFakeModel, in: {name: ../x.safetensors}}\n"
+                    "outputs: {model: '@m.MODEL'}\n")
+    runner = Runner(registry, use_cache=False, default_models=False, folders=Folders((tmp_path,), tmp_path))
+    with pytest.raises(ValidationError) as info:
+        runner.validate(ltxgraph.load(path))
+    assert "Folders(allow_outside=True) allows it" in str(info.value) and "--" not in str(info.value)
+    path.write_text(path.read_text().replace("../x", "x"))
+    with pytest.raises(ValidationError, match=r"needs a models folder: none was given \(Folders\(models=\[DIR\]\)\)"):
+        Runner(registry, use_cache=False, default_models=False).validate(ltxgraph.load(path))
+
+
+def test_the_cli_names_its_flags_for_the_same_errors(tmp_path: Path, monkeypatch, capsys) -> None:
+    from ltxgraph.cli import main
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "g.yaml").write_text("ltxgraph: 1\nnodes:\n  m: {op: LoadFakeModel, in: {name: ../x.safetensors}}\n"
+                                     "outputs: {model: '@m.MODEL'}\n")
+    code = main(["--plugin", "tests.engine.sample_ops", "validate", "g.yaml", "--models-dir", str(tmp_path)])
+    assert code == 2 and "(--allow-outside-paths allows it)" in capsys.readouterr().err

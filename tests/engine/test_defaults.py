@@ -32,7 +32,7 @@ def test_runs_without_models_dir_use_the_provided_default_models(tmp_path: Path,
     code = main(["--plugin", "tests.engine.sample_ops", "run", "g.yaml", "--cache-dir", str(tmp_path / "c")])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "note: no --models-dir given: tiny test models" in captured.err
+    assert "note: no models folder given (--models-dir DIR): tiny test models" in captured.err
     assert calls == [tmp_path / "c" / "default-models" / "fake"]
     code = main(["--plugin", "tests.engine.sample_ops", "run", "g.yaml", "--models-dir", str(tmp_path / "none")])
     assert code == 2 and "not found" in capsys.readouterr().err and len(calls) == 1

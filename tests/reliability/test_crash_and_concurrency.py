@@ -65,10 +65,10 @@ def test_sigkill_at_random_points_never_leaves_a_usable_bad_entry(tmp_path: Path
         if report.exists():
             json.loads(report.read_text())  # a report is whole or absent, never torn
     assert kills >= 3
-    finished = start(tmp_path, "--report", "final.json")
+    finished = start(tmp_path, "--report", "final.json", "--json")       # --quiet prints nothing; --json does
     out, err = finished.communicate(timeout=120)
     assert finished.returncode == 0, err
-    assert "image: tensor [1, 8, 512, 3]" in out and "slept: 1" in out
+    assert json.loads(out)["outputs"] == {"image": "tensor [1, 8, 512, 3] float32", "slept": "1"}
     assert check_store(tmp_path) >= 5
 
 

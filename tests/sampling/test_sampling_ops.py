@@ -73,11 +73,14 @@ def test_single_modality_latents_come_back_as_their_own_kind(model, part: str) -
     assert type(denoised) is type(latent)
 
 
-def test_progress_is_reported_per_step(model) -> None:
+def test_progress_is_reported_per_step_and_per_transformer_block(model) -> None:
     seen = []
-    ctx = OpContext("s", on_step=lambda node, step, total, info: seen.append((node, step, total)))
+    ctx = OpContext("s", on_step=lambda node, step, total, info: seen.append((node, info["unit"], step, total)))
     sample(model, av_latent(), sigmas="0.909375, 0.725, 0.421875, 0.0", cfg=1.0, ctx=ctx)
-    assert seen == [("s", 1, 3), ("s", 2, 3), ("s", 3, 3)]
+    assert [s for s in seen if s[1] == "step"] == [("s", "step", 1, 3), ("s", "step", 2, 3), ("s", "step", 3, 3)]
+    layers = model.structure().config.num_layers
+    blocks = [(step, total) for _, unit, step, total in seen if unit == "block"]
+    assert blocks == [(i, layers) for i in range(1, layers + 1)] * 3       # one model pass per step (CFG 1)
 
 
 def test_refine_from_a_sigma_below_one_without_noise_is_deterministic_and_moves(model) -> None:
@@ -134,7 +137,7 @@ def test_previews_are_pngs_of_each_step(model, tmp_path) -> None:
     from ltxgraph.context import RunSettings
     infos = []
     ctx = OpContext("stage1", settings=RunSettings(preview_dir=tmp_path / "prev"),
-                    on_step=lambda node, step, total, info: infos.append(info))
+                    on_step=lambda node, step, total, info: infos.append(info) if info["unit"] == "step" else None)
     sample(model, av_latent(), sigmas="0.725, 0.421875, 0.0", cfg=1.0, ctx=ctx)
     files = sorted(p.name for p in (tmp_path / "prev").iterdir())
     assert files == ["stage1-step001.png", "stage1-step002.png"]

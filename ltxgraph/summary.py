@@ -1,0 +1,62 @@
+"""What a finished run amounts to, in a few words: its outputs described briefly (never dumped), the files it
+wrote, its time and how many nodes ran or came from the cache. One dictionary serves the human summary and the
+machine-readable one (``ltxgraph run --json``)."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import torch
+
+from . import values as V
+from .executor import RunReport
+
+
+def describe(value: Any) -> str:
+    """A one-line description of a graph value: shapes, frames, sizes and durations, not contents."""
+    if isinstance(value, V.Video):
+        frames, height, width = value.images.shape[:3]
+        audio = f", audio {value.audio.seconds:.2f} s" if value.audio is not None else ""
+        return f"video {frames} frames {width}x{height} at {value.fps:g} fps{audio}"
+    if isinstance(value, V.Audio):
+        return f"audio {value.seconds:.2f} s at {value.sample_rate} Hz, {value.waveform.shape[-2]} channels"
+    if isinstance(value, V.AVLatent):
+        return f"{describe(value.video)} + {describe(value.audio)}"
+    if isinstance(value, V.VideoLatent):
+        return f"video latent {list(value.samples.shape)} ({value.frames} frames)"
+    if isinstance(value, V.AudioLatent):
+        return f"audio latent {list(value.samples.shape)} ({value.seconds:.2f} s)"
+    if isinstance(value, V.SavedFile):
+        return value.path
+    if isinstance(value, torch.Tensor):
+        return f"tensor {list(value.shape)} {str(value.dtype).removeprefix('torch.')}"
+    if isinstance(value, (bool, int, float)) or value is None:
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 80 else repr(value[:77] + "...")
+    return type(value).__name__
+
+
+def run_summary(report: RunReport, outputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """status, seconds, files written, outputs (name -> description), node counts by status and the cache
+    hits (nodes served from the cache)."""
+    statuses = Counter(node.status for node in report.nodes)
+    return {
+        "status": report.status,
+        "seconds": round(report.seconds, 3),
+        "files": list(report.files),
+        "outputs": {name: describe(value) for name, value in (outputs or {}).items()},
+        "nodes": dict(sorted(statuses.items())),
+        "cache_hits": statuses.get("cached", 0),
+        "error": report.error,
+    }
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The human form of :func:`run_summary`: outputs, files, then one line of time and node counts."""
+    lines = [f"{name}: {text}" for name, text in summary["outputs"].items()]
+    lines += [f"wrote {path}" for path in summary["files"]]
+    nodes = summary["nodes"]
+    counts = ", ".join(f"{nodes[s]} {s}" for s in ("executed", "cached", "unused") if nodes.get(s))
+    lines.append(f"{summary['status']} in {summary['seconds']:.1f}s ({counts or 'no nodes'})")
+    return lines
