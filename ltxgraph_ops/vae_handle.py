@@ -11,6 +11,7 @@ from typing import Callable, Protocol
 
 import torch
 
+from ltxgraph import unorm8
 from ltxgraph.errors import InputValueError
 from ltxgraph_ops.handles import Lazy
 
@@ -56,12 +57,13 @@ class VideoVAEHandle:
     def decode(self, latent: torch.Tensor,
                method: Callable[[VideoAutoencoder, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """latent [B, 128, F, H, W] -> IMAGE [B * (8(F-1)+1), 32H, 32W, 3] in [0, 1] (batch items one after
-        the other). ``method(model, latent)`` replaces the plain decode (e.g. a tiled one)."""
+        the other), on the 8-bit grid k/255 that an MP4 or PNG holds (so the disk cache keeps it as bytes).
+        ``method(model, latent)`` replaces the plain decode (e.g. a tiled one)."""
         if latent.ndim != 5 or latent.shape[1] != self.latent_channels:
             raise InputValueError(f"a video latent [batch, {self.latent_channels}, frames, height, width] is needed, "
                                   f"got shape {tuple(latent.shape)}")
         with torch.inference_mode():
             model = self.model.get()
             pixels = method(model, latent.float()) if method else model.decode(latent.float())
-        images = ((pixels.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1)                 # [B, F, H, W, 3]
+        images = unorm8.snap((pixels + 1) / 2).permute(0, 2, 3, 4, 1)                  # [B, F, H, W, 3]
         return images.reshape(-1, *images.shape[2:])
