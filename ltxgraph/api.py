@@ -19,7 +19,7 @@ from .registry import Registry
 from .validate import ResolvedGraph, validate
 
 DEFAULT_MEMORY_BYTES = 8 * 2**30
-DEFAULT_DISK_BYTES = 20 * 2**30
+DEFAULT_DISK_BYTES = 8 * 2**30   # the disk cache's limit for the CLI and the API alike (see README, Cache)
 
 
 @dataclass

@@ -3,8 +3,9 @@
 A node's key is the hash of its op name and version, its literal inputs, the keys of the upstream outputs it
 reads and fingerprints of the files it reads. Keys are known before anything runs, so a changed parameter
 re-runs exactly the nodes downstream of it. Disk entries are written atomically (a temporary directory renamed
-into place), carry the SHA-256 of their tensor file, and are verified on read: a damaged entry is deleted and
-its node recomputed, never used.
+into place), carry the SHA-256 of their tensor file and the name of the op that computed them, and are verified
+on read: a damaged entry is deleted and its node recomputed, never used. Images on the 8-bit grid are stored as
+bytes (:mod:`ltxgraph.codec`).
 """
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ from safetensors.torch import save as save_safetensors
 from . import codec
 from .graph import NodeRef
 
-FORMAT = 1
+FORMAT = 2                 # 2: 8-bit tensors ("unorm8") and the op name; format 1 entries are still read
+READABLE_FORMATS = (1, 2)
+UNKNOWN_OP = "unknown"     # the op of entries written before op names were recorded
 SMALL_FILE_BYTES = 64 * 2**20
 
 
@@ -124,6 +127,23 @@ def _entry_bytes(entry: Path) -> int:
     return sum(f.stat().st_size for f in entry.iterdir() if f.is_file())
 
 
+def _checksum(blob: bytes, description: Any, format_version: int) -> str:
+    """SHA-256 of an entry's tensor file and (from format 2) of the description that rebuilds values from it."""
+    digest = hashlib.sha256(blob)
+    if format_version >= 2:
+        digest.update(json.dumps(description, sort_keys=True, separators=(",", ":")).encode())
+    return digest.hexdigest()
+
+
+def _entry_op(entry: Path) -> str:
+    """The op name recorded in an entry's metadata ("unknown" for older or unreadable metadata)."""
+    try:
+        op = json.loads((entry / "meta.json").read_text()).get("op")
+    except (OSError, ValueError, AttributeError):   # damaged: counted, and removed when next read
+        return UNKNOWN_OP
+    return op if isinstance(op, str) and op else UNKNOWN_OP
+
+
 class DiskStore:
     """Content-addressed results on disk: ``root/ab/<key>/{values.safetensors, meta.json}``. With ``max_bytes``
     the store is trimmed after each write to that size, least recently used entries first (a read refreshes an
@@ -138,8 +158,9 @@ class DiskStore:
     def _entry(self, key: str) -> Path:
         return self.root / key[:2] / key
 
-    def put(self, key: str, outputs: tuple[Any, ...]) -> bool:
-        """Store a node's outputs; False (nothing written) when a value cannot be stored, e.g. a model."""
+    def put(self, key: str, outputs: tuple[Any, ...], op: str | None = None) -> bool:
+        """Store a node's outputs (computed by the op named ``op``); False (nothing written) when a value cannot
+        be stored, e.g. a model."""
         entry = self._entry(key)
         if entry.exists():
             return True
@@ -148,7 +169,8 @@ class DiskStore:
         except codec.NotStorable:
             return False
         blob = save_safetensors(tensors) if tensors else b""
-        meta = {"format": FORMAT, "key": key, "sha256": hashlib.sha256(blob).hexdigest(), "value": description}
+        meta = {"format": FORMAT, "key": key, "op": op or UNKNOWN_OP,
+                "sha256": _checksum(blob, description, FORMAT), "value": description}
         entry.parent.mkdir(parents=True, exist_ok=True)
         staging = entry.parent / f".tmp-{key}-{uuid.uuid4().hex}"
         staging.mkdir()
@@ -213,9 +235,9 @@ class DiskStore:
         try:
             meta = json.loads((entry / "meta.json").read_text())
             blob = (entry / "values.safetensors").read_bytes()
-            if meta.get("format") != FORMAT or meta.get("key") != key:
+            if meta.get("format") not in READABLE_FORMATS or meta.get("key") != key:
                 raise ValueError("format or key mismatch")
-            if hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
+            if _checksum(blob, meta["value"], meta["format"]) != meta.get("sha256"):
                 raise ValueError("checksum mismatch")
             tensors = load_safetensors(blob) if blob else {}
             values = tuple(codec.decode(tensors, meta["value"], self.storable))
@@ -241,8 +263,21 @@ class DiskStore:
         return [p for p in self.root.glob("??/*") if p.is_dir() and not p.name.startswith(".")]
 
     def info(self) -> dict[str, Any]:
-        entries = list(self.entries())
-        return {"path": str(self.root), "entries": len(entries), "bytes": sum(_entry_bytes(e) for e in entries)}
+        """What the store holds: its folder, limit (bytes or None), entries and bytes in total and per op name
+        (``by_op``: {op: {"entries", "bytes"}}, largest first; entries without a recorded op under "unknown")."""
+        by_op: dict[str, dict[str, int]] = {}
+        for entry in self.entries():
+            try:
+                size, op = _entry_bytes(entry), _entry_op(entry)
+            except OSError:
+                continue   # removed by another process meanwhile
+            totals = by_op.setdefault(op, {"entries": 0, "bytes": 0})
+            totals["entries"] += 1
+            totals["bytes"] += size
+        ranked = dict(sorted(by_op.items(), key=lambda item: (-item[1]["bytes"], item[0])))
+        return {"path": str(self.root), "limit": self.max_bytes,
+                "entries": sum(t["entries"] for t in ranked.values()),
+                "bytes": sum(t["bytes"] for t in ranked.values()), "by_op": ranked}
 
     def clear(self) -> int:
         count = 0

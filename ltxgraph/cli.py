@@ -17,6 +17,7 @@ from .loader import SourceDoc, detect_format, graph_from_doc, read_document
 from .validate import validate
 from .writer import graph_yaml
 from .cache import DiskStore, default_cache_dir
+from .cache_info import format_bytes, render_info
 from .context import RunSettings
 from .errors import InvalidInput, LtxGraphError
 from .paths import Folders, atomic_write_bytes
@@ -97,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true", help="neither read nor write cached results")
     run.add_argument("--cache-dir", type=Path, help=f"cache folder (default {default_cache_dir()})")
     run.add_argument("--cache-size", type=parse_bytes, default=DEFAULT_DISK_BYTES, metavar="SIZE",
-                     help="most the disk cache may hold; least recently used results go first (default 20G)")
+                     help="most the disk cache may hold; least recently used results go first "
+                          f"(default {format_bytes(DEFAULT_DISK_BYTES)})")
     run.add_argument("--quiet", action="store_true", help="print nothing but errors")
     run.add_argument("--json", action="store_true",
                      help="print one JSON summary on stdout (status, seconds, files, outputs, cache hits)")
@@ -116,8 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_argument("--json", action="store_true", help="machine-readable output")
 
     cache = sub.add_parser("cache", help="inspect or clear the results cache")
-    cache.add_argument("action", choices=["info", "clear"])
+    cache.add_argument("action", choices=["info", "clear"],
+                       help="info: entries and bytes by op, total, limit and folder; clear: remove every entry")
     cache.add_argument("--cache-dir", type=Path, help=f"cache folder (default {default_cache_dir()})")
+    cache.add_argument("--json", action="store_true", help="info as JSON (bytes as integers)")
     return parser
 
 
@@ -155,11 +159,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "ops":
         return _list_ops(registry, args)
     if args.command == "cache":
-        store = DiskStore((args.cache_dir or default_cache_dir()) / "results", registry.storable)
+        store = DiskStore((args.cache_dir or default_cache_dir()) / "results", registry.storable,
+                          DEFAULT_DISK_BYTES)
         if args.action == "clear":
             print(f"removed {store.clear()} entries from {store.root}")
         else:
-            print(json.dumps(store.info(), indent=2))
+            print(json.dumps(store.info(), indent=2) if args.json else render_info(store.info()))
         return 0
     if args.command == "convert":
         return _convert(registry, args)

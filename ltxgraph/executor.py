@@ -182,7 +182,7 @@ class Executor:
         if self.memory is not None:
             self.memory.put(key, outputs)
         if self.disk is not None:
-            self.disk.put(key, outputs)
+            self.disk.put(key, outputs, spec.name)
         self._record_files(outputs)
         return outputs
 

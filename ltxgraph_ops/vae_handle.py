@@ -11,6 +11,7 @@ from typing import Callable, Protocol
 
 import torch
 
+from ltxgraph import unorm8
 from ltxgraph.errors import InputValueError
 from ltxgraph_ops.handles import Lazy
 from ltxgraph_ops.models.progress import Counter
@@ -64,7 +65,8 @@ class VideoVAEHandle:
     def decode(self, latent: torch.Tensor, method: DecodeMethod | None = None,
                on_progress: Counter | None = None) -> torch.Tensor:
         """latent [B, 128, F, H, W] -> IMAGE [B * (8(F-1)+1), 32H, 32W, 3] in [0, 1] (batch items one after
-        the other). ``method(model, latent, on_progress)`` replaces the plain decode (e.g. a tiled one, which
+        the other), on the 8-bit grid k/255 that an MP4 or PNG holds (so the disk cache keeps it as bytes).
+        ``method(model, latent, on_progress)`` replaces the plain decode (e.g. a tiled one, which
         counts tiles); the plain decode counts decoder blocks with ``on_progress(done, total)``."""
         if latent.ndim != 5 or latent.shape[1] != self.latent_channels:
             raise InputValueError(f"a video latent [batch, {self.latent_channels}, frames, height, width] is needed, "
@@ -77,5 +79,5 @@ class VideoVAEHandle:
                 pixels = model.decode(latent.float(), on_block=on_progress)
             else:
                 pixels = model.decode(latent.float())
-        images = ((pixels.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1)                 # [B, F, H, W, 3]
+        images = unorm8.snap((pixels + 1) / 2).permute(0, 2, 3, 4, 1)                 # [B, F, H, W, 3]
         return images.reshape(-1, *images.shape[2:])

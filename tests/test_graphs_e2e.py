@@ -170,6 +170,14 @@ def test_cache_serves_a_repeat_and_reruns_only_the_sampling_cone(world) -> None:
     first, _ = run(world, "ltx2_t2v_distilled", params, use_cache=True)
     again, _ = run(world, "ltx2_t2v_distilled", params, use_cache=True)
     assert again.report.executed() == [] and len(first.report.executed()) == len(first.report.nodes)
+    # served from the disk store (a new runner each time), bit for bit; the frames were stored as bytes
+    fresh, served = first.outputs["video"].images, again.outputs["video"].images
+    assert served.dtype == fresh.dtype == torch.float32
+    assert torch.equal(served.view(torch.int32), fresh.view(torch.int32))
+    assert torch.equal(again.outputs["latent"].video.samples, first.outputs["latent"].video.samples)
+    by_op = api.Runner(cache_dir=world["root"] / "cache").disk.info()["by_op"]
+    frames_bytes = 17 * 128 * 256 * 3                                                   # one byte per value
+    assert frames_bytes < by_op["VAEDecodeTiled"]["bytes"] < frames_bytes * 1.01
     reseeded, _ = run(world, "ltx2_t2v_distilled", {**params, "seed": 7}, use_cache=True)
     executed = set(reseeded.report.executed())
     assert {"noise", "stage1", "stage2", "frames", "save"} <= executed

@@ -58,6 +58,22 @@ def test_encode_decode_frames_and_sizes(loaded) -> None:
     assert torch.equal(vae_decode(av, vae), images)
 
 
+def test_decoded_frames_are_on_the_8bit_grid(loaded) -> None:
+    """Decoded frames are what an 8-bit MP4 holds (round(255 x) / 255), so the disk cache keeps them as bytes."""
+    from ltxgraph import unorm8
+    _, _, vae = loaded
+    latent = VideoLatent(torch.randn(1, 128, 2, 2, 3, generator=torch.Generator().manual_seed(2)), 25.0, 9)
+    images = vae_decode(latent, vae)
+    with torch.inference_mode():
+        pixels = vae.model.get().decode(latent.samples)                                   # [1, 3, F, H, W]
+    continuous = ((pixels.clamp(-1, 1) + 1) / 2)[0].permute(1, 2, 3, 0)
+    codes = unorm8.pack(images)
+    assert codes is not None and torch.equal(codes, (continuous * 255).round().to(torch.uint8))
+    assert (images - continuous).abs().max() <= 0.5 / 255 + 1e-7
+    tiled = vae_decode_tiled(latent, vae, tile_size=64, overlap=32, temporal_size=16, temporal_overlap=8)
+    assert unorm8.pack(tiled) is not None
+
+
 @pytest.mark.parametrize("frames, size, words", [(10, (64, 96), "10 frames is not 8n+1 (use 9 or 17)"),
                                                  (9, (60, 96), "96x60 is not a multiple of 32x32 (use 96x32)")])
 def test_encode_refuses_bad_shapes(loaded, frames, size, words) -> None:

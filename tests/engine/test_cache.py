@@ -132,3 +132,106 @@ def test_node_keys_change_with_each_ingredient() -> None:
         node_key("Op", "1", {"x": 1, "r": NodeRef("a", "OUT")}, {"a": "k"}, {"f": "sha256:1"}),
     ]
     assert len({base, *variants}) == 7
+
+
+def _stored_tensors(store: DiskStore, key: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+    return load_file(store.root / key[:2] / key / "values.safetensors")
+
+
+def test_images_on_the_8bit_grid_are_stored_as_bytes_and_read_back_bit_identical(tmp_path: Path) -> None:
+    from ltxgraph import unorm8
+    from ltxgraph.values import Video
+    frames = unorm8.snap(torch.rand(5, 32, 48, 3, generator=torch.Generator().manual_seed(3)))   # a decode
+    loaded = torch.randint(0, 256, (1, 32, 48, 3), dtype=torch.uint8).to(torch.bfloat16) / 255     # bf16 image
+    waveform = torch.randn(1, 2, 100)
+    values = (frames, Video(frames, 25.0, Audio(waveform, 24000)), loaded, torch.zeros(1, 4, 2, 2, 2))
+    store = DiskStore(tmp_path, storable())
+    assert store.put("f00d", values, "VAEDecode")
+    stored = _stored_tensors(store, "f00d")
+    assert len(stored) == 4 and [t.dtype for t in stored.values()].count(torch.uint8) == 3   # frames stored once
+    assert sum(t.numel() * t.element_size() for t in stored.values()) == (5 + 1) * 32 * 48 * 3 + 2 * 100 * 4 + 32
+    back = store.get("f00d")
+    assert back[0].dtype == torch.float32 and torch.equal(back[0].view(torch.int32), frames.view(torch.int32))
+    assert torch.equal(back[1].images.view(torch.int32), frames.view(torch.int32)) and back[1].fps == 25.0
+    assert torch.equal(back[1].audio.waveform, waveform)
+    assert back[2].dtype == torch.bfloat16 and torch.equal(back[2].view(torch.int16), loaded.view(torch.int16))
+    assert back[3].dtype == torch.float32 and torch.equal(back[3], torch.zeros(1, 4, 2, 2, 2))
+
+
+def test_values_off_the_grid_stay_float_and_exact(tmp_path: Path) -> None:
+    images = torch.rand(2, 8, 8, 3)
+    images[0, 0, 0, 0] = -0.0
+    store = DiskStore(tmp_path, storable())
+    store.put("beef", (images, torch.tensor([0.0, 1.0, float("nan")])))
+    assert {t.dtype for t in _stored_tensors(store, "beef").values()} == {torch.float32}
+    back = store.get("beef")
+    assert torch.equal(back[0].view(torch.int32), images.view(torch.int32)) and back[1][2].isnan()
+
+
+@pytest.mark.parametrize("damage", ["flip_code_byte", "restore_as_float16", "restore_as_int", "drop_unorm8"])
+def test_damaged_8bit_entries_are_discarded(tmp_path: Path, damage: str) -> None:
+    from ltxgraph import unorm8
+    store = DiskStore(tmp_path, storable())
+    store.put("abcd", (unorm8.unpack(torch.arange(256, dtype=torch.uint8).reshape(1, 4, 64, 1)),))
+    entry = tmp_path / "ab" / "abcd"
+    tensors, meta = entry / "values.safetensors", entry / "meta.json"
+    text = meta.read_text()
+    assert '"unorm8": "float32"' in text
+    if damage == "flip_code_byte":
+        data = bytearray(tensors.read_bytes())
+        data[-3] ^= 0x01
+        tensors.write_bytes(bytes(data))
+    elif damage == "restore_as_float16":
+        meta.write_text(text.replace('"unorm8": "float32"', '"unorm8": "float16"'))
+    elif damage == "restore_as_int":
+        meta.write_text(text.replace('"unorm8": "float32"', '"unorm8": "int64"'))
+    else:
+        meta.write_text(text.replace(', "unorm8": "float32"', ""))
+    assert store.get("abcd") is None and not entry.exists()
+
+
+def test_a_damaged_description_with_a_recomputed_checksum_is_still_refused(tmp_path: Path) -> None:
+    import hashlib
+    import json
+    store = DiskStore(tmp_path, storable())
+    store.put("abcd", (torch.arange(256, dtype=torch.uint8).float() / 255,))
+    meta_path = tmp_path / "ab" / "abcd" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["value"]["list"][0]["unorm8"] = "uint8"      # a description no decoder accepts, even if checksummed
+    blob = (tmp_path / "ab" / "abcd" / "values.safetensors").read_bytes()
+    meta["sha256"] = hashlib.sha256(blob + json.dumps(meta["value"], sort_keys=True,
+                                                      separators=(",", ":")).encode()).hexdigest()
+    meta_path.write_text(json.dumps(meta))
+    assert store.get("abcd") is None
+
+
+def test_entries_of_format_1_are_still_read(tmp_path: Path) -> None:
+    import hashlib
+    import json
+    from safetensors.torch import save
+    blob = save({"t0": torch.arange(4, dtype=torch.float32)})
+    entry = tmp_path / "ol" / "old1"
+    entry.mkdir(parents=True)
+    (entry / "values.safetensors").write_bytes(blob)
+    (entry / "meta.json").write_text(json.dumps({"format": 1, "key": "old1", "value": {"list": [{"tensor": "t0"}]},
+                                                 "sha256": hashlib.sha256(blob).hexdigest()}))
+    store = DiskStore(tmp_path, storable())
+    assert store.info()["by_op"] == {"unknown": {"entries": 1, "bytes": store.info()["bytes"]}}
+    assert torch.equal(store.get("old1")[0], torch.arange(4, dtype=torch.float32))
+
+
+def test_info_counts_entries_and_bytes_by_op(tmp_path: Path) -> None:
+    store = DiskStore(tmp_path, storable(), max_bytes=10**9)
+    store.put("aa01", (torch.zeros(1000),), "VAEDecode")
+    store.put("aa02", (torch.ones(10),), "VAEDecode")
+    store.put("bb01", (torch.randn(2000),), "SamplerCustomAdvanced")
+    store.put("cc01", (3,))
+    sizes = {e.name: sum(f.stat().st_size for f in e.iterdir()) for e in store.entries()}
+    info = store.info()
+    assert info["by_op"] == {
+        "SamplerCustomAdvanced": {"entries": 1, "bytes": sizes["bb01"]},
+        "VAEDecode": {"entries": 2, "bytes": sizes["aa01"] + sizes["aa02"]},
+        "unknown": {"entries": 1, "bytes": sizes["cc01"]}}
+    assert list(info["by_op"]) == sorted(info["by_op"], key=lambda op: -info["by_op"][op]["bytes"])
+    assert info["entries"] == 4 and info["bytes"] == sum(sizes.values()) and info["limit"] == 10**9

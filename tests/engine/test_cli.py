@@ -77,10 +77,19 @@ def test_no_cache_executes_everything_and_writes_no_entries(workdir: Path) -> No
 
 def test_cache_info_and_clear(workdir: Path) -> None:
     ltxgraph("run", "g.yaml", cwd=workdir)
-    info = json.loads(ltxgraph("cache", "info", cwd=workdir).stdout)
-    assert info["entries"] == 3 and info["bytes"] > 0
+    info = json.loads(ltxgraph("cache", "info", "--json", cwd=workdir).stdout)
+    assert info["entries"] == 3 and info["bytes"] > 0 and info["limit"] == 8 * 2**30
+    assert info["path"] == str(workdir / "cache" / "results")
+    assert set(info["by_op"]) == {"MakeTensor", "ScaleImage", "WriteText"}
+    assert sum(t["bytes"] for t in info["by_op"].values()) == info["bytes"]
+    assert all(t["entries"] == 1 for t in info["by_op"].values())
+    text = ltxgraph("cache", "info", cwd=workdir).stdout
+    assert f"folder:  {workdir / 'cache' / 'results'}" in text and "limit:   8 GiB" in text
+    assert f"total:   {info['bytes'] / 1024:.3g} KiB in 3 entries" in text
+    image_line = next(line.split() for line in text.splitlines() if "MakeTensor" in line)
+    assert image_line[:2] == ["MakeTensor", "1"]
     assert "removed 3 entries" in ltxgraph("cache", "clear", cwd=workdir).stdout
-    assert json.loads(ltxgraph("cache", "info", cwd=workdir).stdout)["entries"] == 0
+    assert json.loads(ltxgraph("cache", "info", "--json", cwd=workdir).stdout)["entries"] == 0
 
 
 @pytest.mark.parametrize("args, code, words", [
