@@ -20,21 +20,10 @@ sys.path.insert(0, str(ROOT))
 from ltxgraph_ops.models.video_vae import VideoVAEConfig, decoder_bottleneck_channels  # noqa: E402
 from ltxgraph_ops.tiny import video_vae as tiny  # noqa: E402
 from ltxgraph_ops.weights.writing import random_state  # noqa: E402
+from tools.oracle.video_vae import compared, small_config  # noqa: E402
 
 SEED = 91
 RESAMPLE_TYPES = {"space": "spatial", "time": "temporal", "all": "spatiotemporal"}
-
-
-def small_config(version: str) -> dict:
-    """The release ``vae`` section of ``version`` at 16 latent channels, an 8-channel decoder base and two
-    layers per residual stage."""
-    config = tiny.full_config(version)
-    for key in ("encoder_blocks", "decoder_blocks"):
-        config[key] = [[name, {**settings, "num_layers": 2} if name == "res_x" else settings]
-                       for name, settings in config[key]]
-    config["latent_channels"] = 16
-    config["decoder_base_channels"] = 8
-    return config
 
 
 def _stages(blocks: list) -> tuple[list[int], list[tuple[str, dict]]]:
@@ -118,15 +107,6 @@ def pair(section: dict):
     return ours, reference
 
 
-def _checked(name: str, ours: torch.Tensor, reference: torch.Tensor) -> float:
-    for label, value in (("ours", ours), ("diffusers", reference)):
-        if not torch.isfinite(value).all() or float(value.std()) == 0.0:
-            raise AssertionError(f"{name}: {label} output is not finite or is constant")
-    if ours.shape != reference.shape:
-        raise AssertionError(f"{name}: shapes differ, ours {tuple(ours.shape)} vs {tuple(reference.shape)}")
-    return float((ours - reference).abs().max())
-
-
 @torch.no_grad()
 def check_encode(version: str) -> float:
     """pixels [2, 3, 17, 64, 96] -> normalised latents [2, 16, 3, 2, 3]."""
@@ -134,7 +114,7 @@ def check_encode(version: str) -> float:
     pixels = torch.rand(2, 3, 17, 64, 96, generator=torch.Generator().manual_seed(SEED)) * 2 - 1
     means = reference.encode(pixels).latent_dist.mode()
     stats = (reference.latents_mean.view(1, -1, 1, 1, 1), reference.latents_std.view(1, -1, 1, 1, 1))
-    return _checked(f"{version} encode", ours.encode(pixels), (means - stats[0]) / stats[1])
+    return compared(f"{version} encode", ours.encode(pixels), (means - stats[0]) / stats[1])
 
 
 @torch.no_grad()
@@ -143,7 +123,7 @@ def check_decode(version: str) -> float:
     ours, reference = pair(small_config(version))
     latent = torch.randn(2, 16, 3, 2, 3, generator=torch.Generator().manual_seed(SEED + 1))
     raw = latent * reference.latents_std.view(1, -1, 1, 1, 1) + reference.latents_mean.view(1, -1, 1, 1, 1)
-    return _checked(f"{version} decode", ours.decode(latent), reference.decode(raw).sample)
+    return compared(f"{version} decode", ours.decode(latent), reference.decode(raw).sample)
 
 
 CHECKS: dict[str, Callable[[], float]] = {
