@@ -3,8 +3,8 @@
 Encoder: 4x4 space-to-channel patchify (channels ordered colour, column, row), a causal 3-D conv net of residual
 stages and space-to-depth downsamplers (time padding repeats the first frame, space pads with zeros), pixel norm,
 SiLU, and a conv to the latent means (plus log-variance channels, dropped), normalised by per-channel
-statistics. Decoder: the mirror with depth-to-space upsamplers, non-causal in time and reflect-padded in space,
-then the inverse patchify. Blocks and widths come from the header's ``vae`` section.
+statistics. Decoder: the mirror with depth-to-space upsamplers, non-causal in time and padded in space as the
+header says (reflect by default), then the inverse patchify. Blocks and widths come from the header's ``vae`` section.
 
 Versions differ only in that section: LTX-2.0's decoder upsamples with three residual ``compress_all`` (x2 channel
 reduction each) and reflect padding; LTX-2.3's with ``compress_all`` x2, ``compress_all`` x1, ``compress_time`` x2
@@ -219,8 +219,7 @@ class VideoVAE(nn.Module):
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         """pixels [B, 3, 1+8k, 32h, 32w] in [-1, 1] -> normalised latent [B, 128, 1+k, h, w]."""
         time, space, _ = self.config.scale_factors
-        frames, height, width = pixels.shape[2:] if pixels.ndim == 5 else (0, 1, 1)
-        if pixels.ndim != 5 or (frames - 1) % time or height % space or width % space:
+        if pixels.ndim != 5 or (pixels.shape[2] - 1) % time or pixels.shape[3] % space or pixels.shape[4] % space:
             raise ValueError(f"video VAE input {tuple(pixels.shape)} must be [B, 3, {time}n+1 frames, H, W] with H "
                              f"and W multiples of {space}")
         return self.per_channel_statistics.normalize(self.encoder(pixels))
