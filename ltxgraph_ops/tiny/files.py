@@ -54,25 +54,15 @@ def available(names: tuple[str, ...]) -> list[ModuleType]:
     return found
 
 
-def tiny_section(module: ModuleType, version: str) -> dict:
-    """The tiny header section of ``module`` for LTX-``version``; modules that know several releases list them in
-    ``VERSIONS`` and take the version."""
-    if hasattr(module, "VERSIONS"):
-        return module.tiny_config(version)
-    if version != "2.0":
-        raise ValueError(f"no tiny LTX-{version} {module.COMPONENT}: {module.__name__} only knows LTX-2.0")
-    return module.tiny_config()
-
-
 def write_checkpoint(path: Path, storage: str = "bf16", seed: int = 0,
-                     modules: list[ModuleType] | None = None, version: str = "2.0") -> Path:
-    """One single-file LTX-``version`` checkpoint: each component under its prefix, the header ``config`` holding
-    each component's section."""
+                     modules: list[ModuleType] | None = None) -> Path:
+    """One single-file LTX-2 checkpoint: each component under its prefix, the header ``config`` holding each
+    component's section."""
     modules = available(CHECKPOINT_COMPONENTS) if modules is None else modules
     sections: dict[str, dict] = {}
     parts = []
     for module in modules:
-        config = tiny_section(module, version)
+        config = module.tiny_config()
         if module.SECTION:
             sections.setdefault(module.SECTION, config)
         with torch.device("meta"):

@@ -1,11 +1,12 @@
 """Tiny and full-size configs of the LTX-2 video VAE (checkpoint prefix ``vae.``, header section ``vae``), per release.
 
-``full_config(version)`` is the release's section as ltx-core's configurators read it: for 2.0 the LTX-2 block
-layout (decoder without timestep conditioning, no ``spatial_padding_mode`` key so the encoder pads with zeros and the
-decoder reflects); for 2.3 the 22B layout (decoder ``compress_all`` x2, ``compress_all`` x1, ``compress_time`` x2,
-``compress_space`` x2 without residuals, encoder ending at 1024 channels, zero padding). Each reproduces every key
-and shape of its manifest. ``tiny_config(version)`` keeps the block types, names and the 128 latent channels with
-one layer per stage and narrow widths, so a tiny file has the release's exact key layout.
+``full_config`` is the 19B release's section as ltx-core's configurators read it (the LTX-2 block layout; decoder
+without timestep conditioning, no ``spatial_padding_mode`` key so the encoder pads with zeros and the decoder
+reflects); ``full_config_23`` the 22B release's (decoder ``compress_all`` x2, ``compress_all`` x1, ``compress_time``
+x2, ``compress_space`` x2 without residuals, encoder ending at 1024 channels, zero padding). Each reproduces every
+key and shape of its manifest. The tiny configs keep the block types, names and the 128 latent channels with one
+layer per stage and narrow widths, so a tiny file has the release's exact key layout. ``RELEASE_CONFIGS`` /
+``TINY_CONFIGS`` map a model version to them.
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ COMPONENT = "video_vae"
 PREFIX = "vae."
 SECTION = "vae"
 MANIFEST_COMPONENT = "video_vae"
-VERSIONS = ("2.0", "2.3")
 
 _COMMON = {
     "_class_name": "CausalVideoAutoencoder",
@@ -39,7 +39,8 @@ def _stages(layers: list[int], resamplers: list[tuple[str, dict]]) -> list[list]
     return blocks
 
 
-def _full_config_20() -> dict:
+def full_config() -> dict:
+    """The 19B release's ``vae`` header section."""
     decoder_stage = {"num_layers": 5, "inject_noise": False}
     upsample = ["compress_all", {"residual": True, "multiplier": 2}]
     return {
@@ -55,7 +56,8 @@ def _full_config_20() -> dict:
     }
 
 
-def _full_config_23() -> dict:
+def full_config_23() -> dict:
+    """The 22B (LTX-2.3) release's ``vae`` header section."""
     return {
         **_COMMON,
         "encoder_blocks": _stages([4, 6, 4, 2, 2], [("compress_space_res", {"multiplier": 2}),
@@ -73,26 +75,27 @@ def _full_config_23() -> dict:
     }
 
 
-_FULL = {"2.0": _full_config_20, "2.3": _full_config_23}
-
-
-def full_config(version: str = "2.0") -> dict:
-    """The release's ``vae`` header section of LTX-``version`` (one of :data:`VERSIONS`)."""
-    if version not in _FULL:
-        raise ValueError(f"no video VAE config for LTX-{version}: known versions {', '.join(VERSIONS)}")
-    return _FULL[version]()
-
-
-def tiny_config(version: str = "2.0") -> dict:
-    """The release layout with one layer per stage, an encoder that keeps 128 channels and a 16-channel decoder
+def _tiny(release: dict) -> dict:
+    """A release layout with one layer per stage, an encoder that keeps 128 channels and a 16-channel decoder
     base (128 channels at its bottleneck)."""
-    config = full_config(version)
-    config["encoder_blocks"] = [[name, {**settings, "num_layers": 1} if name == "res_x" else {"multiplier": 1}]
-                                for name, settings in config["encoder_blocks"]]
-    config["decoder_blocks"] = [[name, {**settings, "num_layers": 1} if name == "res_x" else settings]
-                                for name, settings in config["decoder_blocks"]]
-    config["decoder_base_channels"] = 16
-    return config
+    release["encoder_blocks"] = [[name, {**settings, "num_layers": 1} if name == "res_x" else {"multiplier": 1}]
+                                 for name, settings in release["encoder_blocks"]]
+    release["decoder_blocks"] = [[name, {**settings, "num_layers": 1} if name == "res_x" else settings]
+                                 for name, settings in release["decoder_blocks"]]
+    release["decoder_base_channels"] = 16
+    return release
+
+
+def tiny_config() -> dict:
+    return _tiny(full_config())
+
+
+def tiny_config_23() -> dict:
+    return _tiny(full_config_23())
+
+
+RELEASE_CONFIGS = {"2.0": full_config, "2.3": full_config_23}   # full-size header section per release
+TINY_CONFIGS = {"2.0": tiny_config, "2.3": tiny_config_23}
 
 
 def build(config: dict, device: str | torch.device = "cpu") -> torch.nn.Module:

@@ -11,9 +11,9 @@ import torch
 from ltxgraph.values import VideoLatent
 from ltxgraph_ops.models.video_vae import VideoDecoder, VideoVAEConfig
 from ltxgraph_ops.tiny import video_vae as tiny
-from ltxgraph_ops.tiny.files import write_checkpoint
 from ltxgraph_ops.vae_ops import (spatio_temporal_tiled_decode, vae_decode, vae_decode_tiled, vae_encode,
                                   vae_encode_tiled, video_vae_handle)
+from ltxgraph_ops.weights.writing import checkpoint_tensors, header_metadata, save_atomic
 from tools.oracle import diffusers_video_vae as diffusers_oracle
 from tools.oracle import video_vae as oracle
 
@@ -23,9 +23,9 @@ from ..conftest import REFERENCE
 MANIFESTS = {"2.0": "ltx2_19b_manifest.json", "2.3": "ltx23_22b_manifest.json"}
 
 
-@pytest.fixture(scope="module", params=tiny.VERSIONS)
+@pytest.fixture(scope="module", params=sorted(tiny.TINY_CONFIGS))
 def vae(request):
-    return tiny.build(tiny.tiny_config(request.param)).eval()
+    return tiny.build(tiny.TINY_CONFIGS[request.param]()).eval()
 
 
 @torch.no_grad()
@@ -58,17 +58,17 @@ def test_unsupported_configs_are_named() -> None:
         VideoVAEConfig.from_header({**tiny.full_config(), "norm_layer": "group_norm"})
 
 
-@pytest.mark.parametrize("version", tiny.VERSIONS)
+@pytest.mark.parametrize("version", sorted(tiny.RELEASE_CONFIGS))
 def test_full_size_layout_matches_the_manifest(version: str) -> None:
     manifest = json.loads((REFERENCE / MANIFESTS[version]).read_text())["video_vae"]
-    model = tiny.build(tiny.full_config(version), device="meta")
+    model = tiny.build(tiny.RELEASE_CONFIGS[version](), device="meta")
     ours = {tiny.PREFIX + key: list(t.shape) for key, t in model.state_dict().items()}
     assert ours == {key: value[0] for key, value in manifest.items()}
 
 
 def test_23_config_is_the_release_header_section() -> None:
     release = json.loads((REFERENCE / "ltx23_22b_config.json").read_text())["vae"]
-    assert tiny.full_config("2.3") == release
+    assert tiny.full_config_23() == release
     assert VideoVAEConfig.from_header(release).scale_factors == (8, 32, 32)
 
 
@@ -80,24 +80,23 @@ def test_decoder_starts_at_base_width_times_every_channel_reduction() -> None:
             decoder = VideoDecoder(VideoVAEConfig.from_header(section))
         return decoder.conv_in.conv.out_channels, decoder.conv_out.conv.in_channels
 
-    assert widths(tiny.full_config("2.3")) == (1024, 128)
-    made_up = {**tiny.tiny_config("2.3"), "decoder_base_channels": 4,
+    assert widths(tiny.full_config_23()) == (1024, 128)
+    made_up = {**tiny.tiny_config_23(), "decoder_base_channels": 4,
                "decoder_blocks": [["res_x", {"num_layers": 1}], ["compress_time", {"multiplier": 3}],
                                   ["res_x_y", {"multiplier": 2}], ["compress_space", {}],
                                   ["compress_all", {"multiplier": 1}], ["res_x", {"num_layers": 1}]]}
     assert widths(made_up) == (24, 4)
 
 
-def test_unknown_versions_are_named() -> None:
-    with pytest.raises(ValueError, match="LTX-2.1: known versions 2.0, 2.3"):
-        tiny.full_config("2.1")
-
-
 @torch.no_grad()
 def test_tiled_vae_ops_run_on_a_23_checkpoint(tmp_path) -> None:
     """A file holding only the tiny 2.3 VAE: plain, tiled and spatio-temporal tiled decode give the same frames,
     tiles larger than the latent equal plain decode, tiled encode gives the latent shape."""
-    path = write_checkpoint(tmp_path / "ltx-2.3-vae.safetensors", modules=[tiny], version="2.3")
+    section = tiny.tiny_config_23()
+    with torch.device("meta"):
+        layout = tiny.build(section, device="meta")
+    path = save_atomic(tmp_path / "ltx-2.3-vae.safetensors", checkpoint_tensors([(layout, tiny.PREFIX)], 0, "bf16"),
+                       header_metadata({tiny.SECTION: section}))
     vae = video_vae_handle(str(path), None)
     assert vae.scale_factors == (8, 32, 32)
     latent = VideoLatent(torch.randn(1, 128, 3, 2, 3, generator=torch.Generator().manual_seed(2)), 25.0, 17)

@@ -43,7 +43,7 @@ def pair(config: dict | None = None):
 def small_config(version: str) -> dict:
     """The release ``vae`` section of ``version`` at 16 latent channels, an 8-channel decoder base and two
     layers per residual stage: every resampler and channel change of the release, small."""
-    config = tiny.full_config(version)
+    config = tiny.RELEASE_CONFIGS[version]()
     for key in ("encoder_blocks", "decoder_blocks"):
         config[key] = [[name, {**settings, "num_layers": 2} if name == "res_x" else settings]
                        for name, settings in config[key]]
