@@ -20,7 +20,7 @@ from ltxgraph_ops.latents import pixel_frames
 from ltxgraph_ops.loaders import model_handle
 from ltxgraph_ops.model_files import component_layout, header_section
 from ltxgraph_ops.models.progress import Counter
-from ltxgraph_ops.vae_handle import VideoVAEHandle
+from ltxgraph_ops.vae_handle import SCALE_FACTORS, VideoVAEHandle
 from ltxgraph_ops.weights.loading import load_component, parameters_on_meta
 from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
 
@@ -67,14 +67,16 @@ def video_vae_handle(path: str, ctx: OpContext | None) -> VideoVAEHandle:
     file = SafetensorsFile(path)
     layout = component_layout(file, _build_vae, VAE_SECTION, VAE_PREFIX)
     device = ctx.settings.device if ctx else "cpu"
-    channels = getattr(getattr(layout, "config", None), "latent_channels", 128)
+    config = getattr(layout, "config", None)
+    channels = getattr(config, "latent_channels", 128)
     def statistics() -> tuple[torch.Tensor, torch.Tensor]:
         stats = SafetensorsFile(path)
         return tuple(stats.read(f"{VAE_PREFIX}per_channel_statistics.{name}").float()
                      for name in ("mean-of-means", "std-of-means"))  # type: ignore[return-value]
 
     return VideoVAEHandle(file.name, Lazy(lambda: PartwiseVideoVAE(path, device), f"video VAE of {file.name}"),
-                          latent_channels=channels, statistics=Lazy(statistics, f"VAE statistics of {file.name}"))
+                          latent_channels=channels, statistics=Lazy(statistics, f"VAE statistics of {file.name}"),
+                          scale_factors=getattr(config, "scale_factors", SCALE_FACTORS))
 
 
 @op("CheckpointLoaderSimple", outputs={"MODEL": "MODEL", "CLIP": "CLIP", "VAE": "VAE"}, category="loaders")

@@ -3,11 +3,17 @@
 Encoder: 4x4 space-to-channel patchify (channels ordered colour, column, row), a causal 3-D conv net of residual
 stages and space-to-depth downsamplers (time padding repeats the first frame, space pads with zeros), pixel norm,
 SiLU, and a conv to the latent means (plus log-variance channels, dropped), normalised by per-channel
-statistics. Decoder: the mirror with depth-to-space upsamplers, non-causal in time and reflect-padded in space,
-then the inverse patchify. Blocks and widths come from the header's ``vae`` section.
+statistics. Decoder: the mirror with depth-to-space upsamplers, non-causal in time and padded in space as the
+header says (reflect by default), then the inverse patchify. Blocks and widths come from the header's ``vae`` section.
+
+Versions differ only in that section: LTX-2.0's decoder upsamples with three residual ``compress_all`` (x2 channel
+reduction each) and reflect padding; LTX-2.3's with ``compress_all`` x2, ``compress_all`` x1, ``compress_time`` x2
+and ``compress_space`` x2 without residuals, zero padding, and a narrower encoder end (1024 channels). The decoder
+starts at ``decoder_base_channels`` times the product of its blocks' channel reductions (8x in both releases).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +52,15 @@ class VideoVAEConfig:
     encoder_padding: str = "zeros"
     decoder_padding: str = "reflect"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scale_factors(self) -> tuple[int, int, int]:
+        """(time, height, width) pixels per latent cell: 2 per time/space resampling block, times the patch size in
+        space (8, 32, 32 for LTX-2.0 and 2.3)."""
+        blocks = [name for name, _ in self.encoder_blocks or self.decoder_blocks]
+        time = 2 ** sum(name.startswith(("compress_time", "compress_all")) for name in blocks)
+        space = self.patch_size * 2 ** sum(name.startswith(("compress_space", "compress_all")) for name in blocks)
+        return time, space, space
 
     @classmethod
     def from_header(cls, section: dict) -> "VideoVAEConfig":
@@ -109,16 +124,31 @@ def _encoder_block(name: str, settings: dict, width: int, padding: str) -> tuple
     return StridedConv(width, out, STRIDES[kind], padding), out
 
 
+def _decoder_reduction(name: str, settings: dict) -> int:
+    """How many times fewer channels a decoder block emits than it takes (1 for a residual stage)."""
+    if name == "res_x_y":
+        return settings.get("multiplier", 2)
+    if name.startswith("compress_"):
+        return settings.get("multiplier", 1)
+    return 1
+
+
+def decoder_bottleneck_channels(cfg: VideoVAEConfig) -> int:
+    """Channels after the decoder's ``conv_in``: the base width times every block's channel reduction, so that
+    the last block ends at ``decoder_base_channels``."""
+    return cfg.decoder_base_channels * math.prod(_decoder_reduction(name, s) for name, s in cfg.decoder_blocks)
+
+
 def _decoder_block(name: str, settings: dict, width: int, padding: str) -> tuple[nn.Module, int]:
     if name == "res_x":
         return ResStage(width, settings["num_layers"], padding), width
     if name == "res_x_y":
-        out = width // settings.get("multiplier", 2)
+        out = width // _decoder_reduction(name, settings)
         return ResBlock(width, out, padding), out
     kind = name.removeprefix("compress_")
     if kind not in STRIDES:
         raise ValueError(f"unknown video VAE decoder block {name!r}")
-    reduction = settings.get("multiplier", 1)
+    reduction = _decoder_reduction(name, settings)
     residual = bool(settings.get("residual", False)) and kind == "all"
     return DepthToSpaceUp(width, STRIDES[kind], reduction, residual, padding), width // reduction
 
@@ -156,7 +186,7 @@ class VideoDecoder(nn.Module):
     def __init__(self, cfg: VideoVAEConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        width = cfg.decoder_base_channels * 8
+        width = decoder_bottleneck_channels(cfg)
         self.conv_in = CausalConv3d(cfg.latent_channels, width, padding_mode=cfg.decoder_padding)
         self.up_blocks = nn.ModuleList()
         for name, settings in reversed(cfg.decoder_blocks):
@@ -192,10 +222,10 @@ class VideoVAE(nn.Module):
     def encode(self, pixels: torch.Tensor, on_block: Counter | None = None) -> torch.Tensor:
         """pixels [B, 3, 1+8k, 32h, 32w] in [-1, 1] -> normalised latent [B, 128, 1+k, h, w]; ``on_block(done,
         total)`` after each encoder block."""
-        frames, height, width = pixels.shape[2:]
-        if pixels.ndim != 5 or (frames - 1) % 8 or height % 32 or width % 32:
-            raise ValueError(f"video VAE input {tuple(pixels.shape)} must be [B, 3, 8n+1 frames, H, W] with H and W "
-                             "multiples of 32")
+        time, space, _ = self.config.scale_factors
+        if pixels.ndim != 5 or (pixels.shape[2] - 1) % time or pixels.shape[3] % space or pixels.shape[4] % space:
+            raise ValueError(f"video VAE input {tuple(pixels.shape)} must be [B, 3, {time}n+1 frames, H, W] with H "
+                             f"and W multiples of {space}")
         return self.per_channel_statistics.normalize(self.encoder(pixels, on_block))
 
     def decode(self, latent: torch.Tensor, on_block: Counter | None = None) -> torch.Tensor:

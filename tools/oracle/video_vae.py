@@ -1,5 +1,9 @@
 """Parity of the video VAE with ltx-core 1.0.0: its encoder and decoder built by its configurators from the same
-header section, our seeded weights loaded into both, float32."""
+header section, our seeded weights loaded into both, float32.
+
+The 2.3 checks use ltx-core 1.0.0 too: its encoder, residual blocks and resamplers are those of ltx-core 1.2.0
+(the 2.3 reference, not installable); 1.2.0 only derives the decoder's first width from the blocks' channel
+reductions where 1.0.0 fixes it at 8 x base, and 2.3's reductions (2, 1, 2, 2) multiply to 8 as well."""
 from __future__ import annotations
 
 import sys
@@ -36,18 +40,44 @@ def pair(config: dict | None = None):
     return ours, encoder, decoder
 
 
+def small_config(version: str) -> dict:
+    """The release ``vae`` section of ``version`` at 16 latent channels, an 8-channel decoder base and two
+    layers per residual stage: every resampler and channel change of the release, small."""
+    config = tiny.RELEASE_CONFIGS[version]()
+    for key in ("encoder_blocks", "decoder_blocks"):
+        config[key] = [[name, {**settings, "num_layers": 2} if name == "res_x" else settings]
+                       for name, settings in config[key]]
+    config["latent_channels"] = 16
+    config["decoder_base_channels"] = 8
+    return config
+
+
+def compared(name: str, ours: torch.Tensor, reference: torch.Tensor) -> float:
+    """Max abs difference, after checking both outputs are finite, not constant and of one shape."""
+    for label, value in (("ours", ours), ("reference", reference)):
+        if not torch.isfinite(value).all() or float(value.std()) == 0.0:
+            raise AssertionError(f"{name}: {label} output is not finite or is constant")
+    if ours.shape != reference.shape:
+        raise AssertionError(f"{name}: shapes differ, ours {tuple(ours.shape)} vs {tuple(reference.shape)}")
+    return float((ours - reference).abs().max())
+
+
 @torch.no_grad()
-def check_encode() -> float:
-    ours, encoder, _ = pair()
+def check_encode(config: dict | None = None) -> float:
+    ours, encoder, _ = pair(config)
     pixels = torch.rand(2, 3, 17, 64, 96, generator=torch.Generator().manual_seed(SEED)) * 2 - 1
-    return float((ours.encode(pixels) - encoder(pixels)).abs().max())
+    return compared("encode", ours.encode(pixels), encoder(pixels))
 
 
 @torch.no_grad()
-def check_decode() -> float:
-    ours, _, decoder = pair()
-    latent = torch.randn(2, 128, 3, 2, 3, generator=torch.Generator().manual_seed(SEED + 1))
-    return float((ours.decode(latent) - decoder(latent)).abs().max())
+def check_decode(config: dict | None = None) -> float:
+    ours, _, decoder = pair(config)
+    latent = torch.randn(2, ours.latent_channels, 3, 2, 3, generator=torch.Generator().manual_seed(SEED + 1))
+    return compared("decode", ours.decode(latent), decoder(latent))
 
 
-CHECKS: dict[str, Callable[[], float]] = {"video_vae_encode": check_encode, "video_vae_decode": check_decode}
+CHECKS: dict[str, Callable[[], float]] = {
+    "video_vae_encode": check_encode, "video_vae_decode": check_decode,
+    "ltx23_video_vae_encode_ltx_core": lambda: check_encode(small_config("2.3")),
+    "ltx23_video_vae_decode_ltx_core": lambda: check_decode(small_config("2.3")),
+}
