@@ -36,7 +36,7 @@ UPSCALER = "ltx-2-spatial-upscaler-x2-1.0.safetensors"
 # the fp4-mixed name is what ComfyUI's templates load; its tiny stand-in is bf16 (nvfp4 is not read by ltxgraph)
 TEXT_ENCODERS = {"gemma_3_12B_it_fp8_scaled.safetensors": "fp8", "gemma_3_12B_it.safetensors": "bf16",
                  "gemma_3_12B_it_fp4_mixed.safetensors": "bf16"}
-VERSION = "4"  # bump when the tiny configs or the writer change: the provider rewrites the set
+VERSION = "6"  # bump when the tiny configs or the writer change: the provider rewrites the set
 
 
 def component(name: str) -> ModuleType:
