@@ -21,16 +21,19 @@ from ltxgraph import Port, op
 from ltxgraph.context import OpContext, counter_of
 from ltxgraph.errors import InputValueError
 from ltxgraph_ops.conditioning import Conditioning
+from ltxgraph_ops.gemma_image_prompt import check_vision, image_chat_ids, image_tokens, load_vision, vision_layout
 from ltxgraph_ops.handles import Lazy
 from ltxgraph_ops.model_files import TRANSFORMER_PREFIX, header_section
 from ltxgraph_ops.models.gemma import GemmaConfig, GemmaTextModel
+from ltxgraph_ops.models.progress import Counter
+from ltxgraph_ops.models.gemma_vision import GemmaVision
 from ltxgraph_ops.models.gemma_tokenizer import MAX_LENGTH, GemmaTokenizer
 from ltxgraph_ops.models.text_connectors import TextProjector
 from ltxgraph_ops.weights.loading import load_component, match_component, parameters_on_meta
 from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile, ShardedSafetensors
 from ltxgraph_ops.weights.streaming import StreamedBlocks, weight_bytes
 
-GEMMA_PREFIXES = ("model.", "language_model.model.")
+GEMMA_PREFIXES = ("model.", "language_model.model.", "model.language_model.")
 OTHER_GEMMA_PARTS = ("vision_tower.", "multi_modal_projector.", "lm_head.")
 # the text projection's weight that fixes the Gemma it fits: LTX-2.0 (V1) / LTX-2.3 (V2, one per stream)
 PROJECTION_KEYS = ("text_embedding_projection.aggregate_embed.weight",
@@ -145,6 +148,7 @@ class TextEncoderHandle:
     gemma: Lazy[GemmaTextModel]
     projector: Lazy[TextProjector] | None
     max_length: int = MAX_LENGTH
+    vision: Lazy[GemmaVision] | None = None   # Gemma 3's vision tower and projector, when the file has them
 
     def encode(self, prompts: list[str], ctx: OpContext | None = None) -> Conditioning:
         if self.projector is None:
@@ -161,6 +165,29 @@ class TextEncoderHandle:
                                       on_layer=counter_of(ctx, "layer"))
             video, audio, context_mask = self.projector.get()(states, mask[:, start:], length=mask.shape[1])
         return Conditioning(video, audio, context_mask)
+
+    def generate_text(self, prompt: str, image: torch.Tensor | None = None, system_prompt: str = T2V_SYSTEM_PROMPT,
+                      max_tokens: int = 512, temperature: float = 0.7, top_k: int = 64, seed: int = 42,
+                      on_token: Counter | None = None) -> str:
+        """Gemma's reply (special tokens dropped, stripped) to ``prompt`` under ``system_prompt``, looking at
+        ``image`` ([H, W, 3] or [B, H, W, 3] float in [0, 1]; the first of a batch) when one is given: at most
+        ``max_tokens`` tokens, greedy at ``temperature`` 0, else sampled from the ``top_k`` likeliest, seeded;
+        ``on_token(done, max_tokens)`` after each new token."""
+        images = None
+        if image is None:
+            ids = torch.tensor([self.tokenizer.tokenize(chat_prompt(system_prompt, prompt))])
+        else:
+            if self.vision is None:
+                raise InputValueError(f"{self.source}: this Gemma file has no vision tower ('vision_model.*' or "
+                                      "'vision_tower.vision_model.*' with 'multi_modal_projector.*'): image-conditioned "
+                                      "generation needs a Gemma 3 file that carries one")
+            vision = self.vision.get()
+            ids = torch.tensor([image_chat_ids(self.tokenizer, vision.config, system_prompt, prompt)])
+            images = image_tokens(vision, ids, image)
+        generated = self.gemma.get().generate(ids, torch.ones_like(ids), max_new_tokens=max_tokens,
+                                              temperature=temperature, top_k=top_k, seed=seed, images=images,
+                                              on_token=on_token)
+        return self.tokenizer.decode(generated[0].tolist()).strip()
 
 
 def text_encoder_handle(gemma_path: str, ckpt_path: str | None, ctx: OpContext | None,
@@ -194,7 +221,12 @@ def text_encoder_handle(gemma_path: str, ckpt_path: str | None, ctx: OpContext |
                          f"text connectors of {checkpoint.name}")
     gemma = Lazy(lambda: load_gemma(ShardedSafetensors.for_shard(gemma_path), prefix, streamed),
                  f"Gemma text model of {file.name}")
-    return TextEncoderHandle(file.name, tokenizer, gemma, projector, max_length)
+    vision = None
+    if (layout := vision_layout(file)) is not None:
+        vision_cfg = check_vision(file, layout, config.hidden_size)
+        vision = Lazy(lambda: load_vision(ShardedSafetensors.for_shard(gemma_path), layout, vision_cfg),
+                      f"Gemma vision tower of {file.name}")
+    return TextEncoderHandle(file.name, tokenizer, gemma, projector, max_length, vision)
 
 
 @op("LTXAVTextEncoderLoader", outputs={"CLIP": "CLIP"}, category="loaders")
@@ -245,15 +277,8 @@ def ltxv_gemma_enhance_prompt(clip: Annotated[TextEncoderHandle, Port("CLIP")],
                                                         control_after_generate=True)] = 42,
                               ctx: OpContext = None) -> str:
     """The prompt rewritten by Gemma (sampling at temperature 0.7 from the 64 likeliest tokens, seeded, at most
-    ``max_tokens`` tokens, stopping at end of turn; progress counts tokens). Image-conditioned enhancement needs
-    Gemma's vision tower, which LTX-2 text-encoder files do not carry: an image is refused unless ``bypass_i2v``."""
-    if image is not None and not bypass_i2v:
-        raise InputValueError("image-conditioned prompt enhancement is not supported (no vision tower); set "
-                              "bypass_i2v to enhance from the text alone")
-    tokens = clip.tokenizer.tokenize(chat_prompt(system_prompt, prompt))
-    ids = torch.tensor([tokens])
-    generated = clip.gemma.get().generate(ids, torch.ones_like(ids), max_new_tokens=max_tokens, temperature=0.7,
-                                          top_k=64, seed=seed,
-                                          on_token=counter_of(ctx, "token"))
-    text = clip.tokenizer.decode(generated[0].tolist()).strip()
+    ``max_tokens`` tokens, stopping at end of turn; progress counts tokens), looking at ``image`` unless ``bypass_i2v``. An image needs a
+    Gemma file with its vision tower: a text-only file refuses it, naming the file."""
+    text = clip.generate_text(prompt, None if bypass_i2v else image, system_prompt, max_tokens, 0.7, 64, seed,
+                             counter_of(ctx, "token"))
     return text or prompt

@@ -5,8 +5,10 @@ Per layer: x + post_norm(attn(pre_norm(x))), then x + post_ff_norm(mlp(pre_ff_no
 RMSNorm (``x / rms(x) * (1 + w)``, float32). Attention: grouped-query heads, per-head RMSNorm of q and k, rotary
 embeddings (rotate-half layout) with a local base on sliding-window layers and a global base with linear
 position scaling on the others (every ``sliding_window_pattern``-th layer is global), scores scaled by
-``query_pre_attn_scalar^-1/2``, causal and padding masks. MLP: down(gelu_tanh(gate(x)) * up(x)). Embeddings are
-scaled by sqrt(hidden). The last hidden state is taken after the final norm.
+``query_pre_attn_scalar^-1/2``, causal and padding masks; the soft tokens of one image also see each other (both
+directions), on sliding layers within the window. MLP: down(gelu_tanh(gate(x)) * up(x)). Embeddings are
+scaled by sqrt(hidden). The last hidden state is taken after the final norm. Image soft
+tokens (:class:`ImageTokens`) take the vision tower's projected features in place of their (scaled) embeddings.
 
 The ComfyUI text-encoder file has no config: sizes come from the tensors, the rest (window, bases, scaling) are
 Gemma 3 12B's values unless the file's ``config`` metadata says otherwise.
@@ -23,6 +25,21 @@ from torch import nn
 
 from ltxgraph_ops.models.layers import Linear
 from ltxgraph_ops.models.progress import Counter, counted
+
+
+@dataclass(frozen=True)
+class ImageTokens:
+    """Images placed in a prompt: ``slots`` [B, T] bool marks the soft-token positions (row-major order),
+    ``features`` [N_images, n, D] their projected embeddings (N_images * n = number of slots)."""
+
+    slots: torch.Tensor
+    features: torch.Tensor
+
+    def blocks(self) -> torch.Tensor:
+        """[B, T] index of the image each soft token belongs to (a run of consecutive slots), -1 for text."""
+        previous = F.pad(self.slots, (1, 0), value=False)[:, :-1]
+        starts = self.slots & ~previous
+        return torch.where(self.slots, starts.long().cumsum(dim=1) - 1, -1)
 
 
 @dataclass(frozen=True)
@@ -205,17 +222,22 @@ class GemmaLayer(nn.Module):
         return x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
 
 
-def attention_bias(mask: torch.Tensor, new_tokens: int, window: int | None, dtype: torch.dtype) -> torch.Tensor:
+def attention_bias(mask: torch.Tensor, new_tokens: int, window: int | None, dtype: torch.dtype,
+                   blocks: torch.Tensor | None = None) -> torch.Tensor:
     """Additive bias [B, 1, T_new, S] for the last ``new_tokens`` queries over all S keys of ``mask`` [B, S]
-    (1 = token): causal, padding keys hidden, and only the last ``window`` keys for sliding layers. A padding
-    query sees nothing valid and gets uniform weights (its output is never used)."""
+    (1 = token): causal, padding keys hidden, and only the last ``window`` keys for sliding layers. ``blocks``
+    [B, S] (image index per token, -1 for text) also opens keys of the query's own image, later ones too. A
+    padding query sees nothing valid and gets uniform weights (its output is never used)."""
     total = mask.shape[1]
     query = torch.arange(total - new_tokens, total)[:, None]
     key = torch.arange(total)[None, :]
-    visible = key <= query
+    visible = (key <= query)[None]
+    if blocks is not None:
+        query_block = blocks[:, total - new_tokens:, None]
+        visible = visible | ((query_block == blocks[:, None, :]) & (query_block >= 0))
     if window is not None:
         visible = visible & (key > query - window)
-    visible = visible[None] & mask.bool()[:, None, :]
+    visible = visible & mask.bool()[:, None, :]
     return torch.where(visible, 0.0, torch.finfo(dtype).min).to(dtype)[:, None]
 
 
@@ -235,23 +257,35 @@ class GemmaTextModel(nn.Module):
         return {False: rope_tables(positions, c.head_dim, c.rope_local_base_freq, 1.0, dtype),
                 True: rope_tables(positions, c.head_dim, c.rope_theta, c.rope_scaling_factor, dtype)}
 
-    def _biases(self, mask: torch.Tensor, new_tokens: int, dtype: torch.dtype) -> dict[bool, torch.Tensor]:
-        return {False: attention_bias(mask, new_tokens, self.config.sliding_window, dtype),
-                True: attention_bias(mask, new_tokens, None, dtype)}
+    def _biases(self, mask: torch.Tensor, new_tokens: int, dtype: torch.dtype,
+                images: ImageTokens | None = None) -> dict[bool, torch.Tensor]:
+        blocks = None if images is None else images.blocks()
+        return {False: attention_bias(mask, new_tokens, self.config.sliding_window, dtype, blocks),
+                True: attention_bias(mask, new_tokens, None, dtype, blocks)}
 
-    def embed(self, ids: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        return self.embed_tokens(ids, dtype) * torch.tensor(math.sqrt(self.config.hidden_size), dtype=dtype)
+    def embed(self, ids: torch.Tensor, dtype: torch.dtype = torch.float32,
+              images: ImageTokens | None = None) -> torch.Tensor:
+        """Scaled token embeddings [B, T, D]; image slots hold the image features instead (not scaled)."""
+        if images is None:
+            return self.embed_tokens(ids, dtype) * torch.tensor(math.sqrt(self.config.hidden_size), dtype=dtype)
+        if int(images.slots.sum()) != images.features.shape[0] * images.features.shape[1]:
+            raise ValueError(f"{int(images.slots.sum())} image slots in the prompt for {images.features.shape[0]} "
+                             f"images of {images.features.shape[1]} tokens")
+        ids = torch.where(images.slots | (ids >= self.config.vocab_size), 0, ids)
+        x = self.embed(ids, dtype)
+        return x.masked_scatter(images.slots[..., None], images.features.to(dtype))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                position_offset: int = 0, on_layer: Counter | None = None) -> list[torch.Tensor]:
+                position_offset: int = 0, on_layer: Counter | None = None,
+                images: ImageTokens | None = None) -> list[torch.Tensor]:
         """ids and mask [B, T] (left padding) -> the L + 1 hidden states [B, T, D]: embeddings, then every
         layer's output, the last one after the final norm. Tokens sit at positions ``position_offset + t`` (a
-        caller that dropped leading padding columns passes how many it dropped). ``on_layer(done, total)``
-        after each layer (resident or streamed)."""
-        x = self.embed(input_ids)
+        caller that dropped leading padding columns passes how many it dropped); ``images`` fill their slots.
+        ``on_layer(done, total)`` after each layer (resident or streamed)."""
+        x = self.embed(input_ids, images=images)
         positions = torch.arange(position_offset, position_offset + input_ids.shape[1])
         ropes = self._ropes(positions, x.dtype)
-        biases = self._biases(attention_mask, input_ids.shape[1], x.dtype)
+        biases = self._biases(attention_mask, input_ids.shape[1], x.dtype, images)
         states = [x]
         for layer in counted(self.layers, on_layer):
             x = layer(x, ropes[layer.self_attn.is_global], biases[layer.self_attn.is_global])
@@ -262,20 +296,24 @@ class GemmaTextModel(nn.Module):
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
                  stop_tokens: tuple[int, ...] = (1, 106), temperature: float = 0.0, top_k: int = 64,
-                 seed: int = 0, on_token: Counter | None = None) -> torch.Tensor:
+                 seed: int = 0, on_token: Counter | None = None,
+                 images: ImageTokens | None = None) -> torch.Tensor:
         """Continue each prompt (left-padded ids / mask [B, T]) for up to ``max_new_tokens`` tokens with a
         key/value cache: greedy when ``temperature`` is 0, else sampling from the ``top_k`` most likely tokens
         at that temperature with a generator seeded by ``seed``. Returns the new tokens [B, N] (a finished
-        sequence continues with its stop token). ``on_token(done, max_new_tokens)`` after each new token."""
+        sequence continues with its stop token). ``images`` fill their slots in the prompt; ``on_token(done,
+        max_new_tokens)`` after each new token."""
         generator = torch.Generator().manual_seed(seed)
         caches: list[list[torch.Tensor]] = [[] for _ in self.layers]
         mask, ids, produced = attention_mask.clone(), input_ids, []
         done = torch.zeros(input_ids.shape[0], dtype=torch.bool)
         offset = 0
         for _ in range(max_new_tokens):
-            x = self.embed(ids)
+            prompt_images = images if offset == 0 else None   # new tokens are text: their own block is none
+            x = self.embed(ids, images=prompt_images)
             positions = torch.arange(offset, offset + ids.shape[1])
-            ropes, biases = self._ropes(positions, x.dtype), self._biases(mask, ids.shape[1], x.dtype)
+            ropes = self._ropes(positions, x.dtype)
+            biases = self._biases(mask, ids.shape[1], x.dtype, prompt_images)
             for layer, cache in zip(self.layers, caches):
                 x = layer(x, ropes[layer.self_attn.is_global], biases[layer.self_attn.is_global], cache)
             logits = self.embed_tokens.logits(self.norm(x[:, -1:]))[:, -1].float()

@@ -1,6 +1,7 @@
-"""Tiny and full-size Gemma 3 text encoders in the ComfyUI file layout (``model.*`` keys plus the serialized
-SentencePiece model in a ``spiece_model`` uint8 tensor), and the tiny tokenizer it embeds: trained here with the
-sentencepiece library on a built-in English text, deterministically."""
+"""Tiny and full-size Gemma 3 text encoders in the ComfyUI file layout (``model.*`` keys, the vision tower's
+``vision_model.*`` and ``multi_modal_projector.*``, plus the serialized SentencePiece model in a ``spiece_model``
+uint8 tensor), and the tiny tokenizer it embeds: trained here with the sentencepiece library on a built-in English
+text, deterministically."""
 from __future__ import annotations
 
 import io
@@ -10,7 +11,8 @@ from pathlib import Path
 import torch
 
 from ltxgraph_ops.models.gemma import GemmaConfig, GemmaTextModel
-from ltxgraph_ops.weights.writing import random_state, save_atomic, store
+from ltxgraph_ops.models.gemma_vision import GemmaVision, GemmaVisionConfig
+from ltxgraph_ops.weights.writing import linear_weight_keys, random_state, save_atomic, store
 
 COMPONENT = "gemma"
 PREFIX = "model."
@@ -39,6 +41,21 @@ def tiny_config(vocab_size: int) -> GemmaConfig:
                        **TINY_OVERRIDES)
 
 
+def tiny_vision_config(vocab_size: int, text_hidden: int) -> GemmaVisionConfig:
+    """A 32 x 32 image in 8 x 8 patches of 4 pixels, pooled to 2 x 2 soft tokens; the begin / end of image ids
+    are the tiny vocabulary's last two, the soft token is just past it (embedded as 0, then replaced)."""
+    return GemmaVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                             image_size=32, patch_size=4, text_hidden_size=text_hidden, mm_tokens_per_image=4,
+                             boi_token_id=vocab_size - 2, eoi_token_id=vocab_size - 1, image_token_id=vocab_size)
+
+
+def vision_header(config: GemmaVisionConfig) -> dict:
+    """The Gemma3Config fields the file's header carries for its vision tower."""
+    return {"vision_config": {"num_attention_heads": config.num_attention_heads},
+            "mm_tokens_per_image": config.mm_tokens_per_image, "boi_token_index": config.boi_token_id, "eoi_token_index": config.eoi_token_id,
+            "image_token_index": config.image_token_id}
+
+
 def build(config: GemmaConfig, device: str | torch.device = "cpu") -> torch.nn.Module:
     with torch.device(device):
         return GemmaTextModel(config)
@@ -56,13 +73,17 @@ def train_tiny_spm(vocab_size: int = 128) -> bytes:
 
 
 def write_file(path: Path, storage: str = "bf16", seed: int = 0) -> Path:
-    """A tiny text-encoder file: weights (``storage``: bf16, fp8 (scaled) or float32) and the tokenizer."""
+    """A tiny text-encoder file: weights (``storage``: bf16, fp8 (scaled) or float32), the vision tower and the
+    tokenizer."""
     spm_bytes = train_tiny_spm()
     import sentencepiece as spm
     vocab = spm.SentencePieceProcessor(model_proto=spm_bytes).get_piece_size()
-    model = build(tiny_config(vocab), device="meta")
-    linears = {f"{PREFIX}{name}.weight" for name, sub in model.named_modules()
-               if type(sub).__name__ == "Linear"}
-    tensors = store(random_state(model, PREFIX, seed), linears, storage)
+    config = tiny_config(vocab)
+    vision_config = tiny_vision_config(vocab, config.hidden_size)
+    model = build(config, device="meta")
+    with torch.device("meta"):
+        vision = GemmaVision(vision_config)
+    tensors = store(random_state(model, PREFIX, seed), linear_weight_keys(model, PREFIX), storage)
+    tensors.update(store(random_state(vision, "", seed), linear_weight_keys(vision, ""), storage))
     tensors["spiece_model"] = torch.frombuffer(bytearray(spm_bytes), dtype=torch.uint8).clone()
-    return save_atomic(path, tensors, {"config": json.dumps(TINY_OVERRIDES)})
+    return save_atomic(path, tensors, {"config": json.dumps({**TINY_OVERRIDES, **vision_header(vision_config)})})

@@ -1,0 +1,103 @@
+"""Image-conditioned text generation with Gemma 3 (prompt enhancement that looks at an image): finding and
+reading the vision tower in a text-encoder file, and laying out a chat prompt with an image.
+
+Key layouts read (strictly: every tensor of the tower and the projector, nothing else under their prefixes):
+
+- ComfyUI's single file (``gemma_3_12B_it*.safetensors``): ``vision_model.*`` and ``multi_modal_projector.*``
+  beside the text model's ``model.*``.
+- A Hugging Face Gemma3ForConditionalGeneration folder: ``vision_tower.vision_model.*`` and
+  ``multi_modal_projector.*`` (original release), or the same under ``model.`` (files saved by transformers 5).
+
+A file with neither is text-only: it still encodes prompts, and image-conditioned generation is refused naming it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ltxgraph_ops.models.gemma import ImageTokens
+from ltxgraph_ops.models.gemma_tokenizer import BOS_ID
+from ltxgraph_ops.models.gemma_vision import GemmaVision, GemmaVisionConfig, image_token_sequence
+from ltxgraph_ops.weights.loading import load_component, match_component, parameters_on_meta
+from ltxgraph_ops.weights.safetensors_file import CheckpointError
+
+TOWER_KEY = "embeddings.patch_embedding.weight"
+PROJECTION_KEY = "mm_input_projection_weight"
+
+
+@dataclass(frozen=True)
+class VisionLayout:
+    """Where a file keeps the vision tower and the projector."""
+
+    tower: str
+    projector: str
+
+
+LAYOUTS = (VisionLayout("vision_model.", "multi_modal_projector."),
+           VisionLayout("vision_tower.vision_model.", "multi_modal_projector."),
+           VisionLayout("model.vision_tower.vision_model.", "model.multi_modal_projector."))
+
+
+def vision_layout(file) -> VisionLayout | None:
+    """The file's vision layout, None for a text-only file; a tower without a projector (or the reverse) is a
+    :class:`CheckpointError` naming the file."""
+    keys = file.entries.keys()
+    for layout in LAYOUTS:
+        tower, projector = f"{layout.tower}{TOWER_KEY}" in keys, f"{layout.projector}{PROJECTION_KEY}" in keys
+        if tower and projector:
+            return layout
+        if tower or (projector and any(k.startswith(layout.tower) for k in keys)):
+            missing = f"{layout.projector}{PROJECTION_KEY}" if tower else f"{layout.tower}{TOWER_KEY}"
+            raise CheckpointError(f"{file.path}: Gemma 3 vision weights are incomplete: '{missing}' is missing")
+    return None
+
+
+def vision_config(file, layout: VisionLayout) -> GemmaVisionConfig:
+    shapes = {f"vision_model.{key[len(layout.tower):]}": entry.shape
+              for key, entry in file.entries.items() if key.startswith(layout.tower)}
+    shapes.update({f"multi_modal_projector.{key[len(layout.projector):]}": entry.shape
+                   for key, entry in file.entries.items() if key.startswith(layout.projector)})
+    return GemmaVisionConfig.from_tensors(shapes, file.config())
+
+
+def check_vision(file, layout: VisionLayout, text_hidden: int) -> GemmaVisionConfig:
+    """Config of the file's vision weights, every key and shape checked from the header alone."""
+    config = vision_config(file, layout)
+    if config.text_hidden_size != text_hidden:
+        raise CheckpointError(f"{file.path}: '{layout.projector}{PROJECTION_KEY}' projects to "
+                              f"{config.text_hidden_size}, the text model is {text_hidden} wide")
+    with torch.device("meta"):
+        model = GemmaVision(config)
+    match_component(model.vision_model, file, layout.tower)
+    match_component(model.multi_modal_projector, file, layout.projector)
+    return config
+
+
+def load_vision(file, layout: VisionLayout, config: GemmaVisionConfig) -> GemmaVision:
+    with parameters_on_meta():
+        model = GemmaVision(config)
+    load_component(model.vision_model, file, layout.tower)
+    load_component(model.multi_modal_projector, file, layout.projector)
+    return model.eval()
+
+
+def image_chat_ids(tokenizer, config: GemmaVisionConfig, system: str, prompt: str) -> list[int]:
+    """Token ids of a one-image user turn as Gemma 3's chat template and processor lay it out (the system prompt
+    opens the user turn, the image comes before the text, as ltx-core's image-to-video enhancement asks):
+    ``<bos><start_of_turn>user\\n{system}\\n\\n`` + image + ``User Raw Input Prompt: {prompt}.<end_of_turn>\\n
+    <start_of_turn>model\\n``, the image being ``\\n\\n<start_of_image>`` + soft tokens + ``<end_of_image>\\n\\n``
+    (the newlines tokenized together with the text around them, as the processor's string expansion does)."""
+    encode = tokenizer.processor.encode
+    before = f"<start_of_turn>user\n{system.strip()}\n\n\n\n"
+    after = f"\n\nUser Raw Input Prompt: {prompt.strip()}.<end_of_turn>\n<start_of_turn>model\n"
+    image = image_token_sequence(config, [])
+    return [BOS_ID, *encode(before), *image, *encode(after)]
+
+
+def image_tokens(vision: GemmaVision, ids: torch.Tensor, image: torch.Tensor) -> ImageTokens:
+    """The soft-token slots of ``ids`` [1, T] filled with ``image`` [H, W, 3] (or [B, H, W, 3]: the first)."""
+    first = image if image.dim() == 3 else image[:1]
+    with torch.inference_mode():
+        features = vision(vision.preprocess(first))
+    return ImageTokens(ids == vision.config.image_token_id, features)

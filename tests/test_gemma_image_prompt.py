@@ -1,0 +1,92 @@
+"""Image-conditioned prompt enhancement on the tiny Gemma file: the vision tower read from the ComfyUI and the
+Hugging Face key layouts, the chat layout with an image, refusals of text-only and incomplete files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from ltxgraph.errors import InputValueError
+from ltxgraph_ops.gemma_image_prompt import image_chat_ids
+from ltxgraph_ops.text_ops import ltxv_gemma_enhance_prompt, text_encoder_handle
+from ltxgraph_ops.tiny import gemma as tiny
+from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile
+
+
+@pytest.fixture(scope="module")
+def comfy_file(tmp_path_factory) -> Path:
+    return tiny.write_file(tmp_path_factory.mktemp("te") / "gemma_3_12B_it.safetensors", "bf16")
+
+
+def rewritten(source: Path, target: Path, rename) -> Path:
+    """A copy of ``source`` with each key renamed by ``rename`` (None drops it), the header kept."""
+    tensors = {rename(k): v for k, v in load_file(str(source)).items() if rename(k) is not None}
+    save_file(tensors, str(target), metadata=SafetensorsFile(source).metadata)
+    return target
+
+
+def image(seed: int) -> torch.Tensor:
+    return torch.rand(48, 64, 3, generator=torch.Generator().manual_seed(seed))
+
+
+def test_enhancement_looks_at_the_image(comfy_file) -> None:
+    clip = text_encoder_handle(str(comfy_file), None, None)
+    assert clip.vision is not None and clip.vision.get().config.mm_tokens_per_image == 4
+    first = clip.generate_text("a cat on a roof", image(1), max_tokens=12, temperature=0)
+    assert first == clip.generate_text("a cat on a roof", image(1)[None], max_tokens=12, temperature=0)
+    assert first != clip.generate_text("a cat on a roof", torch.zeros(48, 64, 3), max_tokens=12, temperature=0)
+    assert first != clip.generate_text("a cat on a roof", None, max_tokens=12, temperature=0)
+    node = ltxv_gemma_enhance_prompt(clip, "a cat on a roof", max_tokens=32, image=image(1)[None], seed=4)
+    assert node == ltxv_gemma_enhance_prompt(clip, "a cat on a roof", max_tokens=32, image=image(1)[None], seed=4)
+    assert node == clip.generate_text("a cat on a roof", image(1), max_tokens=32, seed=4)
+
+
+def test_hugging_face_layout_reads_the_same_weights(comfy_file, tmp_path) -> None:
+    def hf(key: str) -> str:
+        return f"vision_tower.{key}" if key.startswith("vision_model.") else key
+    hf_file = rewritten(comfy_file, tmp_path / "model.safetensors", hf)
+    comfy = text_encoder_handle(str(comfy_file), None, None)
+    other = text_encoder_handle(str(hf_file), None, None)
+    pixels = comfy.vision.get().preprocess(image(2))
+    assert torch.equal(comfy.vision.get()(pixels), other.vision.get()(pixels))
+
+
+def test_text_only_file_encodes_but_refuses_an_image(comfy_file, tmp_path) -> None:
+    def text_only(key: str) -> str | None:
+        return None if key.startswith(("vision_model.", "multi_modal_projector.")) else key
+    path = rewritten(comfy_file, tmp_path / "gemma_text_only.safetensors", text_only)
+    clip = text_encoder_handle(str(path), None, None)
+    assert clip.vision is None and clip.generate_text("a cat", max_tokens=4)
+    with pytest.raises(InputValueError, match="gemma_text_only.safetensors: this Gemma file has no vision tower"):
+        ltxv_gemma_enhance_prompt(clip, "a cat", image=image(1)[None])
+    assert ltxv_gemma_enhance_prompt(clip, "a cat", max_tokens=8, bypass_i2v=True, image=image(1)[None])
+
+
+def test_incomplete_vision_weights_are_refused(comfy_file, tmp_path) -> None:
+    def no_projector(key: str) -> str | None:
+        return None if key.startswith("multi_modal_projector.") else key
+    path = rewritten(comfy_file, tmp_path / "no_projector.safetensors", no_projector)
+    with pytest.raises(CheckpointError, match="no_projector.safetensors: Gemma 3 vision weights are incomplete"):
+        text_encoder_handle(str(path), None, None)
+
+    def no_layer(key: str) -> str | None:
+        return None if key.startswith("vision_model.encoder.layers.1.mlp.fc2.") else key
+    path = rewritten(comfy_file, tmp_path / "no_layer.safetensors", no_layer)
+    with pytest.raises(CheckpointError, match="fc2"):
+        text_encoder_handle(str(path), None, None)
+
+
+def test_chat_layout_puts_the_image_before_the_prompt(comfy_file) -> None:
+    clip = text_encoder_handle(str(comfy_file), None, None)
+    cfg = clip.vision.get().config
+    ids = image_chat_ids(clip.tokenizer, cfg, "Describe.", "a cat")
+    start = ids.index(cfg.boi_token_id)
+    soft = cfg.mm_tokens_per_image
+    assert ids[0] == 2 and ids[start + 1:start + 1 + soft] == [cfg.image_token_id] * soft
+    assert ids[start + 1 + soft] == cfg.eoi_token_id and ids.count(cfg.image_token_id) == soft
+    encode = clip.tokenizer.processor.encode
+    assert ids[1:start] == encode("<start_of_turn>user\nDescribe.\n\n\n\n")   # "\n\n" of the image with the text
+    after = "\n\nUser Raw Input Prompt: a cat.<end_of_turn>\n<start_of_turn>model\n"
+    assert ids[start + 2 + soft:] == encode(after)
