@@ -277,8 +277,8 @@ def ltxv_gemma_enhance_prompt(clip: Annotated[TextEncoderHandle, Port("CLIP")],
                                                         control_after_generate=True)] = 42,
                               ctx: OpContext = None) -> str:
     """The prompt rewritten by Gemma (sampling at temperature 0.7 from the 64 likeliest tokens, seeded, at most
-    ``max_tokens`` tokens, stopping at end of turn; progress counts tokens), looking at ``image`` unless ``bypass_i2v``. An image needs a
-    Gemma file with its vision tower: a text-only file refuses it, naming the file."""
+    ``max_tokens`` tokens, stopping at end of turn; progress counts tokens), looking at ``image`` unless
+    ``bypass_i2v``. An image needs a Gemma file with its vision tower: a text-only file refuses it, naming it."""
     text = clip.generate_text(prompt, None if bypass_i2v else image, system_prompt, max_tokens, 0.7, 64, seed,
                              counter_of(ctx, "token"))
     return text or prompt
