@@ -1,6 +1,7 @@
 """Multi-head attention of the LTX-2 transformer: q and k RMS-normalised over the whole inner dimension,
 optional RoPE (separate tables for queries and keys in audio<->video attention), additive bias, and the
-value-only path that Spatio-Temporal Guidance uses in place of attention."""
+value-only path that Spatio-Temporal Guidance uses in place of attention. Gated attention (LTX-2.3) scales each
+head's output by ``2 sigmoid(to_gate_logits(x))``, a gate per head and query token."""
 from __future__ import annotations
 
 import torch
@@ -32,10 +33,11 @@ class RMSNorm(nn.Module):
 
 
 class Attention(nn.Module):
-    """``to_out(softmax(q k^T / sqrt(d) + bias) v)`` with q = rope(rms(to_q(x))), k = rope(rms(to_k(ctx)))."""
+    """``to_out(gate * softmax(q k^T / sqrt(d) + bias) v)`` with q = rope(rms(to_q(x))), k = rope(rms(to_k(ctx)))
+    and, when ``gated``, gate = 2 sigmoid(to_gate_logits(x)) per head (else 1)."""
 
     def __init__(self, query_dim: int, context_dim: int, heads: int, head_dim: int, eps: float,
-                 device: torch.device | str | None = None) -> None:
+                 device: torch.device | str | None = None, gated: bool = False) -> None:
         super().__init__()
         inner = heads * head_dim
         self.heads = heads
@@ -45,6 +47,7 @@ class Attention(nn.Module):
         self.to_k = Linear(context_dim, inner, device=device)
         self.to_v = Linear(context_dim, inner, device=device)
         self.to_out = nn.ModuleList([Linear(inner, query_dim, device=device)])
+        self.to_gate_logits = Linear(query_dim, heads, device=device) if gated else None
 
     def keys_values(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Un-rotated keys rms(to_k(context)) and values to_v(context): [B, S, inner] each. For a context that
@@ -67,7 +70,7 @@ class Attention(nn.Module):
             context = x if context is None else context
             v = self.to_v(context)                                      # [B, S, inner]
         if values_only:
-            return self.to_out[0](v)
+            return self.to_out[0](self._gate(x, v))
         q = self.q_norm(self.to_q(x))
         if keys_values is None:
             k = self.k_norm(self.to_k(context))
@@ -77,7 +80,15 @@ class Attention(nn.Module):
         out = self._attend(q, k, v, bias)
         if keep_attention is not None:
             out = out * keep_attention + v * (1 - keep_attention)
-        return self.to_out[0](out)
+        return self.to_out[0](self._gate(x, out))
+
+    def _gate(self, x: torch.Tensor, heads_out: torch.Tensor) -> torch.Tensor:
+        """heads_out [B, T, inner] scaled per head by 2 sigmoid(to_gate_logits(x)) [B, T, heads]; unchanged
+        without a gate."""
+        if self.to_gate_logits is None:
+            return heads_out
+        gates = 2 * torch.sigmoid(self.to_gate_logits(x))                            # [B, T, H]
+        return (heads_out.unflatten(-1, (self.heads, -1)) * gates[..., None]).flatten(-2)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         batch, tokens, inner = q.shape

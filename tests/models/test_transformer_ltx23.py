@@ -1,0 +1,115 @@
+"""LTX-2.3 in the one transformer class: what the header switches on (gated
+attention, cross-attention AdaLN, no caption projection), prepared text per sigma, LoRAs on the gates, streaming,
+and parity with diffusers 0.42.1 (tools/oracle/diffusers_transformer.py, keys ltx23_* and diffusers_*)."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from ltxgraph_ops.handles import ModelHandle
+from ltxgraph_ops.model_files import load_transformer
+from ltxgraph_ops.models.transformer import LTXAVTransformer, TransformerConfig
+from ltxgraph_ops.tiny import transformer as tiny
+from ltxgraph_ops.tiny.files import write_lora
+from ltxgraph_ops.weights.lora import LoraPatch, read_lora
+from ltxgraph_ops.weights.writing import checkpoint_tensors, header_metadata, save_atomic
+from tools.oracle import diffusers_transformer as oracle
+from tools.oracle.transformer import random_state
+
+REFERENCE = Path(__file__).resolve().parent.parent / "data" / "reference"
+
+
+def test_release_config_is_the_header_data_file() -> None:
+    header = json.loads((REFERENCE / "ltx23_22b_config.json").read_text())
+    assert tiny.full_config_ltx23() == header["transformer"]
+
+
+def test_header_switches_the_2_3_parts_on() -> None:
+    config = TransformerConfig.from_header(tiny.tiny_config_ltx23())
+    assert config.modulation_rows == 9 and config.text_follows_sigma
+    state = LTXAVTransformer(config, device="meta").state_dict()
+    assert state["transformer_blocks.0.scale_shift_table"].shape == (9, config.video_dim)
+    assert state["transformer_blocks.1.audio_prompt_scale_shift_table"].shape == (2, config.audio_dim)
+    assert state["adaln_single.linear.weight"].shape == (9 * config.video_dim, config.video_dim)
+    assert state["transformer_blocks.0.audio_to_video_attn.to_gate_logits.weight"].shape == (
+        config.audio_num_attention_heads, config.video_dim)
+    assert "prompt_adaln_single.linear.weight" in state and not any("caption_projection" in k for k in state)
+    static = LTXAVTransformer(TransformerConfig.from_header({**tiny.tiny_config_ltx23(),
+                                                             "use_prompt_adaln_single": False}), device="meta")
+    assert not static.config.text_follows_sigma and "prompt_adaln_single.linear.weight" not in static.state_dict()
+
+
+@pytest.fixture(scope="module")
+def model_and_inputs():
+    model = LTXAVTransformer(TransformerConfig.from_header(tiny.tiny_config_ltx23())).eval()
+    model.load_state_dict(random_state(model))
+    return model, *oracle.stream_inputs(model.config)
+
+
+def test_gates_prompt_modulation_and_sigma_change_the_output(model_and_inputs) -> None:
+    model, video, audio = model_and_inputs
+    with torch.no_grad():
+        base = model(video, audio).video
+        other_sigma = model(replace(video, sigma=video.sigma * 0.5, noise_mask=video.noise_mask * 2), audio).video
+        model.transformer_blocks[0].attn1.to_gate_logits.bias.add_(1.0)
+        gated = model(video, audio).video
+        model.transformer_blocks[0].attn1.to_gate_logits.bias.sub_(1.0)
+    # the same per-token timesteps with another sigma: only the prompt AdaLN and the AV modulation see it
+    assert not torch.allclose(base, other_sigma) and not torch.allclose(base, gated)
+
+
+def test_text_width_is_checked(model_and_inputs) -> None:
+    model, video, audio = model_and_inputs
+    with pytest.raises(ValueError, match="video text context is 24 wide; .* video width 32"):
+        model(replace(video, context=torch.zeros(2, 7, 24)), audio)
+
+
+def test_prepared_text_holds_for_its_sigma_only(model_and_inputs) -> None:
+    model, video, audio = model_and_inputs
+    with torch.no_grad():
+        expected = model(video, audio)
+        prepared = {name: model.prepare_text(name, s.context, s.context_mask, sigma=s.sigma)
+                    for name, s in (("video", video), ("audio", audio))}
+        cached = model(replace(video, context=prepared["video"], context_mask=None),
+                       replace(audio, context=prepared["audio"], context_mask=None))
+    assert torch.allclose(cached.video, expected.video, atol=1e-6)
+    assert torch.allclose(cached.audio, expected.audio, atol=1e-6)
+    with pytest.raises(ValueError, match="needs the step's sigma"):
+        model.prepare_text("video", video.context, video.context_mask)
+    with pytest.raises(ValueError, match="modulated for sigma .* prepare them per step"):
+        model(replace(video, sigma=video.sigma * 0.5, context=prepared["video"], context_mask=None), audio)
+
+
+def write_ltx23_transformer(path: Path) -> Path:
+    with torch.device("meta"):
+        layout = tiny.build(tiny.tiny_config_ltx23(), device="meta")
+    return save_atomic(path, checkpoint_tensors([(layout, tiny.PREFIX)], 0, "bf16"),
+                       header_metadata({"transformer": tiny.tiny_config_ltx23()}))
+
+
+def test_streaming_and_loras_on_the_gates(tmp_path: Path) -> None:
+    path = write_ltx23_transformer(tmp_path / "ltx-2.3-tiny.safetensors")
+    resident, streamed = load_transformer(path), load_transformer(path, streamed=True)
+    lora = read_lora(write_lora(tmp_path / "lora.safetensors", resident, 2, 3, {}), resident)
+    assert any("to_gate_logits" in name for name in lora.layers)
+    video, audio = oracle.stream_inputs(resident.config)
+    outs = []
+    for model in (resident, streamed):
+        with torch.no_grad():
+            plain = model(video, audio).video
+            with ModelHandle(model, "m").with_patch(LoraPatch(lora, 0.8)).applied() as patched:
+                outs.append(patched(video, audio).video)
+        assert not torch.allclose(plain, outs[-1])
+    assert torch.equal(outs[0], outs[1])
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name", sorted(oracle.CHECKS))
+def test_parity_with_diffusers(name: str) -> None:
+    pytest.importorskip("diffusers")
+    error = oracle.CHECKS[name]()
+    assert error < 1e-5, f"{name}: max abs error {error:.3e}"
