@@ -1,4 +1,4 @@
-"""LTX-2.3 in the one transformer class: what the header switches on (gated
+"""LTX-2.3 in the one transformer class: the release layout (manifest), what the header switches on (gated
 attention, cross-attention AdaLN, no caption projection), prepared text per sigma, LoRAs on the gates, streaming,
 and parity with diffusers 0.42.1 (tools/oracle/diffusers_transformer.py, keys ltx23_* and diffusers_*)."""
 from __future__ import annotations
@@ -17,6 +17,7 @@ from ltxgraph_ops.tiny import transformer as tiny
 from ltxgraph_ops.tiny.files import write_lora
 from ltxgraph_ops.weights.lora import LoraPatch, read_lora
 from ltxgraph_ops.weights.writing import checkpoint_tensors, header_metadata, save_atomic
+from tools import manifest_check
 from tools.oracle import diffusers_transformer as oracle
 from tools.oracle.transformer import random_state
 
@@ -26,6 +27,26 @@ REFERENCE = Path(__file__).resolve().parent.parent / "data" / "reference"
 def test_release_config_is_the_header_data_file() -> None:
     header = json.loads((REFERENCE / "ltx23_22b_config.json").read_text())
     assert tiny.full_config_ltx23() == header["transformer"]
+
+
+def test_full_size_layout_matches_the_22b_manifest() -> None:
+    manifest = json.loads((REFERENCE / "ltx23_22b_manifest.json").read_text())
+    shapes = manifest_check.meta_shapes(tiny, "2.3")
+    assert manifest_check.compare(shapes, manifest["transformer"]) == {"missing": [], "unexpected": [],
+                                                                       "misshapen": []}
+    elements = sum(torch.Size(shape).numel() for shape in shapes.values())
+    assert elements == manifest["_counts"]["transformer"]["elements"] == 18_988_838_144
+
+
+def test_manifest_check_covers_2_3(capsys) -> None:
+    report = manifest_check.check_all(manifest_check.MANIFESTS["2.3"], "2.3")
+    assert manifest_check.is_clean(report["transformer"])
+    assert report["transformer"]["module"] == "ltxgraph_ops.tiny.transformer"
+    manifest_check.main(["--json", "--version", "2.3"])
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["transformer"] == {"module": "ltxgraph_ops.tiny.transformer", "missing": 0, "unexpected": 0,
+                                      "misshapen": 0}
+    assert set(summary) == {"transformer", "connector", "video_vae", "audio_vae", "vocoder"}
 
 
 def test_header_switches_the_2_3_parts_on() -> None:
