@@ -206,17 +206,20 @@ class LTXAVTransformer(nn.Module):
 
     def _cross(self, state: StreamState, s: StreamInput, other_sigma: torch.Tensor, heads: int,
                scale_shift: AdaLNSingle, gate: AdaLNSingle) -> StreamState:
-        """Audio<->video attention inputs: time-only RoPE and modulation from the other stream's sigma."""
+        """Audio<->video attention inputs: time-only RoPE; the gate from the other stream's sigma; the scale and
+        shift from the other stream's sigma too (LTX-2.0, as ltx-core 1.0.0) or from this stream's own
+        per-token timesteps (LTX-2.3+, as ltx-core 1.2.0: ``config.av_modulation_own_timesteps``)."""
         c = self.config
         dtype = s.latent.dtype
         time_max = max(c.positional_embedding_max_pos[0], c.audio_positional_embedding_max_pos[0])
         other = other_sigma.reshape(-1, 1).to(torch.float32).expand(s.latent.shape[0], 1)
         other = other * c.timestep_scale_multiplier                        # [B, 1]
         gate_factor = c.av_ca_timestep_scale_multiplier / c.timestep_scale_multiplier
+        own = s.timesteps() * c.timestep_scale_multiplier                  # [B, T]
         return replace(
             state,
             cross_rope=self._rope(s.positions[:, :1], (time_max,), c.audio_cross_attention_dim, heads, True, dtype),
-            cross_modulation=scale_shift(other, dtype),
+            cross_modulation=scale_shift(own if c.av_modulation_own_timesteps else other, dtype),
             cross_gate=gate(other * gate_factor, dtype),
         )
 

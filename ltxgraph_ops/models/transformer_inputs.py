@@ -6,6 +6,8 @@ from typing import ClassVar, Literal, NamedTuple
 
 import torch
 
+from ltxgraph_ops.model_version import model_version
+
 
 @dataclass(frozen=True)
 class TransformerConfig:
@@ -40,6 +42,9 @@ class TransformerConfig:
     caption_proj_before_connector: bool = False  # the text path projects captions; the transformer has no projection
     ff_bias: bool = True                        # feed-forward biases (LTX-2.5 drops them)
     audio_ff_bias: bool = True
+    # not a header key: audio<->video scale/shift from the stream's own per-token timesteps (ltx-core 1.2.0, used
+    # for LTX-2.3+) instead of the other stream's sigma (ltx-core 1.0.0 and diffusers, kept for LTX-2.0 files)
+    av_modulation_own_timesteps: bool = False
     has_video: bool = True          # not header keys: which streams the checkpoint holds
     has_audio: bool = True
 
@@ -55,12 +60,13 @@ class TransformerConfig:
                                  f"only {key}={expected!r}")
         if section.get("rope_type", "interleaved") not in ("interleaved", "split"):
             raise ValueError(f"transformer header has unknown rope_type {section['rope_type']!r}")
-        names = {f.name for f in fields(cls)} - {"has_video", "has_audio"}
+        names = {f.name for f in fields(cls)} - {"has_video", "has_audio", "av_modulation_own_timesteps"}
         values = {key: (tuple(value) if isinstance(value, list) else value)
                   for key, value in section.items() if key in names}
         if not (has_video or has_audio):
             raise ValueError("a transformer needs a video or an audio stream")
-        return cls(**values, has_video=has_video, has_audio=has_audio)
+        version = model_version({"config": {"transformer": section}}, source="transformer header")
+        return cls(**values, has_video=has_video, has_audio=has_audio, av_modulation_own_timesteps=version != "2.0")
 
     def __post_init__(self) -> None:
         if self.has_video and self.cross_attention_dim != self.video_dim:

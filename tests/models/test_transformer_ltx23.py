@@ -52,6 +52,9 @@ def test_manifest_check_covers_2_3(capsys) -> None:
 def test_header_switches_the_2_3_parts_on() -> None:
     config = TransformerConfig.from_header(tiny.tiny_config_ltx23())
     assert config.modulation_rows == 9 and config.text_follows_sigma
+    # audio<->video scale/shift from the stream's own timesteps (ltx-core 1.2.0) for 2.3; 2.0 files unchanged
+    assert config.av_modulation_own_timesteps
+    assert not TransformerConfig.from_header(tiny.tiny_config()).av_modulation_own_timesteps
     state = LTXAVTransformer(config, device="meta").state_dict()
     assert state["transformer_blocks.0.scale_shift_table"].shape == (9, config.video_dim)
     assert state["transformer_blocks.1.audio_prompt_scale_shift_table"].shape == (2, config.audio_dim)

@@ -3,14 +3,18 @@ independent reference) on identical tiny weights: LTX-2.0 (keys ``diffusers_tran
 attention, cross-attention AdaLN, no caption projection; keys ``ltx23_transformer_*``).
 
 Every scenario runs a batch of two in float32 over a 3-frame, 2 x 3 (non-square) video grid and 5 audio frames,
-with per-token noise masks and padded text, asserts both outputs are finite and not constant, and returns the max
-absolute difference of the velocities.
+with padded text and a different sigma per sample, asserts both outputs are finite and not constant, and returns
+the max absolute difference of the velocities. LTX-2.0 scenarios also have per-token noise masks and a different
+sigma per stream; LTX-2.3 scenarios give both streams the same sigma and no noise mask (see below).
 
 Conventions bridged here (facts of the two codes, not approximations):
 - diffusers takes timesteps and sigmas already multiplied by ``timestep_scale_multiplier``.
-- ltx-core modulates audio<->video attention by the OTHER stream's sigma; diffusers does so with
-  ``use_cross_timestep=True`` (its default False, "legacy LTX-2.0", uses the stream's own timesteps, which
-  ltx-core 1.0.0 and 1.2.0 do not: ltx-core wins, so both versions are compared with True).
+- audio<->video attention modulation. ltx-core 1.0.0: scale, shift and gate from the OTHER stream's sigma
+  (diffusers ``use_cross_timestep=True``; our LTX-2.0 path). ltx-core 1.2.0: gate from the other stream's sigma,
+  scale and shift from the stream's OWN per-token timesteps (our LTX-2.3+ path; ltx-core wins). diffusers has no
+  mode for 1.2.0's mix (``False`` takes the gate from the own timesteps too), so LTX-2.3 is compared where the two
+  coincide: every token's timestep equals both streams' sigma (no noise mask, one sigma per sample for both
+  streams). tools/oracle/ltx_core_12_transformer.py compares the general case with ltx-core 1.2.0 itself.
 - diffusers masks padded text with -10000, ltx-core with -max(float32): both give exactly 0 attention weight in
   float32 softmax.
 - key names: ``DIFFUSERS_NAMES`` renames checkpoint (ltx-core) names to diffusers' module names.
@@ -108,9 +112,11 @@ def build_pair(config: dict, seed: int = SEED) -> Pair:
     return Pair(ours.eval(), reference, ours.config)
 
 
-def stream_inputs(config: TransformerConfig, seed: int = SEED + 1) -> tuple[StreamInput, StreamInput]:
+def stream_inputs(config: TransformerConfig, seed: int = SEED + 1, same_timesteps: bool = False
+                  ) -> tuple[StreamInput, StreamInput]:
     """Video and audio inputs: first video frame kept, a half-renoised region in sample 1, two audio frames kept
-    in sample 0, different sigmas per sample and stream, text padded by 2 and 3 tokens."""
+    in sample 0, different sigmas per sample and stream, text padded by 2 and 3 tokens. ``same_timesteps``: no
+    noise masks and the video's sigmas for the audio too."""
     generator = torch.Generator().manual_seed(seed)
 
     def randn(*shape: int) -> torch.Tensor:
@@ -136,6 +142,8 @@ def stream_inputs(config: TransformerConfig, seed: int = SEED + 1) -> tuple[Stre
                         sigma=torch.tensor([0.9, 0.25]), positions=audio_positions(AUDIO_FRAMES, batch=BATCH),
                         context=randn(BATCH, TEXT_TOKENS, text_width(config.audio_dim)), context_mask=mask,
                         noise_mask=audio_mask)
+    if same_timesteps:
+        video, audio = replace(video, noise_mask=None), replace(audio, sigma=video.sigma, noise_mask=None)
     return video, audio
 
 
@@ -179,7 +187,7 @@ def informative(name: str, tensor: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def scenario(config: dict, perturbations: Perturbations = Perturbations(), prepared_text: bool = False) -> float:
     pair = build_pair(config)
-    video, audio = stream_inputs(pair.config)
+    video, audio = stream_inputs(pair.config, same_timesteps=pair.config.av_modulation_own_timesteps)
     ours_video, ours_audio = video, audio
     if prepared_text:
         prepared = {name: pair.ours.prepare_text(name, s.context, s.context_mask, sigma=s.sigma)
