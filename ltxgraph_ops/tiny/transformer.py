@@ -3,7 +3,8 @@
 The config dicts use the checkpoint header's ``transformer`` section format. ``full_config`` is the 19B
 release's section as published in its safetensors header (keys the reference configurator checks included);
 ``full_config_ltx23`` the LTX-2.3 22B release's (tests/data/reference/ltx23_22b_config.json), ``tiny_config_ltx23``
-its tiny stand-in. ``RELEASE_CONFIGS`` maps a model version to its release section (tools/manifest_check.py).
+its tiny stand-in. ``RELEASE_CONFIGS`` / ``TINY_CONFIGS`` map a model version to its release / tiny section
+(tools/manifest_check.py, ``tiny.files.write_checkpoint``).
 """
 from __future__ import annotations
 
@@ -124,6 +125,7 @@ def tiny_config_ltx23() -> dict:
 
 
 RELEASE_CONFIGS = {"2.0": full_config, "2.3": full_config_ltx23}
+TINY_CONFIGS = {"2.0": tiny_config, "2.3": tiny_config_ltx23}
 
 
 def build(config: dict, device: str | torch.device = "cpu") -> LTXAVTransformer:

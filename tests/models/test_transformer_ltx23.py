@@ -6,17 +6,18 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
 
 from ltxgraph_ops.handles import ModelHandle
-from ltxgraph_ops.model_files import load_transformer
+from ltxgraph_ops.model_files import checkpoint_version, load_transformer
 from ltxgraph_ops.models.transformer import LTXAVTransformer, TransformerConfig
 from ltxgraph_ops.tiny import transformer as tiny
-from ltxgraph_ops.tiny.files import write_lora
+from ltxgraph_ops.tiny.files import write_checkpoint, write_lora
 from ltxgraph_ops.weights.lora import LoraPatch, read_lora
-from ltxgraph_ops.weights.writing import checkpoint_tensors, header_metadata, save_atomic
+from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
 from tools import manifest_check
 from tools.oracle import diffusers_transformer as oracle
 from tools.oracle.transformer import random_state
@@ -108,15 +109,17 @@ def test_prepared_text_holds_for_its_sigma_only(model_and_inputs) -> None:
         model(replace(video, sigma=video.sigma * 0.5, context=prepared["video"], context_mask=None), audio)
 
 
-def write_ltx23_transformer(path: Path) -> Path:
-    with torch.device("meta"):
-        layout = tiny.build(tiny.tiny_config_ltx23(), device="meta")
-    return save_atomic(path, checkpoint_tensors([(layout, tiny.PREFIX)], 0, "bf16"),
-                       header_metadata({"transformer": tiny.tiny_config_ltx23()}))
+def test_tiny_writer_writes_a_2_3_transformer(tmp_path: Path) -> None:
+    path = write_checkpoint(tmp_path / "t.safetensors", "fp8", 0, modules=[tiny], version="2.3")
+    assert checkpoint_version(SafetensorsFile(path)) == "2.3"
+    only_20 = ModuleType("only_20")            # a component module without a 2.3 config
+    only_20.tiny_config = tiny.tiny_config
+    with pytest.raises(KeyError, match="only_20 has no tiny LTX-2.3 config"):
+        write_checkpoint(tmp_path / "v.safetensors", modules=[only_20], version="2.3")
 
 
 def test_streaming_and_loras_on_the_gates(tmp_path: Path) -> None:
-    path = write_ltx23_transformer(tmp_path / "ltx-2.3-tiny.safetensors")
+    path = write_checkpoint(tmp_path / "ltx-2.3-tiny.safetensors", "bf16", 0, modules=[tiny], version="2.3")
     resident, streamed = load_transformer(path), load_transformer(path, streamed=True)
     lora = read_lora(write_lora(tmp_path / "lora.safetensors", resident, 2, 3, {}), resident)
     assert any("to_gate_logits" in name for name in lora.layers)
