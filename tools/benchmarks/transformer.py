@@ -72,6 +72,16 @@ def seconds(run: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def interleaved(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Seconds of each run, ``repeats`` times, interleaved (a, b, c, a, b, c, ...) so that load from other
+    processes hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            times[name].append(seconds(run))
+    return times
+
+
 def profile_summary(run: Callable[[], object], top: int = 8) -> list[dict]:
     """Share of our forward's CPU time per operator (self time), largest first."""
     from torch.profiler import ProfilerActivity, profile
@@ -119,11 +129,8 @@ def compare(size: dict, weights: torch.dtype, compute: torch.dtype, with_profile
     run_ours_cached()
     error = max(oracle.max_error(out.video.float(), ref[0].float()),
                 oracle.max_error(out.audio.float(), ref[1].float()))
-    ours_s, ref_s, cached_s = [], [], []
-    for _ in range(size["repeats"]):
-        ours_s.append(seconds(run_ours))
-        ref_s.append(seconds(run_reference))
-        cached_s.append(seconds(run_ours_cached))
+    times = interleaved({"ours": run_ours, "reference": run_reference, "cached": run_ours_cached}, size["repeats"])
+    ours_s, ref_s, cached_s = times["ours"], times["reference"], times["cached"]
     ours_m, ref_m, cached_m = (statistics.median(t) for t in (ours_s, ref_s, cached_s))
     figures = {"ours_s": round(ours_m, 4), "reference_s": round(ref_m, 4), "ratio": round(ours_m / ref_m, 3),
                "ours_text_cached_s": round(cached_m, 4), "ratio_text_cached": round(cached_m / ref_m, 3),

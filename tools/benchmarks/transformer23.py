@@ -14,7 +14,7 @@ import torch
 
 from ltxgraph_ops.models.transformer import Perturbations
 from ltxgraph_ops.tiny import transformer as tiny
-from tools.benchmarks.transformer import FP32, THREADS, header, inputs, profile_summary, seconds
+from tools.benchmarks.transformer import FP32, THREADS, header, inputs, interleaved, profile_summary
 from tools.oracle import diffusers_transformer as oracle
 
 
@@ -41,11 +41,9 @@ def transformer23_vs_reference(size: dict = FP32) -> dict:
     out, ref = run_ours(), run_reference()                                # warm-up, and agreement
     run_ours_prepared()
     error = max(oracle.max_error(out.video, ref[0]), oracle.max_error(out.audio, ref[1]))
-    ours_s, ref_s, prepared_s = [], [], []
-    for _ in range(size["repeats"]):
-        ours_s.append(seconds(run_ours))
-        ref_s.append(seconds(run_reference))
-        prepared_s.append(seconds(run_ours_prepared))
+    times = interleaved({"ours": run_ours, "reference": run_reference, "prepared": run_ours_prepared},
+                        size["repeats"])
+    ours_s, ref_s, prepared_s = times["ours"], times["reference"], times["prepared"]
     ours_m, ref_m, prepared_m = (statistics.median(t) for t in (ours_s, ref_s, prepared_s))
     return {"threads": THREADS, "torch": torch.__version__, "reference": "diffusers 0.42.1",
             "ours_s": round(ours_m, 4), "reference_s": round(ref_m, 4), "ratio": round(ours_m / ref_m, 3),
