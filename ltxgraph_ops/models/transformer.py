@@ -8,7 +8,8 @@ the clean estimate is ``x0 = x - v * t`` with the per-token timestep ``t = noise
 
 One class for every LTX-2 version, switched by header fields (:class:`TransformerConfig`). LTX-2.3 (22B): gated
 attention, cross-attention AdaLN (9 adaLN rows per block; the text modulated per block from sigma by
-``prompt_adaln_single``), and no caption projection here (the text path projects the captions).
+``prompt_adaln_single``), no caption projection here (the text path projects the captions), and (as ltx-core
+1.2.0) audio<->video scale/shift from each stream's own timesteps.
 
 Inputs are token sequences (see :mod:`ltxgraph_ops.models.transformer_tokens` for the latent <-> token layout
 and positions). Config keys are the checkpoint header's ``transformer`` section keys.
@@ -23,7 +24,7 @@ from torch import nn
 
 from ltxgraph_ops.models.layers import Linear
 from ltxgraph_ops.models.rope import RopeTable, rope_table
-from ltxgraph_ops.models.timestep import AdaLNSingle
+from ltxgraph_ops.models.timestep import AdaLNSingle, Modulation
 from ltxgraph_ops.models.transformer_block import AVBlock, CaptionProjection, StreamState, learned_table
 from ltxgraph_ops.models.transformer_inputs import (NO_PERTURBATIONS, Perturbations, PreparedText, StreamInput,
                                                     TransformerConfig, Velocity, denoised)
@@ -117,7 +118,7 @@ class LTXAVTransformer(nn.Module):
         """sigma as [B] float32 (a scalar is broadcast)."""
         return sigma.reshape(-1).to(torch.float32).expand(batch) if sigma.numel() == 1 else sigma.reshape(batch)
 
-    def _prompt_modulation(self, stream: str, sigma: torch.Tensor, dtype: torch.dtype):
+    def _prompt_modulation(self, stream: str, sigma: torch.Tensor, dtype: torch.dtype) -> Modulation:
         """The text's (shift, scale) modulation from sigma [B] (prompt AdaLN): a :class:`Modulation` of 2 rows."""
         adaln = self.prompt_adaln_single if stream == "video" else self.audio_prompt_adaln_single
         return adaln(sigma.reshape(-1, 1).to(torch.float32) * self.config.timestep_scale_multiplier, dtype)

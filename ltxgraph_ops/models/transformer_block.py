@@ -32,7 +32,7 @@ class StreamState:
     self_bias: torch.Tensor | None            # [B, 1, T, T] additive
     enabled: bool
     cross_rope: RopeTable | None = None       # time-only, for audio<->video attention
-    cross_modulation: Modulation | None = None  # 4 rows from the OTHER stream's sigma
+    cross_modulation: Modulation | None = None  # 4 rows: other stream's sigma (2.0) / own timesteps (2.3+)
     cross_gate: Modulation | None = None        # 1 row from the OTHER stream's sigma
     text_cache: PreparedText | None = None      # per-block text keys/values computed once per prompt
     prompt_modulation: Modulation | None = None  # 2 rows (shift, scale) of the text from sigma (LTX-2.3)
@@ -197,8 +197,8 @@ class AVBlock(nn.Module):
     def _exchange(self, video: StreamState, audio: StreamState, run_v: bool, run_a: bool, p: Perturbations
                   ) -> tuple[StreamState, StreamState]:
         """Audio->video then video->audio cross-attention; both read the streams as they were before either
-        update. Each side is RMS-normalised and modulated by its own table rows plus the modulation computed
-        from the other stream's sigma; the output is gated by the query side's gate row."""
+        update. Each side is RMS-normalised and modulated by its own table rows plus its cross modulation (see
+        ``LTXAVTransformer._cross``); the output is gated by the query side's gate row (other stream's sigma)."""
         v_norm, a_norm = rms(video.x, self.eps), rms(audio.x, self.eps)
         v_table, a_table = self.scale_shift_table_a2v_ca_video, self.scale_shift_table_a2v_ca_audio
         new_v, new_a = video.x, audio.x
