@@ -140,3 +140,22 @@ def test_parity_with_diffusers(name: str) -> None:
     pytest.importorskip("diffusers")
     error = oracle.CHECKS[name]()
     assert error < 1e-5, f"{name}: max abs error {error:.3e}"
+
+
+def test_sampling_adapter_prepares_text_per_step(model_and_inputs) -> None:
+    from ltxgraph_ops.av_model import LTXAVModel
+    from ltxgraph_ops.conditioning import Conditioning
+    model = model_and_inputs[0]
+    generator = torch.Generator().manual_seed(3)
+    cond = Conditioning(torch.randn(1, 6, model.config.video_dim, generator=generator),
+                        torch.randn(1, 6, model.config.audio_dim, generator=generator), frame_rate=24.0)
+    latents = (torch.randn(1, 128, 2, 2, 3, generator=generator), torch.randn(1, 8, 5, 16, generator=generator))
+    cached = LTXAVModel(model, ("video", "audio"), cond)
+    plain = LTXAVModel(model, ("video", "audio"), cond, cache_text=False)
+    with torch.no_grad():
+        for value in (0.8, 0.8, 0.5):          # a repeated pass of one step, then the next step
+            sigma = torch.tensor(value)
+            steps = (torch.full((1, 1, 1, 1, 1), value), torch.full((1, 1, 1, 1), value))
+            for a, b in zip(cached(latents, steps, sigma), plain(latents, steps, sigma)):
+                assert torch.allclose(a, b, atol=1e-5)
+    assert {key[2] for key in cached._prepared} == {(0.5,)}   # only the current step's text is kept
