@@ -55,17 +55,14 @@ def available(names: tuple[str, ...]) -> list[ModuleType]:
 
 
 def write_checkpoint(path: Path, storage: str = "bf16", seed: int = 0,
-                     modules: list[ModuleType] | None = None, version: str = "2.0") -> Path:
-    """One single-file LTX-2 checkpoint of model ``version``: each component under its prefix, the header
-    ``config`` holding each component's section (a module's ``TINY_CONFIGS[version]``; 2.0: ``tiny_config``)."""
+                     modules: list[ModuleType] | None = None) -> Path:
+    """One single-file LTX-2 checkpoint: each component under its prefix, the header ``config`` holding each
+    component's section."""
     modules = available(CHECKPOINT_COMPONENTS) if modules is None else modules
     sections: dict[str, dict] = {}
     parts = []
     for module in modules:
-        configs = getattr(module, "TINY_CONFIGS", {"2.0": module.tiny_config})
-        if version not in configs:
-            raise KeyError(f"{module.__name__} has no tiny LTX-{version} config")
-        config = configs[version]()
+        config = module.tiny_config()
         if module.SECTION:
             sections.setdefault(module.SECTION, config)
         with torch.device("meta"):

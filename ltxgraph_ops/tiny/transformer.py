@@ -2,7 +2,7 @@
 
 The config dicts use the checkpoint header's ``transformer`` section format. ``full_config`` is the 19B
 release's section as published in its safetensors header (keys the reference configurator checks included);
-``full_config_ltx23`` the LTX-2.3 22B release's (tests/data/reference/ltx23_22b_config.json), ``tiny_config_ltx23``
+``full_config_23`` the LTX-2.3 22B release's (tests/data/reference/ltx23_22b_config.json), ``tiny_config_23``
 its tiny stand-in. ``RELEASE_CONFIGS`` / ``TINY_CONFIGS`` map a model version to its release / tiny section
 (tools/manifest_check.py, ``tiny.files.write_checkpoint``).
 """
@@ -112,20 +112,21 @@ _LTX23 = {
 }
 
 
-def full_config_ltx23() -> dict:
+def full_config_23() -> dict:
     """The LTX-2.3 22B release's ``transformer`` header section."""
     return {**full_config(), **_LTX23}
 
 
-def tiny_config_ltx23() -> dict:
-    """The 2.3 keys at the tiny widths of :func:`tiny_config`; connectors as wide as the streams (video 4 x 8,
-    audio 2 x 8), two layers."""
-    return {**tiny_config(), **_LTX23, "connector_num_attention_heads": 4, "connector_num_layers": 2,
-            "audio_connector_attention_head_dim": 8, "audio_connector_num_attention_heads": 2}
+def tiny_config_23() -> dict:
+    """The 2.3 keys at the tiny widths of :func:`tiny_config`; connectors as wide as the streams (video 2 x 16,
+    audio 2 x 8), two layers (as ``tiny.connector.tiny_config_23``)."""
+    return {**tiny_config(), **_LTX23, "connector_num_layers": 2, "connector_num_attention_heads": 2,
+            "connector_attention_head_dim": 16, "audio_connector_num_attention_heads": 2,
+            "audio_connector_attention_head_dim": 8}
 
 
-RELEASE_CONFIGS = {"2.0": full_config, "2.3": full_config_ltx23}
-TINY_CONFIGS = {"2.0": tiny_config, "2.3": tiny_config_ltx23}
+RELEASE_CONFIGS = {"2.0": full_config, "2.3": full_config_23}
+TINY_CONFIGS = {"2.0": tiny_config, "2.3": tiny_config_23}
 
 
 def build(config: dict, device: str | torch.device = "cpu") -> LTXAVTransformer:

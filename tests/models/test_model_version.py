@@ -30,7 +30,7 @@ def test_release_headers_are_told_apart() -> None:
 
 
 def test_later_headers_are_2_5() -> None:
-    section = tiny.full_config_ltx23()
+    section = tiny.full_config_23()
     assert model_version({"config": {"transformer": {**section, "ff_bias": False}}}) == "2.5"
     assert model_version({"config": {"transformer": section}, "model_version": "2.5.0"}) == "2.5"
     assert model_version({"config": {"transformer": section},
@@ -39,13 +39,13 @@ def test_later_headers_are_2_5() -> None:
 
 def test_keys_must_fit_the_header() -> None:
     assert model_version({"config": {"transformer": tiny.tiny_config()}}, keys_of(tiny.tiny_config())) == "2.0"
-    assert model_version({"config": {"transformer": tiny.tiny_config_ltx23()}},
-                         keys_of(tiny.tiny_config_ltx23())) == "2.3"
+    assert model_version({"config": {"transformer": tiny.tiny_config_23()}},
+                         keys_of(tiny.tiny_config_23())) == "2.3"
     with pytest.raises(ModelVersionError, match="describes LTX-2.3, but the transformer holds "
                                                 "'audio_caption_projection.linear_1.weight'"):
-        model_version({"config": {"transformer": tiny.tiny_config_ltx23()}}, keys_of(tiny.tiny_config()))
+        model_version({"config": {"transformer": tiny.tiny_config_23()}}, keys_of(tiny.tiny_config()))
     with pytest.raises(ModelVersionError, match="describes LTX-2.0, but the transformer holds"):
-        model_version({"config": {"transformer": tiny.tiny_config()}}, keys_of(tiny.tiny_config_ltx23()))
+        model_version({"config": {"transformer": tiny.tiny_config()}}, keys_of(tiny.tiny_config_23()))
 
 
 def test_headers_that_are_neither_are_refused_naming_what_was_found() -> None:
@@ -65,9 +65,9 @@ def write_transformer_file(path: Path, header: dict, layout: dict) -> Path:
 
 
 def test_loaders_ask_the_version_and_refuse_a_contradiction(tmp_path: Path) -> None:
-    good = write_transformer_file(tmp_path / "good.safetensors", tiny.tiny_config_ltx23(), tiny.tiny_config_ltx23())
+    good = write_transformer_file(tmp_path / "good.safetensors", tiny.tiny_config_23(), tiny.tiny_config_23())
     assert checkpoint_version(SafetensorsFile(good)) == "2.3"
     assert transformer_config(SafetensorsFile(good)).cross_attention_adaln
-    bad = write_transformer_file(tmp_path / "bad.safetensors", tiny.tiny_config_ltx23(), tiny.tiny_config())
+    bad = write_transformer_file(tmp_path / "bad.safetensors", tiny.tiny_config_23(), tiny.tiny_config())
     with pytest.raises(CheckpointError, match="bad.safetensors: the header describes LTX-2.3"):
         transformer_config(SafetensorsFile(bad))

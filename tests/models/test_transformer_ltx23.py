@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
@@ -15,9 +14,10 @@ from ltxgraph_ops.handles import ModelHandle
 from ltxgraph_ops.model_files import checkpoint_version, load_transformer
 from ltxgraph_ops.models.transformer import LTXAVTransformer, TransformerConfig
 from ltxgraph_ops.tiny import transformer as tiny
-from ltxgraph_ops.tiny.files import write_checkpoint, write_lora
+from ltxgraph_ops.tiny.files import write_lora
 from ltxgraph_ops.weights.lora import LoraPatch, read_lora
 from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
+from ltxgraph_ops.weights.writing import checkpoint_tensors, header_metadata, save_atomic
 from tools import manifest_check
 from tools.oracle import diffusers_transformer as oracle
 from tools.oracle.transformer import random_state
@@ -27,7 +27,7 @@ REFERENCE = Path(__file__).resolve().parent.parent / "data" / "reference"
 
 def test_release_config_is_the_header_data_file() -> None:
     header = json.loads((REFERENCE / "ltx23_22b_config.json").read_text())
-    assert tiny.full_config_ltx23() == header["transformer"]
+    assert tiny.full_config_23() == header["transformer"]
 
 
 def test_full_size_layout_matches_the_22b_manifest() -> None:
@@ -51,7 +51,7 @@ def test_manifest_check_covers_2_3(capsys) -> None:
 
 
 def test_header_switches_the_2_3_parts_on() -> None:
-    config = TransformerConfig.from_header(tiny.tiny_config_ltx23())
+    config = TransformerConfig.from_header(tiny.tiny_config_23())
     assert config.modulation_rows == 9 and config.text_follows_sigma
     # audio<->video scale/shift from the stream's own timesteps (ltx-core 1.2.0) for 2.3; 2.0 files unchanged
     assert config.av_modulation_own_timesteps
@@ -63,14 +63,14 @@ def test_header_switches_the_2_3_parts_on() -> None:
     assert state["transformer_blocks.0.audio_to_video_attn.to_gate_logits.weight"].shape == (
         config.audio_num_attention_heads, config.video_dim)
     assert "prompt_adaln_single.linear.weight" in state and not any("caption_projection" in k for k in state)
-    static = LTXAVTransformer(TransformerConfig.from_header({**tiny.tiny_config_ltx23(),
+    static = LTXAVTransformer(TransformerConfig.from_header({**tiny.tiny_config_23(),
                                                              "use_prompt_adaln_single": False}), device="meta")
     assert not static.config.text_follows_sigma and "prompt_adaln_single.linear.weight" not in static.state_dict()
 
 
 @pytest.fixture(scope="module")
 def model_and_inputs():
-    model = LTXAVTransformer(TransformerConfig.from_header(tiny.tiny_config_ltx23())).eval()
+    model = LTXAVTransformer(TransformerConfig.from_header(tiny.tiny_config_23())).eval()
     model.load_state_dict(random_state(model))
     return model, *oracle.stream_inputs(model.config)
 
@@ -109,17 +109,22 @@ def test_prepared_text_holds_for_its_sigma_only(model_and_inputs) -> None:
         model(replace(video, sigma=video.sigma * 0.5, context=prepared["video"], context_mask=None), audio)
 
 
-def test_tiny_writer_writes_a_2_3_transformer(tmp_path: Path) -> None:
-    path = write_checkpoint(tmp_path / "t.safetensors", "fp8", 0, modules=[tiny], version="2.3")
+def write_tiny_23(path: Path, storage: str = "bf16") -> Path:
+    """A transformer-only tiny 2.3 checkpoint (the set's writer picks ``tiny_config_23`` up for the full set)."""
+    with torch.device("meta"):
+        layout = tiny.build(tiny.tiny_config_23(), device="meta")
+    return save_atomic(path, checkpoint_tensors([(layout, tiny.PREFIX)], 0, storage),
+                       header_metadata({"transformer": tiny.tiny_config_23()}))
+
+
+def test_tiny_2_3_transformer_file_is_a_2_3_checkpoint(tmp_path: Path) -> None:
+    path = write_tiny_23(tmp_path / "t.safetensors", "fp8")
     assert checkpoint_version(SafetensorsFile(path)) == "2.3"
-    only_20 = ModuleType("only_20")            # a component module without a 2.3 config
-    only_20.tiny_config = tiny.tiny_config
-    with pytest.raises(KeyError, match="only_20 has no tiny LTX-2.3 config"):
-        write_checkpoint(tmp_path / "v.safetensors", modules=[only_20], version="2.3")
+    assert tiny.TINY_CONFIGS["2.3"] is tiny.tiny_config_23 and tiny.RELEASE_CONFIGS["2.3"] is tiny.full_config_23
 
 
 def test_streaming_and_loras_on_the_gates(tmp_path: Path) -> None:
-    path = write_checkpoint(tmp_path / "ltx-2.3-tiny.safetensors", "bf16", 0, modules=[tiny], version="2.3")
+    path = write_tiny_23(tmp_path / "ltx-2.3-tiny.safetensors")
     resident, streamed = load_transformer(path), load_transformer(path, streamed=True)
     lora = read_lora(write_lora(tmp_path / "lora.safetensors", resident, 2, 3, {}), resident)
     assert any("to_gate_logits" in name for name in lora.layers)

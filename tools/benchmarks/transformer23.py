@@ -21,7 +21,7 @@ from tools.oracle import diffusers_transformer as oracle
 @torch.no_grad()
 def transformer23_vs_reference(size: dict = FP32) -> dict:
     torch.set_num_threads(THREADS)
-    config = header(size, tiny.full_config_ltx23)
+    config = header(size, tiny.full_config_23)
     pair = oracle.build_pair(config)
     video, audio = inputs(config, size, torch.float32)
     prepared = {name: pair.ours.prepare_text(name, s.context, s.context_mask, sigma=s.sigma)

@@ -205,7 +205,7 @@ def ltx20() -> dict:
 
 
 def ltx23() -> dict:
-    return tiny.tiny_config_ltx23()
+    return tiny.tiny_config_23()
 
 
 STG_SAMPLE_1 = Perturbations(skip_video_self_attention=frozenset({0}), skip_audio_self_attention=frozenset({0}),

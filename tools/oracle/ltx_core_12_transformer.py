@@ -68,8 +68,8 @@ def scenario(config: dict, stg_blocks: list[int] = ()) -> float:
 
 
 CHECKS: dict[str, Callable[[], float]] = {
-    "ltx23_transformer_ltx_core_12_av": lambda: scenario(tiny.tiny_config_ltx23()),
-    "ltx23_transformer_ltx_core_12_stg_block_1": lambda: scenario(tiny.tiny_config_ltx23(), [1]),
+    "ltx23_transformer_ltx_core_12_av": lambda: scenario(tiny.tiny_config_23()),
+    "ltx23_transformer_ltx_core_12_stg_block_1": lambda: scenario(tiny.tiny_config_23(), [1]),
     "ltx23_transformer_ltx_core_12_static_prompt_table": lambda: scenario(
-        {**tiny.tiny_config_ltx23(), "use_prompt_adaln_single": False}),
+        {**tiny.tiny_config_23(), "use_prompt_adaln_single": False}),
 } if available() else {}
