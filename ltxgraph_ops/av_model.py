@@ -30,7 +30,8 @@ class LTXAVModel:
     modalities names the latents' order ("video", "audio"); positive / negative are the prompts' conditionings
     (negative needed only for CFG passes); fps is used when the conditioning carries no frame rate.
     cache_text keeps each prompt's text keys/values for every block after the first step (they do not change
-    between steps; cost per prompt and stream: 2 * layers * S * D floats, see ``PreparedText``). The adapter
+    between steps; cost per prompt and stream: 2 * layers * S * D floats, see ``PreparedText``); for a transformer
+    whose text follows sigma (LTX-2.3) they are kept for the current step's guidance passes only. The adapter
     must be used inside ``with model.applied():`` so the cached values include the LoRAs. on_block(done, total)
     is called after each transformer block of every pass.
     """
@@ -105,9 +106,12 @@ class LTXAVModel:
             context = conditioning.audio_context
         context_mask = conditioning.context_mask
         if self.cache_text:
-            key = (id(conditioning), name)
+            follows_sigma = self.transformer.config.text_follows_sigma   # LTX-2.3: per step, shared by its passes
+            key = (id(conditioning), name, tuple(sigma.tolist()) if follows_sigma else None)
             if key not in self._prepared:
-                self._prepared[key] = self.transformer.prepare_text(name, context, context_mask)
+                if follows_sigma:   # keep only this step's entries
+                    self._prepared = {k: v for k, v in self._prepared.items() if k[2] == key[2]}
+                self._prepared[key] = self.transformer.prepare_text(name, context, context_mask, sigma=sigma)
             context, context_mask = self._prepared[key], None
         return StreamInput(latent=tokens, sigma=sigma, positions=positions.to(tokens.dtype), context=context,
                            context_mask=context_mask, noise_mask=noise_mask, attention_mask=attention), select

@@ -1,6 +1,8 @@
 """Which part of which file is which model: the LTX-2 single-file checkpoint (transformer, text connectors, video
 VAE, audio VAE, vocoder under their key prefixes, config in the header) and the files that stand alone (latent
-upscaler, LoRAs, Gemma). Each loader builds the module from the header config, then fills it strictly."""
+upscaler, LoRAs, Gemma). Each loader builds the module from the header config, then fills it strictly; every
+section of a single-file checkpoint is read through :func:`header_section`, which asks :func:`checkpoint_version`
+(one decision of the model version per file, :mod:`ltxgraph_ops.model_version`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +11,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ltxgraph_ops.model_version import ModelVersionError, model_version
 from ltxgraph_ops.models.transformer import LTXAVTransformer, TransformerConfig
 from ltxgraph_ops.weights.loading import load_component, match_component, parameters_on_meta
 from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile
@@ -18,9 +21,21 @@ TRANSFORMER_PREFIX = "model.diffusion_model."
 CONNECTOR_PREFIXES = ("video_embeddings_connector.", "audio_embeddings_connector.")
 
 
+def checkpoint_version(file: SafetensorsFile) -> str:
+    """'2.0' | '2.3' | '2.5': the LTX-2 version of a single-file checkpoint (header and transformer keys); a
+    :class:`CheckpointError` naming what the header lacks or what contradicts it."""
+    try:
+        return model_version({**file.metadata, "config": file.config()}, file.entries, source=str(file.path))
+    except ModelVersionError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
 def header_section(file: SafetensorsFile, section: str) -> dict:
-    """One section of the header ``config``; a clear error when the file does not carry it."""
+    """One section of the header ``config``; a clear error when the file does not carry it. In a single-file
+    checkpoint (a header with a ``transformer`` section) the file's model version is checked first."""
     config = file.config()
+    if "transformer" in config:
+        checkpoint_version(file)
     if section not in config:
         have = ", ".join(sorted(config)) or "no config metadata"
         raise CheckpointError(f"{file.path}: header has no '{section}' config section ({have}); LTX-2 checkpoints "

@@ -1,7 +1,7 @@
 """Multi-head attention of the LTX-2 transformer: q and k RMS-normalised over the whole inner dimension,
-optional RoPE (separate tables for queries and keys in audio<->video attention), additive bias, the
-value-only path that Spatio-Temporal Guidance uses in place of attention, and (LTX-2.3) an optional per-head
-output gate computed from the query input."""
+optional RoPE (separate tables for queries and keys in audio<->video attention), additive bias, and the
+value-only path that Spatio-Temporal Guidance uses in place of attention. Gated attention (LTX-2.3) scales each
+head's output by ``2 sigmoid(to_gate_logits(x))``, a gate per head and query token."""
 from __future__ import annotations
 
 import torch
@@ -33,8 +33,8 @@ class RMSNorm(nn.Module):
 
 
 class Attention(nn.Module):
-    """``to_out(softmax(q k^T / sqrt(d) + bias) v)`` with q = rope(rms(to_q(x))), k = rope(rms(to_k(ctx))).
-    ``gated``: each head's output is scaled by ``2 sigmoid(to_gate_logits(x))`` before ``to_out``."""
+    """``to_out(gate * softmax(q k^T / sqrt(d) + bias) v)`` with q = rope(rms(to_q(x))), k = rope(rms(to_k(ctx)))
+    and, when ``gated``, gate = 2 sigmoid(to_gate_logits(x)) per head (else 1)."""
 
     def __init__(self, query_dim: int, context_dim: int, heads: int, head_dim: int, eps: float,
                  device: torch.device | str | None = None, gated: bool = False) -> None:
@@ -82,12 +82,13 @@ class Attention(nn.Module):
             out = out * keep_attention + v * (1 - keep_attention)
         return self.to_out[0](self._gate(x, out))
 
-    def _gate(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """out [B, T, inner] with head h scaled by 2 sigmoid(to_gate_logits(x))[..., h] (1 when not gated)."""
+    def _gate(self, x: torch.Tensor, heads_out: torch.Tensor) -> torch.Tensor:
+        """heads_out [B, T, inner] scaled per head by 2 sigmoid(to_gate_logits(x)) [B, T, heads]; unchanged
+        without a gate."""
         if self.to_gate_logits is None:
-            return out
-        gates = 2.0 * torch.sigmoid(self.to_gate_logits(x))                    # [B, T, H]
-        return (out.unflatten(-1, (self.heads, -1)) * gates.unsqueeze(-1)).flatten(-2)
+            return heads_out
+        gates = 2 * torch.sigmoid(self.to_gate_logits(x))                            # [B, T, H]
+        return (heads_out.unflatten(-1, (self.heads, -1)) * gates[..., None]).flatten(-2)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         batch, tokens, inner = q.shape

@@ -6,6 +6,11 @@ through audio->video and video->audio cross-attention (time-only RoPE, modulated
 level), then each runs a gated feed-forward. The network predicts the flow-matching velocity v per token;
 the clean estimate is ``x0 = x - v * t`` with the per-token timestep ``t = noise_mask * sigma``.
 
+One class for every LTX-2 version, switched by header fields (:class:`TransformerConfig`). LTX-2.3 (22B): gated
+attention, cross-attention AdaLN (9 adaLN rows per block; the text modulated per block from sigma by
+``prompt_adaln_single``), no caption projection here (the text path projects the captions), and (as ltx-core
+1.2.0) audio<->video scale/shift from each stream's own timesteps.
+
 Inputs are token sequences (see :mod:`ltxgraph_ops.models.transformer_tokens` for the latent <-> token layout
 and positions). Config keys are the checkpoint header's ``transformer`` section keys.
 """
@@ -20,7 +25,7 @@ from torch import nn
 from ltxgraph_ops.models.layers import Linear
 from ltxgraph_ops.models.progress import Counter, counted
 from ltxgraph_ops.models.rope import RopeTable, rope_table
-from ltxgraph_ops.models.timestep import AdaLNSingle
+from ltxgraph_ops.models.timestep import AdaLNSingle, Modulation
 from ltxgraph_ops.models.transformer_block import AVBlock, CaptionProjection, StreamState, learned_table
 from ltxgraph_ops.models.transformer_inputs import (NO_PERTURBATIONS, Perturbations, PreparedText, StreamInput,
                                                     TransformerConfig, Velocity, denoised)
@@ -37,16 +42,23 @@ class LTXAVTransformer(nn.Module):
     def __init__(self, config: TransformerConfig, device: torch.device | str | None = None) -> None:
         super().__init__()
         self.config = c = config
+        projects_text = not c.caption_proj_before_connector
         if c.has_video:
             self.patchify_proj = Linear(c.in_channels, c.video_dim, device=device)
-            self.caption_projection = CaptionProjection(c.caption_channels, c.video_dim, device)
-            self.adaln_single = AdaLNSingle(c.video_dim, 6, device)
+            if projects_text:
+                self.caption_projection = CaptionProjection(c.caption_channels, c.video_dim, device)
+            self.adaln_single = AdaLNSingle(c.video_dim, c.modulation_rows, device)
+            if c.text_follows_sigma:
+                self.prompt_adaln_single = AdaLNSingle(c.video_dim, 2, device)
             self.scale_shift_table = learned_table(2, c.video_dim, device)
             self.proj_out = Linear(c.video_dim, c.out_channels, device=device)
         if c.has_audio:
             self.audio_patchify_proj = Linear(c.audio_in_channels, c.audio_dim, device=device)
-            self.audio_caption_projection = CaptionProjection(c.caption_channels, c.audio_dim, device)
-            self.audio_adaln_single = AdaLNSingle(c.audio_dim, 6, device)
+            if projects_text:
+                self.audio_caption_projection = CaptionProjection(c.caption_channels, c.audio_dim, device)
+            self.audio_adaln_single = AdaLNSingle(c.audio_dim, c.modulation_rows, device)
+            if c.text_follows_sigma:
+                self.audio_prompt_adaln_single = AdaLNSingle(c.audio_dim, 2, device)
             self.audio_scale_shift_table = learned_table(2, c.audio_dim, device)
             self.audio_proj_out = Linear(c.audio_dim, c.audio_out_channels, device=device)
         if c.has_video and c.has_audio:
@@ -67,21 +79,51 @@ class LTXAVTransformer(nn.Module):
 
     # ---- before the blocks
 
-    def prepare_text(self, stream: str, context: torch.Tensor, context_mask: torch.Tensor | None = None
-                     ) -> PreparedText:
+    def prepare_text(self, stream: str, context: torch.Tensor, context_mask: torch.Tensor | None = None,
+                     sigma: torch.Tensor | None = None) -> PreparedText:
         """Caption projection and every block's text keys/values for ``stream`` ("video" or "audio"), computed
         once per prompt: context [B, S, caption_channels] -> :class:`PreparedText` (memory cost documented
-        there). Needs every block's weights resident; a block-streaming caller can instead build the per-block
-        pairs with ``transformer_blocks[i].attn2.keys_values`` while block i is loaded."""
+        there). When the text follows sigma (``config.text_follows_sigma``, LTX-2.3) ``sigma`` [B] is required
+        and the result holds for that sigma only. Needs every block's weights resident; a block-streaming caller
+        can instead build the per-block pairs with ``transformer_blocks[i].text_keys_values`` while block i is
+        loaded."""
         if stream not in ("video", "audio"):
             raise ValueError(f"stream must be 'video' or 'audio', not {stream!r}")
         if not (self.config.has_video if stream == "video" else self.config.has_audio):
             raise ValueError(f"this transformer has no {stream} stream")
-        caption = self.caption_projection if stream == "video" else self.audio_caption_projection
-        projected = caption(context)                                          # [B, S, D]
-        pairs = [(block.attn2 if stream == "video" else block.audio_attn2).keys_values(projected)
-                 for block in self.transformer_blocks]
-        return PreparedText(stream, tuple(k for k, _ in pairs), tuple(v for _, v in pairs), context_mask)
+        projected = self._project_text(stream, context)                       # [B, S, D]
+        prompt_modulation = None
+        if self.config.text_follows_sigma:
+            if sigma is None:
+                raise ValueError(f"this transformer modulates the text by sigma (cross-attention AdaLN): "
+                                 f"prepare_text({stream!r}, ...) needs the step's sigma")
+            sigma = self._per_sample(sigma, context.shape[0])
+            prompt_modulation = self._prompt_modulation(stream, sigma, context.dtype)
+        pairs = [block.text_keys_values(stream, projected, prompt_modulation) for block in self.transformer_blocks]
+        return PreparedText(stream, tuple(k for k, _ in pairs), tuple(v for _, v in pairs), context_mask,
+                            sigma if self.config.text_follows_sigma else None)
+
+    def _project_text(self, stream: str, context: torch.Tensor) -> torch.Tensor:
+        """Text [B, S, caption_channels] -> [B, S, stream width]: the caption projection, or (LTX-2.3, where the
+        text path projects) the text as given, its width checked."""
+        caption = getattr(self, "caption_projection" if stream == "video" else "audio_caption_projection", None)
+        if caption is not None:
+            return caption(context)
+        width = self.config.video_dim if stream == "video" else self.config.audio_dim
+        if context.shape[-1] != width:
+            raise ValueError(f"the {stream} text context is {context.shape[-1]} wide; this transformer takes text "
+                             f"already projected to its {stream} width {width} (caption_proj_before_connector)")
+        return context
+
+    @staticmethod
+    def _per_sample(sigma: torch.Tensor, batch: int) -> torch.Tensor:
+        """sigma as [B] float32 (a scalar is broadcast)."""
+        return sigma.reshape(-1).to(torch.float32).expand(batch) if sigma.numel() == 1 else sigma.reshape(batch)
+
+    def _prompt_modulation(self, stream: str, sigma: torch.Tensor, dtype: torch.dtype) -> Modulation:
+        """The text's (shift, scale) modulation from sigma [B] (prompt AdaLN): a :class:`Modulation` of 2 rows."""
+        adaln = self.prompt_adaln_single if stream == "video" else self.audio_prompt_adaln_single
+        return adaln(sigma.reshape(-1, 1).to(torch.float32) * self.config.timestep_scale_multiplier, dtype)
 
     def prepare(self, video: StreamInput | None, audio: StreamInput | None
                 ) -> tuple[StreamState | None, StreamState | None]:
@@ -96,19 +138,13 @@ class LTXAVTransformer(nn.Module):
         v_state = a_state = None
         for name, s in (("video", video), ("audio", audio)):
             if s is not None and isinstance(s.context, PreparedText):
-                if s.context.stream != name or len(s.context.keys) != len(self.transformer_blocks):
-                    raise ValueError(f"the {name} input's PreparedText was built for the {s.context.stream} "
-                                     f"stream with {len(s.context.keys)} blocks")
-                if s.context_mask is not None:
-                    raise ValueError(f"the {name} input has a PreparedText context: its mask lives there, "
-                                     "context_mask must be None")
+                self._check_prepared(name, s)
         if video is not None:
-            v_state = self._stream(video, self.patchify_proj, self.caption_projection, self.adaln_single,
+            v_state = self._stream("video", video, self.patchify_proj, self.adaln_single,
                                    c.positional_embedding_max_pos, c.video_dim, c.num_attention_heads)
         if audio is not None:
-            a_state = self._stream(audio, self.audio_patchify_proj, self.audio_caption_projection,
-                                   self.audio_adaln_single, c.audio_positional_embedding_max_pos, c.audio_dim,
-                                   c.audio_num_attention_heads)
+            a_state = self._stream("audio", audio, self.audio_patchify_proj, self.audio_adaln_single,
+                                   c.audio_positional_embedding_max_pos, c.audio_dim, c.audio_num_attention_heads)
         if video is not None and audio is not None:
             v_state = self._cross(v_state, video, other_sigma=audio.sigma, heads=c.num_attention_heads,
                                   scale_shift=self.av_ca_video_scale_shift_adaln_single,
@@ -118,6 +154,23 @@ class LTXAVTransformer(nn.Module):
                                   gate=self.av_ca_v2a_gate_adaln_single)
         return v_state, a_state
 
+    def _check_prepared(self, name: str, s: StreamInput) -> None:
+        """A PreparedText context fits this stream, these blocks and (when the text follows sigma) this sigma."""
+        prepared = s.context
+        if prepared.stream != name or len(prepared.keys) != len(self.transformer_blocks):
+            raise ValueError(f"the {name} input's PreparedText was built for the {prepared.stream} "
+                             f"stream with {len(prepared.keys)} blocks")
+        if s.context_mask is not None:
+            raise ValueError(f"the {name} input has a PreparedText context: its mask lives there, "
+                             "context_mask must be None")
+        if self.config.text_follows_sigma:
+            sigma = self._per_sample(s.sigma, s.latent.shape[0])
+            if prepared.sigma is None or not torch.equal(prepared.sigma.to(sigma.device), sigma):
+                found = None if prepared.sigma is None else prepared.sigma.tolist()
+                raise ValueError(f"the {name} input's PreparedText was modulated for sigma {found}, the input has "
+                                 f"sigma {sigma.tolist()}: this transformer's text keys/values follow sigma "
+                                 "(cross-attention AdaLN), prepare them per step")
+
     def _rope(self, positions: torch.Tensor, max_pos: tuple[int, ...], dim: int, heads: int, midpoint: bool,
               dtype: torch.dtype) -> RopeTable:
         c = self.config
@@ -125,8 +178,8 @@ class LTXAVTransformer(nn.Module):
                           split=c.rope_type == "split", float64_ladder=c.frequencies_precision == "float64",
                           use_midpoint=midpoint, dtype=dtype)
 
-    def _stream(self, s: StreamInput, patchify: Linear, caption: CaptionProjection, adaln: AdaLNSingle,
-                max_pos: tuple[int, ...], dim: int, heads: int) -> StreamState:
+    def _stream(self, name: str, s: StreamInput, patchify: Linear, adaln: AdaLNSingle, max_pos: tuple[int, ...],
+                dim: int, heads: int) -> StreamState:
         dtype = s.latent.dtype
         batch = s.latent.shape[0]
         cache = s.context if isinstance(s.context, PreparedText) else None
@@ -139,10 +192,14 @@ class LTXAVTransformer(nn.Module):
             weights = s.attention_mask.to(dtype)
             floor = torch.full_like(weights, torch.finfo(dtype).min)
             self_bias = torch.where(weights > 0, weights.clamp(min=torch.finfo(dtype).tiny).log(), floor)[:, None]
+        prompt_modulation = None
+        if self.config.text_follows_sigma and cache is None:
+            prompt_modulation = self._prompt_modulation(name, self._per_sample(s.sigma, batch), dtype)
         return StreamState(
             x=patchify(s.latent),
-            context=None if cache is not None else caption(s.context),
+            context=None if cache is not None else self._project_text(name, s.context),
             text_cache=cache,
+            prompt_modulation=prompt_modulation,
             context_bias=context_bias,
             modulation=adaln(s.timesteps() * self.config.timestep_scale_multiplier, dtype),
             rope=self._rope(s.positions, max_pos, dim, heads, self.config.use_middle_indices_grid, dtype),
@@ -152,17 +209,20 @@ class LTXAVTransformer(nn.Module):
 
     def _cross(self, state: StreamState, s: StreamInput, other_sigma: torch.Tensor, heads: int,
                scale_shift: AdaLNSingle, gate: AdaLNSingle) -> StreamState:
-        """Audio<->video attention inputs: time-only RoPE and modulation from the other stream's sigma."""
+        """Audio<->video attention inputs: time-only RoPE; the gate from the other stream's sigma; the scale and
+        shift from the other stream's sigma too (LTX-2.0, as ltx-core 1.0.0) or from this stream's own
+        per-token timesteps (LTX-2.3+, as ltx-core 1.2.0: ``config.av_modulation_own_timesteps``)."""
         c = self.config
         dtype = s.latent.dtype
         time_max = max(c.positional_embedding_max_pos[0], c.audio_positional_embedding_max_pos[0])
         other = other_sigma.reshape(-1, 1).to(torch.float32).expand(s.latent.shape[0], 1)
         other = other * c.timestep_scale_multiplier                        # [B, 1]
         gate_factor = c.av_ca_timestep_scale_multiplier / c.timestep_scale_multiplier
+        own = s.timesteps() * c.timestep_scale_multiplier                  # [B, T]
         return replace(
             state,
             cross_rope=self._rope(s.positions[:, :1], (time_max,), c.audio_cross_attention_dim, heads, True, dtype),
-            cross_modulation=scale_shift(other, dtype),
+            cross_modulation=scale_shift(own if c.av_modulation_own_timesteps else other, dtype),
             cross_gate=gate(other * gate_factor, dtype),
         )
 

@@ -1,4 +1,8 @@
-"""One LTX-2 transformer block over the video and audio streams, and the per-forward state it reads."""
+"""One LTX-2 transformer block over the video and audio streams, and the per-forward state it reads.
+
+LTX-2.3 changes (config fields, see :class:`TransformerConfig`): every attention is gated per head; the text
+attention is modulated like the others (cross-attention AdaLN): its queries by three more adaLN rows (shift,
+scale, gate) and the text itself by a per-block prompt table plus a modulation computed from sigma."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -28,9 +32,10 @@ class StreamState:
     self_bias: torch.Tensor | None            # [B, 1, T, T] additive
     enabled: bool
     cross_rope: RopeTable | None = None       # time-only, for audio<->video attention
-    cross_modulation: Modulation | None = None  # 4 rows from the OTHER stream's sigma
+    cross_modulation: Modulation | None = None  # 4 rows: other stream's sigma (2.0) / own timesteps (2.3+)
     cross_gate: Modulation | None = None        # 1 row from the OTHER stream's sigma
     text_cache: PreparedText | None = None      # per-block text keys/values computed once per prompt
+    prompt_modulation: Modulation | None = None  # 2 rows (shift, scale) of the text from sigma (LTX-2.3)
 
 
 def modulated(x: torch.Tensor, eps: float, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -51,9 +56,9 @@ class CaptionProjection(nn.Module):
 
 
 class GeluProjection(nn.Module):
-    def __init__(self, dim: int, hidden: int, device: torch.device | str | None = None) -> None:
+    def __init__(self, dim: int, hidden: int, device: torch.device | str | None = None, bias: bool = True) -> None:
         super().__init__()
-        self.proj = Linear(dim, hidden, device=device)
+        self.proj = Linear(dim, hidden, bias=bias, device=device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.gelu(self.proj(x), approximate="tanh")
@@ -62,10 +67,10 @@ class GeluProjection(nn.Module):
 class FeedForward(nn.Module):
     """Linear(D -> 4D), GELU (tanh), Linear(4D -> D); checkpoint names ``net.0.proj`` and ``net.2``."""
 
-    def __init__(self, dim: int, device: torch.device | str | None = None) -> None:
+    def __init__(self, dim: int, device: torch.device | str | None = None, bias: bool = True) -> None:
         super().__init__()
-        self.net = nn.ModuleList([GeluProjection(dim, 4 * dim, device), nn.Identity(),
-                                  Linear(4 * dim, dim, device=device)])
+        self.net = nn.ModuleList([GeluProjection(dim, 4 * dim, device, bias), nn.Identity(),
+                                  Linear(4 * dim, dim, bias=bias, device=device)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net[2](self.net[0](x))
@@ -83,41 +88,83 @@ class AVBlock(nn.Module):
         self.index = index
         self.eps = config.norm_eps
         c = config
+        gated = c.apply_gated_attention
         if c.has_video:
             self.attn1 = Attention(c.video_dim, c.video_dim, c.num_attention_heads, c.attention_head_dim, c.norm_eps,
-                                   device)
+                                   device, gated)
             self.attn2 = Attention(c.video_dim, c.cross_attention_dim, c.num_attention_heads, c.attention_head_dim,
-                                   c.norm_eps, device)
-            self.ff = FeedForward(c.video_dim, device)
-            self.scale_shift_table = learned_table(6, c.video_dim, device)
+                                   c.norm_eps, device, gated)
+            self.ff = FeedForward(c.video_dim, device, c.ff_bias)
+            self.scale_shift_table = learned_table(c.modulation_rows, c.video_dim, device)
+            if c.cross_attention_adaln:   # rows (shift, scale) of the text
+                self.prompt_scale_shift_table = learned_table(2, c.video_dim, device)
         if c.has_audio:
             self.audio_attn1 = Attention(c.audio_dim, c.audio_dim, c.audio_num_attention_heads,
-                                         c.audio_attention_head_dim, c.norm_eps, device)
+                                         c.audio_attention_head_dim, c.norm_eps, device, gated)
             self.audio_attn2 = Attention(c.audio_dim, c.audio_cross_attention_dim, c.audio_num_attention_heads,
-                                         c.audio_attention_head_dim, c.norm_eps, device)
-            self.audio_ff = FeedForward(c.audio_dim, device)
-            self.audio_scale_shift_table = learned_table(6, c.audio_dim, device)
+                                         c.audio_attention_head_dim, c.norm_eps, device, gated)
+            self.audio_ff = FeedForward(c.audio_dim, device, c.audio_ff_bias)
+            self.audio_scale_shift_table = learned_table(c.modulation_rows, c.audio_dim, device)
+            if c.cross_attention_adaln:
+                self.audio_prompt_scale_shift_table = learned_table(2, c.audio_dim, device)
         if c.has_video and c.has_audio:
-            # both directions attend with the audio stream's heads
+            # both directions attend with the audio stream's heads; gates are per head from the query side
             self.audio_to_video_attn = Attention(c.video_dim, c.audio_dim, c.audio_num_attention_heads,
-                                                 c.audio_attention_head_dim, c.norm_eps, device)
+                                                 c.audio_attention_head_dim, c.norm_eps, device, gated)
             self.video_to_audio_attn = Attention(c.audio_dim, c.video_dim, c.audio_num_attention_heads,
-                                                 c.audio_attention_head_dim, c.norm_eps, device)
+                                                 c.audio_attention_head_dim, c.norm_eps, device, gated)
             # rows 0:2 (scale, shift) audio->video, rows 2:4 (scale, shift) video->audio, row 4 gate
             self.scale_shift_table_a2v_ca_audio = learned_table(5, c.audio_dim, device)
             self.scale_shift_table_a2v_ca_video = learned_table(5, c.video_dim, device)
 
-    def _attend_self_and_text(self, s: StreamState, attn1: Attention, attn2: Attention, sst: torch.Tensor,
+    def _text_parts(self, stream: str) -> tuple[Attention, torch.Tensor | None]:
+        """The text attention of ``stream`` and its prompt table (None without cross-attention AdaLN)."""
+        if stream == "video":
+            return self.attn2, getattr(self, "prompt_scale_shift_table", None)
+        return self.audio_attn2, getattr(self, "audio_prompt_scale_shift_table", None)
+
+    @staticmethod
+    def modulated_text(context: torch.Tensor, prompt_table: torch.Tensor | None,
+                       prompt_modulation: Modulation | None) -> torch.Tensor:
+        """The text [B, S, D] as the text attention reads it: unchanged (LTX-2.0), or ``text * (1 + scale) +
+        shift`` with (shift, scale) = the block's prompt table rows plus the sigma modulation (if any)."""
+        if prompt_table is None:
+            return context
+        if prompt_modulation is None:
+            shift, scale = prompt_table.to(context.dtype).unbind(0)                    # [D] each
+        else:
+            shift, scale = prompt_modulation.rows(prompt_table, 0, 2)                   # [B, 1, D] each
+        return torch.addcmul(shift, context, 1 + scale)
+
+    def text_keys_values(self, stream: str, context: torch.Tensor, prompt_modulation: Modulation | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """This block's text keys and values for ``stream`` from the stream-width text [B, S, D] (see
+        :class:`PreparedText`); ``prompt_modulation`` is the sigma modulation when the text follows sigma."""
+        attn, table = self._text_parts(stream)
+        return attn.keys_values(self.modulated_text(context, table, prompt_modulation))
+
+    def _attend_self_and_text(self, s: StreamState, stream: str, attn1: Attention, sst: torch.Tensor,
                               keep: torch.Tensor | None | str) -> torch.Tensor:
-        """x + gate * attn1(rms(x) * (1 + scale) + shift), then + attn2(rms(x), text) (no modulation, no gate).
+        """x + gate * attn1(rms(x) * (1 + scale) + shift), then the text attention (:meth:`_attend_text`).
         ``keep`` is the STG selection from :meth:`Perturbations.keep_mask`."""
         shift, scale, gate = s.modulation.rows(sst, 0, 3)
         attended = attn1(modulated(s.x, self.eps, shift, scale), bias=s.self_bias, q_rope=s.rope,
                          values_only=isinstance(keep, str),
                          keep_attention=keep if isinstance(keep, torch.Tensor) else None)
         x = torch.addcmul(s.x, attended, gate)
+        return x + self._attend_text(s, stream, x, sst)
+
+    def _attend_text(self, s: StreamState, stream: str, x: torch.Tensor, sst: torch.Tensor) -> torch.Tensor:
+        """LTX-2.0: attn2(rms(x), text), neither modulated nor gated. Cross-attention AdaLN (LTX-2.3):
+        gate * attn2(rms(x) * (1 + scale) + shift, modulated text) with (shift, scale, gate) = rows 6:9."""
+        attn2, prompt_table = self._text_parts(stream)
         cached = None if s.text_cache is None else (s.text_cache.keys[self.index], s.text_cache.values[self.index])
-        return x + attn2(rms(x, self.eps), s.context, bias=s.context_bias, keys_values=cached)
+        context = None if cached is not None else self.modulated_text(s.context, prompt_table, s.prompt_modulation)
+        if prompt_table is None:
+            return attn2(rms(x, self.eps), context, bias=s.context_bias, keys_values=cached)
+        shift, scale, gate = s.modulation.rows(sst, 6, 9)
+        queries = modulated(x, self.eps, shift, scale)
+        return attn2(queries, context, bias=s.context_bias, keys_values=cached) * gate
 
     def _feed_forward(self, s: StreamState, ff: FeedForward, sst: torch.Tensor) -> torch.Tensor:
         """x + gate * ff(rms(x) * (1 + scale) + shift)."""
@@ -133,11 +180,11 @@ class AVBlock(nn.Module):
         run_a = has_a and audio.enabled
         if run_v:
             keep = p.keep_mask(p.skip_video_self_attention, i, video.x.shape[0], video.x)
-            video = replace(video, x=self._attend_self_and_text(video, self.attn1, self.attn2,
-                                                                self.scale_shift_table, keep))
+            video = replace(video, x=self._attend_self_and_text(video, "video", self.attn1, self.scale_shift_table,
+                                                                keep))
         if run_a:
             keep = p.keep_mask(p.skip_audio_self_attention, i, audio.x.shape[0], audio.x)
-            audio = replace(audio, x=self._attend_self_and_text(audio, self.audio_attn1, self.audio_attn2,
+            audio = replace(audio, x=self._attend_self_and_text(audio, "audio", self.audio_attn1,
                                                                 self.audio_scale_shift_table, keep))
         if has_v and has_a and (run_v or run_a):
             video, audio = self._exchange(video, audio, run_v, run_a, p)
@@ -150,8 +197,8 @@ class AVBlock(nn.Module):
     def _exchange(self, video: StreamState, audio: StreamState, run_v: bool, run_a: bool, p: Perturbations
                   ) -> tuple[StreamState, StreamState]:
         """Audio->video then video->audio cross-attention; both read the streams as they were before either
-        update. Each side is RMS-normalised and modulated by its own table rows plus the modulation computed
-        from the other stream's sigma; the output is gated by the query side's gate row."""
+        update. Each side is RMS-normalised and modulated by its own table rows plus its cross modulation (see
+        ``LTXAVTransformer._cross``); the output is gated by the query side's gate row (other stream's sigma)."""
         v_norm, a_norm = rms(video.x, self.eps), rms(audio.x, self.eps)
         v_table, a_table = self.scale_shift_table_a2v_ca_video, self.scale_shift_table_a2v_ca_audio
         new_v, new_a = video.x, audio.x

@@ -6,6 +6,8 @@ from typing import ClassVar, Literal, NamedTuple
 
 import torch
 
+from ltxgraph_ops.model_version import model_version
+
 
 @dataclass(frozen=True)
 class TransformerConfig:
@@ -33,12 +35,21 @@ class TransformerConfig:
     frequencies_precision: str = "float32"
     timestep_scale_multiplier: float = 1000
     av_ca_timestep_scale_multiplier: float = 1
+    # LTX-2.3 and later (absent from 2.0 headers, whose defaults these are)
+    apply_gated_attention: bool = False         # every attention scales its heads by 2 sigmoid(to_gate_logits(query))
+    cross_attention_adaln: bool = False         # text attention modulated: 9 block rows, prompt AdaLN on the text
+    use_prompt_adaln_single: bool = True        # with cross_attention_adaln: the text modulation follows sigma
+    caption_proj_before_connector: bool = False  # the text path projects captions; the transformer has no projection
+    ff_bias: bool = True                        # feed-forward biases (LTX-2.5 drops them)
+    audio_ff_bias: bool = True
+    # not a header key: audio<->video scale/shift from the stream's own per-token timesteps (ltx-core 1.2.0, used
+    # for LTX-2.3+) instead of the other stream's sigma (ltx-core 1.0.0 and diffusers, kept for LTX-2.0 files)
+    av_modulation_own_timesteps: bool = False
     has_video: bool = True          # not header keys: which streams the checkpoint holds
     has_audio: bool = True
 
-    # header values describing variants this implementation does not build (LTX-2.3 22B and older layouts)
-    _REQUIRED: ClassVar[dict] = {"apply_gated_attention": False, "cross_attention_adaln": False,
-                                 "caption_proj_before_connector": False}
+    # header values describing variants this implementation does not build
+    _REQUIRED: ClassVar[dict] = {"use_keyframes_abs_pos_embedding": False}
 
     @classmethod
     def from_header(cls, section: dict, has_video: bool = True, has_audio: bool = True) -> "TransformerConfig":
@@ -46,15 +57,16 @@ class TransformerConfig:
         for key, expected in cls._REQUIRED.items():
             if section.get(key, expected) != expected:
                 raise ValueError(f"transformer header has {key}={section[key]!r}; this implementation supports "
-                                 f"only {key}={expected!r} (the LTX-2 19B layout)")
+                                 f"only {key}={expected!r}")
         if section.get("rope_type", "interleaved") not in ("interleaved", "split"):
             raise ValueError(f"transformer header has unknown rope_type {section['rope_type']!r}")
-        names = {f.name for f in fields(cls)} - {"has_video", "has_audio"}
+        names = {f.name for f in fields(cls)} - {"has_video", "has_audio", "av_modulation_own_timesteps"}
         values = {key: (tuple(value) if isinstance(value, list) else value)
                   for key, value in section.items() if key in names}
         if not (has_video or has_audio):
             raise ValueError("a transformer needs a video or an audio stream")
-        return cls(**values, has_video=has_video, has_audio=has_audio)
+        version = model_version({"config": {"transformer": section}}, source="transformer header")
+        return cls(**values, has_video=has_video, has_audio=has_audio, av_modulation_own_timesteps=version != "2.0")
 
     def __post_init__(self) -> None:
         if self.has_video and self.cross_attention_dim != self.video_dim:
@@ -63,6 +75,18 @@ class TransformerConfig:
         if self.has_audio and self.audio_cross_attention_dim != self.audio_dim:
             raise ValueError(f"audio_cross_attention_dim {self.audio_cross_attention_dim} must equal the audio "
                              f"width audio_num_attention_heads * audio_attention_head_dim = {self.audio_dim}")
+
+    @property
+    def modulation_rows(self) -> int:
+        """Rows of each block's adaLN table: (shift, scale, gate) for self-attention and feed-forward, plus
+        (shift, scale, gate) of the text attention's queries with cross-attention AdaLN."""
+        return 9 if self.cross_attention_adaln else 6
+
+    @property
+    def text_follows_sigma(self) -> bool:
+        """True when the text keys/values depend on the step's sigma (prompt AdaLN with its timestep MLP), so a
+        :class:`PreparedText` holds for one sigma only."""
+        return self.cross_attention_adaln and self.use_prompt_adaln_single
 
     @property
     def video_dim(self) -> int:
@@ -83,6 +107,9 @@ class PreparedText:
 
     keys, values:   per block [B, S, D] (keys RMS-normalised; text attention has no RoPE).
     context_mask:   [B, S] 1 = text token, 0 = padding; None = all valid.
+    sigma:          [B] the noise level the text was modulated for when the model's text keys/values follow
+                    sigma (LTX-2.3 prompt AdaLN, ``TransformerConfig.text_follows_sigma``); then it holds for that
+                    sigma only (reused across the guidance passes of one step). None: holds for every sigma.
 
     Memory: ``2 * num_layers * B * S * D`` elements per stream per prompt. At the 19B size with 1024 text tokens
     and B = 1 in float32: 1.5 GiB (video, D = 4096) + 0.75 GiB (audio, D = 2048); twice that for a positive and a
@@ -93,6 +120,7 @@ class PreparedText:
     keys: tuple[torch.Tensor, ...]
     values: tuple[torch.Tensor, ...]
     context_mask: torch.Tensor | None = None
+    sigma: torch.Tensor | None = None
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values))
@@ -106,7 +134,8 @@ class StreamInput:
     sigma:          [B] (or a scalar tensor) noise level of the step.
     positions:      [B, n_axes, T, 2] token ``[start, end)`` ranges (video: time s, height px, width px;
                     audio: time s); guide tokens carry the positions of the frames they guide.
-    context:        [B, S, caption_channels] text embeddings (connector output), or a :class:`PreparedText`
+    context:        [B, S, caption_channels] text embeddings (connector output; [B, S, stream width] when the
+                    text path projects captions, LTX-2.3), or a :class:`PreparedText`
                     of this stream (cached text keys/values; its own mask is used, ``context_mask`` must be None).
     context_mask:   [B, S] 1 = text token, 0 = padding; None = all valid.
     noise_mask:     [B, T] in [0, 1], 1 = generate, 0 = keep; per-token timestep = noise_mask * sigma.

@@ -1,7 +1,10 @@
 """Tiny and full-size configs of the LTX-2 audio-video transformer (checkpoint prefix ``model.diffusion_model.``).
 
 The config dicts use the checkpoint header's ``transformer`` section format. ``full_config`` is the 19B
-release's section as published in its safetensors header (keys the reference configurator checks included).
+release's section as published in its safetensors header (keys the reference configurator checks included);
+``full_config_23`` the LTX-2.3 22B release's (tests/data/reference/ltx23_22b_config.json), ``tiny_config_23``
+its tiny stand-in. ``RELEASE_CONFIGS`` / ``TINY_CONFIGS`` map a model version to its release / tiny section
+(tools/manifest_check.py, ``tiny.files.write_checkpoint``).
 """
 from __future__ import annotations
 
@@ -89,6 +92,41 @@ def tiny_config() -> dict:
         "connector_attention_head_dim": 8,
         "connector_num_attention_heads": 3,
     }
+
+
+# what the LTX-2.3 22B header's ``transformer`` section adds to or changes in the 19B one
+_LTX23 = {
+    "apply_gated_attention": True,
+    "cross_attention_adaln": True,
+    "caption_proj_before_connector": True,
+    "caption_proj_input_norm": False,
+    "caption_projection_first_linear": False,
+    "caption_projection_second_linear": False,
+    "connector_apply_gated_attention": True,
+    "connector_learnable_registers_std": 1,
+    "connector_num_attention_heads": 32,
+    "connector_num_layers": 8,
+    "audio_connector_attention_head_dim": 64,
+    "audio_connector_num_attention_heads": 32,
+    "text_encoder_norm_type": "per_token_rms",
+}
+
+
+def full_config_23() -> dict:
+    """The LTX-2.3 22B release's ``transformer`` header section."""
+    return {**full_config(), **_LTX23}
+
+
+def tiny_config_23() -> dict:
+    """The 2.3 keys at the tiny widths of :func:`tiny_config`; connectors as wide as the streams (video 2 x 16,
+    audio 2 x 8), two layers (as ``tiny.connector.tiny_config_23``)."""
+    return {**tiny_config(), **_LTX23, "connector_num_layers": 2, "connector_num_attention_heads": 2,
+            "connector_attention_head_dim": 16, "audio_connector_num_attention_heads": 2,
+            "audio_connector_attention_head_dim": 8}
+
+
+RELEASE_CONFIGS = {"2.0": full_config, "2.3": full_config_23}
+TINY_CONFIGS = {"2.0": tiny_config, "2.3": tiny_config_23}
 
 
 def build(config: dict, device: str | torch.device = "cpu") -> LTXAVTransformer:

@@ -234,7 +234,7 @@ WEIGHT_CASES = [
     unet_case("st-bad-config", edited(lambda h, b: _config(h, "{oops")), ["'config' is not valid JSON"]),
     unet_case("st-unsupported-config", edited(lambda h, b: _config(h, json.dumps(
         {"transformer": {**json.loads(h["__metadata__"]["config"])["transformer"], "apply_gated_attention": True}}))),
-        ["supports only apply_gated_attention=False"]),
+        ["mixes LTX-2.0 and LTX-2.3 fields (apply_gated_attention=True"]),
     Case("lora-no-layer-fits", {"g.yaml": UNET_GRAPH.replace(
         "outputs: {m: '@m.MODEL'}", "  l: {op: LoraLoaderModelOnly, in: {model: '@m.MODEL', lora_name: l.safetensors}}\n"
         "outputs: {m: '@l.MODEL'}"), "models/diffusion_models/x.safetensors": CKPT,

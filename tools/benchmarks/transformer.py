@@ -32,8 +32,9 @@ FP32 = {"blocks": 2, "video_heads": 16, "audio_heads": 16, "head_dim": 64, "audi
 BF16 = dict(FP32)
 
 
-def header(size: dict) -> dict:
-    return {**tiny.full_config(), "num_layers": size["blocks"],
+def header(size: dict, release: Callable[[], dict] = tiny.full_config) -> dict:
+    """The ``release`` header section at the benchmark's ``size``."""
+    return {**release(), "num_layers": size["blocks"],
             "num_attention_heads": size["video_heads"], "attention_head_dim": size["head_dim"],
             "cross_attention_dim": size["video_heads"] * size["head_dim"],
             "audio_num_attention_heads": size["audio_heads"], "audio_attention_head_dim": size["audio_head_dim"],
@@ -43,21 +44,25 @@ def header(size: dict) -> dict:
 
 def inputs(config: dict, size: dict, dtype: torch.dtype) -> tuple[StreamInput, StreamInput]:
     generator = torch.Generator().manual_seed(5)
-    batch, text = size["batch"], size["text"]
+    batch, text_tokens = size["batch"], size["text"]
     frames, height, width = size["frames"], size["height"], size["width"]
-    mask = torch.ones(batch, text, dtype=torch.int64)
-    mask[:, text * 3 // 4:] = 0                                          # a quarter padding, as prompts have
+    mask = torch.ones(batch, text_tokens, dtype=torch.int64)
+    mask[:, text_tokens * 3 // 4:] = 0                                   # a quarter padding, as prompts have
 
     def randn(*shape: int) -> torch.Tensor:
         return torch.randn(shape, generator=generator).to(dtype)
 
+    def text(stream_dim: int) -> torch.Tensor:   # LTX-2.3 takes text already projected to the stream's width
+        channels = stream_dim if config.get("caption_proj_before_connector") else config["caption_channels"]
+        return randn(batch, text_tokens, channels)
+
     video = StreamInput(latent=randn(batch, frames * height * width, config["in_channels"]),
                         sigma=torch.full((batch,), 0.6), positions=video_positions(frames, height, width, 25.0,
                                                                                    batch=batch),
-                        context=randn(batch, text, config["caption_channels"]), context_mask=mask)
+                        context=text(config["cross_attention_dim"]), context_mask=mask)
     audio = StreamInput(latent=randn(batch, size["audio_tokens"], 128), sigma=torch.full((batch,), 0.6),
                         positions=audio_positions(size["audio_tokens"], batch=batch),
-                        context=randn(batch, text, config["caption_channels"]), context_mask=mask)
+                        context=text(config["audio_cross_attention_dim"]), context_mask=mask)
     return video, audio
 
 
@@ -65,6 +70,16 @@ def seconds(run: Callable[[], object]) -> float:
     start = time.perf_counter()
     run()
     return time.perf_counter() - start
+
+
+def interleaved(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Seconds of each run, ``repeats`` times, interleaved (a, b, c, a, b, c, ...) so that load from other
+    processes hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            times[name].append(seconds(run))
+    return times
 
 
 def profile_summary(run: Callable[[], object], top: int = 8) -> list[dict]:
@@ -114,11 +129,8 @@ def compare(size: dict, weights: torch.dtype, compute: torch.dtype, with_profile
     run_ours_cached()
     error = max(oracle.max_error(out.video.float(), ref[0].float()),
                 oracle.max_error(out.audio.float(), ref[1].float()))
-    ours_s, ref_s, cached_s = [], [], []
-    for _ in range(size["repeats"]):
-        ours_s.append(seconds(run_ours))
-        ref_s.append(seconds(run_reference))
-        cached_s.append(seconds(run_ours_cached))
+    times = interleaved({"ours": run_ours, "reference": run_reference, "cached": run_ours_cached}, size["repeats"])
+    ours_s, ref_s, cached_s = times["ours"], times["reference"], times["cached"]
     ours_m, ref_m, cached_m = (statistics.median(t) for t in (ours_s, ref_s, cached_s))
     figures = {"ours_s": round(ours_m, 4), "reference_s": round(ref_m, 4), "ratio": round(ours_m / ref_m, 3),
                "ours_text_cached_s": round(cached_m, 4), "ratio_text_cached": round(cached_m / ref_m, 3),

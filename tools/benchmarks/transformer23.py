@@ -1,0 +1,57 @@
+"""Our LTX-2.3 transformer forward vs diffusers 0.42.1's ``LTX2VideoTransformer3DModel`` on identical weights and
+inputs (CPU, float32), at the mid size of :mod:`tools.benchmarks.transformer` with the 2.3 header (gated
+attention, cross-attention AdaLN, text already at stream width). Timings interleaved, medians reported.
+``ours_text_prepared_s``: our forward with the text keys/values prepared for the step's sigma (what the guidance
+passes of one step after the first reuse).
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import replace
+from typing import Callable
+
+import torch
+
+from ltxgraph_ops.models.transformer import Perturbations
+from ltxgraph_ops.tiny import transformer as tiny
+from tools.benchmarks.transformer import FP32, THREADS, header, inputs, interleaved, profile_summary
+from tools.oracle import diffusers_transformer as oracle
+
+
+@torch.no_grad()
+def transformer23_vs_reference(size: dict = FP32) -> dict:
+    torch.set_num_threads(THREADS)
+    config = header(size, tiny.full_config_23)
+    pair = oracle.build_pair(config)
+    video, audio = inputs(config, size, torch.float32)
+    prepared = {name: pair.ours.prepare_text(name, s.context, s.context_mask, sigma=s.sigma)
+                for name, s in (("video", video), ("audio", audio))}
+    prepared_video = replace(video, context=prepared["video"], context_mask=None)
+    prepared_audio = replace(audio, context=prepared["audio"], context_mask=None)
+
+    def run_ours():
+        return pair.ours(video, audio)
+
+    def run_reference():
+        return oracle.reference_velocity(pair, video, audio, Perturbations())
+
+    def run_ours_prepared():
+        return pair.ours(prepared_video, prepared_audio)
+
+    out, ref = run_ours(), run_reference()                                # warm-up, and agreement
+    run_ours_prepared()
+    error = max(oracle.max_error(out.video, ref[0]), oracle.max_error(out.audio, ref[1]))
+    times = interleaved({"ours": run_ours, "reference": run_reference, "prepared": run_ours_prepared},
+                        size["repeats"])
+    ours_s, ref_s, prepared_s = times["ours"], times["reference"], times["prepared"]
+    ours_m, ref_m, prepared_m = (statistics.median(t) for t in (ours_s, ref_s, prepared_s))
+    return {"threads": THREADS, "torch": torch.__version__, "reference": "diffusers 0.42.1",
+            "ours_s": round(ours_m, 4), "reference_s": round(ref_m, 4), "ratio": round(ours_m / ref_m, 3),
+            "ours_text_prepared_s": round(prepared_m, 4), "ratio_text_prepared": round(prepared_m / ref_m, 3),
+            "ours_all_s": [round(t, 3) for t in ours_s], "reference_all_s": [round(t, 3) for t in ref_s],
+            "max_abs_difference": error, "config": dict(size),
+            "video_dim": config["cross_attention_dim"], "audio_dim": config["audio_cross_attention_dim"],
+            "ours_profile": profile_summary(run_ours)}
+
+
+BENCHMARKS: dict[str, Callable[[], dict]] = {"transformer23-vs-reference": transformer23_vs_reference}

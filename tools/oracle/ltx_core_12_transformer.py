@@ -1,0 +1,75 @@
+"""Parity of our LTX-2.3 transformer with Lightricks' newest reference, ltx-core 1.2.0, on identical tiny weights:
+the general case diffusers cannot express (per-token noise masks, different sigmas per stream; see
+tools/oracle/diffusers_transformer.py), plus STG and the static prompt table.
+
+ltx-core 1.2.0 is not on the package index; its checks register only when the ``ltx_core`` on the path is 1.2
+(its ``BatchedPerturbationConfig`` takes ``num_blocks``), e.g. with its source from the Lightricks/LTX-2 repository:
+``git -C LTX-2 archive HEAD packages/ltx-core/src | tar -x -C /tmp/ltx12`` then
+``PYTHONPATH=/tmp/ltx12/packages/ltx-core/src:. python tools/parity.py --only ltx23_transformer_ltx_core_12``.
+With ltx-core 1.0.0 installed (CI) ``CHECKS`` is empty.
+"""
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
+
+from ltxgraph_ops.models.transformer import LTXAVTransformer, Perturbations, StreamInput  # noqa: E402
+from ltxgraph_ops.models.transformer import TransformerConfig  # noqa: E402
+from ltxgraph_ops.tiny import transformer as tiny  # noqa: E402
+from tools.oracle.diffusers_transformer import BATCH, informative, stream_inputs  # noqa: E402
+from tools.oracle.transformer import max_error, random_state  # noqa: E402
+
+
+def available() -> bool:
+    """True when the importable ltx_core is 1.2 (its perturbation config is built per number of blocks)."""
+    try:
+        from ltx_core.guidance.perturbations import BatchedPerturbationConfig
+    except ImportError:
+        return False
+    return "num_blocks" in inspect.signature(BatchedPerturbationConfig).parameters
+
+
+def reference_inputs(stream: StreamInput):
+    from ltx_core.model.transformer.modality import Modality
+    return Modality(latent=stream.latent, sigma=stream.sigma, timesteps=stream.timesteps().unsqueeze(-1),
+                    positions=stream.positions, context=stream.context, context_mask=stream.context_mask)
+
+
+def reference_perturbations(blocks: list[int], num_blocks: int):
+    from ltx_core.guidance.perturbations import (BatchedPerturbationConfig, Perturbation, PerturbationConfig,
+                                                 PerturbationType)
+    listed = [Perturbation(type=kind, blocks=blocks) for kind in (PerturbationType.SKIP_VIDEO_SELF_ATTN,
+                                                                  PerturbationType.SKIP_AUDIO_SELF_ATTN)] if blocks else []
+    return BatchedPerturbationConfig([PerturbationConfig(listed)] * BATCH, num_blocks)
+
+
+@torch.no_grad()
+def scenario(config: dict, stg_blocks: list[int] = ()) -> float:
+    from ltx_core.model.transformer.model_configurator import LTXModelConfigurator
+    ours = LTXAVTransformer(TransformerConfig.from_header(config)).eval()
+    with torch.device("cpu"):
+        reference = LTXModelConfigurator.from_metadata({"config": {"transformer": config}})
+    reference = reference.to_empty(device="cpu").float().eval()
+    state = random_state(ours)
+    ours.load_state_dict(state, strict=True)
+    reference.load_state_dict(state, strict=True)
+    video, audio = stream_inputs(ours.config)
+    out = ours(video, audio, Perturbations.stg(list(stg_blocks)))
+    ref_video, ref_audio = reference(reference_inputs(video), reference_inputs(audio),
+                                     reference_perturbations(list(stg_blocks), config["num_layers"]))
+    return max(max_error(informative("our video velocity", out.video), informative("ltx-core video", ref_video)),
+               max_error(informative("our audio velocity", out.audio), informative("ltx-core audio", ref_audio)))
+
+
+CHECKS: dict[str, Callable[[], float]] = {
+    "ltx23_transformer_ltx_core_12_av": lambda: scenario(tiny.tiny_config_23()),
+    "ltx23_transformer_ltx_core_12_stg_block_1": lambda: scenario(tiny.tiny_config_23(), [1]),
+    "ltx23_transformer_ltx_core_12_static_prompt_table": lambda: scenario(
+        {**tiny.tiny_config_23(), "use_prompt_adaln_single": False}),
+} if available() else {}
