@@ -50,6 +50,20 @@ def tiny_config() -> dict:
     return config
 
 
+def full_config_23() -> dict:
+    """The LTX-2.3 release's ``audio_vae`` section: the 2.0 architecture unchanged (102 tensors, as in the 22B
+    manifest)."""
+    return full_config()
+
+
+def tiny_config_23() -> dict:
+    return tiny_config()
+
+
+RELEASE_CONFIGS = {"2.0": full_config, "2.3": full_config_23}
+TINY_CONFIGS = {"2.0": tiny_config, "2.3": tiny_config_23}
+
+
 def build(config: dict, device: str | torch.device = "cpu") -> torch.nn.Module:
     with torch.device(device):
         return AudioVAE(AudioVAEConfig.from_header(config))

@@ -2,13 +2,14 @@
 single-file checkpoint; they read the header's ``transformer`` section. The number of Gemma hidden states the
 projection takes is not in the header: 49 (48 layers + embeddings) for the release, 3 for the tiny Gemma.
 
-LTX-2.3 ("V2" text path): ``full_config_23`` / ``tiny_config_23`` are the 2.0 sections with the 2.3 release's
-text-path fields (its transformer widths are the 2.0 ones: video 32 x 128, audio 32 x 64)."""
+LTX-2.3 ("V2" text path): ``full_config_23`` / ``tiny_config_23`` are the transformer's 2.3 sections, whose
+text-path fields the connectors read (the audio connector's depth is not in the header and follows the video
+connector's: 8 layers at release)."""
 from __future__ import annotations
 
 import torch
 
-from ltxgraph_ops.models.text_connectors import V2_FIELDS, TextProjector
+from ltxgraph_ops.models.text_connectors import TextProjector
 from ltxgraph_ops.tiny import transformer
 
 COMPONENT = "connector"
@@ -17,22 +18,6 @@ SECTION = "transformer"
 MANIFEST_COMPONENT = "connector"
 RELEASE_STATES = 49
 TINY_STATES = 3
-# the text-path fields of the LTX-2.3 release header (ltx-2.3-22b-dev, ``transformer`` section); the audio
-# connector's depth is not in it and follows the video connector's (8 layers). ltx-core reads neither
-# ``text_encoder_norm_type`` nor ``connector_learnable_registers_std`` (V2 is told by the caption fields).
-RELEASE_23_TEXT_FIELDS = {
-    **V2_FIELDS,
-    "connector_apply_gated_attention": True,
-    "connector_num_layers": 8,
-    "connector_num_attention_heads": 32,
-    "connector_attention_head_dim": 128,
-    "audio_connector_num_attention_heads": 32,
-    "audio_connector_attention_head_dim": 64,
-    "connector_learnable_registers_std": 1,
-    "text_encoder_norm_type": "per_token_rms",
-}
-
-
 def full_config() -> dict:
     return transformer.full_config()
 
@@ -42,15 +27,18 @@ def tiny_config() -> dict:
 
 
 def full_config_23() -> dict:
-    """The LTX-2.3 release's text path (connectors 8 layers, video 32 x 128, audio 32 x 64, gated)."""
-    return {**transformer.full_config(), **RELEASE_23_TEXT_FIELDS}
+    """The LTX-2.3 release's text path (connectors 8 layers, video 32 x 128, audio 32 x 64, gated): the 2.3
+    ``transformer`` section, which the connectors share with the transformer."""
+    return transformer.full_config_23()
 
 
 def tiny_config_23() -> dict:
     """The 2.3 text path at the tiny transformer's widths: connectors 2 layers, video 2 x 16, audio 2 x 8."""
-    return {**transformer.tiny_config(), **RELEASE_23_TEXT_FIELDS, "connector_num_layers": 2,
-            "connector_num_attention_heads": 2, "connector_attention_head_dim": 16,
-            "audio_connector_num_attention_heads": 2, "audio_connector_attention_head_dim": 8}
+    return transformer.tiny_config_23()
+
+
+RELEASE_CONFIGS = {"2.0": full_config, "2.3": full_config_23}
+TINY_CONFIGS = {"2.0": tiny_config, "2.3": tiny_config_23}
 
 
 def hidden_states_for(config: dict) -> int:

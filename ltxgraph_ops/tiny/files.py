@@ -43,7 +43,7 @@ UPSCALER = "ltx-2-spatial-upscaler-x2-1.0.safetensors"
 TEXT_ENCODERS = {"gemma_3_12B_it_fp8_scaled.safetensors": "fp8", "gemma_3_12B_it.safetensors": "bf16",
                  "gemma_3_12B_it_fp4_mixed.safetensors": "bf16",
                  "comfy_gemma_3_12B_it.safetensors": "bf16"}  # the name ComfyUI-LTXVideo's 2.3 examples load
-VERSION = "6"  # bump when the tiny configs or the writer change: the provider rewrites the set
+VERSION = "7"  # bump when the tiny configs or the writer change: the provider rewrites the set
 
 
 def component(name: str) -> ModuleType:
