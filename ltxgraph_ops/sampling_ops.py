@@ -63,7 +63,8 @@ class SamplerChoice:
 @op("KSamplerSelect", outputs={"SAMPLER": "SAMPLER"}, category="sampling/custom_sampling/samplers")
 def ksampler_select(sampler_name: Annotated[str, Port("STRING", choices=tuple(SAMPLERS))] = "euler"
                     ) -> SamplerChoice:
-    """A sampler: euler, euler_ancestral (rectified-flow ancestral), lcm, gradient_estimation, res_2s."""
+    """A sampler: euler, euler_ancestral (rectified-flow ancestral), their CFG++ forms euler_cfg_pp and
+    euler_ancestral_cfg_pp, lcm, gradient_estimation, res_2s."""
     return SamplerChoice(sampler_name)
 
 

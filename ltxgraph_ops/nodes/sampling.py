@@ -21,7 +21,8 @@ from ltxgraph_ops.sampling.schedules import BASIC_SCHEDULERS
 from ltxgraph_ops.sampling_ops import (MAX_SEED, SamplerChoice, basic_scheduler_op, cfg_guider_op,
                                        sampler_custom_advanced)
 
-KSAMPLER_SAMPLERS = ("euler", "euler_ancestral", "gradient_estimation", "lcm")
+KSAMPLER_SAMPLERS = ("euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "gradient_estimation",
+                     "lcm")
 """KSampler's sampler names that LTX-2 workflows use and ltxgraph runs (rectified-flow forms); ComfyUI's other
 names (dpmpp_*, heun, uni_pc, ...) are refused at validation, by name."""
 

@@ -63,3 +63,59 @@ def test_ksampler_refuses_samplers_it_does_not_run_by_name() -> None:
     message = check_value(spec.input_by_name["sampler_name"], "dpmpp_2m_sde")
     assert message is not None and "dpmpp_2m_sde" in message and "euler_ancestral" in message
     assert check_value(spec.input_by_name["scheduler"], "karras") is not None
+
+
+class TwoPredictions:
+    """A guided denoiser stand-in: the guided estimate ``guided * x`` and the negative one ``negative * x``."""
+
+    def __init__(self, guided: float, negative: float) -> None:
+        self.guided, self.negative, self.kept = guided, negative, False
+        self.x = None
+
+    def __call__(self, x, sigma):
+        self.x = x
+        return self.guided * x
+
+    def keep_unconditional(self) -> None:
+        self.kept = True
+
+    def last_unconditional(self):
+        return self.negative * self.x
+
+
+def test_euler_cfg_pp_steps_along_the_negative_direction() -> None:
+    from ltxgraph_ops.sampling.samplers import SAMPLERS
+    x = torch.full((1, 3), 2.0)
+    sigmas = torch.tensor([0.8, 0.5])
+    model = TwoPredictions(0.25, 0.5)
+    out = SAMPLERS["euler_cfg_pp"](model, x, sigmas)
+    # x' = (1 - 0.5) * D + 0.5 * (x - (1 - 0.8) * U) / 0.8, D = 0.5, U = 1.0
+    assert model.kept and torch.allclose(out, torch.full((1, 3), 0.5 * 0.5 + 0.5 * (2.0 - 0.2 * 1.0) / 0.8))
+
+
+def test_cfg_pp_with_equal_predictions_is_euler_and_ancestral_adds_noise() -> None:
+    from ltxgraph_ops.sampling.samplers import SAMPLERS
+    x = torch.randn(1, 4000, generator=torch.Generator().manual_seed(2))
+    sigmas = torch.tensor([1.0, 0.6, 0.2, 0.0])
+    same = TwoPredictions(0.3, 0.3)
+    assert torch.allclose(SAMPLERS["euler_cfg_pp"](same, x, sigmas), sample_euler(lambda x, s: 0.3 * x, x, sigmas),
+                          atol=1e-6)
+    one_step = SAMPLERS["euler_ancestral_cfg_pp"](TwoPredictions(0.0, 0.0), torch.zeros(1, 4000), sigmas[1:3],
+                                                  generator=torch.Generator().manual_seed(0))
+    # D = U = 0: only noise, alpha_t * sigma_up with sigma_up = min(s', s' sqrt(1 - r^2)) in VE coordinates
+    s_to, ratio = 0.2 / 0.8, (0.2 * 0.4) / (0.8 * 0.6)
+    assert float(one_step.std()) == pytest.approx(0.8 * s_to * (1 - ratio ** 2) ** 0.5, rel=0.03)
+
+
+def test_cfg_pp_sampler_runs_the_negative_pass_at_cfg_one(model) -> None:  # noqa: F811
+    latent = av_latent()
+    positive, negative = conditioning(1), conditioning(2)
+    sigmas = basic_scheduler_op(model, "simple", 3, 1.0)
+    guider = cfg_guider_op(model, positive, negative, 1.0)
+    plain, _ = sampler_custom_advanced(random_noise(3), guider, ksampler_select("euler"), sigmas, latent)
+    cfg_pp, _ = sampler_custom_advanced(random_noise(3), guider, ksampler_select("euler_cfg_pp"), sigmas, latent)
+    assert not torch.allclose(plain.video.samples, cfg_pp.video.samples)
+    assert torch.equal(cfg_pp.video.samples[:, :, 0], latent.video.samples[:, :, 0])
+    same, _ = sampler_custom_advanced(random_noise(3), cfg_guider_op(model, positive, positive, 1.0),
+                                      ksampler_select("euler_cfg_pp"), sigmas, latent)
+    assert torch.allclose(same.video.samples, plain.video.samples, atol=1e-4)
