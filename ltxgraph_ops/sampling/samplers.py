@@ -133,11 +133,10 @@ def sample_euler_ancestral_cfg_pp(denoise_fn: Denoiser, x: torch.Tensor, sigmas:
     """Euler ancestral with CFG++ (Chung et al. 2024, manifold-constrained CFG): the step lands on the guided
     estimate but moves along the negative prompt's noise direction, eps_u = (x - alpha u) / sigma, with
     alpha = 1 - sigma (rectified flow); the ancestral split is taken in the variance-exploding coordinates
-    sigma / alpha (ComfyUI ``euler_ancestral_cfg_pp``). The negative pass runs even at cfg 1."""
+    sigma / alpha (ComfyUI ``euler_ancestral_cfg_pp``). The negative pass runs even at cfg 1; a model without
+    one (a plain denoiser) steps along its own estimate."""
     keep = getattr(denoise_fn, "keep_unconditional", None)
-    if keep is None:
-        raise ValueError("the CFG++ samplers need the guided model's negative-prompt prediction")
-    keep()
+    has_negative = bool(keep()) if keep is not None else False
     generator = seeded(generator)
     for i in range(len(sigmas) - 1):
         sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
@@ -147,7 +146,8 @@ def sample_euler_ancestral_cfg_pp(denoise_fn: Denoiser, x: torch.Tensor, sigmas:
             x = denoised
             continue
         alpha, alpha_next = 1.0 - sigma, 1.0 - sigma_next
-        noise_direction = (x.float() - alpha * denoise_fn.last_unconditional().float()) / sigma
+        negative = denoise_fn.last_unconditional() if has_negative else denoised
+        noise_direction = (x.float() - alpha * negative.float()) / sigma
         down, up = ve_ancestral_split(sigma_next / alpha_next, sigma_next * alpha / (alpha_next * sigma), eta)
         x_next = alpha_next * denoised.float() + alpha_next * down * noise_direction
         if eta > 0 and s_noise > 0:

@@ -76,8 +76,9 @@ class TwoPredictions:
         self.x = x
         return self.guided * x
 
-    def keep_unconditional(self) -> None:
+    def keep_unconditional(self) -> bool:
         self.kept = True
+        return True
 
     def last_unconditional(self):
         return self.negative * self.x
