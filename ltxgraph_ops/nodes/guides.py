@@ -15,9 +15,8 @@ from ltxgraph.errors import InputValueError
 from ltxgraph.values import Audio, AudioLatent, VideoLatent
 from ltxgraph_ops.audio_ops import AudioVAEHandle, ltxv_audio_vae_encode
 from ltxgraph_ops.conditioning import Conditioning
-from ltxgraph_ops.guides import append_latent_guide, latent_index
+from ltxgraph_ops.guides import add_reference_guide, encode_into_first_frames
 from ltxgraph_ops.handles import ModelHandle
-from ltxgraph_ops.image_geometry import resize_center, resize_cropped
 from ltxgraph_ops.vae_handle import VideoVAEHandle
 
 CROP_MODES = ("disabled", "center")
@@ -37,74 +36,14 @@ def img_to_video_condition_only(vae: Annotated[VideoVAEHandle, Port("VAE")],
     the latent had is replaced)."""
     if bypass:
         return latent
-    frames, height, width = latent.samples.shape[2:]
-    time_scale, h_scale, w_scale = vae.scale_factors
-    pixels = resize_center(image, width * w_scale, height * h_scale)
-    encoded = vae.encode(pixels[: (pixels.shape[0] - 1) // time_scale * time_scale + 1])
-    count = encoded.shape[2]
-    if count > frames:
-        raise InputValueError(f"{image.shape[0]} conditioning frames need {count} latent frames; the latent has "
-                              f"only {frames}")
-    samples = latent.samples.clone()
-    samples[:, :, :count] = encoded.to(samples.dtype)
+    samples, count = encode_into_first_frames(vae, image, latent)
+    frames = samples.shape[2]
     mask = torch.ones(1, 1, frames, 1, 1)
     mask[:, :, :count] = 1.0 - strength
     return replace(latent, samples=samples, noise_mask=mask)
 
 
 # --------------------------------------------------------------------------------------- IC-LoRA guides
-
-
-def encode_reference(vae: VideoVAEHandle, clip: torch.Tensor, width: int, height: int, crop: str,
-                     tiled: bool, tile_size: int, tile_overlap: int) -> torch.Tensor:
-    """A clip (8n+1 frames) resized to width x height pixels (stretched, or centre-cropped first) -> its
-    latent [1, 128, 1 + n, height/32, width/32]; tiled: in spatial tiles of ``tile_size`` pixels overlapping by
-    ``tile_overlap`` (memory-bounded, blended)."""
-    pixels = resize_cropped(clip, width, height, "bilinear", crop)
-    if not tiled:
-        return vae.encode(pixels)
-    from ltxgraph_ops.models.tiling import tiled_encode
-    time_scale, h_scale, w_scale = vae.scale_factors
-    tile, overlap = max(2, tile_size // w_scale), tile_overlap // w_scale
-    frames = (pixels.shape[0] - 1) // time_scale + 1
-    planar = pixels[..., :3].float().movedim(-1, 0).unsqueeze(0) * 2 - 1                 # [1, 3, F, H, W]
-    with torch.inference_mode():
-        return tiled_encode(vae.model.get().encode, planar, tile, min(overlap, tile - 1), frames, 0,
-                            vae.scale_factors)
-
-
-def add_reference_guide(positive: Conditioning, negative: Conditioning, vae: VideoVAEHandle, latent: VideoLatent,
-                        image: torch.Tensor, frame_idx: int, strength: float, latent_downscale_factor: float,
-                        crop: str, tiled: bool, tile_size: int, tile_overlap: int,
-                        attention_mask: torch.Tensor | None = None
-                        ) -> tuple[Conditioning, Conditioning, VideoLatent]:
-    """An IC-LoRA reference clip as guide frames: resized to the latent's pixel size divided by
-    ``latent_downscale_factor`` (a small-grid IC-LoRA; dilated back onto the grid), encoded (a clip not at
-    frame 0 behind a throwaway copy of its first frame, for the causal VAE), placed at ``frame_idx``
-    (negative: from the end; multi-frame clips at 8k+1) with noise mask 1 - strength."""
-    time_scale, h_scale, w_scale = vae.scale_factors
-    frames, height, width = latent.samples.shape[2:]
-    factor = int(latent_downscale_factor)
-    if factor != latent_downscale_factor or height % factor or width % factor:
-        raise InputValueError(f"latent size {width}x{height} cells must be divisible by latent_downscale_factor "
-                              f"{latent_downscale_factor:g} (a whole number)")
-    kept_frames = (image.shape[0] - 1) // time_scale * time_scale + 1
-    causal = frame_idx == 0 or kept_frames == 1
-    clip = image if causal else torch.cat([image[:1], image], dim=0)
-    clip = clip[: (clip.shape[0] - 1) // time_scale * time_scale + 1]
-    encoded = encode_reference(vae, clip, width * w_scale // factor, height * h_scale // factor, crop, tiled,
-                               tile_size, tile_overlap)
-    used = clip.shape[0]
-    if not causal:
-        encoded, used = encoded[:, :, 1:], used - 1
-    existing = positive.guides
-    generated = frames - (existing.frames if existing else 0)
-    start, start_latent = latent_index(frame_idx, used, generated, time_scale)
-    if start_latent + encoded.shape[2] > generated:
-        raise InputValueError(f"a reference of {used} frames at frame {start} ends after the video's "
-                              f"{(generated - 1) * time_scale + 1} frames")
-    return append_latent_guide(positive, negative, latent, encoded, start, strength, causal, attention_mask,
-                               vae.scale_factors)
 
 
 GuideInputs = dict(

@@ -52,7 +52,7 @@ def test_iclora_guide_stretches_without_crop(vae) -> None:  # noqa: F811
 
 
 def test_iclora_guide_refuses_a_factor_that_does_not_divide(vae) -> None:  # noqa: F811
-    with pytest.raises(InputValueError, match="latent_downscale_factor 2"):
+    with pytest.raises(InputValueError, match="reference_downscale_factor 2"):
         add_video_iclora_guide(conditioning(1), conditioning(2), vae, empty(2, 3, 4), frames(1), 0, 1.0, 2.0)
 
 
