@@ -154,3 +154,22 @@ def test_generate_prompt_uses_the_clip_lora(models, tmp_path) -> None:
     with torch.inference_mode(), applied_gemma(patched) as gemma:
         patched_states = gemma(ids, torch.ones_like(ids))
     assert not all(torch.equal(a, b) for a, b in zip(base_logits, patched_states))
+
+
+def test_reference_audio_attaches_voice_tokens_and_identity_guidance(models) -> None:
+    from ltxgraph_ops.nodes.guides import IDENTITY_GUIDANCE, reference_audio
+    from ..sampling.test_sampling_ops import conditioning
+    audio_vae = ltxv_audio_vae_loader(checkpoint(models))
+    voice = Audio(torch.sin(torch.linspace(0, 900, 32000)).expand(1, 2, 32000).clone() * 0.5, 16000)
+    model = unet_loader(checkpoint(models), ctx=OpContext("UNETLoader"))
+    guided, positive, negative = reference_audio(model, conditioning(1), conditioning(2), voice, audio_vae,
+                                                 3.0, 0.1, 0.9)
+    latent = ltxv_audio_vae_encode(voice, audio_vae).samples                     # [1, C, T, M]
+    assert positive.reference_audio.shape == (1, latent.shape[2], latent.shape[1] * latent.shape[3])
+    assert torch.equal(positive.reference_audio[0, 1, :latent.shape[3]], latent[0, 0, 1])
+    assert negative.reference_audio is positive.reference_audio
+    assert guided.metadata[IDENTITY_GUIDANCE] == (3.0, 0.1, 0.9) and IDENTITY_GUIDANCE not in model.metadata
+    unguided, _, _ = reference_audio(model, conditioning(1), conditioning(2), voice, audio_vae, 0.0)
+    assert unguided is model
+    with pytest.raises(InputValueError, match="start_percent"):
+        reference_audio(model, conditioning(1), conditioning(2), voice, audio_vae, 3.0, 0.8, 0.2)
