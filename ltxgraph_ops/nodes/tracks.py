@@ -117,16 +117,20 @@ def render_size(width: int, height: int) -> tuple[int, int]:
 
 def draw_dots(frame: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, colours: torch.Tensor) -> None:
     """Paint filled discs (pixel offsets d with |d|^2 <= r^2 around the rounded centre) on ``frame`` [H, W, 3]
-    in order: a later disc covers an earlier one."""
+    in order: where discs overlap, the later one shows."""
     height, width = frame.shape[:2]
     reach = MAX_RADIUS + 1
     offsets = torch.arange(-reach, reach + 1)
-    dy, dx = torch.meshgrid(offsets, offsets, indexing="ij")
-    for (x, y), radius, colour in zip(centres.round().long().tolist(), radii.tolist(), colours):
-        inside = (dx * dx + dy * dy).float() <= radius * radius
-        rows, cols = y + dy[inside], x + dx[inside]
-        keep = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
-        frame[rows[keep], cols[keep]] = colour
+    dy, dx = torch.meshgrid(offsets, offsets, indexing="ij")                      # [D, D]
+    cx, cy = centres.round().long().unbind(-1)
+    rows, cols = cy[:, None, None] + dy, cx[:, None, None] + dx                    # [M, D, D]
+    inside = (dx * dx + dy * dy).float() <= (radii * radii)[:, None, None]
+    inside &= (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+    order = torch.arange(len(centres), dtype=torch.float32)[:, None, None].expand_as(inside)
+    top = torch.full((height * width,), -1.0)
+    top.scatter_reduce_(0, (rows * width + cols)[inside], order[inside], reduce="amax", include_self=True)
+    painted = top >= 0
+    frame.view(-1, 3)[painted] = colours[top[painted].long()]
 
 
 @op("LTXVDrawTracks", outputs={"IMAGE": "IMAGE"}, category="Lightricks/motion_tracking")
@@ -156,11 +160,10 @@ def draw_tracks(tracks: Annotated[str, Port("STRING", multiline=True)],
         radii = MIN_RADIUS + (MAX_RADIUS - MIN_RADIUS) * ratios
         colours = age_colours(ratios)
         canvas = torch.zeros(render_h, render_w, 3)
-        for step in range(t - first + 1):                                        # older dots first
-            shown = visible[:, first + step]
-            count = int(shown.sum())
-            draw_dots(canvas, positions[shown, first + step], radii[step].expand(count),
-                      colours[step].expand(count, 3))
+        shown = visible[:, first:t + 1].T                                        # [steps, tracks], oldest first
+        steps = torch.arange(t - first + 1)[:, None].expand_as(shown)[shown]
+        if len(steps):
+            draw_dots(canvas, positions[:, first:t + 1].transpose(0, 1)[shown], radii[steps], colours[steps])
         small = F.interpolate(canvas.permute(2, 0, 1)[None], size=(height, width), mode="bilinear",
                               align_corners=False)[0].permute(1, 2, 0)
         out[t] = small.flip(-1)
