@@ -1,4 +1,4 @@
-"""ComfyUI-LTXVideo's LTX-2.3 example workflows (example_workflows/2.3 of Lightricks/ComfyUI-LTXVideo, copied
+"""The LTX-2.3 workflows of ComfyUI's templates (tests/data/comfyui/ltx23) and ComfyUI-LTXVideo's LTX-2.3 example workflows (example_workflows/2.3 of Lightricks/ComfyUI-LTXVideo, copied
 into tests/data/comfyui/ltxvideo23) convert to ltxgraph graphs whose types and values validate; the two that
 use other packs' ML preprocessors or samplers are refused with exactly those nodes named."""
 from __future__ import annotations
@@ -23,8 +23,13 @@ REFUSED = {
 CONVERTIBLE = sorted(p.name for p in EXAMPLES.glob("*.json") if p.name not in REFUSED)
 
 
-def convert(name: str):
-    doc = read_document(EXAMPLES / name)
+TEMPLATES = CORPUS / "ltx23"
+TEMPLATE_NAMES = ["LTX-2.3_T2V_I2V_Two_Stage_Distilled.json", "LTX-2.3_V2V_ICLoRA_Single_Stage_Distilled.json",
+                  "video_ltx2_3_flf2v.json", "video_ltx2_3_i2v.json", "video_ltx2_3_t2v.json"]
+
+
+def convert(name: str, folder=EXAMPLES):
+    doc = read_document(folder / name)
     return convert_document(doc, detect_format(doc.data), REGISTRY)
 
 
@@ -32,9 +37,10 @@ def test_all_twelve_examples_are_there() -> None:
     assert len(CONVERTIBLE) + len(REFUSED) == 12
 
 
-@pytest.mark.parametrize("name", CONVERTIBLE)
-def test_example_converts_and_validates(name: str) -> None:
-    graph = convert(name).graph
+@pytest.mark.parametrize("folder, name", [(EXAMPLES, n) for n in CONVERTIBLE]
+                         + [(TEMPLATES, n) for n in TEMPLATE_NAMES])
+def test_workflow_converts_and_validates(folder, name: str) -> None:
+    graph = convert(name, folder).graph
     doc = SourceDoc(graph, {}, f"{name} (converted)")
     resolved = validate(graph_from_doc(doc), REGISTRY, doc)
     ops = {node["op"] for node in graph["nodes"].values()}
