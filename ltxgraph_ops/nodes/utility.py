@@ -1,15 +1,12 @@
-"""Utility nodes (ComfyUI names): an if/else switch, a text preview of any value, and SimpleMath+ (from
-ComfyUI_essentials), the small helpers LTX-2.3 workflows wire around their models."""
+"""Utility nodes (ComfyUI names): an if/else switch and SimpleMath+ (from ComfyUI_essentials), the small helpers
+LTX-2.3 workflows wire around their models. (PreviewAny is the converter's: it drops display-only nodes.)"""
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-import torch
-
 from ltxgraph import Port, op
 from ltxgraph.errors import InputValueError
 from ltxgraph.types import PORT_TYPES
-from ltxgraph.values import AudioLatent, AVLatent, VideoLatent
 from ltxgraph_ops.primitives import compute_expression
 
 ANY = "|".join(sorted(PORT_TYPES))
@@ -26,30 +23,6 @@ def switch(switch: Annotated[bool, Port("BOOLEAN")] = False,
         raise InputValueError(f"switch is {'on' if switch else 'off'} but {'on_true' if switch else 'on_false'} "
                               "has no value")
     return chosen
-
-
-def describe_value(value: Any) -> str:
-    """A short text for any value: scalars as ComfyUI prints them, tensors and latents by shape."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, torch.Tensor):
-        return f"tensor of shape {list(value.shape)} ({str(value.dtype).removeprefix('torch.')})"
-    if isinstance(value, AVLatent):
-        return f"audio-video latent: {describe_value(value.video)}; {describe_value(value.audio)}"
-    if isinstance(value, (VideoLatent, AudioLatent)):
-        kind = "video" if isinstance(value, VideoLatent) else "audio"
-        return f"{kind} latent of shape {list(value.samples.shape)}"
-    return type(value).__name__
-
-
-@op("PreviewAny", outputs={"STRING": "STRING"}, category="utilities", output_node=True)
-def preview_any(source: Annotated[Any, Port(ANY)]) -> str:
-    """The value as text (a string as it is; numbers printed; tensors and latents by shape)."""
-    return describe_value(source)
 
 
 Operand = Annotated[Any, Port("INT|FLOAT|BOOLEAN", optional=True, widget=False)]

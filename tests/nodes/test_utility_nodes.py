@@ -1,12 +1,10 @@
-"""ComfySwitchNode, PreviewAny and SimpleMath+ do exactly what their ComfyUI nodes do."""
+"""ComfySwitchNode and SimpleMath+ do exactly what their ComfyUI nodes do."""
 from __future__ import annotations
 
 import pytest
-import torch
 
 from ltxgraph.errors import InputValueError
-from ltxgraph.values import VideoLatent
-from ltxgraph_ops.nodes.utility import preview_any, simple_math, switch
+from ltxgraph_ops.nodes.utility import simple_math, switch
 
 
 def test_switch_picks_the_branch_named_by_the_boolean() -> None:
@@ -17,15 +15,6 @@ def test_switch_picks_the_branch_named_by_the_boolean() -> None:
 def test_switch_without_the_chosen_value_names_it() -> None:
     with pytest.raises(InputValueError, match="on_true"):
         switch(True, "plain", None)
-
-
-def test_preview_any_prints_scalars_and_shapes() -> None:
-    assert preview_any("a prompt") == "a prompt"
-    assert preview_any(3) == "3"
-    assert preview_any(True) == "true"
-    assert preview_any(torch.zeros(2, 4, 6, 3)) == "tensor of shape [2, 4, 6, 3] (float32)"
-    latent = VideoLatent(torch.zeros(1, 128, 2, 3, 4), 25.0, 9)
-    assert preview_any(latent) == "video latent of shape [1, 128, 2, 3, 4]"
 
 
 def test_simple_math_rounds_int_and_keeps_float() -> None:
