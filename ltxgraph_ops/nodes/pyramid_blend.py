@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ltxgraph import Port, op
+from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
 from ltxgraph_ops.nodes.masks import as_video_mask
 
@@ -106,7 +107,8 @@ def laplacian_pyramid_blend(image_a: Annotated[torch.Tensor, Port("IMAGE")],
                             image_b: Annotated[torch.Tensor, Port("IMAGE")],
                             mask: Annotated[torch.Tensor, Port("MASK")],
                             trim_to_shortest: Annotated[bool, Port("BOOLEAN")] = True,
-                            mask_low_res_dilation: Annotated[int, Port("INT", min=0, max=15)] = 5) -> torch.Tensor:
+                            mask_low_res_dilation: Annotated[int, Port("INT", min=0, max=15)] = 5,
+                            ctx: OpContext = None) -> torch.Tensor:
     """image_a inside the mask, image_b outside, joined without seams (7-level Laplacian pyramids; the mask
     first dilated by ``mask_low_res_dilation`` cells at 64 pixels long side). Frame counts must agree unless
     ``trim_to_shortest``."""
@@ -122,6 +124,10 @@ def laplacian_pyramid_blend(image_a: Annotated[torch.Tensor, Port("IMAGE")],
                               "turn on trim_to_shortest or give equal lengths")
     weights = dilate_at_low_resolution(mask[:, None], mask_low_res_dilation)
     a, b = image_a.movedim(-1, 1), image_b.movedim(-1, 1)
-    chunks = [pyramid_blend(a[i:i + FRAMES_PER_CHUNK], b[i:i + FRAMES_PER_CHUNK], weights[i:i + FRAMES_PER_CHUNK])
-              for i in range(0, a.shape[0], FRAMES_PER_CHUNK)]
+    chunks = []
+    for start in range(0, a.shape[0], FRAMES_PER_CHUNK):
+        end = start + FRAMES_PER_CHUNK
+        chunks.append(pyramid_blend(a[start:end], b[start:end], weights[start:end]))
+        if ctx is not None:
+            ctx.step(min(end, a.shape[0]), a.shape[0])
     return torch.cat(chunks).movedim(1, -1)

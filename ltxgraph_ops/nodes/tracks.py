@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ltxgraph import Port, op
+from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
 
 Point = dict[str, float]
@@ -136,7 +137,8 @@ def draw_dots(frame: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, c
 @op("LTXVDrawTracks", outputs={"IMAGE": "IMAGE"}, category="Lightricks/motion_tracking")
 def draw_tracks(tracks: Annotated[str, Port("STRING", multiline=True)],
                 width: Annotated[int, Port("INT", min=8, max=8192, multiple_of=8)] = 512,
-                height: Annotated[int, Port("INT", min=8, max=8192, multiple_of=8)] = 512) -> torch.Tensor:
+                height: Annotated[int, Port("INT", min=8, max=8192, multiple_of=8)] = 512,
+                ctx: OpContext = None) -> torch.Tensor:
     """A video [frames, height, width, 3] with one frame per track point: at frame t every track shows its last
     50 positions as dots, newest on top, radius 2 -> 8 px and colour blue -> red from old to new (drawn at
     1080 px short side, scaled down bilinearly; channels in BGR order and float16 precision as the IC-LoRA
@@ -167,4 +169,6 @@ def draw_tracks(tracks: Annotated[str, Port("STRING", multiline=True)],
         small = F.interpolate(canvas.permute(2, 0, 1)[None], size=(height, width), mode="bilinear",
                               align_corners=False)[0].permute(1, 2, 0)
         out[t] = small.flip(-1)
+        if ctx is not None:
+            ctx.step(t + 1, frames)
     return out.half().float()

@@ -81,3 +81,14 @@ def test_draw_tracks_puts_the_newest_dot_red_in_bgr() -> None:
     assert float(video[1, 100, 100].sum()) > 0                       # trail of frame 0
     assert float(video[1, 100, 306].sum()) == 0.0                    # radius 8 render px = 4 px here
     assert float(draw_tracks("[]", 16, 8).abs().sum()) == 0.0
+
+
+def test_long_image_nodes_report_progress() -> None:
+    from ltxgraph.context import OpContext
+    seen = []
+    ctx = OpContext("node", on_step=lambda node, step, total, info: seen.append((step, total)))
+    laplacian_pyramid_blend(torch.rand(10, 8, 8, 3), torch.rand(10, 8, 8, 3), torch.ones(10, 8, 8), True, 0, ctx)
+    assert seen == [(8, 10), (10, 10)]
+    seen.clear()
+    draw_tracks(json.dumps([[{"x": 1, "y": 1}, {"x": 2, "y": 2}, {"x": 3, "y": 3}]]), 16, 16, ctx)
+    assert seen == [(1, 3), (2, 3), (3, 3)]
