@@ -52,7 +52,9 @@ class Conditioning:
 
     video_context / audio_context: [B, S, caption_channels] per stream (audio None for video-only models);
     context_mask: [B, S] 1 = token, 0 = padding (None: all tokens valid); frame_rate: frames per second the
-    video is generated at (LTXVConditioning); guides: keyframe tokens added by LTXVAddGuide.
+    video is generated at (LTXVConditioning); guides: keyframe tokens added by LTXVAddGuide;
+    reference_audio: [B, T, C * M] patchified audio-latent tokens of a reference voice (LTXVSetAudioRefTokens,
+    LTXVReferenceAudio) that the LTX-2.3 transformer prepends to the audio stream at negative times.
     """
 
     video_context: torch.Tensor
@@ -60,12 +62,16 @@ class Conditioning:
     context_mask: torch.Tensor | None = None
     frame_rate: float | None = None
     guides: Guides | None = None
+    reference_audio: torch.Tensor | None = None
 
     def with_frame_rate(self, frame_rate: float) -> "Conditioning":
         return replace(self, frame_rate=frame_rate)
 
     def with_guides(self, guides: Guides | None) -> "Conditioning":
         return replace(self, guides=guides)
+
+    def with_reference_audio(self, tokens: torch.Tensor | None) -> "Conditioning":
+        return replace(self, reference_audio=tokens)
 
     def zeroed(self) -> "Conditioning":
         """ConditioningZeroOut: the same shapes filled with zeros."""

@@ -11,7 +11,7 @@ from ltxgraph.errors import InputValueError
 from ltxgraph.values import VideoLatent
 from ltxgraph_ops.conditioning import Conditioning, Guides
 from ltxgraph_ops.handles import ModelHandle
-from ltxgraph_ops.image_geometry import resize_center
+from ltxgraph_ops.image_geometry import resize_center, resize_cropped
 from ltxgraph_ops.latents import pixel_frames
 from ltxgraph_ops.models.transformer_tokens import video_positions
 from ltxgraph_ops.vae_handle import VideoVAEHandle
@@ -63,6 +63,16 @@ def img_to_video_inplace(vae: Annotated[VideoVAEHandle, Port("VAE")],
     (centre crop + bilinear) into the first latent frames, and keep them: noise mask 1 - strength there."""
     if bypass:
         return latent
+    samples, count = encode_into_first_frames(vae, image, latent)
+    mask = noise_mask_of(latent)
+    mask[:, :, :count] = 1.0 - strength
+    return replace(latent, samples=samples, noise_mask=mask)
+
+
+def encode_into_first_frames(vae: VideoVAEHandle, image: torch.Tensor, latent: VideoLatent
+                             ) -> tuple[torch.Tensor, int]:
+    """``image`` centre-cropped and resized (bilinear) to the latent's pixel size, its first 8n+1 frames encoded
+    over the latent's first frames: (a copy of the samples with them written, latent frames written)."""
     _, _, frames, height, width = latent.samples.shape
     _, h, w = vae.scale_factors
     pixels = resize_center(image, width * w, height * h)
@@ -73,9 +83,7 @@ def img_to_video_inplace(vae: Annotated[VideoVAEHandle, Port("VAE")],
                               f"only {frames}")
     samples = latent.samples.clone()
     samples[:, :, :count] = encoded.to(samples.dtype)
-    mask = noise_mask_of(latent)
-    mask[:, :, :count] = 1.0 - strength
-    return replace(latent, samples=samples, noise_mask=mask)
+    return samples, count
 
 
 @op("GetICLoRAParameters", outputs={"iclora_parameters": "IC_LORA_PARAMETERS"}, category="model/conditioning/ltxv")
@@ -111,30 +119,59 @@ def add_guide(positive: Annotated[Conditioning, Port("CONDITIONING")],
     factor), placed in time at ``frame_idx`` (negative = from the end) through its RoPE positions, kept with
     noise mask max(0, 1 - strength), and attended to with weight ``strength`` (scaled per pixel by
     ``attention_mask``) when it is below 1. LTXVCropGuides removes them after sampling."""
-    time_scale, h_scale, w_scale = vae.scale_factors
-    samples = latent.samples
-    batch, _, frames, height, width = samples.shape
     factor = max(1, round(float((iclora_parameters or {}).get("reference_downscale_factor", 1))))
-    if height % factor or width % factor:
+    return add_reference_guide(positive, negative, vae, latent, image, frame_idx, strength, factor, "center",
+                               attention_mask=attention_mask)
+
+
+def encode_reference(vae: VideoVAEHandle, clip: torch.Tensor, width: int, height: int, crop: str = "center",
+                     tiled: bool = False, tile_size: int = 256, tile_overlap: int = 64) -> torch.Tensor:
+    """A clip (8n+1 frames) resized to width x height pixels (centre-cropped first, or stretched with crop
+    "disabled") -> its latent [1, 128, 1 + n, height/32, width/32]; tiled: in spatial tiles of ``tile_size``
+    pixels overlapping by ``tile_overlap`` (memory-bounded, blended)."""
+    pixels = resize_cropped(clip, width, height, "bilinear", crop)
+    if not tiled:
+        return vae.encode(pixels)
+    from ltxgraph_ops.models.tiling import tiled_encode
+    time_scale, h_scale, w_scale = vae.scale_factors
+    tile, overlap = max(2, tile_size // w_scale), tile_overlap // w_scale
+    frames = (pixels.shape[0] - 1) // time_scale + 1
+    planar = pixels[..., :3].float().movedim(-1, 0).unsqueeze(0) * 2 - 1                 # [1, 3, F, H, W]
+    with torch.inference_mode():
+        return tiled_encode(vae.model.get().encode, planar, tile, min(overlap, tile - 1), frames, 0,
+                            vae.scale_factors)
+
+
+def add_reference_guide(positive: Conditioning, negative: Conditioning, vae: VideoVAEHandle, latent: VideoLatent,
+                        image: torch.Tensor, frame_idx: int, strength: float, latent_downscale_factor: float = 1.0,
+                        crop: str = "center", tiled: bool = False, tile_size: int = 256, tile_overlap: int = 64,
+                        attention_mask: torch.Tensor | None = None
+                        ) -> tuple[Conditioning, Conditioning, VideoLatent]:
+    """A keyframe or clip (e.g. an IC-LoRA reference) as guide frames: resized to the latent's pixel size
+    divided by ``latent_downscale_factor`` (a small-grid IC-LoRA; dilated back onto the grid), encoded (a clip
+    not at frame 0 behind a throwaway copy of its first frame, for the causal VAE), placed at ``frame_idx``
+    (negative: from the end; multi-frame clips at 8k+1) with noise mask max(0, 1 - strength)."""
+    time_scale, h_scale, w_scale = vae.scale_factors
+    frames, height, width = latent.samples.shape[2:]
+    factor = int(latent_downscale_factor)
+    if factor != latent_downscale_factor or height % factor or width % factor:
         raise InputValueError(f"latent size {width}x{height} cells must be divisible by the IC-LoRA's "
-                              f"reference_downscale_factor {factor}")
+                              f"reference_downscale_factor {latent_downscale_factor:g} (a whole number)")
     existing = positive.guides
     generated = frames - (existing.frames if existing else 0)
-    keep_frames = (image.shape[0] - 1) // time_scale * time_scale + 1
+    kept_frames = (image.shape[0] - 1) // time_scale * time_scale + 1
     resolved = frame_idx if frame_idx >= 0 else max((generated - 1) * time_scale + 1 + frame_idx, 0)
-    causal = resolved == 0 or keep_frames == 1
-    clip = image
-    if not causal:  # the causal VAE encodes a clip's first frame alone: encode a throwaway copy of it first
-        clip = torch.cat([clip[:1], clip], dim=0)
+    causal = resolved == 0 or kept_frames == 1
+    clip = image if causal else torch.cat([image[:1], image], dim=0)
     clip = clip[: (clip.shape[0] - 1) // time_scale * time_scale + 1]
-    pixels = resize_center(clip, width * w_scale // factor, height * h_scale // factor)
-    encoded = vae.encode(pixels)
-    used_frames = clip.shape[0]
+    encoded = encode_reference(vae, clip, width * w_scale // factor, height * h_scale // factor, crop, tiled,
+                               tile_size, tile_overlap)
+    used = clip.shape[0]
     if not causal:
-        encoded, used_frames = encoded[:, :, 1:], used_frames - 1
-    start, start_latent = latent_index(frame_idx, used_frames, generated, time_scale)
+        encoded, used = encoded[:, :, 1:], used - 1
+    start, start_latent = latent_index(frame_idx, used, generated, time_scale)
     if start_latent + encoded.shape[2] > generated:
-        raise InputValueError(f"a guide of {keep_frames} frames at frame {start} ends after the video's "
+        raise InputValueError(f"a guide of {kept_frames} frames at frame {start} ends after the video's "
                               f"{(generated - 1) * time_scale + 1} frames")
     return append_latent_guide(positive, negative, latent, encoded, start, strength, causal, attention_mask,
                                vae.scale_factors)

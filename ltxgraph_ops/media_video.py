@@ -102,8 +102,8 @@ def get_video_components(video: Annotated[Video, Port("VIDEO")]) -> tuple[torch.
 def create_video(images: Annotated[torch.Tensor, Port("IMAGE")],
                  fps: Annotated[float, Port("FLOAT", min=1.0, max=120.0)] = 30.0,
                  audio: Annotated[Audio | None, Port("AUDIO", optional=True)] = None,
-                 bit_depth: Annotated[int, Port("INT", choices=(8,))] = 8) -> Video:
-    """Frames at ``fps`` with optional audio."""
+                 bit_depth: Annotated[int | str, Port("INT|STRING", choices=(8, "auto"))] = 8) -> Video:
+    """Frames at ``fps`` with optional audio. bit_depth: 8, or "auto" (newer ComfyUI; 8 for sRGB video)."""
     return Video(check_images(images), float(fps), audio)
 
 

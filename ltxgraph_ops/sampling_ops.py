@@ -63,7 +63,8 @@ class SamplerChoice:
 @op("KSamplerSelect", outputs={"SAMPLER": "SAMPLER"}, category="sampling/custom_sampling/samplers")
 def ksampler_select(sampler_name: Annotated[str, Port("STRING", choices=tuple(SAMPLERS))] = "euler"
                     ) -> SamplerChoice:
-    """A sampler: euler, euler_ancestral (rectified-flow ancestral), lcm, gradient_estimation, res_2s."""
+    """A sampler: euler, euler_ancestral (rectified-flow ancestral), their CFG++ forms euler_cfg_pp and
+    euler_ancestral_cfg_pp, lcm, gradient_estimation, res_2s."""
     return SamplerChoice(sampler_name)
 
 
@@ -243,6 +244,18 @@ def _rebuild(latent, samples: tuple[torch.Tensor, ...]):
     return replace(latent, samples=samples[0])
 
 
+def _refuse_unsupported_conditioning(guider: Guider) -> None:
+    """Reference-voice conditioning needs transformer support that is not there yet: refuse it by name rather
+    than sample as if it were absent."""
+    prompts = [c for c in (guider.positive, guider.negative) if c is not None]
+    if any(getattr(c, "reference_audio", None) is not None for c in prompts):
+        raise InputValueError("the prompts carry reference audio tokens (LTXVSetAudioRefTokens / "
+                              "LTXVReferenceAudio), which this transformer cannot attend to yet")
+    if "identity_guidance" in guider.model.metadata:
+        raise InputValueError("the model carries LTXVReferenceAudio identity guidance, which the sampler does "
+                              "not run yet")
+
+
 @op("SamplerCustomAdvanced", outputs={"output": "=latent_image", "denoised_output": "=latent_image"},
     category="sampling/custom_sampling")
 def sampler_custom_advanced(noise: Annotated[Any, Port("NOISE")],
@@ -255,6 +268,11 @@ def sampler_custom_advanced(noise: Annotated[Any, Port("NOISE")],
     generate, 0 = keep); a first sigma below 1 noises the input to that level (refinement). Returns the
     sampled latent and the model's last clean estimate, both with the input's masks, fps and durations."""
     ctx = ctx or OpContext("SamplerCustomAdvanced")
+    _refuse_unsupported_conditioning(guider)
+    if guider.model.metadata.get("audio_only") and isinstance(latent_image, AVLatent):
+        # audio-only model (LTXVAudioOnlyModel): the audio alone is denoised; the placeholder video passes
+        audio, audio_denoised = sampler_custom_advanced(noise, guider, sampler, sigmas, latent_image.audio, ctx)
+        return AVLatent(latent_image.video, audio), AVLatent(latent_image.video, audio_denoised)
     parts = _parts(latent_image)
     modalities = tuple(name for name, _ in parts)
     latents = [part.samples.float() for _, part in parts]

@@ -88,6 +88,18 @@ class MaskedDenoiser:
         denoised = self.model(self.unpack(x), self.timesteps(sigma), sigma)
         return self.pack(self.keep_clean(denoised))
 
+    def keep_unconditional(self) -> bool:
+        """Ask the guider to run and keep its negative-prompt prediction on every call (CFG++ samplers);
+        False when the model is not a guider that has one."""
+        if not hasattr(self.model, "keep_unconditional"):
+            return False
+        self.model.keep_unconditional = True
+        return True
+
+    def last_unconditional(self) -> torch.Tensor:
+        """The negative-prompt prediction of the last call, packed and masked like the guided one."""
+        return self.pack(self.keep_clean(self.model.last_unconditional))
+
 
 Sampler = Callable[..., torch.Tensor]
 

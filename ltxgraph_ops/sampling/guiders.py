@@ -116,11 +116,13 @@ class MultimodalGuider:
         self.skip_steps = tuple(skip_steps) if skip_steps is not None else (0,) * count
         self.calls = 0
         self.last: list[torch.Tensor | None] = [None] * count
+        self.keep_unconditional = False          # CFG++ samplers: run the negative pass always and keep it
+        self.last_unconditional: tuple[torch.Tensor, ...] | None = None
 
     def passes(self) -> dict[str, ModelPass]:
         """The model passes needed, by role, in the order they run."""
         needed = {"positive": ModelPass(no_cross_attention_into=self.no_cross)}
-        if any(p.needs_negative for p in self.params):
+        if self.keep_unconditional or any(p.needs_negative for p in self.params):
             needed["negative"] = ModelPass(conditioning="negative", no_cross_attention_into=self.no_cross)
         if any(p.needs_perturbed for p in self.params):
             blocks = self.perturbed_blocks or tuple(tuple(p.stg_blocks) if p.needs_perturbed else None
@@ -144,6 +146,8 @@ class MultimodalGuider:
             return tuple(self.last)  # type: ignore[arg-type]
         outputs = {role: self.model(latents, timesteps, sigma, model_pass)
                    for role, model_pass in self.passes().items()}
+        if self.keep_unconditional:
+            self.last_unconditional = outputs["negative"]
         guided = []
         for k, params in enumerate(self.params):
             if skipped[k]:

@@ -119,6 +119,49 @@ def sample_euler_ancestral(denoise_fn: Denoiser, x: torch.Tensor, sigmas: torch.
     return x
 
 
+def ve_ancestral_split(sigma_to: float, ratio: float, eta: float) -> tuple[float, float]:
+    """k-diffusion's ancestral split of a variance-exploding step to ``sigma_to`` (ratio = sigma_to /
+    sigma_from): sigma_up = min(sigma_to, eta sigma_to sqrt(1 - ratio^2)), sigma_down = sqrt(sigma_to^2 -
+    sigma_up^2)."""
+    sigma_up = min(sigma_to, eta * sigma_to * max(0.0, 1.0 - ratio * ratio) ** 0.5)
+    return (sigma_to * sigma_to - sigma_up * sigma_up) ** 0.5, sigma_up
+
+
+def sample_euler_ancestral_cfg_pp(denoise_fn: Denoiser, x: torch.Tensor, sigmas: torch.Tensor,
+                                  callback: Callback | None = None, generator: torch.Generator | None = None,
+                                  eta: float = 1.0, s_noise: float = 1.0) -> torch.Tensor:
+    """Euler ancestral with CFG++ (Chung et al. 2024, manifold-constrained CFG): the step lands on the guided
+    estimate but moves along the negative prompt's noise direction, eps_u = (x - alpha u) / sigma, with
+    alpha = 1 - sigma (rectified flow); the ancestral split is taken in the variance-exploding coordinates
+    sigma / alpha (ComfyUI ``euler_ancestral_cfg_pp``). The negative pass runs even at cfg 1; a model without
+    one (a plain denoiser) steps along its own estimate."""
+    keep = getattr(denoise_fn, "keep_unconditional", None)
+    has_negative = bool(keep()) if keep is not None else False
+    generator = seeded(generator)
+    for i in range(len(sigmas) - 1):
+        sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
+        denoised = denoise(denoise_fn, x, sigmas[i], i)
+        report(callback, i, sigmas, x, denoised)
+        if sigma_next == 0:
+            x = denoised
+            continue
+        alpha, alpha_next = 1.0 - sigma, 1.0 - sigma_next
+        negative = denoise_fn.last_unconditional() if has_negative else denoised
+        noise_direction = (x.float() - alpha * negative.float()) / sigma
+        down, up = ve_ancestral_split(sigma_next / alpha_next, sigma_next * alpha / (alpha_next * sigma), eta)
+        x_next = alpha_next * denoised.float() + alpha_next * down * noise_direction
+        if eta > 0 and s_noise > 0:
+            x_next = x_next + alpha_next * s_noise * up * standard_noise(x_next, generator)
+        x = restore_kept(denoise_fn, x_next.to(x.dtype))
+    return x
+
+
+def sample_euler_cfg_pp(denoise_fn: Denoiser, x: torch.Tensor, sigmas: torch.Tensor,
+                        callback: Callback | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Euler with CFG++: ``sample_euler_ancestral_cfg_pp`` without noise (ComfyUI ``euler_cfg_pp``)."""
+    return sample_euler_ancestral_cfg_pp(denoise_fn, x, sigmas, callback, generator, eta=0.0, s_noise=0.0)
+
+
 def sample_lcm(denoise_fn: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
     """Latent Consistency Model sampling (Luo et al. 2023): jump to x0, re-noise to the next level."""
@@ -249,6 +292,8 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "euler": sample_euler,
     "gradient_estimation": sample_gradient_estimation,
     "euler_ancestral": sample_euler_ancestral,
+    "euler_cfg_pp": sample_euler_cfg_pp,
+    "euler_ancestral_cfg_pp": sample_euler_ancestral_cfg_pp,
     "lcm": sample_lcm,
     "res_2s": sample_res_2s,
 }

@@ -1,0 +1,91 @@
+"""TextGenerateLTX2Prompt (ComfyUI core): a prompt rewritten for LTX-2 by the text encoder's own Gemma 3, in
+Gemma's chat format with the LTX-2 video-prompt system instruction, sampled or greedy."""
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+import torch
+
+from ltxgraph import Port, op
+from ltxgraph.context import OpContext
+from ltxgraph.errors import InputValueError
+from ltxgraph.values import Audio
+from ltxgraph_ops.nodes.loaders import applied_gemma
+from ltxgraph_ops.text_ops import T2V_SYSTEM_PROMPT, TextEncoderHandle
+
+MAX_SEED = 2 ** 64 - 1
+SAMPLING = ("sampling_mode", ("on",))
+NEUTRAL = {"top_p": 1.0, "min_p": 0.0, "repetition_penalty": 1.0, "presence_penalty": 0.0}
+"""Sampling settings whose value changes nothing; other values are not applied by Gemma's generator (warned)."""
+
+
+def ltx2_chat(prompt: str, system: str = T2V_SYSTEM_PROMPT) -> str:
+    """Gemma 3's chat turns for LTX-2 prompt writing: system instruction, the user's raw prompt, model turn."""
+    return (f"<start_of_turn>system\n{system.strip()}<end_of_turn>\n"
+            f"<start_of_turn>user\n\nUser Raw Input Prompt: {prompt}.<end_of_turn>\n"
+            "<start_of_turn>model\n")
+
+
+def without_reasoning(text: str) -> str:
+    """Generated text with <think>...</think> blocks (and anything before an unclosed one's end) removed."""
+    text = re.sub(r"<think>.*?</think>", "", text, flags=re.DOTALL)
+    if "</think>" in text:
+        text = text.rsplit("</think>", 1)[-1]
+    return re.sub(r"</?think>", "", text).strip()
+
+
+@op("TextGenerateLTX2Prompt", outputs={"generated_text": "STRING"}, category="text")
+def generate_ltx2_prompt(
+        clip: Annotated[TextEncoderHandle, Port("CLIP")],
+        prompt: Annotated[str, Port("STRING", multiline=True)] = "",
+        max_length: Annotated[int, Port("INT", min=1, max=32768)] = 512,
+        sampling_mode: Annotated[str, Port("STRING", choices=("on", "off"))] = "on",
+        temperature: Annotated[float, Port("FLOAT", min=0.01, max=2.0, comfy_name="sampling_mode.temperature",
+                                           shown_when=SAMPLING)] = 0.7,
+        top_k: Annotated[int, Port("INT", min=0, max=1000, comfy_name="sampling_mode.top_k",
+                                   shown_when=SAMPLING)] = 64,
+        top_p: Annotated[float, Port("FLOAT", min=0.0, max=1.0, comfy_name="sampling_mode.top_p",
+                                     shown_when=SAMPLING)] = 0.95,
+        min_p: Annotated[float, Port("FLOAT", min=0.0, max=1.0, comfy_name="sampling_mode.min_p",
+                                     shown_when=SAMPLING)] = 0.05,
+        repetition_penalty: Annotated[float, Port("FLOAT", min=0.0, max=5.0,
+                                                  comfy_name="sampling_mode.repetition_penalty",
+                                                  shown_when=SAMPLING)] = 1.05,
+        seed: Annotated[int, Port("INT", min=0, max=MAX_SEED, comfy_name="sampling_mode.seed",
+                                  shown_when=SAMPLING)] = 0,
+        presence_penalty: Annotated[float, Port("FLOAT", min=0.0, max=5.0,
+                                                comfy_name="sampling_mode.presence_penalty",
+                                                shown_when=SAMPLING)] = 0.0,
+        image: Annotated[torch.Tensor | None, Port("IMAGE", optional=True)] = None,
+        video: Annotated[torch.Tensor | None, Port("IMAGE", optional=True)] = None,
+        audio: Annotated[Audio | None, Port("AUDIO", optional=True)] = None,
+        thinking: Annotated[bool, Port("BOOLEAN", optional=True)] = False,
+        use_default_template: Annotated[bool, Port("BOOLEAN", optional=True)] = True,
+        ctx: OpContext = None) -> str:
+    """``prompt`` expanded by Gemma into a detailed LTX-2 video prompt (at most ``max_length`` new tokens,
+    stopping at the end of its turn): sampling on = temperature and top-k from ``seed``, off = greedy;
+    <think> blocks are removed. use_default_template off sends ``prompt`` as it is. Gemma 3 writes no
+    reasoning (``thinking`` changes nothing). Looking at an image or video needs Gemma's vision tower and is
+    refused for now; audio Gemma 3 cannot hear."""
+    ctx = ctx or OpContext("TextGenerateLTX2Prompt")
+    for name, value in (("image", image), ("video", video)):
+        if value is not None:
+            raise InputValueError(f"{name}: prompt writing from pictures needs Gemma 3's vision tower, which "
+                                  "ltxgraph's text encoder does not run yet; disconnect it")
+    if audio is not None:
+        raise InputValueError("audio: Gemma 3 takes no audio input; disconnect it")
+    sampled = sampling_mode == "on"
+    if sampled:
+        ignored = [f"{name} {value:g}" for name, value in
+                   dict(top_p=top_p, min_p=min_p, repetition_penalty=repetition_penalty,
+                        presence_penalty=presence_penalty).items() if value != NEUTRAL[name]]
+        if ignored:
+            ctx.warn(f"Gemma samples with temperature and top_k only; not applied: {', '.join(ignored)}")
+    text = ltx2_chat(prompt) if use_default_template else prompt
+    ids = torch.tensor([clip.tokenizer.tokenize(text)])
+    with torch.inference_mode(), applied_gemma(clip) as gemma:
+        generated = gemma.generate(ids, torch.ones_like(ids), max_new_tokens=max_length,
+                                   temperature=temperature if sampled else 0.0, top_k=top_k or 1_000_000,
+                                   seed=seed % 2 ** 63)
+    return without_reasoning(clip.tokenizer.decode(generated[0].tolist()))

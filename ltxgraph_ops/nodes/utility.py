@@ -1,0 +1,40 @@
+"""Utility nodes (ComfyUI names): an if/else switch and SimpleMath+ (from ComfyUI_essentials), the small helpers
+LTX-2.3 workflows wire around their models. (PreviewAny is the converter's: it drops display-only nodes.)"""
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from ltxgraph import Port, op
+from ltxgraph.errors import InputValueError
+from ltxgraph.types import PORT_TYPES
+from ltxgraph_ops.primitives import compute_expression
+
+ANY = "|".join(sorted(PORT_TYPES))
+"""Every port type: the inputs of nodes that pass any value along (ComfyUI's "*")."""
+
+
+@op("ComfySwitchNode", outputs={"output": "=on_true"}, category="utilities/logic")
+def switch(switch: Annotated[bool, Port("BOOLEAN")] = False,
+           on_false: Annotated[Any, Port(ANY)] = None,
+           on_true: Annotated[Any, Port(ANY)] = None) -> Any:
+    """``on_true`` when ``switch`` is on, else ``on_false`` (both inputs must be of one type)."""
+    chosen = on_true if switch else on_false
+    if chosen is None:
+        raise InputValueError(f"switch is {'on' if switch else 'off'} but {'on_true' if switch else 'on_false'} "
+                              "has no value")
+    return chosen
+
+
+Operand = Annotated[Any, Port("INT|FLOAT|BOOLEAN", optional=True, widget=False)]
+
+
+@op("SimpleMath+", outputs={"INT": "INT", "FLOAT": "FLOAT"}, category="essentials/utilities")
+def simple_math(value: Annotated[str, Port("STRING")] = "",
+                a: Operand = None, b: Operand = None, c: Operand = None) -> tuple[int, float]:
+    """An arithmetic expression over a, b, c (e.g. "a*32"): INT is the result rounded to the nearest integer
+    (halves to even, as Python's round), FLOAT the result itself. Unconnected names are 0."""
+    variables = {name: (0 if v is None else v) for name, v in dict(a=a, b=b, c=c).items()}
+    result = compute_expression(value or "0", variables)
+    if isinstance(result, complex):
+        raise InputValueError(f"expression {value!r} gave a complex number")
+    return round(result), float(result)

@@ -1,0 +1,178 @@
+"""LTXVTiledVAEDecode, VAEEncodeAudio, LoraLoader (transformer and Gemma) and LTXVAudioOnlyModel."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from ltxgraph.context import OpContext
+from ltxgraph.errors import InputValueError
+from ltxgraph.values import Audio, VideoLatent
+from ltxgraph_ops.audio_ops import ltxv_audio_vae_encode, ltxv_audio_vae_loader
+from ltxgraph_ops.handles import Lazy
+from ltxgraph_ops.loaders import unet_loader
+from ltxgraph_ops.nodes.loaders import LoraTextEncoder, audio_only_model, lora_loader
+from ltxgraph_ops.nodes.text import generate_ltx2_prompt
+from ltxgraph_ops.nodes.vae import tile_spans, tiled_vae_decode, vae_encode_audio
+from ltxgraph_ops.text_ops import clip_text_encode, ltxav_text_encoder_loader
+from ltxgraph_ops.tiny.files import write_tiny_models
+from ltxgraph_ops.vae_handle import VideoVAEHandle
+from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
+
+
+class CellVAE:
+    """A decoder without reach across cells: channels 0-2 of each latent cell, squashed, fill its 32x32 pixels
+    and its 8 frames (the first latent frame one frame), so tiling cannot change the result."""
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        rgb = torch.tanh(latent[:, :3])
+        repeats = torch.tensor([1] + [8] * (latent.shape[2] - 1))
+        rgb = rgb.repeat_interleave(repeats, dim=2)
+        return rgb.repeat_interleave(32, dim=3).repeat_interleave(32, dim=4)
+
+
+def cell_vae() -> VideoVAEHandle:
+    return VideoVAEHandle("cells", Lazy(CellVAE, "cell VAE"))
+
+
+def test_tile_spans_overlap_and_cover() -> None:
+    assert tile_spans(10, 3, 2) == [(0, 4), (2, 6), (4, 10)]
+    assert tile_spans(5, 1, 1) == [(0, 5)]
+    with pytest.raises(InputValueError, match="do not fit"):
+        tile_spans(3, 3, 2)
+
+
+def test_tiled_decode_equals_plain_decode_and_fixes_the_last_frame() -> None:
+    vae = cell_vae()
+    latent = VideoLatent(torch.randn(1, 128, 3, 4, 6, generator=torch.Generator().manual_seed(0)), 25.0, 17)
+    plain = vae.decode(latent.samples)
+    tiled = tiled_vae_decode(vae, latent, 3, 2, 1, False)
+    assert tiled.shape == plain.shape == (17, 128, 192, 3)
+    assert torch.allclose(tiled, plain, atol=1e-6)
+    steps = []
+    tiled_vae_decode(vae, latent, 3, 2, 1, False, ctx=OpContext("decode", on_step=lambda *a: steps.append(a[1:3])))
+    assert steps == [(i, 6) for i in range(1, 7)]                             # one step per tile
+    fixed = tiled_vae_decode(vae, latent, 2, 2, 1, True)
+    assert fixed.shape == plain.shape and torch.allclose(fixed, plain, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("models")
+    write_tiny_models(folder)
+    return folder
+
+
+def checkpoint(models: Path) -> str:
+    return str(next((models / "checkpoints").glob("ltx-2-19b-dev*.safetensors")))
+
+
+def text_encoder(models: Path):
+    gemma = next((models / "text_encoders").glob("gemma*.safetensors"))
+    return ltxav_text_encoder_loader(str(gemma), checkpoint(models))
+
+
+def test_vae_encode_audio_is_the_ltx_audio_encoder(models) -> None:
+    audio_vae = ltxv_audio_vae_loader(checkpoint(models))
+    audio = Audio(torch.sin(torch.linspace(0, 400, 16000)).expand(1, 2, 16000).clone(), 16000)
+    assert torch.equal(vae_encode_audio(audio, audio_vae).samples, ltxv_audio_vae_encode(audio, audio_vae).samples)
+
+
+def gemma_lora(models: Path, path: Path, prefix: str = "model.") -> Path:
+    clip = text_encoder(models)
+    layer = clip.gemma.get().layers[0].self_attn.q_proj
+    g = torch.Generator().manual_seed(4)
+    save_file({f"{prefix}layers.0.self_attn.q_proj.lora_A.weight": torch.randn(2, layer.in_features, generator=g),
+               f"{prefix}layers.0.self_attn.q_proj.lora_B.weight": torch.randn(layer.out_features, 2, generator=g)},
+              str(path))
+    return path
+
+
+def test_lora_loader_patches_gemma_only_while_it_runs(models, tmp_path) -> None:
+    clip = text_encoder(models)
+    model = unet_loader(checkpoint(models), ctx=OpContext("UNETLoader"))
+    lora = str(gemma_lora(models, tmp_path / "gemma_lora.safetensors", "language_model.model."))
+    same_model, patched = lora_loader(model, clip, lora, 1.0, 1.0)
+    assert same_model is model and isinstance(patched, LoraTextEncoder)
+    base = clip_text_encode("a red boat", clip)
+    changed = clip_text_encode("a red boat", patched)
+    assert not torch.allclose(base.video_context, changed.video_context)
+    assert torch.equal(clip_text_encode("a red boat", clip).video_context, base.video_context)   # detached again
+    _, unpatched = lora_loader(model, clip, lora, 1.0, 0.0)
+    assert unpatched is clip
+
+
+def test_lora_loader_puts_a_transformer_lora_on_the_model(models) -> None:
+    clip = text_encoder(models)
+    model = unet_loader(checkpoint(models), ctx=OpContext("UNETLoader"))
+    lora = str(next((models / "loras").glob("*.safetensors")))
+    patched_model, same_clip = lora_loader(model, clip, lora, 0.5, 1.0)
+    assert len(patched_model.patches) == 1 and same_clip is clip
+
+
+def test_lora_loader_refuses_a_file_that_fits_nothing(models, tmp_path) -> None:
+    path = tmp_path / "other.safetensors"
+    save_file({"unet.block.lora_A.weight": torch.zeros(2, 4), "unet.block.lora_B.weight": torch.zeros(4, 2)},
+              str(path))
+    with pytest.raises(InputValueError, match="fit neither"):
+        lora_loader(unet_loader(checkpoint(models), ctx=OpContext("UNETLoader")), text_encoder(models), str(path), 1.0, 1.0)
+    assert SafetensorsFile(path).entries
+
+
+def test_audio_only_model_marks_the_handle_without_touching_the_original(models) -> None:
+    model = unet_loader(checkpoint(models), ctx=OpContext("UNETLoader"))
+    audio_only = audio_only_model(model)
+    assert audio_only.metadata["audio_only"] is True and "audio_only" not in model.metadata
+
+
+def test_generate_prompt_is_seeded_and_greedy_when_sampling_is_off(models) -> None:
+    clip = text_encoder(models)
+    first = generate_ltx2_prompt(clip, "a cat", 6, "on", seed=3)
+    assert first == generate_ltx2_prompt(clip, "a cat", 6, "on", seed=3)
+    greedy = generate_ltx2_prompt(clip, "a cat", 6, "off")
+    assert greedy == generate_ltx2_prompt(clip, "a cat", 6, "off", seed=99)      # seed unused when greedy
+    assert isinstance(greedy, str)
+
+
+def test_generate_prompt_refuses_pictures_and_sound_by_name(models) -> None:
+    clip = text_encoder(models)
+    with pytest.raises(InputValueError, match="image: .*vision tower"):
+        generate_ltx2_prompt(clip, "a cat", 4, image=torch.zeros(1, 32, 32, 3))
+    with pytest.raises(InputValueError, match="audio"):
+        generate_ltx2_prompt(clip, "a cat", 4, audio=Audio(torch.zeros(1, 2, 10), 16000))
+
+
+def test_generate_prompt_uses_the_clip_lora(models, tmp_path) -> None:
+    clip = text_encoder(models)
+    lora = str(gemma_lora(models, tmp_path / "gemma_lora.safetensors"))
+    _, patched = lora_loader(unet_loader(checkpoint(models), ctx=OpContext("UNETLoader")), clip, lora, 0.0, 50.0)
+    plain = clip.tokenizer.tokenize("x")
+    assert plain                                           # the tokenizer works on both handles
+    ids = torch.tensor([clip.tokenizer.tokenize("a cat")])
+    with torch.inference_mode():
+        base_logits = clip.gemma.get()(ids, torch.ones_like(ids))
+    from ltxgraph_ops.nodes.loaders import applied_gemma
+    with torch.inference_mode(), applied_gemma(patched) as gemma:
+        patched_states = gemma(ids, torch.ones_like(ids))
+    assert not all(torch.equal(a, b) for a, b in zip(base_logits, patched_states))
+
+
+def test_reference_audio_attaches_voice_tokens_and_identity_guidance(models) -> None:
+    from ltxgraph_ops.nodes.guides import IDENTITY_GUIDANCE, reference_audio
+    from ..sampling.test_sampling_ops import conditioning
+    audio_vae = ltxv_audio_vae_loader(checkpoint(models))
+    voice = Audio(torch.sin(torch.linspace(0, 900, 32000)).expand(1, 2, 32000).clone() * 0.5, 16000)
+    model = unet_loader(checkpoint(models), ctx=OpContext("UNETLoader"))
+    guided, positive, negative = reference_audio(model, conditioning(1), conditioning(2), voice, audio_vae,
+                                                 3.0, 0.1, 0.9)
+    latent = ltxv_audio_vae_encode(voice, audio_vae).samples                     # [1, C, T, M]
+    assert positive.reference_audio.shape == (1, latent.shape[2], latent.shape[1] * latent.shape[3])
+    assert torch.equal(positive.reference_audio[0, 1, :latent.shape[3]], latent[0, 0, 1])
+    assert negative.reference_audio is positive.reference_audio
+    assert guided.metadata[IDENTITY_GUIDANCE] == (3.0, 0.1, 0.9) and IDENTITY_GUIDANCE not in model.metadata
+    unguided, _, _ = reference_audio(model, conditioning(1), conditioning(2), voice, audio_vae, 0.0)
+    assert unguided is model
+    with pytest.raises(InputValueError, match="start_percent"):
+        reference_audio(model, conditioning(1), conditioning(2), voice, audio_vae, 3.0, 0.8, 0.2)
