@@ -11,6 +11,7 @@ from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
 from ltxgraph.values import Audio
+from ltxgraph_ops.gemma_image_prompt import image_chat_ids, image_tokens
 from ltxgraph_ops.nodes.loaders import applied_gemma
 from ltxgraph_ops.text_ops import T2V_SYSTEM_PROMPT, TextEncoderHandle
 
@@ -66,13 +67,13 @@ def generate_ltx2_prompt(
     """``prompt`` expanded by Gemma into a detailed LTX-2 video prompt (at most ``max_length`` new tokens,
     stopping at the end of its turn): sampling on = temperature and top-k from ``seed``, off = greedy;
     <think> blocks are removed. use_default_template off sends ``prompt`` as it is. Gemma 3 writes no
-    reasoning (``thinking`` changes nothing). Looking at an image or video needs Gemma's vision tower and is
-    refused for now; audio Gemma 3 cannot hear."""
+    reasoning (``thinking`` changes nothing). With an image (or a video: its first frame) Gemma looks at it
+    through its vision tower (a text-only Gemma file refuses it); audio Gemma 3 cannot hear."""
     ctx = ctx or OpContext("TextGenerateLTX2Prompt")
-    for name, value in (("image", image), ("video", video)):
-        if value is not None:
-            raise InputValueError(f"{name}: prompt writing from pictures needs Gemma 3's vision tower, which "
-                                  "ltxgraph's text encoder does not run yet; disconnect it")
+    picture = image if image is not None else (video[:1] if video is not None else None)   # a video: its first frame
+    if picture is not None and clip.vision is None:
+        raise InputValueError(f"{'image' if image is not None else 'video'}: {clip.source} has no vision tower; "
+                              "prompt writing from pictures needs a Gemma 3 file that carries one")
     if audio is not None:
         raise InputValueError("audio: Gemma 3 takes no audio input; disconnect it")
     sampled = sampling_mode == "on"
@@ -82,10 +83,16 @@ def generate_ltx2_prompt(
                         presence_penalty=presence_penalty).items() if value != NEUTRAL[name]]
         if ignored:
             ctx.warn(f"Gemma samples with temperature and top_k only; not applied: {', '.join(ignored)}")
-    text = ltx2_chat(prompt) if use_default_template else prompt
-    ids = torch.tensor([clip.tokenizer.tokenize(text)])
+    images = None
+    if picture is None:
+        text = ltx2_chat(prompt) if use_default_template else prompt
+        ids = torch.tensor([clip.tokenizer.tokenize(text)])
+    else:
+        vision = clip.vision.get()
+        ids = torch.tensor([image_chat_ids(clip.tokenizer, vision.config, T2V_SYSTEM_PROMPT, prompt)])
+        images = image_tokens(vision, ids, picture)
     with torch.inference_mode(), applied_gemma(clip) as gemma:
         generated = gemma.generate(ids, torch.ones_like(ids), max_new_tokens=max_length,
                                    temperature=temperature if sampled else 0.0, top_k=top_k or 1_000_000,
-                                   seed=seed % 2 ** 63)
+                                   seed=seed % 2 ** 63, images=images, on_token=ctx.counter("token"))
     return without_reasoning(clip.tokenizer.decode(generated[0].tolist()))

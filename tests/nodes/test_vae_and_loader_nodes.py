@@ -136,10 +136,13 @@ def test_generate_prompt_is_seeded_and_greedy_when_sampling_is_off(models) -> No
     assert isinstance(greedy, str)
 
 
-def test_generate_prompt_refuses_pictures_and_sound_by_name(models) -> None:
-    clip = text_encoder(models)
-    with pytest.raises(InputValueError, match="image: .*vision tower"):
-        generate_ltx2_prompt(clip, "a cat", 4, image=torch.zeros(1, 32, 32, 3))
+def test_generate_prompt_looks_at_an_image_or_a_videos_first_frame_and_refuses_sound(models) -> None:
+    clip = text_encoder(models)                                    # the tiny Gemma carries a vision tower
+    frames = torch.rand(3, 32, 32, 3, generator=torch.Generator().manual_seed(0))
+    blind = generate_ltx2_prompt(clip, "a cat", 8, "off")
+    looked = generate_ltx2_prompt(clip, "a cat", 8, "off", image=frames[:1])
+    assert looked != blind
+    assert generate_ltx2_prompt(clip, "a cat", 8, "off", video=frames) == looked
     with pytest.raises(InputValueError, match="audio"):
         generate_ltx2_prompt(clip, "a cat", 4, audio=Audio(torch.zeros(1, 2, 10), 16000))
 
