@@ -14,6 +14,7 @@ from ltxgraph_ops.weights.writing import random_state, save_atomic, store
 
 COMPONENT = "gemma"
 PREFIX = "model."
+HF_PREFIX = "language_model.model."  # Gemma3ForConditionalGeneration's text model in a Hugging Face folder
 SECTION = None
 # The tiny file's header carries these (a real ComfyUI file has no config: the 12B values are the defaults).
 TINY_OVERRIDES = {"sliding_window": 16, "sliding_window_pattern": 2}
@@ -55,14 +56,35 @@ def train_tiny_spm(vocab_size: int = 128) -> bytes:
     return model.getvalue()
 
 
-def write_file(path: Path, storage: str = "bf16", seed: int = 0) -> Path:
-    """A tiny text-encoder file: weights (``storage``: bf16, fp8 (scaled) or float32) and the tokenizer."""
+def tiny_weights(storage: str, seed: int) -> tuple[bytes, dict[str, torch.Tensor]]:
+    """The tokenizer (SentencePiece bytes) and the tiny weights under ``model.*`` keys, stored as ``storage``."""
     spm_bytes = train_tiny_spm()
     import sentencepiece as spm
     vocab = spm.SentencePieceProcessor(model_proto=spm_bytes).get_piece_size()
     model = build(tiny_config(vocab), device="meta")
     linears = {f"{PREFIX}{name}.weight" for name, sub in model.named_modules()
                if type(sub).__name__ == "Linear"}
-    tensors = store(random_state(model, PREFIX, seed), linears, storage)
+    return spm_bytes, store(random_state(model, PREFIX, seed), linears, storage)
+
+
+def write_file(path: Path, storage: str = "bf16", seed: int = 0) -> Path:
+    """A tiny text-encoder file: weights (``storage``: bf16, fp8 (scaled) or float32) and the tokenizer."""
+    spm_bytes, tensors = tiny_weights(storage, seed)
     tensors["spiece_model"] = torch.frombuffer(bytearray(spm_bytes), dtype=torch.uint8).clone()
     return save_atomic(path, tensors, {"config": json.dumps(TINY_OVERRIDES)})
+
+
+def write_sharded_folder(folder: Path, shards: int = 5, seed: int = 0) -> list[Path]:
+    """The same tiny Gemma (bf16, same weights) as a Hugging Face folder: ``model-0000k-of-0000n.safetensors``
+    shards under ``language_model.model.*`` keys (the first shard's header carries the tiny config) and the
+    tokenizer as ``tokenizer.model`` beside them."""
+    spm_bytes, tensors = tiny_weights("bf16", seed)
+    keys = sorted(tensors)
+    per_shard = -(-len(keys) // shards)
+    written = []
+    for index in range(shards):
+        part = {HF_PREFIX + key[len(PREFIX):]: tensors[key] for key in keys[index * per_shard:(index + 1) * per_shard]}
+        metadata = {"format": "pt"} | ({"config": json.dumps(TINY_OVERRIDES)} if index == 0 else {})
+        written.append(save_atomic(folder / f"model-{index + 1:05d}-of-{shards:05d}.safetensors", part, metadata))
+    folder.joinpath("tokenizer.model").write_bytes(spm_bytes)
+    return written + [folder / "tokenizer.model"]
