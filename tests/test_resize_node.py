@@ -14,7 +14,7 @@ from ltxgraph.comfyui import widget_slots
 from ltxgraph_ops.image_geometry import lanczos_matrix, resample
 from ltxgraph_ops.resize_node import resize_image_mask
 
-from tests.comfyui.builder import UIWorkflow
+from tests.comfyui.builder import UIWorkflow, literal_inputs
 
 IMAGE = torch.rand(2, 90, 160, 3, generator=torch.Generator().manual_seed(0))
 
@@ -80,8 +80,8 @@ def test_dynamic_combo_widgets_convert(tmp_path: Path) -> None:
     path = tmp_path / "wf.json"
     path.write_text(json.dumps(wf.to_json()))
     graph = load(path, registry)
-    assert graph.file.nodes["3"].inputs == {"input": "@2.IMAGE", "resize_type": "scale longer dimension",
+    assert literal_inputs(graph, "3") == {"input": "@2.IMAGE", "resize_type": "scale longer dimension",
                                             "longer_size": 1536, "scale_method": "lanczos"}
-    assert graph.file.nodes["4"].inputs == {"input": "@3.resized", "resize_type": "scale dimensions",
+    assert literal_inputs(graph, "4") == {"input": "@3.resized", "resize_type": "scale dimensions",
                                             "width": "@1.INT", "height": 720, "crop": "center",
                                             "scale_method": "area"}

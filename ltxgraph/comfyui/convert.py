@@ -16,6 +16,9 @@ import networkx as nx
 from ..errors import InvalidInput
 from ..graph import format_input
 from ..registry import OpSpec, Registry
+from .cloud import is_cloud_node
+from .params import Setting, expose, is_user_facing
+from .splice import splice
 from .workflow import FlatNode, FlatWorkflow, Link, Literal
 
 # ComfyUI nodes whose meaning is exactly one of our ops (low-VRAM loaders load the same files; plumbing nodes).
@@ -25,9 +28,6 @@ ALIASES = {
     "LowVRAMLatentUpscaleModelLoader": "LatentUpscaleModelLoader",
     "CM_FloatToInt": "LTXFloatToInt",
 }
-# Nodes that only order execution or display values: their first input passes through, or they are dropped.
-PASS_THROUGH = {"ImpactExecutionOrderController"}
-DISPLAY_ONLY = {"PreviewAny", "Display Any (rgthree)"}
 
 
 class ConversionError(InvalidInput):
@@ -76,25 +76,26 @@ def comfy_input_names(spec: OpSpec) -> dict[str, str]:
 
 
 def convert(workflow: FlatWorkflow, registry: Registry, name: str | None = None) -> Conversion:
-    """Build an ltxgraph graph dict from ``workflow``; raise ConversionError listing unsupported nodes."""
+    """Build an ltxgraph graph dict from ``workflow``: plumbing spliced out, nodes that feed no output pruned,
+    user-facing literals exposed as parameters; raise ConversionError listing the nodes that block it."""
     warnings = list(workflow.warnings)
-    nodes = _drop_plumbing(workflow, warnings)
-    specs: dict[str, OpSpec] = {}
-    unsupported = []
-    for node in nodes.values():
-        spec = registry.get(ALIASES.get(node.type, node.type))
-        if spec is None:
-            unsupported.append(node)
-        else:
-            specs[node.id] = spec
-    if unsupported:
-        raise ConversionError(_unsupported_report(unsupported, nodes))
-
+    nodes = splice(workflow, registry, warnings)
+    specs = {node_id: spec for node_id, node in nodes.items()
+             if (spec := registry.get(ALIASES.get(node.type, node.type))) is not None}
+    cloud = [node for node in nodes.values() if is_cloud_node(node.type)]
     keep = _reachable_from_outputs(nodes, specs, warnings)
+    unsupported = [nodes[node_id] for node_id in keep if node_id not in specs]
+    if unsupported or cloud:
+        raise ConversionError(_unsupported_report(unsupported, cloud, nodes))
+
     graph_nodes: dict[str, Any] = {}
+    settings: list[Setting] = []
     for node_id in sorted(keep, key=_natural):
         node, spec = nodes[node_id], specs[node_id]
-        inputs = _widget_values(node, spec, warnings)
+        widgets = _widget_values(node, spec, warnings)
+        inputs = {ours: format_input(value) for ours, value in widgets.items()}
+        settings += [Setting(node_id, ours, value, spec.input_by_name[ours].port.type, node.title, node.type)
+                     for ours, value in widgets.items() if is_user_facing(spec, spec.input_by_name[ours])]
         names = comfy_input_names(spec)
         for comfy_name, source in node.inputs.items():
             ours = names.get(comfy_name)
@@ -104,6 +105,9 @@ def convert(workflow: FlatWorkflow, registry: Registry, name: str | None = None)
                 continue
             if isinstance(source, Literal):
                 inputs[ours] = format_input(source.value)
+                if source.origin is not None or is_user_facing(spec, spec.input_by_name[ours]):
+                    settings.append(Setting(node_id, ours, source.value, spec.input_by_name[ours].port.type,
+                                            node.title, node.type, source.origin, source.label))
             elif source.node in keep:
                 source_spec = specs[source.node]
                 if source.slot >= len(source_spec.outputs):
@@ -115,7 +119,8 @@ def convert(workflow: FlatWorkflow, registry: Registry, name: str | None = None)
         if node.title:
             entry["title"] = str(node.title)
         graph_nodes[node_id] = entry
-    graph = {"ltxgraph": 1, "name": name, "nodes": graph_nodes, "outputs": {}}
+    params = expose(graph_nodes, settings)
+    graph = {"ltxgraph": 1, "name": name, "params": params, "nodes": graph_nodes, "outputs": {}}
     return Conversion(graph, warnings)
 
 
@@ -125,7 +130,7 @@ def _widget_values(node: FlatNode, spec: OpSpec, warnings: list[str]) -> dict[st
         values = {}
         for comfy_name, value in node.widgets.items():
             if comfy_name in names:
-                values[names[comfy_name]] = format_input(value)
+                values[names[comfy_name]] = value
             elif comfy_name != "upload" and not comfy_name.endswith("control_after_generate"):
                 warnings.append(f"node {node.id} ({node.type}): unknown input '{comfy_name}' ignored")
         return values
@@ -133,7 +138,7 @@ def _widget_values(node: FlatNode, spec: OpSpec, warnings: list[str]) -> dict[st
     values = {}
     for slot, value in zip(slots, node.widgets):
         if slot is not None and slot not in node.inputs:
-            values[names[slot]] = format_input(value)
+            values[names[slot]] = value
     if len(node.widgets) > len(slots):
         warnings.append(f"node {node.id} ({node.type}): {len(node.widgets) - len(slots)} extra widget value(s) "
                         f"{node.widgets[len(slots):]!r:.80} ignored (saved by another ComfyUI version?)")
@@ -143,27 +148,9 @@ def _widget_values(node: FlatNode, spec: OpSpec, warnings: list[str]) -> dict[st
     return values
 
 
-def _drop_plumbing(workflow: FlatWorkflow, warnings: list[str]) -> dict[str, FlatNode]:
-    """Remove display-only nodes and splice pass-through plumbing nodes out of the links."""
-    nodes = {k: v for k, v in workflow.nodes.items() if v.type not in DISPLAY_ONLY}
-    through = {k: v for k, v in nodes.items() if v.type in PASS_THROUGH}
-    if not through:
-        return nodes
-
-    def source_of(link: Link | Literal, depth: int = 0) -> Link | Literal | None:
-        if isinstance(link, Link) and link.node in through and depth < 64:
-            sources = list(through[link.node].inputs.values())
-            return source_of(sources[link.slot], depth + 1) if link.slot < len(sources) else None
-        return link
-
-    kept = {k: v for k, v in nodes.items() if k not in through}
-    for node in kept.values():
-        node.inputs = {name: src for name, link in node.inputs.items() if (src := source_of(link)) is not None}
-    warnings.extend(f"node {k} ({v.type}) only orders execution; removed" for k, v in through.items())
-    return kept
-
-
 def _reachable_from_outputs(nodes: dict[str, FlatNode], specs: dict[str, OpSpec], warnings: list[str]) -> set[str]:
+    """The nodes an output node (of a known op) depends on; the others are left out with a warning naming
+    them (unknown ones included: a node that feeds no output never blocks conversion)."""
     dag = nx.DiGraph()
     dag.add_nodes_from(nodes)
     for node in nodes.values():
@@ -173,21 +160,40 @@ def _reachable_from_outputs(nodes: dict[str, FlatNode], specs: dict[str, OpSpec]
                     raise ConversionError(f"node {node.id} ({node.type}) reads from node {source.node}, "
                                           "which is not in the workflow")
                 dag.add_edge(source.node, node.id)
-    outputs = [n for n in nodes if specs[n].output_node]
+    outputs = [n for n in nodes if n in specs and specs[n].output_node]
     if not outputs:
-        raise ConversionError("the workflow has no output node (SaveVideo, SaveImage, PreviewImage, ...)")
+        raise ConversionError("the workflow has no output node ltxgraph runs (SaveVideo, SaveImage, PreviewImage, "
+                              "...)" + (f"; its nodes of unknown types: {_names(nodes, set(nodes) - set(specs))}"
+                                        if set(nodes) - set(specs) else ""))
     keep = set()
     for node_id in outputs:
         keep |= {node_id} | nx.ancestors(dag, node_id)
-    dropped = sorted(set(nodes) - keep, key=_natural)
-    if dropped:
-        warnings.append(f"{len(dropped)} node(s) feed no output and were left out: {', '.join(dropped[:20])}"
-                        + (" ..." if len(dropped) > 20 else ""))
+    dropped = set(nodes) - keep
+    unknown = {n for n in dropped if n not in specs}
+    if unknown:
+        warnings.append(f"{len(unknown)} node(s) that ltxgraph does not implement feed no output and were "
+                        f"pruned: {_names(nodes, unknown)}")
+    if dropped - unknown:
+        ids = sorted(dropped - unknown, key=_natural)
+        warnings.append(f"{len(ids)} node(s) feed no output and were left out: {', '.join(ids[:20])}"
+                        + (" ..." if len(ids) > 20 else ""))
     return keep
 
 
-def _unsupported_report(unsupported: list[FlatNode], nodes: dict[str, FlatNode]) -> str:
-    lines = [f"{len(unsupported)} node(s) in this workflow are not available in ltxgraph:"]
+def _names(nodes: dict[str, FlatNode], ids: set[str]) -> str:
+    """``"12 (DWPreprocessor), 40 (VHS_VideoCombine)"`` in node order."""
+    return ", ".join(f"{n} ({nodes[n].type})" for n in sorted(ids, key=_natural))
+
+
+def _unsupported_report(unsupported: list[FlatNode], cloud: list[FlatNode], nodes: dict[str, FlatNode]) -> str:
+    lines = []
+    if cloud:
+        lines.append(f"{len(cloud)} node(s) call a paid cloud API (ComfyUI partner nodes); ltxgraph computes "
+                     "everything locally and never calls them: bypass or remove them in ComfyUI:")
+        lines += [f"  node {node.id}: {node.type}" for node in sorted(cloud, key=lambda n: _natural(n.id))]
+    unsupported = [node for node in unsupported if node not in cloud]
+    if unsupported:
+        lines.append(f"{len(unsupported)} node(s) in this workflow are not available in ltxgraph:")
     for node in sorted(unsupported, key=lambda n: _natural(n.id)):
         pack = node.properties.get("cnr_id") or node.properties.get("aux_id")
         pack_text = f" from {pack}" if pack and pack != "comfy-core" else ""

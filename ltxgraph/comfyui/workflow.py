@@ -29,7 +29,13 @@ class Link:
 
 @dataclass(frozen=True)
 class Literal:
+    """A constant input. ``origin`` identifies where a user sets it when that is not the consuming node: a
+    PrimitiveNode or a subgraph's promoted widget (consumers of one origin share one graph parameter);
+    ``label`` is that place's title or input name."""
+
     value: Any
+    origin: str | None = None
+    label: str | None = None
 
 
 @dataclass
@@ -148,7 +154,7 @@ class _UIFlattener:
             return None
         if kind == "PrimitiveNode":
             values = node.get("widgets_values") or []
-            return Literal(values[0]) if values else None
+            return Literal(values[0], f"{scope.prefix}{node_id}", node.get("title")) if values else None
         if kind == "Reroute":
             inputs = node.get("inputs") or []
             link = inputs[0].get("link") if inputs else None
@@ -217,11 +223,23 @@ class _UIFlattener:
         for slot in scope.instance.get("inputs") or []:
             if slot.get("name") == name and slot.get("link") is not None:
                 return self.resolve_link(scope.parent, slot["link"])
-        widget_inputs = [d.get("name") for d in definitions if str(d.get("type")) in WIDGET_TYPES]
+        order = _promoted_widget_order(scope.instance, definitions)
         values = scope.instance.get("widgets_values") or []
-        if name in widget_inputs and widget_inputs.index(name) < len(values):
-            return Literal(values[widget_inputs.index(name)])
+        if name in order and order.index(name) < len(values):
+            label = definitions[index].get("label") or name
+            return Literal(values[order.index(name)], f"{scope.prefix}{name}", label)
         return None
+
+
+def _promoted_widget_order(instance: dict[str, Any], definitions: list[dict[str, Any]]) -> list[str | None]:
+    """The subgraph input each of an instance's ``widgets_values`` belongs to. Newer frontends list the shown
+    widgets in ``properties.proxyWidgets`` as [node, widget] pairs, node "-1" for the subgraph's own inputs
+    (others show an inner node's widget, whose value that node keeps); older ones save the widget-typed inputs
+    in definition order."""
+    proxies = (instance.get("properties") or {}).get("proxyWidgets")
+    if isinstance(proxies, list) and proxies:
+        return [p[1] if isinstance(p, list) and len(p) == 2 and str(p[0]) == "-1" else None for p in proxies]
+    return [d.get("name") for d in definitions if str(d.get("type")) in WIDGET_TYPES]
 
 
 def _where(scope: _Scope) -> str:

@@ -35,6 +35,7 @@ LORAS = {  # file name -> (rank, header metadata)
     "ltx-2-19b-ic-lora-depth-control.safetensors": (2, {"reference_downscale_factor": "1"}),
     "ltx-2-19b-ic-lora-canny-control.safetensors": (2, {"reference_downscale_factor": "1"}),
     "ltx-2-19b-ic-lora-detailer.safetensors": (2, {"reference_downscale_factor": "1"}),
+    "ltx-2-19b-ic-lora-union-ref0.5.safetensors": (2, {"reference_downscale_factor": "2"}),
     "ltx-2-19b-lora-camera-control-dolly-left.safetensors": (2, {}),
     "ltx2-squish.safetensors": (2, {}),
 }
@@ -43,7 +44,9 @@ UPSCALER = "ltx-2-spatial-upscaler-x2-1.0.safetensors"
 TEXT_ENCODERS = {"gemma_3_12B_it_fp8_scaled.safetensors": "fp8", "gemma_3_12B_it.safetensors": "bf16",
                  "gemma_3_12B_it_fp4_mixed.safetensors": "bf16",
                  "comfy_gemma_3_12B_it.safetensors": "bf16"}  # the name ComfyUI-LTXVideo's 2.3 examples load
-VERSION = "7"  # bump when the tiny configs or the writer change: the provider rewrites the set
+# ComfyUI-LTXVideo's example workflows name Gemma as one shard of a Hugging Face folder
+SHARDED_TEXT_ENCODER = "gemma-3-12b-it-qat-q4_0-unquantized"
+VERSION = "8"  # bump when the tiny configs or the writer change: the provider rewrites the set
 
 
 def component(name: str) -> ModuleType:
@@ -120,6 +123,7 @@ def write_tiny_models(folder: Path, seed: int = 0) -> list[Path]:
     for module in available(("gemma",)):
         for name, storage in TEXT_ENCODERS.items():
             written.append(module.write_file(folder / "text_encoders" / name, storage, seed))
+        written += module.write_sharded_folder(folder / "text_encoders" / SHARDED_TEXT_ENCODER, 5, seed)
     return written
 
 

@@ -16,6 +16,7 @@ from ltxgraph_ops.weights.writing import linear_weight_keys, random_state, save_
 
 COMPONENT = "gemma"
 PREFIX = "model."
+HF_PREFIX = "language_model.model."  # Gemma3ForConditionalGeneration's text model in a Hugging Face folder
 SECTION = None
 # The tiny file's header carries these (a real ComfyUI file has no config: the 12B values are the defaults).
 TINY_OVERRIDES = {"sliding_window": 16, "sliding_window_pattern": 2}
@@ -72,9 +73,10 @@ def train_tiny_spm(vocab_size: int = 128) -> bytes:
     return model.getvalue()
 
 
-def write_file(path: Path, storage: str = "bf16", seed: int = 0) -> Path:
-    """A tiny text-encoder file: weights (``storage``: bf16, fp8 (scaled) or float32), the vision tower and the
-    tokenizer."""
+def tiny_weights(storage: str, seed: int) -> tuple[bytes, dict[str, torch.Tensor], dict]:
+    """The tokenizer (SentencePiece bytes), the tiny weights (text model under ``model.*``, vision tower under
+    ``vision_model.*`` and ``multi_modal_projector.*``, ComfyUI's layout) stored as ``storage``, and the header
+    config."""
     spm_bytes = train_tiny_spm()
     import sentencepiece as spm
     vocab = spm.SentencePieceProcessor(model_proto=spm_bytes).get_piece_size()
@@ -85,5 +87,36 @@ def write_file(path: Path, storage: str = "bf16", seed: int = 0) -> Path:
         vision = GemmaVision(vision_config)
     tensors = store(random_state(model, PREFIX, seed), linear_weight_keys(model, PREFIX), storage)
     tensors.update(store(random_state(vision, "", seed), linear_weight_keys(vision, ""), storage))
+    return spm_bytes, tensors, {**TINY_OVERRIDES, **vision_header(vision_config)}
+
+
+def write_file(path: Path, storage: str = "bf16", seed: int = 0) -> Path:
+    """A tiny text-encoder file: weights (``storage``: bf16, fp8 (scaled) or float32), the vision tower and the
+    tokenizer."""
+    spm_bytes, tensors, header = tiny_weights(storage, seed)
     tensors["spiece_model"] = torch.frombuffer(bytearray(spm_bytes), dtype=torch.uint8).clone()
-    return save_atomic(path, tensors, {"config": json.dumps({**TINY_OVERRIDES, **vision_header(vision_config)})})
+    return save_atomic(path, tensors, {"config": json.dumps(header)})
+
+
+def hf_key(key: str) -> str:
+    """A ComfyUI-layout key under Gemma3ForConditionalGeneration's Hugging Face names."""
+    if key.startswith(PREFIX):
+        return HF_PREFIX + key[len(PREFIX):]
+    return "vision_tower." + key if key.startswith("vision_model.") else key
+
+
+def write_sharded_folder(folder: Path, shards: int = 5, seed: int = 0) -> list[Path]:
+    """The same tiny Gemma (bf16, same weights, vision tower included) as a Hugging Face folder:
+    ``model-0000k-of-0000n.safetensors`` shards under ``language_model.model.*`` / ``vision_tower.vision_model.*``
+    / ``multi_modal_projector.*`` keys (the first shard's header carries the tiny config) and the tokenizer as
+    ``tokenizer.model`` beside them."""
+    spm_bytes, tensors, header = tiny_weights("bf16", seed)
+    keys = sorted(tensors)
+    per_shard = -(-len(keys) // shards)
+    written = []
+    for index in range(shards):
+        part = {hf_key(key): tensors[key] for key in keys[index * per_shard:(index + 1) * per_shard]}
+        metadata = {"format": "pt"} | ({"config": json.dumps(header)} if index == 0 else {})
+        written.append(save_atomic(folder / f"model-{index + 1:05d}-of-{shards:05d}.safetensors", part, metadata))
+    folder.joinpath("tokenizer.model").write_bytes(spm_bytes)
+    return written + [folder / "tokenizer.model"]

@@ -1,7 +1,9 @@
 """Build small UI-format ComfyUI workflows in tests, the way the ComfyUI frontend saves them."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -33,3 +35,17 @@ class UIWorkflow:
     def to_json(self) -> dict:
         return {"last_node_id": max([n["id"] for n in self.nodes] or [0]), "nodes": self.nodes, "links": self.links,
                 "groups": [], "definitions": {"subgraphs": self.subgraphs}, "version": 0.4}
+
+
+def literal_inputs(graph: Any, node_id: str) -> dict[str, Any]:
+    """A converted node's inputs with every ``$param`` replaced by the parameter's default."""
+    params = graph.file.params
+    return {name: params[value[1:]].default if isinstance(value, str) and value[:1] == "$" and value[1:2] != "$"
+            else value for name, value in graph.file.nodes[node_id].inputs.items()}
+
+
+def save(tmp_path: Path, data: dict, name: str = "wf.json") -> Path:
+    """Write a workflow (or prompt) as JSON under ``tmp_path``."""
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path

@@ -1,7 +1,6 @@
 """The converter on small workflows built from the sample ops: every UI-format rule, the API format, export."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -11,20 +10,8 @@ from ltxgraph.comfyui import ConversionError, WorkflowError, export_api, widget_
 from ltxgraph.errors import ValidationError
 from ltxgraph.validate import validate
 
-from .builder import UIWorkflow
+from .builder import UIWorkflow, save, literal_inputs
 
-SAMPLE_OPS = "tests.engine.sample_ops"
-
-
-@pytest.fixture
-def registry() -> Registry:
-    return Registry.from_modules(SAMPLE_OPS)
-
-
-def save(tmp_path: Path, data: dict, name: str = "wf.json") -> Path:
-    path = tmp_path / name
-    path.write_text(json.dumps(data))
-    return path
 
 
 def chain(wf: UIWorkflow, scale_mode: int = 0) -> tuple[dict, dict, dict]:
@@ -41,9 +28,9 @@ def test_widgets_map_by_signature_with_hidden_seed_slot(tmp_path: Path, registry
     wf = UIWorkflow()
     chain(wf)
     graph = load(save(tmp_path, wf.to_json()), registry)
-    assert graph.file.nodes["1"].inputs == {"seed": 5, "width": 24}
-    assert graph.file.nodes["2"].inputs == {"image": "@1.IMAGE", "factor": 0.5}
-    assert graph.file.nodes["3"].inputs == {"images": "@2.IMAGE"}
+    assert literal_inputs(graph, "1") == {"seed": 5, "width": 24}
+    assert literal_inputs(graph, "2") == {"image": "@1.IMAGE", "factor": 0.5}
+    assert literal_inputs(graph, "3") == {"images": "@2.IMAGE"}
     assert widget_slots(registry.get("MakeTensor")) == ["seed", None, "width"]
 
 
@@ -64,21 +51,21 @@ def test_reroutes_and_primitive_nodes_are_resolved_and_linked_widgets_keep_their
     wf.link(scale, 0, preview, "images")
     graph = load(save(tmp_path, wf.to_json()), registry)
     assert set(graph.file.nodes) == {"1", "2", "3"}
-    assert graph.file.nodes["2"].inputs == {"image": "@1.IMAGE", "factor": 0.25}
+    assert literal_inputs(graph, "2") == {"image": "@1.IMAGE", "factor": 0.25}
 
 
 def test_bypassed_node_passes_its_matching_input_through(tmp_path: Path, registry: Registry) -> None:
     wf = UIWorkflow()
     chain(wf, scale_mode=4)
     graph = load(save(tmp_path, wf.to_json()), registry)
-    assert set(graph.file.nodes) == {"1", "3"} and graph.file.nodes["3"].inputs == {"images": "@1.IMAGE"}
+    assert set(graph.file.nodes) == {"1", "3"} and literal_inputs(graph, "3") == {"images": "@1.IMAGE"}
 
 
 def test_muted_node_is_removed_and_its_consumer_reports_the_missing_input(tmp_path: Path, registry) -> None:
     wf = UIWorkflow()
     chain(wf, scale_mode=2)
     graph = load(save(tmp_path, wf.to_json()), registry)
-    assert set(graph.file.nodes) == {"3"} and graph.file.nodes["3"].inputs == {}  # MakeTensor feeds nothing now
+    assert set(graph.file.nodes) == {"3"} and literal_inputs(graph, "3") == {}  # MakeTensor feeds nothing now
     with pytest.raises(ValidationError, match="node '3': missing required input 'images'"):
         validate(graph.file, registry, graph.doc)
 
@@ -99,8 +86,8 @@ def test_version_drift_in_widget_values(tmp_path: Path, registry: Registry) -> N
     make["widgets_values"] = [7, "fixed"]            # older save: width missing -> default
     scale["widgets_values"] = [0.5, "extra", 3]      # newer save: extra values ignored
     graph = load(save(tmp_path, wf.to_json()), registry)
-    assert graph.file.nodes["1"].inputs == {"seed": 7}
-    assert graph.file.nodes["2"].inputs["factor"] == 0.5
+    assert literal_inputs(graph, "1") == {"seed": 7}
+    assert literal_inputs(graph, "2")["factor"] == 0.5
     assert any("no saved value for width" in w for w in graph.warnings)
     assert any("2 extra widget value(s)" in w for w in graph.warnings)
 
@@ -135,9 +122,9 @@ def subgraph_workflow(inner_mode: int = 0) -> dict:
 def test_subgraphs_flatten_with_promoted_widgets(tmp_path: Path, registry: Registry) -> None:
     graph = load(save(tmp_path, subgraph_workflow()), registry)
     assert set(graph.file.nodes) == {"1", "3", "5:7", "5:8"}
-    assert graph.file.nodes["5:7"].inputs == {"image": "@1.IMAGE", "factor": 0.25}
-    assert graph.file.nodes["5:8"].inputs == {"image": "@5:7.IMAGE", "factor": 2.0}
-    assert graph.file.nodes["3"].inputs == {"images": "@5:8.IMAGE"}
+    assert literal_inputs(graph, "5:7") == {"image": "@1.IMAGE", "factor": 0.25}
+    assert literal_inputs(graph, "5:8") == {"image": "@5:7.IMAGE", "factor": 2.0}
+    assert literal_inputs(graph, "3") == {"images": "@5:8.IMAGE"}
     result = graph.run(runner=__import__("ltxgraph").Runner(registry, use_cache=False))
     assert result.report.status == "ok"
 
@@ -156,7 +143,7 @@ def test_nested_subgraphs_get_nested_ids(tmp_path: Path, registry: Registry) -> 
     data["nodes"][1]["type"] = "sub-outer"
     graph = load(save(tmp_path, data), registry)
     assert set(graph.file.nodes) == {"1", "3", "5:4:7", "5:4:8"}
-    assert graph.file.nodes["5:4:7"].inputs["factor"] == 0.125
+    assert literal_inputs(graph, "5:4:7")["factor"] == 0.125
 
 
 def test_unsupported_nodes_are_all_reported_with_what_they_feed(tmp_path: Path, registry: Registry) -> None:
@@ -192,5 +179,98 @@ def test_api_format_and_export_round_trip(tmp_path: Path, registry: Registry) ->
     assert prompt["5:8"] == {"class_type": "ScaleImage", "inputs": {"image": ["5:7", 0], "factor": 2.0},
                              "_meta": {"title": "ScaleImage"}}
     api_graph = load(save(tmp_path, prompt, "prompt.json"), registry)
-    assert api_graph.file.nodes == ui_graph.file.nodes
+    assert all(literal_inputs(api_graph, n) == literal_inputs(ui_graph, n) for n in ui_graph.file.nodes)
+    assert set(api_graph.file.nodes) == set(ui_graph.file.nodes)
     assert export_api(api_graph.file, registry) == prompt
+
+
+def switch_workflow(wf: UIWorkflow, switch_widgets: list) -> dict:
+    """MakeTensor seed 1 -> on_false, seed 2 -> on_true, a lazy switch -> PreviewTensor."""
+    off = wf.node(1, "MakeTensor", [1, "fixed", 16], outputs=[("IMAGE", "IMAGE")])
+    on = wf.node(2, "MakeTensor", [2, "fixed", 16], outputs=[("IMAGE", "IMAGE")])
+    switch = wf.node(3, "ComfySwitchNode", switch_widgets, inputs=[("switch", "BOOLEAN"), ("on_false", "*"),
+                                                                   ("on_true", "*")],
+                     outputs=[("output", "*")], widget_inputs=("switch",))
+    preview = wf.node(4, "PreviewTensor", inputs=[("images", "IMAGE")])
+    wf.link(off, 0, switch, "on_false")
+    wf.link(on, 0, switch, "on_true")
+    wf.link(switch, 0, preview, "images")
+    return switch
+
+
+@pytest.mark.parametrize("value, kept", [(True, "2"), (False, "1")])
+def test_lazy_switch_with_a_literal_switch_keeps_only_the_branch_it_takes(tmp_path, registry, value, kept) -> None:
+    wf = UIWorkflow()
+    switch_workflow(wf, [value])
+    graph = load(save(tmp_path, wf.to_json()), registry)
+    assert set(graph.file.nodes) == {kept, "4"} and graph.file.nodes["4"].inputs == {"images": f"@{kept}.IMAGE"}
+    assert any(f"node 3 (ComfySwitchNode): switch is {value}" in w for w in graph.warnings)
+
+
+def test_lazy_switch_set_by_a_primitive_node_is_resolved_too(tmp_path: Path, registry: Registry) -> None:
+    wf = UIWorkflow()
+    switch = switch_workflow(wf, [False])
+    flag = wf.node(9, "PrimitiveBoolean", [True], outputs=[("BOOLEAN", "BOOLEAN")])
+    wf.link(flag, 0, switch, "switch", "BOOLEAN")
+    graph = load(save(tmp_path, wf.to_json()), registry)
+    assert set(graph.file.nodes) == {"2", "4"}
+
+
+def test_lazy_switch_on_a_computed_value_stays_a_node(tmp_path: Path, registry: Registry) -> None:
+    wf = UIWorkflow()
+    switch = switch_workflow(wf, [False])
+    computed = wf.node(9, "Const", [1], outputs=[("VALUE", "INT")])
+    wf.link(computed, 0, switch, "switch", "INT")
+    with pytest.raises(ConversionError, match="node 3: ComfySwitchNode"):   # no such op in the sample ops
+        load(save(tmp_path, wf.to_json()), registry)
+
+
+def test_unknown_nodes_that_feed_no_output_are_pruned_with_a_warning_naming_them(tmp_path, registry) -> None:
+    wf = UIWorkflow()
+    make, _, _ = chain(wf)
+    side = wf.node(30, "DWPreprocessor", [], inputs=[("image", "IMAGE")], outputs=[("IMAGE", "IMAGE")])
+    wf.link(make, 0, side, "image", "IMAGE")
+    graph = load(save(tmp_path, wf.to_json()), registry)
+    assert set(graph.file.nodes) == {"1", "2", "3"}
+    assert any("do" in w and "30 (DWPreprocessor)" in w and "pruned" in w for w in graph.warnings)
+
+
+@pytest.mark.parametrize("mode", [2, 4])
+def test_bypassed_or_muted_unknown_nodes_never_block(tmp_path: Path, registry: Registry, mode: int) -> None:
+    wf = UIWorkflow()
+    make, scale, preview = chain(wf)
+    sharpen = wf.node(40, "ImageSharpen+", [1, 0.5], inputs=[("image", "IMAGE")], outputs=[("IMAGE", "IMAGE")],
+                      mode=mode)
+    wf.links.pop()                       # scale -> preview now goes through the bypassed/muted node
+    preview["inputs"][0]["link"] = None
+    wf.link(scale, 0, sharpen, "image", "IMAGE")
+    wf.link(sharpen, 0, preview, "images", "IMAGE")
+    graph = load(save(tmp_path, wf.to_json()), registry)
+    assert "40" not in graph.file.nodes
+    assert graph.file.nodes["3"].inputs == ({"images": "@2.IMAGE"} if mode == 4 else {})
+
+
+def test_active_paid_cloud_api_nodes_are_refused_by_name(tmp_path: Path, registry: Registry) -> None:
+    wf = UIWorkflow()
+    make, scale, preview = chain(wf)
+    wf.node(50, "KlingTextToVideoNode", ["a cat", "", 0.8], outputs=[("VIDEO", "VIDEO")])
+    wf.node(51, "LtxvApiImageToVideo", [], inputs=[("image", "IMAGE")], outputs=[("VIDEO", "VIDEO")], mode=4)
+    with pytest.raises(ConversionError) as info:
+        load(save(tmp_path, wf.to_json()), registry)
+    text = str(info.value)
+    assert "1 node(s) call a paid cloud API" in text and "node 50: KlingTextToVideoNode" in text
+    assert "LtxvApiImageToVideo" not in text     # bypassed: never blocks
+    assert "not available" not in text
+
+
+def test_promoted_widgets_follow_the_instances_proxy_widget_order(tmp_path: Path, registry: Registry) -> None:
+    """Newer frontends save an instance's widgets_values in properties.proxyWidgets order, [node, widget] pairs
+    with node "-1" for the subgraph's inputs (ComfyUI-LTXVideo's IC-LoRA example lists strength before seed)."""
+    data = subgraph_workflow()
+    definition = data["definitions"]["subgraphs"][0]
+    definition["inputs"].append({"name": "seed", "type": "INT", "linkIds": []})
+    instance = data["nodes"][1]
+    instance["properties"] = {"proxyWidgets": [["7", "factor"], ["-1", "seed"], ["-1", "factor"]]}
+    instance["widgets_values"] = [None, 11, 0.75]
+    graph = load(save(tmp_path, data), registry)
+    assert literal_inputs(graph, "5:7")["factor"] == 0.75

@@ -46,3 +46,14 @@ def test_inputs_and_outputs_match_comfyui(name: str) -> None:
     theirs = {i["name"] for i in definition["inputs"] if i["type"] != "COMFY_AUTOGROW_V3"}
     assert theirs <= ours, f"missing inputs {theirs - ours}"
     assert [n for n, _ in spec.outputs] == [o["name"] for o in definition["outputs"]]
+
+
+def test_cloud_api_nodes_are_told_apart_by_name() -> None:
+    """ComfyUI's comfy_api_nodes (its paid partner nodes) and no other node of the reference match the rule,
+    and no op of ours does."""
+    from ltxgraph.comfyui.cloud import is_cloud_node
+
+    cloud = {name for name, entry in DEFS.items() if str(entry.get("python_module")).startswith("comfy_api_nodes")}
+    assert len(cloud) >= 4 and {name for name in DEFS if is_cloud_node(name)} == cloud
+    assert not [spec.name for spec in REGISTRY if is_cloud_node(spec.name)]
+    assert all(map(is_cloud_node, ("KlingTextToVideoNode", "LtxvApiTextToVideo", "WanTextToVideoApi", "VeoVideoGenerationNode")))

@@ -1,0 +1,85 @@
+"""Running converted ComfyUI workflows on the tiny models in tests: a folder with the tiny set and small input
+media under every name the workflows load, and a run with sizes shrunk for CI (widths to 256, heights to 128,
+frame counts to 17: the workflows' own numbers would take minutes on tiny models); nothing else is changed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import torch
+
+from ltxgraph import api
+from ltxgraph.graph import parse_input, ParamRef
+from ltxgraph.paths import Folders
+from ltxgraph.values import Audio, Video
+from ltxgraph_ops.media_video import encode_mp4
+from ltxgraph_ops.sampling.preview import png_bytes
+from ltxgraph_ops.tiny.files import write_tiny_models
+
+WIDTHS, HEIGHTS = {1280, 1920, 1536, 1024, 960, 768}, {720, 1080, 1088, 704, 576, 544, 512}
+SIZE_INPUTS = ("value", "width", "height", "length", "frames_number", "longer_size", "largest_size")
+STILLS = ("ltx_2_canny_1st_frame.png", "freckled_curly_girl.png", "snow_bike_jump_crew.png",
+          "puppy_with_blue_bandana.png", "minimalist_sky_view_lounge.png", "example.png",
+          "distilled image.png", "base model image.png", "buildings ff.png", "first_frame (1).png")
+CLIPS = ("squirrel_in_flower_garden.mp4", "minimalist_sky_view_lounge.mp4", "buildings.mp4")
+# the V2V detailer encodes its input as it is: 8n+1 frames, sides multiples of 32 (after its scaling to 256)
+ENCODABLE_CLIPS = ("video.mp4",)
+
+
+def shrink(value):
+    if isinstance(value, bool) or not isinstance(value, int):
+        return value
+    if value in WIDTHS:
+        return 256
+    if value in HEIGHTS:
+        return 128
+    if value >= 49 and (value - 1) % 8 == 0:          # frame counts (8n+1)
+        return 17
+    return value
+
+
+def make_world(root: Path) -> dict[str, Path]:
+    """The tiny models and every input file the corpus workflows name, under ``root``."""
+    write_tiny_models(root / "models")
+    inputs = root / "input"
+    inputs.mkdir()
+    y, x = torch.meshgrid(torch.linspace(0, 1, 180), torch.linspace(0, 1, 320), indexing="ij")
+    still = (torch.stack([x, y, (x + y) / 2], -1) * 255).round().to(torch.uint8)
+    frames = torch.stack([torch.stack([x, y, (x * y + t / 40) % 1], -1) for t in range(40)])
+    t = torch.arange(round(40 / 24 * 24000)) / 24000
+    audio = Audio(torch.stack([torch.sin(2 * torch.pi * 330 * t)] * 2)[None] * 0.3, 24000)
+    for name in STILLS:
+        (inputs / name).write_bytes(png_bytes(still))
+    for name in CLIPS:
+        encode_mp4(str(inputs / name), Video(frames, 24.0, audio), {})
+    encodable = torch.cat([frames, frames[-1:]])[:, 26:154, 32:288]        # 41 frames of 256x128
+    for name in ENCODABLE_CLIPS:
+        encode_mp4(str(inputs / name), Video(encodable, 24.0, audio), {})
+    return {"root": root, "models": root / "models", "input": inputs}
+
+
+def run_shrunk(path: Path, world: dict[str, Path]) -> api.RunResult:
+    """Load the workflow, shrink its sizes (literals and the parameters that set them), run it on the tiny set."""
+    graph = api.load(path)
+    params = {}
+    for node in graph.file.nodes.values():
+        for key, raw in node.inputs.items():
+            if key not in SIZE_INPUTS:
+                continue
+            value = parse_input(raw)
+            if isinstance(value, ParamRef):
+                params[value.name] = shrink(graph.file.params[value.name].default)
+            else:
+                node.inputs[key] = shrink(raw)
+    runner = api.Runner(use_cache=False, folders=Folders(models=(world["models"],), input=world["input"],
+                                                         output=world["root"] / "out" / path.stem))
+    return runner.run(graph, params)
+
+
+def assert_playable_mp4(result: api.RunResult, name: str) -> None:
+    videos = [Path(p) for p in result.report.files if p.endswith(".mp4")]
+    assert videos, f"{name} wrote no video"
+    with av.open(str(videos[0])) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.frames >= 9
+        assert container.streams.audio and container.streams.audio[0].codec_context.name == "aac"
