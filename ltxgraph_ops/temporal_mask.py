@@ -2,8 +2,10 @@
 
 LTXVSetAudioVideoMaskByTime (ComfyUI-LTXVideo) sets the noise masks of an AV latent from a time range: inside
 [start_time, end_time] video and/or audio are regenerated (mask 1), outside they keep ``mask_init_value_*``
-(0 = keep exactly). Unlike the original, an ``end_time`` past the end of the input extends the latent (new video
-frames and audio frames, always generated), so a clip can be continued by asking for a longer range.
+(0 = keep exactly). As in the original, the range is clamped to the latent: ComfyUI-LTXVideo's workflows set a
+large ``end_time`` (e.g. 100) to mean "to the end". Extension past the end is a separate op of ours,
+LTXVExtendAVLatentByTime (no ComfyUI counterpart), placed after the mask: it appends frames that are always
+generated (noise mask 1), keeping the masks of the frames before.
 
 Index rules (the original's): video latent frame k >= 1 starts at pixel frame 8k - 7 (frame 0 is pixel 0); the
 range starts at the first latent frame starting at or after round(start * fps) and ends before the first frame
@@ -87,13 +89,16 @@ def extend_audio(latent: AudioLatent, frames: int, seconds: float) -> AudioLaten
         return latent
     b, c, _, m = latent.samples.shape
     samples = torch.cat([latent.samples, latent.samples.new_zeros(b, c, extra, m)], dim=2)
-    return AudioLatent(samples, latent.latents_per_second, max(seconds, latent.seconds), latent.noise_mask)
+    mask = latent.noise_mask
+    if mask is not None:
+        mask = torch.cat([mask, mask.new_ones(*mask.shape[:2], extra, mask.shape[3])], dim=2)
+    return AudioLatent(samples, latent.latents_per_second, max(seconds, latent.seconds), mask)
 
 
 @op("LTXVSetAudioVideoMaskByTime",
     outputs={"positive": "CONDITIONING", "negative": "CONDITIONING", "av_latent": "AV_LATENT",
              "video_latent_blend_coefficients": "FLOAT", "video_pixel_blend_coefficients": "FLOAT"},
-    category="utility", version="2")
+    category="utility", version="3")
 def set_audio_video_mask_by_time(
         av_latent: Annotated[AVLatent, Port("AV_LATENT")],
         positive: Annotated[Conditioning, Port("CONDITIONING")],
@@ -112,23 +117,14 @@ def set_audio_video_mask_by_time(
         spatial_mask: Annotated[torch.Tensor | None, Port("MASK", optional=True)] = None,
 ) -> tuple[Conditioning, Conditioning, AVLatent, tuple[float, ...], tuple[float, ...]]:
     """Regenerate [start_time, end_time] (seconds) of the video and/or the audio, keeping the rest
-    (``mask_init_value_*``: 0 = keep exactly, fractions = partial regeneration); an end past the input extends
-    it. ``spatial_mask`` [H, W] or [B, H, W] limits the video region (resized to the latent grid). Also returns
+    (``mask_init_value_*``: 0 = keep exactly, fractions = partial regeneration); the range is clamped to the
+    latent (LTXVExtendAVLatentByTime afterwards appends frames to generate past its end). ``spatial_mask`` [H, W] or [B, H, W] limits the video region (resized to the latent grid). Also returns
     per-latent-frame and per-pixel-frame blend weights of the edited range (ramps of ``slope_len`` frames)."""
     if end_time < start_time:
         raise InputValueError(f"end_time {end_time} is before start_time {start_time}")
     if video_fps <= 0:
         raise InputValueError("video_fps must be > 0")
     video, audio = av_latent.video, av_latent.audio
-    wanted_pixels = round(end_time * video_fps)          # a clip of D seconds has D * fps frames
-    if wanted_pixels > video.frames:
-        video = extend_video(video, math.ceil((wanted_pixels - 1) / FRAMES_PER_LATENT) + 1)
-    audio_frames = round(end_time * audio.latents_per_second)
-    if audio_frames > audio.samples.shape[2]:
-        audio = extend_audio(audio, audio_frames, end_time)
-    added_video = video.samples.shape[2] - av_latent.video.samples.shape[2]
-    added_audio = audio.samples.shape[2] - av_latent.audio.samples.shape[2]
-
     b, _, frames, height, width = video.samples.shape
     video_mask = torch.full((b, 1, frames, height, width), float(mask_init_value_video))
     first, stop = video_range(start_time, end_time, video_fps, frames)
@@ -140,20 +136,38 @@ def set_audio_video_mask_by_time(
     base = av_latent.video.noise_mask
     if base is not None and base.ndim == 5 and base.shape[1] == base.shape[3] == base.shape[4] == 1:
         video_mask[:, :, : base.shape[2]] *= base[:1, :1]
-    if added_video:
-        video_mask[:, :, frames - added_video:] = 1.0
 
     ab, _, audio_count, _ = audio.samples.shape
     audio_mask = torch.full((ab, 1, audio_count, 1), float(mask_init_value_audio))
     a_first, a_stop = audio_range(start_time, end_time, audio.latents_per_second, audio_count)
     if mask_audio and a_stop > a_first:
         audio_mask[:, :, a_first:a_stop] = 1.0
-    if added_audio:
-        audio_mask[:, :, audio_count - added_audio:] = 1.0
 
     latent = AVLatent(replace(video, noise_mask=video_mask), replace(audio, noise_mask=audio_mask))
     coeffs, pixel_coeffs = blend_coefficients(first, stop, frames, slope_len)
     return positive, negative, latent, tuple(coeffs), tuple(pixel_coeffs)
+
+
+@op("LTXVExtendAVLatentByTime", outputs={"av_latent": "AV_LATENT"}, category="latent")
+def extend_av_latent_by_time(
+        av_latent: Annotated[AVLatent, Port("AV_LATENT")],
+        end_time: Annotated[float, Port("FLOAT", min=0.0, max=2000.0)] = 10.0,
+        video_fps: Annotated[float, Port("FLOAT", min=0.0, max=500.0)] = 24.0,
+) -> AVLatent:
+    """``av_latent`` lengthened to ``end_time`` seconds (ltxgraph's op; ComfyUI has none): video latent frames
+    appended until its 8n+1 pixel frames cover ``end_time * video_fps`` frames, audio latent frames until
+    ``end_time * latents_per_second``; appended frames are zero and always generated (noise mask 1 appended to
+    a stream's mask; a stream without a mask is generated whole anyway). Frames already there keep their mask."""
+    if video_fps <= 0:
+        raise InputValueError("video_fps must be > 0")
+    video, audio = av_latent.video, av_latent.audio
+    wanted_pixels = round(end_time * video_fps)          # a clip of D seconds has D * fps frames
+    if wanted_pixels > video.frames:
+        video = extend_video(video, math.ceil((wanted_pixels - 1) / FRAMES_PER_LATENT) + 1)
+    audio_frames = round(end_time * audio.latents_per_second)
+    if audio_frames > audio.samples.shape[2]:
+        audio = extend_audio(audio, audio_frames, end_time)
+    return AVLatent(video, audio)
 
 
 def _spatial(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:

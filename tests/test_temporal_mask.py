@@ -1,4 +1,5 @@
-"""LTXVSetAudioVideoMaskByTime: index rules, independent audio / video edits, extension past the end."""
+"""LTXVSetAudioVideoMaskByTime: index rules, independent audio / video edits, a range clamped to the latent (as
+ComfyUI-LTXVideo's node); LTXVExtendAVLatentByTime: extension past the end."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,8 @@ import torch
 from ltxgraph.errors import InputValueError
 from ltxgraph.values import AudioLatent, AVLatent, VideoLatent
 from ltxgraph_ops.conditioning import Conditioning
-from ltxgraph_ops.temporal_mask import blend_coefficients, set_audio_video_mask_by_time, video_range
+from ltxgraph_ops.temporal_mask import (blend_coefficients, extend_av_latent_by_time, set_audio_video_mask_by_time,
+                                       video_range)
 
 COND = Conditioning(torch.zeros(1, 2, 4))
 
@@ -48,9 +50,19 @@ def test_audio_only_edit() -> None:
     assert audio.nonzero().flatten().tolist() == list(range(12, 26))          # round(12.5)=12 .. round(25)
 
 
-def test_end_past_the_input_extends_video_and_audio() -> None:
+def test_an_end_past_the_input_is_clamped_as_comfyui_does() -> None:
     latent = av(frames=4, audio_frames=26)                                     # 25 pixel frames, ~1 s
-    _, _, out, _, _ = run(latent, start_time=1.0, end_time=3.0, mask_init_value_video=0.0)
+    _, _, out, _, _ = run(latent, start_time=0.5, end_time=100.0)              # "to the end"
+    assert out.video.samples.shape == latent.video.samples.shape and out.video.frames == 25
+    assert out.audio.samples.shape == latent.audio.samples.shape
+    assert out.video.noise_mask[0, 0, :, 0, 0].tolist() == [0, 0, 0, 1]     # first start >= pixel 12: frame 3
+    assert out.audio.noise_mask[0, 0, :, 0].nonzero().flatten().tolist() == list(range(12, 26))
+
+
+def test_extension_then_mask_generates_the_new_part() -> None:
+    latent = av(frames=4, audio_frames=26)                                     # 25 pixel frames, ~1 s
+    _, _, masked, _, _ = run(latent, start_time=1.0, end_time=3.0, mask_init_value_video=0.0)
+    out = extend_av_latent_by_time(masked, end_time=3.0, video_fps=24.0)
     assert out.video.samples.shape[2] == 10 and out.video.frames == 73        # 72 frames -> 8n+1 = 73
     assert out.audio.samples.shape[2] == 75 and out.audio.seconds == 3.0
     assert torch.equal(out.video.samples[:, :, :4], latent.video.samples)
