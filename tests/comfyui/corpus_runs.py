@@ -21,7 +21,8 @@ SIZE_INPUTS = ("value", "width", "height", "length", "frames_number", "longer_si
 STILLS = ("ltx_2_canny_1st_frame.png", "freckled_curly_girl.png", "snow_bike_jump_crew.png",
           "puppy_with_blue_bandana.png", "minimalist_sky_view_lounge.png", "example.png",
           "distilled image.png", "base model image.png", "buildings ff.png", "first_frame (1).png")
-CLIPS = ("squirrel_in_flower_garden.mp4", "minimalist_sky_view_lounge.mp4", "buildings.mp4")
+CLIPS = ("squirrel_in_flower_garden.mp4", "minimalist_sky_view_lounge.mp4", "buildings.mp4",
+         "LTX-2_V2V_00014-audio.mp4")
 # the V2V detailer encodes its input as it is: 8n+1 frames, sides multiples of 32 (after its scaling to 256)
 ENCODABLE_CLIPS = ("video.mp4",)
 
