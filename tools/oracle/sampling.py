@@ -105,6 +105,20 @@ def check_multimodal_guider() -> float:
     return _max_error(pairs)
 
 
+def check_multimodal_guider_batch2() -> float:
+    """Batch 2 with items of different spread: the rescale's std is the whole batch's in the reference."""
+    from ltx_core.components.guiders import MultiModalGuider, MultiModalGuiderParams
+    cond, neg, ptb, iso = (_random(2, VIDEO_TOKENS, CHANNELS, seed=SEED + 10 + k) for k in range(4))
+    cond = cond * torch.tensor([1.0, 3.0]).view(2, 1, 1)
+    pairs = []
+    for cfg, stg, mod, rescale in [(3.0, 1.0, 3.0, 0.7), (1.0, 1.0, 1.0, 0.45), (2.5, 0.0, 3.0, 1.0)]:
+        theirs = MultiModalGuider(MultiModalGuiderParams(cfg_scale=cfg, stg_scale=stg, modality_scale=mod,
+                                                         rescale_scale=rescale))
+        params = guiders.GuidanceParams(cfg=cfg, stg=stg, modality=mod, rescale=rescale)
+        pairs.append((guiders.combine(params, cond, neg, ptb, iso), theirs.calculate(cond, neg, ptb, iso)))
+    return _max_error(pairs)
+
+
 def check_res2s_step() -> float:
     from ltx_core.components.diffusion_steps import Res2sDiffusionStep
     from ltx_pipelines.utils.res2s import get_res2s_coefficients
@@ -188,6 +202,7 @@ CHECKS: dict[str, Callable[[], float]] = {
     "sampling.euler_step": check_euler_step,
     "sampling.noiser_masked": check_noiser,
     "sampling.multimodal_guider": check_multimodal_guider,
+    "sampling.multimodal_guider_batch2": check_multimodal_guider_batch2,
     "sampling.res2s_step": check_res2s_step,
     "sampling.euler_loop_masked_av": check_euler_loop_masked_av,
     "sampling.res2s_loop_masked_video": check_res2s_loop_masked_video,
