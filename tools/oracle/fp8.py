@@ -34,6 +34,7 @@ from ltxgraph_ops.tiny import transformer as tiny  # noqa: E402
 from ltxgraph_ops.tiny.files import write_checkpoint  # noqa: E402
 from ltxgraph_ops.weights.safetensors_file import SafetensorsFile  # noqa: E402
 from ltxgraph_ops.weights.writing import quantize_fp8, save_atomic  # noqa: E402
+from tools.oracle.guard import compared  # noqa: E402
 from tools.oracle.transformer import SEED, Pair, audio_input, compare, video_input  # noqa: E402
 
 PREFIX = "model.diffusion_model."
@@ -129,8 +130,8 @@ def check_dequantised_weights() -> float:
         layer = ours.get_submodule(name)
         if layer.weight.dtype != torch.float8_e4m3fn:  # (the reference's float32 build upcasts exactly)
             return float("inf")
-        error = max(error, float((layer.dequantized_weight(torch.float32) - reference_dequantised(theirs[name]))
-                                 .abs().max()))
+        ours_weight, reference_weight = layer.dequantized_weight(torch.float32), reference_dequantised(theirs[name])
+        error = max(error, compared(name, ours_weight, reference_weight))
     return error
 
 

@@ -16,13 +16,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
 from ltxgraph_ops.sampling import guiders, noise, samplers, schedules  # noqa: E402
 from ltxgraph_ops.sampling.denoiser import sample_latents  # noqa: E402
+from tools.oracle.guard import compared  # noqa: E402
 
 SEED = 4321
 VIDEO_TOKENS, AUDIO_TOKENS, CHANNELS = 12, 5, 8
 
 
 def _max_error(pairs) -> float:
-    return max(float((a.double() - b.double()).abs().max()) if a.numel() else 0.0 for a, b in pairs)
+    """Over (ours, reference) pairs; an empty pair (a modality with no tokens) compares equal."""
+    return max(compared("sampling", a, b) if a.numel() or b.numel() else 0.0 for a, b in pairs)
 
 
 def _random(*shape: int, seed: int = SEED) -> torch.Tensor:
@@ -37,7 +39,14 @@ def check_ltxv_schedule() -> float:
         for steps in (2, 8, 20, 40):
             for stretch in (True, False):
                 ours = schedules.ltxv_sigmas(steps, stretch=stretch, latent_shape=shape)
-                pairs.append((ours, LTX2Scheduler().execute(steps, latent=latent, stretch=stretch)))
+                theirs = LTX2Scheduler().execute(steps, latent=latent, stretch=stretch)
+                if not torch.isfinite(theirs).all():
+                    # at 63k tokens every non-zero sigma rounds to 1 in float32 and the reference's stretch
+                    # divides 0 by 0; ours leaves that schedule unstretched (finite)
+                    if not torch.isfinite(ours).all():
+                        return float("inf")
+                    continue
+                pairs.append((ours, theirs))
     return _max_error(pairs)
 
 
