@@ -6,9 +6,9 @@ self-attention for STG; isolated modalities for modality guidance) and combines 
     pred = c + (cfg - 1)(c - u_text) + stg (c - u_perturbed) + (modality - 1)(c - u_isolated)
     pred = pred * (r * std(c) / std(pred) + (1 - r))          (rescale r)
 
-The rescale's std is taken over the whole batch, as ltx-core's and ComfyUI-LTXVideo's guiders take it (at batch 1
-the same as per item); ``GuidanceParams.rescale_per_item`` takes it per batch item instead (each item rescaled as
-if sampled alone), an option the reference does not have.
+The rescale's std is taken over the whole batch, as ltx-core's (1.0.0 and 1.2.0) and ComfyUI-LTXVideo's guiders
+take it (at batch 1 the same as per item); ``GuidanceParams.rescale_per_item`` takes it per batch item instead
+(each item rescaled as if sampled alone), an option the reference does not have.
 
 CFG (Ho & Salimans 2022), STG (Hyung et al. 2024, spatiotemporal skip guidance), CFG rescale (Lin et al. 2023).
 Passes no modality needs are not run. The sampler never sees any of this.

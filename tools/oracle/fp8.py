@@ -13,7 +13,8 @@ reference keeps blocks 0 and 43-47 and the non-block layers wide) stored as floa
   runs in the compute dtype). The check therefore runs the reference's fp8 layers as x @ (weight * weight_scale)^T
   + bias, i.e. with unquantised activations, and the two forwards must agree to float32 rounding.
   ``activation_quantisation_gap`` measures how far the reference's static activation quantisation (emulated on
-  the CPU) moves the output of the same model: that is what ltxgraph does not reproduce.
+  the CPU) moves the output of the same model: that is what ltxgraph does not reproduce. ltx-core 1.2.0's
+  FP8Linear quantises the same way (x / input_scale, clamped to the e4m3 range) before its fp8 matmul.
 """
 from __future__ import annotations
 
@@ -101,10 +102,15 @@ def run_fp8_layers_on_cpu(model: torch.nn.Module, quantise_activations: bool) ->
         layer.forward = forward
 
 
-def _forward_error(quantise_activations: bool) -> float:
+def loaded_pair() -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(ours, the reference) loaded from one scaled-fp8 file."""
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = write_scaled_fp8_checkpoint(Path(folder) / "fp8.safetensors")
-        ours, reference = load_transformer(checkpoint), reference_fp8_model(checkpoint)
+        return load_transformer(checkpoint), reference_fp8_model(checkpoint)
+
+
+def _forward_error(quantise_activations: bool) -> float:
+    ours, reference = loaded_pair()
     if len(reference_fp8_layers(reference)) != len(fp8_layer_names(ours)):
         return float("inf")
     run_fp8_layers_on_cpu(reference, quantise_activations)
@@ -118,9 +124,7 @@ def _forward_error(quantise_activations: bool) -> float:
 def check_dequantised_weights() -> float:
     """Max abs difference of every fp8 layer's dequantised weight (ours vs the reference's); inf if a layer is
     missing on either side or ours is not kept in fp8."""
-    with tempfile.TemporaryDirectory() as folder:
-        checkpoint = write_scaled_fp8_checkpoint(Path(folder) / "fp8.safetensors")
-        ours, reference = load_transformer(checkpoint), reference_fp8_model(checkpoint)
+    ours, reference = loaded_pair()
     theirs = reference_fp8_layers(reference)
     names = fp8_layer_names(ours)
     if not names or set(names) != set(theirs):

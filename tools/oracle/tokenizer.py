@@ -46,7 +46,8 @@ def reference_tokenizer(model_proto: bytes, folder: Path):
     release's tokenizer settings: BOS added, no EOS)."""
     from ltx_core.text_encoders.gemma.tokenizer import LTXVGemmaTokenizer
     (folder / "tokenizer.model").write_bytes(model_proto)
-    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "GemmaTokenizer", "add_bos_token": True, "add_eos_token": False}))
+    settings = {"tokenizer_class": "GemmaTokenizer", "add_bos_token": True, "add_eos_token": False}
+    (folder / "tokenizer_config.json").write_text(json.dumps(settings))
     return LTXVGemmaTokenizer(str(folder), max_length=MAX_LENGTH)
 
 
