@@ -140,11 +140,12 @@ def test_prompt_enhancement_is_seeded_and_bounded(models) -> None:
     first = ltxv_gemma_enhance_prompt(clip, "a cat", max_tokens=32, seed=1)
     again = ltxv_gemma_enhance_prompt(clip, "a cat", max_tokens=32, seed=1)
     assert first == again and isinstance(first, str) and first
-    assert len(clip.tokenizer.tokenize(first)) <= 33
     seen: list[tuple[str, int, int]] = []
     counting = OpContext("e", on_step=lambda node, step, total, info: seen.append((info["unit"], step, total)))
     assert ltxv_gemma_enhance_prompt(clip, "a cat", max_tokens=32, seed=1, ctx=counting) == first
-    assert seen == [("token", i, 32) for i in range(1, len(seen) + 1)] and seen
+    assert seen == [("token", i, 32) for i in range(1, len(seen) + 1)] and 0 < len(seen) <= 32
+    # (the bound is on generated tokens: the tiny tokenizer falls back to bytes like Gemma's, and random bytes
+    # decode to U+FFFD, so the text need not re-tokenize to the same count)
     looked = ltxv_gemma_enhance_prompt(clip, "a cat", max_tokens=32, seed=1, image=torch.zeros(1, 8, 8, 3))
     assert looked and looked != first   # the tiny file carries a vision tower (tests/test_gemma_image_prompt.py)
 

@@ -8,7 +8,7 @@
 set -euo pipefail
 PY=${PYTHON:-python}
 $PY -m pip install --quiet --no-deps "ltx-core==1.0.0" "ltx-pipelines==1.0.0"
-$PY -m pip install --quiet einops "transformers>=4.52" accelerate "scipy>=1.14" tqdm pillow
+$PY -m pip install --quiet einops "transformers>=4.52" accelerate "scipy>=1.14" tqdm pillow protobuf
 $PY -m pip install --quiet --no-deps torchaudio
 $PY -m pip install --quiet --no-deps "diffusers==0.42.1"
 $PY -m pip install --quiet huggingface-hub regex requests importlib_metadata

@@ -1,7 +1,10 @@
 """Gemma's SentencePiece tokenizer, from the serialized model the ComfyUI text-encoder file embeds (a uint8
 ``spiece_model`` tensor) or from a ``tokenizer.model`` file: BOS first, no EOS, left padding to a fixed length
-(1024 for LTX-2), longer prompts truncated."""
+(1024 for LTX-2), longer prompts truncated. As in transformers' Gemma tokenizer (what ltx-core uses), a control
+piece written in a prompt ("<bos>", "<eos>", "<pad>") is that token, not its characters."""
 from __future__ import annotations
+
+import re
 
 import torch
 
@@ -13,14 +16,23 @@ class GemmaTokenizer:
     def __init__(self, model_proto: bytes) -> None:
         import sentencepiece as spm
         self.processor = spm.SentencePieceProcessor(model_proto=model_proto)
+        self.control_ids = {self.processor.id_to_piece(i): i for i in range(self.processor.get_piece_size())
+                            if self.processor.is_control(i) or self.processor.is_unknown(i)}
+        pieces = sorted(self.control_ids, key=len, reverse=True)
+        self.control_pattern = re.compile("(" + "|".join(map(re.escape, pieces)) + ")") if pieces else None
 
     @property
     def vocab_size(self) -> int:
         return self.processor.get_piece_size()
 
     def tokenize(self, text: str) -> list[int]:
-        """BOS followed by the text's pieces (surrounding whitespace stripped)."""
-        return [BOS_ID] + list(self.processor.encode(text.strip()))
+        """BOS followed by the text's pieces (surrounding whitespace stripped; control pieces in it are tokens)."""
+        text = text.strip()
+        parts = self.control_pattern.split(text) if self.control_pattern else [text]
+        tokens = [BOS_ID]
+        for part in parts:
+            tokens.extend([self.control_ids[part]] if part in self.control_ids else self.processor.encode(part))
+        return tokens
 
     def encode(self, prompts: list[str], max_length: int = MAX_LENGTH) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
         """Prompts -> (ids [B, max_length] left-padded with PAD, mask [B, max_length] 1 = token, tokens each

@@ -4,7 +4,11 @@ A guider asks the model for the passes its parameters need (positive; negative p
 self-attention for STG; isolated modalities for modality guidance) and combines them per modality:
 
     pred = c + (cfg - 1)(c - u_text) + stg (c - u_perturbed) + (modality - 1)(c - u_isolated)
-    pred = pred * (r * std(c) / std(pred) + (1 - r))          (rescale r, std per batch item)
+    pred = pred * (r * std(c) / std(pred) + (1 - r))          (rescale r)
+
+The rescale's std is taken over the whole batch, as ltx-core's (1.0.0 and 1.2.0) and ComfyUI-LTXVideo's guiders
+take it (at batch 1 the same as per item); ``GuidanceParams.rescale_per_item`` takes it per batch item instead
+(each item rescaled as if sampled alone), an option the reference does not have.
 
 CFG (Ho & Salimans 2022), STG (Hyung et al. 2024, spatiotemporal skip guidance), CFG rescale (Lin et al. 2023).
 Passes no modality needs are not run. The sampler never sees any of this.
@@ -44,13 +48,17 @@ class GuidableModel(Protocol):
 
 @dataclass(frozen=True)
 class GuidanceParams:
-    """Guidance of one modality. Neutral values: cfg 1, stg 0, modality 1, rescale 0."""
+    """Guidance of one modality. Neutral values: cfg 1, stg 0, modality 1, rescale 0.
+
+    rescale_per_item: False (the reference) = the rescale's std over the whole batch; True = per batch item.
+    """
 
     cfg: float = 1.0
     stg: float = 0.0
     modality: float = 1.0
     rescale: float = 0.0
     stg_blocks: tuple[int, ...] = field(default_factory=tuple)
+    rescale_per_item: bool = False
 
     @property
     def needs_negative(self) -> bool:
@@ -65,10 +73,10 @@ class GuidanceParams:
         return self.modality != 1.0
 
 
-def rescale_to_std(pred: torch.Tensor, cond: torch.Tensor, strength: float) -> torch.Tensor:
-    """Scale pred towards the standard deviation of cond: factor = r*std(cond)/std(pred) + (1-r),
-    std over all elements of each batch item."""
-    dims = tuple(range(1, pred.ndim))
+def rescale_to_std(pred: torch.Tensor, cond: torch.Tensor, strength: float, per_item: bool = False) -> torch.Tensor:
+    """Scale pred towards the standard deviation of cond: factor = r*std(cond)/std(pred) + (1-r), pred and cond
+    [B, ...]; std over every element of the batch (the reference), or over each batch item's if per_item."""
+    dims = tuple(range(1 if per_item else 0, pred.ndim))
     factor = cond.std(dim=dims, keepdim=True) / pred.std(dim=dims, keepdim=True)
     return pred * (strength * factor + (1 - strength))
 
@@ -84,7 +92,7 @@ def combine(params: GuidanceParams, cond: torch.Tensor, negative: torch.Tensor |
     if isolated is not None:
         pred = pred + (params.modality - 1) * (cond - isolated)
     if params.rescale != 0:
-        pred = rescale_to_std(pred, cond, params.rescale)
+        pred = rescale_to_std(pred, cond, params.rescale, params.rescale_per_item)
     return pred
 
 

@@ -62,14 +62,20 @@ def build(config: GemmaConfig, device: str | torch.device = "cpu") -> torch.nn.M
         return GemmaTextModel(config)
 
 
-def train_tiny_spm(vocab_size: int = 128) -> bytes:
-    """A SentencePiece model (unigram) with Gemma's special ids: pad 0, eos 1, bos 2, unk 3; deterministic."""
+def train_tiny_spm(vocab_size: int = 384, text: str = CORPUS) -> bytes:
+    """A SentencePiece model built like Gemma's: BPE with byte fallback and split digits, no normalization, no
+    dummy prefix, whitespace kept, Gemma's special pieces (pad 0, eos 1, bos 2, unk 3, mask 4) and turn markers; the 256
+    byte pieces take most of the vocabulary. Trained on ``text`` (every character kept); deterministic."""
     import sentencepiece as spm
     model = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(CORPUS.splitlines() * 4), model_writer=model,
-                                   vocab_size=vocab_size, model_type="unigram", pad_id=0, eos_id=1, bos_id=2,
-                                   unk_id=3, num_threads=1, hard_vocab_limit=False,
-                                   user_defined_symbols=["<start_of_turn>", "<end_of_turn>"], minloglevel=2)
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(text.splitlines() * 4), model_writer=model,
+                                   vocab_size=vocab_size, model_type="bpe", pad_id=0, eos_id=1, bos_id=2, unk_id=3,
+                                   pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>", unk_piece="<unk>",
+                                   byte_fallback=True, split_digits=True, add_dummy_prefix=False,
+                                   remove_extra_whitespaces=False, normalization_rule_name="identity",
+                                   allow_whitespace_only_pieces=True, num_threads=1, hard_vocab_limit=False,
+                                   character_coverage=1.0, minloglevel=2, control_symbols=["<mask>"],
+                                   user_defined_symbols=["<start_of_turn>", "<end_of_turn>"])
     return model.getvalue()
 
 

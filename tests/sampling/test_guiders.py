@@ -75,10 +75,24 @@ def test_combine_formula_and_rescale():
     c, u, p, m = (torch.randn(2, 6, generator=gen) for _ in range(4))
     params = GuidanceParams(cfg=3.0, stg=1.0, modality=3.0, rescale=0.7)
     pred = c + 2 * (c - u) + (c - p) + 2 * (c - m)
-    factor = 0.7 * c.std(dim=1, keepdim=True) / pred.std(dim=1, keepdim=True) + 0.3
+    factor = 0.7 * c.std() / pred.std() + 0.3
     assert torch.allclose(combine(params, c, u, p, m), pred * factor)
     full = rescale_to_std(pred, c, 1.0)
-    assert torch.allclose(full.std(dim=1), c.std(dim=1))
+    assert torch.allclose(full.std(), c.std())
+
+
+def test_rescale_std_is_over_the_whole_batch_by_default_and_per_item_on_request():
+    gen = torch.Generator().manual_seed(5)
+    c, u = torch.randn(2, 3, 4, generator=gen), torch.randn(2, 3, 4, generator=gen)
+    c[1] *= 4.0  # items of different spread: the two statistics differ
+    batch = combine(GuidanceParams(cfg=3.0, rescale=1.0), c, u)
+    per_item = combine(GuidanceParams(cfg=3.0, rescale=1.0, rescale_per_item=True), c, u)
+    assert torch.allclose(batch.std(), c.std())
+    assert not torch.allclose(batch[0].std(), c[0].std(), rtol=1e-2)
+    for item in range(2):
+        assert torch.allclose(per_item[item].std(), c[item].std())
+        alone = combine(GuidanceParams(cfg=3.0, rescale=1.0), c[item:item + 1], u[item:item + 1])
+        assert torch.allclose(per_item[item:item + 1], alone)
 
 
 def test_neutral_parameters_return_cond_exactly():

@@ -11,6 +11,7 @@ BOUNDS = {
     "sampling.euler_step": 1e-6,
     "sampling.noiser_masked": 1e-6,
     "sampling.multimodal_guider": 1e-6,
+    "sampling.multimodal_guider_batch2": 1e-6,
     "sampling.res2s_step": 1e-6,
     "sampling.euler_loop_masked_av": 1e-6,
     "sampling.res2s_loop_masked_video": 1e-6,

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 from ltxgraph_ops.models.mel import MelConfig, log_mel_spectrogram  # noqa: E402
 from ltxgraph_ops.tiny import audio_vae as tiny_vae  # noqa: E402
 from ltxgraph_ops.tiny import vocoder as tiny_vocoder  # noqa: E402
+from tools.oracle.guard import compared  # noqa: E402
 
 SEED = 4321
 BATCH = 2
@@ -83,7 +84,7 @@ def check_mel() -> float:
     waveform = 0.3 * torch.randn(BATCH, 2, seconds.numel(), generator=generator) + 0.5 * tone
     processor = AudioProcessor(config.sample_rate, config.n_mels, config.hop_length, config.n_fft)
     expected = processor.waveform_to_mel(Audio(waveform=waveform, sampling_rate=config.sample_rate))
-    return (log_mel_spectrogram(waveform, config) - expected).abs().max().item()
+    return compared("log-mel", log_mel_spectrogram(waveform, config), expected)
 
 
 def check_encode(config: dict | None = None) -> float:
@@ -91,7 +92,7 @@ def check_encode(config: dict | None = None) -> float:
     reference = _reference_half(ours, "encoder", config)
     mel = torch.randn(BATCH, 2, MEL_FRAMES, 64, generator=torch.Generator().manual_seed(SEED + 1))
     with torch.no_grad():
-        return (ours.encode(mel) - reference(mel)).abs().max().item()
+        return compared("audio encode", ours.encode(mel), reference(mel))
 
 
 def check_decode(config: dict | None = None) -> float:
@@ -101,8 +102,7 @@ def check_decode(config: dict | None = None) -> float:
     latent = torch.randn(BATCH, z, LATENT_FRAMES, 16, generator=torch.Generator().manual_seed(SEED + 2))
     with torch.no_grad():
         got, expected = ours.decode(latent), reference(latent)
-    assert got.shape == expected.shape, (got.shape, expected.shape)
-    return (got - expected).abs().max().item()
+    return compared("audio decode", got, expected)
 
 
 def check_waveform_to_latent() -> float:
@@ -115,8 +115,7 @@ def check_waveform_to_latent() -> float:
     with torch.no_grad():
         got = ours.encode(log_mel_spectrogram(waveform, ours.config.mel))
         expected = encode_audio(Audio(waveform=waveform, sampling_rate=16000), reference)
-    assert got.shape == expected.shape, (got.shape, expected.shape)
-    return (got - expected).abs().max().item()
+    return compared("waveform to latent", got, expected)
 
 
 def check_latent_to_waveform() -> float:
@@ -134,8 +133,7 @@ def check_latent_to_waveform() -> float:
     with torch.no_grad():
         got = vocoder(vae.decode(latent))[0]
         expected = decode_audio(latent, decoder, reference_vocoder).waveform
-    assert got.shape == expected.shape, (got.shape, expected.shape)
-    return (got - expected).abs().max().item()
+    return compared("latent to waveform", got, expected)
 
 
 def _ours_vocoder() -> torch.nn.Module:
@@ -153,13 +151,14 @@ def check_vocoder() -> float:
     mel = torch.randn(BATCH, 2, 11, 64, generator=torch.Generator().manual_seed(SEED + 3))
     with torch.no_grad():
         got, expected = ours(mel), reference(mel)
-    assert got.shape == expected.shape, (got.shape, expected.shape)
-    return (got - expected).abs().max().item()
+    return compared("vocoder", got, expected)
 
 
 # attention in the mid blocks and at the second level (resolution 256 -> 128), and a non-causal VAE
 ATTENTION = variant_config(mid_block_add_attention=True, attn_resolutions=[128])
 NON_CAUSAL = variant_config(causality_axis=None)
+# the release's own section: ch_mult [1, 2, 4] (128 -> 256 -> 512 channels) and two resnet blocks per level
+RELEASE = tiny_vae.full_config()
 
 CHECKS: dict[str, Callable[[], float]] = {
     "audio_mel": check_mel,
@@ -172,6 +171,8 @@ CHECKS: dict[str, Callable[[], float]] = {
     "audio_vae_decode_attention": lambda: check_decode(ATTENTION),
     "audio_vae_encode_noncausal": lambda: check_encode(NON_CAUSAL),
     "audio_vae_decode_noncausal": lambda: check_decode(NON_CAUSAL),
+    "audio_vae_encode_release_ch_mult": lambda: check_encode(RELEASE),
+    "audio_vae_decode_release_ch_mult": lambda: check_decode(RELEASE),
 }
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ sys.path.insert(0, str(ROOT))
 
 from ltxgraph_ops.models.gemma import GemmaConfig, GemmaTextModel  # noqa: E402
 from ltxgraph_ops.weights.writing import random_state  # noqa: E402
+from tools.oracle.guard import compared  # noqa: E402
 
 CONFIG = GemmaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
                      num_attention_heads=4, num_key_value_heads=2, head_dim=8, query_pre_attn_scalar=8,
@@ -56,7 +57,7 @@ def check_hidden_states() -> float:
     if len(mine) != len(ref):
         raise AssertionError(f"{len(mine)} hidden states vs {len(ref)}")
     valid = mask.bool()
-    return max(float((a[valid] - b[valid]).abs().max()) for a, b in zip(mine, ref))
+    return max(compared("gemma hidden state", a[valid], b[valid]) for a, b in zip(mine, ref))
 
 
 @torch.no_grad()

@@ -18,6 +18,7 @@ from ltxgraph_ops.models.gemma import GemmaConfig, GemmaTextModel, ImageTokens  
 from ltxgraph_ops.models.gemma_vision import (GemmaVision, GemmaVisionConfig, image_token_sequence,  # noqa: E402
                                               preprocess_image)
 from ltxgraph_ops.weights.writing import random_state  # noqa: E402
+from tools.oracle.guard import compared  # noqa: E402
 
 TEXT = GemmaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4,
                    num_key_value_heads=2, head_dim=8, query_pre_attn_scalar=8, sliding_window=12,
@@ -101,7 +102,7 @@ def check_preprocess() -> float:
     processor = Gemma3ImageProcessorPil(size={"height": VISION.image_size, "width": VISION.image_size})
     theirs = processor(images=image.numpy(), return_tensors="pt")["pixel_values"]
     mine = preprocess_image(image.float() / 255, VISION.image_size)
-    return float((mine - theirs).abs().max()) * 0.5
+    return compared("vision preprocess", mine, theirs) * 0.5
 
 
 @torch.no_grad()
@@ -109,7 +110,7 @@ def check_tower() -> float:
     _, vision, theirs = build_pair()
     pixels = preprocess_image(test_image(), VISION.image_size)
     ref = theirs.model.vision_tower(pixel_values=pixels).last_hidden_state
-    return float((vision.vision_model(pixels) - ref).abs().max())
+    return compared("vision tower", vision.vision_model(pixels), ref)
 
 
 @torch.no_grad()
@@ -117,7 +118,7 @@ def check_projected_features() -> float:
     _, vision, theirs = build_pair()
     pixels = preprocess_image(test_image(), VISION.image_size)
     ref = theirs.model.get_image_features(pixel_values=pixels).pooler_output
-    return float((vision(pixels) - ref).abs().max())
+    return compared("vision features", vision(pixels), ref)
 
 
 def _inputs(vision: GemmaVision) -> tuple[torch.Tensor, torch.Tensor, ImageTokens, torch.Tensor]:
@@ -135,7 +136,7 @@ def check_hidden_states() -> float:
                  token_type_ids=types.long(), output_hidden_states=True).hidden_states
     if len(mine) != len(ref):
         raise AssertionError(f"{len(mine)} hidden states vs {len(ref)}")
-    return max(float((a - b).abs().max()) for a, b in zip(mine, ref))
+    return max(compared("gemma hidden state", a, b) for a, b in zip(mine, ref))
 
 
 @torch.no_grad()
@@ -145,7 +146,7 @@ def check_logits() -> float:
     mine = text.embed_tokens.logits(text(ids, torch.ones_like(ids), images=images)[-1])
     ref = theirs(input_ids=ids, pixel_values=pixels, attention_mask=torch.ones_like(ids),
                  token_type_ids=types.long()).logits
-    return float((mine - ref).abs().max())
+    return compared("gemma logits", mine, ref)
 
 
 @torch.no_grad()

@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT))
 from ltxgraph_ops.models.text_connectors import normalise_features  # noqa: E402
 from ltxgraph_ops.tiny import connector as tiny  # noqa: E402
 from ltxgraph_ops.weights.writing import random_state  # noqa: E402
+from tools.oracle.guard import compared  # noqa: E402
 
 SEED = 21
 TOKENS = 256
@@ -78,7 +79,7 @@ def check_features() -> float:
     states, mask = inputs(config)
     theirs, _ = extractor(states, mask, padding_side="left")
     mine = ours.text_embedding_projection.aggregate_embed(normalise_features(states, mask))
-    return float((mine - theirs).abs().max())
+    return compared("text features", mine, theirs)
 
 
 @torch.no_grad()
@@ -95,7 +96,7 @@ def connector_error(stream: str) -> float:
         connector = video if stream == "video" else audio
         theirs, _ = connector(features, convert_to_additive_mask(mask[b:b + 1], features.dtype))
         mine = (mine_video if stream == "video" else mine_audio)[b:b + 1]
-        errors.append(float((mine - theirs).abs().max()))
+        errors.append(compared(f"{stream} connector", mine, theirs))
     assert bool(mine_mask.all())
     return max(errors)
 

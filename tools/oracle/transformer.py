@@ -20,6 +20,7 @@ from ltxgraph_ops.models.transformer import (LTXAVTransformer, Perturbations, St
 from ltxgraph_ops.models.transformer_tokens import (audio_positions, audio_tokens, guide_attention_mask,  # noqa: E402
                                                     video_positions, video_tokens)
 from ltxgraph_ops.tiny import transformer as tiny  # noqa: E402
+from tools.oracle.guard import compared  # noqa: E402
 
 BATCH = 2
 FRAMES, HEIGHT, WIDTH = 3, 2, 3         # video latent grid
@@ -173,7 +174,7 @@ def max_error(a: torch.Tensor | None, b: torch.Tensor | None) -> float:
     if a is None or b is None or a.shape != b.shape:
         raise AssertionError(f"outputs differ in presence or shape: {getattr(a, 'shape', None)} vs "
                              f"{getattr(b, 'shape', None)}")
-    return float((a - b).abs().max())
+    return compared("transformer", a, b)
 
 
 @torch.no_grad()

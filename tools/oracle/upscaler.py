@@ -14,6 +14,7 @@ sys.path.insert(0, str(ROOT))
 from ltxgraph_ops.models.upscaler import upscale_normalised  # noqa: E402
 from ltxgraph_ops.tiny import upscaler as tiny  # noqa: E402
 from ltxgraph_ops.weights.writing import random_state  # noqa: E402
+from tools.oracle.guard import compared  # noqa: E402
 
 
 @torch.no_grad()
@@ -38,9 +39,9 @@ def check_upscaler() -> float:
             self.per_channel_statistics = PerChannelStatistics(128)
             self.per_channel_statistics.load_state_dict({"mean-of-means": mean, "std-of-means": std})
 
-    plain = float((ours(latent) - reference(latent)).abs().max())
-    wrapped = float((upscale_normalised(ours, latent, mean, std) - upsample_video(latent, Encoder(), reference))
-                    .abs().max())
+    plain = compared("upscaler", ours(latent), reference(latent))
+    wrapped = compared("upscaler wrapped", upscale_normalised(ours, latent, mean, std),
+                       upsample_video(latent, Encoder(), reference))
     return max(plain, wrapped)
 
 

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 from ltxgraph_ops.models.upscaler import upscale_normalised  # noqa: E402
 from ltxgraph_ops.tiny import upscaler as tiny  # noqa: E402
 from ltxgraph_ops.weights.writing import random_state  # noqa: E402
+from tools.oracle.guard import compared  # noqa: E402
 
 SEED = 23
 
@@ -54,12 +55,10 @@ def upscaler_error(release: Callable[[], dict], frames: int = 3, height: int = 4
     latent = torch.randn(2, 128, frames, height, width, generator=g)
     mean, std = 0.1 * torch.randn(128, generator=g), 1 + 0.1 * torch.rand(128, generator=g)
     got, expected = ours(latent), reference(latent)
-    assert got.shape == expected.shape, (got.shape, expected.shape)
-    assert bool(torch.isfinite(got).all()) and float(got.std()) > 1e-3, "degenerate upscaler output"
     shape = (1, -1, 1, 1, 1)
     wrapped_expected = (reference(latent * std.view(shape) + mean.view(shape)) - mean.view(shape)) / std.view(shape)
     wrapped = upscale_normalised(ours, latent, mean, std)
-    return max(float((got - expected).abs().max()), float((wrapped - wrapped_expected).abs().max()))
+    return max(compared("upscaler", got, expected), compared("upscaler wrapped", wrapped, wrapped_expected))
 
 
 CASES = {"spatial_x2": (tiny.full_config, 4, 6), "spatial_x1_5": (tiny.spatial_x1_5_config, 5, 7),

@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 from ltxgraph_ops.tiny import video_vae as tiny  # noqa: E402
 from ltxgraph_ops.weights.writing import random_state  # noqa: E402
+from tools.oracle.guard import compared  # noqa: E402
 
 SEED = 77
 
@@ -52,16 +53,6 @@ def small_config(version: str) -> dict:
     return config
 
 
-def compared(name: str, ours: torch.Tensor, reference: torch.Tensor) -> float:
-    """Max abs difference, after checking both outputs are finite, not constant and of one shape."""
-    for label, value in (("ours", ours), ("reference", reference)):
-        if not torch.isfinite(value).all() or float(value.std()) == 0.0:
-            raise AssertionError(f"{name}: {label} output is not finite or is constant")
-    if ours.shape != reference.shape:
-        raise AssertionError(f"{name}: shapes differ, ours {tuple(ours.shape)} vs {tuple(reference.shape)}")
-    return float((ours - reference).abs().max())
-
-
 @torch.no_grad()
 def check_encode(config: dict | None = None) -> float:
     ours, encoder, _ = pair(config)
@@ -78,6 +69,8 @@ def check_decode(config: dict | None = None) -> float:
 
 CHECKS: dict[str, Callable[[], float]] = {
     "video_vae_encode": check_encode, "video_vae_decode": check_decode,
+    "video_vae_encode_release_blocks": lambda: check_encode(small_config("2.0")),
+    "video_vae_decode_release_blocks": lambda: check_decode(small_config("2.0")),
     "ltx23_video_vae_encode_ltx_core": lambda: check_encode(small_config("2.3")),
     "ltx23_video_vae_decode_ltx_core": lambda: check_decode(small_config("2.3")),
 }
