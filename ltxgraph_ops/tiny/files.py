@@ -46,7 +46,7 @@ TEXT_ENCODERS = {"gemma_3_12B_it_fp8_scaled.safetensors": "fp8", "gemma_3_12B_it
                  "comfy_gemma_3_12B_it.safetensors": "bf16"}  # the name ComfyUI-LTXVideo's 2.3 examples load
 # ComfyUI-LTXVideo's example workflows name Gemma as one shard of a Hugging Face folder
 SHARDED_TEXT_ENCODER = "gemma-3-12b-it-qat-q4_0-unquantized"
-VERSION = "8"  # bump when the tiny configs or the writer change: the provider rewrites the set
+VERSION = "9"  # bump when the tiny configs or the writer change: the provider rewrites the set
 
 
 def component(name: str) -> ModuleType:
