@@ -118,6 +118,6 @@ def upscaler_version(config: Mapping[str, object], file_name: str) -> str | None
 
 
 def same_layout(version: str, other: str) -> bool:
-    """Whether two versions share the transformer layout and latent space a LoRA or upscaler is made for:
-    2.0 only with 2.0; 2.3 with 2.3 and 2.5."""
+    """Whether a LoRA or upscaler made for one version fits a model of the other: 2.0 only with 2.0; one made
+    for 2.3 is taken to fit 2.5 as well (2.5 keeps 2.3's patched layers; no 2.5-only LoRA or upscaler is known)."""
     return (version == "2.0") == (other == "2.0")
