@@ -38,13 +38,18 @@ LORAS = {  # file name -> (rank, header metadata)
     "ltx-2-19b-lora-camera-control-dolly-left.safetensors": (2, {}),
     "ltx2-squish.safetensors": (2, {}),
 }
-# LTX-2.3 LoRAs, written against the tiny 2.3 transformer (gates, no caption projection). The union-control
-# IC-LoRA is trained with its reference video at half resolution ("ref0.5"): its release metadata says 2
+# LTX-2.3 LoRAs, written against the tiny 2.3 transformer (gates, no caption projection). The "ref0.5" IC-LoRAs
+# are trained with their reference video at half resolution: their release metadata says 2
 LORAS_23 = {
     "ltx-2.3-22b-distilled-lora-384-1.1.safetensors": (4, {}),
     # its rank-reduced variant, the name ComfyUI's 2.3 templates load (video_ltx2_3_*.json)
     "ltx_2.3_22b_distilled_1.1_lora_dynamic_fro09_avg_rank_111_bf16.safetensors": (4, {}),
     "ltx-2.3-22b-ic-lora-union-control-ref0.5.safetensors": (2, {"reference_downscale_factor": "2"}),
+    "ltx-2.3-22b-ic-lora-motion-track-control-ref0.5.safetensors": (2, {"reference_downscale_factor": "2"}),
+    # IC-LoRAs of ComfyUI-LTXVideo's 2.3 examples trained at full reference resolution (their notes say 1)
+    "ltx-2.3-22b-ic-lora-instant-shave-0.9.safetensors": (2, {"reference_downscale_factor": "1"}),
+    "ltx-2.3-22b-ic-lora-in-outpainting-0.9.safetensors": (2, {"reference_downscale_factor": "1"}),
+    "ltx-2.3-22b-ic-lora-lipdub-0.9.safetensors": (2, {"reference_downscale_factor": "1"}),
 }
 LORA_LAYOUTS = {"2.0": LORAS, "2.3": LORAS_23}  # the transformer version each set of LoRAs is made for
 UPSCALER = "ltx-2-spatial-upscaler-x2-1.0.safetensors"
