@@ -9,7 +9,7 @@ from .context import RunSettings
 from .errors import InvalidInput, LtxGraphError, NodeError, ValidationError
 from .events import ProgressEvent
 from .paths import Folders
-from .registry import Port, Registry, op
+from .registry import Port, Registry, graph_check, op
 
-__all__ = ["Graph", "RunResult", "Runner", "load", "op", "Port", "Registry", "Folders", "RunSettings",
+__all__ = ["Graph", "RunResult", "Runner", "load", "op", "graph_check", "Port", "Registry", "Folders", "RunSettings",
            "ProgressEvent", "LtxGraphError", "InvalidInput", "NodeError", "ValidationError"]

@@ -179,6 +179,18 @@ def _read_signature(fn: Callable[..., Any], name: str, outputs: dict[str, str], 
                   doc.split("\n\n")[0].replace("\n", " "), output_node, context_param)
 
 
+GraphFinding = tuple[str, "str | None", str]  # (node id, input name or None, message)
+
+
+def graph_check(fn: Callable[..., Iterable[GraphFinding]]) -> Callable[..., Iterable[GraphFinding]]:
+    """Declare ``fn(nodes)`` a whole-graph check of an op package, run by validation once every node resolved
+    cleanly with its files found: ``nodes`` maps node id -> resolved node (``spec.name``, ``inputs``, ``files``
+    (input name -> Path), ``upstream()``); it yields ``(node id, input name or None, message)`` per problem.
+    For what no single node can see: e.g. model files of different model versions in one graph."""
+    fn.__ltxgraph_graph_check__ = True  # type: ignore[attr-defined]
+    return fn
+
+
 def check_value(spec: InputSpec, value: Any, label: str | None = None) -> str | None:
     """The message for a scalar ``value`` that breaks ``spec``'s constraints, or None when it is fine.
     The message starts with ``label`` (default: "name value")."""
@@ -219,6 +231,7 @@ class Registry:
     def __init__(self, specs: Iterable[OpSpec] = (), storable: Iterable[type] = ()) -> None:
         self._specs: dict[str, OpSpec] = {}
         self.storable: dict[str, type] = {}
+        self.graph_checks: list[Callable[..., Iterable[GraphFinding]]] = []
         for spec in specs:
             self.add(spec)
         for cls in storable:
@@ -243,6 +256,9 @@ class Registry:
                 spec = getattr(obj, "__ltxgraph_op__", None)
                 if isinstance(spec, OpSpec) and getattr(obj, "__module__", None) == mod.__name__:
                     self.add(spec)
+                elif (getattr(obj, "__ltxgraph_graph_check__", False) and obj.__module__ == mod.__name__
+                      and obj not in self.graph_checks):
+                    self.graph_checks.append(obj)
             self._collect_storable(mod)
 
     def _collect_storable(self, module: ModuleType) -> None:

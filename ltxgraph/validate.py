@@ -84,9 +84,21 @@ def validate(graph: GraphFile, registry: Registry, doc: SourceDoc | None = None,
         if message:
             problems.append(Problem(f"output '{name}': {message}", line=doc.line_of("outputs", name)))
     problems += _cycle_problems(nodes, doc)
+    if not problems and folders is not None:
+        problems += _graph_check_problems(registry, nodes, doc)
     if problems:
         raise ValidationError(problems, doc.path)
     return ResolvedGraph(nodes, outputs, params)
+
+
+def _graph_check_problems(registry: Registry, nodes: dict[str, ResolvedNode], doc: SourceDoc) -> list[Problem]:
+    """The findings of the op packages' whole-graph checks (run on a graph whose nodes all resolved)."""
+    problems = []
+    for check in registry.graph_checks:
+        for node_id, input_name, message in check(nodes):
+            path = ("nodes", node_id, "in", input_name) if input_name else ("nodes", node_id)
+            problems.append(Problem(message, node_id, input_name, doc.line_of(*path)))
+    return problems
 
 
 def _ref_problem(graph: GraphFile, registry: Registry, ref: NodeRef) -> str | None:

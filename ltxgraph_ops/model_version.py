@@ -9,6 +9,10 @@ The header fields that tell the versions apart (ltx-core 1.2.0's configurators; 
 - 2.5: the 2.3 fields plus what 2.5 adds: a ``gemma_source_checkpoint`` (Gemma 4), a ``model_version`` of 2.4 or
   later, or bias-free feed-forwards (``ff_bias`` False).
 A header that mixes them (some 2.3 fields set, others not) is refused with what was found.
+
+Files without a transformer section are told apart where they can be: a LoRA by the layers it patches
+(:func:`lora_version`), a latent upscaler by the 2.3-only resampling its header describes or, for the plain x2
+upscalers whose headers are alike, by its release name (:func:`upscaler_version`).
 """
 from __future__ import annotations
 
@@ -21,6 +25,13 @@ LTX23_FIELDS = ("apply_gated_attention", "cross_attention_adaln", "caption_proj_
 CAPTION_PROJECTION_KEYS = ("caption_projection.linear_1.weight", "audio_caption_projection.linear_1.weight")
 GATE_KEYS = ("transformer_blocks.0.attn1.to_gate_logits.weight",
              "transformer_blocks.0.audio_attn1.to_gate_logits.weight")
+# layer names a LoRA can patch that only one layout has: 2.0's caption projections in the transformer; 2.3's
+# attention gates and sigma-driven prompt AdaLN
+LTX20_ONLY_LAYERS = ("caption_projection.", "audio_caption_projection.")
+LTX23_ONLY_LAYERS = (".to_gate_logits.", "prompt_adaln_single.")
+# the latent upscaler release files whose headers do not tell the version (the x2 ones: same fields, same shapes)
+UPSCALER_RELEASES = {"ltx-2-spatial-upscaler-x2-1.0.safetensors": "2.0",
+                     "ltx-2.3-spatial-upscaler-x2-1.1.safetensors": "2.3"}
 
 
 class ModelVersionError(ValueError):
@@ -85,3 +96,28 @@ def _check_keys(version: str, keys: Collection[str], source: str) -> None:
         other = "LTX-2.3" if version == "2.0" else "LTX-2.0"
         raise ModelVersionError(f"{source}: the header describes LTX-{version}, but the transformer {found} "
                                 f"(an {other} layout?)")
+
+
+def lora_version(keys: Collection[str]) -> str | None:
+    """'2.0' for a LoRA that patches a layer only the LTX-2.0 transformer has, '2.3' for one that patches a layer
+    only LTX-2.3 and later have; None when every layer it patches exists in both (it fits either)."""
+    layers = {key.split("diffusion_model.", 1)[-1] for key in keys}
+    if any(layer.startswith(LTX20_ONLY_LAYERS) for layer in layers):
+        return "2.0"
+    if any(part in f".{layer}" for layer in layers for part in LTX23_ONLY_LAYERS):
+        return "2.3"
+    return None
+
+
+def upscaler_version(config: Mapping[str, object], file_name: str) -> str | None:
+    """'2.3' for an upscaler only LTX-2.3 released (a rational x1.5 or a temporal one, from its header), the
+    version of a known x2 release by its name, else None (the header does not say)."""
+    if config.get("rational_resampler") or config.get("temporal_upsample"):
+        return "2.3"
+    return UPSCALER_RELEASES.get(file_name)
+
+
+def same_layout(version: str, other: str) -> bool:
+    """Whether a LoRA or upscaler made for one version fits a model of the other: 2.0 only with 2.0; one made
+    for 2.3 is taken to fit 2.5 as well (2.5 keeps 2.3's patched layers; no 2.5-only LoRA or upscaler is known)."""
+    return (version == "2.0") == (other == "2.0")

@@ -39,6 +39,8 @@ def world(tmp_path_factory) -> dict[str, Path]:
     y, x = torch.meshgrid(torch.linspace(0, 1, 80), torch.linspace(0, 1, 120), indexing="ij")
     (inputs / "first_frame.png").write_bytes(png_bytes((torch.stack([x, y, (x + y) / 2], -1) * 255).round()
                                                        .to(torch.uint8)))
+    (inputs / "last_frame.png").write_bytes(png_bytes((torch.stack([y, 1 - x, x * y], -1) * 255).round()
+                                                      .to(torch.uint8)))
     y, x = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 128), indexing="ij")
     frames = torch.stack([torch.stack([x, y, (x + y + t / 30) % 1], -1) for t in range(30)])
     t = torch.arange(round(30 / 25 * 24000)) / 24000
@@ -77,6 +79,8 @@ def tiny_vae(world, checkpoint: str = "ltx-2-19b-distilled-fp8.safetensors"):
 @pytest.mark.parametrize("graph, params, frames", [
     ("ltx2_t2v_distilled", {"length": 25}, 25),
     ("ltx2_t2v_two_stage", {"length": 17, "steps": 3}, 17),
+    ("ltx23_t2v_distilled", {"length": 17}, 17),
+    ("ltx23_t2v_two_stage", {"length": 17}, 17),
 ])
 def test_text_to_video_graphs(world, graph, params, frames) -> None:
     result, path = run(world, graph, {**TWO_STAGE, **params})
@@ -87,14 +91,25 @@ def test_text_to_video_graphs(world, graph, params, frames) -> None:
     assert tuple(result.outputs["latent"].video.samples.shape[-2:]) == (4, 8)   # 2x stage 1's 2 x 4 cells
 
 
-def test_image_to_video_keeps_the_first_frame(world) -> None:
-    result, path = run(world, "ltx2_i2v", {**TWO_STAGE, "length": 17, "steps": 3})
+@pytest.mark.parametrize("graph, params, checkpoint, crf", [
+    ("ltx2_i2v", {"steps": 3}, "ltx-2-19b-dev-fp8.safetensors", 33),
+    ("ltx23_i2v", {}, "ltx-2.3-22b-dev-fp8.safetensors", 18),
+])
+def test_image_to_video_keeps_the_first_frame(world, graph, params, checkpoint, crf) -> None:
+    result, path = run(world, graph, {**TWO_STAGE, "length": 17, **params})
     info = probe(path)
     assert (info["frames"], info["width"], info["height"]) == (17, 256, 128)
-    vae = tiny_vae(world, "ltx-2-19b-dev-fp8.safetensors")
-    image = ltxv_preprocess(load_image(str(world["input"] / "first_frame.png"))[0], 33)
+    vae = tiny_vae(world, checkpoint)
+    image = ltxv_preprocess(load_image(str(world["input"] / "first_frame.png"))[0], crf)
     expected = img_to_video_inplace(vae, image, empty_ltxv_latent_video(256, 128, 17)).samples[:, :, 0]
     assert torch.equal(result.outputs["latent"].video.samples[:, :, 0], expected)
+
+
+def given_audio_latent(world, checkpoint: str) -> torch.Tensor:
+    """The first second of the soundtrack, padded to 25 frames at 25 fps, encoded by ``checkpoint``'s audio VAE."""
+    audio_vae = ltxv_audio_vae_loader(str(world["models"] / "checkpoints" / checkpoint))
+    given = trim_audio_duration(load_audio(str(world["input"] / "soundtrack.m4a")), 0.0, 1.0)
+    return ltxv_audio_vae_encode(pad_audio_to_duration(given, frames=25, fps=25.0), audio_vae).samples
 
 
 def test_audio_to_video_keeps_the_audio(world) -> None:
@@ -102,10 +117,7 @@ def test_audio_to_video_keeps_the_audio(world) -> None:
     info = probe(path)
     assert (info["frames"], info["width"]) == (25, 128) and abs(info["audio_seconds"] - 1.0) < AUDIO_TOLERANCE
     latent = result.outputs["latent"]
-    audio_vae = ltxv_audio_vae_loader(str(world["models"] / "checkpoints" / "ltx-2-19b-distilled-fp8.safetensors"))
-    given = trim_audio_duration(load_audio(str(world["input"] / "soundtrack.m4a")), 0.0, 1.0)
-    given = pad_audio_to_duration(given, frames=25, fps=25.0)
-    assert torch.equal(latent.audio.samples, ltxv_audio_vae_encode(given, audio_vae).samples)
+    assert torch.equal(latent.audio.samples, given_audio_latent(world, "ltx-2-19b-distilled-fp8.safetensors"))
     assert latent.audio.noise_mask.max() == 0
 
 
@@ -151,7 +163,7 @@ def test_inpainting_keeps_the_untouched_range(world) -> None:
 
 
 @pytest.mark.parametrize("graph, extra", [("ltx2_iclora_control", {}), ("ltx2_iclora_canny", {}),
-                                          ("ltx2_iclora_i2v", {})])
+                                          ("ltx2_iclora_i2v", {}), ("ltx23_iclora_union_control", {})])
 def test_iclora_graphs(world, graph, extra) -> None:
     result, path = run(world, graph, {**SMALL, "length": 17, **extra})
     info = probe(path)
@@ -184,3 +196,26 @@ def test_cache_serves_a_repeat_and_reruns_only_the_sampling_cone(world) -> None:
     # the prompt's encoding and the empty latents come from the cache; model loaders run again (a loader only
     # checks its file's header: models are never written to the disk cache)
     assert not executed & {"text_encoder", "prompt", "conditioning", "video_latent", "audio_latent"}
+
+
+# LTX-2.3 graphs of their own kind (the 2.3 text- and image-to-video graphs run in the tests above)
+def test_ltx23_first_and_last_frame_guides_are_cropped(world) -> None:
+    result, path = run(world, "ltx23_flf2v", {**SMALL, "length": 17})
+    info = probe(path)
+    assert (info["frames"], info["fps"], info["width"], info["height"]) == (17, 25.0, 128, 64)
+    assert abs(info["audio_seconds"] - 17 / 25) < AUDIO_TOLERANCE
+    latent = result.outputs["latent"].video
+    assert latent.samples.shape[2] == 3 + 1 + 1                      # generated frames + one per guide image
+    assert (latent.noise_mask[0, 0, 3:] - 0.3).abs().max() < 1e-6    # guides held at strength 0.7
+
+
+def test_ltx23_audio_and_image_to_video_keeps_both(world) -> None:
+    result, path = run(world, "ltx23_ia2v", {**TWO_STAGE, "length": 25, "fps": 25, "audio": "soundtrack.m4a"})
+    info = probe(path)
+    assert (info["frames"], info["width"], info["height"]) == (25, 256, 128)
+    assert abs(info["audio_seconds"] - 1.0) < AUDIO_TOLERANCE
+    latent = result.outputs["latent"]
+    assert torch.equal(latent.audio.samples, given_audio_latent(world, "ltx-2.3-22b-dev-fp8.safetensors"))
+    mask = latent.video.noise_mask
+    assert mask[0, 0, 0].max() == 0 and mask[0, 0, 1:].min() == 1 and latent.audio.noise_mask.max() == 0
+

@@ -39,6 +39,20 @@ LORAS = {  # file name -> (rank, header metadata)
     "ltx-2-19b-lora-camera-control-dolly-left.safetensors": (2, {}),
     "ltx2-squish.safetensors": (2, {}),
 }
+# LTX-2.3 LoRAs, written against the tiny 2.3 transformer (gates, no caption projection). The "ref0.5" IC-LoRAs
+# are trained with their reference video at half resolution: their release metadata says 2
+LORAS_23 = {
+    "ltx-2.3-22b-distilled-lora-384-1.1.safetensors": (4, {}),
+    # its rank-reduced variant, the name ComfyUI's 2.3 templates load (video_ltx2_3_*.json)
+    "ltx_2.3_22b_distilled_1.1_lora_dynamic_fro09_avg_rank_111_bf16.safetensors": (4, {}),
+    "ltx-2.3-22b-ic-lora-union-control-ref0.5.safetensors": (2, {"reference_downscale_factor": "2"}),
+    "ltx-2.3-22b-ic-lora-motion-track-control-ref0.5.safetensors": (2, {"reference_downscale_factor": "2"}),
+    # IC-LoRAs of ComfyUI-LTXVideo's 2.3 examples trained at full reference resolution (their notes say 1)
+    "ltx-2.3-22b-ic-lora-instant-shave-0.9.safetensors": (2, {"reference_downscale_factor": "1"}),
+    "ltx-2.3-22b-ic-lora-in-outpainting-0.9.safetensors": (2, {"reference_downscale_factor": "1"}),
+    "ltx-2.3-22b-ic-lora-lipdub-0.9.safetensors": (2, {"reference_downscale_factor": "1"}),
+}
+LORA_LAYOUTS = {"2.0": LORAS, "2.3": LORAS_23}  # the transformer version each set of LoRAs is made for
 UPSCALER = "ltx-2-spatial-upscaler-x2-1.0.safetensors"
 # the fp4-mixed name is what ComfyUI's templates load; its tiny stand-in is bf16 (nvfp4 is not read by ltxgraph)
 TEXT_ENCODERS = {"gemma_3_12B_it_fp8_scaled.safetensors": "fp8", "gemma_3_12B_it.safetensors": "bf16",
@@ -46,7 +60,7 @@ TEXT_ENCODERS = {"gemma_3_12B_it_fp8_scaled.safetensors": "fp8", "gemma_3_12B_it
                  "comfy_gemma_3_12B_it.safetensors": "bf16"}  # the name ComfyUI-LTXVideo's 2.3 examples load
 # ComfyUI-LTXVideo's example workflows name Gemma as one shard of a Hugging Face folder
 SHARDED_TEXT_ENCODER = "gemma-3-12b-it-qat-q4_0-unquantized"
-VERSION = "9"  # bump when the tiny configs or the writer change: the provider rewrites the set
+VERSION = "10"  # bump when the tiny configs or the writer change: the provider rewrites the set
 
 
 def component(name: str) -> ModuleType:
@@ -115,10 +129,11 @@ def write_tiny_models(folder: Path, seed: int = 0) -> list[Path]:
     written += [write_checkpoint(folder / "checkpoints" / name, storage, seed + offset, version="2.3")
                 for name, (storage, offset) in CHECKPOINTS_23.items()]
     transformer = component("transformer")
-    with torch.device("meta"):
-        layout = transformer.build(transformer.tiny_config(), device="meta")
-    for index, (name, (rank, metadata)) in enumerate(LORAS.items()):
-        written.append(write_lora(folder / "loras" / name, layout, rank, seed + 100 + index, metadata))
+    for version, loras in LORA_LAYOUTS.items():
+        with torch.device("meta"):
+            layout = transformer.build(transformer.TINY_CONFIGS[version](), device="meta")
+        for index, (name, (rank, metadata)) in enumerate(loras.items()):
+            written.append(write_lora(folder / "loras" / name, layout, rank, seed + 100 + index, metadata))
     written += write_upscalers(folder / "latent_upscale_models", seed)
     for module in available(("gemma",)):
         for name, storage in TEXT_ENCODERS.items():

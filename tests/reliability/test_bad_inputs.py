@@ -248,6 +248,77 @@ WEIGHT_CASES = [
 CASES += WEIGHT_CASES
 
 
+# ------------------------------------------------------------------------------------------ mixed model versions
+
+
+def _tiny_model_files() -> dict[str, bytes]:
+    """Transformer-only 2.0 / 2.3 checkpoints, a LoRA for each layout and the 2.0 x2 upscaler (validation reads
+    headers only)."""
+    import tempfile
+
+    import torch
+
+    from ltxgraph_ops.tiny import transformer
+    from ltxgraph_ops.tiny.files import write_checkpoint, write_lora, write_upscalers
+    files = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for version, name in (("2.0", "ltx2"), ("2.3", "ltx23")):
+            files[f"{name}.safetensors"] = write_checkpoint(Path(folder) / "c.safetensors", "fp8", 0, [transformer],
+                                                            version=version).read_bytes()
+            with torch.device("meta"):
+                layout = transformer.build(transformer.TINY_CONFIGS[version](), device="meta")
+            files[f"{name}-lora.safetensors"] = write_lora(Path(folder) / "l.safetensors", layout, 1, 0,
+                                                           {}).read_bytes()
+        write_upscalers(Path(folder))
+        files["upscaler"] = (Path(folder) / "ltx-2-spatial-upscaler-x2-1.0.safetensors").read_bytes()
+    return files
+
+
+MODEL_FILES = _tiny_model_files()
+MIXED_GRAPH = ("ltxgraph: 1\nparams:\n  model: {type: STRING, default: ltx23.safetensors}\n"
+               "  audio_vae: {type: STRING, default: ltx23.safetensors}\n"
+               "  lora: {type: STRING, default: ltx23-lora.safetensors}\nnodes:\n"
+               "  m: {op: CheckpointLoaderSimple, in: {ckpt_name: $model}}\n"
+               "  a: {op: LTXVAudioVAELoader, in: {ckpt_name: $audio_vae}}\n"
+               "  l: {op: LoraLoaderModelOnly, in: {model: '@m.MODEL', lora_name: $lora}}\n"
+               "outputs: {m: '@l.MODEL', a: '@a.Audio VAE'}\n")
+MODELS_FOLDER = {"models/checkpoints/ltx2.safetensors": MODEL_FILES["ltx2.safetensors"],
+                 "models/checkpoints/ltx23.safetensors": MODEL_FILES["ltx23.safetensors"],
+                 "models/loras/ltx2-lora.safetensors": MODEL_FILES["ltx2-lora.safetensors"],
+                 "models/loras/ltx23-lora.safetensors": MODEL_FILES["ltx23-lora.safetensors"]}
+
+
+def mixed_case(case_id: str, settings: list[str], words: list[str], graph_text: str = MIXED_GRAPH,
+               files: dict[str, bytes] | None = None) -> Case:
+    """Refused at validation (before any node runs) with what was found and what fits."""
+    sets = [arg for setting in settings for arg in ("--set", setting)]
+    return Case(case_id, {"g.yaml": graph_text, **MODELS_FOLDER, **(files or {})},
+                ["validate", "g.yaml", "--models-dir", "models", *sets], 2,
+                ["graph is invalid", "mixed model versions", *words])
+
+
+CASES += [
+    mixed_case("mixed-audio-vae", ["audio_vae=ltx2.safetensors"],
+               ["node 'a' input 'ckpt_name'", "ltx2.safetensors (node 'a') is an LTX-2.0 checkpoint",
+                "the model, ltx23.safetensors (node 'm') is an LTX-2.3 checkpoint", "files that fit: ltx23.safetensors"]),
+    mixed_case("mixed-model-2.0-audio-vae-2.3", ["model=ltx2.safetensors", "lora=ltx2-lora.safetensors"],
+               ["node 'a'", "ltx23.safetensors (node 'a') is an LTX-2.3 checkpoint",
+                "ltx2.safetensors (node 'm') is an LTX-2.0 checkpoint", "files that fit: ltx2.safetensors"]),
+    mixed_case("lora-for-2.0-on-2.3", ["lora=ltx2-lora.safetensors"],
+               ["node 'l' input 'lora_name'", "ltx2-lora.safetensors (node 'l') is an LTX-2.0 LoRA",
+                "is an LTX-2.3 checkpoint", "files that fit: ltx23-lora.safetensors"]),
+    mixed_case("lora-for-2.3-on-2.0", ["model=ltx2.safetensors", "audio_vae=ltx2.safetensors"],
+               ["ltx23-lora.safetensors (node 'l') is an LTX-2.3 LoRA", "ltx2.safetensors (node 'm') is an LTX-2.0",
+                "files that fit: ltx2-lora.safetensors"]),
+    mixed_case("upscaler-2.0-with-2.3", [], ["node 'u' input 'model_name'",
+                                            "ltx-2-spatial-upscaler-x2-1.0.safetensors (node 'u') is an LTX-2.0 "
+                                            "latent upscaler", "use an LTX-2.3 latent upscaler"],
+               MIXED_GRAPH.replace("nodes:\n", "nodes:\n  u: {op: LatentUpscaleModelLoader, in: {model_name: "
+                                   "ltx-2-spatial-upscaler-x2-1.0.safetensors}}\n"),
+               {"models/latent_upscale_models/ltx-2-spatial-upscaler-x2-1.0.safetensors": MODEL_FILES["upscaler"]}),
+]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch) -> None:
     for name, content in case.files.items():
