@@ -7,7 +7,7 @@ tile [a, b) decodes to 1 + 8(b-a-1) frames whose first lands on pixel 8a; a tile
 starts one latent earlier than a plain split would and blends over one more frame. Encoding mirrors it: a pixel
 tile starting at 8a (a > 0) yields a first latent that is not latent a (it saw one frame), which gets no weight.
 
-Two blendings live here (measured against untiled by ``tools/bench.py --only tiled_vae_blending``):
+Two blendings live here (measured against untiled by ``tools/bench.py --only vae-tiled-blending``):
 - ltx-core 1.0.0's (``ltx_core_tiled_decode`` / ``ltx_core_tiled_encode``, settings in pixels and frames like its
   ``TilingConfig``): decode ramps the temporal overlap from 0 (a later tile's first frame, decoded without its
   past, gets no weight) and scales the spatial tile per axis by the aspect ratio; encode splits the pixels and
@@ -156,16 +156,24 @@ def ltx_core_tiled_decode(decode: Coder, latent: torch.Tensor, spatial: tuple[in
     tile scaled per axis by the axis's share of the longer side (at least 2 cells and overlap + 1);
     ``temporal`` = (tile, overlap) in pixel frames, both floored to latent frames; None leaves that axis whole.
     Overlaps blend with ramps; the temporal fade-in starts at 0. Returns pixels [B, 3, 1 + 8(f-1), 32h, 32w]."""
-    ts, hs, ws = scale
-    _, _, frames, height, width = latent.shape
+    return tiled_decode(decode, latent, *ltx_core_decode_tiles(latent.shape, spatial, temporal, scale), scale,
+                        on_tile, temporal_ramp_from_zero=True)
+
+
+def ltx_core_decode_tiles(latent_shape: tuple[int, ...], spatial: tuple[int, int] | None,
+                          temporal: tuple[int, int] | None, scale: tuple[int, int, int] = (8, 32, 32)
+                          ) -> tuple[tuple[int, int], int, int, int]:
+    """ltx-core's decode tiles for settings in pixels / frames, in latent units: ((tile height, tile width),
+    spatial overlap, temporal tile, temporal overlap)."""
+    ts, hs, _ = scale
+    _, _, frames, height, width = latent_shape
     tile_h, tile_w, overlap = height, width, 0
     if spatial is not None:
         size, overlap = spatial[0] // hs, spatial[1] // hs
         longer = max(height, width)
         tile_h, tile_w = (max(2, overlap + 1, round(size * length / longer)) for length in (height, width))
     temporal_tile, temporal_overlap = (frames, 0) if temporal is None else (temporal[0] // ts, temporal[1] // ts)
-    return tiled_decode(decode, latent, (tile_h, tile_w), overlap, temporal_tile, temporal_overlap, scale,
-                        on_tile, temporal_ramp_from_zero=True)
+    return (tile_h, tile_w), overlap, temporal_tile, temporal_overlap
 
 
 MIN_ENCODE_OVERLAP_PIXELS = 64     # ltx-core raises smaller encode overlaps to these: each tile drops one edge
