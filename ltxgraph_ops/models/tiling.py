@@ -12,7 +12,8 @@ Two blendings live here (measured against untiled by ``tools/bench.py --only vae
   ``TilingConfig``): decode ramps the temporal overlap from 0 (a later tile's first frame, decoded without its
   past, gets no weight) and scales the spatial tile per axis by the aspect ratio; encode splits the pixels and
   keeps each tile's latents whole except the edge latents that saw padding (a cut, no ramp), with overlaps of at
-  least 64 pixels and 16 frames. Parity: ``tools/oracle/video_vae_tiled.py``.
+  least 64 pixels and 16 frames. Parity: ``tools/oracle/video_vae_tiled.py``. ltx-core 1.2.0 (not installable)
+  keeps these masks and mappings; its tiling settings grew per-axis sizes and tile counts, not mirrored here.
 - the ops' (``tiled_decode`` / ``tiled_encode`` in latent units, used by VAEDecodeTiled,
   LTXVSpatioTemporalTiledVAEDecode and VAEEncodeTiled): ramps whose first weight is 1/(n+1), as ComfyUI-LTXVideo's
   temporal blend (linspace(0, 1, n + 2)[1:-1]).
@@ -217,6 +218,9 @@ def ltx_core_tiled_encode(encode: Coder, pixels: torch.Tensor, spatial: tuple[in
     if (frames - 1) % ts or height % hs or width % ws:
         raise ValueError(f"tiled encode: pixels {frames}x{height}x{width} (frames x height x width) are not "
                          f"{ts}k+1 x multiples of {hs}x{ws}")
+    for axis, setting, unit in (("spatial", spatial, hs), ("temporal", temporal, ts)):
+        if setting is not None and (setting[0] % unit or setting[1] % unit):
+            raise ValueError(f"tiled encode: {axis} tile and overlap {setting} must be multiples of {unit}")
     whole = [(slice(0, n), slice(0, m), torch.ones(m)) for n, m in
              ((frames, (frames - 1) // ts + 1), (height, height // hs), (width, width // ws))]
     axes = [[axis] for axis in whole]

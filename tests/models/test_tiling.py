@@ -76,6 +76,8 @@ def test_ltx_core_tilings_equal_untiled_for_local_coders_and_really_tile() -> No
     assert encoded[-1] == 5 * 2 * 4 and torch.allclose(tiled, local_encode(pixels), atol=1e-6)
     with pytest.raises(ValueError, match="tiled encode"):
         ltx_core_tiled_encode(local_encode, pixels[:, :, 1:], (96, 32), None)
+    with pytest.raises(ValueError, match="temporal tile and overlap"):
+        ltx_core_tiled_encode(local_encode, pixels, None, (20, 16))
 
 
 @torch.no_grad()
