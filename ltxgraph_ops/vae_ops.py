@@ -127,7 +127,8 @@ def vae_decode(samples: Annotated[Any, Port("VIDEO_LATENT|AV_LATENT")],
 
 def _tiled_method(spatial_tile: int, spatial_overlap: int, temporal_tile: int, temporal_overlap: int):
     """A decode method for :meth:`VideoVAEHandle.decode` that decodes overlapping tiles (latent units) and
-    blends them, counting tiles."""
+    blends them, counting tiles. Ramps start at 1/(n+1) like ComfyUI-LTXVideo's temporal blend; ltx-core's own
+    tiled decode is ``tiling.ltx_core_tiled_decode`` (ramp from 0), which no op uses."""
     from ltxgraph_ops.models.tiling import tiled_decode
 
     def method(model, latent: torch.Tensor, on_tile: Counter | None) -> torch.Tensor:
@@ -196,7 +197,9 @@ def vae_encode_tiled(pixels: Annotated[torch.Tensor, Port("IMAGE")],
                      temporal_size: Annotated[int, Port("INT", min=8, max=4096)] = 64,
                      temporal_overlap: Annotated[int, Port("INT", min=4, max=4096)] = 8,
                      ctx: OpContext = None) -> VideoLatent:
-    """Encode in overlapping tiles (sizes in pixels and frames), blended in latent space; counts tiles."""
+    """Encode in overlapping tiles (sizes in pixels and frames), blended in latent space with ramps; counts
+    tiles. (ltx-core's tiled encode, which cuts the tiles' edge latents instead, is
+    ``tiling.ltx_core_tiled_encode``.)"""
     from ltxgraph_ops.models.tiling import tiled_encode
     _check_pixels(pixels, vae)
     t, h, w = vae.scale_factors

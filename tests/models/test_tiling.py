@@ -7,9 +7,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ltxgraph_ops.models.tiling import choose_tiles, ramp, split_axis, tiled_decode, tiled_encode
+from ltxgraph_ops.models.tiling import (choose_tiles, cut, ltx_core_tiled_decode, ltx_core_tiled_encode, ramp,
+                                        split_axis, tiled_decode, tiled_encode)
 from ltxgraph_ops.tiny import video_vae as tiny
 from ltxgraph_ops.weights.writing import random_state
+from tools.oracle import video_vae_tiled as tiled_oracle
 
 
 def local_decode(latent: torch.Tensor) -> torch.Tensor:
@@ -32,6 +34,13 @@ def test_split_axis_covers_with_overlaps() -> None:
     assert ramp(5, 2, 1).tolist() == pytest.approx([1 / 3, 2 / 3, 1, 1, 0.5])
 
 
+def test_ramps_from_zero_multiply_where_they_meet_and_cuts_drop_edges() -> None:
+    assert ramp(5, 2, 1, left_from_zero=True).tolist() == pytest.approx([0, 0.5, 1, 1, 0.5])
+    assert ramp(3, 2, 2).tolist() == pytest.approx([1 / 3, 4 / 9, 1 / 3])     # product, not minimum
+    assert ramp(2, 4, 0).tolist() == pytest.approx([1 / 3, 2 / 3])            # ramp cut to the length first
+    assert cut(5, 2, 1).tolist() == [0, 0, 1, 1, 0] and cut(3, 0, 0).tolist() == [1, 1, 1]
+
+
 @settings(max_examples=25, deadline=None)
 @given(frames=st.integers(1, 7), height=st.integers(1, 5), width=st.integers(1, 5),
        tile=st.integers(2, 5), overlap=st.integers(0, 1), t_tile=st.integers(2, 6), t_overlap=st.integers(0, 1))
@@ -49,6 +58,26 @@ def test_tiled_encode_equals_untiled_for_a_local_encoder(frames, height, width, 
                          generator=torch.Generator().manual_seed(frames * 7 + width))
     tiled = tiled_encode(local_encode, pixels, tile, overlap, t_tile, t_overlap)
     assert torch.allclose(tiled, local_encode(pixels), rtol=1e-6, atol=1e-6)
+
+
+def test_ltx_core_tilings_equal_untiled_for_local_coders_and_really_tile() -> None:
+    """ltx-core's settings (pixels, frames) on a 7x4x6 latent / its 49x128x192 clip: several tiles per axis
+    (decode 3 x 3 x 3; encode, overlaps raised to 64 px / 16 frames, 5 x 2 x 4), and a coder without context gives
+    the untiled result exactly (weights sum to 1, no latent left unweighted)."""
+    latent = torch.randn(1, 4, 7, 4, 6, generator=torch.Generator().manual_seed(5))
+    decoded: list[int] = []
+    tiled = ltx_core_tiled_decode(local_decode, latent, (96, 32), (24, 8),
+                                  on_tile=lambda done, total: decoded.append(total))
+    assert decoded[-1] == 3 * 3 * 3 and torch.allclose(tiled, local_decode(latent), atol=1e-6)
+    pixels = local_decode(latent)
+    encoded: list[int] = []
+    tiled = ltx_core_tiled_encode(local_encode, pixels, (96, 32), (24, 8),
+                                  on_tile=lambda done, total: encoded.append(total))
+    assert encoded[-1] == 5 * 2 * 4 and torch.allclose(tiled, local_encode(pixels), atol=1e-6)
+    with pytest.raises(ValueError, match="tiled encode"):
+        ltx_core_tiled_encode(local_encode, pixels[:, :, 1:], (96, 32), None)
+    with pytest.raises(ValueError, match="temporal tile and overlap"):
+        ltx_core_tiled_encode(local_encode, pixels, None, (20, 16))
 
 
 @torch.no_grad()
@@ -74,3 +103,13 @@ def test_choose_tiles_respects_the_budget() -> None:
     assert choose_tiles((1, 128, 16, 16, 24), None) == (24, 16)
     spatial, temporal = choose_tiles((1, 128, 16, 16, 24), 2 * 10**9)
     assert 2 <= spatial < 24 and 2 <= temporal <= 16 and spatial * spatial * temporal * 6e6 <= 2 * 10**9 * 1.5
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name", sorted(tiled_oracle.CHECKS))
+def test_tiled_parity_with_ltx_core(name: str) -> None:
+    """ltx-core 1.0.0's tiled decode / encode (its TilingConfig) and ours on the tiny VAE agree to float32
+    rounding (``compared`` first checks both outputs are finite and not constant)."""
+    pytest.importorskip("ltx_core")
+    error = tiled_oracle.CHECKS[name]()
+    assert error <= 1e-5, f"{name}: {error:.3g}"
