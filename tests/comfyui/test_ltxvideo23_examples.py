@@ -15,9 +15,8 @@ from ..conftest import CORPUS
 EXAMPLES = CORPUS / "ltxvideo23"
 REGISTRY = Registry.discover()
 REFUSED = {
-    "LTX-2.3_ICLoRA_Union_Control_Distilled.json": {"DWPreprocessor", "CannyEdgePreprocessor",
-                                                    "LoadVideoDepthAnythingModel", "VideoDepthAnythingProcess",
-                                                    "VideoDepthAnythingOutput"},
+    # its pose and depth branches feed no output once its literal switches are resolved: only Canny is needed
+    "LTX-2.3_ICLoRA_Union_Control_Distilled.json": {"CannyEdgePreprocessor"},
     "LTX-2.3_T2V_I2V_Single_Stage_Distilled_Full.json": {"ClownSampler_Beta"},
 }
 CONVERTIBLE = sorted(p.name for p in EXAMPLES.glob("*.json") if p.name not in REFUSED)
