@@ -135,7 +135,7 @@ class SyntheticPart:
     fp8_linears: bool = True
 
 
-def _synthetic_plan(parts: list[SyntheticPart]) -> list[tuple[str, torch.dtype, tuple[int, ...]]]:
+def synthetic_plan(parts: list[SyntheticPart]) -> list[tuple[str, torch.dtype, tuple[int, ...]]]:
     plan: list[tuple[str, torch.dtype, tuple[int, ...]]] = []
     for part in parts:
         linears = linear_weight_keys(part.module, part.prefix) if part.fp8_linears else set()
@@ -158,7 +158,7 @@ def write_synthetic(path: Path, parts: list[SyntheticPart], metadata: dict[str, 
     a part's non-learned filters, which replace the part's) are written as given.
     The file appears whole or not at all."""
     extra = {key: value.contiguous() for key, value in (extra or {}).items()}
-    plan = [entry for entry in _synthetic_plan(parts) if entry[0] not in extra]
+    plan = [entry for entry in synthetic_plan(parts) if entry[0] not in extra]
     plan += [(key, value.dtype, tuple(value.shape)) for key, value in extra.items()]
     names = [name for name, _, _ in plan]
     if len(set(names)) != len(names):

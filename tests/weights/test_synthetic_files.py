@@ -18,7 +18,7 @@ from ltxgraph_ops.text_ops import text_encoder_handle
 from ltxgraph_ops.tiny.files import write_checkpoint
 from ltxgraph_ops.vae_ops import video_vae_handle
 from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
-from ltxgraph_ops.weights.writing import SyntheticPart, write_synthetic
+from ltxgraph_ops.weights.writing import SyntheticPart, synthetic_plan, write_synthetic
 from ltxgraph.values import AudioLatent
 from tools.make_full import RELEASE_FILES, checkpoint_parts, write_component
 from tools.oracle.transformer import audio_input, video_input
@@ -105,6 +105,24 @@ def test_full_size_23_header_is_the_releases() -> None:
     assert ours["audio_vae"]["preprocessing"].pop("audio")["sampling_rate"] == 16000
     assert ours == release
     assert fixed and all(key.startswith("vocoder.") and value.dtype == torch.bfloat16 for key, value in fixed.items())
+
+
+def test_full_size_23_layout_is_the_release_manifests() -> None:
+    """Every tensor of the 22B release (ltx23_22b_manifest.json, the bf16 file) is planned with its shape; the
+    transformer's Linear weights (as the 19B writer: every one) as float8_e4m3fn with a float32 ``weight_scale``
+    (the fp8 file), all else bf16."""
+    parts, _, _ = checkpoint_parts("full", version="2.3")
+    plan = {name: (dtype, list(shape)) for name, dtype, shape in synthetic_plan(parts)}
+    manifest = json.loads((REFERENCE / "ltx23_22b_manifest.json").read_text())
+    release = {key: shape for component in ("transformer", "connector", "video_vae", "audio_vae", "vocoder")
+               for key, (shape, _) in manifest[component].items()}
+    scales = {key for key in plan if key.endswith(".weight_scale")}
+    assert plan.keys() - scales == release.keys()
+    assert len(scales) > 1000 and all(plan[key] == (torch.float32, []) for key in scales)
+    for key, shape in release.items():
+        fp8 = key[: -len("weight")] + "weight_scale" in scales
+        assert plan[key] == (torch.float8_e4m3fn if fp8 else torch.bfloat16, shape), key
+        assert not fp8 or (key.startswith("model.diffusion_model.") and "embeddings_connector" not in key), key
 
 
 def test_clashing_parts_leave_no_file(tmp_path: Path) -> None:
