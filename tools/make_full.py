@@ -1,14 +1,21 @@
 """Write synthetic full-size LTX-2 model files (random weights; the real key layout, shapes and header config) in
 ComfyUI's models-folder layout, for benchmarks at real scale on small machines.
 
-Usage: python tools/make_full.py OUT_DIR [--component checkpoint|gemma|upscaler] [--seed N] [--depth N]
-Files under OUT_DIR:
+Usage: python tools/make_full.py OUT_DIR [--version 2.0|2.3] [--component checkpoint|gemma|upscaler] [--seed N]
+                                  [--depth N]
+Files under OUT_DIR (--version 2.0, the default):
   checkpoints/ltx-2-19b-dev-fp8.safetensors            transformer (fp8 Linear weights with per-tensor scales),
                                                        text projection + connectors, video VAE, audio VAE and
                                                        vocoder (bf16); header config as the release's (~23 GB)
   text_encoders/gemma_3_12B_it_fp8_scaled.safetensors  Gemma 3 12B (fp8 Linear weights, bf16 token table and
                                                        norms) with a small SentencePiece model (~12.9 GB)
   latent_upscale_models/ltx-2-spatial-upscaler-x2-1.0.safetensors   the x2 latent upscaler, bf16 (~1 GB)
+--version 2.3 writes the LTX-2.3 files instead (the same Gemma):
+  checkpoints/ltx-2.3-22b-dev-fp8.safetensors          the 22B transformer (fp8 Linear weights with scales), the
+                                                       V2 text path (per-stream projections, 8-layer gated
+                                                       connectors), video VAE, audio VAE, vocoder with bandwidth
+                                                       extension (bf16); the 2.3 header sections (~27 GB)
+  latent_upscale_models/ltx-2.3-spatial-upscaler-x2-1.1.safetensors
 A file that exists is kept (delete it to rewrite it).
 """
 from __future__ import annotations
@@ -32,6 +39,9 @@ FILES = {
     "gemma": Path("text_encoders/gemma_3_12B_it_fp8_scaled.safetensors"),
     "upscaler": Path("latent_upscale_models/ltx-2-spatial-upscaler-x2-1.0.safetensors"),
 }
+FILES_23 = {**FILES, "checkpoint": Path("checkpoints/ltx-2.3-22b-dev-fp8.safetensors"),
+            "upscaler": Path("latent_upscale_models/ltx-2.3-spatial-upscaler-x2-1.1.safetensors")}
+RELEASE_FILES = {"2.0": FILES, "2.3": FILES_23}   # model version -> component -> file under OUT_DIR
 FP8_COMPONENTS = ("transformer",)  # the rest of the fp8 release is stored in 16 bits
 
 
@@ -45,35 +55,52 @@ def _meta(module, config):
         return module.build(config, device="meta")
 
 
-def checkpoint_parts(scale: str = "full", depth: int | None = None) -> tuple[list[SyntheticPart], dict[str, str]]:
-    """The single-file checkpoint's components at ``scale`` ("full", or "tiny" for tests) and its header. With
+def check_version(version: str) -> None:
+    if version not in RELEASE_FILES:
+        raise ValueError(f"unknown model version {version!r}: choose from {', '.join(RELEASE_FILES)}")
+
+
+def section_config(module, scale: str, version: str) -> dict:
+    """A tiny module's header section at ``scale`` ("full" or "tiny") for model ``version`` ("2.0" or "2.3")."""
+    check_version(version)
+    suffix = "_23" if version == "2.3" else ""
+    return getattr(module, f"{scale}_config{suffix}")()
+
+
+def checkpoint_parts(scale: str = "full", depth: int | None = None, version: str = "2.0"
+                     ) -> tuple[list[SyntheticPart], dict[str, str], dict[str, torch.Tensor]]:
+    """The single-file checkpoint's components at ``scale`` ("full", or "tiny" for tests) for model ``version``,
+    its header, and the real values of its stored non-learned tensors (vocoder filters and bases, bf16). With
     ``depth``: only the transformer (``depth`` blocks) and the text connectors (for a Gemma of ``depth`` layers)."""
     sections: dict[str, dict] = {}
     parts = []
+    fixed: dict[str, torch.Tensor] = {}
     names = ("transformer", "connector") if depth else tiny_files.CHECKPOINT_COMPONENTS
     for module in tiny_files.available(names):
-        config = sections.setdefault(module.SECTION, getattr(module, f"{scale}_config")())
+        config = sections.setdefault(module.SECTION, section_config(module, scale, version))
         if depth and module.COMPONENT == "transformer":
             config["num_layers"] = depth
         layout = _meta(module, config) if not (depth and module.COMPONENT == "connector") else \
             module.build(config, device="meta", states=depth + 1)
         parts.append(SyntheticPart(layout, module.PREFIX, module.COMPONENT in FP8_COMPONENTS))
-    return parts, header_metadata(sections)
+        fixed.update(tiny_files.fixed_tensors(module, config, "bf16"))
+    return parts, header_metadata(sections), fixed
 
 
 def write_component(component: str, out_dir: Path, seed: int = 0, scale: str = "full",
-                    depth: int | None = None) -> Path:
-    """Write one synthetic file (unless it exists) and return its path; ``scale="tiny"`` writes the same files
-    with the tiny configs (for tests of this writer); ``depth`` gives the transformer and Gemma that many
-    blocks / layers (the checkpoint then holds only the transformer and text connectors)."""
+                    depth: int | None = None, version: str = "2.0") -> Path:
+    """Write one synthetic file of model ``version`` (unless it exists) and return its path; ``scale="tiny"``
+    writes the same files with the tiny configs (for tests of this writer); ``depth`` gives the transformer and
+    Gemma that many blocks / layers (the checkpoint then holds only the transformer and text connectors)."""
     if component not in FILES:
         raise ValueError(f"unknown component {component!r}: choose from {', '.join(FILES)}")
-    path = out_dir / FILES[component]
+    check_version(version)
+    path = out_dir / RELEASE_FILES[version][component]
     if path.exists():
         return path
     if component == "checkpoint":
-        parts, metadata = checkpoint_parts(scale, depth)
-        return write_synthetic(path, parts, metadata, seed)
+        parts, metadata, fixed = checkpoint_parts(scale, depth, version)
+        return write_synthetic(path, parts, metadata, seed, extra=fixed)
     if component == "gemma":
         gemma = tiny_files.component("gemma")
         spm = gemma.train_tiny_spm()
@@ -89,12 +116,14 @@ def write_component(component: str, out_dir: Path, seed: int = 0, scale: str = "
     upscaler = tiny_files.component("upscaler")
     config = getattr(upscaler, f"{scale}_config")()
     return write_synthetic(path, [SyntheticPart(_meta(upscaler, config), upscaler.PREFIX, fp8_linears=False)],
-                           header_metadata(config), seed)
+                           header_metadata(config), seed, extra=tiny_files.fixed_tensors(upscaler, config, "bf16"))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--version", choices=list(RELEASE_FILES), default="2.0",
+                        help="model version: 2.0 (19B, default) or 2.3 (22B)")
     parser.add_argument("--component", choices=list(FILES), action="append")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--depth", type=int, default=None,
@@ -102,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for component in args.component or list(FILES):
         start = time.perf_counter()
-        path = write_component(component, args.out_dir, args.seed, depth=args.depth)
+        path = write_component(component, args.out_dir, args.seed, depth=args.depth, version=args.version)
         print(f"{path}  {path.stat().st_size / 2**30:.2f} GiB in {time.perf_counter() - start:.0f} s")
     return 0
 

@@ -135,7 +135,7 @@ class SyntheticPart:
     fp8_linears: bool = True
 
 
-def _synthetic_plan(parts: list[SyntheticPart]) -> list[tuple[str, torch.dtype, tuple[int, ...]]]:
+def synthetic_plan(parts: list[SyntheticPart]) -> list[tuple[str, torch.dtype, tuple[int, ...]]]:
     plan: list[tuple[str, torch.dtype, tuple[int, ...]]] = []
     for part in parts:
         linears = linear_weight_keys(part.module, part.prefix) if part.fp8_linears else set()
@@ -154,10 +154,11 @@ def write_synthetic(path: Path, parts: list[SyntheticPart], metadata: dict[str, 
                     extra: dict[str, torch.Tensor] | None = None) -> Path:
     """A full-size checkpoint of several components written tensor by tensor, so a 19B file needs only a chunk
     of memory: fp8 Linear weights as random bit patterns with a per-tensor ``weight_scale`` (1/sqrt(fan_in)),
-    everything else bf16 from :func:`seeded_value`; ``extra`` tensors (e.g. a tokenizer) are written as given.
+    everything else bf16 from :func:`seeded_value`; ``extra`` tensors (e.g. a tokenizer, or the real values of
+    a part's non-learned filters, which replace the part's) are written as given.
     The file appears whole or not at all."""
-    plan = _synthetic_plan(parts)
     extra = {key: value.contiguous() for key, value in (extra or {}).items()}
+    plan = [entry for entry in synthetic_plan(parts) if entry[0] not in extra]
     plan += [(key, value.dtype, tuple(value.shape)) for key, value in extra.items()]
     names = [name for name, _, _ in plan]
     if len(set(names)) != len(names):

@@ -4,6 +4,8 @@ first) run through the ops' loaders under a 6 GiB memory budget.
 
 - full-19b-step: one denoising step of the 19B transformer (blocks streamed from disk) on a 256x256, 9-frame
   video latent with 0.36 s of audio and a 128-token prompt.
+- full-23-step: the same step with the LTX-2.3 22B transformer (gated attention, text cross-attention AdaLN;
+  its text contexts come already projected to the stream widths, 4096 video and 2048 audio).
 - gemma-12b-encode: LTXAVTextEncoderLoader's encoder (Gemma 3 12B fp8, layers streamed, token table on disk,
   then the checkpoint's text projection and connectors) encoding one short prompt.
 - vae-decode-full: the release-size video VAE decoding [1, 128, 2, 8, 8] -> 9 frames of 256x256, plainly and
@@ -48,14 +50,21 @@ from ltxgraph.values import AudioLatent, AVLatent, VideoLatent
 from ltxgraph_ops.conditioning import Conditioning
 from ltxgraph_ops.loaders import model_handle
 from ltxgraph_ops.sampling_ops import cfg_guider_op, ksampler_select, random_noise, sampler_custom_advanced
+from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
 start = time.perf_counter()
 handle = model_handle(FILES['checkpoint'], ctx)
 with handle.applied():
     pass
 loaded = time.perf_counter()
 g = torch.Generator().manual_seed(0)
-text = torch.randn(1, 128, 3840, generator=g)
-cond = Conditioning(text, text.clone(), torch.ones(1, 128, dtype=torch.int64), frame_rate=25.0)
+section = SafetensorsFile(FILES['checkpoint']).config()['transformer']
+if section.get('caption_proj_before_connector'):      # LTX-2.3: the text path projects to the stream widths
+    video_text = torch.randn(1, 128, section['cross_attention_dim'], generator=g)
+    audio_text = torch.randn(1, 128, section['audio_cross_attention_dim'], generator=g)
+else:
+    video_text = torch.randn(1, 128, section['caption_channels'], generator=g)
+    audio_text = video_text.clone()
+cond = Conditioning(video_text, audio_text, torch.ones(1, 128, dtype=torch.int64), frame_rate=25.0)
 latent = AVLatent(VideoLatent(torch.zeros(1, 128, 2, 8, 8), 25.0, 9), AudioLatent(torch.zeros(1, 8, 9, 16), 25.0, 0.36))
 out, _ = sampler_custom_advanced(random_noise(0), cfg_guider_op(handle, cond, cond, 1.0), ksampler_select("euler"),
                                  torch.tensor([1.0, 0.0]), latent, ctx)
@@ -131,12 +140,13 @@ figures.update(output_shape=list(out.samples.shape), upscale_seconds=round(time.
 """
 
 
-def run_full(body: str, components: tuple[str, ...], folder: Path = FULL_DIR, depth: int | None = None) -> dict:
-    """Run ``body`` in a fresh interpreter with FILES (component -> path) set; the files are written first if
-    missing. Returns the figures it reports, with the files' sizes."""
+def run_full(body: str, components: tuple[str, ...], folder: Path = FULL_DIR, depth: int | None = None,
+             version: str = "2.0") -> dict:
+    """Run ``body`` in a fresh interpreter with FILES (component -> path) set to model ``version``'s files; the
+    files are written first if missing. Returns the figures it reports, with the files' sizes."""
     sys.path.insert(0, str(ROOT))
     from tools.make_full import write_component
-    files = {name: str(write_component(name, folder, depth=depth)) for name in components}
+    files = {name: str(write_component(name, folder, depth=depth, version=version)) for name in components}
     code = (PRELUDE.format(root=str(ROOT), budget=BUDGET, threads=os.cpu_count() or 1)
             + f"FILES = {files!r}\n" + body + "\nprint(json.dumps(figures))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -175,6 +185,7 @@ def tiled_decode_frames(frame_counts: tuple[int, ...] = (25, 49, 97)) -> dict:
 
 BENCHMARKS = {
     "full-19b-step": lambda: run_full(STEP, ("checkpoint",)),
+    "full-23-step": lambda: run_full(STEP, ("checkpoint",), version="2.3"),
     "gemma-12b-encode": lambda: run_full(ENCODE, ("gemma", "checkpoint")),
     "vae-decode-full": lambda: run_full(DECODE, ("checkpoint",)),
     "upscale-full": lambda: run_full(UPSCALE, ("checkpoint", "upscaler")),
