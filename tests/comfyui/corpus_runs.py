@@ -22,9 +22,12 @@ STILLS = ("ltx_2_canny_1st_frame.png", "freckled_curly_girl.png", "snow_bike_jum
           "puppy_with_blue_bandana.png", "minimalist_sky_view_lounge.png", "example.png",
           "distilled image.png", "base model image.png", "buildings ff.png", "first_frame (1).png",
           # ComfyUI's LTX-2.3 templates (ltx23/)
-          "high_view_classic_car.png", "low_view_classic_car.png", "egyptian_queen.png", "cactus_man.png")
+          "high_view_classic_car.png", "low_view_classic_car.png", "egyptian_queen.png", "cactus_man.png",
+          # ComfyUI-LTXVideo's 2.3 examples (ltxvideo23/)
+          "motion_track_input.jpg")
 CLIPS = ("squirrel_in_flower_garden.mp4", "minimalist_sky_view_lounge.mp4", "buildings.mp4",
-         "LTX-2_V2V_00014-audio.mp4", "instant_shave_input.mp4")
+         "LTX-2_V2V_00014-audio.mp4", "instant_shave_input.mp4",
+         "inpainting_input.mp4", "inpainting_mask_input.mp4", "outpainting_input.mp4", "lipdub_input.mp4")
 SOUNDS = ("ltx_23_audio.mp3",)
 # the V2V detailer encodes its input as it is: 8n+1 frames, sides multiples of 32 (after its scaling to 256)
 ENCODABLE_CLIPS = ("video.mp4",)
@@ -80,10 +83,12 @@ def make_world(root: Path) -> dict[str, Path]:
     return {"root": root, "models": root / "models", "input": inputs}
 
 
-def run_shrunk(path: Path, world: dict[str, Path], overrides: dict | None = None) -> api.RunResult:
+def run_shrunk(path: Path, world: dict[str, Path], overrides: dict | None = None,
+               outputs: dict[str, str] | None = None) -> api.RunResult:
     """Load the workflow, shrink its sizes (literals and the parameters that set them), run it on the tiny set
-    with ``overrides`` (parameter name -> value) on top."""
+    with ``overrides`` (parameter name -> value) on top; ``outputs`` (name -> "@node.output") are kept as results."""
     graph = api.load(path)
+    graph.file.outputs.update(outputs or {})
     params = {}
     for node in graph.file.nodes.values():
         for key, raw in node.inputs.items():
@@ -106,3 +111,22 @@ def assert_playable_mp4(result: api.RunResult, name: str) -> None:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264" and stream.frames >= 9
         assert container.streams.audio and container.streams.audio[0].codec_context.name == "aac"
+
+
+def decoded(path: Path) -> tuple[int, int, int, float, float]:
+    """Frames, width, height, frame rate of the video stream and seconds of decoded audio."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(video=0))
+        size = stream.codec_context.width, stream.codec_context.height
+        rate = float(stream.average_rate)
+    with av.open(str(path)) as container:
+        audio = container.streams.audio[0]
+        seconds = sum(frame.samples for frame in container.decode(audio=0)) / audio.rate
+    return frames, *size, rate, seconds
+
+
+def single_mp4(result: api.RunResult) -> Path:
+    videos = [Path(p) for p in result.report.files if p.endswith(".mp4")]
+    assert len(videos) == 1, f"wrote {videos}"
+    return videos[0]

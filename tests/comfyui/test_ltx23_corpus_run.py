@@ -3,13 +3,10 @@ end on the tiny models saved under the real file names (sizes shrunk for CI, see
 is decoded: its frame count, size and audio track are those the shrunk workflow asks for."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import av
 import pytest
 
 from ..conftest import CORPUS
-from .corpus_runs import run_shrunk
+from .corpus_runs import decoded, run_shrunk, single_mp4
 
 TEMPLATES = CORPUS / "ltx23"
 # workflow -> (parameter overrides, frames, width, height, frame rate): the video_ltx2_3_* templates set their
@@ -30,25 +27,10 @@ def test_every_template_is_run() -> None:
     assert sorted(p.name for p in TEMPLATES.glob("*.json")) == sorted(RUNS)
 
 
-def decoded(path: Path) -> tuple[int, int, int, float, float]:
-    """Frames, width, height, frame rate of the video stream and seconds of decoded audio."""
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        frames = sum(1 for _ in container.decode(video=0))
-        size = stream.codec_context.width, stream.codec_context.height
-        rate = float(stream.average_rate)
-    with av.open(str(path)) as container:
-        audio = container.streams.audio[0]
-        seconds = sum(frame.samples for frame in container.decode(audio=0)) / audio.rate
-    return frames, *size, rate, seconds
-
-
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_ltx23_template_runs_end_to_end(world, name: str) -> None:
     overrides, frames, width, height, rate = RUNS[name]
     result = run_shrunk(TEMPLATES / name, world, overrides)
-    videos = [Path(p) for p in result.report.files if p.endswith(".mp4")]
-    assert len(videos) == 1, f"{name} wrote {videos}"
-    got_frames, got_width, got_height, got_rate, seconds = decoded(videos[0])
+    got_frames, got_width, got_height, got_rate, seconds = decoded(single_mp4(result))
     assert (got_frames, got_width, got_height, got_rate) == (frames, width, height, rate)
     assert seconds >= 0.9 * frames / rate                # the generated audio lasts as long as the video
