@@ -126,7 +126,8 @@ def decoded(path: Path) -> tuple[int, int, int, float, float]:
     return frames, *size, rate, seconds
 
 
-def single_mp4(result: api.RunResult) -> Path:
-    videos = [Path(p) for p in result.report.files if p.endswith(".mp4")]
+def single_mp4(result: api.RunResult, prefix: str = "") -> Path:
+    """The one MP4 the run wrote whose name starts with ``prefix``."""
+    videos = [Path(p) for p in result.report.files if p.endswith(".mp4") and Path(p).name.startswith(prefix)]
     assert len(videos) == 1, f"wrote {videos}"
     return videos[0]
