@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from ltxgraph import api
+
 from ..conftest import CORPUS
 from .corpus_runs import decoded, run_shrunk, single_mp4
 
@@ -34,3 +36,13 @@ def test_ltx23_template_runs_end_to_end(world, name: str) -> None:
     got_frames, got_width, got_height, got_rate, seconds = decoded(single_mp4(result))
     assert (got_frames, got_width, got_height, got_rate) == (frames, width, height, rate)
     assert seconds >= 0.9 * frames / rate                # the generated audio lasts as long as the video
+
+
+def test_ia2v_converts_loadaudio_player_and_math_expression_inputs() -> None:
+    graph = api.load(TEMPLATES / "video_ltx2_3_ia2v.json")
+    # LoadAudio saves [file, null, null]: the null audioUI player keeps its default instead of failing validation
+    assert graph.file.nodes["276"].inputs == {"audio": "$load_audio_audio"}
+    # ComfyMathExpression's inputs arrive as values.a / values.b (an autogrow group) and stay connected
+    frames = graph.file.nodes["340:329"].inputs
+    assert (frames["a"], frames["b"]) == ("@340:331.FLOAT", "@340:323.INT")
+    assert not [w for w in graph.warnings if "values." in w or "audioUI" in w]
