@@ -107,14 +107,16 @@ def compute_expression(expression: str, variables: dict[str, float | int | bool]
         raise InputValueError(f"expression {expression!r} failed: {exc}") from None
 
 
-Number = Annotated[float, Port("FLOAT|INT|BOOLEAN", optional=True, widget=False)]
+def _variable(name: str):
+    """An optional number input of the expression; ComfyUI names it ``values.<name>`` (a growing input group)."""
+    return Annotated[float, Port("FLOAT|INT|BOOLEAN", optional=True, widget=False, comfy_name=f"values.{name}")]
 
 
 @op("ComfyMathExpression", outputs={"FLOAT": "FLOAT", "INT": "INT", "BOOL": "BOOLEAN"}, category="utilities")
 def math_expression(expression: Annotated[str, Port("STRING", multiline=True)] = "a + b",
-                    a: Number = None, b: Number = None, c: Number = None, d: Number = None,
-                    e: Number = None, f: Number = None, g: Number = None, h: Number = None
-                    ) -> tuple[float, int, bool]:
+                    a: _variable("a") = None, b: _variable("b") = None, c: _variable("c") = None,
+                    d: _variable("d") = None, e: _variable("e") = None, f: _variable("f") = None,
+                    g: _variable("g") = None, h: _variable("h") = None) -> tuple[float, int, bool]:
     """Evaluate an arithmetic expression over the connected values a..h (safely: no Python is executed)."""
     variables = {k: v for k, v in dict(a=a, b=b, c=c, d=d, e=e, f=f, g=g, h=h).items() if v is not None}
     value = compute_expression(expression, variables)

@@ -3,8 +3,8 @@
 The widget mapping is derived from each op's signature, not from a second table: every widget input takes one
 slot in ``widgets_values`` (required inputs first, then optional, in declaration order), a seed-like INT
 (``control_after_generate``) is followed by a hidden slot, an upload input by an "upload" slot; linked widget
-inputs keep their slot. Saves from other ComfyUI versions may carry fewer values (defaults fill in) or more
-(ignored, with a warning).
+inputs keep their slot; a null value (a display-only widget) leaves the default. Saves from other ComfyUI
+versions may carry fewer values (defaults fill in) or more (ignored, with a warning).
 """
 from __future__ import annotations
 
@@ -137,7 +137,8 @@ def _widget_values(node: FlatNode, spec: OpSpec, warnings: list[str]) -> dict[st
     slots = widget_slots(spec, _dynamic_choice(node, spec))
     values = {}
     for slot, value in zip(slots, node.widgets):
-        if slot is not None and slot not in node.inputs:
+        # null is what ComfyUI saves for a widget that only shows something (LoadAudio's player): default kept
+        if slot is not None and slot not in node.inputs and value is not None:
             values[names[slot]] = value
     if len(node.widgets) > len(slots):
         warnings.append(f"node {node.id} ({node.type}): {len(node.widgets) - len(slots)} extra widget value(s) "

@@ -53,6 +53,12 @@ LORAS_23 = {
     "ltx-2.3-22b-ic-lora-lipdub-0.9.safetensors": (2, {"reference_downscale_factor": "1"}),
 }
 LORA_LAYOUTS = {"2.0": LORAS, "2.3": LORAS_23}  # the transformer version each set of LoRAs is made for
+# where else under loras/ each set is found: ComfyUI's LTX-2.3 templates and ComfyUI-LTXVideo's 2.3 examples load
+# the 2.3 LoRAs from this subfolder
+LORA_SUBFOLDERS = {"2.0": ("",), "2.3": ("", "ltxv/ltx2/")}
+# LoRAs of the Gemma text encoder (file name -> rank), over every projection of the tiny Gemma under ``model.``;
+# ComfyUI's 2.3 templates load this one through LoraLoader's CLIP side
+GEMMA_LORAS = {"gemma-3-12b-it-abliterated_lora_rank64_bf16.safetensors": 2}
 UPSCALER = "ltx-2-spatial-upscaler-x2-1.0.safetensors"
 # the fp4-mixed name is what ComfyUI's templates load; its tiny stand-in is bf16 (nvfp4 is not read by ltxgraph)
 TEXT_ENCODERS = {"gemma_3_12B_it_fp8_scaled.safetensors": "fp8", "gemma_3_12B_it.safetensors": "bf16",
@@ -60,7 +66,7 @@ TEXT_ENCODERS = {"gemma_3_12B_it_fp8_scaled.safetensors": "fp8", "gemma_3_12B_it
                  "comfy_gemma_3_12B_it.safetensors": "bf16"}  # the name ComfyUI-LTXVideo's 2.3 examples load
 # ComfyUI-LTXVideo's example workflows name Gemma as one shard of a Hugging Face folder
 SHARDED_TEXT_ENCODER = "gemma-3-12b-it-qat-q4_0-unquantized"
-VERSION = "10"  # bump when the tiny configs or the writer change: the provider rewrites the set
+VERSION = "11"  # bump when the tiny configs or the writer change: the provider rewrites the set
 
 
 def component(name: str) -> ModuleType:
@@ -133,11 +139,16 @@ def write_tiny_models(folder: Path, seed: int = 0) -> list[Path]:
         with torch.device("meta"):
             layout = transformer.build(transformer.TINY_CONFIGS[version](), device="meta")
         for index, (name, (rank, metadata)) in enumerate(loras.items()):
-            written.append(write_lora(folder / "loras" / name, layout, rank, seed + 100 + index, metadata))
+            written += [write_lora(folder / "loras" / f"{subfolder}{name}", layout, rank, seed + 100 + index,
+                                   metadata) for subfolder in LORA_SUBFOLDERS[version]]
     written += write_upscalers(folder / "latent_upscale_models", seed)
     for module in available(("gemma",)):
         for name, storage in TEXT_ENCODERS.items():
             written.append(module.write_file(folder / "text_encoders" / name, storage, seed))
+        gemma = module.lora_layout()
+        for index, (name, rank) in enumerate(GEMMA_LORAS.items()):
+            written.append(write_lora(folder / "loras" / name, gemma, rank, seed + 200 + index, {},
+                                      module_prefix=module.PREFIX))
         written += module.write_sharded_folder(folder / "text_encoders" / SHARDED_TEXT_ENCODER, 5, seed)
     return written
 

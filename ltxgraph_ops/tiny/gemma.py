@@ -62,6 +62,12 @@ def build(config: GemmaConfig, device: str | torch.device = "cpu") -> torch.nn.M
         return GemmaTextModel(config)
 
 
+def lora_layout() -> torch.nn.Module:
+    """The tiny Gemma text model on the meta device, to write LoRAs against (the shapes of its projections do not
+    depend on the vocabulary)."""
+    return build(tiny_config(vocab_size=384), device="meta")
+
+
 def train_tiny_spm(vocab_size: int = 384, text: str = CORPUS) -> bytes:
     """A SentencePiece model built like Gemma's: BPE with byte fallback and split digits, no normalization, no
     dummy prefix, whitespace kept, Gemma's special pieces (pad 0, eos 1, bos 2, unk 3, mask 4) and turn markers; the 256

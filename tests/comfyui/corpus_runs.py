@@ -17,19 +17,27 @@ from ltxgraph_ops.sampling.preview import png_bytes
 from ltxgraph_ops.tiny.files import write_tiny_models
 
 WIDTHS, HEIGHTS = {1280, 1920, 1536, 1024, 960, 768}, {720, 1080, 1088, 704, 576, 544, 512}
-SIZE_INPUTS = ("value", "width", "height", "length", "frames_number", "longer_size", "largest_size")
+SIZE_INPUTS = ("value", "width", "height", "length", "frames_number", "longer_size", "largest_size", "shorter_size")
 STILLS = ("ltx_2_canny_1st_frame.png", "freckled_curly_girl.png", "snow_bike_jump_crew.png",
           "puppy_with_blue_bandana.png", "minimalist_sky_view_lounge.png", "example.png",
-          "distilled image.png", "base model image.png", "buildings ff.png", "first_frame (1).png")
+          "distilled image.png", "base model image.png", "buildings ff.png", "first_frame (1).png",
+          # ComfyUI's LTX-2.3 templates (ltx23/)
+          "high_view_classic_car.png", "low_view_classic_car.png", "egyptian_queen.png", "cactus_man.png",
+          # ComfyUI-LTXVideo's 2.3 examples (ltxvideo23/)
+          "motion_track_input.jpg")
 CLIPS = ("squirrel_in_flower_garden.mp4", "minimalist_sky_view_lounge.mp4", "buildings.mp4",
-         "LTX-2_V2V_00014-audio.mp4")
+         "LTX-2_V2V_00014-audio.mp4", "instant_shave_input.mp4",
+         "inpainting_input.mp4", "inpainting_mask_input.mp4", "outpainting_input.mp4", "lipdub_input.mp4")
+SOUNDS = ("ltx_23_audio.mp3",)
 # the V2V detailer encodes its input as it is: 8n+1 frames, sides multiples of 32 (after its scaling to 256)
 ENCODABLE_CLIPS = ("video.mp4",)
 
 
-def shrink(value):
+def shrink(value, key: str = ""):
     if isinstance(value, bool) or not isinstance(value, int):
         return value
+    if key == "shorter_size" and value in HEIGHTS:     # the 2.3 V2V workflows' tiled decode (2 x 2 tiles
+        return 256                                     # overlapping by 6 latent cells) needs >= 7 cells a side
     if value in WIDTHS:
         return 256
     if value in HEIGHTS:
@@ -37,6 +45,20 @@ def shrink(value):
     if value >= 49 and (value - 1) % 8 == 0:          # frame counts (8n+1)
         return 17
     return value
+
+
+def write_mp3(path: Path, audio: Audio) -> None:
+    """``audio`` ([1, C, S] in [-1, 1]) as an MP3 file (LAME, 128 kb/s)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libmp3lame", rate=audio.sample_rate, layout="stereo")
+        stream.bit_rate = 128_000
+        samples = audio.waveform[0].T.contiguous().numpy().astype("float32")       # [S, C], interleaved
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="stereo")
+        frame.sample_rate = audio.sample_rate
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
 
 
 def make_world(root: Path) -> dict[str, Path]:
@@ -53,15 +75,20 @@ def make_world(root: Path) -> dict[str, Path]:
         (inputs / name).write_bytes(png_bytes(still))
     for name in CLIPS:
         encode_mp4(str(inputs / name), Video(frames, 24.0, audio), {})
+    for name in SOUNDS:                                    # longer than the clips: 40 frames' worth, twice
+        write_mp3(inputs / name, Audio(torch.cat([audio.waveform] * 2, -1), audio.sample_rate))
     encodable = torch.cat([frames, frames[-1:]])[:, 26:154, 32:288]        # 41 frames of 256x128
     for name in ENCODABLE_CLIPS:
         encode_mp4(str(inputs / name), Video(encodable, 24.0, audio), {})
     return {"root": root, "models": root / "models", "input": inputs}
 
 
-def run_shrunk(path: Path, world: dict[str, Path]) -> api.RunResult:
-    """Load the workflow, shrink its sizes (literals and the parameters that set them), run it on the tiny set."""
+def run_shrunk(path: Path, world: dict[str, Path], overrides: dict | None = None,
+               outputs: dict[str, str] | None = None) -> api.RunResult:
+    """Load the workflow, shrink its sizes (literals and the parameters that set them), run it on the tiny set
+    with ``overrides`` (parameter name -> value) on top; ``outputs`` (name -> "@node.output") are kept as results."""
     graph = api.load(path)
+    graph.file.outputs.update(outputs or {})
     params = {}
     for node in graph.file.nodes.values():
         for key, raw in node.inputs.items():
@@ -69,12 +96,12 @@ def run_shrunk(path: Path, world: dict[str, Path]) -> api.RunResult:
                 continue
             value = parse_input(raw)
             if isinstance(value, ParamRef):
-                params[value.name] = shrink(graph.file.params[value.name].default)
+                params[value.name] = shrink(graph.file.params[value.name].default, key)
             else:
-                node.inputs[key] = shrink(raw)
+                node.inputs[key] = shrink(raw, key)
     runner = api.Runner(use_cache=False, folders=Folders(models=(world["models"],), input=world["input"],
                                                          output=world["root"] / "out" / path.stem))
-    return runner.run(graph, params)
+    return runner.run(graph, {**params, **(overrides or {})})
 
 
 def assert_playable_mp4(result: api.RunResult, name: str) -> None:
@@ -84,3 +111,23 @@ def assert_playable_mp4(result: api.RunResult, name: str) -> None:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264" and stream.frames >= 9
         assert container.streams.audio and container.streams.audio[0].codec_context.name == "aac"
+
+
+def decoded(path: Path) -> tuple[int, int, int, float, float]:
+    """Frames, width, height, frame rate of the video stream and seconds of decoded audio."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(video=0))
+        size = stream.codec_context.width, stream.codec_context.height
+        rate = float(stream.average_rate)
+    with av.open(str(path)) as container:
+        audio = container.streams.audio[0]
+        seconds = sum(frame.samples for frame in container.decode(audio=0)) / audio.rate
+    return frames, *size, rate, seconds
+
+
+def single_mp4(result: api.RunResult, prefix: str = "") -> Path:
+    """The one MP4 the run wrote whose name starts with ``prefix``."""
+    videos = [Path(p) for p in result.report.files if p.endswith(".mp4") and Path(p).name.startswith(prefix)]
+    assert len(videos) == 1, f"wrote {videos}"
+    return videos[0]
