@@ -15,6 +15,7 @@ VIDEO_RUNS = {
     "LTX-2.3_T2V_I2V_Two_Stage_Distilled.json": (17, 512, 256, 24.0),
     # the IC-LoRA examples take the input clip (40 frames of 320 x 180), its shorter side scaled to 256
     "LTX-2.3_ICLoRA_Motion_Track_Distilled.json": (17, 448, 256, 24.0),     # (it also saves the drawn tracks)
+    "LTX-2.3_V2V_ICLoRA_Single_Stage_Distilled.json": (33, 448, 256, 24.0),  # the clip cut to 8n + 1 frames
 }
 
 
