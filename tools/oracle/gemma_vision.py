@@ -73,6 +73,7 @@ def build_pair():
     state.update({f"model.vision_tower.{k[len('vision_model.'):]}" if k.startswith("vision_model.") else f"model.{k}": v
                   for k, v in vision_state.items()})
     state["lm_head.weight"] = text_state["embed_tokens.weight"]
+    # strict in effect: everything must map except transformers' position_ids buffers, which we do not store
     missing, unexpected = theirs.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if not k.endswith("position_ids")]:
         raise AssertionError(f"weights do not map: missing {missing}, unexpected {unexpected}")
