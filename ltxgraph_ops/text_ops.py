@@ -24,7 +24,7 @@ from ltxgraph_ops.conditioning import Conditioning
 from ltxgraph_ops.gemma_image_prompt import check_vision, image_chat_ids, image_tokens, load_vision, vision_layout
 from ltxgraph_ops.handles import Lazy
 from ltxgraph_ops.model_files import TRANSFORMER_PREFIX, header_section
-from ltxgraph_ops.models.gemma import GemmaConfig, GemmaTextModel
+from ltxgraph_ops.models.gemma import GemmaConfig, GemmaTextModel, ImageTokens
 from ltxgraph_ops.models.progress import Counter
 from ltxgraph_ops.models.gemma_vision import GemmaVision
 from ltxgraph_ops.models.gemma_tokenizer import MAX_LENGTH, GemmaTokenizer
@@ -166,6 +166,18 @@ class TextEncoderHandle:
             video, audio, context_mask = self.projector.get()(states, mask[:, start:], length=mask.shape[1])
         return Conditioning(video, audio, context_mask)
 
+    def image_prompt(self, prompt: str, image: torch.Tensor, system_prompt: str = T2V_SYSTEM_PROMPT
+                     ) -> tuple[torch.Tensor, ImageTokens]:
+        """Token ids [1, T] of a one-image chat turn and the image's soft tokens for them; a Gemma file without a
+        vision tower is refused, naming the file."""
+        if self.vision is None:
+            raise InputValueError(f"{self.source}: this Gemma file has no vision tower ('vision_model.*' or "
+                                  "'vision_tower.vision_model.*' with 'multi_modal_projector.*'): image-conditioned "
+                                  "generation needs a Gemma 3 file that carries one")
+        vision = self.vision.get()
+        ids = torch.tensor([image_chat_ids(self.tokenizer, vision.config, system_prompt, prompt)])
+        return ids, image_tokens(vision, ids, image)
+
     def generate_text(self, prompt: str, image: torch.Tensor | None = None, system_prompt: str = T2V_SYSTEM_PROMPT,
                       max_tokens: int = 512, temperature: float = 0.7, top_k: int = 64, seed: int = 42,
                       on_token: Counter | None = None) -> str:
@@ -177,13 +189,7 @@ class TextEncoderHandle:
         if image is None:
             ids = torch.tensor([self.tokenizer.tokenize(chat_prompt(system_prompt, prompt))])
         else:
-            if self.vision is None:
-                raise InputValueError(f"{self.source}: this Gemma file has no vision tower ('vision_model.*' or "
-                                      "'vision_tower.vision_model.*' with 'multi_modal_projector.*'): image-conditioned "
-                                      "generation needs a Gemma 3 file that carries one")
-            vision = self.vision.get()
-            ids = torch.tensor([image_chat_ids(self.tokenizer, vision.config, system_prompt, prompt)])
-            images = image_tokens(vision, ids, image)
+            ids, images = self.image_prompt(prompt, image, system_prompt)
         generated = self.gemma.get().generate(ids, torch.ones_like(ids), max_new_tokens=max_tokens,
                                               temperature=temperature, top_k=top_k, seed=seed, images=images,
                                               on_token=on_token)

@@ -11,7 +11,6 @@ from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
 from ltxgraph.values import Audio
-from ltxgraph_ops.gemma_image_prompt import image_chat_ids, image_tokens
 from ltxgraph_ops.nodes.loaders import applied_gemma
 from ltxgraph_ops.text_ops import T2V_SYSTEM_PROMPT, TextEncoderHandle
 
@@ -71,9 +70,6 @@ def generate_ltx2_prompt(
     through its vision tower (a text-only Gemma file refuses it); audio Gemma 3 cannot hear."""
     ctx = ctx or OpContext("TextGenerateLTX2Prompt")
     picture = image if image is not None else (video[:1] if video is not None else None)   # a video: its first frame
-    if picture is not None and clip.vision is None:
-        raise InputValueError(f"{'image' if image is not None else 'video'}: {clip.source} has no vision tower; "
-                              "prompt writing from pictures needs a Gemma 3 file that carries one")
     if audio is not None:
         raise InputValueError("audio: Gemma 3 takes no audio input; disconnect it")
     sampled = sampling_mode == "on"
@@ -88,9 +84,7 @@ def generate_ltx2_prompt(
         text = ltx2_chat(prompt) if use_default_template else prompt
         ids = torch.tensor([clip.tokenizer.tokenize(text)])
     else:
-        vision = clip.vision.get()
-        ids = torch.tensor([image_chat_ids(clip.tokenizer, vision.config, T2V_SYSTEM_PROMPT, prompt)])
-        images = image_tokens(vision, ids, picture)
+        ids, images = clip.image_prompt(prompt, picture)
     with torch.inference_mode(), applied_gemma(clip) as gemma:
         generated = gemma.generate(ids, torch.ones_like(ids), max_new_tokens=max_length,
                                    temperature=temperature if sampled else 0.0, top_k=top_k or 1_000_000,
