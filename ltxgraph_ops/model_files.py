@@ -116,9 +116,10 @@ def component_layout(file: SafetensorsFile, build: Callable[[dict], nn.Module], 
 
 
 def load_section_component(path: str | Path, build: Callable[[dict], nn.Module], section: str, prefix: str,
-                           device: str | torch.device = "cpu") -> nn.Module:
+                           device: str | torch.device = "cpu", compute_dtype: torch.dtype = torch.float32
+                           ) -> nn.Module:
     """A component built from header section ``section`` (the whole config when "") and filled from the
-    tensors under ``prefix``; computed in float32."""
+    tensors under ``prefix``; its weights held in ``compute_dtype`` (inputs must come in it too)."""
     file = SafetensorsFile(path)
     config = header_section(file, section) if section else file.config()
     try:
@@ -126,4 +127,4 @@ def load_section_component(path: str | Path, build: Callable[[dict], nn.Module],
             module = build(config)
     except (TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"{file.path}: '{section}' config: {exc}") from None
-    return load_component(module, file, prefix, device=device)
+    return load_component(module, file, prefix, compute_dtype, device=device)
