@@ -101,6 +101,7 @@ class Runner:
     memory: MemoryCache | None = field(default=None, init=False)
     disk: DiskStore | None = field(default=None, init=False)
     _default_folders: tuple[Path, ...] | None = field(default=None, init=False, repr=False)
+    _dtype_decisions: dict[tuple[str, str], DtypeDecision] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.registry is None:
@@ -130,9 +131,14 @@ class Runner:
         return replace(self.folders, models=self._default_folders)
 
     def compute_dtype(self) -> DtypeDecision:
-        """What this runner's runs compute in (``settings.dtype`` resolved for ``settings.device``)."""
-        return decide_dtype(self.settings.dtype, self.settings.device, Path(self.cache_dir),  # type: ignore[arg-type]
-                            self.machine, self.folders.names)
+        """What this runner's runs compute in (``settings.dtype`` resolved for ``settings.device``; decided once
+        per runner and setting)."""
+        key = (self.settings.dtype, self.settings.device)
+        if key not in self._dtype_decisions:
+            self._dtype_decisions[key] = decide_dtype(self.settings.dtype, self.settings.device,
+                                                      Path(self.cache_dir), self.machine,  # type: ignore[arg-type]
+                                                      self.folders.names)
+        return self._dtype_decisions[key]
 
     def validate(self, graph: Graph, params: dict[str, Any] | None = None) -> ResolvedGraph:
         assert self.registry is not None
