@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .cache import DiskStore, MemoryCache, default_cache_dir
+from .compute_dtype import DtypeDecision, MachineProbe, decide_dtype
 from .context import RunSettings
 from .defaults import default_models
 from .events import Progress, ProgressCallback, ProgressEvent, as_callback
@@ -83,7 +84,9 @@ class Runner:
     model files, the default models of the installed op packages are used (generated on first use under
     ``cache_dir/default-models``; a ``note`` event says so); ``default_models=False`` turns that off.
     progress: a callable receiving :class:`~ltxgraph.events.ProgressEvent`s (or a
-    :class:`~ltxgraph.events.Progress` object); None = silent."""
+    :class:`~ltxgraph.events.Progress` object); None = silent. ``settings.dtype`` "auto" is resolved per run
+    (:func:`~ltxgraph.compute_dtype.decide_dtype`, asking ``machine``; measured once per machine and cached in
+    ``cache_dir``); an impossible dtype fails validation."""
 
     registry: Registry | None = None
     cache_dir: Path | str | None = None
@@ -94,9 +97,11 @@ class Runner:
     progress: Progress | ProgressCallback | None = None
     settings: RunSettings = field(default_factory=RunSettings)
     default_models: bool = True
+    machine: MachineProbe = field(default_factory=MachineProbe)
     memory: MemoryCache | None = field(default=None, init=False)
     disk: DiskStore | None = field(default=None, init=False)
     _default_folders: tuple[Path, ...] | None = field(default=None, init=False, repr=False)
+    _dtype_decisions: dict[tuple[str, str], DtypeDecision] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.registry is None:
@@ -125,19 +130,33 @@ class Runner:
                                                          f"({self.folders.names.models_dir}): {note}"))
         return replace(self.folders, models=self._default_folders)
 
+    def compute_dtype(self) -> DtypeDecision:
+        """What this runner's runs compute in (``settings.dtype`` resolved for ``settings.device``; decided once
+        per runner and setting)."""
+        key = (self.settings.dtype, self.settings.device)
+        if key not in self._dtype_decisions:
+            self._dtype_decisions[key] = decide_dtype(self.settings.dtype, self.settings.device,
+                                                      Path(self.cache_dir), self.machine,  # type: ignore[arg-type]
+                                                      self.folders.names)
+        return self._dtype_decisions[key]
+
     def validate(self, graph: Graph, params: dict[str, Any] | None = None) -> ResolvedGraph:
         assert self.registry is not None
+        self.compute_dtype()
         return validate(graph.file, self.registry, graph.doc, params or {}, self.folders_for(graph))
 
     def plan(self, graph: Graph, params: dict[str, Any] | None = None,
              outputs: Iterable[str] | None = None) -> Plan:
-        return make_plan(self.validate(graph, params), outputs)
+        return make_plan(self.validate(graph, params), outputs, self.compute_dtype().dtype)
 
     def run(self, graph: Graph, params: dict[str, Any] | None = None,
             outputs: Iterable[str] | None = None) -> RunResult:
         resolved = self.validate(graph, params)
-        plan = make_plan(resolved, outputs)
+        decision = self.compute_dtype()
+        plan = make_plan(resolved, outputs, decision.dtype)
         metadata = {"graph": graph.doc.text, "graph_name": graph.file.name, "params": resolved.params}
-        executor = Executor(self.memory, self.disk, self.folders_for(graph), self.emit, metadata, self.settings)
-        values, report = executor.run(plan, RunReport(graph=graph.path, params=dict(resolved.params)))
+        settings = replace(self.settings, dtype=decision.dtype)
+        executor = Executor(self.memory, self.disk, self.folders_for(graph), self.emit, metadata, settings)
+        values, report = executor.run(plan, RunReport(graph=graph.path, params=dict(resolved.params),
+                                                      compute_dtype=decision.to_json()))
         return RunResult(values, report)

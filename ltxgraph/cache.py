@@ -41,8 +41,9 @@ def file_fingerprint(path: Path) -> str:
 
 
 def node_key(op: str, version: str, inputs: dict[str, Any], upstream_keys: dict[str, str],
-             files: dict[str, str]) -> str:
-    """The cache key of a node: a hash over everything its result depends on."""
+             files: dict[str, str], run: dict[str, str] | None = None) -> str:
+    """The cache key of a node: a hash over everything its result depends on. ``run``: run settings that change
+    results (the compute dtype when not float32); None leaves the key as it always was."""
 
     def encode_input(value: Any) -> Any:
         if isinstance(value, NodeRef):
@@ -53,6 +54,8 @@ def node_key(op: str, version: str, inputs: dict[str, Any], upstream_keys: dict[
 
     payload = {"op": op, "version": version, "files": files,
                "inputs": {name: encode_input(value) for name, value in sorted(inputs.items())}}
+    if run:
+        payload["run"] = run
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:40]
 

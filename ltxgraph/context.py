@@ -1,9 +1,12 @@
 """What an op may know of the run it is part of: its node, progress reporting, folders, run metadata."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+
+import torch
 
 from .paths import Folders
 
@@ -20,11 +23,20 @@ class RunSettings:
     """How ops should use the machine. device: torch device for model compute ("cpu", "cuda", ...).
     memory_budget: bytes that model weights may keep resident (None = no limit); loaders use it to choose
     between fully resident and streamed execution. preview_dir: where samplers write a PNG preview of each
-    step's clean estimate (None = no previews)."""
+    step's clean estimate (None = no previews). dtype: what model ops compute in, "auto" | "float32" |
+    "bfloat16" (default ``$LTXGRAPH_DTYPE`` or "auto"); a run resolves "auto" before any op runs
+    (:mod:`ltxgraph.compute_dtype`), so ops see "float32" or "bfloat16"."""
 
     device: str = "cpu"
     memory_budget: int | None = None
     preview_dir: Path | None = None
+    dtype: str = field(default_factory=lambda: os.environ.get("LTXGRAPH_DTYPE") or "auto")
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The torch dtype model ops compute in: bfloat16 when resolved to it, else float32 (also for an
+        unresolved "auto", i.e. an op called outside a run)."""
+        return torch.bfloat16 if self.dtype == "bfloat16" else torch.float32
 
 
 @dataclass

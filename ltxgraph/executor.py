@@ -46,6 +46,7 @@ class RunReport:
     nodes: list[NodeReport] = field(default_factory=list)
     error: str | None = None
     files: list[str] = field(default_factory=list)
+    compute_dtype: dict[str, str] = field(default_factory=dict)   # dtype, requested, reason
 
     def executed(self) -> list[str]:
         return [n.id for n in self.nodes if n.status == "executed"]

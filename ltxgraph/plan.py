@@ -25,8 +25,9 @@ class Plan:
     nodes: dict[str, ResolvedNode]
 
 
-def make_plan(graph: ResolvedGraph, outputs: Iterable[str] | None = None) -> Plan:
-    """Plan the nodes that feed ``outputs`` (names of graph outputs; default: all of them and every output op)."""
+def make_plan(graph: ResolvedGraph, outputs: Iterable[str] | None = None, compute_dtype: str = "float32") -> Plan:
+    """Plan the nodes that feed ``outputs`` (names of graph outputs; default: all of them and every output op).
+    A compute dtype other than float32 enters every node's cache key (results of the two dtypes differ)."""
     requested = list(graph.outputs) if outputs is None else list(outputs)
     unknown = [name for name in requested if name not in graph.outputs]
     if unknown:
@@ -49,7 +50,8 @@ def make_plan(graph: ResolvedGraph, outputs: Iterable[str] | None = None) -> Pla
         node = graph.nodes[node_id]
         upstream_keys = {up: keys[up] for up in node.upstream()}
         files = {name: file_fingerprint(path) for name, path in sorted(node.files.items())}
-        keys[node_id] = node_key(node.spec.name, node.spec.version, node.inputs, upstream_keys, files)
+        run = {"compute_dtype": compute_dtype} if compute_dtype != "float32" else None
+        keys[node_id] = node_key(node.spec.name, node.spec.version, node.inputs, upstream_keys, files, run)
 
     position = {node_id: i for i, node_id in enumerate(order)}
     last_use = {node_id: position[node_id] for node_id in order}

@@ -38,8 +38,8 @@ def describe(value: Any) -> str:
 
 
 def run_summary(report: RunReport, outputs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """status, seconds, files written, outputs (name -> description), node counts by status and the cache
-    hits (nodes served from the cache)."""
+    """status, seconds, files written, outputs (name -> description), node counts by status, the cache
+    hits (nodes served from the cache) and the compute dtype (dtype, requested, reason)."""
     statuses = Counter(node.status for node in report.nodes)
     return {
         "status": report.status,
@@ -48,6 +48,7 @@ def run_summary(report: RunReport, outputs: dict[str, Any] | None = None) -> dic
         "outputs": {name: describe(value) for name, value in (outputs or {}).items()},
         "nodes": dict(sorted(statuses.items())),
         "cache_hits": statuses.get("cached", 0),
+        "compute_dtype": dict(report.compute_dtype),
         "error": report.error,
     }
 
@@ -58,5 +59,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     lines += [f"wrote {path}" for path in summary["files"]]
     nodes = summary["nodes"]
     counts = ", ".join(f"{nodes[s]} {s}" for s in ("executed", "cached", "unused") if nodes.get(s))
-    lines.append(f"{summary['status']} in {summary['seconds']:.1f}s ({counts or 'no nodes'})")
+    dtype = summary.get("compute_dtype") or {}
+    computed = f", computed in {dtype['dtype']} ({dtype['reason']})" if dtype else ""
+    lines.append(f"{summary['status']} in {summary['seconds']:.1f}s ({counts or 'no nodes'}){computed}")
     return lines

@@ -8,7 +8,7 @@ they guide, audio frames in seconds.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -23,6 +23,15 @@ from ltxgraph_ops.sampling.guiders import ModelPass
 DEFAULT_FPS = 25.0
 
 
+@dataclass(frozen=True)
+class ComputedStream:
+    """One stream's transformer input twice: ``exact`` with float32 tokens (the x of x0 = x - v t) and
+    ``computed``, the same with its tokens in the compute dtype (what the transformer sees)."""
+
+    exact: StreamInput
+    computed: StreamInput
+
+
 @dataclass
 class LTXAVModel:
     """Callable as ``model(latents, timesteps, sigma, model_pass) -> x0s``.
@@ -33,7 +42,9 @@ class LTXAVModel:
     between steps; cost per prompt and stream: 2 * layers * S * D floats, see ``PreparedText``); for a transformer
     whose text follows sigma (LTX-2.3) they are kept for the current step's guidance passes only. The adapter
     must be used inside ``with model.applied():`` so the cached values include the LoRAs. on_block(done, total)
-    is called after each transformer block of every pass.
+    is called after each transformer block of every pass. compute_dtype: what the transformer computes in (its
+    tokens and text enter in it); positions, timesteps and the clean estimate x0 = x - v t stay float32, and x0s
+    come back float32.
     """
 
     transformer: LTXAVTransformer
@@ -43,6 +54,7 @@ class LTXAVModel:
     fps: float | None = None
     cache_text: bool = True
     on_block: Counter | None = None
+    compute_dtype: torch.dtype = torch.float32
     _prepared: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -58,11 +70,11 @@ class LTXAVModel:
         streams, selections = {}, {}
         for name, latent, step in zip(self.modalities, latents, timesteps):
             streams[name], selections[name] = self._stream(name, latent, step, sigma, conditioning)
-        velocity = self.transformer(streams.get("video"), streams.get("audio"), self._perturbations(model_pass),
-                                    on_block=self.on_block)
+        velocity = self.transformer(*(streams[n].computed if n in streams else None for n in ("video", "audio")),
+                                    self._perturbations(model_pass), on_block=self.on_block)
         out = []
         for name, latent in zip(self.modalities, latents):
-            x0 = denoised(streams[name], getattr(velocity, name))
+            x0 = denoised(streams[name].exact, getattr(velocity, name))
             if name == "video":
                 select = selections[name]
                 if select is not None:  # cells that are not tokens (dilated guides) come back unchanged
@@ -85,7 +97,7 @@ class LTXAVModel:
                              skip_audio_to_video=cross("video"), skip_video_to_audio=cross("audio"))
 
     def _stream(self, name: str, latent: torch.Tensor, timesteps: torch.Tensor, sigma: torch.Tensor,
-                conditioning: Conditioning) -> StreamInput:
+                conditioning: Conditioning) -> tuple["ComputedStream", torch.Tensor | None]:
         batch = latent.shape[0]
         sigma = sigma.reshape(-1).to(torch.float32).expand(batch) if sigma.numel() == 1 else sigma.reshape(batch)
         per_element = timesteps.expand(batch, 1, *latent.shape[2:]).to(torch.float32)
@@ -104,7 +116,7 @@ class LTXAVModel:
             if conditioning.audio_context is None:
                 raise ValueError("this conditioning has no audio context (a video-only text encoder?)")
             context = conditioning.audio_context
-        context_mask = conditioning.context_mask
+        context, context_mask = context.to(self.compute_dtype), conditioning.context_mask
         if self.cache_text:
             follows_sigma = self.transformer.config.text_follows_sigma   # LTX-2.3: per step, shared by its passes
             key = (id(conditioning), name, tuple(sigma.tolist()) if follows_sigma else None)
@@ -113,8 +125,9 @@ class LTXAVModel:
                     self._prepared = {k: v for k, v in self._prepared.items() if k[2] == key[2]}
                 self._prepared[key] = self.transformer.prepare_text(name, context, context_mask, sigma=sigma)
             context, context_mask = self._prepared[key], None
-        return StreamInput(latent=tokens, sigma=sigma, positions=positions.to(tokens.dtype), context=context,
-                           context_mask=context_mask, noise_mask=noise_mask, attention_mask=attention), select
+        exact = StreamInput(latent=tokens.float(), sigma=sigma, positions=positions.float(), context=context,
+                            context_mask=context_mask, noise_mask=noise_mask, attention_mask=attention)
+        return ComputedStream(exact, replace(exact, latent=exact.latent.to(self.compute_dtype))), select
 
     def _video_layout(self, latent: torch.Tensor, conditioning: Conditioning
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:

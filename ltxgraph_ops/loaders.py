@@ -30,12 +30,13 @@ def model_handle(path: str, ctx: OpContext, linear_storage: torch.dtype | None =
     file = SafetensorsFile(path)
     layout = transformer_layout(file)
     match_component(layout, file, transformer_prefix(file), allow_extra=CONNECTOR_PREFIXES)
-    device = ctx.settings.device
+    device, dtype = ctx.settings.device, ctx.settings.compute_dtype
     budget = ctx.settings.memory_budget
     prefix = transformer_prefix(file)
     needed = weight_bytes(file, prefix) - sum(weight_bytes(file, prefix + p) for p in CONNECTOR_PREFIXES)
     streamed = budget is not None and needed > budget and linear_storage is None
-    lazy = Lazy(lambda: load_transformer(path, device=device, linear_storage=linear_storage, streamed=streamed),
+    lazy = Lazy(lambda: load_transformer(path, device=device, linear_storage=linear_storage, streamed=streamed,
+                                         compute_dtype=dtype),
                 f"transformer of {file.name}" + (" (blocks streamed from disk)" if streamed else ""))
     return ModelHandle(lazy, file.name, layout=layout)
 

@@ -73,10 +73,11 @@ def transformer_layout(file: SafetensorsFile) -> LTXAVTransformer:
 
 def load_transformer(path: str | Path, device: str | torch.device = "cpu",
                      linear_storage: torch.dtype | None = None, streamed: bool = False,
-                     prefetch: bool = True) -> LTXAVTransformer:
-    """The transformer of a checkpoint, weights in their stored dtype (fp8 stays fp8; wider linear weights
-    quantised to ``linear_storage`` if given), ready to run. ``streamed``: only the weights outside the blocks
-    are read now; each block is read from the file when a forward reaches it and released after (see
+                     prefetch: bool = True, compute_dtype: torch.dtype = torch.float32) -> LTXAVTransformer:
+    """The transformer of a checkpoint, linear weights in their stored dtype (fp8 stays fp8; weights wider than
+    ``compute_dtype`` held in it; wider weights quantised to ``linear_storage`` if given), every other tensor in
+    ``compute_dtype``, ready to run. ``streamed``: only the weights outside the blocks are read now; each block
+    is read from the file when a forward reaches it and released after (see
     :class:`~ltxgraph_ops.weights.streaming.StreamedBlocks`)."""
     file = SafetensorsFile(path)
     config = transformer_config(file)
@@ -84,15 +85,16 @@ def load_transformer(path: str | Path, device: str | torch.device = "cpu",
     with parameters_on_meta():
         model = LTXAVTransformer(config, device="cpu")
     if not streamed:
-        return load_component(model, file, prefix, device=device, allow_extra=CONNECTOR_PREFIXES,
+        return load_component(model, file, prefix, compute_dtype, device=device, allow_extra=CONNECTOR_PREFIXES,
                               linear_storage=linear_storage)
     if linear_storage is not None:
         raise ValueError("quantising while streaming is not supported: stream an fp8 file instead")
     blocks = model.transformer_blocks
     model.transformer_blocks = nn.ModuleList()
-    load_component(model, file, prefix, device=device, allow_extra=CONNECTOR_PREFIXES + ("transformer_blocks.",))
+    load_component(model, file, prefix, compute_dtype, device=device,
+                   allow_extra=CONNECTOR_PREFIXES + ("transformer_blocks.",))
     model.transformer_blocks = StreamedBlocks(blocks, file, f"{prefix}transformer_blocks.", device=device,
-                                              prefetch=prefetch)
+                                              compute_dtype=compute_dtype, prefetch=prefetch)
     return model
 
 
@@ -114,9 +116,10 @@ def component_layout(file: SafetensorsFile, build: Callable[[dict], nn.Module], 
 
 
 def load_section_component(path: str | Path, build: Callable[[dict], nn.Module], section: str, prefix: str,
-                           device: str | torch.device = "cpu") -> nn.Module:
+                           device: str | torch.device = "cpu", compute_dtype: torch.dtype = torch.float32
+                           ) -> nn.Module:
     """A component built from header section ``section`` (the whole config when "") and filled from the
-    tensors under ``prefix``; computed in float32."""
+    tensors under ``prefix``; its weights held in ``compute_dtype`` (inputs must come in it too)."""
     file = SafetensorsFile(path)
     config = header_section(file, section) if section else file.config()
     try:
@@ -124,4 +127,4 @@ def load_section_component(path: str | Path, build: Callable[[dict], nn.Module],
             module = build(config)
     except (TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"{file.path}: '{section}' config: {exc}") from None
-    return load_component(module, file, prefix, device=device)
+    return load_component(module, file, prefix, compute_dtype, device=device)

@@ -299,7 +299,8 @@ def sampler_custom_advanced(noise: Annotated[Any, Port("NOISE")],
     with torch.inference_mode(), guider.model.applied() as transformer:
         # a streamed model reads every block per forward anyway; cached text keys/values would cost memory
         adapter = LTXAVModel(transformer, modalities, guider.positive, guider.negative, fps=fps,
-                             cache_text=not is_streamed(transformer), on_block=ctx.counter("block"))
+                             cache_text=not is_streamed(transformer), on_block=ctx.counter("block"),
+                             compute_dtype=ctx.settings.compute_dtype)
         guided = guider.build(adapter, modalities)
         generator = seeded(None, getattr(noise, "seed", 0))
         try:

@@ -56,19 +56,20 @@ def gemma_config(file, prefix: str) -> GemmaConfig:
     return GemmaConfig.from_tensors(shapes, file.config())
 
 
-def load_gemma(file, prefix: str, streamed: bool) -> GemmaTextModel:
+def load_gemma(file, prefix: str, streamed: bool, compute_dtype: torch.dtype = torch.float32) -> GemmaTextModel:
     with parameters_on_meta():
-        model = GemmaTextModel(gemma_config(file, prefix))
+        model = GemmaTextModel(gemma_config(file, prefix), compute_dtype)
     if not streamed:
-        return load_component(model, file, prefix, allow_extra=OTHER_GEMMA_PARTS)
+        return load_component(model, file, prefix, compute_dtype, allow_extra=OTHER_GEMMA_PARTS)
     layers, embed = model.layers, model.embed_tokens
     model.layers, model.embed_tokens = nn.ModuleList(), nn.Module()
-    load_component(model, file, prefix, allow_extra=OTHER_GEMMA_PARTS + ("layers.", "embed_tokens."))
+    load_component(model, file, prefix, compute_dtype, allow_extra=OTHER_GEMMA_PARTS + ("layers.", "embed_tokens."))
     table = f"{prefix}embed_tokens."
     if f"{table}weight_scale" in file.entries:
         embed.weight_scale = file.read(f"{table}weight_scale").float().reshape(())
     embed.leave_on_disk(file, f"{table}weight")
-    model.layers, model.embed_tokens = StreamedBlocks(layers, file, f"{prefix}layers."), embed
+    model.layers = StreamedBlocks(layers, file, f"{prefix}layers.", compute_dtype=compute_dtype)
+    model.embed_tokens = embed
     return model
 
 
@@ -95,22 +96,25 @@ def projector_for(file: SafetensorsFile, states: int, text_width: int) -> TextPr
         raise CheckpointError(f"{file.path}: text projection config: {exc}") from None
 
 
-def load_projector(path: str, states: int, text_width: int, streamed: bool = False) -> TextProjector:
-    """The checkpoint's text projection and connectors, ready to run; ``streamed``: each connector's blocks are
-    read from the file when a forward reaches them and released after."""
+def load_projector(path: str, states: int, text_width: int, streamed: bool = False,
+                   compute_dtype: torch.dtype = torch.float32) -> TextProjector:
+    """The checkpoint's text projection and connectors, ready to run in ``compute_dtype``; ``streamed``: each
+    connector's blocks are read from the file when a forward reaches them and released after."""
     file = SafetensorsFile(path)
     with parameters_on_meta():
         projector = projector_for(file, states, text_width)
     if not streamed:
-        return load_component(projector, file, "", allow_extra=_not_text_keys(file))
+        return load_component(projector, file, "", compute_dtype, allow_extra=_not_text_keys(file))
     connectors = dict(projector.model.diffusion_model.named_children())
     blocks = {name: connector.transformer_1d_blocks for name, connector in connectors.items()}
     block_prefixes = {name: f"{TRANSFORMER_PREFIX}{name}.transformer_1d_blocks." for name in connectors}
     for connector in connectors.values():
         connector.transformer_1d_blocks = nn.ModuleList()
-    load_component(projector, file, "", allow_extra=_not_text_keys(file) + tuple(block_prefixes.values()))
+    load_component(projector, file, "", compute_dtype,
+                   allow_extra=_not_text_keys(file) + tuple(block_prefixes.values()))
     for name, connector in connectors.items():
-        connector.transformer_1d_blocks = StreamedBlocks(blocks[name], file, block_prefixes[name])
+        connector.transformer_1d_blocks = StreamedBlocks(blocks[name], file, block_prefixes[name],
+                                                         compute_dtype=compute_dtype)
     return projector
 
 
@@ -164,7 +168,7 @@ class TextEncoderHandle:
             states = self.gemma.get()(ids[:, start:], mask[:, start:], position_offset=start,
                                       on_layer=counter_of(ctx, "layer"))
             video, audio, context_mask = self.projector.get()(states, mask[:, start:], length=mask.shape[1])
-        return Conditioning(video, audio, context_mask)
+        return Conditioning(video.float(), None if audio is None else audio.float(), context_mask)
 
     def image_prompt(self, prompt: str, image: torch.Tensor, system_prompt: str = T2V_SYSTEM_PROMPT
                      ) -> tuple[torch.Tensor, ImageTokens]:
@@ -221,11 +225,12 @@ def text_encoder_handle(gemma_path: str, ckpt_path: str | None, ctx: OpContext |
         projector_bytes = sum(weight_bytes(checkpoint, text_prefix) for text_prefix in TEXT_PREFIXES)
     # Gemma and the connector blocks stream when Gemma and the text path together would exceed the budget
     budget = ctx.settings.memory_budget if ctx else None
+    dtype = ctx.settings.compute_dtype if ctx else torch.float32
     streamed = budget is not None and weight_bytes(file, prefix) + projector_bytes > budget
     if ckpt_path is not None:
-        projector = Lazy(lambda: load_projector(ckpt_path, states, config.hidden_size, streamed),
+        projector = Lazy(lambda: load_projector(ckpt_path, states, config.hidden_size, streamed, dtype),
                          f"text connectors of {checkpoint.name}")
-    gemma = Lazy(lambda: load_gemma(ShardedSafetensors.for_shard(gemma_path), prefix, streamed),
+    gemma = Lazy(lambda: load_gemma(ShardedSafetensors.for_shard(gemma_path), prefix, streamed, dtype),
                  f"Gemma text model of {file.name}")
     vision = None
     if (layout := vision_layout(file)) is not None:

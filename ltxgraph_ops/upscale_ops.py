@@ -30,6 +30,7 @@ class UpscalerHandle:
     source: str
     config: LatentUpscalerConfig
     model: Lazy[torch.nn.Module]
+    compute_dtype: torch.dtype = torch.float32   # what the model computes in (its weights are held in it)
 
 
 @op("LatentUpscaleModelLoader", outputs={"LATENT_UPSCALE_MODEL": "LATENT_UPSCALE_MODEL"}, category="loaders")
@@ -39,8 +40,10 @@ def latent_upscale_model_loader(model_name: Annotated[str, Port("STRING", file="
     file = SafetensorsFile(model_name)
     layout = component_layout(file, _build, "", "")
     device = ctx.settings.device if ctx else "cpu"
-    model = Lazy(lambda: load_section_component(model_name, _build, "", "", device), f"latent upscaler {file.name}")
-    return UpscalerHandle(file.name, layout.config, model)
+    dtype = ctx.settings.compute_dtype if ctx else torch.float32
+    model = Lazy(lambda: load_section_component(model_name, _build, "", "", device, dtype),
+                 f"latent upscaler {file.name}")
+    return UpscalerHandle(file.name, layout.config, model, dtype)
 
 
 @op("LTXVLatentUpsampler", outputs={"LATENT": "=samples"}, category="latent/video")
@@ -57,7 +60,8 @@ def ltxv_latent_upsampler(samples: Annotated[Any, Port("VIDEO_LATENT|AV_LATENT")
                               f"{tuple(video.samples.shape)}")
     mean, std = vae.channel_statistics()
     with torch.inference_mode():
-        upscaled = upscale_normalised(upscale_model.model.get(), video.samples.float(), mean, std)
+        upscaled = upscale_normalised(upscale_model.model.get(), video.samples.to(upscale_model.compute_dtype),
+                                      mean, std).float()
     out = replace(video, samples=upscaled.to(video.samples.dtype), noise_mask=None)
     if upscale_model.config.temporal_upsample:
         out = replace(out, frames=2 * (video.frames - 1) + 1, fps=None if video.fps is None else 2 * video.fps)

@@ -34,10 +34,11 @@ def _build_vae(section: dict) -> torch.nn.Module:
 
 class PartwiseVideoVAE:
     """The checkpoint's video VAE with its encoder and decoder each read on first use: a graph that only
-    decodes never holds the encoder (694M of the release's 1.2G parameters, 2.8 GB in float32)."""
+    decodes never holds the encoder (694M of the release's 1.2G parameters, 2.8 GB in float32). Encoder and
+    decoder compute in ``dtype`` (weights held in it); pixels and latents come and go in float32."""
 
-    def __init__(self, path: str, device: str | torch.device) -> None:
-        self.path, self.device = path, device
+    def __init__(self, path: str, device: str | torch.device, dtype: torch.dtype = torch.float32) -> None:
+        self.path, self.device, self.dtype = path, device, dtype
         file = SafetensorsFile(path)
         with parameters_on_meta():
             self.model = _build_vae(header_section(file, VAE_SECTION))
@@ -51,15 +52,16 @@ class PartwiseVideoVAE:
     def _ensure(self, part: str) -> None:
         module = getattr(self.model, part)
         if any(t.device.type == "meta" for t in module.state_dict().values()):
-            load_component(module, SafetensorsFile(self.path), f"{VAE_PREFIX}{part}.", device=self.device)
+            load_component(module, SafetensorsFile(self.path), f"{VAE_PREFIX}{part}.", self.dtype,
+                           device=self.device)
 
     def encode(self, pixels: torch.Tensor, on_block: Counter | None = None) -> torch.Tensor:
         self._ensure("encoder")
-        return self.model.encode(pixels, on_block)
+        return self.model.encode(pixels.to(self.dtype), on_block).float()
 
     def decode(self, latent: torch.Tensor, on_block: Counter | None = None) -> torch.Tensor:
         self._ensure("decoder")
-        return self.model.decode(latent, on_block)
+        return self.model.decode(latent.to(self.dtype), on_block).float()
 
 
 def video_vae_handle(path: str, ctx: OpContext | None) -> VideoVAEHandle:
@@ -67,6 +69,7 @@ def video_vae_handle(path: str, ctx: OpContext | None) -> VideoVAEHandle:
     file = SafetensorsFile(path)
     layout = component_layout(file, _build_vae, VAE_SECTION, VAE_PREFIX)
     device = ctx.settings.device if ctx else "cpu"
+    dtype = ctx.settings.compute_dtype if ctx else torch.float32
     config = getattr(layout, "config", None)
     channels = getattr(config, "latent_channels", 128)
     def statistics() -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,7 +77,7 @@ def video_vae_handle(path: str, ctx: OpContext | None) -> VideoVAEHandle:
         return tuple(stats.read(f"{VAE_PREFIX}per_channel_statistics.{name}").float()
                      for name in ("mean-of-means", "std-of-means"))  # type: ignore[return-value]
 
-    return VideoVAEHandle(file.name, Lazy(lambda: PartwiseVideoVAE(path, device), f"video VAE of {file.name}"),
+    return VideoVAEHandle(file.name, Lazy(lambda: PartwiseVideoVAE(path, device, dtype), f"video VAE of {file.name}"),
                           latent_channels=channels, statistics=Lazy(statistics, f"VAE statistics of {file.name}"),
                           scale_factors=getattr(config, "scale_factors", SCALE_FACTORS))
 

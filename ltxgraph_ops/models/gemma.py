@@ -243,11 +243,13 @@ def attention_bias(mask: torch.Tensor, new_tokens: int, window: int | None, dtyp
 
 class GemmaTextModel(nn.Module):
     """State-dict keys: ``embed_tokens.weight``, ``layers.N.*``, ``norm.weight`` (the file's text-model keys
-    minus their prefix)."""
+    minus their prefix). ``compute_dtype``: what the layers compute in (hidden states are in it; RMSNorm and
+    RoPE angles in float32)."""
 
-    def __init__(self, cfg: GemmaConfig) -> None:
+    def __init__(self, cfg: GemmaConfig, compute_dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         self.config = cfg
+        self.compute_dtype = compute_dtype
         self.embed_tokens = Embedding(cfg.vocab_size, cfg.hidden_size)
         self.layers = nn.ModuleList([GemmaLayer(cfg, i) for i in range(cfg.num_hidden_layers)])
         self.norm = GemmaRMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
@@ -282,7 +284,7 @@ class GemmaTextModel(nn.Module):
         layer's output, the last one after the final norm. Tokens sit at positions ``position_offset + t`` (a
         caller that dropped leading padding columns passes how many it dropped); ``images`` fill their slots.
         ``on_layer(done, total)`` after each layer (resident or streamed)."""
-        x = self.embed(input_ids, images=images)
+        x = self.embed(input_ids, self.compute_dtype, images)
         positions = torch.arange(position_offset, position_offset + input_ids.shape[1])
         ropes = self._ropes(positions, x.dtype)
         biases = self._biases(attention_mask, input_ids.shape[1], x.dtype, images)
@@ -310,7 +312,7 @@ class GemmaTextModel(nn.Module):
         offset = 0
         for _ in range(max_new_tokens):
             prompt_images = images if offset == 0 else None   # new tokens are text: their own block is none
-            x = self.embed(ids, images=prompt_images)
+            x = self.embed(ids, self.compute_dtype, prompt_images)
             positions = torch.arange(offset, offset + ids.shape[1])
             ropes = self._ropes(positions, x.dtype)
             biases = self._biases(mask, ids.shape[1], x.dtype, prompt_images)

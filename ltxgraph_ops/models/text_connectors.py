@@ -194,12 +194,14 @@ class TextProjection(nn.Module):
                 if hasattr(self, f"{stream}_aggregate_embed")}
 
     def forward(self, hidden_states: list[torch.Tensor], mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Features per stream ({"video": [B, T, Dv], "audio": [B, T, Da]}); V1 gives one tensor twice."""
+        """Features per stream ({"video": [B, T, Dv], "audio": [B, T, Da]}); V1 gives one tensor twice. The
+        normalisation runs in float32, the projections in the hidden states' dtype (the compute dtype)."""
+        dtype = hidden_states[0].dtype
         if not self.v2:
-            shared = self.aggregate_embed(normalise_features(hidden_states, mask))
+            shared = self.aggregate_embed(normalise_features(hidden_states, mask).to(dtype))
             return {"video": shared, "audio": shared}
         normed = normalise_tokens(hidden_states, mask)
-        return {stream: layer(normed * math.sqrt(layer.out_features / self.text_width))
+        return {stream: layer((normed * math.sqrt(layer.out_features / self.text_width)).to(dtype))
                 for stream, layer in self.layers().items()}
 
 

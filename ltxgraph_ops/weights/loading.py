@@ -5,7 +5,8 @@ init), then every parameter and persistent buffer is replaced by the file's tens
 turn comes. Computed buffers (RoPE tables, filterbanks) are built for real at construction and left alone.
 
 Storage dtypes: weights of :class:`~ltxgraph_ops.models.layers.Linear` layers (and their biases) stay in the
-file's dtype (fp8, bf16) and are upcast per call; every other tensor is converted to the compute dtype. Scaled fp8
+file's dtype (fp8, bf16) and are upcast per call, unless the file's dtype is wider than the compute dtype (a
+float32 file computed in bf16: held in bf16); every other tensor is converted to the compute dtype. Scaled fp8
 files carry a scale per layer under one of three names; the scale is attached to its Linear, and an input scale
 is accepted and unused (activations are not quantised on this path).
 """
@@ -62,6 +63,14 @@ def stored_as_is(module: nn.Module) -> set[str]:
             keys |= {f"{prefix}weight", f"{prefix}bias"}
         keys |= {f"{prefix}{param}" for param in getattr(sub, "KEEP_STORAGE_DTYPE", ())}
     return keys
+
+
+def held_tensor(tensor: torch.Tensor, as_stored: bool, compute_dtype: torch.dtype) -> torch.Tensor:
+    """A file's float tensor as a model holds it: in the compute dtype, except a tensor kept ``as_stored``
+    (see :func:`stored_as_is`) that is not wider than the compute dtype (fp8 or bf16, converted per call)."""
+    if tensor.is_floating_point() and (not as_stored or tensor.element_size() > compute_dtype.itemsize):
+        return tensor.to(compute_dtype)
+    return tensor
 
 
 def _quant_format(file: SafetensorsFile, key: str) -> None:
@@ -181,8 +190,8 @@ def load_component(module: nn.Module, file: SafetensorsFile, prefix: str = "",
               and key[: -len(".weight")] not in match.scales):
             tensor, scale = quantize_weight(tensor, linear_storage)
             linears[key[: -len(".weight")]].weight_scale = scale.to(device)
-        elif key not in keep:
-            tensor = tensor.to(compute_dtype)
+        else:
+            tensor = held_tensor(tensor, key in keep, compute_dtype)
         _set_tensor(module, key, tensor.to(device))
     for owner, key in match.scales.items():
         scale = file.read(key)

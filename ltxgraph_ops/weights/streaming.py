@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from ltxgraph_ops.models.layers import Linear
-from ltxgraph_ops.weights.loading import ComponentMatch, _check_finite, _set_tensor, match_component, stored_as_is
+from ltxgraph_ops.weights.loading import (ComponentMatch, _check_finite, _set_tensor, held_tensor, match_component,
+                                          stored_as_is)
 from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
 
 Tensors = dict[str, torch.Tensor]
@@ -62,9 +63,7 @@ class StreamedBlocks(nn.ModuleList):
                 linears[key[: -len(".weight_scale")]].weight_scale = tensor.float().reshape(
                     () if tensor.numel() == 1 else (-1,)).to(self._device)
                 continue
-            if tensor.is_floating_point() and key not in keep:
-                tensor = tensor.to(self._compute_dtype)
-            _set_tensor(block, key, tensor.to(self._device))
+            _set_tensor(block, key, held_tensor(tensor, key in keep, self._compute_dtype).to(self._device))
         return block
 
     def __iter__(self) -> Iterator[nn.Module]:

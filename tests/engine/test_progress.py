@@ -98,10 +98,11 @@ def test_stdout_ends_with_a_short_summary(workdir: Path, capsys) -> None:
     out, err = capsys.readouterr()
     assert out.splitlines() == ["latent: video latent [1, 4, 3, 2, 2] (17 frames)",
                                 f"wrote {workdir / 'output' / 'notes.txt'}", out.splitlines()[-1]]
-    assert out.splitlines()[-1].startswith("ok in ") and out.splitlines()[-1].endswith("s (2 executed)")
+    assert out.splitlines()[-1].startswith("ok in ")
+    assert out.splitlines()[-1].endswith("s (2 executed), computed in float32 (asked for)")
     assert "[1/2] e (EmptyVideoLatent) started" in err and "executed" in err
     assert run() == 0
-    assert capsys.readouterr().out.splitlines()[-1].endswith("s (2 cached)")
+    assert capsys.readouterr().out.splitlines()[-1].endswith("s (2 cached), computed in float32 (asked for)")
 
 
 def test_json_prints_one_summary_object(workdir: Path, capsys) -> None:

@@ -1,10 +1,9 @@
 """Our LTX-2 transformer forward vs ltx-core 1.0.0's on identical weights and inputs (CPU).
 
 Timings are interleaved (ours, reference, ours, ...) and medians reported, so that load from other processes on
-the machine hits both alike. float32: both compute in float32. bf16: both hold bfloat16 weights; the reference
-also computes in bf16 (emulated on CPUs without bf16 matmul units), ours upcasts per layer and computes in
-float32 (the project's policy), so that ratio is not equal arithmetic; ``bf16_weights_bf16_compute`` feeds ours
-bf16 inputs, so both compute in bf16 (like for like).
+the machine hits both alike. One comparison per compute dtype (``--dtype`` of a run): ``float32`` and
+``bfloat16``, where both models hold their weights and compute in that dtype (ours as the loader holds a
+checkpoint for it: every tensor in the compute dtype, tokens and text in it, positions and timesteps float32).
 ``ours_text_cached_s`` is our forward with the text keys/values prepared once (a sampling step after the first).
 """
 from __future__ import annotations
@@ -27,9 +26,9 @@ THREADS = 2
 FP32 = {"blocks": 2, "video_heads": 16, "audio_heads": 16, "head_dim": 64, "audio_head_dim": 32,
         "caption": 1024, "frames": 4, "height": 24, "width": 24, "audio_tokens": 256, "text": 1024, "batch": 1,
         "repeats": 5}
-# the same size: bf16 matmul was expected to be emulated (~400x slower), but this machine's Xeon has AMX-BF16
-# and AVX512-BF16, and the bf16 reference runs in well under a second (see BENCHMARKS.md)
+# the same size in bf16 (on a CPU without bf16 units the reference's bf16 runs emulated, ~400x slower)
 BF16 = dict(FP32)
+SIZES = {torch.float32: FP32, torch.bfloat16: BF16}
 
 
 def header(size: dict, release: Callable[[], dict] = tiny.full_config) -> dict:
@@ -95,19 +94,14 @@ def profile_summary(run: Callable[[], object], top: int = 8) -> list[dict]:
 
 
 @torch.no_grad()
-def compare(size: dict, weights: torch.dtype, compute: torch.dtype, with_profile: bool) -> dict:
-    """Time ours (``weights`` stored, inputs hence computation in ``compute``) against the reference (weights and
-    computation in ``weights``)."""
+def compare(size: dict, dtype: torch.dtype, with_profile: bool) -> dict:
+    """Time ours against the reference, both holding their weights and computing in ``dtype``."""
     torch.set_num_threads(THREADS)
     config = header(size)
     pair = oracle.build_pair(config)
-    ours, reference = pair.ours, pair.reference
-    if weights != torch.float32:
-        ours.to(weights)              # stored weights in bf16; computation stays float32 (layers.Linear upcasts)
-        reference.to(weights)         # the reference computes in its weight dtype
-    video, audio = inputs(config, size, compute)
-    ref_video, ref_audio = inputs(config, size, weights)
-    ref_args = (oracle.to_modality(ref_video), oracle.to_modality(ref_audio),
+    ours, reference = pair.ours.to(dtype), pair.reference.to(dtype)
+    video, audio = inputs(config, size, dtype)
+    ref_args = (oracle.to_modality(video), oracle.to_modality(audio),
                 oracle.to_reference_perturbations(oracle.Perturbations(), size["batch"]))
 
     def run_ours():
@@ -144,10 +138,10 @@ def compare(size: dict, weights: torch.dtype, compute: torch.dtype, with_profile
 
 
 def transformer_vs_reference() -> dict:
+    """Both compute dtypes, each ours vs ltx-core in that dtype."""
     return {"threads": THREADS, "torch": torch.__version__,
-            "fp32": compare(FP32, torch.float32, torch.float32, with_profile=True),
-            "bf16_weights_fp32_compute": compare(BF16, torch.bfloat16, torch.float32, with_profile=False),
-            "bf16_weights_bf16_compute": compare(BF16, torch.bfloat16, torch.bfloat16, with_profile=False)}
+            **{str(dtype).removeprefix("torch."): compare(size, dtype, with_profile=True)
+               for dtype, size in SIZES.items()}}
 
 
 BENCHMARKS: dict[str, Callable[[], dict]] = {"transformer-vs-reference": transformer_vs_reference}

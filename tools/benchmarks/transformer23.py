@@ -1,6 +1,7 @@
 """Our LTX-2.3 transformer forward vs diffusers 0.42.1's ``LTX2VideoTransformer3DModel`` on identical weights and
-inputs (CPU, float32), at the mid size of :mod:`tools.benchmarks.transformer` with the 2.3 header (gated
-attention, cross-attention AdaLN, text already at stream width). Timings interleaved, medians reported.
+inputs (CPU), at the mid size of :mod:`tools.benchmarks.transformer` with the 2.3 header (gated attention,
+cross-attention AdaLN, text already at stream width), once per compute dtype (float32, bfloat16: both models
+hold their weights and compute in it). Timings interleaved, medians reported.
 ``ours_text_prepared_s``: our forward with the text keys/values prepared for the step's sigma (what the guidance
 passes of one step after the first reuse).
 """
@@ -14,16 +15,18 @@ import torch
 
 from ltxgraph_ops.models.transformer import Perturbations
 from ltxgraph_ops.tiny import transformer as tiny
-from tools.benchmarks.transformer import FP32, THREADS, header, inputs, interleaved, profile_summary
+from tools.benchmarks.transformer import SIZES, THREADS, header, inputs, interleaved, profile_summary
 from tools.oracle import diffusers_transformer as oracle
 
 
 @torch.no_grad()
-def transformer23_vs_reference(size: dict = FP32) -> dict:
+def compare23(size: dict, dtype: torch.dtype) -> dict:
+    """Ours against diffusers, both holding their weights and computing in ``dtype``."""
     torch.set_num_threads(THREADS)
     config = header(size, tiny.full_config_23)
     pair = oracle.build_pair(config)
-    video, audio = inputs(config, size, torch.float32)
+    pair.ours.to(dtype), pair.reference.to(dtype)
+    video, audio = inputs(config, size, dtype)
     prepared = {name: pair.ours.prepare_text(name, s.context, s.context_mask, sigma=s.sigma)
                 for name, s in (("video", video), ("audio", audio))}
     prepared_video = replace(video, context=prepared["video"], context_mask=None)
@@ -40,18 +43,24 @@ def transformer23_vs_reference(size: dict = FP32) -> dict:
 
     out, ref = run_ours(), run_reference()                                # warm-up, and agreement
     run_ours_prepared()
-    error = max(oracle.max_error(out.video, ref[0]), oracle.max_error(out.audio, ref[1]))
+    error = max(oracle.max_error(out.video.float(), ref[0].float()),
+                oracle.max_error(out.audio.float(), ref[1].float()))
     times = interleaved({"ours": run_ours, "reference": run_reference, "prepared": run_ours_prepared},
                         size["repeats"])
     ours_s, ref_s, prepared_s = times["ours"], times["reference"], times["prepared"]
     ours_m, ref_m, prepared_m = (statistics.median(t) for t in (ours_s, ref_s, prepared_s))
-    return {"threads": THREADS, "torch": torch.__version__, "reference": "diffusers 0.42.1",
-            "ours_s": round(ours_m, 4), "reference_s": round(ref_m, 4), "ratio": round(ours_m / ref_m, 3),
+    return {"ours_s": round(ours_m, 4), "reference_s": round(ref_m, 4), "ratio": round(ours_m / ref_m, 3),
             "ours_text_prepared_s": round(prepared_m, 4), "ratio_text_prepared": round(prepared_m / ref_m, 3),
             "ours_all_s": [round(t, 3) for t in ours_s], "reference_all_s": [round(t, 3) for t in ref_s],
             "max_abs_difference": error, "config": dict(size),
             "video_dim": config["cross_attention_dim"], "audio_dim": config["audio_cross_attention_dim"],
             "ours_profile": profile_summary(run_ours)}
+
+
+def transformer23_vs_reference() -> dict:
+    """Both compute dtypes, each ours vs diffusers in that dtype."""
+    return {"threads": THREADS, "torch": torch.__version__, "reference": "diffusers 0.42.1",
+            **{str(dtype).removeprefix("torch."): compare23(size, dtype) for dtype, size in SIZES.items()}}
 
 
 BENCHMARKS: dict[str, Callable[[], dict]] = {"transformer23-vs-reference": transformer23_vs_reference}
