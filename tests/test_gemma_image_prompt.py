@@ -34,10 +34,10 @@ def image(seed: int) -> torch.Tensor:
 def test_enhancement_looks_at_the_image(comfy_file) -> None:
     clip = text_encoder_handle(str(comfy_file), None, None)
     assert clip.vision is not None and clip.vision.get().config.mm_tokens_per_image == 4
-    first = clip.generate_text("a cat on a roof", image(1), max_tokens=12, temperature=0)
-    assert first == clip.generate_text("a cat on a roof", image(1)[None], max_tokens=12, temperature=0)
-    assert first != clip.generate_text("a cat on a roof", torch.zeros(48, 64, 3), max_tokens=12, temperature=0)
-    assert first != clip.generate_text("a cat on a roof", None, max_tokens=12, temperature=0)
+    first = clip.generate_text("a cat on a roof", image(1), max_tokens=12, sampling=None)
+    assert first == clip.generate_text("a cat on a roof", image(1)[None], max_tokens=12, sampling=None)
+    assert first != clip.generate_text("a cat on a roof", torch.zeros(48, 64, 3), max_tokens=12, sampling=None)
+    assert first != clip.generate_text("a cat on a roof", None, max_tokens=12, sampling=None)
     node = ltxv_gemma_enhance_prompt(clip, "a cat on a roof", max_tokens=32, image=image(1)[None], seed=4)
     assert node == ltxv_gemma_enhance_prompt(clip, "a cat on a roof", max_tokens=32, image=image(1)[None], seed=4)
     assert node == clip.generate_text("a cat on a roof", image(1), max_tokens=32, seed=4)
