@@ -24,13 +24,14 @@ STILLS = ("ltx_2_canny_1st_frame.png", "freckled_curly_girl.png", "snow_bike_jum
           # ComfyUI's LTX-2.3 templates (ltx23/)
           "high_view_classic_car.png", "low_view_classic_car.png", "egyptian_queen.png", "cactus_man.png",
           # ComfyUI-LTXVideo's 2.3 examples (ltxvideo23/)
-          "motion_track_input.jpg")
+          "motion_track_input.jpg", "ingredients_input.jpg")
 CLIPS = ("squirrel_in_flower_garden.mp4", "minimalist_sky_view_lounge.mp4", "buildings.mp4",
          "LTX-2_V2V_00014-audio.mp4", "instant_shave_input.mp4",
-         "inpainting_input.mp4", "inpainting_mask_input.mp4", "outpainting_input.mp4", "lipdub_input.mp4")
+         "inpainting_input.mp4", "inpainting_mask_input.mp4", "outpainting_input.mp4", "lipdub_input.mp4",
+         "hdr_input_video (1).mp4")
 SOUNDS = ("ltx_23_audio.mp3",)
 # the V2V detailer encodes its input as it is: 8n+1 frames, sides multiples of 32 (after its scaling to 256)
-ENCODABLE_CLIPS = ("video.mp4",)
+ENCODABLE_CLIPS = ("video.mp4", "spatial_upscale_4x_input.mp4")    # (the pixel upscaler encodes its clip as it is)
 
 
 def shrink(value, key: str = ""):

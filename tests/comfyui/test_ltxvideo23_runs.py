@@ -16,6 +16,9 @@ VIDEO_RUNS = {
     # the IC-LoRA examples take the input clip (40 frames of 320 x 180), its shorter side scaled to 256
     "LTX-2.3_ICLoRA_Motion_Track_Distilled.json": (17, 448, 256, 24.0),     # (it also saves the drawn tracks)
     "LTX-2.3_V2V_ICLoRA_Single_Stage_Distilled.json": (33, 448, 256, 24.0),  # the clip cut to 8n + 1 frames
+    "LTX-2.3_ICLoRA_Ingredients_Single_Stage_Distilled.json": (17, 448, 256, 24.0),   # from one still
+    # its clip is encoded as it is (41 frames of 256 x 128) and rendered at twice its size
+    "LTX-2.3_ICLoRA_Pixel_Spatial_Upscaler_Distilled.json": (41, 512, 256, 24.0),
 }
 
 
