@@ -8,12 +8,12 @@ from typing import Annotated
 import av
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
 from ltxgraph.values import SavedFile
+from ltxgraph_ops.canny import canny, gaussian_blur
 from ltxgraph_ops.image_geometry import RESAMPLE_METHODS, resample, resize_cropped
 from ltxgraph_ops.media_video import check_images, next_output_name, to_uint8
 from ltxgraph_ops.sampling.preview import png_bytes
@@ -158,45 +158,6 @@ def image_invert(image: Annotated[torch.Tensor, Port("IMAGE")]) -> torch.Tensor:
     return 1.0 - image
 
 
-def _gaussian(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
-    radius = int(3 * sigma + 0.5)
-    taps = torch.exp(-(torch.arange(-radius, radius + 1, dtype=torch.float32) ** 2) / (2 * sigma ** 2))
-    taps = taps / taps.sum()
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), taps.view(1, 1, 1, -1))
-    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), taps.view(1, 1, -1, 1))
-
-
-def canny(gray: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """Canny edges of [B, 1, H, W] grey images in [0, 1]: Gaussian blur, Sobel gradients, non-maximum
-    suppression along the gradient direction, hysteresis between ``low`` and ``high`` (on the gradient
-    magnitude). Returns {0, 1} [B, 1, H, W]."""
-    smooth = _gaussian(gray)
-    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
-    padded = F.pad(smooth, (1, 1, 1, 1), mode="replicate")
-    gx = F.conv2d(padded, sobel.view(1, 1, 3, 3))
-    gy = F.conv2d(padded, sobel.T.reshape(1, 1, 3, 3))
-    magnitude = torch.sqrt(gx ** 2 + gy ** 2)
-    angle = torch.atan2(gy, gx) % torch.pi
-    sector = ((angle + torch.pi / 8) // (torch.pi / 4)).long() % 4            # 0: E-W, 1: NE, 2: N-S, 3: NW
-    offsets = {0: (0, 1), 1: (1, 1), 2: (1, 0), 3: (1, -1)}
-    padded_mag = F.pad(magnitude, (1, 1, 1, 1))
-    h, w = magnitude.shape[-2:]
-    keep = torch.zeros_like(magnitude, dtype=torch.bool)
-    for index, (dy, dx) in offsets.items():
-        ahead = padded_mag[..., 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
-        behind = padded_mag[..., 1 - dy:1 - dy + h, 1 - dx:1 - dx + w]
-        keep |= (sector == index) & (magnitude >= ahead) & (magnitude >= behind)
-    thin = magnitude * keep
-    strong, weak = thin >= high, thin >= low
-    edges = strong
-    for _ in range(h + w):                              # grow strong edges through connected weak pixels
-        grown = (F.max_pool2d(edges.float(), 3, stride=1, padding=1) > 0) & weak
-        if torch.equal(grown, edges):
-            break
-        edges = grown
-    return edges.float()
-
-
 @op("Canny", outputs={"IMAGE": "IMAGE"}, category="image/preprocessors")
 def canny_op(image: Annotated[torch.Tensor, Port("IMAGE")],
              low_threshold: Annotated[float, Port("FLOAT", min=0.01, max=0.99)] = 0.4,
@@ -206,5 +167,5 @@ def canny_op(image: Annotated[torch.Tensor, Port("IMAGE")],
     if low_threshold > high_threshold:
         raise InputValueError(f"low_threshold {low_threshold} is above high_threshold {high_threshold}")
     gray = (check_images(image, "image")[..., :3] * torch.tensor([0.299, 0.587, 0.114])).sum(-1, keepdim=True)
-    edges = canny(gray.movedim(-1, 1), low_threshold, high_threshold)
+    edges = canny(gaussian_blur(gray.movedim(-1, 1)), low_threshold, high_threshold, l2_gradient=True)
     return edges.movedim(1, -1).expand(-1, -1, -1, 3).clone()

@@ -28,6 +28,7 @@ from ltxgraph_ops.models.gemma import GemmaConfig, GemmaTextModel, ImageTokens
 from ltxgraph_ops.models.progress import Counter
 from ltxgraph_ops.models.gemma_vision import GemmaVision
 from ltxgraph_ops.models.gemma_tokenizer import MAX_LENGTH, GemmaTokenizer
+from ltxgraph_ops.models.next_token import TokenSampling
 from ltxgraph_ops.models.text_connectors import TextProjector
 from ltxgraph_ops.weights.loading import load_component, match_component, parameters_on_meta
 from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile, ShardedSafetensors
@@ -35,6 +36,8 @@ from ltxgraph_ops.weights.streaming import StreamedBlocks, weight_bytes
 
 GEMMA_PREFIXES = ("model.", "language_model.model.", "model.language_model.")
 OTHER_GEMMA_PARTS = ("vision_tower.", "multi_modal_projector.", "lm_head.")
+ENHANCER_SAMPLING = TokenSampling(temperature=0.7, top_k=64)
+"""How LTXVGemmaEnhancePrompt draws tokens: temperature 0.7 over the 64 likeliest."""
 # the text projection's weight that fixes the Gemma it fits: LTX-2.0 (V1) / LTX-2.3 (V2, one per stream)
 PROJECTION_KEYS = ("text_embedding_projection.aggregate_embed.weight",
                    "text_embedding_projection.video_aggregate_embed.weight")
@@ -183,11 +186,11 @@ class TextEncoderHandle:
         return ids, image_tokens(vision, ids, image)
 
     def generate_text(self, prompt: str, image: torch.Tensor | None = None, system_prompt: str = T2V_SYSTEM_PROMPT,
-                      max_tokens: int = 512, temperature: float = 0.7, top_k: int = 64, seed: int = 42,
+                      max_tokens: int = 512, sampling: TokenSampling | None = ENHANCER_SAMPLING, seed: int = 42,
                       on_token: Counter | None = None) -> str:
         """Gemma's reply (special tokens dropped, stripped) to ``prompt`` under ``system_prompt``, looking at
         ``image`` ([H, W, 3] or [B, H, W, 3] float in [0, 1]; the first of a batch) when one is given: at most
-        ``max_tokens`` tokens, greedy at ``temperature`` 0, else sampled from the ``top_k`` likeliest, seeded;
+        ``max_tokens`` tokens, greedy when ``sampling`` is None, else drawn as it says, seeded;
         ``on_token(done, max_tokens)`` after each new token."""
         images = None
         if image is None:
@@ -195,7 +198,7 @@ class TextEncoderHandle:
         else:
             ids, images = self.image_prompt(prompt, image, system_prompt)
         generated = self.gemma.get().generate(ids, torch.ones_like(ids), max_new_tokens=max_tokens,
-                                              temperature=temperature, top_k=top_k, seed=seed, images=images,
+                                              sampling=sampling, seed=seed, images=images,
                                               on_token=on_token)
         return self.tokenizer.decode(generated[0].tolist()).strip()
 
@@ -290,6 +293,6 @@ def ltxv_gemma_enhance_prompt(clip: Annotated[TextEncoderHandle, Port("CLIP")],
     """The prompt rewritten by Gemma (sampling at temperature 0.7 from the 64 likeliest tokens, seeded, at most
     ``max_tokens`` tokens, stopping at end of turn; progress counts tokens), looking at ``image`` unless
     ``bypass_i2v``. An image needs a Gemma file with its vision tower: a text-only file refuses it, naming it."""
-    text = clip.generate_text(prompt, None if bypass_i2v else image, system_prompt, max_tokens, 0.7, 64, seed,
-                             counter_of(ctx, "token"))
+    text = clip.generate_text(prompt, None if bypass_i2v else image, system_prompt, max_tokens, ENHANCER_SAMPLING,
+                              seed, counter_of(ctx, "token"))
     return text or prompt

@@ -10,6 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from ltxgraph.errors import InputValueError
 from ltxgraph_ops.gemma_image_prompt import image_chat_ids
+from ltxgraph_ops.models.next_token import TokenSampling
 from ltxgraph_ops.text_ops import ltxv_gemma_enhance_prompt, text_encoder_handle
 from ltxgraph_ops.tiny import gemma as tiny
 from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile
@@ -34,10 +35,10 @@ def image(seed: int) -> torch.Tensor:
 def test_enhancement_looks_at_the_image(comfy_file) -> None:
     clip = text_encoder_handle(str(comfy_file), None, None)
     assert clip.vision is not None and clip.vision.get().config.mm_tokens_per_image == 4
-    first = clip.generate_text("a cat on a roof", image(1), max_tokens=12, temperature=0)
-    assert first == clip.generate_text("a cat on a roof", image(1)[None], max_tokens=12, temperature=0)
-    assert first != clip.generate_text("a cat on a roof", torch.zeros(48, 64, 3), max_tokens=12, temperature=0)
-    assert first != clip.generate_text("a cat on a roof", None, max_tokens=12, temperature=0)
+    first = clip.generate_text("a cat on a roof", image(1), max_tokens=12, sampling=None)
+    assert first == clip.generate_text("a cat on a roof", image(1)[None], max_tokens=12, sampling=None)
+    assert first != clip.generate_text("a cat on a roof", torch.zeros(48, 64, 3), max_tokens=12, sampling=None)
+    assert first != clip.generate_text("a cat on a roof", None, max_tokens=12, sampling=None)
     node = ltxv_gemma_enhance_prompt(clip, "a cat on a roof", max_tokens=32, image=image(1)[None], seed=4)
     assert node == ltxv_gemma_enhance_prompt(clip, "a cat on a roof", max_tokens=32, image=image(1)[None], seed=4)
     assert node == clip.generate_text("a cat on a roof", image(1), max_tokens=32, seed=4)
@@ -90,3 +91,15 @@ def test_chat_layout_puts_the_image_before_the_prompt(comfy_file) -> None:
     assert ids[1:start] == encode("<start_of_turn>user\nDescribe.\n\n\n\n")   # "\n\n" of the image with the text
     after = "\n\nUser Raw Input Prompt: a cat.<end_of_turn>\n<start_of_turn>model\n"
     assert ids[start + 2 + soft:] == encode(after)
+
+
+def test_presence_penalty_keeps_gemma_from_repeating_any_token(comfy_file) -> None:
+    # a near-greedy draw: with a prohibitive presence penalty no token of the prompt or of the reply comes back
+    clip = text_encoder_handle(str(comfy_file), None, None)
+    ids = torch.tensor([clip.tokenizer.tokenize("a cat on a roof, a cat on a roof")])
+    gemma = clip.gemma.get()
+    greedy = gemma.generate(ids, torch.ones_like(ids), 24, stop_tokens=(-1,))[0].tolist()
+    penalized = gemma.generate(ids, torch.ones_like(ids), 24, stop_tokens=(-1,),
+                               sampling=TokenSampling(temperature=0.01, presence_penalty=1e4))[0].tolist()
+    assert len(set(greedy)) < len(greedy) or set(greedy) & set(ids[0].tolist())     # greedy repeats itself
+    assert len(set(penalized)) == len(penalized) == 24 and not set(penalized) & set(ids[0].tolist())

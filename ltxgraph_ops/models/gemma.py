@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ltxgraph_ops.models.layers import Linear
+from ltxgraph_ops.models.next_token import TokenSampling, next_token, seen_tokens
 from ltxgraph_ops.models.progress import Counter, counted
 
 
@@ -297,12 +298,12 @@ class GemmaTextModel(nn.Module):
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
-                 stop_tokens: tuple[int, ...] = (1, 106), temperature: float = 0.0, top_k: int = 64,
+                 stop_tokens: tuple[int, ...] = (1, 106), sampling: TokenSampling | None = None,
                  seed: int = 0, on_token: Counter | None = None,
                  images: ImageTokens | None = None) -> torch.Tensor:
         """Continue each prompt (left-padded ids / mask [B, T]) for up to ``max_new_tokens`` tokens with a
-        key/value cache: greedy when ``temperature`` is 0, else sampling from the ``top_k`` most likely tokens
-        at that temperature with a generator seeded by ``seed``. Returns the new tokens [B, N] (a finished
+        key/value cache: greedy when ``sampling`` is None, else drawn as it says (penalties count the prompt's
+        tokens and the new ones) with a generator seeded by ``seed``. Returns the new tokens [B, N] (a finished
         sequence continues with its stop token). ``images`` fill their slots in the prompt; ``on_token(done,
         max_new_tokens)`` after each new token."""
         generator = torch.Generator().manual_seed(seed)
@@ -319,25 +320,19 @@ class GemmaTextModel(nn.Module):
             for layer, cache in zip(self.layers, caches):
                 x = layer(x, ropes[layer.self_attn.is_global], biases[layer.self_attn.is_global], cache)
             logits = self.embed_tokens.logits(self.norm(x[:, -1:]))[:, -1].float()
-            token = self._pick(logits, temperature, top_k, generator)
+            if offset == 0:
+                seen = seen_tokens(input_ids, attention_mask, logits.shape[-1])
+            token = next_token(logits, seen, sampling, generator)
             token = torch.where(done, torch.full_like(token, stop_tokens[0]), token)
             produced.append(token)
             if on_token is not None:
                 on_token(len(produced), max_new_tokens)
             done |= torch.isin(token, torch.tensor(stop_tokens))
+            seen[torch.arange(len(token)), token] = True
             if bool(done.all()):
                 break
             offset += ids.shape[1]
             ids = token[:, None]
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         return torch.stack(produced, dim=1)
-
-    @staticmethod
-    def _pick(logits: torch.Tensor, temperature: float, top_k: int, generator: torch.Generator) -> torch.Tensor:
-        if temperature <= 0:
-            return logits.argmax(dim=-1)
-        values, indices = logits.topk(min(top_k, logits.shape[-1]), dim=-1)
-        probabilities = torch.softmax(values / temperature, dim=-1)
-        choice = torch.multinomial(probabilities, 1, generator=generator)
-        return indices.gather(-1, choice)[:, 0]
 

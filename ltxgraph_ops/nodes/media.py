@@ -1,5 +1,6 @@
 """Image and audio helper nodes (ComfyUI core and the packs LTX-2.3 examples borrow from): batch repetition,
-size and count, padding to an outpainting canvas, audio preview, and the HDR IC-LoRA's decode postprocess.
+size and count, padding to an outpainting canvas, audio preview, and the HDR IC-LoRA's decode postprocess (EXR
+frames optional).
 IMAGE is [B, H, W, C] float in [0, 1]; MASK is [B, H, W]."""
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from ltxgraph import Port, op
+from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
-from ltxgraph.values import Audio
+from ltxgraph.paths import atomic_write_bytes
+from ltxgraph.values import Audio, SavedFile
+from ltxgraph_ops.exr import exr_bytes
 from ltxgraph_ops.image_geometry import RESAMPLE_METHODS, resample
 
 MAX_RESOLUTION = 16384
@@ -122,12 +126,21 @@ def hdr_decode_postprocess(image: Annotated[torch.Tensor, Port("IMAGE")],
                            save_exr: Annotated[bool, Port("BOOLEAN", optional=True)] = False,
                            output_dir: Annotated[str, Port("STRING", optional=True)] = "output/hdr_exr",
                            filename_prefix: Annotated[str, Port("STRING", optional=True)] = "frame",
-                           half_precision: Annotated[bool, Port("BOOLEAN", optional=True)] = True
-                           ) -> tuple[torch.Tensor, torch.Tensor]:
+                           half_precision: Annotated[bool, Port("BOOLEAN", optional=True)] = True,
+                           ctx: OpContext = None) -> tuple:
     """Frames decoded from an HDR IC-LoRA latent (LogC3 code values in [0, 1]) -> linear light hdr_linear
-    (clamped to [0, 1e4]) and an SDR preview: exposure (stops) x 2^exposure, Reinhard x / (1 + x), sRGB."""
-    if save_exr:
-        raise InputValueError("save_exr: ltxgraph writes no EXR files; leave it off and use the hdr_linear output")
+    (clamped to [0, 1e4]) and an SDR preview: exposure (stops) x 2^exposure, Reinhard x / (1 + x), sRGB.
+    save_exr: each linear frame also as ``<output_dir>/<filename_prefix>_<00000>.exr`` inside the output folder
+    (replaced when present, as ComfyUI-LTXVideo does), half or 32-bit floats, uncompressed."""
     hdr = logc3_to_linear(image.float()).clamp(0.0, HDR_MAX)
     exposed = hdr * math.pow(2.0, exposure)
-    return linear_to_srgb((exposed / (1.0 + exposed)).clamp(0.0, 1.0)), hdr
+    tonemapped = linear_to_srgb((exposed / (1.0 + exposed)).clamp(0.0, 1.0))
+    if not save_exr:
+        return tonemapped, hdr
+    ctx = ctx or OpContext("LTXVHDRDecodePostprocess")
+    saved = []
+    for index, frame in enumerate(hdr):
+        path = ctx.folders.output_file(f"{output_dir}/{filename_prefix}_{index:05d}.exr")
+        atomic_write_bytes(path, exr_bytes(frame, half=half_precision))
+        saved.append(SavedFile(str(path), {"width": frame.shape[1], "height": frame.shape[0]}))
+    return (tonemapped, hdr, *saved)

@@ -11,13 +11,12 @@ from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
 from ltxgraph.values import Audio
+from ltxgraph_ops.models.next_token import TokenSampling
 from ltxgraph_ops.nodes.loaders import applied_gemma
 from ltxgraph_ops.text_ops import T2V_SYSTEM_PROMPT, TextEncoderHandle
 
 MAX_SEED = 2 ** 64 - 1
 SAMPLING = ("sampling_mode", ("on",))
-NEUTRAL = {"top_p": 1.0, "min_p": 0.0, "repetition_penalty": 1.0, "presence_penalty": 0.0}
-"""Sampling settings whose value changes nothing; other values are not applied by Gemma's generator (warned)."""
 
 
 def ltx2_chat(prompt: str, system: str = T2V_SYSTEM_PROMPT) -> str:
@@ -64,7 +63,8 @@ def generate_ltx2_prompt(
         use_default_template: Annotated[bool, Port("BOOLEAN", optional=True)] = True,
         ctx: OpContext = None) -> str:
     """``prompt`` expanded by Gemma into a detailed LTX-2 video prompt (at most ``max_length`` new tokens,
-    stopping at the end of its turn): sampling on = temperature and top-k from ``seed``, off = greedy;
+    stopping at the end of its turn): sampling on = drawn from ``seed`` after ComfyUI's chain (repetition and
+    presence penalties on the prompt's and the new tokens, temperature, top-k, min-p, top-p), off = greedy;
     <think> blocks are removed. use_default_template off sends ``prompt`` as it is. Gemma 3 writes no
     reasoning (``thinking`` changes nothing). With an image (or a video: its first frame) Gemma looks at it
     through its vision tower (a text-only Gemma file refuses it); audio Gemma 3 cannot hear."""
@@ -72,13 +72,9 @@ def generate_ltx2_prompt(
     picture = image if image is not None else (video[:1] if video is not None else None)   # a video: its first frame
     if audio is not None:
         raise InputValueError("audio: Gemma 3 takes no audio input; disconnect it")
-    sampled = sampling_mode == "on"
-    if sampled:
-        ignored = [f"{name} {value:g}" for name, value in
-                   dict(top_p=top_p, min_p=min_p, repetition_penalty=repetition_penalty,
-                        presence_penalty=presence_penalty).items() if value != NEUTRAL[name]]
-        if ignored:
-            ctx.warn(f"Gemma samples with temperature and top_k only; not applied: {', '.join(ignored)}")
+    sampling = None
+    if sampling_mode == "on":
+        sampling = TokenSampling(temperature, top_k, top_p, min_p, repetition_penalty, presence_penalty)
     images = None
     if picture is None:
         text = ltx2_chat(prompt) if use_default_template else prompt
@@ -87,6 +83,6 @@ def generate_ltx2_prompt(
         ids, images = clip.image_prompt(prompt, picture)
     with torch.inference_mode(), applied_gemma(clip) as gemma:
         generated = gemma.generate(ids, torch.ones_like(ids), max_new_tokens=max_length,
-                                   temperature=temperature if sampled else 0.0, top_k=top_k or 1_000_000,
-                                   seed=seed % 2 ** 63, images=images, on_token=ctx.counter("token"))
+                                   sampling=sampling, seed=seed % 2 ** 63, images=images,
+                                   on_token=ctx.counter("token"))
     return without_reasoning(clip.tokenizer.decode(generated[0].tolist()))

@@ -51,6 +51,12 @@ LORAS_23 = {
     "ltx-2.3-22b-ic-lora-instant-shave-0.9.safetensors": (2, {"reference_downscale_factor": "1"}),
     "ltx-2.3-22b-ic-lora-in-outpainting-0.9.safetensors": (2, {"reference_downscale_factor": "1"}),
     "ltx-2.3-22b-ic-lora-lipdub-0.9.safetensors": (2, {"reference_downscale_factor": "1"}),
+    "ltx-2.3-22b-ic-lora-ingredients-0.9.safetensors": (2, {"reference_downscale_factor": "1"}),
+    # the HDR IC-LoRA also names the transfer its output is encoded in (ltx-pipelines' read_hdr_lora_config)
+    "ltx-2.3-22b-ic-lora-hdr-0.9.safetensors": (2, {"reference_downscale_factor": "1", "hdr_transform": "logc3"}),
+    # the pixel upscalers take their reference clip at 1/2 and 1/4 of the output size
+    "ltx-2.3-22b-ic-lora-pixel-spatial-upscaler-x2-0.9.safetensors": (2, {"reference_downscale_factor": "2"}),
+    "ltx-2.3-22b-ic-lora-pixel-spatial-upscaler-x4-0.9.safetensors": (2, {"reference_downscale_factor": "4"}),
 }
 LORA_LAYOUTS = {"2.0": LORAS, "2.3": LORAS_23}  # the transformer version each set of LoRAs is made for
 # where else under loras/ each set is found: ComfyUI's LTX-2.3 templates and ComfyUI-LTXVideo's 2.3 examples load
@@ -66,7 +72,7 @@ TEXT_ENCODERS = {"gemma_3_12B_it_fp8_scaled.safetensors": "fp8", "gemma_3_12B_it
                  "comfy_gemma_3_12B_it.safetensors": "bf16"}  # the name ComfyUI-LTXVideo's 2.3 examples load
 # ComfyUI-LTXVideo's example workflows name Gemma as one shard of a Hugging Face folder
 SHARDED_TEXT_ENCODER = "gemma-3-12b-it-qat-q4_0-unquantized"
-VERSION = "11"  # bump when the tiny configs or the writer change: the provider rewrites the set
+VERSION = "12"  # bump when the tiny configs or the writer change: the provider rewrites the set
 
 
 def component(name: str) -> ModuleType:

@@ -17,27 +17,29 @@ from ltxgraph_ops.sampling.preview import png_bytes
 from ltxgraph_ops.tiny.files import write_tiny_models
 
 WIDTHS, HEIGHTS = {1280, 1920, 1536, 1024, 960, 768}, {720, 1080, 1088, 704, 576, 544, 512}
-SIZE_INPUTS = ("value", "width", "height", "length", "frames_number", "longer_size", "largest_size", "shorter_size")
+SIZE_INPUTS = ("value", "width", "height", "length", "frames_number", "longer_size", "largest_size", "shorter_size",
+               "resolution")                       # (CannyEdgePreprocessor's detection size)
 STILLS = ("ltx_2_canny_1st_frame.png", "freckled_curly_girl.png", "snow_bike_jump_crew.png",
           "puppy_with_blue_bandana.png", "minimalist_sky_view_lounge.png", "example.png",
           "distilled image.png", "base model image.png", "buildings ff.png", "first_frame (1).png",
           # ComfyUI's LTX-2.3 templates (ltx23/)
           "high_view_classic_car.png", "low_view_classic_car.png", "egyptian_queen.png", "cactus_man.png",
           # ComfyUI-LTXVideo's 2.3 examples (ltxvideo23/)
-          "motion_track_input.jpg")
+          "motion_track_input.jpg", "ingredients_input.jpg")
 CLIPS = ("squirrel_in_flower_garden.mp4", "minimalist_sky_view_lounge.mp4", "buildings.mp4",
          "LTX-2_V2V_00014-audio.mp4", "instant_shave_input.mp4",
-         "inpainting_input.mp4", "inpainting_mask_input.mp4", "outpainting_input.mp4", "lipdub_input.mp4")
+         "inpainting_input.mp4", "inpainting_mask_input.mp4", "outpainting_input.mp4", "lipdub_input.mp4",
+         "hdr_input_video (1).mp4")
 SOUNDS = ("ltx_23_audio.mp3",)
 # the V2V detailer encodes its input as it is: 8n+1 frames, sides multiples of 32 (after its scaling to 256)
-ENCODABLE_CLIPS = ("video.mp4",)
+ENCODABLE_CLIPS = ("video.mp4", "spatial_upscale_4x_input.mp4")    # (the pixel upscaler encodes its clip as it is)
 
 
 def shrink(value, key: str = ""):
     if isinstance(value, bool) or not isinstance(value, int):
         return value
-    if key == "shorter_size" and value in HEIGHTS:     # the 2.3 V2V workflows' tiled decode (2 x 2 tiles
-        return 256                                     # overlapping by 6 latent cells) needs >= 7 cells a side
+    if key in ("shorter_size", "resolution") and value in HEIGHTS:   # the 2.3 V2V workflows' tiled decode (2 x 2
+        return 256                                     # tiles overlapping by 6 latent cells) needs >= 7 cells a side
     if value in WIDTHS:
         return 256
     if value in HEIGHTS:

@@ -1,6 +1,6 @@
 """The LTX-2.3 workflows of ComfyUI's templates (tests/data/comfyui/ltx23) and ComfyUI-LTXVideo's LTX-2.3 example workflows (example_workflows/2.3 of Lightricks/ComfyUI-LTXVideo, copied
-into tests/data/comfyui/ltxvideo23) convert to ltxgraph graphs whose types and values validate; the two that
-use other packs' ML preprocessors or samplers are refused with exactly those nodes named."""
+into tests/data/comfyui/ltxvideo23) convert to ltxgraph graphs whose types and values validate; the one that
+uses another pack's sampler is refused with exactly that node named."""
 from __future__ import annotations
 
 import pytest
@@ -14,11 +14,7 @@ from ..conftest import CORPUS
 
 EXAMPLES = CORPUS / "ltxvideo23"
 REGISTRY = Registry.discover()
-REFUSED = {
-    # its pose and depth branches feed no output once its literal switches are resolved: only Canny is needed
-    "LTX-2.3_ICLoRA_Union_Control_Distilled.json": {"CannyEdgePreprocessor"},
-    "LTX-2.3_T2V_I2V_Single_Stage_Distilled_Full.json": {"ClownSampler_Beta"},
-}
+REFUSED = {"LTX-2.3_T2V_I2V_Single_Stage_Distilled_Full.json": {"ClownSampler_Beta"}}
 CONVERTIBLE = sorted(p.name for p in EXAMPLES.glob("*.json") if p.name not in REFUSED)
 
 
@@ -54,6 +50,15 @@ def test_example_with_other_packs_names_what_is_refused(name: str) -> None:
     assert f"{len(REFUSED[name])} node(s)" in text
     for node_type in REFUSED[name]:
         assert node_type in text
+
+
+def test_union_control_runs_canny_only_its_pose_and_depth_branches_are_switched_off() -> None:
+    # its pose and depth branches feed no output once its literal switches are resolved
+    graph = convert("LTX-2.3_ICLoRA_Union_Control_Distilled.json").graph
+    canny = [node for node in graph["nodes"].values() if node["op"] == "CannyEdgePreprocessor"]
+    assert len(canny) == 1
+    assert {key: canny[0]["in"][key] for key in ("low_threshold", "high_threshold", "resolution")} == {
+        "low_threshold": 92, "high_threshold": 200, "resolution": 512}
 
 
 def test_lipdub_uses_the_ltx23_nodes_it_needs() -> None:

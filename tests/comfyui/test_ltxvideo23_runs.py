@@ -3,6 +3,8 @@ the tiny models (sizes shrunk for CI, see corpus_runs): the video ones write an 
 text-to-audio one previews an audio clip as long as the video it stands in for."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -16,6 +18,11 @@ VIDEO_RUNS = {
     # the IC-LoRA examples take the input clip (40 frames of 320 x 180), its shorter side scaled to 256
     "LTX-2.3_ICLoRA_Motion_Track_Distilled.json": (17, 448, 256, 24.0),     # (it also saves the drawn tracks)
     "LTX-2.3_V2V_ICLoRA_Single_Stage_Distilled.json": (33, 448, 256, 24.0),  # the clip cut to 8n + 1 frames
+    "LTX-2.3_ICLoRA_Ingredients_Single_Stage_Distilled.json": (17, 448, 256, 24.0),   # from one still
+    # its clip is encoded as it is (41 frames of 256 x 128) and rendered at twice its size
+    "LTX-2.3_ICLoRA_Pixel_Spatial_Upscaler_Distilled.json": (41, 512, 256, 24.0),
+    # sized by its Canny edges, detected with the shorter side at 256 (shrunk from 512): 455 x 256, then multiples of 64
+    "LTX-2.3_ICLoRA_Union_Control_Distilled.json": (33, 448, 256, 24.0),
 }
 
 
@@ -26,6 +33,18 @@ def test_ltxvideo23_example_runs_end_to_end(world, name: str) -> None:
     got_frames, got_width, got_height, got_rate, seconds = decoded(video)
     assert (got_frames, got_width, got_height, got_rate) == (frames, width, height, rate)
     assert seconds >= 0.9 * frames / rate
+
+
+def test_hdr_example_writes_its_video_and_one_exr_per_frame(world) -> None:
+    # its clip (40 frames of 320 x 180) scaled to 320 x 160, cut to 33 frames; CreateVideo at 30 fps
+    result = run_shrunk(EXAMPLES / "LTX-2.3_ICLoRA_HDR_Distilled.json", world)
+    assert decoded(single_mp4(result, "output"))[:4] == (33, 320, 160, 30.0)
+    frames = sorted(Path(p) for p in result.report.files if p.endswith(".exr"))
+    assert [p.name for p in frames] == [f"frame_{i:05d}.exr" for i in range(33)]
+    assert all(p.parent.parts[-2:] == ("output", "hdr_exr3") for p in frames)
+    header = 313                                              # magic, version and the 8 attributes
+    lines = 160 * (8 + 8 + 3 * 320 * 2)                       # offset, y, size, half B G R rows of 320 pixels
+    assert frames[0].stat().st_size == header + lines
 
 
 def test_text_to_audio_example_previews_audio_of_the_video_length(world) -> None:
