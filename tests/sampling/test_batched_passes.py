@@ -65,6 +65,24 @@ def one_pass_at_a_time(adapter: LTXAVModel):
     return lambda latents, steps, sigma, model_pass: adapter(latents, steps, sigma, model_pass)
 
 
+def count_forwards(adapter: LTXAVModel) -> list[int]:
+    """A list that grows by one entry per transformer forward of ``adapter``."""
+    forwards: list[int] = []
+    adapter.on_block = lambda done, total: forwards.append(done) if done == total else None
+    return forwards
+
+
+def assert_batched_equals_alone(adapter: LTXAVModel, args: tuple, passes: list[ModelPass]) -> list[tuple]:
+    """run_passes over ``passes`` equals one call per pass within TOLERANCE; returns the single-pass outputs."""
+    with torch.no_grad():
+        together = adapter.run_passes(*args, passes)
+        alone = [adapter(*args, model_pass) for model_pass in passes]
+    for outputs, expected in zip(together, alone, strict=True):
+        for a, b in zip(outputs, expected, strict=True):
+            assert a.shape == b.shape and (a - b).abs().max() <= TOLERANCE
+    return alone
+
+
 GUIDERS = {
     "cfg": dict(params=[GuidanceParams(cfg=3.0)] * 2),
     "stg": dict(params=[GuidanceParams(stg=1.0, stg_blocks=(1,))] * 2),
@@ -84,8 +102,7 @@ def test_batched_guidance_equals_one_forward_per_pass(transformer, guider: str, 
     # the negative prompt is longer than the positive one and both are masked: the texts are padded to one length
     positive, negative = conditioning(transformer, 1, 6, padded=2), conditioning(transformer, 5, 9, padded=1)
     adapter = LTXAVModel(transformer, ("video", "audio"), positive, negative, cache_text=cache_text)
-    forwards = []
-    adapter.on_block = lambda done, total: forwards.append(done) if done == total else None
+    forwards = count_forwards(adapter)
     batched = MultimodalGuider(adapter, **GUIDERS[guider])
     single = MultimodalGuider(one_pass_at_a_time(adapter), **GUIDERS[guider])
     with torch.no_grad():
@@ -104,13 +121,7 @@ def test_each_pass_of_a_batch_equals_its_own_forward(transformer) -> None:
                          conditioning(transformer, 5, 12), cache_text=False)
     passes = [ModelPass(), ModelPass("negative"), ModelPass(skip_self_attention=((1,), (0,))),
               ModelPass(isolate_modalities=True), ModelPass("negative", no_cross_attention_into=(True, False))]
-    args = (latents(), timesteps(0.7), torch.tensor(0.7))
-    with torch.no_grad():
-        together = adapter.run_passes(*args, passes)
-        alone = [adapter(*args, model_pass) for model_pass in passes]
-    for outputs, expected in zip(together, alone):
-        for a, b in zip(outputs, expected):
-            assert (a - b).abs().max() <= TOLERANCE
+    alone = assert_batched_equals_alone(adapter, (latents(), timesteps(0.7), torch.tensor(0.7)), passes)
     assert not torch.allclose(alone[0][0], alone[1][0]) and not torch.allclose(alone[0][1], alone[3][1])
 
 
@@ -123,14 +134,8 @@ def test_guides_batch_when_both_prompts_carry_them_and_split_when_they_differ(tr
     for negative_guides in (guides, moved):
         adapter = LTXAVModel(transformer, ("video", "audio"), conditioning(transformer, 1, guides=guides),
                              conditioning(transformer, 5, guides=negative_guides), cache_text=False)
-        forwards = []
-        adapter.on_block = lambda done, total: forwards.append(done) if done == total else None
-        with torch.no_grad():
-            together = adapter.run_passes(*args, passes)
-            alone = [adapter(*args, model_pass) for model_pass in passes]
-        for outputs, expected in zip(together, alone):
-            for a, b in zip(outputs, expected):
-                assert (a - b).abs().max() <= TOLERANCE
+        forwards = count_forwards(adapter)
+        assert_batched_equals_alone(adapter, args, passes)
         assert len(forwards) == (1 if negative_guides is guides else 2) + len(passes)
 
 
