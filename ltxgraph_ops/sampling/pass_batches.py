@@ -11,10 +11,12 @@ import math
 
 from ltxgraph_ops.models.transformer_inputs import TransformerConfig
 
-# Per token and block, a stream holds about 12 stream widths of activations at the feed-forward's peak: the
-# residual, its normalised input, the 4x hidden before and after GELU and the output (11), with slack for the
-# attention phase before it (residual, input, q, k, v, output: 6).
-WIDTHS_PER_TOKEN = 12
+# Per token and block, a stream holds about 14 stream widths of activations at the feed-forward's peak: the
+# residual, its normalised input, the 4x hidden before and after GELU, the output (11), the RoPE tables (1) and
+# the input tokens, timesteps and slack (2). Measured (peak RSS growth of a forward, 1 block, video 4096 tokens x
+# 512, audio 128 x 256, 128 text tokens): 114 MiB for 1 row (estimate 115), 342 and 420 MiB for 4 rows in two
+# runs (estimate 458: an upper bound at several rows).
+WIDTHS_PER_TOKEN = 14
 
 
 def activation_bytes(config: TransformerConfig, video_tokens: int, audio_tokens: int, text_tokens: int,
