@@ -22,10 +22,11 @@ def _no_steps(node: str, step: int, total: int, info: dict[str, Any]) -> None:
 class RunSettings:
     """How ops should use the machine. device: torch device for model compute ("cpu", "cuda", ...).
     memory_budget: bytes that model weights may keep resident (None = no limit); loaders use it to choose
-    between fully resident and streamed execution. preview_dir: where samplers write a PNG preview of each
-    step's clean estimate (None = no previews). dtype: what model ops compute in, "auto" | "float32" |
-    "bfloat16" (default ``$LTXGRAPH_DTYPE`` or "auto"); a run resolves "auto" before any op runs
-    (:mod:`ltxgraph.compute_dtype`), so ops see "float32" or "bfloat16"."""
+    between fully resident and streamed execution, samplers to bound the activations of the guidance passes
+    they batch into one forward. preview_dir: where samplers write a PNG preview of each step's clean estimate
+    (None = no previews). dtype: what model ops compute in, "auto" | "float32" | "bfloat16" (default
+    ``$LTXGRAPH_DTYPE`` or "auto"); a run resolves "auto" before any op runs (:mod:`ltxgraph.compute_dtype`), so
+    ops see "float32" or "bfloat16"."""
 
     device: str = "cpu"
     memory_budget: int | None = None

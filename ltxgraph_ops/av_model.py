@@ -8,41 +8,66 @@ they guide, audio frames in seconds.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
+from typing import Sequence
 
 import torch
 
 from ltxgraph_ops.conditioning import Conditioning
 from ltxgraph_ops.models.progress import Counter
-from ltxgraph_ops.models.transformer import LTXAVTransformer, Perturbations, StreamInput, denoised
+from ltxgraph_ops.models.transformer import (LTXAVTransformer, Perturbations, PreparedText, StackedPerturbations,
+                                             StreamInput, denoised)
 from ltxgraph_ops.models.transformer_tokens import (audio_latent, audio_positions, audio_tokens,
                                                     guide_attention_mask, video_latent, video_positions,
                                                     video_tokens)
 from ltxgraph_ops.sampling.guiders import ModelPass
+from ltxgraph_ops.sampling.pass_batches import activation_bytes, plan_pass_batches
 
 DEFAULT_FPS = 25.0
 
 
 @dataclass(frozen=True)
-class ComputedStream:
-    """One stream's transformer input twice: ``exact`` with float32 tokens (the x of x0 = x - v t) and
-    ``computed``, the same with its tokens in the compute dtype (what the transformer sees)."""
+class StreamLayout:
+    """One stream's tokens as the transformer sees them, for one prompt (guides place video tokens).
 
-    exact: StreamInput
-    computed: StreamInput
+    tokens [B, T, C], positions [B, n_axes, T, 2], noise_mask [B, T] and attention [B, T, T] (None = full) of
+    the T tokens the transformer sees; select: their indices among the latent's cells (None = all)."""
+
+    tokens: torch.Tensor
+    positions: torch.Tensor
+    noise_mask: torch.Tensor
+    attention: torch.Tensor | None
+    select: torch.Tensor | None
+
+    def same_as(self, other: "StreamLayout") -> bool:
+        def equal(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+            return (a is None) == (b is None) and (a is None or (a.shape == b.shape and torch.equal(a, b)))
+        return all(equal(getattr(self, name), getattr(other, name))
+                   for name in ("tokens", "positions", "noise_mask", "attention", "select"))
+
+    def stacked(self, count: int) -> "StreamLayout":
+        """The layout repeated ``count`` times along the batch (one copy per guidance pass)."""
+        def repeat(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.repeat(count, *[1] * (t.ndim - 1))
+        return StreamLayout(repeat(self.tokens), repeat(self.positions), repeat(self.noise_mask),
+                            repeat(self.attention), self.select)
 
 
 @dataclass
 class LTXAVModel:
-    """Callable as ``model(latents, timesteps, sigma, model_pass) -> x0s``.
+    """Callable as ``model(latents, timesteps, sigma, model_pass) -> x0s``; ``run_passes`` runs several guidance
+    passes of one step stacked on the batch axis, in one transformer forward (one read of every block's weights)
+    unless their estimated activations exceed ``activation_budget`` bytes (None = no limit), then in as few
+    sequential sub-batches as fit (:mod:`ltxgraph_ops.sampling.pass_batches`).
 
     modalities names the latents' order ("video", "audio"); positive / negative are the prompts' conditionings
     (negative needed only for CFG passes); fps is used when the conditioning carries no frame rate.
-    cache_text keeps each prompt's text keys/values for every block after the first step (they do not change
+    cache_text keeps the prompts' text keys/values for every block after the first step (they do not change
     between steps; cost per prompt and stream: 2 * layers * S * D floats, see ``PreparedText``); for a transformer
     whose text follows sigma (LTX-2.3) they are kept for the current step's guidance passes only. The adapter
     must be used inside ``with model.applied():`` so the cached values include the LoRAs. on_block(done, total)
-    is called after each transformer block of every pass. compute_dtype: what the transformer computes in (its
+    is called after each transformer block of every forward. compute_dtype: what the transformer computes in (its
     tokens and text enter in it); positions, timesteps and the clean estimate x0 = x - v t stay float32, and x0s
     come back float32.
     """
@@ -55,6 +80,7 @@ class LTXAVModel:
     cache_text: bool = True
     on_block: Counter | None = None
     compute_dtype: torch.dtype = torch.float32
+    activation_budget: int | None = None
     _prepared: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -64,27 +90,88 @@ class LTXAVModel:
 
     def __call__(self, latents: tuple[torch.Tensor, ...], timesteps: tuple[torch.Tensor, ...], sigma: torch.Tensor,
                  model_pass: ModelPass = ModelPass()) -> tuple[torch.Tensor, ...]:
-        conditioning = self.positive if model_pass.conditioning == "positive" else self.negative
+        return self.run_passes(latents, timesteps, sigma, [model_pass])[0]
+
+    def run_passes(self, latents: tuple[torch.Tensor, ...], timesteps: tuple[torch.Tensor, ...], sigma: torch.Tensor,
+                   passes: Sequence[ModelPass]) -> list[tuple[torch.Tensor, ...]]:
+        """The x0s of every pass, in order: one forward per sub-batch that fits the activation budget."""
+        outputs: list[tuple[torch.Tensor, ...]] = []
+        for batch in plan_pass_batches(len(passes), self.pass_activation_bytes(latents), self.activation_budget):
+            outputs.extend(self._forward(latents, timesteps, sigma, [passes[i] for i in batch]))
+        return outputs
+
+    def pass_activation_bytes(self, latents: tuple[torch.Tensor, ...]) -> int:
+        """Estimated activations of one pass over these latents (see :func:`activation_bytes`)."""
+        shapes = dict(zip(self.modalities, (latent.shape for latent in latents)))
+        prompts = [c for c in (self.positive, self.negative) if c is not None]
+        video = shapes.get("video")
+        return activation_bytes(
+            self.transformer.config, video_tokens=math.prod(video[2:]) if video else 0,
+            audio_tokens=shapes["audio"][2] if "audio" in shapes else 0,
+            text_tokens=max(c.video_context.shape[1] for c in prompts), rows=latents[0].shape[0],
+            element_bytes=self.compute_dtype.itemsize, guide_attention=any(c.guides is not None for c in prompts))
+
+    def _conditioning(self, role: str) -> Conditioning:
+        conditioning = self.positive if role == "positive" else self.negative
         if conditioning is None:
             raise ValueError("a negative-prompt pass was asked for, but no negative conditioning was given")
-        streams, selections = {}, {}
-        for name, latent, step in zip(self.modalities, latents, timesteps):
-            streams[name], selections[name] = self._stream(name, latent, step, sigma, conditioning)
-        velocity = self.transformer(*(streams[n].computed if n in streams else None for n in ("video", "audio")),
-                                    self._perturbations(model_pass), on_block=self.on_block)
-        out = []
+        return conditioning
+
+    def _forward(self, latents: tuple[torch.Tensor, ...], timesteps: tuple[torch.Tensor, ...], sigma: torch.Tensor,
+                 passes: list[ModelPass]) -> list[tuple[torch.Tensor, ...]]:
+        """One transformer forward over ``passes`` stacked on the batch axis (pass i = rows i*B .. (i+1)*B)."""
+        roles = list(dict.fromkeys(p.conditioning for p in passes))
+        prompts = [self._conditioning(role) for role in roles]
+        batch = latents[0].shape[0]
+        sigma = sigma.reshape(-1).to(torch.float32).expand(batch) if sigma.numel() == 1 else sigma.reshape(batch)
+        layouts = {name: [self._layout(name, latent, step, sigma, prompt) for prompt in prompts]
+                   for name, latent, step in zip(self.modalities, latents, timesteps)}
+        if not all(layout.same_as(found[0]) for found in layouts.values() for layout in found):
+            return self._per_prompt(latents, timesteps, sigma, passes)   # prompts place tokens differently
+        text_rows = torch.cat([roles.index(p.conditioning) * batch + torch.arange(batch) for p in passes])
+        if torch.equal(text_rows, torch.arange(len(prompts) * batch)):
+            text_rows = None                                              # each prompt read once, in order
+        streams = {}
+        for name in self.modalities:
+            layout = layouts[name][0].stacked(len(passes))
+            context, context_mask = self._text(name, prompts, sigma)
+            streams[name] = StreamInput(latent=layout.tokens.float(), sigma=sigma.repeat(len(passes)),
+                                        positions=layout.positions.float(), context=context,
+                                        context_mask=context_mask, noise_mask=layout.noise_mask,
+                                        attention_mask=layout.attention, text_rows=text_rows)
+        perturbations = [self._perturbations(p) for p in passes]
+        computed = {name: replace(stream, latent=stream.latent.to(self.compute_dtype))
+                    for name, stream in streams.items()}   # x0 = x - v t below uses the float32 tokens
+        velocity = self.transformer(computed.get("video"), computed.get("audio"),
+                                    perturbations[0] if len(passes) == 1 else
+                                    StackedPerturbations(tuple(perturbations), (batch,) * len(passes)),
+                                    on_block=self.on_block)
+        per_stream = []
         for name, latent in zip(self.modalities, latents):
-            x0 = denoised(streams[name].exact, getattr(velocity, name))
-            if name == "video":
-                select = selections[name]
-                if select is not None:  # cells that are not tokens (dilated guides) come back unchanged
-                    full = video_tokens(latent).clone()
-                    full[:, select] = x0.to(full.dtype)
-                    x0 = full
-                out.append(video_latent(x0, *latent.shape[2:]))
-            else:
-                out.append(audio_latent(x0, latent.shape[1]))
-        return tuple(out)
+            x0 = denoised(streams[name], getattr(velocity, name)).split(batch)
+            per_stream.append([self._latent(name, latent, part, layouts[name][0].select) for part in x0])
+        return [tuple(outputs) for outputs in zip(*per_stream)]
+
+    def _per_prompt(self, latents: tuple[torch.Tensor, ...], timesteps: tuple[torch.Tensor, ...],
+                    sigma: torch.Tensor, passes: list[ModelPass]) -> list[tuple[torch.Tensor, ...]]:
+        """One forward per prompt's passes (prompts whose guides lay the tokens out differently)."""
+        outputs: dict[int, tuple[torch.Tensor, ...]] = {}
+        for role in dict.fromkeys(p.conditioning for p in passes):
+            chosen = [i for i, p in enumerate(passes) if p.conditioning == role]
+            outputs.update(zip(chosen, self._forward(latents, timesteps, sigma, [passes[i] for i in chosen])))
+        return [outputs[i] for i in range(len(passes))]
+
+    @staticmethod
+    def _latent(name: str, latent: torch.Tensor, x0: torch.Tensor, select: torch.Tensor | None) -> torch.Tensor:
+        """x0 tokens [B, T', C] back in the latent's layout; cells that are not tokens (dilated guides) come back
+        unchanged."""
+        if name == "audio":
+            return audio_latent(x0, latent.shape[1])
+        if select is not None:
+            full = video_tokens(latent).clone()
+            full[:, select] = x0.to(full.dtype)
+            x0 = full
+        return video_latent(x0, *latent.shape[2:])
 
     def _perturbations(self, model_pass: ModelPass) -> Perturbations:
         skip = dict(zip(self.modalities, model_pass.skip_self_attention or (None,) * len(self.modalities)))
@@ -96,38 +183,40 @@ class LTXAVModel:
                              skip_audio_self_attention=frozenset(skip.get("audio") or ()),
                              skip_audio_to_video=cross("video"), skip_video_to_audio=cross("audio"))
 
-    def _stream(self, name: str, latent: torch.Tensor, timesteps: torch.Tensor, sigma: torch.Tensor,
-                conditioning: Conditioning) -> tuple["ComputedStream", torch.Tensor | None]:
+    def _layout(self, name: str, latent: torch.Tensor, timesteps: torch.Tensor, sigma: torch.Tensor,
+                conditioning: Conditioning) -> StreamLayout:
+        """The tokens of ``latent`` for one prompt; ``timesteps`` per element, sigma [B]."""
         batch = latent.shape[0]
-        sigma = sigma.reshape(-1).to(torch.float32).expand(batch) if sigma.numel() == 1 else sigma.reshape(batch)
         per_element = timesteps.expand(batch, 1, *latent.shape[2:]).to(torch.float32)
         noise_mask = per_element / sigma.clamp(min=torch.finfo(torch.float32).tiny).view(batch, *[1] * (latent.ndim - 1))
-        select = None
-        if name == "video":
-            tokens, positions, attention, select = self._video_layout(latent, conditioning)
-            noise_mask = video_tokens(noise_mask)[..., 0]
-            if select is not None:
-                tokens, noise_mask = tokens[:, select], noise_mask[:, select]
-            context = conditioning.video_context
-        else:
-            tokens, positions, attention = audio_tokens(latent), audio_positions(latent.shape[2], batch,
-                                                                                 device=latent.device), None
-            noise_mask = noise_mask[:, 0, :, 0]
-            if conditioning.audio_context is None:
-                raise ValueError("this conditioning has no audio context (a video-only text encoder?)")
-            context = conditioning.audio_context
-        context, context_mask = context.to(self.compute_dtype), conditioning.context_mask
-        if self.cache_text:
-            follows_sigma = self.transformer.config.text_follows_sigma   # LTX-2.3: per step, shared by its passes
-            key = (id(conditioning), name, tuple(sigma.tolist()) if follows_sigma else None)
-            if key not in self._prepared:
-                if follows_sigma:   # keep only this step's entries
-                    self._prepared = {k: v for k, v in self._prepared.items() if k[2] == key[2]}
-                self._prepared[key] = self.transformer.prepare_text(name, context, context_mask, sigma=sigma)
-            context, context_mask = self._prepared[key], None
-        exact = StreamInput(latent=tokens.float(), sigma=sigma, positions=positions.float(), context=context,
-                            context_mask=context_mask, noise_mask=noise_mask, attention_mask=attention)
-        return ComputedStream(exact, replace(exact, latent=exact.latent.to(self.compute_dtype))), select
+        if name == "audio":
+            return StreamLayout(audio_tokens(latent), audio_positions(latent.shape[2], batch, device=latent.device),
+                                noise_mask[:, 0, :, 0], None, None)
+        tokens, positions, attention, select = self._video_layout(latent, conditioning)
+        noise_mask = video_tokens(noise_mask)[..., 0]
+        if select is not None:
+            tokens, noise_mask = tokens[:, select], noise_mask[:, select]
+        return StreamLayout(tokens, positions, noise_mask, attention, select)
+
+    def _text(self, name: str, prompts: list[Conditioning], sigma: torch.Tensor
+              ) -> tuple[torch.Tensor | PreparedText, torch.Tensor | None]:
+        """The text of ``name`` for the distinct ``prompts`` stacked on the batch axis ([P*B, S, C], shorter
+        prompts padded at the end and masked out) and its mask, or (cache_text) its :class:`PreparedText`."""
+        if name == "audio" and any(p.audio_context is None for p in prompts):
+            raise ValueError("this conditioning has no audio context (a video-only text encoder?)")
+        contexts = [p.video_context if name == "video" else p.audio_context for p in prompts]
+        context, context_mask = stack_text([c.to(self.compute_dtype) for c in contexts],
+                                           [p.context_mask for p in prompts])
+        if not self.cache_text:
+            return context, context_mask
+        follows_sigma = self.transformer.config.text_follows_sigma   # LTX-2.3: per step, shared by its passes
+        key = (tuple(id(p) for p in prompts), name, tuple(sigma.tolist()) if follows_sigma else None)
+        if key not in self._prepared:
+            if follows_sigma:   # keep only this step's entries
+                self._prepared = {k: v for k, v in self._prepared.items() if k[2] == key[2]}
+            self._prepared[key] = self.transformer.prepare_text(name, context, context_mask,
+                                                                sigma=sigma.repeat(len(prompts)))
+        return self._prepared[key], None
 
     def _video_layout(self, latent: torch.Tensor, conditioning: Conditioning
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
@@ -160,3 +249,21 @@ class LTXAVModel:
             attention = guide_attention_mask(generated_tokens, list(guides.token_counts), list(guides.strengths),
                                              batch, device=latent.device, token_weights=guides.token_weights)
         return tokens, positions, attention, select
+
+
+def stack_text(contexts: list[torch.Tensor], masks: list[torch.Tensor | None]
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Prompts' texts [B, S_p, C] (masks [B, S_p], None = all valid) -> [P*B, max S_p, C] with the shorter ones
+    zero-padded at the end, and the stacked mask (padding 0; None when no prompt is padded or masked)."""
+    if len(contexts) == 1:
+        return contexts[0], masks[0]
+    length = max(c.shape[1] for c in contexts)
+    if all(c.shape[1] == length for c in contexts) and all(m is None for m in masks):
+        return torch.cat(contexts), None
+    padded, padded_masks = [], []
+    for context, mask in zip(contexts, masks):
+        missing = length - context.shape[1]
+        mask = torch.ones(context.shape[:2], device=context.device) if mask is None else mask.float()
+        padded.append(torch.nn.functional.pad(context, (0, 0, 0, missing)))
+        padded_masks.append(torch.nn.functional.pad(mask, (0, missing)))
+    return torch.cat(padded), torch.cat(padded_masks)

@@ -298,9 +298,11 @@ def sampler_custom_advanced(noise: Annotated[Any, Port("NOISE")],
     fps = next((part.fps for _, part in parts if isinstance(part, VideoLatent) and part.fps), None)
     with torch.inference_mode(), guider.model.applied() as transformer:
         # a streamed model reads every block per forward anyway; cached text keys/values would cost memory
+        # the guidance passes of a step run as one batched forward while their activations fit the budget
         adapter = LTXAVModel(transformer, modalities, guider.positive, guider.negative, fps=fps,
                              cache_text=not is_streamed(transformer), on_block=ctx.counter("block"),
-                             compute_dtype=ctx.settings.compute_dtype)
+                             compute_dtype=ctx.settings.compute_dtype,
+                             activation_budget=ctx.settings.memory_budget)
         guided = guider.build(adapter, modalities)
         generator = seeded(None, getattr(noise, "seed", 0))
         try:

@@ -27,11 +27,12 @@ from ltxgraph_ops.models.progress import Counter, counted
 from ltxgraph_ops.models.rope import RopeTable, rope_table
 from ltxgraph_ops.models.timestep import AdaLNSingle, Modulation
 from ltxgraph_ops.models.transformer_block import AVBlock, CaptionProjection, StreamState, learned_table
-from ltxgraph_ops.models.transformer_inputs import (NO_PERTURBATIONS, Perturbations, PreparedText, StreamInput,
+from ltxgraph_ops.models.transformer_inputs import (NO_PERTURBATIONS, PassPerturbations, Perturbations,
+                                                    PreparedText, StackedPerturbations, StreamInput,
                                                     TransformerConfig, Velocity, denoised)
 
-__all__ = ["LTXAVTransformer", "TransformerConfig", "StreamInput", "PreparedText", "Perturbations", "Velocity",
-           "denoised", "NO_PERTURBATIONS"]
+__all__ = ["LTXAVTransformer", "TransformerConfig", "StreamInput", "PreparedText", "Perturbations",
+           "StackedPerturbations", "Velocity", "denoised", "NO_PERTURBATIONS"]
 
 
 class LTXAVTransformer(nn.Module):
@@ -69,7 +70,7 @@ class LTXAVTransformer(nn.Module):
         self.transformer_blocks = nn.ModuleList([AVBlock(i, c, device) for i in range(c.num_layers)])
 
     def forward(self, video: StreamInput | None, audio: StreamInput | None,
-                perturbations: Perturbations = NO_PERTURBATIONS, on_block: Counter | None = None) -> Velocity:
+                perturbations: PassPerturbations = NO_PERTURBATIONS, on_block: Counter | None = None) -> Velocity:
         """Velocity per stream for the given inputs (either may be None); ``on_block(done, total)`` after each
         block (resident or streamed)."""
         v_state, a_state = self.prepare(video, audio)
@@ -164,12 +165,21 @@ class LTXAVTransformer(nn.Module):
             raise ValueError(f"the {name} input has a PreparedText context: its mask lives there, "
                              "context_mask must be None")
         if self.config.text_follows_sigma:
-            sigma = self._per_sample(s.sigma, s.latent.shape[0])
+            sigma = self._text_sigma(s)
             if prepared.sigma is None or not torch.equal(prepared.sigma.to(sigma.device), sigma):
                 found = None if prepared.sigma is None else prepared.sigma.tolist()
                 raise ValueError(f"the {name} input's PreparedText was modulated for sigma {found}, the input has "
                                  f"sigma {sigma.tolist()}: this transformer's text keys/values follow sigma "
                                  "(cross-attention AdaLN), prepare them per step")
+
+    def _text_sigma(self, s: StreamInput) -> torch.Tensor:
+        """sigma [rows of the text] of ``s``: per latent row, or (with ``text_rows``) of the latent rows reading
+        each text row (rows read by none keep sigma 0)."""
+        sigma = self._per_sample(s.sigma, s.latent.shape[0])
+        if s.text_rows is None:
+            return sigma
+        context = s.context.keys[0] if isinstance(s.context, PreparedText) else s.context
+        return sigma.new_zeros(context.shape[0]).index_copy_(0, s.text_rows.to(sigma.device), sigma)
 
     def _rope(self, positions: torch.Tensor, max_pos: tuple[int, ...], dim: int, heads: int, midpoint: bool,
               dtype: torch.dtype) -> RopeTable:
@@ -181,12 +191,11 @@ class LTXAVTransformer(nn.Module):
     def _stream(self, name: str, s: StreamInput, patchify: Linear, adaln: AdaLNSingle, max_pos: tuple[int, ...],
                 dim: int, heads: int) -> StreamState:
         dtype = s.latent.dtype
-        batch = s.latent.shape[0]
         cache = s.context if isinstance(s.context, PreparedText) else None
         mask = s.context_mask if cache is None else cache.context_mask
         context_bias = None
         if mask is not None:   # 0 -> -max, 1 -> 0
-            context_bias = (mask.to(dtype) - 1).reshape(batch, 1, 1, -1) * torch.finfo(dtype).max
+            context_bias = (mask.to(dtype) - 1).reshape(mask.shape[0], 1, 1, -1) * torch.finfo(dtype).max
         self_bias = None
         if s.attention_mask is not None:  # weights in [0, 1] -> log weights, 0 -> most negative
             weights = s.attention_mask.to(dtype)
@@ -194,7 +203,7 @@ class LTXAVTransformer(nn.Module):
             self_bias = torch.where(weights > 0, weights.clamp(min=torch.finfo(dtype).tiny).log(), floor)[:, None]
         prompt_modulation = None
         if self.config.text_follows_sigma and cache is None:
-            prompt_modulation = self._prompt_modulation(name, self._per_sample(s.sigma, batch), dtype)
+            prompt_modulation = self._prompt_modulation(name, self._text_sigma(s), dtype)
         return StreamState(
             x=patchify(s.latent),
             context=None if cache is not None else self._project_text(name, s.context),
@@ -205,6 +214,7 @@ class LTXAVTransformer(nn.Module):
             rope=self._rope(s.positions, max_pos, dim, heads, self.config.use_middle_indices_grid, dtype),
             self_bias=self_bias,
             enabled=s.enabled,
+            text_rows=None if s.text_rows is None else s.text_rows.to(s.latent.device),
         )
 
     def _cross(self, state: StreamState, s: StreamInput, other_sigma: torch.Tensor, heads: int,
@@ -229,7 +239,7 @@ class LTXAVTransformer(nn.Module):
     # ---- the blocks
 
     def run_block(self, index: int, video: StreamState | None, audio: StreamState | None,
-                  perturbations: Perturbations = NO_PERTURBATIONS) -> tuple[StreamState | None, StreamState | None]:
+                  perturbations: PassPerturbations = NO_PERTURBATIONS) -> tuple[StreamState | None, StreamState | None]:
         """Run block ``index`` (for callers that stream blocks in and out)."""
         return self.transformer_blocks[index](video, audio, perturbations)
 

@@ -16,7 +16,7 @@ from ltxgraph_ops.models.attention import rms_norm as rms
 from ltxgraph_ops.models.layers import Linear
 from ltxgraph_ops.models.rope import RopeTable
 from ltxgraph_ops.models.timestep import Modulation
-from ltxgraph_ops.models.transformer_inputs import (NO_PERTURBATIONS, Perturbations, PreparedText,
+from ltxgraph_ops.models.transformer_inputs import (NO_PERTURBATIONS, PassPerturbations, PreparedText,
                                                     TransformerConfig)
 
 
@@ -36,6 +36,7 @@ class StreamState:
     cross_gate: Modulation | None = None        # 1 row from the OTHER stream's sigma
     text_cache: PreparedText | None = None      # per-block text keys/values computed once per prompt
     prompt_modulation: Modulation | None = None  # 2 rows (shift, scale) of the text from sigma (LTX-2.3)
+    text_rows: torch.Tensor | None = None     # [B] the text row each latent row reads (None: the same row)
 
 
 def modulated(x: torch.Tensor, eps: float, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -160,11 +161,15 @@ class AVBlock(nn.Module):
         attn2, prompt_table = self._text_parts(stream)
         cached = None if s.text_cache is None else (s.text_cache.keys[self.index], s.text_cache.values[self.index])
         context = None if cached is not None else self.modulated_text(s.context, prompt_table, s.prompt_modulation)
+        bias = s.context_bias
+        if s.text_rows is not None:   # each distinct prompt projected once, then read by the rows that use it
+            cached = tuple(t[s.text_rows] for t in (cached or attn2.keys_values(context)))
+            context, bias = None, None if bias is None else bias[s.text_rows]
         if prompt_table is None:
-            return attn2(rms(x, self.eps), context, bias=s.context_bias, keys_values=cached)
+            return attn2(rms(x, self.eps), context, bias=bias, keys_values=cached)
         shift, scale, gate = s.modulation.rows(sst, 6, 9)
         queries = modulated(x, self.eps, shift, scale)
-        return attn2(queries, context, bias=s.context_bias, keys_values=cached) * gate
+        return attn2(queries, context, bias=bias, keys_values=cached) * gate
 
     def _feed_forward(self, s: StreamState, ff: FeedForward, sst: torch.Tensor) -> torch.Tensor:
         """x + gate * ff(rms(x) * (1 + scale) + shift)."""
@@ -172,18 +177,18 @@ class AVBlock(nn.Module):
         return torch.addcmul(s.x, ff(modulated(s.x, self.eps, shift, scale)), gate)
 
     def forward(self, video: StreamState | None, audio: StreamState | None,
-                perturbations: Perturbations = NO_PERTURBATIONS) -> tuple[StreamState | None, StreamState | None]:
+                perturbations: PassPerturbations = NO_PERTURBATIONS) -> tuple[StreamState | None, StreamState | None]:
         p, i = perturbations, self.index
         has_v = video is not None and video.x.shape[1] > 0
         has_a = audio is not None and audio.x.shape[1] > 0
         run_v = has_v and video.enabled
         run_a = has_a and audio.enabled
         if run_v:
-            keep = p.keep_mask(p.skip_video_self_attention, i, video.x.shape[0], video.x)
+            keep = p.keep("video_self_attention", i, video.x.shape[0], video.x)
             video = replace(video, x=self._attend_self_and_text(video, "video", self.attn1, self.scale_shift_table,
                                                                 keep))
         if run_a:
-            keep = p.keep_mask(p.skip_audio_self_attention, i, audio.x.shape[0], audio.x)
+            keep = p.keep("audio_self_attention", i, audio.x.shape[0], audio.x)
             audio = replace(audio, x=self._attend_self_and_text(audio, "audio", self.audio_attn1,
                                                                 self.audio_scale_shift_table, keep))
         if has_v and has_a and (run_v or run_a):
@@ -194,7 +199,7 @@ class AVBlock(nn.Module):
             audio = replace(audio, x=self._feed_forward(audio, self.audio_ff, self.audio_scale_shift_table))
         return video, audio
 
-    def _exchange(self, video: StreamState, audio: StreamState, run_v: bool, run_a: bool, p: Perturbations
+    def _exchange(self, video: StreamState, audio: StreamState, run_v: bool, run_a: bool, p: PassPerturbations
                   ) -> tuple[StreamState, StreamState]:
         """Audio->video then video->audio cross-attention; both read the streams as they were before either
         update. Each side is RMS-normalised and modulated by its own table rows plus its cross modulation (see
@@ -202,7 +207,7 @@ class AVBlock(nn.Module):
         v_norm, a_norm = rms(video.x, self.eps), rms(audio.x, self.eps)
         v_table, a_table = self.scale_shift_table_a2v_ca_video, self.scale_shift_table_a2v_ca_audio
         new_v, new_a = video.x, audio.x
-        keep = p.keep_mask(p.skip_audio_to_video, self.index, video.x.shape[0], video.x)
+        keep = p.keep("audio_to_video", self.index, video.x.shape[0], video.x)
         if run_v and not isinstance(keep, str):
             v_scale, v_shift = video.cross_modulation.rows(v_table, 0, 2)
             a_scale, a_shift = audio.cross_modulation.rows(a_table, 0, 2)
@@ -211,7 +216,7 @@ class AVBlock(nn.Module):
             keys = torch.addcmul(a_shift, a_norm, 1 + a_scale)
             out = self.audio_to_video_attn(queries, keys, q_rope=video.cross_rope, k_rope=audio.cross_rope) * gate
             new_v = video.x + (out if keep is None else out * keep)
-        keep = p.keep_mask(p.skip_video_to_audio, self.index, audio.x.shape[0], audio.x)
+        keep = p.keep("video_to_audio", self.index, audio.x.shape[0], audio.x)
         if run_a and not isinstance(keep, str):
             a_scale, a_shift = audio.cross_modulation.rows(a_table, 2, 4)
             v_scale, v_shift = video.cross_modulation.rows(v_table, 2, 4)

@@ -142,6 +142,9 @@ class StreamInput:
     attention_mask: [B, T, T] in [0, 1] self-attention weights (0 blocks, <1 weakens; guide strength).
     enabled:        False leaves this stream's tokens untouched by the blocks (they still feed the other
                     stream's cross-attention); its output is the output head applied to its input embedding.
+    text_rows:      [B] long: the row of ``context`` (then a batch of the distinct prompts, [P, S, ...]) that each
+                    latent row reads, so guidance passes sharing a prompt share its text keys/values; None = row b
+                    reads row b.
     """
 
     latent: torch.Tensor
@@ -152,6 +155,7 @@ class StreamInput:
     noise_mask: torch.Tensor | None = None
     attention_mask: torch.Tensor | None = None
     enabled: bool = True
+    text_rows: torch.Tensor | None = None
 
     def timesteps(self) -> torch.Tensor:
         """Per-token timestep ``noise_mask * sigma``: [B, T]."""
@@ -214,8 +218,42 @@ class Perturbations:
             return None
         return (~self.samples.bool()).to(like.dtype).reshape(batch, 1, 1)
 
+    def keep(self, kind: str, index: int, batch: int, like: torch.Tensor) -> torch.Tensor | None | Literal["skip"]:
+        """:meth:`keep_mask` of one attention ``kind``: "video_self_attention", "audio_self_attention",
+        "audio_to_video" or "video_to_audio"."""
+        return self.keep_mask(getattr(self, f"skip_{kind}"), index, batch, like)
+
+
+@dataclass(frozen=True)
+class StackedPerturbations:
+    """Perturbations of a batch that stacks several guidance passes (one forward for all passes of a step):
+    ``parts[i]`` applies to the next ``rows[i]`` rows of the batch, so STG skips self-attention and modality
+    isolation skips audio<->video attention in the perturbed pass's rows only."""
+
+    parts: tuple[Perturbations, ...]
+    rows: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.parts) != len(self.rows):
+            raise ValueError(f"{len(self.parts)} perturbations for {len(self.rows)} row counts")
+
+    def keep(self, kind: str, index: int, batch: int, like: torch.Tensor) -> torch.Tensor | None | Literal["skip"]:
+        """Like :meth:`Perturbations.keep` over the stacked batch: None, ``"skip"`` or a [B, 1, 1] mask."""
+        if batch != sum(self.rows):
+            raise ValueError(f"the batch has {batch} rows, the stacked perturbations {sum(self.rows)}")
+        masks = [part.keep(kind, index, rows, like) for part, rows in zip(self.parts, self.rows)]
+        if all(mask is None for mask in masks):
+            return None
+        if all(isinstance(mask, str) for mask in masks):
+            return "skip"
+        full = {None: 1.0, "skip": 0.0}
+        return torch.cat([torch.full((rows, 1, 1), full[mask], dtype=like.dtype, device=like.device)
+                          if mask is None or isinstance(mask, str) else mask
+                          for mask, rows in zip(masks, self.rows)])
+
 
 NO_PERTURBATIONS = Perturbations()
+PassPerturbations = Perturbations | StackedPerturbations    # what a forward pass takes
 
 
 class Velocity(NamedTuple):

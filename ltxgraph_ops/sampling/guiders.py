@@ -11,7 +11,8 @@ take it (at batch 1 the same as per item); ``GuidanceParams.rescale_per_item`` t
 (each item rescaled as if sampled alone), an option the reference does not have.
 
 CFG (Ho & Salimans 2022), STG (Hyung et al. 2024, spatiotemporal skip guidance), CFG rescale (Lin et al. 2023).
-Passes no modality needs are not run. The sampler never sees any of this.
+Passes no modality needs are not run; a model with ``run_passes`` gets all of a call's passes at once (and runs
+them as one batched forward). The sampler never sees any of this.
 """
 from __future__ import annotations
 
@@ -44,6 +45,27 @@ class GuidableModel(Protocol):
 
     def __call__(self, latents: tuple[torch.Tensor, ...], timesteps: tuple[torch.Tensor, ...],
                  sigma: torch.Tensor, model_pass: ModelPass) -> tuple[torch.Tensor, ...]: ...
+
+
+class BatchedGuidableModel(GuidableModel, Protocol):
+    """A model that can run several passes of one call together: x0s of each pass, in order."""
+
+    def run_passes(self, latents: tuple[torch.Tensor, ...], timesteps: tuple[torch.Tensor, ...],
+                   sigma: torch.Tensor, passes: Sequence[ModelPass]) -> list[tuple[torch.Tensor, ...]]: ...
+
+
+def run_passes(model: GuidableModel | BatchedGuidableModel, latents: tuple[torch.Tensor, ...],
+               timesteps: tuple[torch.Tensor, ...], sigma: torch.Tensor,
+               passes: dict[str, ModelPass]) -> dict[str, tuple[torch.Tensor, ...]]:
+    """The x0s of every pass, by role: in one ``model.run_passes`` call when the model has one, else one call
+    per pass."""
+    batched = getattr(model, "run_passes", None)
+    if batched is None:
+        return {role: model(latents, timesteps, sigma, model_pass) for role, model_pass in passes.items()}
+    outputs = batched(latents, timesteps, sigma, list(passes.values()))
+    if len(outputs) != len(passes):
+        raise ValueError(f"the model returned {len(outputs)} predictions for {len(passes)} passes")
+    return dict(zip(passes, outputs))
 
 
 @dataclass(frozen=True)
@@ -152,8 +174,7 @@ class MultimodalGuider:
         skipped = [self._skipped(k, call) for k in range(len(self.params))]
         if all(skipped):
             return tuple(self.last)  # type: ignore[arg-type]
-        outputs = {role: self.model(latents, timesteps, sigma, model_pass)
-                   for role, model_pass in self.passes().items()}
+        outputs = run_passes(self.model, latents, timesteps, sigma, self.passes())
         if self.keep_unconditional:
             self.last_unconditional = outputs["negative"]
         guided = []

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ltxgraph.context import OpContext
+from ltxgraph.context import OpContext, RunSettings
 from ltxgraph.errors import InputValueError, LtxGraphError
 from ltxgraph.values import AudioLatent, AVLatent, VideoLatent
 from ltxgraph_ops.conditioning import Conditioning
@@ -83,6 +83,21 @@ def test_progress_is_reported_per_step_and_per_transformer_block(model) -> None:
     assert blocks == [(i, layers) for i in range(1, layers + 1)] * 3       # one model pass per step (CFG 1)
 
 
+@pytest.mark.parametrize("budget, forwards_per_step", [(None, 1), (1, 4)])
+def test_guidance_passes_share_one_forward_per_step_within_the_memory_budget(model, budget, forwards_per_step
+                                                                              ) -> None:
+    params = guider_parameters("VIDEO", cfg=3.0, stg=1.0, rescale=0.7, modality_scale=3.0)
+    guider = multimodal_guider(model, conditioning(1), conditioning(2), params, "1")   # 4 passes per step
+    seen = []
+    ctx = OpContext("s", on_step=lambda node, step, total, info: seen.append((info["unit"], step, total)),
+                    settings=RunSettings(memory_budget=budget))
+    sampler_custom_advanced(random_noise(1), guider, ksampler_select("euler"), manual_sigmas("0.725, 0.4, 0.0"),
+                            av_latent(), ctx)
+    layers = model.structure().config.num_layers
+    blocks = [(step, total) for unit, step, total in seen if unit == "block"]
+    assert blocks == [(i, layers) for i in range(1, layers + 1)] * forwards_per_step * 2
+
+
 def test_refine_from_a_sigma_below_one_without_noise_is_deterministic_and_moves(model) -> None:
     latent = av_latent()
     guider = cfg_guider_op(model, conditioning(1), conditioning(2), 1.0)
@@ -134,7 +149,6 @@ def test_bad_sigmas_are_refused(model) -> None:
 
 
 def test_previews_are_pngs_of_each_step(model, tmp_path) -> None:
-    from ltxgraph.context import RunSettings
     infos = []
     ctx = OpContext("stage1", settings=RunSettings(preview_dir=tmp_path / "prev"),
                     on_step=lambda node, step, total, info: infos.append(info) if info["unit"] == "step" else None)
