@@ -183,7 +183,8 @@ class LTXAVModel:
         """The tokens of ``latent`` for one prompt; ``timesteps`` per element, sigma [B]."""
         batch = latent.shape[0]
         per_element = timesteps.expand(batch, 1, *latent.shape[2:]).to(torch.float32)
-        noise_mask = per_element / sigma.clamp(min=torch.finfo(torch.float32).tiny).view(batch, *[1] * (latent.ndim - 1))
+        sigma = sigma.clamp(min=torch.finfo(torch.float32).tiny).view(batch, *[1] * (latent.ndim - 1))
+        noise_mask = per_element / sigma
         if name == "audio":
             return StreamLayout(audio_tokens(latent), audio_positions(latent.shape[2], batch, device=latent.device),
                                 noise_mask[:, 0, :, 0], None, None)
