@@ -9,7 +9,7 @@ they guide, audio frames in seconds.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import torch
@@ -67,7 +67,9 @@ class LTXAVModel:
     between steps; cost per prompt and stream: 2 * layers * S * D floats, see ``PreparedText``); for a transformer
     whose text follows sigma (LTX-2.3) they are kept for the current step's guidance passes only. The adapter
     must be used inside ``with model.applied():`` so the cached values include the LoRAs. on_block(done, total)
-    is called after each transformer block of every forward.
+    is called after each transformer block of every forward. compute_dtype: what the transformer computes in
+    (its tokens and text enter in it); positions, timesteps and the clean estimate x0 = x - v t stay float32, and
+    x0s come back float32.
     """
 
     transformer: LTXAVTransformer
@@ -77,6 +79,7 @@ class LTXAVModel:
     fps: float | None = None
     cache_text: bool = True
     on_block: Counter | None = None
+    compute_dtype: torch.dtype = torch.float32
     activation_budget: int | None = None
     _prepared: dict = field(default_factory=dict, init=False, repr=False)
 
@@ -106,7 +109,7 @@ class LTXAVModel:
             self.transformer.config, video_tokens=math.prod(video[2:]) if video else 0,
             audio_tokens=shapes["audio"][2] if "audio" in shapes else 0,
             text_tokens=max(c.video_context.shape[1] for c in prompts), rows=latents[0].shape[0],
-            element_bytes=latents[0].element_size(), guide_attention=any(c.guides is not None for c in prompts))
+            element_bytes=self.compute_dtype.itemsize, guide_attention=any(c.guides is not None for c in prompts))
 
     def _conditioning(self, role: str) -> Conditioning:
         conditioning = self.positive if role == "positive" else self.negative
@@ -132,12 +135,13 @@ class LTXAVModel:
         for name in self.modalities:
             layout = layouts[name][0].stacked(len(passes))
             context, context_mask = self._text(name, prompts, sigma)
-            streams[name] = StreamInput(latent=layout.tokens, sigma=sigma.repeat(len(passes)),
-                                        positions=layout.positions.to(layout.tokens.dtype), context=context,
+            streams[name] = StreamInput(latent=layout.tokens.float(), sigma=sigma.repeat(len(passes)),
+                                        positions=layout.positions.float(), context=context,
                                         context_mask=context_mask, noise_mask=layout.noise_mask,
                                         attention_mask=layout.attention, text_rows=text_rows)
         perturbations = [self._perturbations(p) for p in passes]
-        velocity = self.transformer(streams.get("video"), streams.get("audio"),
+        computed = {name: replace(s, latent=s.latent.to(self.compute_dtype)) for name, s in streams.items()}
+        velocity = self.transformer(computed.get("video"), computed.get("audio"),
                                     perturbations[0] if len(passes) == 1 else
                                     StackedPerturbations(tuple(perturbations), (batch,) * len(passes)),
                                     on_block=self.on_block)
@@ -200,7 +204,8 @@ class LTXAVModel:
         prompts padded at the end and masked out) and its mask, or (cache_text) its :class:`PreparedText`."""
         if name == "audio" and any(p.audio_context is None for p in prompts):
             raise ValueError("this conditioning has no audio context (a video-only text encoder?)")
-        contexts = [p.video_context if name == "video" else p.audio_context for p in prompts]
+        contexts = [(p.video_context if name == "video" else p.audio_context).to(self.compute_dtype)
+                    for p in prompts]
         context, context_mask = stack_text(contexts, [p.context_mask for p in prompts])
         if not self.cache_text:
             return context, context_mask
