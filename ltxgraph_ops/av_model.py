@@ -67,9 +67,9 @@ class LTXAVModel:
     between steps; cost per prompt and stream: 2 * layers * S * D floats, see ``PreparedText``); for a transformer
     whose text follows sigma (LTX-2.3) they are kept for the current step's guidance passes only. The adapter
     must be used inside ``with model.applied():`` so the cached values include the LoRAs. on_block(done, total)
-    is called after each transformer block of every forward. compute_dtype: what the transformer computes in (its
-    tokens and text enter in it); positions, timesteps and the clean estimate x0 = x - v t stay float32, and x0s
-    come back float32.
+    is called after each transformer block of every forward. compute_dtype: what the transformer computes in
+    (its tokens and text enter in it); positions, timesteps and the clean estimate x0 = x - v t stay float32, and
+    x0s come back float32.
     """
 
     transformer: LTXAVTransformer
@@ -140,8 +140,7 @@ class LTXAVModel:
                                         context_mask=context_mask, noise_mask=layout.noise_mask,
                                         attention_mask=layout.attention, text_rows=text_rows)
         perturbations = [self._perturbations(p) for p in passes]
-        computed = {name: replace(stream, latent=stream.latent.to(self.compute_dtype))
-                    for name, stream in streams.items()}   # x0 = x - v t below uses the float32 tokens
+        computed = {name: replace(s, latent=s.latent.to(self.compute_dtype)) for name, s in streams.items()}
         velocity = self.transformer(computed.get("video"), computed.get("audio"),
                                     perturbations[0] if len(passes) == 1 else
                                     StackedPerturbations(tuple(perturbations), (batch,) * len(passes)),
@@ -188,7 +187,8 @@ class LTXAVModel:
         """The tokens of ``latent`` for one prompt; ``timesteps`` per element, sigma [B]."""
         batch = latent.shape[0]
         per_element = timesteps.expand(batch, 1, *latent.shape[2:]).to(torch.float32)
-        noise_mask = per_element / sigma.clamp(min=torch.finfo(torch.float32).tiny).view(batch, *[1] * (latent.ndim - 1))
+        sigma = sigma.clamp(min=torch.finfo(torch.float32).tiny).view(batch, *[1] * (latent.ndim - 1))
+        noise_mask = per_element / sigma
         if name == "audio":
             return StreamLayout(audio_tokens(latent), audio_positions(latent.shape[2], batch, device=latent.device),
                                 noise_mask[:, 0, :, 0], None, None)
@@ -204,9 +204,9 @@ class LTXAVModel:
         prompts padded at the end and masked out) and its mask, or (cache_text) its :class:`PreparedText`."""
         if name == "audio" and any(p.audio_context is None for p in prompts):
             raise ValueError("this conditioning has no audio context (a video-only text encoder?)")
-        contexts = [p.video_context if name == "video" else p.audio_context for p in prompts]
-        context, context_mask = stack_text([c.to(self.compute_dtype) for c in contexts],
-                                           [p.context_mask for p in prompts])
+        contexts = [(p.video_context if name == "video" else p.audio_context).to(self.compute_dtype)
+                    for p in prompts]
+        context, context_mask = stack_text(contexts, [p.context_mask for p in prompts])
         if not self.cache_text:
             return context, context_mask
         follows_sigma = self.transformer.config.text_follows_sigma   # LTX-2.3: per step, shared by its passes

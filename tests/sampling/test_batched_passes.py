@@ -125,6 +125,23 @@ def test_each_pass_of_a_batch_equals_its_own_forward(transformer) -> None:
     assert not torch.allclose(alone[0][0], alone[1][0]) and not torch.allclose(alone[0][1], alone[3][1])
 
 
+def test_bfloat16_compute_batches_too_and_returns_float32(transformer) -> None:
+    adapter = LTXAVModel(transformer, ("video", "audio"), conditioning(transformer, 1),
+                         conditioning(transformer, 5, 9, padded=1), cache_text=False, compute_dtype=torch.bfloat16)
+    args = (latents(), timesteps(0.7), torch.tensor(0.7))
+    passes = [ModelPass(), ModelPass("negative"), ModelPass(isolate_modalities=True)]
+    with torch.no_grad():
+        together = adapter.run_passes(*args, passes)
+        alone = [adapter(*args, model_pass) for model_pass in passes]
+    for outputs, expected in zip(together, alone):
+        for a, b in zip(outputs, expected):
+            assert a.dtype == torch.float32 and (a - b).norm() / b.norm() < 2e-2   # bf16 rounding only
+    in_float32 = replace(adapter, compute_dtype=torch.float32)
+    with torch.no_grad():
+        assert not torch.allclose(in_float32(*args)[0], alone[0][0], atol=1e-5)    # bf16 really computed
+    assert adapter.pass_activation_bytes(latents()) * 2 == in_float32.pass_activation_bytes(latents())
+
+
 def test_guides_batch_when_both_prompts_carry_them_and_split_when_they_differ(transformer) -> None:
     positions = video_positions(1, 2, 3, fps=1.0, first_frame=9)
     guides = Guides(positions, token_counts=(6,), strengths=(0.6,), latent_frames=(1,))
