@@ -20,6 +20,7 @@ from .cache import DiskStore, default_cache_dir
 from .cache_info import format_bytes, render_info
 from .context import RunSettings
 from .errors import InvalidInput, LtxGraphError
+from .media_limits import MediaLimits
 from .paths import Folders, atomic_write_bytes
 from .progress import ConsoleProgress
 from .registry import Registry
@@ -68,6 +69,14 @@ def parse_bytes(text: str) -> int:
     return int(value)
 
 
+def parse_media_limits(text: str) -> MediaLimits:
+    """'pixels=100M,frames=10000,bytes=16Gi,audio_seconds=3600' (any subset) -> the default limits so changed."""
+    try:
+        return MediaLimits.parse(text)
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ltxgraph", description="Run LTX-2 graphs headlessly.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -100,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-size", type=parse_bytes, default=DEFAULT_DISK_BYTES, metavar="SIZE",
                      help="most the disk cache may hold; least recently used results go first "
                           f"(default {format_bytes(DEFAULT_DISK_BYTES)})")
+    run.add_argument("--media-limits", type=parse_media_limits, default=MediaLimits(), metavar="NAME=VALUE,...",
+                     help="largest input media decoded: pixels (per frame), frames, bytes (decoded), audio_seconds; "
+                          "0 = no limit (default pixels=67.1M,frames=5000,bytes=6Gi,audio_seconds=600)")
     run.add_argument("--quiet", action="store_true", help="print nothing but errors")
     run.add_argument("--json", action="store_true",
                      help="print one JSON summary on stdout (status, seconds, files, outputs, cache hits)")
@@ -186,7 +198,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     runner = Runner(registry, cache_dir=args.cache_dir, use_cache=not args.no_cache, folders=folders,
                     progress=progress, memory_bytes=0, disk_bytes=args.cache_size,
-                    settings=RunSettings(args.device, args.memory_budget, args.preview))
+                    settings=RunSettings(args.device, args.memory_budget, args.preview, args.media_limits))
     result = runner.run(graph, params, args.outputs)
     if args.report:
         _write_report(args.report, result.report)

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .media_limits import MediaLimits
 from .paths import Folders
 
 StepCallback = Callable[[str, int, int, dict[str, Any]], None]   # (node, step, total, info with "unit")
@@ -20,11 +21,12 @@ class RunSettings:
     """How ops should use the machine. device: torch device for model compute ("cpu", "cuda", ...).
     memory_budget: bytes that model weights may keep resident (None = no limit); loaders use it to choose
     between fully resident and streamed execution. preview_dir: where samplers write a PNG preview of each
-    step's clean estimate (None = no previews)."""
+    step's clean estimate (None = no previews). media_limits: the largest input media loaders decode."""
 
     device: str = "cpu"
     memory_budget: int | None = None
     preview_dir: Path | None = None
+    media_limits: MediaLimits = MediaLimits()
 
 
 @dataclass
