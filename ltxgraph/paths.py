@@ -71,6 +71,16 @@ class Folders:
                                f"({self.names.models_dir})")
         raise InvalidInput(f"{kind} file '{name}' not found in {', '.join(tried)}")
 
+    def check_output(self) -> None:
+        """Refuse an output folder that cannot be one: an existing file, or a path under a file."""
+        for path in (self.output, *self.output.parents):
+            if path.exists():
+                if not path.is_dir():
+                    what = "is a file" if path == self.output else f"lies under the file {path}"
+                    raise InvalidInput(f"output folder {self.output} {what}, not a folder "
+                                       f"(name another with {self.names.output_dir})")
+                return
+
     def output_file(self, relative: str) -> Path:
         """A path for a new output inside the output folder (created); refuses names that escape it."""
         self.output.mkdir(parents=True, exist_ok=True)
