@@ -3,7 +3,7 @@ peak RSS and time.
 
 Each bomb is a small file declaring a huge decode: a PNG of 16000 x 16000 zero pixels (zlib), a JPEG and a WebP
 whose headers were patched to 16000 x 16000, an MP4 (and a raw H.264 stream, which declares no frame count) of
-black 1024 x 1024 frames at the lowest bitrate, and a WAV whose header declares hours (a sparse file: its size
+black 1024 x 1024 frames at the lowest bitrate, an MP4 of 6000 small frames, and a WAV whose header declares hours (a sparse file: its size
 is real, its disk use is not).
 
     python tools/bombs.py [--media-limits bytes=256Mi] [--keep DIR]
@@ -130,8 +130,9 @@ def make_all(folder: Path) -> list[Path]:
         (folder / name).write_bytes(data)
     video_bomb(folder / "bomb.mp4")
     video_bomb(folder / "bomb.h264")
+    video_bomb(folder / "frames.mp4", width=64, height=64, frames=6000)
     wav_bomb(folder / "bomb.wav")
-    return [folder / name for name in (*stills, "bomb.mp4", "bomb.h264", "bomb.wav")]
+    return [folder / name for name in (*stills, "bomb.mp4", "bomb.h264", "frames.mp4", "bomb.wav")]
 
 
 @dataclass

@@ -152,6 +152,17 @@ def test_declared_image_size_matches_the_decoded_size(tmp_path: Path, suffix, co
     assert declared_image_size(path) == (images.shape[2], images.shape[1]) == (70, 38)
 
 
+def test_ffmpeg_guards_formats_whose_header_ltxgraph_does_not_read(tmp_path: Path) -> None:
+    _still(tmp_path / "a.tiff", "tiff", "rgb24", 64, 48)
+    assert declared_image_size(tmp_path / "a.tiff") is None
+    with pytest.raises(MediaTooLarge, match="a.tiff: has frames FFmpeg would not size within the pixel limit"):
+        read_image(str(tmp_path / "a.tiff"), DecodeBudget(str(tmp_path / "a.tiff"), MediaLimits(pixels=1000)))
+    assert read_image(str(tmp_path / "a.tiff"))[0].shape == (1, 48, 64, 3)
+    video_bomb(tmp_path / "v.mp4", width=64, height=48, frames=2)
+    with pytest.raises(MediaTooLarge, match="v.mp4: declares 64x48 pixels per frame"):
+        read_video(tmp_path / "v.mp4", DecodeBudget(str(tmp_path / "v.mp4"), MediaLimits(pixels=1000)))
+
+
 def test_declared_gif_size_is_its_logical_screen(tmp_path: Path) -> None:
     (tmp_path / "a.gif").write_bytes(b"GIF89a" + (700).to_bytes(2, "little") + (380).to_bytes(2, "little") + bytes(8))
     assert declared_image_size(tmp_path / "a.gif") == (700, 380)
