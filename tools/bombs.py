@@ -3,8 +3,8 @@ peak RSS and time.
 
 Each bomb is a small file declaring a huge decode: a PNG of 16000 x 16000 zero pixels (zlib), a JPEG and a WebP
 whose headers were patched to 16000 x 16000, an MP4 (and a raw H.264 stream, which declares no frame count) of
-black 1024 x 1024 frames at the lowest bitrate, an MP4 of 6000 small frames, and a WAV whose header declares hours (a sparse file: its size
-is real, its disk use is not).
+black 1024 x 1024 frames at the lowest bitrate, an MP4 of 6000 small frames, and a WAV whose header declares
+hours (a sparse file: its size is real, its disk use is not).
 
     python tools/bombs.py [--media-limits bytes=256Mi] [--keep DIR]
 """
