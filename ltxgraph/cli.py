@@ -21,7 +21,7 @@ from .cache_info import format_bytes, render_info
 from .context import RunSettings
 from .errors import InvalidInput, LtxGraphError
 from .media_limits import MediaLimits
-from .paths import Folders, atomic_write_bytes
+from .paths import Folders, atomic_write_bytes, file_in_the_way
 from .progress import ConsoleProgress
 from .registry import Registry
 from .summary import refused_report, refused_summary, run_summary, summary_lines
@@ -238,11 +238,9 @@ def _check_target(path: Path | None) -> None:
         return
     if path.is_dir():
         raise InvalidInput(f"{path}: is a folder; name a file to write")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise InvalidInput(f"{path}: cannot be written, {parent} is a file")
-            return
+    blocking = file_in_the_way(path)
+    if blocking is not None:
+        raise InvalidInput(f"{path}: cannot be written, {blocking} is a file")
 
 
 def _write_target(path: Path, data: bytes) -> None:
