@@ -31,6 +31,12 @@ class MediaLimits:
     bytes: int = 6 * 2**30
     audio_seconds: float = 600.0
 
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise InvalidInput(f"MediaLimits({item.name}={value!r}): must be 0 (no limit) or a positive number")
+
     @classmethod
     def parse(cls, text: str, base: "MediaLimits | None" = None) -> "MediaLimits":
         """``"pixels=100M,frames=10000,bytes=16Gi,audio_seconds=3600"`` (any subset; K/M/G are powers of 1000,

@@ -178,6 +178,8 @@ def test_media_limits_parse_names_units_and_errors() -> None:
         MediaLimits.parse("width=10")
     with pytest.raises(InvalidInput, match="is not a number"):
         MediaLimits.parse("bytes=lots")
+    with pytest.raises(InvalidInput, match=r"MediaLimits\(frames=-1\): must be 0 \(no limit\) or a positive"):
+        MediaLimits(frames=-1)
 
 
 def test_default_limits_fit_real_inputs() -> None:
