@@ -8,8 +8,9 @@ from .api import Graph, RunResult, Runner, load
 from .context import RunSettings
 from .errors import InvalidInput, LtxGraphError, NodeError, ValidationError
 from .events import ProgressEvent
+from .media_limits import MediaLimits
 from .paths import Folders
 from .registry import Port, Registry, graph_check, op
 
 __all__ = ["Graph", "RunResult", "Runner", "load", "op", "graph_check", "Port", "Registry", "Folders", "RunSettings",
-           "ProgressEvent", "LtxGraphError", "InvalidInput", "NodeError", "ValidationError"]
+           "MediaLimits", "ProgressEvent", "LtxGraphError", "InvalidInput", "NodeError", "ValidationError"]

@@ -13,7 +13,7 @@ from .defaults import default_models
 from .events import Progress, ProgressCallback, ProgressEvent, as_callback
 from .executor import Executor, RunReport
 from .graph import GraphFile
-from .loader import SourceDoc, detect_format, graph_from_doc, read_document
+from .loader import SourceDoc, detect_format, graph_from_doc, looks_like_a_graph, not_a_graph, read_document
 from .paths import Folders
 from .plan import Plan, make_plan
 from .registry import Registry
@@ -56,6 +56,8 @@ def load(path: str | Path, registry: Registry | None = None) -> Graph:
     """Load a graph file (YAML or JSON) or a ComfyUI workflow (UI or API format, converted with the op
     signatures of ``registry``, by default the discovered one)."""
     doc = read_document(path)
+    if not looks_like_a_graph(doc.data):
+        raise not_a_graph(doc)
     kind = detect_format(doc.data)
     if kind == "ltxgraph" or kind == "unknown":
         return Graph(graph_from_doc(doc), doc)
@@ -143,6 +145,7 @@ class Runner:
     def validate(self, graph: Graph, params: dict[str, Any] | None = None) -> ResolvedGraph:
         assert self.registry is not None
         self.compute_dtype()
+        self.folders.check_output()
         return validate(graph.file, self.registry, graph.doc, params or {}, self.folders_for(graph))
 
     def plan(self, graph: Graph, params: dict[str, Any] | None = None,

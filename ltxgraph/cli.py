@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from .allocator import return_large_frees_to_os
 from .api import DEFAULT_DISK_BYTES, Graph, Runner, load
 from .comfyui import convert_document, export_api
-from .loader import SourceDoc, detect_format, graph_from_doc, read_document
+from .loader import SourceDoc, detect_format, graph_from_doc, not_a_graph, read_document
 from .validate import validate
 from .writer import graph_yaml
 from .cache import DiskStore, default_cache_dir
@@ -21,10 +21,11 @@ from .cache_info import format_bytes, render_info
 from .compute_dtype import CHOICES
 from .context import RunSettings
 from .errors import InvalidInput, LtxGraphError
-from .paths import Folders, atomic_write_bytes
+from .media_limits import MediaLimits
+from .paths import Folders, atomic_write_bytes, file_in_the_way
 from .progress import ConsoleProgress
 from .registry import Registry
-from .summary import run_summary, summary_lines
+from .summary import refused_report, refused_summary, run_summary, summary_lines
 from .wording import CLI_NAMES
 
 TRUE_WORDS, FALSE_WORDS = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
@@ -69,6 +70,14 @@ def parse_bytes(text: str) -> int:
     return int(value)
 
 
+def parse_media_limits(text: str) -> MediaLimits:
+    """'pixels=100M,frames=10000,bytes=16Gi,audio_seconds=3600' (any subset) -> the default limits so changed."""
+    try:
+        return MediaLimits.parse(text)
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ltxgraph", description="Run LTX-2 graphs headlessly.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -105,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cache-size", type=parse_bytes, default=DEFAULT_DISK_BYTES, metavar="SIZE",
                      help="most the disk cache may hold; least recently used results go first "
                           f"(default {format_bytes(DEFAULT_DISK_BYTES)})")
+    run.add_argument("--media-limits", type=parse_media_limits, default=MediaLimits(), metavar="NAME=VALUE,...",
+                     help="largest input media decoded: pixels (per frame), frames, bytes (decoded), audio_seconds; "
+                          "0 = no limit (default pixels=67.1M,frames=5000,bytes=6Gi,audio_seconds=600)")
     run.add_argument("--quiet", action="store_true", help="print nothing but errors")
     run.add_argument("--json", action="store_true",
                      help="print one JSON summary on stdout (status, seconds, files, outputs, cache hits)")
@@ -137,12 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except LtxGraphError as exc:
         report = getattr(exc, "report", None)
-        if report is not None and getattr(args, "report", None):
-            _write_report(args.report, report)
+        if getattr(args, "report", None):
+            _write_report(args.report, report.to_json() if report is not None else refused_report(exc, args.graph))
         if getattr(args, "json", False):
-            failed = run_summary(report) if report is not None else {
-                "status": "invalid" if exc.exit_code == 2 else "failed", "error": str(exc)}
-            print(json.dumps(failed))
+            print(json.dumps(run_summary(report) if report is not None else refused_summary(exc)))
         if args.debug:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
@@ -173,6 +183,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "convert":
         return _convert(registry, args)
+    _check_target(args.output if args.command == "export" else getattr(args, "report", None))
     graph = load(args.graph, registry)
     quiet = getattr(args, "quiet", False)
     for warning in graph.warnings if not quiet else ():
@@ -180,7 +191,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     params = parse_assignments(graph, args.set)
     if args.command == "export":
         prompt = export_api(graph.file, registry, params)
-        atomic_write_bytes(args.output, json.dumps(prompt, indent=2).encode())
+        _write_target(args.output, json.dumps(prompt, indent=2).encode())
         print(f"wrote {args.output} ({len(prompt)} nodes)")
         return 0
     folders = Folders(tuple(args.models_dir), args.input_dir, args.out, args.allow_outside_paths, CLI_NAMES)
@@ -192,10 +203,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     runner = Runner(registry, cache_dir=args.cache_dir, use_cache=not args.no_cache, folders=folders,
                     progress=progress, memory_bytes=0, disk_bytes=args.cache_size,
-                    settings=RunSettings(args.device, args.memory_budget, args.preview, args.dtype))
+                    settings=RunSettings(args.device, args.memory_budget, args.preview, dtype=args.dtype,
+                                         media_limits=args.media_limits))
     result = runner.run(graph, params, args.outputs)
     if args.report:
-        _write_report(args.report, result.report)
+        _write_report(args.report, result.report.to_json())
     summary = run_summary(result.report, result.outputs)
     if args.json:
         print(json.dumps(summary))
@@ -205,10 +217,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _convert(registry: Registry, args: argparse.Namespace) -> int:
+    _check_target(args.output)
     doc = read_document(args.workflow)
     kind = detect_format(doc.data)
+    if kind == "ltxgraph":
+        raise InvalidInput(f"{args.workflow}: is already a graph file, not a ComfyUI workflow (nothing to convert)")
     if not kind.startswith("comfyui"):
-        raise InvalidInput(f"{args.workflow}: not a ComfyUI workflow (UI or API format)")
+        raise not_a_graph(doc)
     conversion = convert_document(doc, kind, registry)
     for warning in conversion.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -219,13 +234,37 @@ def _convert(registry: Registry, args: argparse.Namespace) -> int:
         text = json.dumps(graph, indent=2)
     else:
         text = graph_yaml(graph, f"converted from {Path(args.workflow).name} ({kind}) by ltxgraph convert")
-    atomic_write_bytes(args.output, text.encode())
+    _write_target(args.output, text.encode())
     print(f"wrote {args.output} ({len(graph['nodes'])} nodes)")
     return 0
 
 
-def _write_report(path: Path, report: Any) -> None:
-    atomic_write_bytes(path, json.dumps(report.to_json(), indent=2).encode())
+def _check_target(path: Path | None) -> None:
+    """Refuse, before anything runs, a file to write that names a folder or lies under a file."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise InvalidInput(f"{path}: is a folder; name a file to write")
+    blocking = file_in_the_way(path)
+    if blocking is not None:
+        raise InvalidInput(f"{path}: cannot be written, {blocking} is a file")
+
+
+def _write_target(path: Path, data: bytes) -> None:
+    """``data`` written whole to ``path``, its missing folders created."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot be written ({exc.strerror or exc})") from None
+
+
+def _write_report(path: Path, report: dict[str, Any]) -> None:
+    """The report written, or (when it cannot be) one line saying why: it never hides the run's own error."""
+    try:
+        _write_target(path, json.dumps(report, indent=2).encode())
+    except InvalidInput as exc:
+        print(f"error: report not written: {exc}", file=sys.stderr)
 
 
 def _list_ops(registry: Registry, args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import torch
 
+from .media_limits import MediaLimits
 from .paths import Folders
 
 StepCallback = Callable[[str, int, int, dict[str, Any]], None]   # (node, step, total, info with "unit")
@@ -26,12 +27,13 @@ class RunSettings:
     they batch into one forward. preview_dir: where samplers write a PNG preview of each step's clean estimate
     (None = no previews). dtype: what model ops compute in, "auto" | "float32" | "bfloat16" (default
     ``$LTXGRAPH_DTYPE`` or "auto"); a run resolves "auto" before any op runs (:mod:`ltxgraph.compute_dtype`), so
-    ops see "float32" or "bfloat16"."""
+    ops see "float32" or "bfloat16". media_limits: the largest input media loaders decode."""
 
     device: str = "cpu"
     memory_budget: int | None = None
     preview_dir: Path | None = None
     dtype: str = field(default_factory=lambda: os.environ.get("LTXGRAPH_DTYPE") or "auto")
+    media_limits: MediaLimits = MediaLimits()
 
     @property
     def compute_dtype(self) -> torch.dtype:

@@ -148,6 +148,31 @@ def detect_format(data: Any) -> str:
     return "unknown"
 
 
+def describe_document(data: Any) -> str:
+    """What a parsed document holds, in a few words: 'a mapping with keys 'a', 'b'', 'a list of 3 items'..."""
+    if data is None:
+        return "an empty document"
+    if isinstance(data, dict):
+        keys = ", ".join(repr(str(k)) for k in list(data)[:6]) + (", ..." if len(data) > 6 else "")
+        return f"a mapping with keys {keys}" if data else "an empty mapping"
+    if isinstance(data, list):
+        return f"a list of {len(data)} items"
+    return f"a {type(data).__name__} value"
+
+
+def looks_like_a_graph(data: Any) -> bool:
+    """Whether ``data`` is any kind of graph (possibly a broken one): an ltxgraph file, a ComfyUI workflow, or a
+    mapping with ``nodes``."""
+    return detect_format(data) != "unknown" or (isinstance(data, dict) and "nodes" in data)
+
+
+def not_a_graph(doc: SourceDoc) -> GraphFileError:
+    """The error for a document that is neither a graph file nor a ComfyUI workflow, saying what it holds."""
+    return GraphFileError(f"not a graph or workflow: found {describe_document(doc.data)} (a graph file has "
+                          "'ltxgraph: 1', 'nodes' and 'outputs'; a ComfyUI workflow has 'nodes' and 'links' (UI "
+                          "format) or entries with 'class_type' (API format))", doc.path)
+
+
 def graph_from_doc(doc: SourceDoc) -> GraphFile:
     """Build the GraphFile model from a parsed ltxgraph document; all schema problems reported together."""
     if not isinstance(doc.data, dict):

@@ -71,12 +71,29 @@ class Folders:
                                f"({self.names.models_dir})")
         raise InvalidInput(f"{kind} file '{name}' not found in {', '.join(tried)}")
 
+    def check_output(self) -> None:
+        """Refuse an output folder that cannot be one: an existing file, or a path under a file."""
+        blocking = self.output if self.output.exists() and not self.output.is_dir() else file_in_the_way(self.output)
+        if blocking is not None:
+            what = "is a file" if blocking == self.output else f"lies under the file {blocking}"
+            raise InvalidInput(f"output folder {self.output} {what}, not a folder "
+                               f"(name another with {self.names.output_dir})")
+
     def output_file(self, relative: str) -> Path:
         """A path for a new output inside the output folder (created); refuses names that escape it."""
         self.output.mkdir(parents=True, exist_ok=True)
         path = inside(self.output, relative, self.allow_outside, self.names)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+
+def file_in_the_way(path: Path) -> Path | None:
+    """The nearest existing ancestor of ``path`` when it is a file, not a folder (nothing can be created at
+    ``path`` then); None when it is a folder."""
+    for parent in path.parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from . import values as V
+from .errors import GraphFileError, LtxGraphError, ValidationError
 from .executor import RunReport
 
 
@@ -63,3 +64,26 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     computed = f", computed in {dtype['dtype']} ({dtype['reason']})" if dtype else ""
     lines.append(f"{summary['status']} in {summary['seconds']:.1f}s ({counts or 'no nodes'}){computed}")
     return lines
+
+
+def problems_of(error: LtxGraphError) -> list[dict[str, Any]]:
+    """The problems a refused run was refused for: node, input, line and message each (None where unknown)."""
+    if isinstance(error, ValidationError):
+        return [{"node": p.node, "input": p.input, "line": p.line, "message": p.message} for p in error.problems]
+    line = error.line if isinstance(error, GraphFileError) else None
+    message = error.message if isinstance(error, GraphFileError) else str(error)
+    return [{"node": None, "input": None, "line": line, "message": message}]
+
+
+def refused_summary(error: LtxGraphError) -> dict[str, Any]:
+    """:func:`run_summary`'s counterpart for a run that never started: status ``invalid`` (exit 2) or
+    ``failed``, the error and its problems."""
+    return {"status": "invalid" if error.exit_code == 2 else "failed", "error": str(error),
+            "problems": problems_of(error)}
+
+
+def refused_report(error: LtxGraphError, graph: str | None) -> dict[str, Any]:
+    """The ``--report`` of a run that never started: a run report with no nodes, plus the problems."""
+    summary = refused_summary(error)
+    return {**RunReport(graph=graph, status=summary["status"], error=summary["error"]).to_json(),
+            "problems": summary["problems"]}

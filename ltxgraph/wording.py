@@ -12,15 +12,20 @@ from dataclasses import dataclass
 class OptionNames:
     models_dir: str
     input_dir: str
+    output_dir: str
     allow_outside_paths: str
     memory_budget: str
     dtype: str
+    media_limits: str
 
 
 API_NAMES = OptionNames(models_dir="Folders(models=[DIR])", input_dir="Folders(input=DIR)",
+                        output_dir="Folders(output=DIR)",
                         allow_outside_paths="Folders(allow_outside=True)",
                         memory_budget="RunSettings(memory_budget=BYTES)",
-                        dtype="RunSettings(dtype=...)")
+                        dtype="RunSettings(dtype=...)",
+                        media_limits="RunSettings(media_limits=MediaLimits({name}=...))")
 CLI_NAMES = OptionNames(models_dir="--models-dir DIR", input_dir="--input-dir DIR",
+                        output_dir="--out DIR",
                         allow_outside_paths="--allow-outside-paths", memory_budget="--memory-budget SIZE",
-                        dtype="--dtype")
+                        dtype="--dtype", media_limits="--media-limits {name}=...")

@@ -9,15 +9,19 @@ import av
 import torch
 
 from ltxgraph import Port, op
+from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
 from ltxgraph.values import Audio
+from ltxgraph_ops.decode_guard import DecodeBudget, open_limited
 from ltxgraph_ops.media_video import decode_audio
 
 
-def read_audio(path: str) -> Audio:
+def read_audio(path: str, budget: DecodeBudget | None = None) -> Audio:
+    """The audio of a file, within ``budget`` (default: the default media limits)."""
+    budget = budget or DecodeBudget.for_file(path, None)
     try:
-        with av.open(path) as container:
-            audio = decode_audio(container)
+        with open_limited(budget) as container:
+            audio = decode_audio(container, budget)
     except (av.FFmpegError, OSError) as exc:
         raise InputValueError(f"{path}: cannot be read as audio ({exc})") from None
     if audio is None or audio.waveform.shape[-1] == 0:
@@ -29,10 +33,12 @@ def read_audio(path: str) -> Audio:
 
 @op("LoadAudio", outputs={"AUDIO": "AUDIO"}, category="audio")
 def load_audio(audio: Annotated[str, Port("STRING", file="input")],
-               audioUI: Annotated[str, Port("STRING", upload=True)] = "") -> Audio:  # noqa: N803 - ComfyUI name
-    """An audio file (or a video's audio track) from the input folder. ``audioUI`` is ComfyUI's player widget
-    (kept so workflows map slot for slot; unused)."""
-    return read_audio(audio)
+               audioUI: Annotated[str, Port("STRING", upload=True)] = "",  # noqa: N803 - ComfyUI name
+               ctx: OpContext = None) -> Audio:
+    """An audio file (or a video's audio track) from the input folder, refused before decoding when longer or
+    larger than the run's media limits. ``audioUI`` is ComfyUI's player widget (kept so workflows map slot for
+    slot; unused)."""
+    return read_audio(audio, DecodeBudget.for_file(audio, ctx))
 
 
 @op("TrimAudioDuration", outputs={"AUDIO": "AUDIO"}, category="audio")

@@ -14,6 +14,7 @@ from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
 from ltxgraph.values import SavedFile
 from ltxgraph_ops.canny import canny, gaussian_blur
+from ltxgraph_ops.decode_guard import DecodeBudget, open_limited
 from ltxgraph_ops.image_geometry import RESAMPLE_METHODS, resample, resize_cropped
 from ltxgraph_ops.media_video import check_images, next_output_name, to_uint8
 from ltxgraph_ops.sampling.preview import png_bytes
@@ -21,12 +22,16 @@ from ltxgraph_ops.sampling.preview import png_bytes
 MAX_RESOLUTION = 16384
 
 
-def read_image(path: str) -> tuple[torch.Tensor, torch.Tensor]:
+def read_image(path: str, budget: DecodeBudget | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Every frame of an image file (PNG, JPEG, WebP, GIF...) as IMAGE [F, H, W, 3] and MASK [F, H, W]
-    (1 - alpha; zeros without alpha)."""
+    (1 - alpha; zeros without alpha), within ``budget`` (default: the default media limits)."""
+    budget = budget or DecodeBudget.for_file(path, None)
     try:
-        with av.open(path) as container:
-            frames = [frame.to_ndarray(format="rgba") for frame in container.decode(video=0)]
+        with open_limited(budget) as container:
+            frames = []
+            for frame in container.decode(video=0):
+                budget.add_frame(frame.width, frame.height, 4)
+                frames.append(frame.to_ndarray(format="rgba"))
     except (av.FFmpegError, OSError, IndexError) as exc:
         raise InputValueError(f"{path}: cannot be read as an image ({exc})") from None
     if not frames:
@@ -38,9 +43,11 @@ def read_image(path: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @op("LoadImage", outputs={"IMAGE": "IMAGE", "MASK": "MASK"}, category="image")
-def load_image(image: Annotated[str, Port("STRING", file="input", upload=True)]) -> tuple[torch.Tensor, torch.Tensor]:
-    """An image from the input folder (all frames of an animated one) and its mask (1 - alpha)."""
-    return read_image(image)
+def load_image(image: Annotated[str, Port("STRING", file="input", upload=True)],
+               ctx: OpContext = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """An image from the input folder (all frames of an animated one) and its mask (1 - alpha), refused before
+    decoding when larger than the run's media limits."""
+    return read_image(image, DecodeBudget.for_file(image, ctx))
 
 
 def _save_pngs(images: torch.Tensor, prefix: str, ctx: OpContext) -> list[SavedFile]:

@@ -21,6 +21,7 @@ from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
 from ltxgraph.values import Audio, SavedFile, Video
+from ltxgraph_ops.decode_guard import DecodeBudget, open_limited
 from ltxgraph_ops.models.progress import Counter, counted
 
 AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
@@ -42,15 +43,28 @@ def check_images(images: torch.Tensor, what: str = "images") -> torch.Tensor:
     return images if images.shape[-1] != 1 else images.expand(-1, -1, -1, 3)
 
 
-def decode_audio(container: av.container.InputContainer) -> Audio | None:
-    """The first audio stream as float [1, C, S] at its own rate (None without audio)."""
+def _declared_seconds(container: av.container.InputContainer, stream: av.stream.Stream) -> float:
+    """The duration a stream's (or else its container's) header declares, 0.0 when it declares none."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return container.duration / av.time_base if container.duration and container.duration > 0 else 0.0
+
+
+def decode_audio(container: av.container.InputContainer, budget: DecodeBudget | None = None) -> Audio | None:
+    """The first audio stream as float [1, C, S] at its own rate (None without audio), within ``budget``
+    (default: the default media limits)."""
     stream = next((s for s in container.streams if s.type == "audio"), None)
     if stream is None:
         return None
+    budget = budget or DecodeBudget.for_file(container.name, None)
     chunks, rate = [], stream.rate or stream.codec_context.sample_rate
+    channels = stream.layout.nb_channels if stream.layout else 2
+    budget.check_declared_audio(_declared_seconds(container, stream), rate, channels)
     resampler = av.AudioResampler(format="fltp", layout=stream.layout.name if stream.layout else "stereo", rate=rate)
     for frame in container.decode(stream):
-        chunks += [out.to_ndarray() for out in resampler.resample(frame)]
+        for out in resampler.resample(frame):
+            budget.add_samples(out.samples, rate, channels)
+            chunks.append(out.to_ndarray())
     chunks += [out.to_ndarray() for out in resampler.resample(None)]
     if not chunks:
         return None
@@ -62,17 +76,26 @@ def decode_audio(container: av.container.InputContainer) -> Audio | None:
     return Audio(wave[None], int(rate))
 
 
-def read_video(path: str | Path) -> Video:
-    """Every frame (RGB) and the audio of a video file."""
+def read_video(path: str | Path, budget: DecodeBudget | None = None) -> Video:
+    """Every frame (RGB) and the audio of a video file, within ``budget`` (default: the default media limits):
+    the declared size is checked before decoding, and decoding stops at the limit when the header lies."""
+    budget = budget or DecodeBudget.for_file(path, None)
     try:
-        with av.open(str(path)) as container:
+        with open_limited(budget) as container:
             stream = next((s for s in container.streams if s.type == "video"), None)
             if stream is None:
                 raise InputValueError(f"{path}: has no video stream")
             fps = float(stream.average_rate or stream.guessed_rate or 25)
-            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
-            container.seek(0)
-            audio = decode_audio(container)
+            declared = stream.frames or round(_declared_seconds(container, stream) * fps)
+            budget.check_declared_video(stream.codec_context.width, stream.codec_context.height, declared, 3)
+            frames = []
+            for frame in container.decode(stream):
+                budget.add_frame(frame.width, frame.height, 3)
+                frames.append(frame.to_ndarray(format="rgb24"))
+            audio = None
+            if container.streams.audio:     # raw streams (.h264) have none, and cannot seek
+                container.seek(0)
+                audio = decode_audio(container, budget)
     except (av.FFmpegError, OSError) as exc:
         raise InputValueError(f"{path}: cannot be read as a video ({exc})") from None
     if not frames:
@@ -82,9 +105,10 @@ def read_video(path: str | Path) -> Video:
 
 
 @op("LoadVideo", outputs={"VIDEO": "VIDEO"}, category="image/video")
-def load_video(file: Annotated[str, Port("STRING", file="input", upload=True)]) -> Video:
-    """A video file from the input folder: its frames, frame rate and audio."""
-    return read_video(file)
+def load_video(file: Annotated[str, Port("STRING", file="input", upload=True)], ctx: OpContext = None) -> Video:
+    """A video file from the input folder: its frames, frame rate and audio, refused before decoding when
+    larger than the run's media limits."""
+    return read_video(file, DecodeBudget.for_file(file, ctx))
 
 
 @op("GetVideoComponents", outputs={"images": "IMAGE", "audio": "AUDIO", "fps": "FLOAT", "bit_depth": "INT"},

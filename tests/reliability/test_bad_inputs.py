@@ -37,8 +37,8 @@ MAKE = {"id": 1, "type": "MakeTensor", "mode": 0, "widgets_values": [1, "fixed",
         "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1]}]}
 
 CASES = [
-    Case("empty-file", graph(""), ["run", "g.yaml"], 2, ["g.yaml", "must be a mapping"]),
-    Case("top-level-list", graph("- 1\n- 2\n"), ["run", "g.yaml"], 2, ["must be a mapping"]),
+    Case("empty-file", graph(""), ["run", "g.yaml"], 2, ["g.yaml", "not a graph or workflow", "empty document"]),
+    Case("top-level-list", graph("- 1\n- 2\n"), ["run", "g.yaml"], 2, ["not a graph", "a list of 2 items"]),
     Case("yaml-syntax", graph("ltxgraph: 1\nnodes: {a: [\n"), ["run", "g.yaml"], 2, ["g.yaml:", "not valid YAML"]),
     Case("json-syntax", {"g.json": '{"ltxgraph": 1, "nodes": {'}, ["run", "g.json"], 2, ["g.json:", "not valid"]),
     Case("duplicate-node", graph("ltxgraph: 1\nnodes:\n  a: {op: Const}\n  a: {op: Add}\n"), ["run", "g.yaml"], 2,
