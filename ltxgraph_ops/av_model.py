@@ -14,10 +14,10 @@ import torch
 
 from ltxgraph_ops.conditioning import Conditioning
 from ltxgraph_ops.models.progress import Counter
-from ltxgraph_ops.models.transformer import LTXAVTransformer, Perturbations, StreamInput, denoised
+from ltxgraph_ops.models.transformer import LTXAVTransformer, Perturbations, ReferenceTokens, StreamInput, denoised
 from ltxgraph_ops.models.transformer_tokens import (audio_latent, audio_positions, audio_tokens,
-                                                    guide_attention_mask, video_latent, video_positions,
-                                                    video_tokens)
+                                                    guide_attention_mask, reference_audio_positions, video_latent,
+                                                    video_positions, video_tokens)
 from ltxgraph_ops.sampling.guiders import ModelPass
 
 DEFAULT_FPS = 25.0
@@ -57,7 +57,8 @@ class LTXAVModel:
             raise ValueError("a negative-prompt pass was asked for, but no negative conditioning was given")
         streams, selections = {}, {}
         for name, latent, step in zip(self.modalities, latents, timesteps):
-            streams[name], selections[name] = self._stream(name, latent, step, sigma, conditioning)
+            streams[name], selections[name] = self._stream(name, latent, step, sigma, conditioning,
+                                                           model_pass.reference)
         velocity = self.transformer(streams.get("video"), streams.get("audio"), self._perturbations(model_pass),
                                     on_block=self.on_block)
         out = []
@@ -85,12 +86,12 @@ class LTXAVModel:
                              skip_audio_to_video=cross("video"), skip_video_to_audio=cross("audio"))
 
     def _stream(self, name: str, latent: torch.Tensor, timesteps: torch.Tensor, sigma: torch.Tensor,
-                conditioning: Conditioning) -> StreamInput:
+                conditioning: Conditioning, use_reference: bool = True) -> tuple[StreamInput, torch.Tensor | None]:
         batch = latent.shape[0]
         sigma = sigma.reshape(-1).to(torch.float32).expand(batch) if sigma.numel() == 1 else sigma.reshape(batch)
         per_element = timesteps.expand(batch, 1, *latent.shape[2:]).to(torch.float32)
         noise_mask = per_element / sigma.clamp(min=torch.finfo(torch.float32).tiny).view(batch, *[1] * (latent.ndim - 1))
-        select = None
+        select = reference = None
         if name == "video":
             tokens, positions, attention, select = self._video_layout(latent, conditioning)
             noise_mask = video_tokens(noise_mask)[..., 0]
@@ -104,6 +105,8 @@ class LTXAVModel:
             if conditioning.audio_context is None:
                 raise ValueError("this conditioning has no audio context (a video-only text encoder?)")
             context = conditioning.audio_context
+            if use_reference and conditioning.reference_audio is not None:
+                reference = self._reference_audio(conditioning.reference_audio, tokens)
         context_mask = conditioning.context_mask
         if self.cache_text:
             follows_sigma = self.transformer.config.text_follows_sigma   # LTX-2.3: per step, shared by its passes
@@ -114,7 +117,21 @@ class LTXAVModel:
                 self._prepared[key] = self.transformer.prepare_text(name, context, context_mask, sigma=sigma)
             context, context_mask = self._prepared[key], None
         return StreamInput(latent=tokens, sigma=sigma, positions=positions.to(tokens.dtype), context=context,
-                           context_mask=context_mask, noise_mask=noise_mask, attention_mask=attention), select
+                           context_mask=context_mask, noise_mask=noise_mask, attention_mask=attention,
+                           reference=reference), select
+
+    @staticmethod
+    def _reference_audio(reference: torch.Tensor, tokens: torch.Tensor) -> ReferenceTokens:
+        """A reference voice's tokens [B or 1, R, C * M] (LTXVSetAudioRefTokens / LTXVReferenceAudio) before the
+        audio tokens [B, T, C * M], at negative times (ComfyUI's ``ref_audio``, ltx-core's reference audio)."""
+        if reference.ndim != 3 or reference.shape[-1] != tokens.shape[-1]:
+            raise ValueError(f"the reference audio tokens {tuple(reference.shape)} do not fit the audio latent's "
+                             f"tokens [B, T, {tokens.shape[-1]}] (an audio latent of another model?)")
+        if reference.shape[0] not in (1, tokens.shape[0]):
+            raise ValueError(f"the reference audio has batch {reference.shape[0]}, the audio latent "
+                             f"{tokens.shape[0]}")
+        positions = reference_audio_positions(reference.shape[1], reference.shape[0], device=tokens.device)
+        return ReferenceTokens(reference.to(tokens.device, tokens.dtype), positions.to(tokens.dtype))
 
     def _video_layout(self, latent: torch.Tensor, conditioning: Conditioning
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:

@@ -36,6 +36,7 @@ class StreamState:
     cross_gate: Modulation | None = None        # 1 row from the OTHER stream's sigma
     text_cache: PreparedText | None = None      # per-block text keys/values computed once per prompt
     prompt_modulation: Modulation | None = None  # 2 rows (shift, scale) of the text from sigma (LTX-2.3)
+    reference_tokens: int = 0                   # clean reference tokens at the front of x (dropped by the output)
 
 
 def modulated(x: torch.Tensor, eps: float, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
