@@ -16,6 +16,13 @@ VIDEO_RUNS = {
     # the IC-LoRA examples take the input clip (40 frames of 320 x 180), its shorter side scaled to 256
     "LTX-2.3_ICLoRA_Motion_Track_Distilled.json": (17, 448, 256, 24.0),     # (it also saves the drawn tracks)
     "LTX-2.3_V2V_ICLoRA_Single_Stage_Distilled.json": (33, 448, 256, 24.0),  # the clip cut to 8n + 1 frames
+    # reference-voice tokens (LTXVSetAudioRefTokens) on the prompts of both stages; lipdub: stage 1 at the shrunk
+    # 256 x 128, stage 2 upscaled x2, its stage-1 audio frozen there; inpaint / outpaint: the clip's audio frozen
+    "LTX-2.3_ICLoRA_Lipdub_Two_Stage_Distilled.json": (33, 512, 256, 24.0),
+    "LTX-2.3_ICLoRA_Inpaint_Two_Stage_Distilled.json": (33, 448, 256, 24.0),
+    # the 448 x 256 clip fitted into the shrunk 256 x 128 target canvas: its final latent is 4 cells high, fewer
+    # than the 2 x 2 tiles overlapping by 6 cells of its LTXVTiledVAEDecode need (decoded in one row of tiles)
+    "LTX-2.3_ICLoRA_Outpaint_Two_Stage_Distilled.json": (33, 256, 128, 24.0),
 }
 
 
