@@ -20,8 +20,8 @@ from ltxgraph_ops.av_model import LTXAVModel
 from ltxgraph_ops.conditioning import Conditioning
 from ltxgraph_ops.handles import ModelHandle
 from ltxgraph_ops.model_files import is_streamed
-from ltxgraph_ops.sampling.denoiser import sample_latents
 from ltxgraph_ops.nodes.guides import IDENTITY_GUIDANCE
+from ltxgraph_ops.sampling.denoiser import sample_latents
 from ltxgraph_ops.sampling.guiders import GuidanceParams, IdentityGuidance, MultimodalGuider
 from ltxgraph_ops.sampling.noise import DisableNoise, RandomNoise
 from ltxgraph_ops.sampling.preview import write_preview
