@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
 from ltxgraph_ops.conditioning import Conditioning
 from ltxgraph_ops.models.progress import Counter
-from ltxgraph_ops.models.transformer import (LTXAVTransformer, Perturbations, PreparedText, StackedPerturbations,
-                                             StreamInput, denoised)
+from ltxgraph_ops.models.transformer import (LTXAVTransformer, Perturbations, PreparedText, ReferenceTokens,
+                                             StackedPerturbations, StreamInput, denoised)
 from ltxgraph_ops.models.transformer_tokens import (audio_latent, audio_positions, audio_tokens,
-                                                    guide_attention_mask, video_latent, video_positions,
-                                                    video_tokens)
+                                                    guide_attention_mask, reference_audio_positions, video_latent,
+                                                    video_positions, video_tokens)
 from ltxgraph_ops.sampling.guiders import ModelPass
 from ltxgraph_ops.sampling.pass_batches import activation_bytes, plan_pass_batches
 
@@ -32,26 +32,34 @@ class StreamLayout:
     """One stream's tokens as the transformer sees them, for one prompt (guides place video tokens).
 
     tokens [B, T, C], positions [B, n_axes, T, 2], noise_mask [B, T] and attention [B, T, T] (None = full) of
-    the T tokens the transformer sees; select: their indices among the latent's cells (None = all)."""
+    the T tokens the transformer sees; select: their indices among the latent's cells (None = all); reference:
+    the prompt's reference voice placed before the audio tokens (None = none)."""
 
     tokens: torch.Tensor
     positions: torch.Tensor
     noise_mask: torch.Tensor
     attention: torch.Tensor | None
     select: torch.Tensor | None
+    reference: ReferenceTokens | None = None
 
     def same_as(self, other: "StreamLayout") -> bool:
         def equal(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
             return (a is None) == (b is None) and (a is None or (a.shape == b.shape and torch.equal(a, b)))
-        return all(equal(getattr(self, name), getattr(other, name))
-                   for name in ("tokens", "positions", "noise_mask", "attention", "select"))
+        mine, theirs = self.reference, other.reference
+        return (all(equal(getattr(self, name), getattr(other, name))
+                    for name in ("tokens", "positions", "noise_mask", "attention", "select"))
+                and (mine is None) == (theirs is None)
+                and (mine is None or (equal(mine.tokens, theirs.tokens) and equal(mine.positions, theirs.positions))))
 
     def stacked(self, count: int) -> "StreamLayout":
         """The layout repeated ``count`` times along the batch (one copy per guidance pass)."""
         def repeat(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.repeat(count, *[1] * (t.ndim - 1))
+        reference = self.reference
+        if reference is not None and reference.tokens.shape[0] > 1:   # one voice per item: repeat per pass
+            reference = ReferenceTokens(repeat(reference.tokens), repeat(reference.positions))
         return StreamLayout(repeat(self.tokens), repeat(self.positions), repeat(self.noise_mask),
-                            repeat(self.attention), self.select)
+                            repeat(self.attention), self.select, reference)
 
 
 @dataclass
@@ -120,14 +128,18 @@ class LTXAVModel:
     def _forward(self, latents: tuple[torch.Tensor, ...], timesteps: tuple[torch.Tensor, ...], sigma: torch.Tensor,
                  passes: list[ModelPass]) -> list[tuple[torch.Tensor, ...]]:
         """One transformer forward over ``passes`` stacked on the batch axis (pass i = rows i*B .. (i+1)*B)."""
+        if len({p.reference for p in passes}) > 1:   # with and without the reference voice: lengths differ
+            return self._split(latents, timesteps, sigma, passes, lambda p: p.reference)
         roles = list(dict.fromkeys(p.conditioning for p in passes))
         prompts = [self._conditioning(role) for role in roles]
         batch = latents[0].shape[0]
         sigma = sigma.reshape(-1).to(torch.float32).expand(batch) if sigma.numel() == 1 else sigma.reshape(batch)
-        layouts = {name: [self._layout(name, latent, step, sigma, prompt) for prompt in prompts]
+        layouts = {name: [self._layout(name, latent, step, sigma, prompt, passes[0].reference)
+                          for prompt in prompts]
                    for name, latent, step in zip(self.modalities, latents, timesteps)}
         if not all(layout.same_as(found[0]) for found in layouts.values() for layout in found):
-            return self._per_prompt(latents, timesteps, sigma, passes)   # prompts place tokens differently
+            # prompts place tokens differently
+            return self._split(latents, timesteps, sigma, passes, lambda p: p.conditioning)
         text_rows = torch.cat([roles.index(p.conditioning) * batch + torch.arange(batch) for p in passes])
         if torch.equal(text_rows, torch.arange(len(prompts) * batch)):
             text_rows = None                                              # each prompt read once, in order
@@ -138,7 +150,8 @@ class LTXAVModel:
             streams[name] = StreamInput(latent=layout.tokens.float(), sigma=sigma.repeat(len(passes)),
                                         positions=layout.positions.float(), context=context,
                                         context_mask=context_mask, noise_mask=layout.noise_mask,
-                                        attention_mask=layout.attention, text_rows=text_rows)
+                                        attention_mask=layout.attention, text_rows=text_rows,
+                                        reference=layout.reference)
         perturbations = [self._perturbations(p) for p in passes]
         computed = {name: replace(s, latent=s.latent.to(self.compute_dtype)) for name, s in streams.items()}
         velocity = self.transformer(computed.get("video"), computed.get("audio"),
@@ -151,12 +164,12 @@ class LTXAVModel:
             per_stream.append([self._latent(name, latent, part, layouts[name][0].select) for part in x0])
         return [tuple(outputs) for outputs in zip(*per_stream)]
 
-    def _per_prompt(self, latents: tuple[torch.Tensor, ...], timesteps: tuple[torch.Tensor, ...],
-                    sigma: torch.Tensor, passes: list[ModelPass]) -> list[tuple[torch.Tensor, ...]]:
-        """One forward per prompt's passes (prompts whose guides lay the tokens out differently)."""
+    def _split(self, latents: tuple[torch.Tensor, ...], timesteps: tuple[torch.Tensor, ...], sigma: torch.Tensor,
+               passes: list[ModelPass], group: Callable[[ModelPass], object]) -> list[tuple[torch.Tensor, ...]]:
+        """One forward per group of ``passes`` (same ``group(pass)``), for passes whose tokens differ."""
         outputs: dict[int, tuple[torch.Tensor, ...]] = {}
-        for role in dict.fromkeys(p.conditioning for p in passes):
-            chosen = [i for i, p in enumerate(passes) if p.conditioning == role]
+        for key in dict.fromkeys(group(p) for p in passes):
+            chosen = [i for i, p in enumerate(passes) if group(p) == key]
             outputs.update(zip(chosen, self._forward(latents, timesteps, sigma, [passes[i] for i in chosen])))
         return [outputs[i] for i in range(len(passes))]
 
@@ -183,15 +196,20 @@ class LTXAVModel:
                              skip_audio_to_video=cross("video"), skip_video_to_audio=cross("audio"))
 
     def _layout(self, name: str, latent: torch.Tensor, timesteps: torch.Tensor, sigma: torch.Tensor,
-                conditioning: Conditioning) -> StreamLayout:
-        """The tokens of ``latent`` for one prompt; ``timesteps`` per element, sigma [B]."""
+                conditioning: Conditioning, use_reference: bool = True) -> StreamLayout:
+        """The tokens of ``latent`` for one prompt; ``timesteps`` per element, sigma [B]; the prompt's reference
+        voice (audio) unless ``use_reference`` is False."""
         batch = latent.shape[0]
         per_element = timesteps.expand(batch, 1, *latent.shape[2:]).to(torch.float32)
         sigma = sigma.clamp(min=torch.finfo(torch.float32).tiny).view(batch, *[1] * (latent.ndim - 1))
         noise_mask = per_element / sigma
         if name == "audio":
-            return StreamLayout(audio_tokens(latent), audio_positions(latent.shape[2], batch, device=latent.device),
-                                noise_mask[:, 0, :, 0], None, None)
+            tokens = audio_tokens(latent)
+            reference = None
+            if use_reference and conditioning.reference_audio is not None:
+                reference = self._reference_audio(conditioning.reference_audio, tokens)
+            return StreamLayout(tokens, audio_positions(latent.shape[2], batch, device=latent.device),
+                                noise_mask[:, 0, :, 0], None, None, reference)
         tokens, positions, attention, select = self._video_layout(latent, conditioning)
         noise_mask = video_tokens(noise_mask)[..., 0]
         if select is not None:
@@ -217,6 +235,19 @@ class LTXAVModel:
             self._prepared[key] = self.transformer.prepare_text(name, context, context_mask,
                                                                 sigma=sigma.repeat(len(prompts)))
         return self._prepared[key], None
+
+    @staticmethod
+    def _reference_audio(reference: torch.Tensor, tokens: torch.Tensor) -> ReferenceTokens:
+        """A reference voice's tokens [B or 1, R, C * M] (LTXVSetAudioRefTokens / LTXVReferenceAudio) before the
+        audio tokens [B, T, C * M], at negative times (ComfyUI's ``ref_audio``, ltx-core's reference audio)."""
+        if reference.ndim != 3 or reference.shape[-1] != tokens.shape[-1]:
+            raise ValueError(f"the reference audio tokens {tuple(reference.shape)} do not fit the audio latent's "
+                             f"tokens [B, T, {tokens.shape[-1]}] (an audio latent of another model?)")
+        if reference.shape[0] not in (1, tokens.shape[0]):
+            raise ValueError(f"the reference audio has batch {reference.shape[0]}, the audio latent "
+                             f"{tokens.shape[0]}")
+        positions = reference_audio_positions(reference.shape[1], reference.shape[0], device=tokens.device)
+        return ReferenceTokens(reference.to(tokens.device, tokens.dtype), positions.to(tokens.dtype))
 
     def _video_layout(self, latent: torch.Tensor, conditioning: Conditioning
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:

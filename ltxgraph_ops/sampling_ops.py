@@ -20,13 +20,14 @@ from ltxgraph_ops.av_model import LTXAVModel
 from ltxgraph_ops.conditioning import Conditioning
 from ltxgraph_ops.handles import ModelHandle
 from ltxgraph_ops.model_files import is_streamed
+from ltxgraph_ops.nodes.guides import IDENTITY_GUIDANCE
 from ltxgraph_ops.sampling.denoiser import sample_latents
-from ltxgraph_ops.sampling.guiders import GuidanceParams, MultimodalGuider
+from ltxgraph_ops.sampling.guiders import GuidanceParams, IdentityGuidance, MultimodalGuider
 from ltxgraph_ops.sampling.noise import DisableNoise, RandomNoise
 from ltxgraph_ops.sampling.preview import write_preview
 from ltxgraph_ops.sampling.samplers import SAMPLERS, NonFiniteDenoisedError, seeded
 from ltxgraph_ops.sampling.schedules import (BASIC_SCHEDULERS, ScheduleError, basic_scheduler, ltxv_sigmas,
-                                             parse_manual_sigmas, set_first_sigma)
+                                             parse_manual_sigmas, percent_to_sigma, set_first_sigma)
 
 MAX_SEED = 2 ** 64 - 1
 MODALITIES = ("VIDEO", "AUDIO")
@@ -144,7 +145,15 @@ class Guider:
             blocks = [p.stg_blocks if self.perturb.get(name, True) else None for name, p in zip(modalities, params)]
         return MultimodalGuider(adapter, params, perturbed_blocks=blocks,
                                 cross_attention=[self.cross_attention.get(name, True) for name in modalities],
-                                skip_steps=[self.skip_steps.get(name, 0) for name in modalities])
+                                skip_steps=[self.skip_steps.get(name, 0) for name in modalities],
+                                identity=self.identity_guidance())
+
+    def identity_guidance(self) -> IdentityGuidance | None:
+        """The model's identity guidance (LTXVReferenceAudio), its percent window as sigmas; None = none."""
+        if IDENTITY_GUIDANCE not in self.model.metadata:
+            return None
+        scale, start_percent, end_percent = self.model.metadata[IDENTITY_GUIDANCE]
+        return IdentityGuidance(scale, percent_to_sigma(start_percent), percent_to_sigma(end_percent))
 
 
 @op("CFGGuider", outputs={"GUIDER": "GUIDER"}, category="sampling/custom_sampling/guiders")
@@ -244,18 +253,6 @@ def _rebuild(latent, samples: tuple[torch.Tensor, ...]):
     return replace(latent, samples=samples[0])
 
 
-def _refuse_unsupported_conditioning(guider: Guider) -> None:
-    """Reference-voice conditioning needs transformer support that is not there yet: refuse it by name rather
-    than sample as if it were absent."""
-    prompts = [c for c in (guider.positive, guider.negative) if c is not None]
-    if any(getattr(c, "reference_audio", None) is not None for c in prompts):
-        raise InputValueError("the prompts carry reference audio tokens (LTXVSetAudioRefTokens / "
-                              "LTXVReferenceAudio), which this transformer cannot attend to yet")
-    if "identity_guidance" in guider.model.metadata:
-        raise InputValueError("the model carries LTXVReferenceAudio identity guidance, which the sampler does "
-                              "not run yet")
-
-
 @op("SamplerCustomAdvanced", outputs={"output": "=latent_image", "denoised_output": "=latent_image"},
     category="sampling/custom_sampling")
 def sampler_custom_advanced(noise: Annotated[Any, Port("NOISE")],
@@ -268,7 +265,6 @@ def sampler_custom_advanced(noise: Annotated[Any, Port("NOISE")],
     generate, 0 = keep); a first sigma below 1 noises the input to that level (refinement). Returns the
     sampled latent and the model's last clean estimate, both with the input's masks, fps and durations."""
     ctx = ctx or OpContext("SamplerCustomAdvanced")
-    _refuse_unsupported_conditioning(guider)
     if guider.model.metadata.get("audio_only") and isinstance(latent_image, AVLatent):
         # audio-only model (LTXVAudioOnlyModel): the audio alone is denoised; the placeholder video passes
         audio, audio_denoised = sampler_custom_advanced(noise, guider, sampler, sigmas, latent_image.audio, ctx)

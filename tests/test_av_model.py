@@ -6,8 +6,9 @@ import torch
 
 from ltxgraph_ops.av_model import LTXAVModel
 from ltxgraph_ops.conditioning import Conditioning, Guides
-from ltxgraph_ops.models.transformer import StreamInput, denoised
-from ltxgraph_ops.models.transformer_tokens import audio_positions, audio_tokens, video_positions, video_tokens
+from ltxgraph_ops.models.transformer import ReferenceTokens, StreamInput, denoised
+from ltxgraph_ops.models.transformer_tokens import (audio_positions, audio_tokens, reference_audio_positions,
+                                                    video_positions, video_tokens)
 from ltxgraph_ops.sampling.denoiser import sample_latents
 from ltxgraph_ops.sampling.guiders import GuidanceParams, ModelPass, MultimodalGuider
 from ltxgraph_ops.sampling.samplers import sample_euler
@@ -116,3 +117,25 @@ def test_cached_text_gives_the_same_prediction(transformer) -> None:
     for _ in range(2):  # second call served from the cache
         for a, b in zip(cached((video, audio), steps, sigma), plain((video, audio), steps, sigma)):
             assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_reference_voice_goes_before_the_audio_unless_the_pass_leaves_it_out(transformer) -> None:
+    video, audio = latents()
+    voice = torch.randn(1, 4, 128, generator=torch.Generator().manual_seed(5))
+    sigma = torch.tensor(0.6)
+    steps = (torch.ones(1, 1, 1, 1, 1) * sigma, torch.ones(1, 1, 1, 1) * sigma)
+    voiced = LTXAVModel(transformer, ("video", "audio"), conditioning(reference_audio=voice), cache_text=False)
+    plain = LTXAVModel(transformer, ("video", "audio"), conditioning(), cache_text=False)
+    with_voice = voiced((video, audio), steps, sigma)
+    without = voiced((video, audio), steps, sigma, ModelPass(reference=False))
+    assert with_voice[1].shape == audio.shape
+    assert all(torch.equal(a, b) for a, b in zip(without, plain((video, audio), steps, sigma)))
+    assert (with_voice[1] - without[1]).abs().max() > 1e-4
+    cond = conditioning()
+    a_in = StreamInput(audio_tokens(audio), sigma.reshape(1), audio_positions(5), cond.audio_context,
+                       reference=ReferenceTokens(voice, reference_audio_positions(4)))
+    v_in = StreamInput(video_tokens(video), sigma.reshape(1), video_positions(2, 2, 3, 24.0), cond.video_context)
+    assert torch.allclose(audio_tokens(with_voice[1]), denoised(a_in, transformer(v_in, a_in).audio), atol=1e-6)
+    with pytest.raises(ValueError, match="reference audio tokens"):
+        LTXAVModel(transformer, ("video", "audio"), conditioning(reference_audio=voice[..., :64]))(
+            (video, audio), steps, sigma)

@@ -28,11 +28,11 @@ from ltxgraph_ops.models.rope import RopeTable, rope_table
 from ltxgraph_ops.models.timestep import AdaLNSingle, Modulation
 from ltxgraph_ops.models.transformer_block import AVBlock, CaptionProjection, StreamState, learned_table
 from ltxgraph_ops.models.transformer_inputs import (NO_PERTURBATIONS, PassPerturbations, Perturbations,
-                                                    PreparedText, StackedPerturbations, StreamInput,
-                                                    TransformerConfig, Velocity, denoised)
+                                                    PreparedText, ReferenceTokens, StackedPerturbations,
+                                                    StreamInput, TransformerConfig, Velocity, denoised)
 
-__all__ = ["LTXAVTransformer", "TransformerConfig", "StreamInput", "PreparedText", "Perturbations",
-           "StackedPerturbations", "Velocity", "denoised", "NO_PERTURBATIONS"]
+__all__ = ["LTXAVTransformer", "TransformerConfig", "StreamInput", "ReferenceTokens", "PreparedText",
+           "Perturbations", "StackedPerturbations", "Velocity", "denoised", "NO_PERTURBATIONS"]
 
 
 class LTXAVTransformer(nn.Module):
@@ -191,6 +191,7 @@ class LTXAVTransformer(nn.Module):
     def _stream(self, name: str, s: StreamInput, patchify: Linear, adaln: AdaLNSingle, max_pos: tuple[int, ...],
                 dim: int, heads: int) -> StreamState:
         dtype = s.latent.dtype
+        tokens, positions, timesteps = s.sequence()       # reference tokens (if any) first, at timestep 0
         cache = s.context if isinstance(s.context, PreparedText) else None
         mask = s.context_mask if cache is None else cache.context_mask
         context_bias = None
@@ -205,16 +206,17 @@ class LTXAVTransformer(nn.Module):
         if self.config.text_follows_sigma and cache is None:
             prompt_modulation = self._prompt_modulation(name, self._text_sigma(s), dtype)
         return StreamState(
-            x=patchify(s.latent),
+            x=patchify(tokens),
             context=None if cache is not None else self._project_text(name, s.context),
             text_cache=cache,
             prompt_modulation=prompt_modulation,
             context_bias=context_bias,
-            modulation=adaln(s.timesteps() * self.config.timestep_scale_multiplier, dtype),
-            rope=self._rope(s.positions, max_pos, dim, heads, self.config.use_middle_indices_grid, dtype),
+            modulation=adaln(timesteps * self.config.timestep_scale_multiplier, dtype),
+            rope=self._rope(positions, max_pos, dim, heads, self.config.use_middle_indices_grid, dtype),
             self_bias=self_bias,
             enabled=s.enabled,
             text_rows=None if s.text_rows is None else s.text_rows.to(s.latent.device),
+            reference_tokens=0 if s.reference is None else s.reference.count,
         )
 
     def _cross(self, state: StreamState, s: StreamInput, other_sigma: torch.Tensor, heads: int,
@@ -224,14 +226,15 @@ class LTXAVTransformer(nn.Module):
         per-token timesteps (LTX-2.3+, as ltx-core 1.2.0: ``config.av_modulation_own_timesteps``)."""
         c = self.config
         dtype = s.latent.dtype
+        _, positions, timesteps = s.sequence()
         time_max = max(c.positional_embedding_max_pos[0], c.audio_positional_embedding_max_pos[0])
         other = other_sigma.reshape(-1, 1).to(torch.float32).expand(s.latent.shape[0], 1)
         other = other * c.timestep_scale_multiplier                        # [B, 1]
         gate_factor = c.av_ca_timestep_scale_multiplier / c.timestep_scale_multiplier
-        own = s.timesteps() * c.timestep_scale_multiplier                  # [B, T]
+        own = timesteps * c.timestep_scale_multiplier                      # [B, T]
         return replace(
             state,
-            cross_rope=self._rope(s.positions[:, :1], (time_max,), c.audio_cross_attention_dim, heads, True, dtype),
+            cross_rope=self._rope(positions[:, :1], (time_max,), c.audio_cross_attention_dim, heads, True, dtype),
             cross_modulation=scale_shift(own if c.av_modulation_own_timesteps else other, dtype),
             cross_gate=gate(other * gate_factor, dtype),
         )
@@ -255,7 +258,12 @@ class LTXAVTransformer(nn.Module):
         return Velocity(v, a)
 
     def _head(self, s: StreamState, sst: torch.Tensor, proj: Linear) -> torch.Tensor:
-        embedded = s.modulation.embedded()[:, :, None]                        # [B, T, 1, D]
-        shift, scale = (sst.to(s.x.dtype)[None, None] + embedded).unbind(dim=2)
-        h = F.layer_norm(s.x, (s.x.shape[-1],), eps=self.config.norm_eps)
+        """The stream's own tokens [B, T, D] -> velocity [B, T, C] (reference tokens dropped first)."""
+        x = s.x[:, s.reference_tokens:]
+        embedded = s.modulation.embedded()                                    # [B, R + T or 1, D]
+        if embedded.shape[1] > 1:
+            embedded = embedded[:, s.reference_tokens:]
+        embedded = embedded[:, :, None]                                       # [B, T or 1, 1, D]
+        shift, scale = (sst.to(x.dtype)[None, None] + embedded).unbind(dim=2)
+        h = F.layer_norm(x, (x.shape[-1],), eps=self.config.norm_eps)
         return proj(h * (1 + scale) + shift)

@@ -37,6 +37,7 @@ class StreamState:
     text_cache: PreparedText | None = None      # per-block text keys/values computed once per prompt
     prompt_modulation: Modulation | None = None  # 2 rows (shift, scale) of the text from sigma (LTX-2.3)
     text_rows: torch.Tensor | None = None     # [B] the text row each latent row reads (None: the same row)
+    reference_tokens: int = 0                   # clean reference tokens at the front of x (dropped by the output)
 
 
 def modulated(x: torch.Tensor, eps: float, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

@@ -127,6 +127,29 @@ class PreparedText:
 
 
 @dataclass(frozen=True)
+class ReferenceTokens:
+    """Clean context tokens the blocks see before a stream's own tokens (LTX-2.3 ID-LoRA / lipdub: a reference
+    voice before the audio). They take part in every attention of the stream at timestep 0 (clean) and at their
+    own positions (a reference voice: negative times, ending one latent frame before 0); the output drops them.
+
+    tokens:    [B, R, C] patchified clean latent (the stream's token layout).
+    positions: [B, n_axes, R, 2] token ``[start, end)`` ranges in the stream's units.
+    """
+
+    tokens: torch.Tensor
+    positions: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.tokens.ndim != 3 or self.positions.ndim != 4 or self.positions.shape[2] != self.tokens.shape[1]:
+            raise ValueError(f"reference tokens {tuple(self.tokens.shape)} [B, R, C] and positions "
+                             f"{tuple(self.positions.shape)} [B, n_axes, R, 2] do not fit together")
+
+    @property
+    def count(self) -> int:
+        return self.tokens.shape[1]
+
+
+@dataclass(frozen=True)
 class StreamInput:
     """One stream (video or audio) of a forward pass.
 
@@ -145,6 +168,8 @@ class StreamInput:
     text_rows:      [B] long: the row of ``context`` (then a batch of the distinct prompts, [P, S, ...]) that each
                     latent row reads, so guidance passes sharing a prompt share its text keys/values; None = row b
                     reads row b.
+    reference:      clean tokens placed before ``latent`` for the blocks (see :class:`ReferenceTokens`); the
+                    velocity returned covers ``latent`` only. None = no reference.
     """
 
     latent: torch.Tensor
@@ -156,6 +181,12 @@ class StreamInput:
     attention_mask: torch.Tensor | None = None
     enabled: bool = True
     text_rows: torch.Tensor | None = None
+    reference: ReferenceTokens | None = None
+
+    def __post_init__(self) -> None:
+        if self.reference is not None and self.attention_mask is not None:
+            raise ValueError("a stream with reference tokens cannot also take a self-attention mask (guide "
+                             "strengths): reference tokens go to the audio stream, guides to the video stream")
 
     def timesteps(self) -> torch.Tensor:
         """Per-token timestep ``noise_mask * sigma``: [B, T]."""
@@ -163,6 +194,19 @@ class StreamInput:
         if self.noise_mask is None:
             return sigma.expand(self.latent.shape[0], self.latent.shape[1])
         return self.noise_mask.to(torch.float32) * sigma
+
+    def sequence(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What the blocks see: tokens [B, R + T, C], positions [B, n_axes, R + T, 2] and per-token timesteps
+        [B, R + T], the reference's R tokens (timestep 0) first; without a reference, this stream's own."""
+        if self.reference is None:
+            return self.latent, self.positions, self.timesteps()
+        batch = self.latent.shape[0]
+        ref = self.reference
+        tokens = ref.tokens.to(self.latent.device, self.latent.dtype).expand(batch, -1, -1)
+        positions = ref.positions.to(self.positions.device, self.positions.dtype).expand(batch, -1, -1, -1)
+        timesteps = self.timesteps()
+        return (torch.cat([tokens, self.latent], dim=1), torch.cat([positions, self.positions], dim=2),
+                torch.cat([timesteps.new_zeros(batch, ref.count), timesteps], dim=1))
 
 
 Blocks = frozenset[int] | Literal["all"]

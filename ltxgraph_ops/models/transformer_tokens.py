@@ -74,6 +74,17 @@ def audio_positions(frames: int, batch: int = 1, first_frame: int = 0,
     return bounds[None, None].expand(batch, 1, -1, -1).clone()
 
 
+def reference_audio_positions(frames: int, batch: int = 1, device: torch.device | str | None = None) -> torch.Tensor:
+    """Positions of ``frames`` reference audio latent frames placed before the generated audio: [B, 1, R, 2] in
+    seconds, their own positions (as :func:`audio_positions`) shifted so the last one ends one latent frame
+    (4 mel frames, 0.04 s) before time 0."""
+    own = audio_positions(frames, batch, device=device)
+    if frames == 0:
+        return own
+    latent_frame_seconds = AUDIO_MEL_PER_LATENT * AUDIO_HOP / AUDIO_SAMPLE_RATE
+    return own - (own[0, 0, -1, 1] + latent_frame_seconds)
+
+
 def guide_attention_mask(generated_tokens: int, guide_tokens: list[int], strengths: list[float], batch: int = 1,
                          device: torch.device | str | None = None,
                          token_weights: torch.Tensor | None = None) -> torch.Tensor:

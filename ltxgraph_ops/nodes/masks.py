@@ -50,9 +50,10 @@ def dilate(mask: torch.Tensor, spatial_radius: int, temporal_radius: int) -> tor
     """Max filter of ``mask`` [F, H, W] over (2 spatial_radius + 1)^2 pixels and 2 temporal_radius + 1 frames
     (edges see only what is inside), then thresholded at 0.5 to {0, 1}."""
     mask = mask.float()
-    if spatial_radius > 0:
+    if spatial_radius > 0:   # a square max filter is a max over rows, then over columns: 2 (2r + 1) per pixel
         size = 2 * spatial_radius + 1
-        mask = F.max_pool2d(mask[:, None], size, stride=1, padding=spatial_radius)[:, 0]
+        mask = F.max_pool2d(mask[:, None], (size, 1), stride=1, padding=(spatial_radius, 0))
+        mask = F.max_pool2d(mask, (1, size), stride=1, padding=(0, spatial_radius))[:, 0]
     if temporal_radius > 0:
         frames, height, width = mask.shape
         per_pixel = mask.permute(1, 2, 0).reshape(height * width, 1, frames)

@@ -14,10 +14,24 @@ from ltxgraph_ops.audio_ops import AudioVAEHandle, ltxv_audio_vae_encode
 from ltxgraph_ops.vae_handle import VideoVAEHandle
 
 
+def tile_length(size: int, tiles: int, overlap: int) -> int:
+    """Latent cells per tile when ``tiles`` tiles overlapping by ``overlap`` cover ``size`` cells."""
+    return (size + (tiles - 1) * overlap) // tiles
+
+
+def fitting_tiles(size: int, tiles: int, overlap: int) -> int:
+    """The most tiles, up to ``tiles``, that cover ``size`` cells overlapping by ``overlap`` while each tile
+    still advances past the previous one (tile length > overlap); 1 when none do. A latent smaller than the
+    requested grid (e.g. a workflow run at a smaller size) is decoded in fewer, larger tiles."""
+    while tiles > 1 and tile_length(size, tiles, overlap) <= overlap:
+        tiles -= 1
+    return tiles
+
+
 def tile_spans(size: int, tiles: int, overlap: int) -> list[tuple[int, int]]:
     """[start, end) latent cells of ``tiles`` tiles of (size + (tiles-1) overlap) // tiles cells along an axis
     of ``size``, each starting ``overlap`` before the previous one ends; the last runs to the end."""
-    length = (size + (tiles - 1) * overlap) // tiles
+    length = tile_length(size, tiles, overlap)
     if tiles > 1 and length <= overlap:
         raise InputValueError(f"{tiles} tiles overlapping by {overlap} do not fit {size} latent cells")
     spans = []
@@ -50,8 +64,9 @@ def tiled_vae_decode(vae: Annotated[VideoVAEHandle, Port("VAE")],
                                                         optional=True)] = "auto",
                      ctx: OpContext = None) -> torch.Tensor:
     """Decode a video latent as horizontal_tiles x vertical_tiles tiles overlapping by ``overlap`` latent cells,
-    blended with linear ramps across each overlap (IMAGE [B * frames, H, W, 3]; progress per tile). last_frame_fix: the last
-    latent frame is repeated before decoding and its 8 extra frames dropped. Computation is float32 on the
+    blended with linear ramps across each overlap (IMAGE [B * frames, H, W, 3]; progress per tile); an axis
+    too small for its tiles at that overlap gets fewer tiles (see :func:`fitting_tiles`). last_frame_fix: the
+    last latent frame is repeated before decoding and its 8 extra frames dropped. Computation is float32 on the
     run's device (working_device / working_dtype are accepted for compatibility)."""
     latent = latents.video.samples if isinstance(latents, AVLatent) else latents.samples
     if last_frame_fix:
@@ -61,7 +76,8 @@ def tiled_vae_decode(vae: Annotated[VideoVAEHandle, Port("VAE")],
     out_frames = 1 + (frames - 1) * time_scale
     image = torch.zeros(batch, out_frames, height * h_scale, width * w_scale, 3)
     total = torch.zeros(1, 1, height * h_scale, width * w_scale, 1)
-    rows, cols = tile_spans(height, vertical_tiles, overlap), tile_spans(width, horizontal_tiles, overlap)
+    rows = tile_spans(height, fitting_tiles(height, vertical_tiles, overlap), overlap)
+    cols = tile_spans(width, fitting_tiles(width, horizontal_tiles, overlap), overlap)
     for v, (top, bottom) in enumerate(rows):
         for h, (left, right) in enumerate(cols):
             pixels = vae.decode(latent[:, :, :, top:bottom, left:right])

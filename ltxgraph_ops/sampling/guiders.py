@@ -10,6 +10,9 @@ The rescale's std is taken over the whole batch, as ltx-core's (1.0.0 and 1.2.0)
 take it (at batch 1 the same as per item); ``GuidanceParams.rescale_per_item`` takes it per batch item instead
 (each item rescaled as if sampled alone), an option the reference does not have.
 
+Identity guidance (ID-LoRA, ComfyUI's LTXVReferenceAudio) then adds, inside its sigma window and to every
+modality, ``scale (c - c_without_reference)``, where the extra pass leaves out the prompt's reference voice.
+
 CFG (Ho & Salimans 2022), STG (Hyung et al. 2024, spatiotemporal skip guidance), CFG rescale (Lin et al. 2023).
 Passes no modality needs are not run; a model with ``run_passes`` gets all of a call's passes at once (and runs
 them as one batched forward). The sampler never sees any of this.
@@ -31,12 +34,14 @@ class ModelPass:
     isolate_modalities: bypass the audio<->video cross-attentions (modality guidance).
     no_cross_attention_into: per modality, True = bypass the cross-attention that feeds it from the other
     modality (in every block); () = none bypassed.
+    reference: False = the prompt's reference tokens (a reference voice) are left out (identity guidance).
     """
 
     conditioning: str = "positive"
     skip_self_attention: tuple[tuple[int, ...] | None, ...] = ()
     isolate_modalities: bool = False
     no_cross_attention_into: tuple[bool, ...] = ()
+    reference: bool = True
 
 
 class GuidableModel(Protocol):
@@ -95,6 +100,21 @@ class GuidanceParams:
         return self.modality != 1.0
 
 
+@dataclass(frozen=True)
+class IdentityGuidance:
+    """Identity guidance: ``scale (c - c_without_reference)`` added to the guided prediction of each modality
+    at steps whose sigma lies in [sigma_end, sigma_start] (scale 0: off, no extra pass)."""
+
+    scale: float
+    sigma_start: float = 1.0
+    sigma_end: float = 0.0
+
+    def active(self, sigma: torch.Tensor) -> bool:
+        """On at this step? (decided by the first batch item's sigma, as ComfyUI does)."""
+        first = float(sigma.reshape(-1)[0])
+        return self.scale != 0.0 and self.sigma_end <= first <= self.sigma_start
+
+
 def rescale_to_std(pred: torch.Tensor, cond: torch.Tensor, strength: float, per_item: bool = False) -> torch.Tensor:
     """Scale pred towards the standard deviation of cond: factor = r*std(cond)/std(pred) + (1-r), pred and cond
     [B, ...]; std over every element of the batch (the reference), or over each batch item's if per_item."""
@@ -127,13 +147,16 @@ class MultimodalGuider:
     its cross-attention from the other modality is bypassed in every pass); ``skip_steps`` (per modality, n > 0
     = recompute its guided prediction only on every (n+1)-th call and reuse the last one in between; the model
     still runs that modality on skipped calls, so the other modality sees its current tokens).
+    ``identity``: :class:`IdentityGuidance` added after the rest (None = none).
     """
 
     def __init__(self, model: GuidableModel, params: Sequence[GuidanceParams],
                  perturbed_blocks: Sequence[tuple[int, ...] | None] | None = None,
-                 cross_attention: Sequence[bool] | None = None, skip_steps: Sequence[int] | None = None):
+                 cross_attention: Sequence[bool] | None = None, skip_steps: Sequence[int] | None = None,
+                 identity: IdentityGuidance | None = None):
         self.model = model
         self.params = tuple(params)
+        self.identity = identity
         count = len(self.params)
         for name, option in (("perturbed_blocks", perturbed_blocks), ("cross_attention", cross_attention),
                              ("skip_steps", skip_steps)):
@@ -149,8 +172,8 @@ class MultimodalGuider:
         self.keep_unconditional = False          # CFG++ samplers: run the negative pass always and keep it
         self.last_unconditional: tuple[torch.Tensor, ...] | None = None
 
-    def passes(self) -> dict[str, ModelPass]:
-        """The model passes needed, by role, in the order they run."""
+    def passes(self, sigma: torch.Tensor | None = None) -> dict[str, ModelPass]:
+        """The model passes needed at noise level ``sigma`` (None: at any), by role, in the order they run."""
         needed = {"positive": ModelPass(no_cross_attention_into=self.no_cross)}
         if self.keep_unconditional or any(p.needs_negative for p in self.params):
             needed["negative"] = ModelPass(conditioning="negative", no_cross_attention_into=self.no_cross)
@@ -160,6 +183,8 @@ class MultimodalGuider:
             needed["perturbed"] = ModelPass(skip_self_attention=blocks, no_cross_attention_into=self.no_cross)
         if any(p.needs_isolated for p in self.params):
             needed["isolated"] = ModelPass(isolate_modalities=True)
+        if self.identity is not None and (self.identity.active(sigma) if sigma is not None else self.identity.scale):
+            needed["without_reference"] = ModelPass(no_cross_attention_into=self.no_cross, reference=False)
         return needed
 
     def _skipped(self, k: int, call: int) -> bool:
@@ -174,7 +199,7 @@ class MultimodalGuider:
         skipped = [self._skipped(k, call) for k in range(len(self.params))]
         if all(skipped):
             return tuple(self.last)  # type: ignore[arg-type]
-        outputs = run_passes(self.model, latents, timesteps, sigma, self.passes())
+        outputs = run_passes(self.model, latents, timesteps, sigma, self.passes(sigma))
         if self.keep_unconditional:
             self.last_unconditional = outputs["negative"]
         guided = []
@@ -185,10 +210,13 @@ class MultimodalGuider:
 
             def used(role: str, needed: bool) -> torch.Tensor | None:
                 return outputs[role][k] if needed and role in outputs else None
-            guided.append(combine(params, outputs["positive"][k],
-                                  negative=used("negative", params.needs_negative),
-                                  perturbed=used("perturbed", params.needs_perturbed),
-                                  isolated=used("isolated", params.needs_isolated)))
+            cond = outputs["positive"][k]
+            pred = combine(params, cond, negative=used("negative", params.needs_negative),
+                           perturbed=used("perturbed", params.needs_perturbed),
+                           isolated=used("isolated", params.needs_isolated))
+            if "without_reference" in outputs:
+                pred = pred + self.identity.scale * (cond - outputs["without_reference"][k])
+            guided.append(pred)
         self.last = list(guided)
         return tuple(guided)
 

@@ -60,6 +60,16 @@ def flow_shift_table(shift: float = LTXV_SAMPLING_SHIFT, timesteps: int = LTXV_S
     return math.exp(shift) / (math.exp(shift) + (1 / t - 1))
 
 
+def percent_to_sigma(percent: float, shift: float = LTXV_SAMPLING_SHIFT) -> float:
+    """ComfyUI's sampling-progress percent -> sigma on LTX-V's flow-shift curve (start_percent / end_percent of
+    guidance windows): 0 -> 1, 1 -> 0, else e^shift / (e^shift + 1/(1 - percent) - 1)."""
+    if percent <= 0.0:
+        return 1.0
+    if percent >= 1.0:
+        return 0.0
+    return math.exp(shift) / (math.exp(shift) + (1 / (1.0 - percent) - 1))
+
+
 def simple_sigmas(steps: int, table: torch.Tensor | None = None) -> torch.Tensor:
     """ComfyUI ``simple``: ``steps`` evenly strided entries from the top of the sigma table, then 0."""
     table = flow_shift_table() if table is None else table

@@ -18,7 +18,8 @@ from ltxgraph_ops.tiny.files import write_tiny_models
 
 WIDTHS, HEIGHTS = {1280, 1920, 1536, 1024, 960, 768}, {720, 1080, 1088, 704, 576, 544, 512}
 SIZE_INPUTS = ("value", "width", "height", "length", "frames_number", "longer_size", "largest_size", "shorter_size",
-               "resolution")                       # (CannyEdgePreprocessor's detection size)
+               "resolution",                       # (CannyEdgePreprocessor's detection size)
+               "target_width", "target_height")
 STILLS = ("ltx_2_canny_1st_frame.png", "freckled_curly_girl.png", "snow_bike_jump_crew.png",
           "puppy_with_blue_bandana.png", "minimalist_sky_view_lounge.png", "example.png",
           "distilled image.png", "base model image.png", "buildings ff.png", "first_frame (1).png",

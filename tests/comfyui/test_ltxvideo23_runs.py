@@ -23,6 +23,13 @@ VIDEO_RUNS = {
     "LTX-2.3_ICLoRA_Pixel_Spatial_Upscaler_Distilled.json": (41, 512, 256, 24.0),
     # sized by its Canny edges, detected with the shorter side at 256 (shrunk from 512): 455 x 256, then multiples of 64
     "LTX-2.3_ICLoRA_Union_Control_Distilled.json": (33, 448, 256, 24.0),
+    # reference-voice tokens (LTXVSetAudioRefTokens) on the prompts of both stages; lipdub: stage 1 at the shrunk
+    # 256 x 128, stage 2 upscaled x2, its stage-1 audio frozen there; inpaint / outpaint: the clip's audio frozen
+    "LTX-2.3_ICLoRA_Lipdub_Two_Stage_Distilled.json": (33, 512, 256, 24.0),
+    "LTX-2.3_ICLoRA_Inpaint_Two_Stage_Distilled.json": (33, 448, 256, 24.0),
+    # the 448 x 256 clip fitted into the shrunk 256 x 128 target canvas: its final latent is 4 cells high, fewer
+    # than the 2 x 2 tiles overlapping by 6 cells of its LTXVTiledVAEDecode need (decoded in one row of tiles)
+    "LTX-2.3_ICLoRA_Outpaint_Two_Stage_Distilled.json": (33, 256, 128, 24.0),
 }
 
 

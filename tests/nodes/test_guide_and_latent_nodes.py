@@ -1,5 +1,5 @@
 """LTX-2.3 conditioning and latent nodes with a stand-in VAE: where frames land, which masks they get, how
-reference audio travels, and that the sampler honours (or refuses) what they set."""
+reference audio travels, and that the sampler honours what they set (reference voice, identity guidance)."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -10,7 +10,7 @@ import torch
 from ltxgraph.errors import InputValueError
 from ltxgraph.values import AudioLatent, AVLatent, VideoLatent
 from ltxgraph_ops.guides import add_guide
-from ltxgraph_ops.nodes.guides import (add_video_iclora_guide, add_video_iclora_guide_advanced,
+from ltxgraph_ops.nodes.guides import (IDENTITY_GUIDANCE, add_video_iclora_guide, add_video_iclora_guide_advanced,
                                        img_to_video_condition_only, set_audio_ref_tokens)
 from ltxgraph_ops.nodes.latents import audio_only_empty_video_latent, set_latent_noise_mask
 from ltxgraph_ops.nodes.loaders import audio_only_model
@@ -79,13 +79,39 @@ def test_audio_ref_tokens_patchify_and_freeze() -> None:
     assert torch.equal(frozen.samples, samples)
 
 
-def test_sampler_refuses_reference_audio_it_cannot_use(model) -> None:  # noqa: F811
-    positive, negative, _ = set_audio_ref_tokens(conditioning(1), conditioning(2),
-                                                 AudioLatent(torch.randn(1, 8, 5, 16), 25.0, 0.2))
-    guider = cfg_guider_op(model, positive, negative, 1.0)
-    with pytest.raises(InputValueError, match="reference audio tokens"):
-        sampler_custom_advanced(random_noise(1), guider, ksampler_select("euler"), manual_sigmas(DISTILLED),
-                                av_latent())
+def sample(model, positive, negative, latent, cfg: float = 1.0):  # noqa: F811
+    out, _ = sampler_custom_advanced(random_noise(1), cfg_guider_op(model, positive, negative, cfg),
+                                     ksampler_select("euler"), manual_sigmas(DISTILLED), latent)
+    return out
+
+
+def test_sampler_attends_to_reference_audio_and_keeps_a_frozen_track(model) -> None:  # noqa: F811
+    voice = AudioLatent(torch.randn(1, 8, 5, 16, generator=torch.Generator().manual_seed(9)), 25.0, 0.2)
+    positive, negative, _ = set_audio_ref_tokens(conditioning(1), conditioning(2), voice)
+    plain = sample(model, conditioning(1), conditioning(2), av_latent())
+    voiced = sample(model, positive, negative, av_latent())
+    assert (voiced.audio.samples - plain.audio.samples).abs().max() > 1e-3
+    assert (voiced.video.samples - plain.video.samples).abs().max() > 1e-3
+    # the lipdub's stage 2: the audio frozen by its own reference tokens stays bit-identical
+    latent = av_latent()
+    _, _, frozen = set_audio_ref_tokens(positive, negative, latent.audio)
+    out = sample(model, positive, negative, AVLatent(latent.video, frozen), cfg=2.0)
+    assert torch.equal(out.audio.samples, latent.audio.samples)
+
+
+def test_identity_guidance_runs_in_its_window_and_is_off_at_scale_zero(model) -> None:  # noqa: F811
+    voice = AudioLatent(torch.randn(1, 8, 5, 16, generator=torch.Generator().manual_seed(9)), 25.0, 0.2)
+    positive, negative, _ = set_audio_ref_tokens(conditioning(1), conditioning(2), voice)
+
+    def guided(scale: float, start: float = 0.0, end: float = 1.0):
+        return replace(model, metadata={**model.metadata, IDENTITY_GUIDANCE: (scale, start, end)})
+    plain = sample(model, positive, negative, av_latent())
+    assert torch.equal(sample(guided(0.0), positive, negative, av_latent()).audio.samples, plain.audio.samples)
+    # percent 0.999..1 is sigma 0.011..0: below every sigma the distilled schedule calls the model at
+    outside = sample(guided(3.0, 0.999, 1.0), positive, negative, av_latent())
+    assert torch.equal(outside.audio.samples, plain.audio.samples)
+    inside = sample(guided(3.0), positive, negative, av_latent())
+    assert (inside.audio.samples - plain.audio.samples).abs().max() > 1e-3
 
 
 def test_audio_only_model_samples_the_audio_alone(model) -> None:  # noqa: F811

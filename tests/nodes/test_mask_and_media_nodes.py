@@ -48,6 +48,14 @@ def test_dilate_video_mask_grows_in_space_and_time() -> None:
         dilate_video_mask(1, 0)
 
 
+def test_dilation_equals_the_square_max_filter_at_edges_too() -> None:
+    mask = (torch.rand(3, 20, 31, generator=torch.Generator().manual_seed(4)) > 0.97).float() * 0.8
+    for radius in (1, 4, 12):
+        size = 2 * radius + 1
+        square = torch.nn.functional.max_pool2d(mask[:, None], size, stride=1, padding=radius)[:, 0]
+        assert torch.equal(dilate_video_mask(radius, 0, mask=mask), (square > 0.5).float())
+
+
 def test_inpaint_preprocess_paints_the_masked_region_green() -> None:
     images = torch.full((3, 2, 2, 3), 0.5)
     mask = torch.tensor([[[1.0, 0.0], [0.0, 0.5]]])

@@ -15,7 +15,7 @@ from ltxgraph_ops.handles import Lazy
 from ltxgraph_ops.loaders import unet_loader
 from ltxgraph_ops.nodes.loaders import LoraTextEncoder, audio_only_model, lora_loader
 from ltxgraph_ops.nodes.text import generate_ltx2_prompt
-from ltxgraph_ops.nodes.vae import tile_spans, tiled_vae_decode, vae_encode_audio
+from ltxgraph_ops.nodes.vae import fitting_tiles, tile_spans, tiled_vae_decode, vae_encode_audio
 from ltxgraph_ops.text_ops import clip_text_encode, ltxav_text_encoder_loader
 from ltxgraph_ops.tiny.files import write_tiny_models
 from ltxgraph_ops.vae_handle import VideoVAEHandle
@@ -42,6 +42,24 @@ def test_tile_spans_overlap_and_cover() -> None:
     assert tile_spans(5, 1, 1) == [(0, 5)]
     with pytest.raises(InputValueError, match="do not fit"):
         tile_spans(3, 3, 2)
+
+
+def test_fitting_tiles_drops_tiles_that_would_not_advance() -> None:
+    assert fitting_tiles(10, 3, 2) == 3
+    assert fitting_tiles(8, 2, 6) == 2                    # tiles of 7 cells start 1 cell apart
+    assert fitting_tiles(4, 2, 6) == 1                    # tiles of 5 cells would start 1 cell before the first
+    assert fitting_tiles(3, 3, 2) == 1 and fitting_tiles(4, 6, 1) == 3
+
+
+def test_tiled_decode_of_a_latent_smaller_than_its_grid_uses_fewer_tiles() -> None:
+    # the outpaint example's 2 x 2 tiles overlapping by 6 cells, on a latent 4 cells high and 8 wide
+    vae = cell_vae()
+    latent = VideoLatent(torch.randn(1, 128, 2, 4, 8, generator=torch.Generator().manual_seed(1)), 25.0, 9)
+    steps = []
+    tiled = tiled_vae_decode(vae, latent, 2, 2, 6, False,
+                             ctx=OpContext("decode", on_step=lambda *a: steps.append(a[1:3])))
+    assert torch.allclose(tiled, vae.decode(latent.samples), atol=1e-6)
+    assert steps == [(1, 2), (2, 2)]                      # one row of two tiles
 
 
 def test_tiled_decode_equals_plain_decode_and_fixes_the_last_frame() -> None:

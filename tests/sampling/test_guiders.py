@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from ltxgraph_ops.sampling.guiders import (GuidanceParams, ModelPass, MultimodalGuider, basic_guider, cfg_guider,
-                                           combine, rescale_to_std)
+from ltxgraph_ops.sampling.guiders import (GuidanceParams, IdentityGuidance, ModelPass, MultimodalGuider,
+                                           basic_guider, cfg_guider, combine, rescale_to_std)
 
-OFFSETS = {"positive": 1.0, "negative": 0.25, "perturbed": 0.5, "isolated": 0.75}
+OFFSETS = {"positive": 1.0, "negative": 0.25, "perturbed": 0.5, "isolated": 0.75, "without_reference": 0.125}
 
 
 class RecordingModel:
@@ -17,7 +17,9 @@ class RecordingModel:
 
     def __call__(self, latents, timesteps, sigma, model_pass):
         self.passes.append(model_pass)
-        if model_pass.conditioning == "negative":
+        if not model_pass.reference:
+            role = "without_reference"
+        elif model_pass.conditioning == "negative":
             role = "negative"
         elif model_pass.isolate_modalities:
             role = "isolated"
@@ -98,3 +100,33 @@ def test_rescale_std_is_over_the_whole_batch_by_default_and_per_item_on_request(
 def test_neutral_parameters_return_cond_exactly():
     c = torch.randn(1, 8)
     assert torch.equal(combine(GuidanceParams(), c), c)
+
+
+def test_identity_guidance_adds_scale_times_cond_minus_no_reference_after_the_rest():
+    model = RecordingModel()
+    params = [GuidanceParams(cfg=3.0, rescale=0.5), GuidanceParams(cfg=2.0)]
+    plain = MultimodalGuider(RecordingModel(), params)(latents(), timesteps(), torch.tensor(0.5))
+    out = MultimodalGuider(model, params, identity=IdentityGuidance(4.0))(latents(), timesteps(), torch.tensor(0.5))
+    assert [(p.conditioning, p.reference) for p in model.passes] == [("positive", True), ("negative", True),
+                                                                      ("positive", False)]
+    for k in range(2):   # every modality: + 4 (c - c_without_reference), after CFG and rescale
+        assert torch.allclose(out[k], plain[k] + 4.0 * (1.0 - 0.125))
+
+
+def test_identity_guidance_at_scale_zero_is_plain_guidance_without_an_extra_pass():
+    model = RecordingModel()
+    params = [GuidanceParams(cfg=3.0, stg=1.0, stg_blocks=(1,))] * 2
+    plain = MultimodalGuider(RecordingModel(), params)(latents(), timesteps(), torch.tensor(0.5))
+    out = MultimodalGuider(model, params, identity=IdentityGuidance(0.0))(latents(), timesteps(), torch.tensor(0.5))
+    assert all(p.reference for p in model.passes) and len(model.passes) == 3
+    assert all(torch.equal(a, b) for a, b in zip(out, plain))
+
+
+def test_identity_guidance_acts_only_inside_its_sigma_window():
+    identity = IdentityGuidance(2.0, sigma_start=0.75, sigma_end=0.25)       # both ends inclusive (ComfyUI's)
+    for sigma, inside in ((0.9, False), (0.75, True), (0.5, True), (0.25, True), (0.2, False)):
+        model = RecordingModel()
+        out = MultimodalGuider(model, [GuidanceParams()] * 2, identity=identity)(latents(), timesteps(),
+                                                                                   torch.tensor([sigma, 0.0]))
+        assert len(model.passes) == (2 if inside else 1)
+        assert torch.allclose(out[1], latents()[1] + 1.0 + (2.0 * 0.875 if inside else 0.0))

@@ -6,7 +6,7 @@ import torch
 
 from ltxgraph_ops.sampling.schedules import (ScheduleError, basic_scheduler, beta_sigmas, flow_shift_table,
                                              linear_quadratic_sigmas, ltxv_sigmas, parse_manual_sigmas,
-                                             set_first_sigma, simple_sigmas, token_count)
+                                             percent_to_sigma, set_first_sigma, simple_sigmas, token_count)
 
 FACTS_8_STEPS = [1.0, 0.965712, 0.921875, 0.863856, 0.783445, 0.664579, 0.471003, 0.1, 0.0]
 DISTILLED = "1.0, 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875, 0.0"
@@ -94,3 +94,13 @@ def test_basic_scheduler_denoise_takes_the_tail(name):
 def test_basic_scheduler_refuses_unknown_names():
     with pytest.raises(ScheduleError, match="karras"):
         basic_scheduler("karras", 8)
+
+
+def test_percent_to_sigma_follows_the_flow_shift_curve():
+    # ComfyUI's percent p is the model's sigma at time 1 - p (the table holds t = k / 10000)
+    assert percent_to_sigma(0.0) == 1.0 and percent_to_sigma(1.0) == 0.0
+    table = flow_shift_table()
+    for percent in (0.25, 0.5, 0.9):
+        assert percent_to_sigma(percent) == pytest.approx(float(table[round((1 - percent) * 10000) - 1]), abs=1e-6)
+    values = [percent_to_sigma(p / 10) for p in range(11)]
+    assert values == sorted(values, reverse=True)
