@@ -14,9 +14,11 @@ from ltxgraph_ops.models.rope import RopeTable
 
 def rms_norm(x: torch.Tensor, eps: float, weight: torch.Tensor | None = None) -> torch.Tensor:
     """``x / sqrt(mean(x^2) + eps) (* weight)`` over the last dimension. The mean square comes from one
-    reduction (vector_norm) instead of materialising ``x^2``; CPU ``F.rms_norm`` is not fused. The statistic is
-    computed in float32 whatever the dtype of ``x`` (as torch's own rms_norm does); the result has x's dtype."""
-    inverse = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=torch.float32)
+    reduction (vector_norm) instead of materialising ``x^2``; CPU ``F.rms_norm`` is not fused. For a bf16 ``x``
+    the reduction accumulates in float32 (torch's reduction kernels) and the [..., 1] statistic is finished in
+    float32; asking vector_norm for a float32 result instead would first copy all of x to float32 (measured:
+    7 activation-sized copies per block)."""
+    inverse = torch.linalg.vector_norm(x, dim=-1, keepdim=True).float()
     inverse = inverse.square_().div_(x.shape[-1]).add_(eps).rsqrt_()
     out = x * inverse.to(x.dtype)
     return out if weight is None else out.mul_(weight.to(x.dtype))

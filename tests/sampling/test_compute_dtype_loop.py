@@ -6,7 +6,7 @@ Why the bound: bf16 keeps 8 significant bits, a relative rounding error of at mo
 prediction of v is a chain of such rounded products and sums, so it lands a few units of that away from
 float32; the sampler integrates in float32, and each Euler step is a convex combination of x and the estimate
 x0, so the 8 predictions' errors add up weighted by their sigma steps rather than compound. Measured on the tiny
-models: 0.37-0.49 % (2.0 and 2.3, video and audio). The bound, 2 %, is 10x the per-value rounding and 4x the
+models: 0.39-0.51 % (2.0 and 2.3, video and audio). The bound, 2 %, is 10x the per-value rounding and 4x the
 measured error, room for another CPU's summation order, while a loop that diverged (an error growing from step
 to step) would leave it; the floor catches a loop that silently stayed in float32.
 """
