@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .budget import MemoryBudget
 from .paths import Folders
 
 StepCallback = Callable[[str, int, int, dict[str, Any]], None]   # (node, step, total, info with "unit")
@@ -18,13 +19,18 @@ def _no_steps(node: str, step: int, total: int, info: dict[str, Any]) -> None:
 @dataclass(frozen=True)
 class RunSettings:
     """How ops should use the machine. device: torch device for model compute ("cpu", "cuda", ...).
-    memory_budget: bytes that model weights may keep resident (None = no limit); loaders use it to choose
-    between fully resident and streamed execution. preview_dir: where samplers write a PNG preview of each
-    step's clean estimate (None = no previews)."""
+    memory_budget: bytes the run may use (None = no limit); loaders use it to choose between fully resident and
+    streamed weights, tiled decodes to choose their tiles (:attr:`budget`). preview_dir: where samplers write a
+    PNG preview of each step's clean estimate (None = no previews)."""
 
     device: str = "cpu"
     memory_budget: int | None = None
     preview_dir: Path | None = None
+
+    @property
+    def budget(self) -> MemoryBudget:
+        """The run's one memory budget, for planning functions (:mod:`ltxgraph.budget`)."""
+        return MemoryBudget(self.memory_budget)
 
 
 @dataclass
