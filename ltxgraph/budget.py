@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 FLOAT_BYTES = 4
-BLEND_BYTES_PER_PIXEL = 7 * FLOAT_BYTES      # a tiled decode's blend window: 3 colour sums, 1 weight sum, and
-                                             # the 3 colours of the finished frames divided out of it
+BLEND_BYTES_PER_PIXEL = 4 * FLOAT_BYTES      # a tiled decode's blend window: 3 colour sums and 1 weight sum
+CHUNK_FRAMES = 8                             # finished frames leave the window this many at a time ...
+CHUNK_BYTES_PER_PIXEL = 3 * 3 * FLOAT_BYTES  # ... as 3 colours in float32, at most 3 such tensors alive
 LIVE_ACTIVATIONS = 8                         # tensors of a decoder stage's size alive at its peak (estimate)
 
 
@@ -52,15 +53,18 @@ def decoder_bytes_per_pixel(base_channels: int, patch_size: int) -> int:
 def decode_working_bytes(latent_shape: tuple[int, ...], tiles: DecodeTiles, bytes_per_pixel: int,
                          scale: tuple[int, int, int] = (8, 32, 32)) -> int:
     """Working memory of a streamed tiled decode of ``latent_shape`` [B, C, F, H, W] with ``tiles``: the blend
-    window (every pixel of the frames of one temporal tile, BLEND_BYTES_PER_PIXEL each) plus one tile's
-    decoder activations (``bytes_per_pixel`` per pixel of the tile). A temporal tile after the first starts one
-    latent frame early (causal decoding), so it spans 1 + 8 ``temporal`` pixel frames."""
+    window (every pixel of the frames of one temporal tile, BLEND_BYTES_PER_PIXEL each), one tile's decoder
+    activations (``bytes_per_pixel`` per pixel of the tile) and the chunk of finished frames on its way out
+    (CHUNK_FRAMES frames, CHUNK_BYTES_PER_PIXEL). A temporal tile after the first starts one latent frame early
+    (causal decoding), so it spans 1 + 8 ``temporal`` pixel frames."""
     ts, hs, ws = scale
     _, _, frames, height, width = latent_shape
     tile_frames = 1 + (frames - 1) * ts if tiles.temporal >= frames else 1 + tiles.temporal * ts
     tile_pixels = min(tiles.spatial[0], height) * hs * min(tiles.spatial[1], width) * ws
-    window = tile_frames * height * hs * width * ws * BLEND_BYTES_PER_PIXEL
-    return window + tile_frames * tile_pixels * bytes_per_pixel
+    frame_pixels = height * hs * width * ws
+    window = tile_frames * frame_pixels * BLEND_BYTES_PER_PIXEL
+    chunk = min(CHUNK_FRAMES, tile_frames) * frame_pixels * CHUNK_BYTES_PER_PIXEL
+    return window + chunk + tile_frames * tile_pixels * bytes_per_pixel
 
 
 def plan_decode_tiles(latent_shape: tuple[int, ...], requested: DecodeTiles, available: int | None,

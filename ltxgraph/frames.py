@@ -142,6 +142,12 @@ def coded(images: torch.Tensor) -> CodedFrames:
     return CodedFrames(codes)
 
 
+def same_depth(source: torch.Tensor | Frames, result: torch.Tensor) -> torch.Tensor | Frames:
+    """An op's float ``result`` made from ``source``: coded to 8 bits when the source was 8-bit frames (so a
+    resized 8-bit image stays compact), else as it is."""
+    return coded(result) if isinstance(source, Frames) else result
+
+
 def float_images(images: torch.Tensor | Frames) -> torch.Tensor:
     """An IMAGE as a float tensor: frames converted (values k / 255 in float32), tensors as they are."""
     return images.float() if isinstance(images, Frames) else images

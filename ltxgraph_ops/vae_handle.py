@@ -37,7 +37,7 @@ ChunkedDecodeMethod = Callable[[VideoAutoencoder, torch.Tensor, Counter | None],
 def pixel_codes(pixels: torch.Tensor) -> torch.Tensor:
     """Decoder pixels [1, 3, n, H, W] in [-1, 1] -> uint8 IMAGE codes [n, H, W, 3]: ``round(255 (x + 1) / 2)``,
     clamped; the codes of exactly the values :func:`ltxgraph.unorm8.snap` gives."""
-    codes = ((pixels + 1) / 2).clamp_(0, 1).mul_(unorm8.LEVELS).round_().to(torch.uint8)
+    codes = (pixels + 1).div_(2).clamp_(0, 1).mul_(unorm8.LEVELS).round_().to(torch.uint8)
     return codes[0].permute(1, 2, 3, 0).contiguous()
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ltxgraph.context import OpContext
+from ltxgraph.context import OpContext, RunSettings
 from ltxgraph.errors import InputValueError
 from ltxgraph.frames import CodedFrames, StreamedFrames, float_images
 from ltxgraph.values import AVLatent, AudioLatent, VideoLatent
@@ -136,3 +136,32 @@ def test_decoders_and_encoders_report_their_blocks_and_tiles(loaded) -> None:
     vae_encode(plain, vae, ctx)
     blocks = len(vae.model.get().model.encoder.down_blocks)
     assert seen == [("block", i, blocks) for i in range(1, blocks + 1)]
+
+
+def test_streamed_tiled_decode_to_mp4_equals_the_float_path(loaded, tmp_path: Path) -> None:
+    """VAEDecodeTiled's frames, decoded chunk by chunk as bytes, are exactly the codes of the whole float decode
+    with the same tiles; written to MP4 they give the same file content as the float frames (0 LSB apart)."""
+    from ltxgraph_ops.media_video import encode_mp4, read_video
+    from ltxgraph_ops.models.tiling import tiled_decode
+    from ltxgraph.values import Video
+    _, _, vae = loaded
+    latent = VideoLatent(torch.randn(1, 128, 5, 3, 4, generator=torch.Generator().manual_seed(4)), 25.0, 33)
+    streamed = vae_decode_tiled(latent, vae, tile_size=64, overlap=32, temporal_size=16, temporal_overlap=8)
+    whole = vae.decode(latent.samples, lambda model, x, on_tile: tiled_decode(model.decode, x, 2, 1, 2, 1))
+    assert torch.equal(streamed.float(), whole)                                       # bit for bit
+    encode_mp4(str(tmp_path / "streamed.mp4"), Video(streamed, 25.0), {})
+    encode_mp4(str(tmp_path / "float.mp4"), Video(whole, 25.0), {})
+    from_codes, from_floats = (read_video(tmp_path / name).images.codes() for name in ("streamed.mp4", "float.mp4"))
+    assert from_codes.shape == (33, 96, 128, 3)
+    assert (from_codes.int() - from_floats.int()).abs().max() <= 1
+
+
+def test_a_small_memory_budget_shrinks_the_decode_tiles_and_keeps_the_frames_close(loaded) -> None:
+    _, _, vae = loaded
+    latent = VideoLatent(torch.randn(1, 128, 5, 3, 4, generator=torch.Generator().manual_seed(5)), 25.0, 33)
+    ctx = OpContext("frames", settings=RunSettings(memory_budget=vae.decoder_bytes + 3 * 2**20))
+    small = vae_decode_tiled(latent, vae, tile_size=512, overlap=64, temporal_size=64, temporal_overlap=8, ctx=ctx)
+    assert ctx.warnings and "made smaller to fit the memory budget" in ctx.warnings[0]
+    whole = vae_decode_tiled(latent, vae, tile_size=512, overlap=64, temporal_size=64, temporal_overlap=8)
+    assert small.shape == whole.shape == (33, 96, 128, 3)
+    assert (small.float() - whole.float()).abs().mean() < 0.25             # tiles see less context

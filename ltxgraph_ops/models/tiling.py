@@ -103,36 +103,45 @@ def tiled_decode(decode: Coder, latent: torch.Tensor, spatial_tile: int | tuple[
 def tiled_decode_chunks(decode: Coder, latent: torch.Tensor, spatial_tile: int | tuple[int, int],
                         spatial_overlap: int, temporal_tile: int, temporal_overlap: int,
                         scale: tuple[int, int, int] = (8, 32, 32), on_tile: Counter | None = None,
-                        temporal_ramp_from_zero: bool = False) -> Iterator[torch.Tensor]:
-    """:func:`tiled_decode` as a stream: blended pixels [B, 3, n, 32h, 32w] of consecutive frames, yielded as
-    soon as no later temporal tile reaches them. Only the frames of the current temporal tile are held (the blend
-    sums and their weights), so memory does not grow with the clip; the values are bit for bit those of the
-    whole-clip blend (every frame receives the same products in the same order)."""
+                        temporal_ramp_from_zero: bool = False, chunk_frames: int = 8) -> Iterator[torch.Tensor]:
+    """:func:`tiled_decode` as a stream: blended pixels [B, 3, n <= chunk_frames, 32h, 32w] of consecutive
+    frames, yielded as soon as no later temporal tile reaches them. One window of the frames of a temporal tile
+    is held (the blend sums and their weights, allocated once, its kept overlap moved to the front for the next
+    tile), so memory does not grow with the clip; the values are bit for bit those of the whole-clip blend
+    (every frame receives the same products in the same order)."""
     ts, hs, ws = scale
     _, _, frames, height, width = latent.shape
     tile_h, tile_w = (spatial_tile, spatial_tile) if isinstance(spatial_tile, int) else spatial_tile
     rows, cols = split_axis(height, tile_h, spatial_overlap), split_axis(width, tile_w, spatial_overlap)
     times = split_time_latents(frames, temporal_tile, temporal_overlap)
+    window = max((t.stop - 1 - t.start) * ts + 1 for t in times)
     done, total = 0, len(times) * len(rows) * len(cols)
     sums = weight_sum = None
-    base = 0                                         # pixel frame held at index 0 of ``sums``
+    base = held = 0                     # pixel frame at index 0 of the window; frames of the window in use
+
+    def finished(count: int) -> Iterator[torch.Tensor]:
+        for start in range(0, count, chunk_frames):
+            stop = min(count, start + chunk_frames)
+            yield sums[:, :, start:stop] / weight_sum[start:stop].clamp_min(1e-8)
+
     for t in times:
         first, stop = t.start * ts, 1 + (t.stop - 1) * ts
         if sums is not None and first > base:        # later tiles start at ``first`` or after: these are final
-            yield sums[:, :, :first - base] / weight_sum[:first - base].clamp_min(1e-8)
-            sums, weight_sum, base = sums[:, :, first - base:], weight_sum[first - base:], first
+            yield from finished(first - base)
+            kept = held - (first - base)
+            sums[:, :, :kept] = sums[:, :, first - base:held].clone()
+            weight_sum[:kept] = weight_sum[first - base:held].clone()
+            sums[:, :, kept:] = 0
+            weight_sum[kept:] = 0
+            base, held = first, kept
         t_ramp = ramp(stop - first, 0 if t.left == 0 else 1 + (t.left - 1) * ts, t.right * ts,
                       temporal_ramp_from_zero)
         for h, w in product(rows, cols):
             pixels = decode(latent[:, :, t.start:t.stop, h.start:h.stop, w.start:w.stop]).float()
             if sums is None:
                 base = first
-                sums = pixels.new_zeros(pixels.shape[0], pixels.shape[1], 0, height * hs, width * ws)
-                weight_sum = pixels.new_zeros(0, height * hs, width * ws)
-            if stop - base > sums.shape[2]:            # grow the window to this tile's last frame
-                grow = stop - base - sums.shape[2]
-                sums = torch.cat([sums, sums.new_zeros(*sums.shape[:2], grow, *sums.shape[3:])], dim=2)
-                weight_sum = torch.cat([weight_sum, weight_sum.new_zeros(grow, *weight_sum.shape[1:])])
+                sums = pixels.new_zeros(pixels.shape[0], pixels.shape[1], window, height * hs, width * ws)
+                weight_sum = pixels.new_zeros(window, height * hs, width * ws)
             mask = _weights(t_ramp, ramp((h.stop - h.start) * hs, h.left * hs, h.right * hs),
                             ramp((w.stop - w.start) * ws, w.left * ws, w.right * ws))
             region = (slice(first - base, stop - base), slice(h.start * hs, h.stop * hs),
@@ -143,7 +152,8 @@ def tiled_decode_chunks(decode: Coder, latent: torch.Tensor, spatial_tile: int |
             done += 1
             if on_tile is not None:
                 on_tile(done, total)
-    yield sums / weight_sum.clamp_min(1e-8)
+        held = max(held, stop - base)
+    yield from finished(held)
 
 
 def tiled_encode(encode: Coder, pixels: torch.Tensor, spatial_tile: int, spatial_overlap: int,

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ltxgraph.budget import (BLEND_BYTES_PER_PIXEL, DecodeTiles, MemoryBudget, decode_working_bytes,
+from ltxgraph.budget import (BLEND_BYTES_PER_PIXEL, CHUNK_BYTES_PER_PIXEL, DecodeTiles, MemoryBudget, decode_working_bytes,
                              decoder_bytes_per_pixel, plan_decode_tiles)
 from ltxgraph.context import RunSettings
 
@@ -23,26 +23,26 @@ def test_the_budget_is_one_object_of_the_run_settings() -> None:
 def test_working_memory_counts_the_blend_window_and_one_tile() -> None:
     # 65 pixel frames of 1088 x 1920 in the window (a later tile starts one latent frame early), one
     # 512 x 512 x 65 tile of activations
-    window = 65 * 1088 * 1920 * BLEND_BYTES_PER_PIXEL
-    assert decode_working_bytes(LATENT_1088P_241, GRAPH_TILES, PER_PIXEL) == window + 65 * 512 * 512 * PER_PIXEL
+    window, chunk = 65 * 1088 * 1920 * BLEND_BYTES_PER_PIXEL, 8 * 1088 * 1920 * CHUNK_BYTES_PER_PIXEL
+    assert decode_working_bytes(LATENT_1088P_241, GRAPH_TILES, PER_PIXEL) == window + chunk + 65 * 512 * 512 * PER_PIXEL
     whole = DecodeTiles((34, 60), 0, 31, 0)                                       # one tile: the whole clip
     assert decode_working_bytes(LATENT_1088P_241, whole, PER_PIXEL) == 241 * 1088 * 1920 * (
-        BLEND_BYTES_PER_PIXEL + PER_PIXEL)
+        BLEND_BYTES_PER_PIXEL + PER_PIXEL) + chunk
     assert PER_PIXEL == 8 * 4 * 128 // 16
 
 
 def test_no_budget_or_enough_budget_keeps_the_requested_tiles() -> None:
     assert plan_decode_tiles(LATENT_1088P_241, GRAPH_TILES, None, PER_PIXEL) == GRAPH_TILES
-    assert plan_decode_tiles(LATENT_1088P_241, GRAPH_TILES, 9 << 30, PER_PIXEL) == GRAPH_TILES
+    assert plan_decode_tiles(LATENT_1088P_241, GRAPH_TILES, 7 << 30, PER_PIXEL) == GRAPH_TILES
 
 
 def test_a_small_budget_shortens_the_temporal_tile_first_then_the_spatial() -> None:
-    two_gib = plan_decode_tiles(LATENT_1088P_241, GRAPH_TILES, 2 << 30, PER_PIXEL)
-    assert two_gib.spatial == (16, 16) and two_gib.temporal < 8
-    assert decode_working_bytes(LATENT_1088P_241, two_gib, PER_PIXEL) <= 2 << 30
-    tight = plan_decode_tiles(LATENT_1088P_241, GRAPH_TILES, 1 << 30, PER_PIXEL)
+    three_gib = plan_decode_tiles(LATENT_1088P_241, GRAPH_TILES, 3 << 30, PER_PIXEL)
+    assert three_gib.spatial == (16, 16) and three_gib.temporal < 8
+    assert decode_working_bytes(LATENT_1088P_241, three_gib, PER_PIXEL) <= 3 << 30
+    tight = plan_decode_tiles(LATENT_1088P_241, GRAPH_TILES, 3 << 29, PER_PIXEL)
     assert tight.temporal == 2 and tight.spatial < (16, 16) and tight.temporal_overlap == 1
-    assert decode_working_bytes(LATENT_1088P_241, tight, PER_PIXEL) <= 1 << 30
+    assert decode_working_bytes(LATENT_1088P_241, tight, PER_PIXEL) <= 3 << 29
     smallest = plan_decode_tiles(LATENT_1088P_241, GRAPH_TILES, 1, PER_PIXEL)      # nothing fits: the smallest
     assert smallest == DecodeTiles((2, 2), 1, 2, 1)
 

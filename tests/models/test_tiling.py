@@ -103,10 +103,10 @@ def test_tiled_decode_of_the_tiny_vae_approaches_untiled_as_overlap_grows() -> N
 
 @pytest.mark.parametrize("frames, tile, overlap, t_tile, t_overlap", [(9, 2, 1, 3, 1), (9, 4, 0, 9, 0), (13, 3, 1, 2, 1),
                                                                   (13, 2, 1, 5, 3), (6, 3, 2, 4, 2)])
-def test_streamed_tiled_decode_equals_the_whole_blend_and_holds_one_temporal_tile(frames, tile, overlap, t_tile,
-                                                                                  t_overlap) -> None:
+def test_streamed_tiled_decode_equals_the_whole_blend_in_chunks_of_final_frames(frames, tile, overlap, t_tile,
+                                                                                 t_overlap) -> None:
     """The chunks, joined, are bit for bit the whole-clip blend (computed here the direct way, over one
-    accumulator); every chunk is final frames in order, none longer than one temporal tile."""
+    accumulator); every chunk is final frames in order, at most 8 of them."""
     torch.manual_seed(0)
     latent = torch.randn(1, 4, frames, 3, 4)
 
@@ -127,8 +127,7 @@ def test_streamed_tiled_decode_equals_the_whole_blend_and_holds_one_temporal_til
             latent[:, :, t.start:t.stop, h.start:h.stop, w.start:w.stop]) * mask
         weights[region] += mask
     assert torch.equal(torch.cat(chunks, dim=2), whole / weights.clamp_min(1e-8))
-    assert max(c.shape[2] for c in chunks) <= 1 + min(t_tile, frames - 1) * 8     # a later tile has one more
-    assert len(chunks) == len({t.start for t in split_time_latents(frames, t_tile, t_overlap)})  # one per start
+    assert max(c.shape[2] for c in chunks) <= 8                                   # finished frames, 8 at most
 
 
 @pytest.mark.oracle
