@@ -32,7 +32,7 @@ class Frames:
     """IMAGE [F, H, W, C] frames on the 8-bit grid, readable in chunks. Subclasses give ``shape`` and
     :meth:`chunks`."""
 
-    shape: tuple[int, int, int, int]
+    shape: torch.Size
 
     def chunks(self) -> Iterator[torch.Tensor]:
         """uint8 codes [n, H, W, C] of consecutive frames, n >= 1, in order, covering all F frames."""
@@ -85,8 +85,8 @@ class CodedFrames(Frames):
             raise ValueError(f"coded frames need uint8 [F, H, W, C], got {self.data.dtype} {tuple(self.data.shape)}")
 
     @property
-    def shape(self) -> tuple[int, int, int, int]:  # type: ignore[override]
-        return tuple(self.data.shape)  # type: ignore[return-value]
+    def shape(self) -> torch.Size:  # type: ignore[override]
+        return self.data.shape
 
     def chunks(self) -> Iterator[torch.Tensor]:
         for start in range(0, self.data.shape[0], CHUNK_FRAMES):
@@ -101,7 +101,7 @@ class StreamedFrames(Frames):
     frames, in order) that together have ``shape``. Nothing is kept between reads."""
 
     def __init__(self, shape: tuple[int, int, int, int], produce: Callable[[], Iterable[torch.Tensor]]) -> None:
-        self.shape = tuple(int(n) for n in shape)  # type: ignore[assignment]
+        self.shape = torch.Size(int(n) for n in shape)
         self._produce = produce
 
     def chunks(self) -> Iterator[torch.Tensor]:

@@ -74,8 +74,8 @@ class VideoFileFrames(Frames):
     width: int
 
     @property
-    def shape(self) -> tuple[int, int, int, int]:  # type: ignore[override]
-        return (self.frames, self.height, self.width, 3)
+    def shape(self) -> torch.Size:  # type: ignore[override]
+        return torch.Size((self.frames, self.height, self.width, 3))
 
     def chunks(self) -> Iterator[torch.Tensor]:
         try:

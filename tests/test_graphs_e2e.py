@@ -190,7 +190,7 @@ def test_cache_serves_a_repeat_and_reruns_only_the_sampling_cone(world) -> None:
     assert torch.equal(again.outputs["latent"].video.samples, first.outputs["latent"].video.samples)
     by_op = api.Runner(cache_dir=world["root"] / "cache").disk.info()["by_op"]
     assert "VAEDecodeTiled" not in by_op and "CreateVideo" not in by_op
-    assert by_op["SaveVideo"]["bytes"] < 17 * 128 * 256 * 3 / 100
+    assert by_op["SaveVideo"]["bytes"] < 17 * 128 * 256 * 3 / 4        # the audio and a path, not the frames
     reseeded, _ = run(world, "ltx2_t2v_distilled", {**params, "seed": 7}, use_cache=True)
     executed = set(reseeded.report.executed())
     assert {"noise", "stage1", "stage2", "frames", "save"} <= executed
