@@ -9,6 +9,7 @@ from typing import Any, Callable
 import torch
 
 from .media_limits import MediaLimits
+from .budget import MemoryBudget
 from .paths import Folders
 
 StepCallback = Callable[[str, int, int, dict[str, Any]], None]   # (node, step, total, info with "unit")
@@ -22,12 +23,13 @@ def _no_steps(node: str, step: int, total: int, info: dict[str, Any]) -> None:
 @dataclass(frozen=True)
 class RunSettings:
     """How ops should use the machine. device: torch device for model compute ("cpu", "cuda", ...).
-    memory_budget: bytes that model weights may keep resident (None = no limit); loaders use it to choose
-    between fully resident and streamed execution, samplers to bound the activations of the guidance passes
-    they batch into one forward. preview_dir: where samplers write a PNG preview of each step's clean estimate
-    (None = no previews). dtype: what model ops compute in, "auto" | "float32" | "bfloat16" (default
-    ``$LTXGRAPH_DTYPE`` or "auto"); a run resolves "auto" before any op runs (:mod:`ltxgraph.compute_dtype`), so
-    ops see "float32" or "bfloat16". media_limits: the largest input media loaders decode."""
+    memory_budget: bytes the run may use (None = no limit); loaders use it to choose between fully resident and
+    streamed weights, samplers to bound the activations of the guidance passes they batch into one forward, tiled
+    decodes to choose their tiles (:attr:`budget`). preview_dir: where samplers write a PNG preview of each step's
+    clean estimate (None = no previews). dtype: what model ops compute in, "auto" | "float32" | "bfloat16"
+    (default ``$LTXGRAPH_DTYPE`` or "auto"); a run resolves "auto" before any op runs
+    (:mod:`ltxgraph.compute_dtype`), so ops see "float32" or "bfloat16". media_limits: the largest input media
+    loaders decode."""
 
     device: str = "cpu"
     memory_budget: int | None = None
@@ -40,6 +42,11 @@ class RunSettings:
         """The torch dtype model ops compute in: bfloat16 when resolved to it, else float32 (also for an
         unresolved "auto", i.e. an op called outside a run)."""
         return torch.bfloat16 if self.dtype == "bfloat16" else torch.float32
+
+    @property
+    def budget(self) -> MemoryBudget:
+        """The run's one memory budget, for planning functions (:mod:`ltxgraph.budget`)."""
+        return MemoryBudget(self.memory_budget)
 
 
 @dataclass

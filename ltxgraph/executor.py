@@ -12,6 +12,7 @@ import torch
 from . import values as V
 from .cache import DiskStore, MemoryCache
 from .context import OpContext, RunSettings
+from .frames import Frames
 from .events import ProgressCallback, ProgressEvent, ignore
 from .errors import InputValueError, LtxGraphError, NodeError, RunInterrupted
 from .graph import NodeRef
@@ -22,7 +23,7 @@ from .types import is_scalar, members
 
 RUNTIME_CLASSES: dict[str, tuple[type, ...]] = {
     "VIDEO_LATENT": (V.VideoLatent,), "AUDIO_LATENT": (V.AudioLatent,), "AV_LATENT": (V.AVLatent,),
-    "AUDIO": (V.Audio,), "VIDEO": (V.Video,), "IMAGE": (torch.Tensor,), "MASK": (torch.Tensor,),
+    "AUDIO": (V.Audio,), "VIDEO": (V.Video,), "IMAGE": (torch.Tensor, Frames), "MASK": (torch.Tensor,),
     "INT": (int,), "FLOAT": (int, float, tuple), "STRING": (str,), "BOOLEAN": (bool,),  # FLOAT: or a tuple (a list)
 }
 
@@ -161,6 +162,8 @@ class Executor:
                     value = results[value.node][[p for p, _ in source.outputs].index(value.port)]
                     if is_scalar(input_spec.port.type):
                         value = self._checked_linked(input_spec, value, warnings)
+                    elif isinstance(value, Frames) and not input_spec.takes_frames:
+                        value = value.float()   # this op's own float copy, released when it returns
                 elif input_spec.name in node.files:
                     value = str(node.files[input_spec.name])
                 kwargs[input_spec.name] = value

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable
 
 from .context import OpContext
 from .errors import InvalidInput
+from .frames import Frames
 from .types import is_scalar, members
 
 ENTRY_POINT_GROUP = "ltxgraph.ops"
@@ -76,9 +77,14 @@ class Port:
 
 @dataclass(frozen=True)
 class InputSpec:
+    """One input of an op. ``takes_frames``: the parameter's annotation names :class:`ltxgraph.frames.Frames`,
+    so IMAGE values reach it as they travel (frames held as bytes or streamed); other inputs get float
+    tensors."""
+
     name: str
     port: Port
     default: Any = REQUIRED
+    takes_frames: bool = False
 
     @property
     def required(self) -> bool:
@@ -166,7 +172,7 @@ def _read_signature(fn: Callable[..., Any], name: str, outputs: dict[str, str], 
         if len(ports) != 1:
             raise OpDeclarationError(f"op {name}: parameter '{param.name}' needs Annotated[..., Port(...)]")
         default = REQUIRED if param.default is inspect.Parameter.empty else param.default
-        inputs.append(InputSpec(param.name, ports[0], default))
+        inputs.append(InputSpec(param.name, ports[0], default, _names_frames(hint)))
     input_names = {spec.name for spec in inputs}
     for port_name, port_type in outputs.items():
         if port_type.startswith("="):
@@ -177,6 +183,12 @@ def _read_signature(fn: Callable[..., Any], name: str, outputs: dict[str, str], 
     doc = inspect.getdoc(fn) or ""
     return OpSpec(name, fn, tuple(inputs), tuple(outputs.items()), version, category,
                   doc.split("\n\n")[0].replace("\n", " "), output_node, context_param)
+
+
+def _names_frames(hint: Any) -> bool:
+    """Whether an ``Annotated[python_type, ...]`` hint's python type is, or is a union holding, Frames."""
+    python_type = typing.get_args(hint)[0] if getattr(hint, "__metadata__", None) else hint
+    return any(isinstance(t, type) and issubclass(t, Frames) for t in (python_type, *typing.get_args(python_type)))
 
 
 GraphFinding = tuple[str, "str | None", str]  # (node id, input name or None, message)
@@ -236,8 +248,9 @@ class Registry:
             self.add(spec)
         for cls in storable:
             self.storable[f"{cls.__module__}.{cls.__qualname__}"] = cls
-        from . import values
+        from . import frames, values
         self._collect_storable(values)
+        self._collect_storable(frames)
 
     def add(self, spec: OpSpec) -> None:
         existing = self._specs.get(spec.name)

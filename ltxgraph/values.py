@@ -80,9 +80,10 @@ class Audio:
 @storable
 @dataclass(frozen=True)
 class Video:
-    """Decoded video: images [F, H, W, C] float in [0, 1] at ``fps``, with optional audio."""
+    """Decoded video: images [F, H, W, C] in [0, 1] (a float tensor, or :class:`ltxgraph.frames.Frames` held
+    as bytes, streamed or read from a file) at ``fps``, with optional audio."""
 
-    images: torch.Tensor
+    images: Any
     fps: float
     audio: Audio | None = None
 

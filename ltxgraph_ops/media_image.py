@@ -1,5 +1,7 @@
 """Image ops (ComfyUI names): load and save through PyAV, sizes, batches, scaling, inversion and Canny edges.
-IMAGE is [B, H, W, 3] float in [0, 1]; MASK is [B, H, W]."""
+IMAGE is [B, H, W, 3] in [0, 1]; MASK is [B, H, W]. Loaded images travel as 8-bit codes
+(:class:`ltxgraph.frames.CodedFrames`); the scaling ops keep 8-bit inputs 8-bit (their output rounded to the
+grid, as a saved file would be)."""
 from __future__ import annotations
 
 import os
@@ -12,19 +14,20 @@ import torch
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
+from ltxgraph.frames import CodedFrames, Frames, float_images, same_depth
 from ltxgraph.values import SavedFile
 from ltxgraph_ops.canny import canny, gaussian_blur
 from ltxgraph_ops.decode_guard import DecodeBudget, open_limited
 from ltxgraph_ops.image_geometry import RESAMPLE_METHODS, resample, resize_cropped
-from ltxgraph_ops.media_video import check_images, next_output_name, to_uint8
+from ltxgraph_ops.media_video import check_images, next_output_name, rgb_chunks
 from ltxgraph_ops.sampling.preview import png_bytes
 
 MAX_RESOLUTION = 16384
 
 
-def read_image(path: str, budget: DecodeBudget | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every frame of an image file (PNG, JPEG, WebP, GIF...) as IMAGE [F, H, W, 3] and MASK [F, H, W]
-    (1 - alpha; zeros without alpha), within ``budget`` (default: the default media limits)."""
+def read_image(path: str, budget: DecodeBudget | None = None) -> tuple[CodedFrames, torch.Tensor]:
+    """Every frame of an image file (PNG, JPEG, WebP, GIF...) as IMAGE [F, H, W, 3] (8-bit codes) and
+    MASK [F, H, W] (1 - alpha; zeros without alpha), within ``budget`` (default: the default media limits)."""
     budget = budget or DecodeBudget.for_file(path, None)
     try:
         with open_limited(budget) as container:
@@ -38,22 +41,22 @@ def read_image(path: str, budget: DecodeBudget | None = None) -> tuple[torch.Ten
         raise InputValueError(f"{path}: holds no image")
     if len({f.shape for f in frames}) != 1:
         raise InputValueError(f"{path}: its frames have different sizes")
-    rgba = torch.from_numpy(np.stack(frames)).float() / 255.0
-    return rgba[..., :3], 1.0 - rgba[..., 3]
+    rgba = torch.from_numpy(np.stack(frames))
+    return CodedFrames(rgba[..., :3].contiguous()), 1.0 - rgba[..., 3].float() / 255.0
 
 
 @op("LoadImage", outputs={"IMAGE": "IMAGE", "MASK": "MASK"}, category="image")
 def load_image(image: Annotated[str, Port("STRING", file="input", upload=True)],
-               ctx: OpContext = None) -> tuple[torch.Tensor, torch.Tensor]:
+               ctx: OpContext = None) -> tuple[CodedFrames, torch.Tensor]:
     """An image from the input folder (all frames of an animated one) and its mask (1 - alpha), refused before
     decoding when larger than the run's media limits."""
     return read_image(image, DecodeBudget.for_file(image, ctx))
 
 
-def _save_pngs(images: torch.Tensor, prefix: str, ctx: OpContext) -> list[SavedFile]:
+def _save_pngs(images: torch.Tensor | Frames, prefix: str, ctx: OpContext) -> list[SavedFile]:
     saved = []
     folder = ctx.folders.output_file(f"{prefix}_probe_.png").parent
-    for array in to_uint8(check_images(images)):
+    for array in (frame for chunk in rgb_chunks(check_images(images)) for frame in chunk):
         path = ctx.folders.output_file(next_output_name(folder, prefix, ".png"))
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
@@ -66,7 +69,7 @@ def _save_pngs(images: torch.Tensor, prefix: str, ctx: OpContext) -> list[SavedF
 
 
 @op("SaveImage", outputs={"images": "IMAGE"}, category="image", output_node=True)
-def save_image(images: Annotated[torch.Tensor, Port("IMAGE")],
+def save_image(images: Annotated[torch.Tensor | Frames, Port("IMAGE")],
                filename_prefix: Annotated[str, Port("STRING")] = "ComfyUI",
                ctx: OpContext = None) -> tuple:
     """Each image as ``<prefix>_00001_.png`` (next free numbers) in the output folder."""
@@ -74,13 +77,13 @@ def save_image(images: Annotated[torch.Tensor, Port("IMAGE")],
 
 
 @op("PreviewImage", outputs={"images": "IMAGE"}, category="image", output_node=True)
-def preview_image(images: Annotated[torch.Tensor, Port("IMAGE")], ctx: OpContext = None) -> tuple:
+def preview_image(images: Annotated[torch.Tensor | Frames, Port("IMAGE")], ctx: OpContext = None) -> tuple:
     """The images as PNGs under ``preview/`` in the output folder."""
     return (images, *_save_pngs(images, "preview/preview", ctx or OpContext("PreviewImage")))
 
 
 @op("GetImageSize", outputs={"width": "INT", "height": "INT", "batch_size": "INT"}, category="image")
-def get_image_size(image: Annotated[torch.Tensor, Port("IMAGE")]) -> tuple[int, int, int]:
+def get_image_size(image: Annotated[torch.Tensor | Frames, Port("IMAGE")]) -> tuple[int, int, int]:
     return int(image.shape[2]), int(image.shape[1]), int(image.shape[0])
 
 
@@ -95,16 +98,16 @@ def empty_image(width: Annotated[int, Port("INT", min=1, max=MAX_RESOLUTION)] = 
 
 
 @op("ImageScaleBy", outputs={"IMAGE": "IMAGE"}, category="image/upscaling")
-def image_scale_by(image: Annotated[torch.Tensor, Port("IMAGE")],
+def image_scale_by(image: Annotated[torch.Tensor | Frames, Port("IMAGE")],
                    upscale_method: Annotated[str, Port("STRING", choices=RESAMPLE_METHODS)] = "nearest-exact",
                    scale_by: Annotated[float, Port("FLOAT", min=0.01, max=8.0)] = 1.0) -> torch.Tensor:
     """Both sides times ``scale_by`` (rounded)."""
-    return resample(image, max(1, round(image.shape[2] * scale_by)), max(1, round(image.shape[1] * scale_by)),
-                    upscale_method)
+    return same_depth(image, resample(float_images(image), max(1, round(image.shape[2] * scale_by)),
+                                      max(1, round(image.shape[1] * scale_by)), upscale_method))
 
 
 @op("ImageScale", outputs={"IMAGE": "IMAGE"}, category="image/upscaling")
-def image_scale(image: Annotated[torch.Tensor, Port("IMAGE")],
+def image_scale(image: Annotated[torch.Tensor | Frames, Port("IMAGE")],
                 upscale_method: Annotated[str, Port("STRING", choices=RESAMPLE_METHODS)] = "nearest-exact",
                 width: Annotated[int, Port("INT", min=0, max=MAX_RESOLUTION)] = 512,
                 height: Annotated[int, Port("INT", min=0, max=MAX_RESOLUTION)] = 512,
@@ -116,18 +119,19 @@ def image_scale(image: Annotated[torch.Tensor, Port("IMAGE")],
         width = max(1, round(image.shape[2] * height / image.shape[1]))
     elif height == 0:
         height = max(1, round(image.shape[1] * width / image.shape[2]))
-    return resize_cropped(image, width, height, upscale_method, crop)
+    return same_depth(image, resize_cropped(float_images(image), width, height, upscale_method, crop))
 
 
-def _longer_side(image: torch.Tensor, size: int, method: str) -> torch.Tensor:
+def _longer_side(image: torch.Tensor | Frames, size: int, method: str) -> torch.Tensor | Frames:
     h, w = image.shape[1:3]
     scale = size / max(h, w)
-    return resample(image, max(1, round(w * scale)), max(1, round(h * scale)), method)
+    return same_depth(image, resample(float_images(image), max(1, round(w * scale)), max(1, round(h * scale)),
+                                      method))
 
 
 @op("ImageScaleToMaxDimension", outputs={"IMAGE": "IMAGE"}, category="image/upscaling")
 def image_scale_to_max_dimension(
-        image: Annotated[torch.Tensor, Port("IMAGE")],
+        image: Annotated[torch.Tensor | Frames, Port("IMAGE")],
         upscale_method: Annotated[str, Port("STRING", choices=RESAMPLE_METHODS)] = "area",
         largest_size: Annotated[int, Port("INT", min=0, max=MAX_RESOLUTION)] = 512) -> torch.Tensor:
     """The longer side to ``largest_size``, aspect ratio kept."""
@@ -135,7 +139,7 @@ def image_scale_to_max_dimension(
 
 
 @op("ResizeImagesByLongerEdge", outputs={"images": "IMAGE"}, category="image/transform")
-def resize_images_by_longer_edge(images: Annotated[torch.Tensor, Port("IMAGE")],
+def resize_images_by_longer_edge(images: Annotated[torch.Tensor | Frames, Port("IMAGE")],
                                  longer_edge: Annotated[int, Port("INT", min=1, max=8192)] = 1024) -> torch.Tensor:
     return _longer_side(images, longer_edge, "lanczos")
 

@@ -1,7 +1,9 @@
 """Video files through PyAV (ComfyUI names): load, take apart, put together, save as MP4 (H.264 + AAC) with the
 graph and its parameters embedded, and LTXVPreprocess' compression round trip.
 
-Frames travel as IMAGE [F, H, W, 3] float in [0, 1]; audio as AUDIO [1, C, S] float in [-1, 1].
+Frames travel as IMAGE [F, H, W, 3] in [0, 1]: loaded videos as 8-bit codes, decoded ones often streamed
+(:mod:`ltxgraph.frames`); SaveVideo encodes them chunk by chunk, so no float copy of the clip is made. Audio
+travels as AUDIO [1, C, S] float in [-1, 1].
 """
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ import io
 import json
 import os
 import re
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Iterator
 
 import av
 import numpy as np
@@ -20,7 +23,8 @@ import torch
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
-from ltxgraph.values import Audio, SavedFile, Video
+from ltxgraph.frames import CHUNK_FRAMES, CodedFrames, Frames
+from ltxgraph.values import Audio, SavedFile, Video, storable
 from ltxgraph_ops.decode_guard import DecodeBudget, open_limited
 from ltxgraph_ops.models.progress import Counter, counted
 
@@ -34,10 +38,14 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return (images[..., :3].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
 
 
-def check_images(images: torch.Tensor, what: str = "images") -> torch.Tensor:
+def check_images(images: torch.Tensor | Frames, what: str = "images") -> torch.Tensor | Frames:
+    """``images`` if they are an IMAGE [F, H, W, 1, 3 or 4] with F >= 1 and (floats) finite, else
+    InputValueError; one float channel is repeated to three (frames are checked per chunk when read)."""
     if images.ndim != 4 or images.shape[0] == 0 or images.shape[-1] not in (1, 3, 4):
         raise InputValueError(f"{what} must be an IMAGE [frames, height, width, 3] with at least one frame, got "
                               f"shape {tuple(images.shape)}")
+    if isinstance(images, Frames):
+        return images
     if not bool(torch.isfinite(images).all()):
         raise InputValueError(f"{what} contain NaN or infinite values")
     return images if images.shape[-1] != 1 else images.expand(-1, -1, -1, 3)
@@ -48,6 +56,48 @@ def _declared_seconds(container: av.container.InputContainer, stream: av.stream.
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
     return container.duration / av.time_base if container.duration and container.duration > 0 else 0.0
+
+
+def rgb_chunks(images: torch.Tensor | Frames) -> Iterator[np.ndarray]:
+    """RGB uint8 frames [n, H, W, 3] of a checked IMAGE, a few at a time: frames' codes as they come, floats
+    rounded to 8 bits (``round(255 x)``) per chunk."""
+    if isinstance(images, Frames):
+        for chunk in images.chunks():
+            yield (chunk[..., :3] if chunk.shape[-1] != 1 else chunk.expand(-1, -1, -1, 3)).numpy()
+        return
+    for start in range(0, images.shape[0], CHUNK_FRAMES):
+        yield to_uint8(images[start:start + CHUNK_FRAMES])
+
+
+@storable
+@dataclass(frozen=True, eq=False)
+class VideoFileFrames(Frames):
+    """The frames of a video file this run wrote (SaveVideo), read back when read: the disk cache stores the
+    path, not the pixels. ``frames``, ``height``, ``width``: the IMAGE shape (an odd size was padded by one
+    row or column in the file)."""
+
+    path: str
+    frames: int
+    height: int
+    width: int
+
+    @property
+    def shape(self) -> torch.Size:  # type: ignore[override]
+        return torch.Size((self.frames, self.height, self.width, 3))
+
+    def chunks(self) -> Iterator[torch.Tensor]:
+        try:
+            with av.open(self.path) as container:
+                batch: list[np.ndarray] = []
+                for frame in container.decode(video=0):
+                    batch.append(frame.to_ndarray(format="rgb24")[: self.height, : self.width])
+                    if len(batch) == CHUNK_FRAMES:
+                        yield torch.from_numpy(np.stack(batch))
+                        batch = []
+                if batch:
+                    yield torch.from_numpy(np.stack(batch))
+        except (av.FFmpegError, OSError) as exc:
+            raise InputValueError(f"{self.path}: cannot be read back as a video ({exc})") from None
 
 
 def decode_audio(container: av.container.InputContainer, budget: DecodeBudget | None = None) -> Audio | None:
@@ -100,8 +150,7 @@ def read_video(path: str | Path, budget: DecodeBudget | None = None) -> Video:
         raise InputValueError(f"{path}: cannot be read as a video ({exc})") from None
     if not frames:
         raise InputValueError(f"{path}: has no frames")
-    images = torch.from_numpy(np.stack(frames)).float() / 255.0
-    return Video(images, fps, audio)
+    return Video(CodedFrames(torch.from_numpy(np.stack(frames))), fps, audio)
 
 
 @op("LoadVideo", outputs={"VIDEO": "VIDEO"}, category="image/video")
@@ -113,7 +162,7 @@ def load_video(file: Annotated[str, Port("STRING", file="input", upload=True)], 
 
 @op("GetVideoComponents", outputs={"images": "IMAGE", "audio": "AUDIO", "fps": "FLOAT", "bit_depth": "INT"},
     category="image/video")
-def get_video_components(video: Annotated[Video, Port("VIDEO")]) -> tuple[torch.Tensor, Audio, float, int]:
+def get_video_components(video: Annotated[Video, Port("VIDEO")]) -> tuple[torch.Tensor | Frames, Audio, float, int]:
     """Frames, audio (silence of the video's length when it has none), frame rate and bit depth (8)."""
     audio = video.audio
     if audio is None:
@@ -123,11 +172,12 @@ def get_video_components(video: Annotated[Video, Port("VIDEO")]) -> tuple[torch.
 
 
 @op("CreateVideo", outputs={"VIDEO": "VIDEO"}, category="image/video")
-def create_video(images: Annotated[torch.Tensor, Port("IMAGE")],
+def create_video(images: Annotated[torch.Tensor | Frames, Port("IMAGE")],
                  fps: Annotated[float, Port("FLOAT", min=1.0, max=120.0)] = 30.0,
                  audio: Annotated[Audio | None, Port("AUDIO", optional=True)] = None,
                  bit_depth: Annotated[int | str, Port("INT|STRING", choices=(8, "auto"))] = 8) -> Video:
-    """Frames at ``fps`` with optional audio. bit_depth: 8, or "auto" (newer ComfyUI; 8 for sRGB video)."""
+    """Frames at ``fps`` with optional audio. bit_depth: 8, or "auto" (newer ComfyUI; 8 for sRGB video).
+    Frames held as bytes or streamed stay so (nothing is decoded or copied here)."""
     return Video(check_images(images), float(fps), audio)
 
 
@@ -154,15 +204,16 @@ def _audio_frames(audio: Audio, stream_rate: int):
 
 def encode_mp4(target, video: Video, metadata: dict[str, str], crf: int = 18,
                on_frame: Counter | None = None) -> None:
-    """Write ``video`` as MP4 (H.264 yuv420p, AAC) to ``target`` (a path or a binary file object);
-    ``on_frame(done, total)`` after each video frame is encoded."""
-    frames = _even(to_uint8(check_images(video.images)))
+    """Write ``video`` as MP4 (H.264 yuv420p, AAC) to ``target`` (a path or a binary file object), its frames
+    read and encoded a chunk at a time; ``on_frame(done, total)`` after each video frame is encoded."""
+    images = check_images(video.images)
+    total, height, width = images.shape[:3]
     options = {"movflags": "use_metadata_tags"}
     with av.open(target, "w", format="mp4", options=options) as container:
         container.metadata.update(metadata)
         stream = container.add_stream("libx264", rate=Fraction(video.fps).limit_denominator(1001),
                                       options={"crf": str(crf), "preset": "medium"})
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = width + width % 2, height + height % 2, "yuv420p"
         audio_stream, audio_frames = None, []
         if video.audio is not None and video.audio.waveform.shape[-1] > 0:
             rate = video.audio.sample_rate if video.audio.sample_rate in AAC_RATES else 48000
@@ -171,8 +222,13 @@ def encode_mp4(target, video: Video, metadata: dict[str, str], crf: int = 18,
             audio_frames = list(_audio_frames(video.audio, rate))
             samples = sum(frame.samples for frame in audio_frames)   # the header (written first) records it
             container.metadata[AUDIO_KEY] = json.dumps({"samples": samples, "priming": AAC_PRIMING})
-        for array in counted(frames, on_frame):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        done = 0
+        for chunk in rgb_chunks(images):
+            for array in _even(chunk):
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")))
+                done += 1
+                if on_frame is not None:
+                    on_frame(done, total)
         container.mux(stream.encode())
         if audio_stream is not None:
             for frame in audio_frames:
@@ -202,7 +258,8 @@ def save_video(video: Annotated[Video, Port("VIDEO")],
                ctx: OpContext = None) -> tuple[Video, SavedFile]:
     """Write MP4 (H.264 + AAC) into the output folder as ``<prefix>_00001_.mp4`` (next free number), with the
     graph, its parameters and the seed in the file's metadata. The file appears whole or not at all; a prefix
-    that leaves the output folder is refused."""
+    that leaves the output folder is refused. The ``video`` output is the file as written (its frames read back
+    from it when read), so the cache keeps the file's path rather than a copy of the frames."""
     ctx = ctx or OpContext("SaveVideo")
     first = ctx.folders.output_file(f"{filename_prefix}_probe_.mp4")      # validates the prefix, makes folders
     name = next_output_name(first.parent, filename_prefix, ".mp4")
@@ -215,9 +272,10 @@ def save_video(video: Annotated[Video, Port("VIDEO")],
         raise InputValueError(f"cannot encode the video: {exc}") from None
     finally:
         tmp.unlink(missing_ok=True)
-    info = {"frames": int(video.images.shape[0]), "fps": video.fps, "width": int(video.images.shape[2]),
-            "height": int(video.images.shape[1]), "audio_seconds": video.audio.seconds if video.audio else 0.0}
-    return video, SavedFile(str(path), info)
+    frames, height, width = (int(n) for n in video.images.shape[:3])
+    info = {"frames": frames, "fps": video.fps, "width": width, "height": height,
+            "audio_seconds": video.audio.seconds if video.audio else 0.0}
+    return Video(VideoFileFrames(str(path), frames, height, width), video.fps, video.audio), SavedFile(str(path), info)
 
 
 def compress_frame(image: np.ndarray, crf: int) -> np.ndarray:

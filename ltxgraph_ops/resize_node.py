@@ -12,6 +12,7 @@ import torch
 
 from ltxgraph import Port, op
 from ltxgraph.errors import InputValueError
+from ltxgraph.frames import Frames, float_images, same_depth
 from ltxgraph_ops.image_geometry import RESAMPLE_METHODS, resample, resize_cropped
 
 RESIZE_TYPES = ("scale dimensions", "scale by multiplier", "scale longer dimension", "scale shorter dimension",
@@ -67,7 +68,7 @@ def _as_images(value: torch.Tensor) -> tuple[torch.Tensor, bool]:
 
 @op("ResizeImageMaskNode", outputs={"resized": "=input"}, category="image/transform")
 def resize_image_mask(
-        input: Annotated[torch.Tensor, Port("IMAGE|MASK")],
+        input: Annotated[torch.Tensor | Frames, Port("IMAGE|MASK")],
         resize_type: Annotated[str, Port("STRING", choices=RESIZE_TYPES)] = "scale dimensions",
         width: Annotated[int, Port("INT", min=0, max=MAX_RESOLUTION, comfy_name="resize_type.width",
                                    shown_when=_shown("scale dimensions", "scale width"))] = 512,
@@ -86,12 +87,12 @@ def resize_image_mask(
         multiple: Annotated[int, Port("INT", min=1, max=MAX_RESOLUTION, comfy_name="resize_type.multiple",
                                       shown_when=_shown("scale to multiple"))] = 8,
         scale_method: Annotated[str, Port("STRING", choices=RESAMPLE_METHODS)] = "area",
-        match: Annotated[torch.Tensor | None, Port("IMAGE|MASK", optional=True, comfy_name="resize_type.match")]
+        match: Annotated[torch.Tensor | Frames | None, Port("IMAGE|MASK", optional=True, comfy_name="resize_type.match")]
         = None) -> torch.Tensor:
     """Resize by exact dimensions (with centre crop), a multiplier, the longer / shorter side, one side, total
     megapixels, another image's size, or down to a multiple (cover, then centre crop); masks come back as
-    masks."""
-    images, is_mask = _as_images(input)
+    masks; 8-bit images stay 8-bit (rounded to the grid)."""
+    images, is_mask = _as_images(float_images(input))
     _, h, w, _ = images.shape
     crop_mode = crop
     if resize_type == "match size":
@@ -107,7 +108,7 @@ def resize_image_mask(
         if resize_type != "scale dimensions" or (width == 0 or height == 0):
             crop_mode = "disabled"
         out = resize_cropped(images, new_w, new_h, scale_method, crop_mode)
-    return out[..., 0] if is_mask else out
+    return out[..., 0] if is_mask else same_depth(input, out)
 
 
 def _to_multiple(images: torch.Tensor, multiple: int, method: str) -> torch.Tensor:

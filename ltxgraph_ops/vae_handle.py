@@ -7,11 +7,13 @@ normalised latent [1, 128, 1 + (F-1)/8, H/32, W/32]; ``decode`` maps latents bac
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 import torch
 
 from ltxgraph import unorm8
+from ltxgraph.budget import decoder_bytes_per_pixel
+from ltxgraph.frames import StreamedFrames
 from ltxgraph.errors import InputValueError
 from ltxgraph_ops.handles import Lazy
 from ltxgraph_ops.models.progress import Counter
@@ -28,18 +30,42 @@ class VideoAutoencoder(Protocol):
 
 
 DecodeMethod = Callable[[VideoAutoencoder, torch.Tensor, Counter | None], torch.Tensor]
+ChunkedDecodeMethod = Callable[[VideoAutoencoder, torch.Tensor, Counter | None], Iterator[torch.Tensor]]
+"""(model, latent [1, C, F, H, W], counter) -> pixels [1, 3, n, H', W'] of consecutive frames, in order."""
+
+
+def pixel_codes(pixels: torch.Tensor) -> torch.Tensor:
+    """Decoder pixels [1, 3, n, H, W] in [-1, 1] -> uint8 IMAGE codes [n, H, W, 3]: ``round(255 (x + 1) / 2)``,
+    clamped; the codes of exactly the values :func:`ltxgraph.unorm8.snap` gives."""
+    codes = (pixels + 1).div_(2).clamp_(0, 1).mul_(unorm8.LEVELS).round_().to(torch.uint8)
+    return codes[0].permute(1, 2, 3, 0).contiguous()
+
+
+def _each_in_inference_mode(chunks: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """Advance ``chunks`` under inference mode without leaving the mode on for the consumer between chunks."""
+    iterator = iter(chunks)
+    while True:
+        with torch.inference_mode():
+            chunk = next(iterator, None)
+        if chunk is None:
+            return
+        yield chunk
 
 
 @dataclass(frozen=True)
 class VideoVAEHandle:
     """VAE: a video autoencoder (built on first use) with its scale factors (time, height, width) and latent
-    channels."""
+    channels. For planning a decode against the memory budget: ``decoder_bytes``, the decoder's weights as
+    computed (float32), and ``decode_bytes_per_pixel``, its activations per output pixel-frame
+    (:func:`ltxgraph.budget.decoder_bytes_per_pixel`)."""
 
     source: str
     model: Lazy[VideoAutoencoder]
     latent_channels: int = 128
     scale_factors: tuple[int, int, int] = SCALE_FACTORS
     statistics: Lazy[tuple[torch.Tensor, torch.Tensor]] | None = None
+    decoder_bytes: int = 0
+    decode_bytes_per_pixel: int = decoder_bytes_per_pixel(128, 4)
 
     def channel_statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-channel (mean, std) [C] that normalise this VAE's latents (read without loading the VAE when
@@ -68,9 +94,7 @@ class VideoVAEHandle:
         the other), on the 8-bit grid k/255 that an MP4 or PNG holds (so the disk cache keeps it as bytes).
         ``method(model, latent, on_progress)`` replaces the plain decode (e.g. a tiled one, which
         counts tiles); the plain decode counts decoder blocks with ``on_progress(done, total)``."""
-        if latent.ndim != 5 or latent.shape[1] != self.latent_channels:
-            raise InputValueError(f"a video latent [batch, {self.latent_channels}, frames, height, width] is needed, "
-                                  f"got shape {tuple(latent.shape)}")
+        self._check_latent(latent)
         with torch.inference_mode():
             model = self.model.get()
             if method is not None:
@@ -81,3 +105,26 @@ class VideoVAEHandle:
                 pixels = model.decode(latent.float())
         images = unorm8.snap((pixels + 1) / 2).permute(0, 2, 3, 4, 1)                 # [B, F, H, W, 3]
         return images.reshape(-1, *images.shape[2:])
+
+    def decode_frames(self, latent: torch.Tensor, method: ChunkedDecodeMethod,
+                      on_progress: Counter | None = None) -> StreamedFrames:
+        """latent [B, 128, F, H, W] -> IMAGE frames [B * (8(F-1)+1), 32H, 32W, 3], decoded when read, chunk by
+        chunk (``method`` yields consecutive pixel chunks of one batch item), as 8-bit codes: equal to
+        :meth:`decode` with the same method's chunks joined, without ever holding the whole clip."""
+        self._check_latent(latent)
+        batch, _, frames, height, width = latent.shape
+        t, h, w = self.scale_factors
+        latent = latent.detach().float()
+
+        def produce() -> Iterator[torch.Tensor]:
+            model = self.model.get()
+            for item in range(batch):
+                yield from (pixel_codes(pixels) for pixels in method(model, latent[item:item + 1], on_progress))
+
+        return StreamedFrames((batch * (1 + (frames - 1) * t), height * h, width * w, 3),
+                              lambda: _each_in_inference_mode(produce()))
+
+    def _check_latent(self, latent: torch.Tensor) -> None:
+        if latent.ndim != 5 or latent.shape[1] != self.latent_channels:
+            raise InputValueError(f"a video latent [batch, {self.latent_channels}, frames, height, width] is needed, "
+                                  f"got shape {tuple(latent.shape)}")

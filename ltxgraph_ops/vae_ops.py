@@ -12,8 +12,10 @@ from typing import Annotated, Any
 import torch
 
 from ltxgraph import Port, op
+from ltxgraph.budget import DecodeTiles, decoder_bytes_per_pixel, plan_decode_tiles
 from ltxgraph.context import OpContext, counter_of
 from ltxgraph.errors import InputValueError
+from ltxgraph.frames import CodedFrames, Frames, StreamedFrames, coded, first_frames
 from ltxgraph.values import AVLatent, VideoLatent
 from ltxgraph_ops.handles import Lazy, ModelHandle
 from ltxgraph_ops.latents import pixel_frames
@@ -77,9 +79,13 @@ def video_vae_handle(path: str, ctx: OpContext | None) -> VideoVAEHandle:
         return tuple(stats.read(f"{VAE_PREFIX}per_channel_statistics.{name}").float()
                      for name in ("mean-of-means", "std-of-means"))  # type: ignore[return-value]
 
+    decoder = getattr(layout, "decoder", None)
     return VideoVAEHandle(file.name, Lazy(lambda: PartwiseVideoVAE(path, device, dtype), f"video VAE of {file.name}"),
                           latent_channels=channels, statistics=Lazy(statistics, f"VAE statistics of {file.name}"),
-                          scale_factors=getattr(config, "scale_factors", SCALE_FACTORS))
+                          scale_factors=getattr(config, "scale_factors", SCALE_FACTORS),
+                          decoder_bytes=dtype.itemsize * sum(p.numel() for p in decoder.parameters()) if decoder is not None else 0,
+                          decode_bytes_per_pixel=decoder_bytes_per_pixel(getattr(config, "decoder_base_channels", 128),
+                                                                         getattr(config, "patch_size", 4)))
 
 
 @op("CheckpointLoaderSimple", outputs={"MODEL": "MODEL", "CLIP": "CLIP", "VAE": "VAE"}, category="loaders")
@@ -122,22 +128,30 @@ def vae_encode(pixels: Annotated[torch.Tensor, Port("IMAGE")],
 
 @op("VAEDecode", outputs={"IMAGE": "IMAGE"}, category="latent")
 def vae_decode(samples: Annotated[Any, Port("VIDEO_LATENT|AV_LATENT")],
-               vae: Annotated[VideoVAEHandle, Port("VAE")], ctx: OpContext = None) -> torch.Tensor:
-    """Video latent (or the video of an AV latent) -> frames (IMAGE [8(F-1)+1, H*32, W*32, 3]). Progress:
-    decoder blocks."""
-    return vae.decode(_video_part(samples).samples, on_progress=counter_of(ctx, "block"))
+               vae: Annotated[VideoVAEHandle, Port("VAE")], ctx: OpContext = None) -> CodedFrames:
+    """Video latent (or the video of an AV latent) -> frames (IMAGE [8(F-1)+1, H*32, W*32, 3], held as 8-bit
+    codes). Progress: decoder blocks."""
+    return coded(vae.decode(_video_part(samples).samples, on_progress=counter_of(ctx, "block")))
 
 
-def _tiled_method(spatial_tile: int, spatial_overlap: int, temporal_tile: int, temporal_overlap: int):
-    """A decode method for :meth:`VideoVAEHandle.decode` that decodes overlapping tiles (latent units) and
-    blends them, counting tiles. Ramps start at 1/(n+1) like ComfyUI-LTXVideo's temporal blend; ltx-core's own
-    tiled decode is ``tiling.ltx_core_tiled_decode`` (ramp from 0), which no op uses."""
-    from ltxgraph_ops.models.tiling import tiled_decode
+def _streamed_tiled_decode(vae: VideoVAEHandle, latent: torch.Tensor, requested: DecodeTiles,
+                           ctx: OpContext | None) -> StreamedFrames:
+    """Frames of ``latent`` decoded when read, in overlapping tiles (latent units) blended chunk by chunk
+    (:func:`tiling.tiled_decode_chunks`): the ``requested`` tiles, made smaller when the run's memory budget
+    (less the decoder's weights) cannot hold their working memory. Ramps start at 1/(n+1) like
+    ComfyUI-LTXVideo's temporal blend; ltx-core's own tiled decode is ``tiling.ltx_core_tiled_decode`` (ramp
+    from 0), which no op uses. Tiles are counted when read."""
+    from ltxgraph_ops.models.tiling import tiled_decode_chunks
+    available = ctx.settings.budget.remaining(vae.decoder_bytes) if ctx is not None else None
+    tiles = plan_decode_tiles(tuple(latent.shape), requested, available, vae.decode_bytes_per_pixel,
+                              vae.scale_factors)
+    if tiles != requested and ctx is not None:
+        ctx.warn(f"decode tiles {requested} made smaller to fit the memory budget: {tiles}")
 
-    def method(model, latent: torch.Tensor, on_tile: Counter | None) -> torch.Tensor:
-        return tiled_decode(model.decode, latent, spatial_tile, spatial_overlap, temporal_tile, temporal_overlap,
-                            on_tile=on_tile)
-    return method
+    def method(model, item: torch.Tensor, on_tile: Counter | None):
+        return tiled_decode_chunks(model.decode, item, tiles.spatial, tiles.spatial_overlap, tiles.temporal,
+                                   tiles.temporal_overlap, vae.scale_factors, on_tile=on_tile)
+    return vae.decode_frames(latent, method, counter_of(ctx, "tile"))
 
 
 @op("VAEDecodeTiled", outputs={"IMAGE": "IMAGE"}, category="_for_testing")
@@ -147,9 +161,10 @@ def vae_decode_tiled(samples: Annotated[Any, Port("VIDEO_LATENT|AV_LATENT")],
                      overlap: Annotated[int, Port("INT", min=0, max=4096, multiple_of=32)] = 64,
                      temporal_size: Annotated[int, Port("INT", min=8, max=4096)] = 64,
                      temporal_overlap: Annotated[int, Port("INT", min=4, max=4096)] = 8,
-                     ctx: OpContext = None) -> torch.Tensor:
+                     ctx: OpContext = None) -> StreamedFrames:
     """Decode in overlapping tiles of ``tile_size`` pixels and ``temporal_size`` frames (overlaps in pixels and
-    frames), blended so seams do not show; the same frames as VAEDecode with bounded memory."""
+    frames), blended so seams do not show; the same frames as VAEDecode with bounded memory: frames are decoded
+    when read (e.g. by SaveVideo), a temporal tile at a time, and tiles shrink to fit ``--memory-budget``."""
     t, h, w = vae.scale_factors
     tile, lap = max(2, tile_size // w), overlap // w
     if lap >= tile:
@@ -157,8 +172,8 @@ def vae_decode_tiled(samples: Annotated[Any, Port("VIDEO_LATENT|AV_LATENT")],
     frames, frames_lap = max(2, temporal_size // t), max(0, temporal_overlap // t)
     if frames_lap >= frames:
         frames_lap = frames - 1
-    return vae.decode(_video_part(samples).samples, _tiled_method(tile, lap, frames, frames_lap),
-                      counter_of(ctx, "tile"))
+    return _streamed_tiled_decode(vae, _video_part(samples).samples, DecodeTiles((tile, tile), lap, frames,
+                                                                                 frames_lap), ctx)
 
 
 @op("LTXVSpatioTemporalTiledVAEDecode", outputs={"image": "IMAGE"}, category="latent")
@@ -173,10 +188,11 @@ def spatio_temporal_tiled_decode(
         working_device: Annotated[str, Port("STRING", choices=("cpu", "auto"))] = "auto",
         working_dtype: Annotated[str, Port("STRING", choices=("float16", "float32", "auto"))] = "auto",
         ctx: OpContext = None,
-) -> torch.Tensor:
+) -> Frames:
     """Decode in ``spatial_tiles`` x ``spatial_tiles`` tiles overlapping by ``spatial_overlap`` latent cells and
     temporal tiles of ``temporal_tile_length`` latent frames overlapping by ``temporal_overlap``. Computation
-    is float32 on the run's device (working_device / working_dtype are accepted for compatibility)."""
+    is float32 on the run's device (working_device / working_dtype are accepted for compatibility). Frames are
+    decoded when read, as VAEDecodeTiled's."""
     latent = _video_part(latents).samples
     if last_frame_fix:  # decode one repeated last frame and drop its pixels: keeps the true last frame sharp
         latent = torch.cat([latent, latent[:, :, -1:]], dim=2)
@@ -185,11 +201,9 @@ def spatio_temporal_tiled_decode(
     tile_w = -(-(width + (spatial_tiles - 1) * spatial_overlap) // spatial_tiles)
     tile = max(tile_h, tile_w, spatial_overlap + 1)
     frames_lap = min(temporal_overlap, temporal_tile_length - 1)
-    images = vae.decode(latent, _tiled_method(tile, spatial_overlap, temporal_tile_length, frames_lap),
-                        counter_of(ctx, "tile"))
-    if last_frame_fix:
-        images = images[: pixel_frames(frames - 1)]
-    return images
+    images = _streamed_tiled_decode(vae, latent, DecodeTiles((tile, tile), spatial_overlap, temporal_tile_length,
+                                                             frames_lap), ctx)
+    return first_frames(images, pixel_frames(frames - 1)) if last_frame_fix else images
 
 
 @op("VAEEncodeTiled", outputs={"LATENT": "VIDEO_LATENT"}, category="_for_testing")

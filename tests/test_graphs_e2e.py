@@ -18,7 +18,7 @@ from ltxgraph_ops.guides import img_to_video_inplace
 from ltxgraph_ops.latents import empty_ltxv_latent_video
 from ltxgraph_ops.media_audio import load_audio, pad_audio_to_duration, trim_audio_duration
 from ltxgraph_ops.media_image import load_image
-from ltxgraph_ops.media_video import encode_mp4, ltxv_preprocess, read_video
+from ltxgraph_ops.media_video import VideoFileFrames, encode_mp4, ltxv_preprocess, read_video
 from ltxgraph_ops.resize_node import resize_image_mask
 from ltxgraph_ops.sampling.preview import png_bytes
 from ltxgraph_ops.tiny.files import write_tiny_models
@@ -100,7 +100,7 @@ def test_image_to_video_keeps_the_first_frame(world, graph, params, checkpoint, 
     info = probe(path)
     assert (info["frames"], info["width"], info["height"]) == (17, 256, 128)
     vae = tiny_vae(world, checkpoint)
-    image = ltxv_preprocess(load_image(str(world["input"] / "first_frame.png"))[0], crf)
+    image = ltxv_preprocess(load_image(str(world["input"] / "first_frame.png"))[0].float(), crf)
     expected = img_to_video_inplace(vae, image, empty_ltxv_latent_video(256, 128, 17)).samples[:, :, 0]
     assert torch.equal(result.outputs["latent"].video.samples[:, :, 0], expected)
 
@@ -134,8 +134,8 @@ def test_video_to_audio_keeps_the_frames(world) -> None:
     assert info["frames"] == 25 and abs(info["audio_seconds"] - 1.0) < AUDIO_TOLERANCE
     latent = result.outputs["latent"]
     assert latent.video.noise_mask.max() == 0 and latent.audio.noise_mask.min() == 1
-    clip = read_video(world["input"] / "clip.mp4").images[:25]
-    written = read_video(path).images
+    clip = read_video(world["input"] / "clip.mp4").images.float()[:25]
+    written = read_video(path).images.float()
     assert (written - clip).abs().mean() < 0.03
 
 
@@ -143,8 +143,8 @@ def test_extension_joins_without_repeating_the_connector(world) -> None:
     _, path = run(world, "ltx2_extend_video", {**SMALL, "context_frames": 9, "new_frames": 16})
     info = probe(path)
     assert info["frames"] == 30 + 16 and abs(info["audio_seconds"] - 46 / 25) < AUDIO_TOLERANCE
-    original = read_video(world["input"] / "clip.mp4").images
-    assert (read_video(path).images[:30] - original).abs().mean() < 0.03
+    original = read_video(world["input"] / "clip.mp4").images.float()
+    assert (read_video(path).images.float()[:30] - original).abs().mean() < 0.03
 
 
 def test_inpainting_keeps_the_untouched_range(world) -> None:
@@ -154,7 +154,7 @@ def test_inpainting_keeps_the_untouched_range(world) -> None:
     latent = result.outputs["latent"]
     mask = latent.video.noise_mask[0, 0, :, 0, 0]
     assert mask.tolist() == [0, 0, 1, 0]                 # pixel frames 9..18: latent frame 2 (pixels 10..17)
-    clip = read_video(world["input"] / "clip.mp4").images[:25]
+    clip = read_video(world["input"] / "clip.mp4").images.float()[:25]
     encoded = vae_encode(resize_image_mask(clip, "scale dimensions", 128, 64, "center", scale_method="area"),
                          tiny_vae(world)).samples
     kept = mask == 0
@@ -182,14 +182,15 @@ def test_cache_serves_a_repeat_and_reruns_only_the_sampling_cone(world) -> None:
     first, _ = run(world, "ltx2_t2v_distilled", params, use_cache=True)
     again, _ = run(world, "ltx2_t2v_distilled", params, use_cache=True)
     assert again.report.executed() == [] and len(first.report.executed()) == len(first.report.nodes)
-    # served from the disk store (a new runner each time), bit for bit; the frames were stored as bytes
+    # served from the disk store (a new runner each time); the video output is the file SaveVideo wrote, so the
+    # store keeps its path: the streamed decode and CreateVideo store nothing, no entry holds the frames
     fresh, served = first.outputs["video"].images, again.outputs["video"].images
-    assert served.dtype == fresh.dtype == torch.float32
-    assert torch.equal(served.view(torch.int32), fresh.view(torch.int32))
+    assert isinstance(served, VideoFileFrames) and served.path == fresh.path and served.shape == (17, 128, 256, 3)
+    assert torch.equal(served.codes(), fresh.codes())
     assert torch.equal(again.outputs["latent"].video.samples, first.outputs["latent"].video.samples)
     by_op = api.Runner(cache_dir=world["root"] / "cache").disk.info()["by_op"]
-    frames_bytes = 17 * 128 * 256 * 3                                                   # one byte per value
-    assert frames_bytes < by_op["VAEDecodeTiled"]["bytes"] < frames_bytes * 1.01
+    assert "VAEDecodeTiled" not in by_op and "CreateVideo" not in by_op
+    assert by_op["SaveVideo"]["bytes"] < 17 * 128 * 256 * 3 / 4        # the audio and a path, not the frames
     reseeded, _ = run(world, "ltx2_t2v_distilled", {**params, "seed": 7}, use_cache=True)
     executed = set(reseeded.report.executed())
     assert {"noise", "stage1", "stage2", "frames", "save"} <= executed

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ltxgraph import Registry, load
+from ltxgraph import Registry, load, unorm8
+from ltxgraph.frames import CodedFrames, coded
 from ltxgraph.comfyui import widget_slots
 from ltxgraph_ops.image_geometry import lanczos_matrix, resample
 from ltxgraph_ops.resize_node import resize_image_mask
@@ -38,6 +39,19 @@ def test_masks_stay_masks_and_match_size_uses_the_other_input() -> None:
     mask = torch.rand(1, 90, 160)
     out = resize_image_mask(mask, "match size", match=torch.zeros(1, 40, 40, 3), scale_method="nearest-exact")
     assert out.shape == (1, 40, 40)
+
+
+@pytest.mark.parametrize("method", ["bilinear", "lanczos", "area"])
+def test_8bit_images_stay_8bit_rounded_like_a_saved_file(method: str) -> None:
+    """A resized 8-bit image is held as 8-bit codes: the float path's result rounded to the grid (within half
+    an LSB of it), so the cache stores it as bytes; float inputs give floats as before."""
+    frames = coded(IMAGE)
+    out = resize_image_mask(frames, "scale dimensions", width=64, height=48, scale_method=method)
+    float_path = resize_image_mask(frames.float(), "scale dimensions", width=64, height=48, scale_method=method)
+    assert isinstance(out, CodedFrames) and out.shape == float_path.shape == (2, 48, 64, 3)
+    assert torch.equal(out.float(), unorm8.snap(float_path))
+    assert (out.float() - float_path.clamp(0, 1)).abs().max() <= 0.5 / 255 + 1e-6
+    assert isinstance(resize_image_mask(IMAGE, "scale dimensions", width=64, height=48), torch.Tensor)
 
 
 def test_scale_dimensions_crops_the_centre() -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import product
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -95,29 +95,65 @@ def tiled_decode(decode: Coder, latent: torch.Tensor, spatial_tile: int | tuple[
     ``spatial_tile`` latent cells (one size, or (height, width)) and ``temporal_tile`` latent frames with the
     given overlaps (latent units); returns the blended pixels of the whole latent. With
     ``temporal_ramp_from_zero`` the temporal fade-in starts at weight 0 (ltx-core) instead of 1/(n+1).
-    ``on_tile(done, total)`` is called after each tile."""
+    ``on_tile(done, total)`` is called after each tile. The pixels of :func:`tiled_decode_chunks`, joined."""
+    return torch.cat(list(tiled_decode_chunks(decode, latent, spatial_tile, spatial_overlap, temporal_tile,
+                                              temporal_overlap, scale, on_tile, temporal_ramp_from_zero)), dim=2)
+
+
+def tiled_decode_chunks(decode: Coder, latent: torch.Tensor, spatial_tile: int | tuple[int, int],
+                        spatial_overlap: int, temporal_tile: int, temporal_overlap: int,
+                        scale: tuple[int, int, int] = (8, 32, 32), on_tile: Counter | None = None,
+                        temporal_ramp_from_zero: bool = False, chunk_frames: int = 8) -> Iterator[torch.Tensor]:
+    """:func:`tiled_decode` as a stream: blended pixels [B, 3, n <= chunk_frames, 32h, 32w] of consecutive
+    frames, yielded as soon as no later temporal tile reaches them. One window of the frames of a temporal tile
+    is held (the blend sums and their weights, allocated once, its kept overlap moved to the front for the next
+    tile), so memory does not grow with the clip; the values are bit for bit those of the whole-clip blend
+    (every frame receives the same products in the same order)."""
     ts, hs, ws = scale
     _, _, frames, height, width = latent.shape
     tile_h, tile_w = (spatial_tile, spatial_tile) if isinstance(spatial_tile, int) else spatial_tile
-    out = weight_sum = None
-    tiles = list(product(split_time_latents(frames, temporal_tile, temporal_overlap),
-                         split_axis(height, tile_h, spatial_overlap),
-                         split_axis(width, tile_w, spatial_overlap)))
-    for t, h, w in counted(tiles, on_tile):
-        first = t.start * ts
-        stop = 1 + (t.stop - 1) * ts
+    rows, cols = split_axis(height, tile_h, spatial_overlap), split_axis(width, tile_w, spatial_overlap)
+    times = split_time_latents(frames, temporal_tile, temporal_overlap)
+    window = max((t.stop - 1 - t.start) * ts + 1 for t in times)
+    done, total = 0, len(times) * len(rows) * len(cols)
+    sums = weight_sum = None
+    base = held = 0                     # pixel frame at index 0 of the window; frames of the window in use
+
+    def finished(count: int) -> Iterator[torch.Tensor]:
+        for start in range(0, count, chunk_frames):
+            stop = min(count, start + chunk_frames)
+            yield sums[:, :, start:stop] / weight_sum[start:stop].clamp_min(1e-8)
+
+    for t in times:
+        first, stop = t.start * ts, 1 + (t.stop - 1) * ts
+        if sums is not None and first > base:        # later tiles start at ``first`` or after: these are final
+            yield from finished(first - base)
+            kept = held - (first - base)
+            sums[:, :, :kept] = sums[:, :, first - base:held].clone()
+            weight_sum[:kept] = weight_sum[first - base:held].clone()
+            sums[:, :, kept:] = 0
+            weight_sum[kept:] = 0
+            base, held = first, kept
         t_ramp = ramp(stop - first, 0 if t.left == 0 else 1 + (t.left - 1) * ts, t.right * ts,
                       temporal_ramp_from_zero)
-        pixels = decode(latent[:, :, t.start:t.stop, h.start:h.stop, w.start:w.stop]).float()
-        if out is None:
-            out = pixels.new_zeros(pixels.shape[0], pixels.shape[1], 1 + (frames - 1) * ts, height * hs, width * ws)
-            weight_sum = pixels.new_zeros(out.shape[2:])
-        mask = _weights(t_ramp, ramp((h.stop - h.start) * hs, h.left * hs, h.right * hs),
-                        ramp((w.stop - w.start) * ws, w.left * ws, w.right * ws))
-        region = (slice(first, stop), slice(h.start * hs, h.stop * hs), slice(w.start * ws, w.stop * ws))
-        out[(slice(None), slice(None)) + region] += pixels * mask
-        weight_sum[region] += mask
-    return out / weight_sum.clamp_min(1e-8)
+        for h, w in product(rows, cols):
+            pixels = decode(latent[:, :, t.start:t.stop, h.start:h.stop, w.start:w.stop]).float()
+            if sums is None:
+                base = first
+                sums = pixels.new_zeros(pixels.shape[0], pixels.shape[1], window, height * hs, width * ws)
+                weight_sum = pixels.new_zeros(window, height * hs, width * ws)
+            mask = _weights(t_ramp, ramp((h.stop - h.start) * hs, h.left * hs, h.right * hs),
+                            ramp((w.stop - w.start) * ws, w.left * ws, w.right * ws))
+            region = (slice(first - base, stop - base), slice(h.start * hs, h.stop * hs),
+                      slice(w.start * ws, w.stop * ws))
+            sums[(slice(None), slice(None)) + region] += pixels * mask
+            weight_sum[region] += mask
+            del pixels
+            done += 1
+            if on_tile is not None:
+                on_tile(done, total)
+        held = max(held, stop - base)
+    yield from finished(held)
 
 
 def tiled_encode(encode: Coder, pixels: torch.Tensor, spatial_tile: int, spatial_overlap: int,
@@ -240,17 +276,3 @@ def ltx_core_tiled_encode(encode: Coder, pixels: torch.Tensor, spatial: tuple[in
         out[:, :, t_out, h_out, w_out] += latent * mask
         weight_sum[t_out, h_out, w_out] += mask
     return out / weight_sum.clamp_min(1e-8)
-
-
-def choose_tiles(latent_shape: tuple[int, ...], memory_budget: int | None, bytes_per_cell: float = 6e6
-                 ) -> tuple[int, int]:
-    """(spatial tile in latent cells, temporal tile in latent frames) for decoding within ``memory_budget``
-    bytes, from an estimate of the decoder's peak working memory per latent cell (``bytes_per_cell``: ~6 MB for
-    the LTX-2 decoder in float32). No budget: one tile. Tiles stay >= 2 cells (64 px) and >= 2 latent frames."""
-    _, _, frames, height, width = latent_shape
-    if memory_budget is None or frames * height * width * bytes_per_cell <= memory_budget:
-        return max(height, width), frames
-    cells = max(8, int(memory_budget / bytes_per_cell))
-    temporal = max(2, min(frames, cells // 16))
-    spatial = max(2, min(max(height, width), int((cells / temporal) ** 0.5)))
-    return spatial, temporal

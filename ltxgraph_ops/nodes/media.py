@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
+from ltxgraph.frames import Frames
 from ltxgraph.paths import atomic_write_bytes
 from ltxgraph.values import Audio, SavedFile
 from ltxgraph_ops.exr import exr_bytes
@@ -32,7 +33,8 @@ def repeat_image_batch(image: Annotated[torch.Tensor, Port("IMAGE")],
 
 @op("GetImageSizeAndCount", outputs={"image": "IMAGE", "width": "INT", "height": "INT", "count": "INT"},
     category="KJNodes/image")
-def get_image_size_and_count(image: Annotated[torch.Tensor, Port("IMAGE")]) -> tuple[torch.Tensor, int, int, int]:
+def get_image_size_and_count(image: Annotated[torch.Tensor | Frames, Port("IMAGE")]
+                             ) -> tuple[torch.Tensor | Frames, int, int, int]:
     """The image unchanged, its width and height in pixels and the number of images (frames) in the batch."""
     return image, int(image.shape[2]), int(image.shape[1]), int(image.shape[0])
 

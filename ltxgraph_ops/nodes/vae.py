@@ -9,6 +9,7 @@ import torch
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
+from ltxgraph.frames import CodedFrames, coded
 from ltxgraph.values import Audio, AudioLatent, AVLatent
 from ltxgraph_ops.audio_ops import AudioVAEHandle, ltxv_audio_vae_encode
 from ltxgraph_ops.vae_handle import VideoVAEHandle
@@ -62,12 +63,12 @@ def tiled_vae_decode(vae: Annotated[VideoVAEHandle, Port("VAE")],
                      working_device: Annotated[str, Port("STRING", choices=("cpu", "auto"), optional=True)] = "auto",
                      working_dtype: Annotated[str, Port("STRING", choices=("float16", "float32", "auto"),
                                                         optional=True)] = "auto",
-                     ctx: OpContext = None) -> torch.Tensor:
+                     ctx: OpContext = None) -> CodedFrames:
     """Decode a video latent as horizontal_tiles x vertical_tiles tiles overlapping by ``overlap`` latent cells,
-    blended with linear ramps across each overlap (IMAGE [B * frames, H, W, 3]; progress per tile); an axis
-    too small for its tiles at that overlap gets fewer tiles (see :func:`fitting_tiles`). last_frame_fix: the
-    last latent frame is repeated before decoding and its 8 extra frames dropped. Computation is float32 on the
-    run's device (working_device / working_dtype are accepted for compatibility)."""
+    blended with linear ramps across each overlap (IMAGE [B * frames, H, W, 3] as 8-bit codes; progress per
+    tile); an axis too small for its tiles at that overlap gets fewer tiles (see :func:`fitting_tiles`).
+    last_frame_fix: the last latent frame is repeated before decoding and its 8 extra frames dropped.
+    Computation is float32 on the run's device (working_device / working_dtype are accepted for compatibility)."""
     latent = latents.video.samples if isinstance(latents, AVLatent) else latents.samples
     if last_frame_fix:
         latent = torch.cat([latent, latent[:, :, -1:]], dim=2)
@@ -91,8 +92,8 @@ def tiled_vae_decode(vae: Annotated[VideoVAEHandle, Port("VAE")],
             total[region] += weight
             if ctx is not None:
                 ctx.step(v * len(cols) + h + 1, len(rows) * len(cols))
-    image = (image / (total + 1e-8)).reshape(batch * out_frames, *image.shape[2:])
-    return image[:-time_scale] if last_frame_fix else image
+    image = image.div_(total + 1e-8).reshape(batch * out_frames, *image.shape[2:])
+    return coded(image[:-time_scale] if last_frame_fix else image)
 
 
 @op("VAEEncodeAudio", outputs={"LATENT": "AUDIO_LATENT"}, category="latent/audio")

@@ -2,13 +2,15 @@
 (hypothesis), and close to untiled for the tiny LTX-2 VAE."""
 from __future__ import annotations
 
+from itertools import product
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ltxgraph_ops.models.tiling import (choose_tiles, cut, ltx_core_tiled_decode, ltx_core_tiled_encode, ramp,
-                                        split_axis, tiled_decode, tiled_encode)
+from ltxgraph_ops.models.tiling import (cut, ltx_core_tiled_decode, ltx_core_tiled_encode, ramp, split_axis,
+                                        split_time_latents, tiled_decode, tiled_decode_chunks, tiled_encode)
 from ltxgraph_ops.tiny import video_vae as tiny
 from ltxgraph_ops.weights.writing import random_state
 from tools.oracle import video_vae_tiled as tiled_oracle
@@ -99,10 +101,33 @@ def test_tiled_decode_of_the_tiny_vae_approaches_untiled_as_overlap_grows() -> N
     assert error(99, 0, 5, 3) < error(99, 0, 3, 1) < 0.5
 
 
-def test_choose_tiles_respects_the_budget() -> None:
-    assert choose_tiles((1, 128, 16, 16, 24), None) == (24, 16)
-    spatial, temporal = choose_tiles((1, 128, 16, 16, 24), 2 * 10**9)
-    assert 2 <= spatial < 24 and 2 <= temporal <= 16 and spatial * spatial * temporal * 6e6 <= 2 * 10**9 * 1.5
+@pytest.mark.parametrize("frames, tile, overlap, t_tile, t_overlap", [(9, 2, 1, 3, 1), (9, 4, 0, 9, 0), (13, 3, 1, 2, 1),
+                                                                  (13, 2, 1, 5, 3), (6, 3, 2, 4, 2)])
+def test_streamed_tiled_decode_equals_the_whole_blend_in_chunks_of_final_frames(frames, tile, overlap, t_tile,
+                                                                                 t_overlap) -> None:
+    """The chunks, joined, are bit for bit the whole-clip blend (computed here the direct way, over one
+    accumulator); every chunk is final frames in order, at most 8 of them."""
+    torch.manual_seed(0)
+    latent = torch.randn(1, 4, frames, 3, 4)
+
+    def context_decode(part: torch.Tensor) -> torch.Tensor:      # sees its whole tile: seams are real
+        return local_decode(part) + part[:, :3].mean(dim=(2, 3, 4), keepdim=True)
+
+    chunks = list(tiled_decode_chunks(context_decode, latent, tile, overlap, t_tile, t_overlap))
+    whole = torch.zeros(1, 3, 1 + 8 * (frames - 1), 96, 128)
+    weights = torch.zeros(whole.shape[2:])
+    for t, h, w in product(split_time_latents(frames, t_tile, t_overlap), split_axis(3, tile, overlap),
+                           split_axis(4, tile, overlap)):
+        first, stop = t.start * 8, 1 + (t.stop - 1) * 8
+        mask = (ramp(stop - first, 0 if t.left == 0 else 1 + (t.left - 1) * 8, t.right * 8).view(-1, 1, 1)
+                * ramp((h.stop - h.start) * 32, h.left * 32, h.right * 32).view(1, -1, 1)
+                * ramp((w.stop - w.start) * 32, w.left * 32, w.right * 32).view(1, 1, -1))
+        region = (slice(first, stop), slice(h.start * 32, h.stop * 32), slice(w.start * 32, w.stop * 32))
+        whole[(slice(None), slice(None)) + region] += context_decode(
+            latent[:, :, t.start:t.stop, h.start:h.stop, w.start:w.stop]) * mask
+        weights[region] += mask
+    assert torch.equal(torch.cat(chunks, dim=2), whole / weights.clamp_min(1e-8))
+    assert max(c.shape[2] for c in chunks) <= 8                                   # finished frames, 8 at most
 
 
 @pytest.mark.oracle
