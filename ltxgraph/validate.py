@@ -11,6 +11,7 @@ import networkx as nx
 
 from .errors import InvalidInput, Problem, ValidationError
 from .graph import BadRef, GraphFile, NodeRef, ParamRef, parse_input, value_has_type
+from .input_checks import CONNECTED
 from .loader import SourceDoc
 from .paths import Folders
 from .registry import InputSpec, OpSpec, Port, Registry, check_value
@@ -170,7 +171,21 @@ class _NodeChecker:
                     files[input_spec.name] = self.folders.find(input_spec.port.file, value)
                 except InvalidInput as exc:
                     self.problem(input_spec.name, str(exc))
+        if not self.problems and self.folders is not None:
+            self.run_checks(inputs, files)
         return ResolvedNode(self.node_id, self.spec, inputs, files)
+
+    def run_checks(self, inputs: dict[str, Any], files: dict[str, Path]) -> None:
+        """The op's input checks on the values the op would be called with (files as resolved paths), for every
+        check whose inputs are all known now; a connection is known only to presence checks."""
+        values = {name: str(files[name]) if name in files else value for name, value in inputs.items()}
+        for check in self.spec.checks:
+            linked = [name for name in check.reads if isinstance(values[name], NodeRef)]
+            if linked and not check.presence:
+                continue
+            message = check.message({**values, **{name: CONNECTED for name in linked}}, self.folders)
+            if message:
+                self.problem(check.input, message)
 
     def check_input(self, input_spec: InputSpec, value: Any) -> Any:
         name, port_type = input_spec.name, input_spec.port.type
