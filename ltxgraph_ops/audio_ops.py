@@ -20,6 +20,7 @@ from ltxgraph.context import OpContext, counter_of
 from ltxgraph.errors import InputValueError
 from ltxgraph.values import Audio, AudioLatent, AVLatent
 from ltxgraph_ops.handles import Lazy
+from ltxgraph_ops.file_checks import audio_checkpoint
 from ltxgraph_ops.model_files import component_layout, load_section_component
 from ltxgraph_ops.models.audio_resample import to_vae_input
 from ltxgraph_ops.models.audio_vae import (AudioVAE, AudioVAEConfig, audio_latent_frames_for_video,
@@ -52,7 +53,7 @@ def _vae(section: dict) -> AudioVAE:
     return AudioVAE(AudioVAEConfig.from_header(section))
 
 
-@op("LTXVAudioVAELoader", outputs={"Audio VAE": "AUDIO_VAE"}, category="loaders")
+@op("LTXVAudioVAELoader", outputs={"Audio VAE": "AUDIO_VAE"}, category="loaders", checks=(audio_checkpoint,))
 def ltxv_audio_vae_loader(ckpt_name: Annotated[str, Port("STRING", file="checkpoints")],
                           ctx: OpContext = None) -> AudioVAEHandle:
     """The audio VAE and vocoder of an LTX-2 checkpoint (checked now, read on first use)."""

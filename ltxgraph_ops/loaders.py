@@ -13,6 +13,7 @@ import torch
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph_ops.handles import Lazy, ModelHandle
+from ltxgraph_ops.file_checks import transformer_file
 from ltxgraph_ops.model_files import (CONNECTOR_PREFIXES, load_transformer, transformer_layout,
                                       transformer_prefix)
 from ltxgraph_ops.weights.loading import match_component
@@ -40,7 +41,7 @@ def model_handle(path: str, ctx: OpContext, linear_storage: torch.dtype | None =
     return ModelHandle(lazy, file.name, layout=layout)
 
 
-@op("UNETLoader", outputs={"MODEL": "MODEL"}, category="loaders")
+@op("UNETLoader", outputs={"MODEL": "MODEL"}, category="loaders", checks=(transformer_file,))
 def unet_loader(unet_name: Annotated[str, Port("STRING", file="diffusion_models")],
                 weight_dtype: Annotated[str, Port("STRING", choices=tuple(WEIGHT_DTYPES))] = "default",
                 ctx: OpContext = None) -> ModelHandle:

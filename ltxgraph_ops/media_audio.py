@@ -11,6 +11,7 @@ import torch
 from ltxgraph import Port, op
 from ltxgraph.errors import InputValueError
 from ltxgraph.values import Audio
+from ltxgraph_ops.file_checks import audio_file
 from ltxgraph_ops.media_video import decode_audio
 
 
@@ -27,7 +28,7 @@ def read_audio(path: str) -> Audio:
     return audio
 
 
-@op("LoadAudio", outputs={"AUDIO": "AUDIO"}, category="audio")
+@op("LoadAudio", outputs={"AUDIO": "AUDIO"}, category="audio", checks=(audio_file,))
 def load_audio(audio: Annotated[str, Port("STRING", file="input")],
                audioUI: Annotated[str, Port("STRING", upload=True)] = "") -> Audio:  # noqa: N803 - ComfyUI name
     """An audio file (or a video's audio track) from the input folder. ``audioUI`` is ComfyUI's player widget

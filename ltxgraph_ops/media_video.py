@@ -21,6 +21,7 @@ from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
 from ltxgraph.values import Audio, SavedFile, Video
+from ltxgraph_ops.file_checks import output_prefix, video_file
 from ltxgraph_ops.models.progress import Counter, counted
 
 AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
@@ -81,7 +82,7 @@ def read_video(path: str | Path) -> Video:
     return Video(images, fps, audio)
 
 
-@op("LoadVideo", outputs={"VIDEO": "VIDEO"}, category="image/video")
+@op("LoadVideo", outputs={"VIDEO": "VIDEO"}, category="image/video", checks=(video_file,))
 def load_video(file: Annotated[str, Port("STRING", file="input", upload=True)]) -> Video:
     """A video file from the input folder: its frames, frame rate and audio."""
     return read_video(file)
@@ -170,7 +171,7 @@ def run_metadata(ctx: OpContext) -> dict[str, str]:
     return {METADATA_KEY: json.dumps(info, default=str), "comment": f"ltxgraph; seed {seed}"}
 
 
-@op("SaveVideo", outputs={"video": "VIDEO"}, category="image/video", output_node=True)
+@op("SaveVideo", outputs={"video": "VIDEO"}, category="image/video", output_node=True, checks=(output_prefix,))
 def save_video(video: Annotated[Video, Port("VIDEO")],
                filename_prefix: Annotated[str, Port("STRING")] = "video/ComfyUI",
                format: Annotated[str, Port("STRING", choices=("auto", "mp4"))] = "auto",

@@ -14,8 +14,10 @@ import torch
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext, counter_of
 from ltxgraph.errors import InputValueError
+from ltxgraph.input_checks import input_check
 from ltxgraph.values import AVLatent, VideoLatent
 from ltxgraph_ops.handles import Lazy, ModelHandle
+from ltxgraph_ops.file_checks import transformer_checkpoint
 from ltxgraph_ops.latents import pixel_frames
 from ltxgraph_ops.loaders import model_handle
 from ltxgraph_ops.model_files import component_layout, header_section
@@ -79,7 +81,8 @@ def video_vae_handle(path: str, ctx: OpContext | None) -> VideoVAEHandle:
                           scale_factors=getattr(config, "scale_factors", SCALE_FACTORS))
 
 
-@op("CheckpointLoaderSimple", outputs={"MODEL": "MODEL", "CLIP": "CLIP", "VAE": "VAE"}, category="loaders")
+@op("CheckpointLoaderSimple", outputs={"MODEL": "MODEL", "CLIP": "CLIP", "VAE": "VAE"}, category="loaders",
+    checks=(transformer_checkpoint,))
 def checkpoint_loader_simple(ckpt_name: Annotated[str, Port("STRING", file="checkpoints")],
                              ctx: OpContext = None) -> tuple[ModelHandle, None, VideoVAEHandle]:
     """The transformer (MODEL) and video VAE of an LTX-2 checkpoint. The CLIP slot is empty: LTX-2's text
@@ -137,7 +140,13 @@ def _tiled_method(spatial_tile: int, spatial_overlap: int, temporal_tile: int, t
     return method
 
 
-@op("VAEDecodeTiled", outputs={"IMAGE": "IMAGE"}, category="_for_testing")
+@input_check("overlap")
+def overlap_below_tile(tile_size: int, overlap: int) -> str | None:
+    """Refuses a tile overlap as large as the tile (pixels)."""
+    return f"overlap {overlap} must be smaller than tile_size {tile_size}" if overlap >= tile_size else None
+
+
+@op("VAEDecodeTiled", outputs={"IMAGE": "IMAGE"}, category="_for_testing", checks=(overlap_below_tile,))
 def vae_decode_tiled(samples: Annotated[Any, Port("VIDEO_LATENT|AV_LATENT")],
                      vae: Annotated[VideoVAEHandle, Port("VAE")],
                      tile_size: Annotated[int, Port("INT", min=64, max=4096, multiple_of=32)] = 512,

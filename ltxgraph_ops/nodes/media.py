@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from ltxgraph import Port, op
 from ltxgraph.errors import InputValueError
+from ltxgraph.input_checks import input_check
 from ltxgraph.values import Audio
 from ltxgraph_ops.image_geometry import RESAMPLE_METHODS, resample
 
@@ -115,8 +116,14 @@ def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x <= 0.0031308, 12.92 * x, curve).clamp(0.0, 1.0)
 
 
+@input_check("save_exr")
+def no_exr(save_exr: bool) -> str | None:
+    """Refuses EXR output, which ltxgraph does not write."""
+    return "save_exr: ltxgraph writes no EXR files; leave it off and use the hdr_linear output" if save_exr else None
+
+
 @op("LTXVHDRDecodePostprocess", outputs={"tonemapped": "IMAGE", "hdr_linear": "IMAGE"}, category="Lightricks/HDR",
-    output_node=True)
+    output_node=True, checks=(no_exr,))
 def hdr_decode_postprocess(image: Annotated[torch.Tensor, Port("IMAGE")],
                            exposure: Annotated[float, Port("FLOAT", min=-10.0, max=10.0, optional=True)] = 0.0,
                            save_exr: Annotated[bool, Port("BOOLEAN", optional=True)] = False,
@@ -126,8 +133,6 @@ def hdr_decode_postprocess(image: Annotated[torch.Tensor, Port("IMAGE")],
                            ) -> tuple[torch.Tensor, torch.Tensor]:
     """Frames decoded from an HDR IC-LoRA latent (LogC3 code values in [0, 1]) -> linear light hdr_linear
     (clamped to [0, 1e4]) and an SDR preview: exposure (stops) x 2^exposure, Reinhard x / (1 + x), sRGB."""
-    if save_exr:
-        raise InputValueError("save_exr: ltxgraph writes no EXR files; leave it off and use the hdr_linear output")
     hdr = logc3_to_linear(image.float()).clamp(0.0, HDR_MAX)
     exposed = hdr * math.pow(2.0, exposure)
     return linear_to_srgb((exposed / (1.0 + exposed)).clamp(0.0, 1.0)), hdr
