@@ -166,10 +166,11 @@ def op(name: str | None = None, *, outputs: dict[str, str] | None = None, versio
 
 def _declared_checks(spec: OpSpec, checks: tuple[InputCheck, ...]) -> tuple[InputCheck, ...]:
     for check in checks:
-        unknown = [n for n in (check.input, *check.reads) if n not in spec.input_by_name]
-        if not isinstance(check, InputCheck) or unknown:
-            raise OpDeclarationError(f"op {spec.name}: check {getattr(check, 'name', check)!r} reads unknown "
-                                     f"inputs {unknown} (declare it with @input_check)")
+        if not isinstance(check, InputCheck):
+            raise OpDeclarationError(f"op {spec.name}: check {check!r} is not declared with @input_check")
+        unknown = [n for n in dict.fromkeys((check.input, *check.reads)) if n not in spec.input_by_name]
+        if unknown:
+            raise OpDeclarationError(f"op {spec.name}: check '{check.name}' reads unknown inputs {unknown}")
     return checks
 
 
