@@ -16,7 +16,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from .errors import InputValueError
+from .errors import InputValueError, InvalidInput
 from .paths import Folders
 
 FOLDERS_PARAM = "folders"
@@ -71,6 +71,16 @@ def input_check(input_name: str, presence: bool = False) -> Callable[[Callable[.
         return InputCheck(fn, input_name, reads, FOLDERS_PARAM in params, presence)
 
     return declare
+
+
+def refusal(build: Callable[..., Any], *args: Any) -> str | None:
+    """The message of the :class:`~ltxgraph.errors.InvalidInput` that ``build(*args)`` raises, or None: a check
+    made of the code that refuses (a parser, a header-only loader)."""
+    try:
+        build(*args)
+    except InvalidInput as exc:
+        return str(exc)
+    return None
 
 
 def refuse(checks: Iterable[InputCheck], values: Mapping[str, Any], folders: Folders) -> None:

@@ -18,9 +18,9 @@ import torch
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext, counter_of
 from ltxgraph.errors import InputValueError
+from ltxgraph.input_checks import input_check, refusal
 from ltxgraph.values import Audio, AudioLatent, AVLatent
 from ltxgraph_ops.handles import Lazy
-from ltxgraph_ops.file_checks import audio_checkpoint
 from ltxgraph_ops.model_files import component_layout, load_section_component
 from ltxgraph_ops.models.audio_resample import to_vae_input
 from ltxgraph_ops.models.audio_vae import (AudioVAE, AudioVAEConfig, audio_latent_frames_for_video,
@@ -53,10 +53,8 @@ def _vae(section: dict) -> AudioVAE:
     return AudioVAE(AudioVAEConfig.from_header(section))
 
 
-@op("LTXVAudioVAELoader", outputs={"Audio VAE": "AUDIO_VAE"}, category="loaders", checks=(audio_checkpoint,))
-def ltxv_audio_vae_loader(ckpt_name: Annotated[str, Port("STRING", file="checkpoints")],
-                          ctx: OpContext = None) -> AudioVAEHandle:
-    """The audio VAE and vocoder of an LTX-2 checkpoint (checked now, read on first use)."""
+def audio_vae_handle(ckpt_name: str, device: str) -> AudioVAEHandle:
+    """The audio VAE and vocoder of an LTX-2 checkpoint: header and tensor layout checked now, read on first use."""
     file = SafetensorsFile(ckpt_name)
     vae_layout = component_layout(file, _vae, "audio_vae", AUDIO_VAE_PREFIX)
     vocoder_layout = component_layout(file, build_vocoder, "vocoder", VOCODER_PREFIX)
@@ -65,13 +63,25 @@ def ltxv_audio_vae_loader(ckpt_name: Annotated[str, Port("STRING", file="checkpo
     if abs(emitted - vocoder.output_sampling_rate) > 1e-6:
         raise InputValueError(f"{file.path}: the vocoder makes {emitted:g} samples per second of audio "
                               f"({vocoder.hop_samples} per mel frame) but declares {vocoder.output_sampling_rate} Hz")
-    device = ctx.settings.device if ctx else "cpu"
     return AudioVAEHandle(
         file.name, vae_layout.config, vocoder_layout.config,
         Lazy(lambda: load_section_component(ckpt_name, _vae, "audio_vae", AUDIO_VAE_PREFIX, device),
              f"audio VAE of {file.name}"),
         Lazy(lambda: load_section_component(ckpt_name, build_vocoder, "vocoder", VOCODER_PREFIX, device),
              f"vocoder of {file.name}"))
+
+
+@input_check("ckpt_name")
+def audio_checkpoint(ckpt_name: str) -> str | None:
+    """Refuses a checkpoint whose audio VAE or vocoder is missing or does not match its header."""
+    return refusal(audio_vae_handle, ckpt_name, "cpu")
+
+
+@op("LTXVAudioVAELoader", outputs={"Audio VAE": "AUDIO_VAE"}, category="loaders", checks=(audio_checkpoint,))
+def ltxv_audio_vae_loader(ckpt_name: Annotated[str, Port("STRING", file="checkpoints")],
+                          ctx: OpContext = None) -> AudioVAEHandle:
+    """The audio VAE and vocoder of an LTX-2 checkpoint (checked now, read on first use)."""
+    return audio_vae_handle(ckpt_name, ctx.settings.device if ctx else "cpu")
 
 
 @op("LTXVEmptyLatentAudio", outputs={"Latent": "AUDIO_LATENT"}, category="latent/audio")

@@ -1,15 +1,13 @@
 """Input checks on the files a graph names: media in the input folder opened by PyAV (container header only, no
-frame decoded), LTX-2 model files identified from their safetensors header (no weight read), and output name
-prefixes that must stay inside the output folder. The ops run the same checks before they read or write
-anything, so validation refuses exactly what a run would."""
+frame decoded), and output name prefixes that must stay inside the output folder. The ops run the same checks
+before they read or write anything, so validation refuses exactly what a run would. (Model files are checked by
+their loaders' header-only handle builders, declared beside each loader.)"""
 from __future__ import annotations
 
 import av
 
 from ltxgraph.input_checks import input_check
 from ltxgraph.paths import Folders, UnsafePath, inside
-from ltxgraph_ops.model_files import header_section, transformer_config
-from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile
 
 
 def media_problem(path: str, stream_type: str, kind: str, absent: str) -> str | None:
@@ -43,42 +41,6 @@ def video_file(file: str) -> str | None:
 def audio_file(audio: str) -> str | None:
     """Refuses an input file that has no audio."""
     return media_problem(audio, "audio", "audio", "has no audio")
-
-
-def checkpoint_problem(path: str) -> str | None:
-    """Why ``path`` is not an LTX-2 checkpoint with a transformer (from its header), or None."""
-    try:
-        transformer_config(SafetensorsFile(path))
-    except CheckpointError as exc:
-        return str(exc)
-    return None
-
-
-def section_problem(path: str, section: str) -> str | None:
-    """Why ``path``'s header carries no ``section`` config (e.g. "audio_vae"), or None."""
-    try:
-        header_section(SafetensorsFile(path), section)
-    except CheckpointError as exc:
-        return str(exc)
-    return None
-
-
-@input_check("ckpt_name")
-def transformer_checkpoint(ckpt_name: str) -> str | None:
-    """Refuses a checkpoint without an LTX-2 transformer."""
-    return checkpoint_problem(ckpt_name)
-
-
-@input_check("unet_name")
-def transformer_file(unet_name: str) -> str | None:
-    """Refuses a diffusion-model file without an LTX-2 transformer."""
-    return checkpoint_problem(unet_name)
-
-
-@input_check("ckpt_name")
-def audio_checkpoint(ckpt_name: str) -> str | None:
-    """Refuses a checkpoint whose header has no audio VAE or no vocoder."""
-    return section_problem(ckpt_name, "audio_vae") or section_problem(ckpt_name, "vocoder")
 
 
 @input_check("filename_prefix")

@@ -12,8 +12,8 @@ import torch
 
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext
+from ltxgraph.input_checks import input_check, refusal
 from ltxgraph_ops.handles import Lazy, ModelHandle
-from ltxgraph_ops.file_checks import transformer_file
 from ltxgraph_ops.model_files import (CONNECTOR_PREFIXES, load_transformer, transformer_layout,
                                       transformer_prefix)
 from ltxgraph_ops.weights.loading import match_component
@@ -39,6 +39,12 @@ def model_handle(path: str, ctx: OpContext, linear_storage: torch.dtype | None =
     lazy = Lazy(lambda: load_transformer(path, device=device, linear_storage=linear_storage, streamed=streamed),
                 f"transformer of {file.name}" + (" (blocks streamed from disk)" if streamed else ""))
     return ModelHandle(lazy, file.name, layout=layout)
+
+
+@input_check("unet_name")
+def transformer_file(unet_name: str) -> str | None:
+    """Refuses a file without an LTX-2 transformer that matches its header (model_handle's check, no weight read)."""
+    return refusal(model_handle, unet_name, OpContext("UNETLoader"))
 
 
 @op("UNETLoader", outputs={"MODEL": "MODEL"}, category="loaders", checks=(transformer_file,))

@@ -15,8 +15,8 @@ from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
 from ltxgraph.input_checks import input_check
 from ltxgraph.values import SavedFile
-from ltxgraph_ops.image_geometry import RESAMPLE_METHODS, resample, resize_cropped
 from ltxgraph_ops.file_checks import image_file, output_prefix
+from ltxgraph_ops.image_geometry import RESAMPLE_METHODS, resample, resize_cropped
 from ltxgraph_ops.media_video import check_images, next_output_name, to_uint8
 from ltxgraph_ops.sampling.preview import png_bytes
 

@@ -15,7 +15,7 @@ import torch
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
-from ltxgraph.input_checks import input_check
+from ltxgraph.input_checks import input_check, refusal
 from ltxgraph.types import LATENT
 from ltxgraph.values import AudioLatent, AVLatent, VideoLatent
 from ltxgraph_ops.av_model import LTXAVModel
@@ -235,11 +235,7 @@ def parse_blocks(text: str) -> tuple[int, ...]:
 @input_check("skip_blocks")
 def block_numbers(skip_blocks: str) -> str | None:
     """Refuses skip_blocks text that is not block numbers separated by commas."""
-    try:
-        parse_blocks(skip_blocks)
-    except InputValueError as exc:
-        return str(exc)
-    return None
+    return refusal(parse_blocks, skip_blocks)
 
 
 @op("MultimodalGuider", outputs={"GUIDER": "GUIDER"}, category="lightricks/LTXV", checks=(block_numbers,))

@@ -20,7 +20,7 @@ from torch import nn
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext, counter_of
 from ltxgraph.errors import InputValueError
-from ltxgraph.input_checks import input_check
+from ltxgraph.input_checks import input_check, refusal
 from ltxgraph_ops.conditioning import Conditioning
 from ltxgraph_ops.gemma_image_prompt import check_vision, image_chat_ids, image_tokens, load_vision, vision_layout
 from ltxgraph_ops.handles import Lazy
@@ -244,29 +244,25 @@ def text_encoder_handle(gemma_path: str, ckpt_path: str | None, ctx: OpContext |
     return TextEncoderHandle(file.name, tokenizer, gemma, projector, max_length, vision)
 
 
-def text_encoder_problem(gemma: str, checkpoint: str) -> str | None:
-    """Why ``gemma`` is not a Gemma 3 text encoder (or holds half a vision tower) or ``checkpoint`` carries no
-    LTX-2 text projection (from the headers), or None."""
-    try:
-        file = ShardedSafetensors.for_shard(gemma)
-        gemma_prefix(file)
-        vision_layout(file)
-        projection_key(SafetensorsFile(checkpoint))
-    except CheckpointError as exc:
-        return str(exc)
-    return None
+def text_encoder_headers(gemma: str, checkpoint: str) -> None:
+    """Refuses (CheckpointError) a ``gemma`` file that is not Gemma 3 or holds half a vision tower, and a
+    ``checkpoint`` without an LTX-2 text projection, from the headers."""
+    file = ShardedSafetensors.for_shard(gemma)
+    gemma_prefix(file)
+    vision_layout(file)
+    projection_key(SafetensorsFile(checkpoint))
 
 
 @input_check("text_encoder")
 def text_encoder_files(text_encoder: str, ckpt_name: str) -> str | None:
     """Refuses a text-encoder file that is not Gemma 3, or a checkpoint without the text projection."""
-    return text_encoder_problem(text_encoder, ckpt_name)
+    return refusal(text_encoder_headers, text_encoder, ckpt_name)
 
 
 @input_check("gemma_path")
 def gemma_clip_files(gemma_path: str, ltxv_path: str) -> str | None:
     """Refuses a Gemma path that is not Gemma 3, or a checkpoint without the text projection."""
-    return text_encoder_problem(gemma_path, ltxv_path)
+    return refusal(text_encoder_headers, gemma_path, ltxv_path)
 
 
 @op("LTXAVTextEncoderLoader", outputs={"CLIP": "CLIP"}, category="loaders", checks=(text_encoder_files,))

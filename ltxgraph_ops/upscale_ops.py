@@ -11,6 +11,7 @@ import torch
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
+from ltxgraph.input_checks import input_check, refusal
 from ltxgraph.values import AVLatent, VideoLatent
 from ltxgraph_ops.handles import Lazy
 from ltxgraph_ops.model_files import component_layout, load_section_component
@@ -32,15 +33,26 @@ class UpscalerHandle:
     model: Lazy[torch.nn.Module]
 
 
-@op("LatentUpscaleModelLoader", outputs={"LATENT_UPSCALE_MODEL": "LATENT_UPSCALE_MODEL"}, category="loaders")
+def upscaler_handle(model_name: str, device: str) -> UpscalerHandle:
+    """The upscaler of a file: its header config and tensor layout checked now, read on first use."""
+    file = SafetensorsFile(model_name)
+    layout = component_layout(file, _build, "", "")
+    model = Lazy(lambda: load_section_component(model_name, _build, "", "", device), f"latent upscaler {file.name}")
+    return UpscalerHandle(file.name, layout.config, model)
+
+
+@input_check("model_name")
+def upscaler_file(model_name: str) -> str | None:
+    """Refuses a file that is not a latent upscaler matching its header config."""
+    return refusal(upscaler_handle, model_name, "cpu")
+
+
+@op("LatentUpscaleModelLoader", outputs={"LATENT_UPSCALE_MODEL": "LATENT_UPSCALE_MODEL"}, category="loaders",
+    checks=(upscaler_file,))
 def latent_upscale_model_loader(model_name: Annotated[str, Port("STRING", file="latent_upscale_models")],
                                 ctx: OpContext = None) -> UpscalerHandle:
     """An LTX-2 latent upscaler file (its config is the file's header ``config``)."""
-    file = SafetensorsFile(model_name)
-    layout = component_layout(file, _build, "", "")
-    device = ctx.settings.device if ctx else "cpu"
-    model = Lazy(lambda: load_section_component(model_name, _build, "", "", device), f"latent upscaler {file.name}")
-    return UpscalerHandle(file.name, layout.config, model)
+    return upscaler_handle(model_name, ctx.settings.device if ctx else "cpu")
 
 
 @op("LTXVLatentUpsampler", outputs={"LATENT": "=samples"}, category="latent/video")

@@ -14,10 +14,9 @@ import torch
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext, counter_of
 from ltxgraph.errors import InputValueError
-from ltxgraph.input_checks import input_check
+from ltxgraph.input_checks import input_check, refusal
 from ltxgraph.values import AVLatent, VideoLatent
 from ltxgraph_ops.handles import Lazy, ModelHandle
-from ltxgraph_ops.file_checks import transformer_checkpoint
 from ltxgraph_ops.latents import pixel_frames
 from ltxgraph_ops.loaders import model_handle
 from ltxgraph_ops.model_files import component_layout, header_section
@@ -79,6 +78,14 @@ def video_vae_handle(path: str, ctx: OpContext | None) -> VideoVAEHandle:
     return VideoVAEHandle(file.name, Lazy(lambda: PartwiseVideoVAE(path, device), f"video VAE of {file.name}"),
                           latent_channels=channels, statistics=Lazy(statistics, f"VAE statistics of {file.name}"),
                           scale_factors=getattr(config, "scale_factors", SCALE_FACTORS))
+
+
+@input_check("ckpt_name")
+def transformer_checkpoint(ckpt_name: str) -> str | None:
+    """Refuses a checkpoint whose transformer or video VAE is missing or does not match its header (the handle
+    builders' checks, no weight read)."""
+    return (refusal(model_handle, ckpt_name, OpContext("CheckpointLoaderSimple"))
+            or refusal(video_vae_handle, ckpt_name, None))
 
 
 @op("CheckpointLoaderSimple", outputs={"MODEL": "MODEL", "CLIP": "CLIP", "VAE": "VAE"}, category="loaders",

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
-from ltxgraph.input_checks import input_check
+from ltxgraph.input_checks import input_check, refusal
 
 Point = dict[str, float]
 
@@ -62,25 +62,16 @@ def _json(text: str, name: str) -> Any:
         raise InputValueError(f"{name} is not valid JSON: {exc.msg} at character {exc.pos}") from None
 
 
-def json_problem(check: Any, *args: Any) -> str | None:
-    """The refusal ``check(*args)`` raises while reading JSON, or None."""
-    try:
-        check(*args)
-    except InputValueError as exc:
-        return str(exc)
-    return None
-
-
 @input_check("points_store")
 def points_store_json(points_store: str) -> str | None:
     """Refuses control points that are not JSON."""
-    return json_problem(_json, points_store, "points_store") if points_store.strip() else None
+    return refusal(_json, points_store, "points_store") if points_store.strip() else None
 
 
 @input_check("tracks")
 def tracks_json(tracks: str) -> str | None:
     """Refuses tracks that are not JSON (nor hold JSON strings)."""
-    return json_problem(parse_tracks, tracks)
+    return refusal(parse_tracks, tracks)
 
 
 @op("LTXVSparseTrackEditor", outputs={"tracks": "STRING"}, category="Lightricks/motion_tracking", output_node=True,
