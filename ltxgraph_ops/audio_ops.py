@@ -21,7 +21,7 @@ from ltxgraph.errors import InputValueError
 from ltxgraph.input_checks import input_check, refusal
 from ltxgraph.values import Audio, AudioLatent, AVLatent
 from ltxgraph_ops.handles import Lazy
-from ltxgraph_ops.model_files import component_layout, load_section_component
+from ltxgraph_ops.model_files import check_kind, component_layout, load_section_component
 from ltxgraph_ops.models.audio_resample import to_vae_input
 from ltxgraph_ops.models.audio_vae import (AudioVAE, AudioVAEConfig, audio_latent_frames_for_video,
                                            latent_frames_per_second)
@@ -73,8 +73,8 @@ def audio_vae_handle(ckpt_name: str, device: str) -> AudioVAEHandle:
 
 @input_check("ckpt_name")
 def audio_checkpoint(ckpt_name: str) -> str | None:
-    """Refuses a checkpoint whose audio VAE or vocoder is missing or does not match its header."""
-    return refusal(audio_vae_handle, ckpt_name, "cpu")
+    """Refuses a checkpoint whose header describes no audio VAE or no vocoder."""
+    return refusal(check_kind, ckpt_name, "audio_vae", "vocoder")
 
 
 @op("LTXVAudioVAELoader", outputs={"Audio VAE": "AUDIO_VAE"}, category="loaders", checks=(audio_checkpoint,))

@@ -11,7 +11,6 @@ import torch
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
-from ltxgraph.input_checks import input_check, refusal
 from ltxgraph.values import AVLatent, VideoLatent
 from ltxgraph_ops.handles import Lazy
 from ltxgraph_ops.model_files import component_layout, load_section_component
@@ -41,14 +40,7 @@ def upscaler_handle(model_name: str, device: str) -> UpscalerHandle:
     return UpscalerHandle(file.name, layout.config, model)
 
 
-@input_check("model_name")
-def upscaler_file(model_name: str) -> str | None:
-    """Refuses a file that is not a latent upscaler matching its header config."""
-    return refusal(upscaler_handle, model_name, "cpu")
-
-
-@op("LatentUpscaleModelLoader", outputs={"LATENT_UPSCALE_MODEL": "LATENT_UPSCALE_MODEL"}, category="loaders",
-    checks=(upscaler_file,))
+@op("LatentUpscaleModelLoader", outputs={"LATENT_UPSCALE_MODEL": "LATENT_UPSCALE_MODEL"}, category="loaders")
 def latent_upscale_model_loader(model_name: Annotated[str, Port("STRING", file="latent_upscale_models")],
                                 ctx: OpContext = None) -> UpscalerHandle:
     """An LTX-2 latent upscaler file (its config is the file's header ``config``)."""

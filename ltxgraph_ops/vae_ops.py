@@ -19,7 +19,7 @@ from ltxgraph.values import AVLatent, VideoLatent
 from ltxgraph_ops.handles import Lazy, ModelHandle
 from ltxgraph_ops.latents import pixel_frames
 from ltxgraph_ops.loaders import model_handle
-from ltxgraph_ops.model_files import component_layout, header_section
+from ltxgraph_ops.model_files import check_kind, component_layout, header_section
 from ltxgraph_ops.models.progress import Counter
 from ltxgraph_ops.vae_handle import SCALE_FACTORS, VideoVAEHandle
 from ltxgraph_ops.weights.loading import load_component, parameters_on_meta
@@ -82,10 +82,8 @@ def video_vae_handle(path: str, ctx: OpContext | None) -> VideoVAEHandle:
 
 @input_check("ckpt_name")
 def transformer_checkpoint(ckpt_name: str) -> str | None:
-    """Refuses a checkpoint whose transformer or video VAE is missing or does not match its header (the handle
-    builders' checks, no weight read)."""
-    return (refusal(model_handle, ckpt_name, OpContext("CheckpointLoaderSimple"))
-            or refusal(video_vae_handle, ckpt_name, None))
+    """Refuses a checkpoint whose header describes no LTX-2 transformer or no video VAE."""
+    return refusal(check_kind, ckpt_name, "transformer", VAE_SECTION)
 
 
 @op("CheckpointLoaderSimple", outputs={"MODEL": "MODEL", "CLIP": "CLIP", "VAE": "VAE"}, category="loaders",
