@@ -53,24 +53,6 @@ def _vae(section: dict) -> AudioVAE:
     return AudioVAE(AudioVAEConfig.from_header(section))
 
 
-def audio_vae_handle(ckpt_name: str, device: str) -> AudioVAEHandle:
-    """The audio VAE and vocoder of an LTX-2 checkpoint: header and tensor layout checked now, read on first use."""
-    file = SafetensorsFile(ckpt_name)
-    vae_layout = component_layout(file, _vae, "audio_vae", AUDIO_VAE_PREFIX)
-    vocoder_layout = component_layout(file, build_vocoder, "vocoder", VOCODER_PREFIX)
-    mel, vocoder = vae_layout.config.mel, vocoder_layout.config
-    emitted = mel.sample_rate / mel.hop_length * vocoder.hop_samples
-    if abs(emitted - vocoder.output_sampling_rate) > 1e-6:
-        raise InputValueError(f"{file.path}: the vocoder makes {emitted:g} samples per second of audio "
-                              f"({vocoder.hop_samples} per mel frame) but declares {vocoder.output_sampling_rate} Hz")
-    return AudioVAEHandle(
-        file.name, vae_layout.config, vocoder_layout.config,
-        Lazy(lambda: load_section_component(ckpt_name, _vae, "audio_vae", AUDIO_VAE_PREFIX, device),
-             f"audio VAE of {file.name}"),
-        Lazy(lambda: load_section_component(ckpt_name, build_vocoder, "vocoder", VOCODER_PREFIX, device),
-             f"vocoder of {file.name}"))
-
-
 @input_check("ckpt_name")
 def audio_checkpoint(ckpt_name: str) -> str | None:
     """Refuses a checkpoint whose header describes no audio VAE or no vocoder."""
@@ -81,7 +63,21 @@ def audio_checkpoint(ckpt_name: str) -> str | None:
 def ltxv_audio_vae_loader(ckpt_name: Annotated[str, Port("STRING", file="checkpoints")],
                           ctx: OpContext = None) -> AudioVAEHandle:
     """The audio VAE and vocoder of an LTX-2 checkpoint (checked now, read on first use)."""
-    return audio_vae_handle(ckpt_name, ctx.settings.device if ctx else "cpu")
+    file = SafetensorsFile(ckpt_name)
+    vae_layout = component_layout(file, _vae, "audio_vae", AUDIO_VAE_PREFIX)
+    vocoder_layout = component_layout(file, build_vocoder, "vocoder", VOCODER_PREFIX)
+    mel, vocoder = vae_layout.config.mel, vocoder_layout.config
+    emitted = mel.sample_rate / mel.hop_length * vocoder.hop_samples
+    if abs(emitted - vocoder.output_sampling_rate) > 1e-6:
+        raise InputValueError(f"{file.path}: the vocoder makes {emitted:g} samples per second of audio "
+                              f"({vocoder.hop_samples} per mel frame) but declares {vocoder.output_sampling_rate} Hz")
+    device = ctx.settings.device if ctx else "cpu"
+    return AudioVAEHandle(
+        file.name, vae_layout.config, vocoder_layout.config,
+        Lazy(lambda: load_section_component(ckpt_name, _vae, "audio_vae", AUDIO_VAE_PREFIX, device),
+             f"audio VAE of {file.name}"),
+        Lazy(lambda: load_section_component(ckpt_name, build_vocoder, "vocoder", VOCODER_PREFIX, device),
+             f"vocoder of {file.name}"))
 
 
 @op("LTXVEmptyLatentAudio", outputs={"Latent": "AUDIO_LATENT"}, category="latent/audio")

@@ -1,7 +1,7 @@
 """Input checks on the files a graph names: media in the input folder opened by PyAV (container header only, no
 frame decoded), and output name prefixes that must stay inside the output folder. The ops run the same checks
-before they read or write anything, so validation refuses exactly what a run would. (Model files are checked by
-their loaders' header-only handle builders, declared beside each loader.)"""
+before they read or write anything, so validation refuses exactly what a run would. (Model files: check_kind
+in model_files, declared beside each loader.)"""
 from __future__ import annotations
 
 import av

@@ -32,19 +32,15 @@ class UpscalerHandle:
     model: Lazy[torch.nn.Module]
 
 
-def upscaler_handle(model_name: str, device: str) -> UpscalerHandle:
-    """The upscaler of a file: its header config and tensor layout checked now, read on first use."""
-    file = SafetensorsFile(model_name)
-    layout = component_layout(file, _build, "", "")
-    model = Lazy(lambda: load_section_component(model_name, _build, "", "", device), f"latent upscaler {file.name}")
-    return UpscalerHandle(file.name, layout.config, model)
-
-
 @op("LatentUpscaleModelLoader", outputs={"LATENT_UPSCALE_MODEL": "LATENT_UPSCALE_MODEL"}, category="loaders")
 def latent_upscale_model_loader(model_name: Annotated[str, Port("STRING", file="latent_upscale_models")],
                                 ctx: OpContext = None) -> UpscalerHandle:
     """An LTX-2 latent upscaler file (its config is the file's header ``config``)."""
-    return upscaler_handle(model_name, ctx.settings.device if ctx else "cpu")
+    file = SafetensorsFile(model_name)
+    layout = component_layout(file, _build, "", "")
+    device = ctx.settings.device if ctx else "cpu"
+    model = Lazy(lambda: load_section_component(model_name, _build, "", "", device), f"latent upscaler {file.name}")
+    return UpscalerHandle(file.name, layout.config, model)
 
 
 @op("LTXVLatentUpsampler", outputs={"LATENT": "=samples"}, category="latent/video")

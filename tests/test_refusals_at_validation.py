@@ -313,7 +313,7 @@ REFUSED_AT_VALIDATION = {
 }
 # a raise that depends on values known only at run time -> why
 KNOWN_AT_RUN_TIME = {
-    "audio_ops:audio_vae_handle": "the vocoder's rate against the audio VAE's: built from the header by the loader",
+    "audio_ops:ltxv_audio_vae_loader": "the vocoder's rate against the audio VAE's (configs the loader builds)",
     "audio_ops:ltxv_audio_vae_encode": "the audio's shape and samples (data)",
     "audio_ops:ltxv_audio_vae_decode": "the latent's shape (data)",
     "guides:crop_guides": "guide frames against latent frames (data)",
