@@ -68,6 +68,7 @@ def validate(graph: GraphFile, registry: Registry, doc: SourceDoc | None = None,
     params, problems = resolve_params(graph, overrides or {})
     problems = [Problem(p.message, line=doc.line_of("params")) for p in problems]
     nodes: dict[str, ResolvedNode] = {}
+    refusals: list[Problem] = []   # of input checks: the graph still resolves, so graph checks run too
     types = OutputTypes(graph, registry)
     for node_id, node in graph.nodes.items():
         spec = registry.get(node.op)
@@ -79,14 +80,15 @@ def validate(graph: GraphFile, registry: Registry, doc: SourceDoc | None = None,
         checker = _NodeChecker(graph, registry, doc, params, folders, node_id, spec, types)
         nodes[node_id] = checker.resolve(graph.parsed_inputs(node_id))
         problems += checker.problems
+        refusals += checker.refusals
     outputs = graph.output_refs()
     for name, ref in outputs.items():
         message = _ref_problem(graph, registry, ref)
         if message:
             problems.append(Problem(f"output '{name}': {message}", line=doc.line_of("outputs", name)))
     problems += _cycle_problems(nodes, doc)
-    if not problems and folders is not None:
-        problems += _graph_check_problems(registry, nodes, doc)
+    whole_graph = _graph_check_problems(registry, nodes, doc) if not problems and folders is not None else []
+    problems += refusals + whole_graph
     if problems:
         raise ValidationError(problems, doc.path)
     return ResolvedGraph(nodes, outputs, params)
@@ -143,10 +145,12 @@ class _NodeChecker:
         self.graph, self.registry, self.doc, self.params, self.types = graph, registry, doc, params, types
         self.folders, self.node_id, self.spec = folders, node_id, spec
         self.problems: list[Problem] = []
+        self.refusals: list[Problem] = []
 
-    def problem(self, input_name: str | None, message: str) -> None:
+    def problem(self, input_name: str | None, message: str, found: list[Problem] | None = None) -> None:
         path = ("nodes", self.node_id, "in", input_name) if input_name else ("nodes", self.node_id)
-        self.problems.append(Problem(message, self.node_id, input_name, self.doc.line_of(*path)))
+        (self.problems if found is None else found).append(
+            Problem(message, self.node_id, input_name, self.doc.line_of(*path)))
 
     def resolve(self, given: dict[str, Any]) -> ResolvedNode:
         inputs: dict[str, Any] = {}
@@ -185,7 +189,7 @@ class _NodeChecker:
                 continue
             message = check.message({**values, **{name: CONNECTED for name in linked}}, self.folders)
             if message:
-                self.problem(check.input, message)
+                self.problem(check.input, message, self.refusals)
 
     def check_input(self, input_spec: InputSpec, value: Any) -> Any:
         name, port_type = input_spec.name, input_spec.port.type
