@@ -6,9 +6,9 @@ An input check is a plain function whose parameters are named after the op's inp
 are fine. ``@input_check("name")`` says which input a refusal is reported on; ``@op(..., checks=(...))`` attaches
 checks to an op. A file input (``Port(file=...)``) reaches a check as the resolved path, as it reaches the op.
 
-Validation runs a check when every input it reads is a literal, a parameter or an unconnected default. A check
-declared ``presence=True`` reads only whether inputs are connected (a connection reaches it as
-:data:`CONNECTED`), so validation runs it whatever is connected.
+Validation runs a check when every input it reads is a literal, a parameter or an unconnected default, except
+the inputs it declares ``presence=(...)``: of those it reads only whether they are connected, so a connection
+reaches it at validation as :data:`CONNECTED`.
 """
 from __future__ import annotations
 
@@ -42,13 +42,14 @@ class RefusedInput(InputValueError):
 @dataclass(frozen=True)
 class InputCheck:
     """A refusal of input values: ``fn`` reads the op inputs ``reads`` (and the folders when ``uses_folders``)
-    and returns a message or None; refusals are reported on input ``input``."""
+    and returns a message or None; refusals are reported on input ``input``. Of the inputs in ``presence`` it
+    reads only whether they are connected."""
 
     fn: Callable[..., str | None]
     input: str
     reads: tuple[str, ...]
     uses_folders: bool = False
-    presence: bool = False
+    presence: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -62,13 +63,14 @@ class InputCheck:
         return self.fn(**kwargs)
 
 
-def input_check(input_name: str, presence: bool = False) -> Callable[[Callable[..., str | None]], InputCheck]:
-    """Declare ``fn`` an input check whose refusals are reported on input ``input_name``."""
+def input_check(input_name: str, presence: tuple[str, ...] = ()) -> Callable[[Callable[..., str | None]], InputCheck]:
+    """Declare ``fn`` an input check whose refusals are reported on input ``input_name``; of the inputs named in
+    ``presence`` it reads only whether they are connected (None: not connected)."""
 
     def declare(fn: Callable[..., str | None]) -> InputCheck:
         params = tuple(inspect.signature(fn).parameters)
         reads = tuple(p for p in params if p != FOLDERS_PARAM)
-        return InputCheck(fn, input_name, reads, FOLDERS_PARAM in params, presence)
+        return InputCheck(fn, input_name, reads, FOLDERS_PARAM in params, tuple(presence))
 
     return declare
 

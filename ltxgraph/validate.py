@@ -181,11 +181,12 @@ class _NodeChecker:
 
     def run_checks(self, inputs: dict[str, Any], files: dict[str, Path]) -> None:
         """The op's input checks on the values the op would be called with (files as resolved paths), for every
-        check whose inputs are all known now; a connection is known only to presence checks."""
+        check whose inputs are all known now (a connection is known only as present, to a check that reads no more
+        of it)."""
         values = {name: str(files[name]) if name in files else value for name, value in inputs.items()}
         for check in self.spec.checks:
             linked = [name for name in check.reads if isinstance(values[name], NodeRef)]
-            if linked and not check.presence:
+            if not set(linked) <= set(check.presence):
                 continue
             message = check.message({**values, **{name: CONNECTED for name in linked}}, self.folders)
             if message:

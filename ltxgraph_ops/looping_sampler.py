@@ -122,7 +122,8 @@ class TileSampler:
         return crop_guides(positive, negative, denoised)[2]
 
 
-@input_check("optional_positive_conditionings", presence=True)
+@input_check("optional_positive_conditionings",
+             presence=("optional_positive_conditionings", "optional_negative_index_latents"))
 def no_per_tile_prompts(optional_positive_conditionings: Any, optional_negative_index_latents: Any) -> str | None:
     """Refuses the per-tile prompts and negative-index latents this sampler does not run."""
     if optional_positive_conditionings is not None or optional_negative_index_latents is not None:

@@ -145,7 +145,7 @@ def compute_expression(expression: str, variables: dict[str, float | int | bool]
         raise InputValueError(f"expression {expression!r} failed: {exc}") from None
 
 
-@input_check("expression", presence=True)
+@input_check("expression", presence=tuple("abcdefgh"))
 def expression_computable(expression: str, a: Any, b: Any, c: Any, d: Any, e: Any, f: Any, g: Any,
                           h: Any) -> str | None:
     """Refuses an expression that cannot be computed over the connected values a..h, whatever they are."""

@@ -66,7 +66,7 @@ def _as_images(value: torch.Tensor) -> tuple[torch.Tensor, bool]:
     raise InputValueError(f"input must be an IMAGE [B, H, W, C] or a MASK [B, H, W], got shape {tuple(value.shape)}")
 
 
-@input_check("match", presence=True)
+@input_check("match", presence=("match",))
 def match_connected(resize_type: str, match: Any) -> str | None:
     """Refuses 'match size' without the image to match."""
     if resize_type == "match size" and match is None:

@@ -62,7 +62,7 @@ def dilate(mask: torch.Tensor, spatial_radius: int, temporal_radius: int) -> tor
     return (mask > 0.5).float()
 
 
-@input_check("mask", presence=True)
+@input_check("mask", presence=("mask", "image_as_mask"))
 def mask_source(mask: Any, image_as_mask: Any) -> str | None:
     """Refuses a dilation with neither a mask nor an image connected."""
     return "connect a mask or an image_as_mask" if mask is None and image_as_mask is None else None

@@ -35,7 +35,7 @@ def without_reasoning(text: str) -> str:
     return re.sub(r"</?think>", "", text).strip()
 
 
-@input_check("audio", presence=True)
+@input_check("audio", presence=("audio",))
 def no_audio(audio: Audio | None) -> str | None:
     """Refuses audio, which Gemma 3 cannot hear."""
     return "audio: Gemma 3 takes no audio input; disconnect it" if audio is not None else None

@@ -14,7 +14,7 @@ ANY = "|".join(sorted(PORT_TYPES))
 """Every port type: the inputs of nodes that pass any value along (ComfyUI's "*")."""
 
 
-@input_check("switch", presence=True)
+@input_check("switch", presence=("on_false", "on_true"))
 def chosen_connected(switch: bool, on_false: Any, on_true: Any) -> str | None:
     """Refuses a switch whose chosen input has no value (is not connected)."""
     if (on_true if switch else on_false) is None:

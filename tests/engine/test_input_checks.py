@@ -20,7 +20,7 @@ def ordered(low: int, high: int) -> str | None:
     return f"high {high} is below low {low}" if high < low else None
 
 
-@input_check("extra", presence=True)
+@input_check("extra", presence=("extra",))
 def needs_extra(flag: bool, extra: Any) -> str | None:
     return "flag on needs extra connected" if flag and extra is None else None
 
@@ -35,6 +35,11 @@ def span(low: Annotated[int, Port("INT")] = 0, high: Annotated[int, Port("INT")]
     return high - low
 
 
+@op("Flag", outputs={"BOOLEAN": "BOOLEAN"})
+def flag() -> bool:
+    return True
+
+
 @op("Flagged", outputs={"INT": "INT"}, checks=(needs_extra, stays_inside))
 def flagged(flag: Annotated[bool, Port("BOOLEAN")] = False,
             extra: Annotated[int | None, Port("INT", optional=True, widget=False)] = None,
@@ -44,7 +49,7 @@ def flagged(flag: Annotated[bool, Port("BOOLEAN")] = False,
 
 def registry() -> Registry:
     module = ModuleType("checked_ops")
-    for fn in (span, flagged):
+    for fn in (span, flag, flagged):
         fn.__module__ = module.__name__
         setattr(module, fn.__name__, fn)
     return Registry.from_modules(module)
@@ -78,11 +83,14 @@ def _problems(tmp_path: Path, nodes: str) -> list:
 
 
 def test_validation_runs_checks_on_literals_and_presence_on_connections(tmp_path: Path) -> None:
+    # e: flag arrives through a connection, so needs_extra (which reads its value) waits for the run
     found = _problems(tmp_path, """\
   a: {op: Span, in: {low: 3, high: 1}}
   b: {op: Span, in: {low: "@a.INT", high: 1}}
   c: {op: Flagged, in: {flag: true}}
   d: {op: Flagged, in: {flag: true, extra: "@a.INT", name: /abs}}
+  e: {op: Flagged, in: {flag: "@f.BOOLEAN"}}
+  f: {op: Flag, in: {}}
 """)
     assert found == [("a", "high", "high 1 is below low 3"), ("c", "extra", "flag on needs extra connected"),
                      ("d", "name", "/abs is outside out")]
