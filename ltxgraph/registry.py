@@ -9,18 +9,21 @@ registered globally. A :class:`Registry` is built explicitly from modules, or di
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.metadata
 import inspect
 import pkgutil
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any, Callable, Iterable
 
 from .context import OpContext
 from .errors import InvalidInput
 from .frames import Frames
+from .input_checks import InputCheck, refuse
+from .paths import Folders
 from .types import is_scalar, members
 
 ENTRY_POINT_GROUP = "ltxgraph.ops"
@@ -104,6 +107,7 @@ class OpSpec:
     description: str = ""
     output_node: bool = False
     context_param: str | None = None
+    checks: tuple[InputCheck, ...] = ()
     input_by_name: dict[str, InputSpec] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -146,17 +150,49 @@ class OpDeclarationError(TypeError):
 
 
 def op(name: str | None = None, *, outputs: dict[str, str] | None = None, version: str | int = 1,
-       category: str = "", output_node: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+       category: str = "", output_node: bool = False,
+       checks: Iterable[InputCheck] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare ``fn`` as an op. Inputs come from its signature; outputs are ``{port_name: TYPE}`` in order.
     An output written ``"=name"`` has the type of the value connected to input ``name`` (a sampler returns
-    the kind of latent it was given)."""
+    the kind of latent it was given). ``checks``: :func:`~ltxgraph.input_checks.input_check` refusals of input
+    values, run by validation on literals and before every call of the op (the returned function runs them)."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        fn.__ltxgraph_op__ = _read_signature(fn, name or fn.__name__, outputs or {}, str(version),  # type: ignore
-                                             category, output_node)
-        return fn
+        spec = _read_signature(fn, name or fn.__name__, outputs or {}, str(version), category, output_node)
+        spec = replace(spec, checks=_declared_checks(spec, tuple(checks)))
+        if not spec.checks:
+            fn.__ltxgraph_op__ = spec  # type: ignore[attr-defined]
+            return fn
+        checked = _checked_call(fn, spec)
+        checked.__ltxgraph_op__ = replace(spec, fn=checked)  # type: ignore[attr-defined]
+        return checked
 
     return decorate
+
+
+def _declared_checks(spec: OpSpec, checks: tuple[InputCheck, ...]) -> tuple[InputCheck, ...]:
+    for check in checks:
+        if not isinstance(check, InputCheck):
+            raise OpDeclarationError(f"op {spec.name}: check {check!r} is not declared with @input_check")
+        unknown = [n for n in dict.fromkeys((check.input, *check.reads)) if n not in spec.input_by_name]
+        if unknown:
+            raise OpDeclarationError(f"op {spec.name}: check '{check.name}' reads unknown inputs {unknown}")
+    return checks
+
+
+def _checked_call(fn: Callable[..., Any], spec: OpSpec) -> Callable[..., Any]:
+    """``fn`` preceded by ``spec``'s input checks on the values it is called with."""
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        context = bound.arguments.get(spec.context_param) if spec.context_param else None
+        refuse(spec.checks, bound.arguments, context.folders if context is not None else Folders())
+        return fn(*args, **kwargs)
+
+    return checked
 
 
 def _read_signature(fn: Callable[..., Any], name: str, outputs: dict[str, str], version: str, category: str,

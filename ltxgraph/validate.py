@@ -11,6 +11,7 @@ import networkx as nx
 
 from .errors import InvalidInput, Problem, ValidationError
 from .graph import BadRef, GraphFile, NodeRef, ParamRef, parse_input, value_has_type
+from .input_checks import CONNECTED
 from .loader import SourceDoc
 from .paths import Folders
 from .registry import InputSpec, OpSpec, Port, Registry, check_value
@@ -67,6 +68,7 @@ def validate(graph: GraphFile, registry: Registry, doc: SourceDoc | None = None,
     params, problems = resolve_params(graph, overrides or {})
     problems = [Problem(p.message, line=doc.line_of("params")) for p in problems]
     nodes: dict[str, ResolvedNode] = {}
+    refusals: list[Problem] = []   # of input checks: the graph still resolves, so graph checks run too
     types = OutputTypes(graph, registry)
     for node_id, node in graph.nodes.items():
         spec = registry.get(node.op)
@@ -78,14 +80,15 @@ def validate(graph: GraphFile, registry: Registry, doc: SourceDoc | None = None,
         checker = _NodeChecker(graph, registry, doc, params, folders, node_id, spec, types)
         nodes[node_id] = checker.resolve(graph.parsed_inputs(node_id))
         problems += checker.problems
+        refusals += checker.refusals
     outputs = graph.output_refs()
     for name, ref in outputs.items():
         message = _ref_problem(graph, registry, ref)
         if message:
             problems.append(Problem(f"output '{name}': {message}", line=doc.line_of("outputs", name)))
     problems += _cycle_problems(nodes, doc)
-    if not problems and folders is not None:
-        problems += _graph_check_problems(registry, nodes, doc)
+    whole_graph = _graph_check_problems(registry, nodes, doc) if not problems and folders is not None else []
+    problems += refusals + whole_graph
     if problems:
         raise ValidationError(problems, doc.path)
     return ResolvedGraph(nodes, outputs, params)
@@ -142,10 +145,12 @@ class _NodeChecker:
         self.graph, self.registry, self.doc, self.params, self.types = graph, registry, doc, params, types
         self.folders, self.node_id, self.spec = folders, node_id, spec
         self.problems: list[Problem] = []
+        self.refusals: list[Problem] = []
 
-    def problem(self, input_name: str | None, message: str) -> None:
+    def problem(self, input_name: str | None, message: str, found: list[Problem] | None = None) -> None:
         path = ("nodes", self.node_id, "in", input_name) if input_name else ("nodes", self.node_id)
-        self.problems.append(Problem(message, self.node_id, input_name, self.doc.line_of(*path)))
+        (self.problems if found is None else found).append(
+            Problem(message, self.node_id, input_name, self.doc.line_of(*path)))
 
     def resolve(self, given: dict[str, Any]) -> ResolvedNode:
         inputs: dict[str, Any] = {}
@@ -170,7 +175,22 @@ class _NodeChecker:
                     files[input_spec.name] = self.folders.find(input_spec.port.file, value)
                 except InvalidInput as exc:
                     self.problem(input_spec.name, str(exc))
+        if not self.problems and self.folders is not None:
+            self.run_checks(inputs, files)
         return ResolvedNode(self.node_id, self.spec, inputs, files)
+
+    def run_checks(self, inputs: dict[str, Any], files: dict[str, Path]) -> None:
+        """The op's input checks on the values the op would be called with (files as resolved paths), for every
+        check whose inputs are all known now (a connection is known only as present, to a check that reads no more
+        of it)."""
+        values = {name: str(files[name]) if name in files else value for name, value in inputs.items()}
+        for check in self.spec.checks:
+            linked = [name for name in check.reads if isinstance(values[name], NodeRef)]
+            if not set(linked) <= set(check.presence):
+                continue
+            message = check.message({**values, **{name: CONNECTED for name in linked}}, self.folders)
+            if message:
+                self.problem(check.input, message, self.refusals)
 
     def check_input(self, input_spec: InputSpec, value: Any) -> Any:
         name, port_type = input_spec.name, input_spec.port.type

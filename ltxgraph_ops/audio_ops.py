@@ -18,9 +18,10 @@ import torch
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext, counter_of
 from ltxgraph.errors import InputValueError
+from ltxgraph.input_checks import input_check, refusal
 from ltxgraph.values import Audio, AudioLatent, AVLatent
 from ltxgraph_ops.handles import Lazy
-from ltxgraph_ops.model_files import component_layout, load_section_component
+from ltxgraph_ops.model_files import check_kind, component_layout, load_section_component
 from ltxgraph_ops.models.audio_resample import to_vae_input
 from ltxgraph_ops.models.audio_vae import (AudioVAE, AudioVAEConfig, audio_latent_frames_for_video,
                                            latent_frames_per_second)
@@ -54,7 +55,13 @@ def _vae(section: dict) -> AudioVAE:
     return AudioVAE(AudioVAEConfig.from_header(section))
 
 
-@op("LTXVAudioVAELoader", outputs={"Audio VAE": "AUDIO_VAE"}, category="loaders")
+@input_check("ckpt_name")
+def audio_checkpoint(ckpt_name: str) -> str | None:
+    """Refuses a checkpoint whose header describes no audio VAE or no vocoder."""
+    return refusal(check_kind, ckpt_name, "audio_vae", "vocoder")
+
+
+@op("LTXVAudioVAELoader", outputs={"Audio VAE": "AUDIO_VAE"}, category="loaders", checks=(audio_checkpoint,))
 def ltxv_audio_vae_loader(ckpt_name: Annotated[str, Port("STRING", file="checkpoints")],
                           ctx: OpContext = None) -> AudioVAEHandle:
     """The audio VAE and vocoder of an LTX-2 checkpoint (checked now, read on first use)."""

@@ -12,8 +12,9 @@ import torch
 
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext
+from ltxgraph.input_checks import input_check, refusal
 from ltxgraph_ops.handles import Lazy, ModelHandle
-from ltxgraph_ops.model_files import (CONNECTOR_PREFIXES, load_transformer, transformer_layout,
+from ltxgraph_ops.model_files import (CONNECTOR_PREFIXES, check_kind, load_transformer, transformer_layout,
                                       transformer_prefix)
 from ltxgraph_ops.weights.loading import match_component
 from ltxgraph_ops.weights.lora import LoraPatch, read_lora
@@ -41,7 +42,13 @@ def model_handle(path: str, ctx: OpContext, linear_storage: torch.dtype | None =
     return ModelHandle(lazy, file.name, layout=layout)
 
 
-@op("UNETLoader", outputs={"MODEL": "MODEL"}, category="loaders")
+@input_check("unet_name")
+def transformer_file(unet_name: str) -> str | None:
+    """Refuses a file whose header describes no LTX-2 transformer."""
+    return refusal(check_kind, unet_name, "transformer")
+
+
+@op("UNETLoader", outputs={"MODEL": "MODEL"}, category="loaders", checks=(transformer_file,))
 def unet_loader(unet_name: Annotated[str, Port("STRING", file="diffusion_models")],
                 weight_dtype: Annotated[str, Port("STRING", choices=tuple(WEIGHT_DTYPES))] = "default",
                 ctx: OpContext = None) -> ModelHandle:

@@ -30,13 +30,14 @@ import torch
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
+from ltxgraph.input_checks import input_check
 from ltxgraph.values import VideoLatent
 from ltxgraph_ops.conditioning import Conditioning
 from ltxgraph_ops.guides import add_guide, append_latent_guide, crop_guides
 from ltxgraph_ops.handles import ModelHandle
 from ltxgraph_ops.latents import pixel_frames
 from ltxgraph_ops.models.progress import Counter, counted
-from ltxgraph_ops.sampling.noise import DisableNoise, RandomNoise
+from ltxgraph_ops.sampling.noise import RandomNoise
 from ltxgraph_ops.sampling_ops import Guider, SamplerChoice, sampler_custom_advanced
 from ltxgraph_ops.vae_handle import VideoVAEHandle
 
@@ -121,7 +122,42 @@ class TileSampler:
         return crop_guides(positive, negative, denoised)[2]
 
 
-@op("LTXVLoopingSampler", outputs={"denoised_output": "VIDEO_LATENT"}, category="sampling")
+@input_check("optional_positive_conditionings",
+             presence=("optional_positive_conditionings", "optional_negative_index_latents"))
+def no_per_tile_prompts(optional_positive_conditionings: Any, optional_negative_index_latents: Any) -> str | None:
+    """Refuses the per-tile prompts and negative-index latents this sampler does not run."""
+    if optional_positive_conditionings is not None or optional_negative_index_latents is not None:
+        return ("per-tile prompts (optional_positive_conditionings) and negative-index latents are not supported; "
+                "leave those inputs unconnected")
+    return None
+
+
+@input_check("temporal_overlap")
+def temporal_overlap_below_tile(temporal_tile_size: int, temporal_overlap: int) -> str | None:
+    """Refuses a temporal overlap as long as the tile (pixel frames)."""
+    if temporal_overlap >= temporal_tile_size:
+        return f"temporal_overlap {temporal_overlap} must be smaller than temporal_tile_size {temporal_tile_size}"
+    return None
+
+
+def image_indices(text: str) -> list[int]:
+    """"0, 40" -> [0, 40]; empty text -> [0]."""
+    return [int(item) for item in (text.strip() or "0").split(",")]
+
+
+@input_check("optional_cond_image_indices")
+def indices_are_numbers(optional_cond_image_indices: str) -> str | None:
+    """Refuses keyframe indices that are not whole numbers separated by commas."""
+    try:
+        image_indices(optional_cond_image_indices)
+    except ValueError:
+        return (f"optional_cond_image_indices {optional_cond_image_indices!r} must be frame numbers separated by "
+                "commas, e.g. '0, 40'")
+    return None
+
+
+@op("LTXVLoopingSampler", outputs={"denoised_output": "VIDEO_LATENT"}, category="sampling",
+    checks=(no_per_tile_prompts, temporal_overlap_below_tile, indices_are_numbers))
 def looping_sampler(
         model: Annotated[ModelHandle, Port("MODEL")],
         vae: Annotated[VideoVAEHandle, Port("VAE")],
@@ -151,9 +187,6 @@ def looping_sampler(
     """Sample ``latents`` in overlapping temporal (and spatial) tiles, each conditioned on the previous one's
     end, on its part of the guiding latents and on the keyframes it holds; see the module documentation."""
     ctx = ctx or OpContext("LTXVLoopingSampler")
-    if optional_positive_conditionings is not None or optional_negative_index_latents is not None:
-        raise InputValueError("per-tile prompts (optional_positive_conditionings) and negative-index latents are "
-                              "not supported; leave those inputs unconnected")
     if guider.model is not model:
         guider = replace(guider, model=model)
     time_scale = vae.scale_factors[0]
@@ -166,7 +199,7 @@ def looping_sampler(
     guide = None if optional_guiding_latents is None else optional_guiding_latents.samples
     if guide is not None and guide.shape[2] != frames:
         raise InputValueError(f"optional_guiding_latents has {guide.shape[2]} latent frames, latents {frames}")
-    indices = [int(i) for i in (optional_cond_image_indices.strip() or "0").split(",")]
+    indices = image_indices(optional_cond_image_indices)
     images = optional_cond_images
     if images is not None and images.shape[0] != len(indices):
         raise InputValueError(f"{images.shape[0]} conditioning images but {len(indices)} indices "

@@ -13,6 +13,7 @@ from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
 from ltxgraph.values import Audio
 from ltxgraph_ops.decode_guard import DecodeBudget, open_limited
+from ltxgraph_ops.file_checks import audio_file
 from ltxgraph_ops.media_video import decode_audio
 
 
@@ -31,7 +32,7 @@ def read_audio(path: str, budget: DecodeBudget | None = None) -> Audio:
     return audio
 
 
-@op("LoadAudio", outputs={"AUDIO": "AUDIO"}, category="audio")
+@op("LoadAudio", outputs={"AUDIO": "AUDIO"}, category="audio", checks=(audio_file,))
 def load_audio(audio: Annotated[str, Port("STRING", file="input")],
                audioUI: Annotated[str, Port("STRING", upload=True)] = "",  # noqa: N803 - ComfyUI name
                ctx: OpContext = None) -> Audio:

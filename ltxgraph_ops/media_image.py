@@ -15,9 +15,11 @@ from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
 from ltxgraph.frames import CodedFrames, Frames, float_images, same_depth
+from ltxgraph.input_checks import input_check
 from ltxgraph.values import SavedFile
 from ltxgraph_ops.canny import canny, gaussian_blur
 from ltxgraph_ops.decode_guard import DecodeBudget, open_limited
+from ltxgraph_ops.file_checks import image_file, output_prefix
 from ltxgraph_ops.image_geometry import RESAMPLE_METHODS, resample, resize_cropped
 from ltxgraph_ops.media_video import check_images, next_output_name, rgb_chunks
 from ltxgraph_ops.sampling.preview import png_bytes
@@ -45,7 +47,7 @@ def read_image(path: str, budget: DecodeBudget | None = None) -> tuple[CodedFram
     return CodedFrames(rgba[..., :3].contiguous()), 1.0 - rgba[..., 3].float() / 255.0
 
 
-@op("LoadImage", outputs={"IMAGE": "IMAGE", "MASK": "MASK"}, category="image")
+@op("LoadImage", outputs={"IMAGE": "IMAGE", "MASK": "MASK"}, category="image", checks=(image_file,))
 def load_image(image: Annotated[str, Port("STRING", file="input", upload=True)],
                ctx: OpContext = None) -> tuple[CodedFrames, torch.Tensor]:
     """An image from the input folder (all frames of an animated one) and its mask (1 - alpha), refused before
@@ -68,7 +70,7 @@ def _save_pngs(images: torch.Tensor | Frames, prefix: str, ctx: OpContext) -> li
     return saved
 
 
-@op("SaveImage", outputs={"images": "IMAGE"}, category="image", output_node=True)
+@op("SaveImage", outputs={"images": "IMAGE"}, category="image", output_node=True, checks=(output_prefix,))
 def save_image(images: Annotated[torch.Tensor | Frames, Port("IMAGE")],
                filename_prefix: Annotated[str, Port("STRING")] = "ComfyUI",
                ctx: OpContext = None) -> tuple:
@@ -169,14 +171,20 @@ def image_invert(image: Annotated[torch.Tensor, Port("IMAGE")]) -> torch.Tensor:
     return 1.0 - image
 
 
-@op("Canny", outputs={"IMAGE": "IMAGE"}, category="image/preprocessors")
+@input_check("low_threshold")
+def thresholds_ordered(low_threshold: float, high_threshold: float) -> str | None:
+    """Refuses a low threshold above the high one."""
+    if low_threshold > high_threshold:
+        return f"low_threshold {low_threshold} is above high_threshold {high_threshold}"
+    return None
+
+
+@op("Canny", outputs={"IMAGE": "IMAGE"}, category="image/preprocessors", checks=(thresholds_ordered,))
 def canny_op(image: Annotated[torch.Tensor, Port("IMAGE")],
              low_threshold: Annotated[float, Port("FLOAT", min=0.01, max=0.99)] = 0.4,
              high_threshold: Annotated[float, Port("FLOAT", min=0.01, max=0.99)] = 0.8) -> torch.Tensor:
     """White edges on black, per image: Canny with hysteresis thresholds on the Sobel gradient magnitude of
     the grey image."""
-    if low_threshold > high_threshold:
-        raise InputValueError(f"low_threshold {low_threshold} is above high_threshold {high_threshold}")
     gray = (check_images(image, "image")[..., :3] * torch.tensor([0.299, 0.587, 0.114])).sum(-1, keepdim=True)
     edges = canny(gaussian_blur(gray.movedim(-1, 1)), low_threshold, high_threshold, l2_gradient=True)
     return edges.movedim(1, -1).expand(-1, -1, -1, 3).clone()

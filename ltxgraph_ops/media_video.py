@@ -26,7 +26,8 @@ from ltxgraph.errors import InputValueError
 from ltxgraph.frames import CHUNK_FRAMES, CodedFrames, Frames
 from ltxgraph.values import Audio, SavedFile, Video, storable
 from ltxgraph_ops.decode_guard import DecodeBudget, open_limited
-from ltxgraph_ops.models.progress import Counter, counted
+from ltxgraph_ops.file_checks import output_prefix, video_file
+from ltxgraph_ops.models.progress import Counter
 
 AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
 METADATA_KEY = "ltxgraph"
@@ -153,7 +154,7 @@ def read_video(path: str | Path, budget: DecodeBudget | None = None) -> Video:
     return Video(CodedFrames(torch.from_numpy(np.stack(frames))), fps, audio)
 
 
-@op("LoadVideo", outputs={"VIDEO": "VIDEO"}, category="image/video")
+@op("LoadVideo", outputs={"VIDEO": "VIDEO"}, category="image/video", checks=(video_file,))
 def load_video(file: Annotated[str, Port("STRING", file="input", upload=True)], ctx: OpContext = None) -> Video:
     """A video file from the input folder: its frames, frame rate and audio, refused before decoding when
     larger than the run's media limits."""
@@ -250,7 +251,7 @@ def run_metadata(ctx: OpContext) -> dict[str, str]:
     return {METADATA_KEY: json.dumps(info, default=str), "comment": f"ltxgraph; seed {seed}"}
 
 
-@op("SaveVideo", outputs={"video": "VIDEO"}, category="image/video", output_node=True)
+@op("SaveVideo", outputs={"video": "VIDEO"}, category="image/video", output_node=True, checks=(output_prefix,))
 def save_video(video: Annotated[Video, Port("VIDEO")],
                filename_prefix: Annotated[str, Port("STRING")] = "video/ComfyUI",
                format: Annotated[str, Port("STRING", choices=("auto", "mp4"))] = "auto",

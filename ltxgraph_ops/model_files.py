@@ -66,6 +66,19 @@ def transformer_config(file: SafetensorsFile) -> TransformerConfig:
         raise CheckpointError(f"{file.path}: transformer config: {exc}") from None
 
 
+def check_kind(path: str | Path, *sections: str) -> None:
+    """Refuses (CheckpointError, naming the file and what it lacks) a file whose header does not describe the
+    ``sections`` asked for ("transformer": an LTX-2 transformer, with its keys and version; else a header config
+    section such as "vae"): the kind of a model file, from its header alone, in milliseconds. Whether the tensors
+    match the header is checked by the loaders (still without reading a weight)."""
+    file = SafetensorsFile(path)
+    for section in sections:
+        if section == "transformer":
+            transformer_config(file)
+        else:
+            header_section(file, section)
+
+
 def transformer_layout(file: SafetensorsFile) -> LTXAVTransformer:
     """The transformer's architecture on the meta device (names and shapes, no weights)."""
     return LTXAVTransformer(transformer_config(file), device="meta")

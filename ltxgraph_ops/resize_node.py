@@ -13,6 +13,7 @@ import torch
 from ltxgraph import Port, op
 from ltxgraph.errors import InputValueError
 from ltxgraph.frames import Frames, float_images, same_depth
+from ltxgraph.input_checks import input_check
 from ltxgraph_ops.image_geometry import RESAMPLE_METHODS, resample, resize_cropped
 
 RESIZE_TYPES = ("scale dimensions", "scale by multiplier", "scale longer dimension", "scale shorter dimension",
@@ -66,7 +67,15 @@ def _as_images(value: torch.Tensor) -> tuple[torch.Tensor, bool]:
     raise InputValueError(f"input must be an IMAGE [B, H, W, C] or a MASK [B, H, W], got shape {tuple(value.shape)}")
 
 
-@op("ResizeImageMaskNode", outputs={"resized": "=input"}, category="image/transform")
+@input_check("match", presence=("match",))
+def match_connected(resize_type: str, match: Any) -> str | None:
+    """Refuses 'match size' without the image to match."""
+    if resize_type == "match size" and match is None:
+        return "resize_type 'match size' needs the match input connected"
+    return None
+
+
+@op("ResizeImageMaskNode", outputs={"resized": "=input"}, category="image/transform", checks=(match_connected,))
 def resize_image_mask(
         input: Annotated[torch.Tensor | Frames, Port("IMAGE|MASK")],
         resize_type: Annotated[str, Port("STRING", choices=RESIZE_TYPES)] = "scale dimensions",
@@ -96,8 +105,6 @@ def resize_image_mask(
     _, h, w, _ = images.shape
     crop_mode = crop
     if resize_type == "match size":
-        if match is None:
-            raise InputValueError("resize_type 'match size' needs the match input connected")
         target = _as_images(match)[0]
         out = resize_cropped(images, target.shape[2], target.shape[1], scale_method, crop_mode)
     elif resize_type == "scale to multiple":

@@ -6,14 +6,16 @@ and samples them jointly, each under its own noise mask.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, Callable, Iterable
 
 import torch
 
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
+from ltxgraph.input_checks import input_check, refusal
 from ltxgraph.types import LATENT
 from ltxgraph.values import AudioLatent, AVLatent, VideoLatent
 from ltxgraph_ops.av_model import LTXAVModel
@@ -108,10 +110,28 @@ def basic_scheduler_op(model: Annotated[ModelHandle, Port("MODEL")],
     return _schedule(lambda: basic_scheduler(scheduler, steps, denoise))
 
 
-@op("ManualSigmas", outputs={"SIGMAS": "SIGMAS"}, category="sampling/custom_sampling/schedulers")
+@input_check("sigmas")
+def sigmas_fall(sigmas: str) -> str | None:
+    """Refuses sigmas text that is not a list of finite, non-negative numbers that never rise."""
+    try:
+        values = parse_manual_sigmas(sigmas).tolist()
+    except ScheduleError as exc:
+        return str(exc)
+    if not all(math.isfinite(v) and v >= 0 for v in values):
+        return f"sigmas must be finite and non-negative: {values}"
+    rises = [i for i in range(1, len(values)) if values[i] > values[i - 1]]
+    if rises:
+        i = rises[0]
+        return (f"sigmas must fall from noise to clean: sigma {i} ({values[i]:g}) is above sigma {i - 1} "
+                f"({values[i - 1]:g})")
+    return None
+
+
+@op("ManualSigmas", outputs={"SIGMAS": "SIGMAS"}, category="sampling/custom_sampling/schedulers",
+    checks=(sigmas_fall,))
 def manual_sigmas(sigmas: Annotated[str, Port("STRING")] = "1, 0.5") -> torch.Tensor:
-    """Sigmas written out, comma separated (e.g. the distilled list)."""
-    return _schedule(lambda: parse_manual_sigmas(sigmas))
+    """Sigmas written out, comma separated (e.g. the distilled list): finite, non-negative, never rising."""
+    return parse_manual_sigmas(sigmas)
 
 
 @op("SetFirstSigma", outputs={"SIGMAS": "SIGMAS"}, category="sampling/custom_sampling/sigmas")
@@ -201,10 +221,16 @@ def guider_parameters(modality: Annotated[str, Port("STRING", choices=MODALITIES
     self-attention is bypassed in the STG pass; cross_attn False: the other modality's cross-attention into it
     is bypassed; skip_step n: its prediction is recomputed only every n+1 steps."""
     parameters = dict(parameters or {})
-    if modality in parameters:
-        raise InputValueError(f"guidance for {modality} is already set by the connected parameters")
+    message = guidance_set_twice(modality, parameters)
+    if message:
+        raise InputValueError(message)
     parameters[modality] = GuiderSettings(cfg, stg, perturb_attn, rescale, modality_scale, skip_step, cross_attn)
     return parameters
+
+
+def guidance_set_twice(modality: str, earlier: Iterable[str]) -> str | None:
+    """Refuses guidance of ``modality`` when the ``earlier`` (connected) parameters set it already."""
+    return f"guidance for {modality} is already set by the connected parameters" if modality in earlier else None
 
 
 def parse_blocks(text: str) -> tuple[int, ...]:
@@ -215,7 +241,13 @@ def parse_blocks(text: str) -> tuple[int, ...]:
         raise InputValueError(f"skip_blocks {text!r} must be block numbers separated by commas, e.g. '29'") from None
 
 
-@op("MultimodalGuider", outputs={"GUIDER": "GUIDER"}, category="lightricks/LTXV")
+@input_check("skip_blocks")
+def block_numbers(skip_blocks: str) -> str | None:
+    """Refuses skip_blocks text that is not block numbers separated by commas."""
+    return refusal(parse_blocks, skip_blocks)
+
+
+@op("MultimodalGuider", outputs={"GUIDER": "GUIDER"}, category="lightricks/LTXV", checks=(block_numbers,))
 def multimodal_guider(model: Annotated[ModelHandle, Port("MODEL")],
                       positive: Annotated[Conditioning, Port("CONDITIONING")],
                       negative: Annotated[Conditioning, Port("CONDITIONING")],

@@ -22,6 +22,7 @@ import torch
 
 from ltxgraph import Port, op
 from ltxgraph.errors import InputValueError
+from ltxgraph.input_checks import input_check
 from ltxgraph.values import AudioLatent, AVLatent, VideoLatent
 from ltxgraph_ops.conditioning import Conditioning
 from ltxgraph_ops.latents import FRAMES_PER_LATENT, pixel_frames
@@ -95,10 +96,22 @@ def extend_audio(latent: AudioLatent, frames: int, seconds: float) -> AudioLaten
     return AudioLatent(samples, latent.latents_per_second, max(seconds, latent.seconds), mask)
 
 
+@input_check("end_time")
+def time_range(start_time: float, end_time: float) -> str | None:
+    """Refuses a time range that ends before it starts."""
+    return f"end_time {end_time} is before start_time {start_time}" if end_time < start_time else None
+
+
+@input_check("video_fps")
+def positive_fps(video_fps: float) -> str | None:
+    """Refuses a frame rate of 0."""
+    return "video_fps must be > 0" if video_fps <= 0 else None
+
+
 @op("LTXVSetAudioVideoMaskByTime",
     outputs={"positive": "CONDITIONING", "negative": "CONDITIONING", "av_latent": "AV_LATENT",
              "video_latent_blend_coefficients": "FLOAT", "video_pixel_blend_coefficients": "FLOAT"},
-    category="utility", version="3")
+    category="utility", version="3", checks=(time_range, positive_fps))
 def set_audio_video_mask_by_time(
         av_latent: Annotated[AVLatent, Port("AV_LATENT")],
         positive: Annotated[Conditioning, Port("CONDITIONING")],
@@ -120,10 +133,6 @@ def set_audio_video_mask_by_time(
     (``mask_init_value_*``: 0 = keep exactly, fractions = partial regeneration); the range is clamped to the
     latent (LTXVExtendAVLatentByTime afterwards appends frames to generate past its end). ``spatial_mask`` [H, W] or [B, H, W] limits the video region (resized to the latent grid). Also returns
     per-latent-frame and per-pixel-frame blend weights of the edited range (ramps of ``slope_len`` frames)."""
-    if end_time < start_time:
-        raise InputValueError(f"end_time {end_time} is before start_time {start_time}")
-    if video_fps <= 0:
-        raise InputValueError("video_fps must be > 0")
     video, audio = av_latent.video, av_latent.audio
     b, _, frames, height, width = video.samples.shape
     video_mask = torch.full((b, 1, frames, height, width), float(mask_init_value_video))
@@ -148,7 +157,7 @@ def set_audio_video_mask_by_time(
     return positive, negative, latent, tuple(coeffs), tuple(pixel_coeffs)
 
 
-@op("LTXVExtendAVLatentByTime", outputs={"av_latent": "AV_LATENT"}, category="latent")
+@op("LTXVExtendAVLatentByTime", outputs={"av_latent": "AV_LATENT"}, category="latent", checks=(positive_fps,))
 def extend_av_latent_by_time(
         av_latent: Annotated[AVLatent, Port("AV_LATENT")],
         end_time: Annotated[float, Port("FLOAT", min=0.0, max=2000.0)] = 10.0,
@@ -158,8 +167,6 @@ def extend_av_latent_by_time(
     appended until its 8n+1 pixel frames cover ``end_time * video_fps`` frames, audio latent frames until
     ``end_time * latents_per_second``; appended frames are zero and always generated (noise mask 1 appended to
     a stream's mask; a stream without a mask is generated whole anyway). Frames already there keep their mask."""
-    if video_fps <= 0:
-        raise InputValueError("video_fps must be > 0")
     video, audio = av_latent.video, av_latent.audio
     wanted_pixels = round(end_time * video_fps)          # a clip of D seconds has D * fps frames
     if wanted_pixels > video.frames:

@@ -20,6 +20,7 @@ from torch import nn
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext, counter_of
 from ltxgraph.errors import InputValueError
+from ltxgraph.input_checks import input_check, refusal
 from ltxgraph_ops.conditioning import Conditioning
 from ltxgraph_ops.gemma_image_prompt import check_vision, image_chat_ids, image_tokens, load_vision, vision_layout
 from ltxgraph_ops.handles import Lazy
@@ -146,6 +147,16 @@ def _not_text_keys(file) -> tuple[str, ...]:
     return tuple(sorted(others))
 
 
+EMPTY_CLIP = ("the CLIP input is empty: LTX-2 checkpoints carry no text encoder; connect an "
+              "LTXAVTextEncoderLoader")
+
+
+def no_vision_tower(source: str) -> str:
+    """The refusal of image-conditioned generation by the text-only Gemma file ``source`` (its name)."""
+    return (f"{source}: this Gemma file has no vision tower ('vision_model.*' or 'vision_tower.vision_model.*' "
+            "with 'multi_modal_projector.*'): image-conditioned generation needs a Gemma 3 file that carries one")
+
+
 @dataclass(frozen=True)
 class TextEncoderHandle:
     """CLIP: the LTX-2 text encoder (checked now, read on first use)."""
@@ -178,9 +189,7 @@ class TextEncoderHandle:
         """Token ids [1, T] of a one-image chat turn and the image's soft tokens for them; a Gemma file without a
         vision tower is refused, naming the file."""
         if self.vision is None:
-            raise InputValueError(f"{self.source}: this Gemma file has no vision tower ('vision_model.*' or "
-                                  "'vision_tower.vision_model.*' with 'multi_modal_projector.*'): image-conditioned "
-                                  "generation needs a Gemma 3 file that carries one")
+            raise InputValueError(no_vision_tower(self.source))
         vision = self.vision.get()
         ids = torch.tensor([image_chat_ids(self.tokenizer, vision.config, system_prompt, prompt)])
         return ids, image_tokens(vision, ids, image)
@@ -243,7 +252,28 @@ def text_encoder_handle(gemma_path: str, ckpt_path: str | None, ctx: OpContext |
     return TextEncoderHandle(file.name, tokenizer, gemma, projector, max_length, vision)
 
 
-@op("LTXAVTextEncoderLoader", outputs={"CLIP": "CLIP"}, category="loaders")
+def text_encoder_headers(gemma: str, checkpoint: str) -> None:
+    """Refuses (CheckpointError) a ``gemma`` file that is not Gemma 3 or holds half a vision tower, and a
+    ``checkpoint`` without an LTX-2 text projection, from the headers."""
+    file = ShardedSafetensors.for_shard(gemma)
+    gemma_prefix(file)
+    vision_layout(file)
+    projection_key(SafetensorsFile(checkpoint))
+
+
+@input_check("text_encoder")
+def text_encoder_files(text_encoder: str, ckpt_name: str) -> str | None:
+    """Refuses a text-encoder file that is not Gemma 3, or a checkpoint without the text projection."""
+    return refusal(text_encoder_headers, text_encoder, ckpt_name)
+
+
+@input_check("gemma_path")
+def gemma_clip_files(gemma_path: str, ltxv_path: str) -> str | None:
+    """Refuses a Gemma path that is not Gemma 3, or a checkpoint without the text projection."""
+    return refusal(text_encoder_headers, gemma_path, ltxv_path)
+
+
+@op("LTXAVTextEncoderLoader", outputs={"CLIP": "CLIP"}, category="loaders", checks=(text_encoder_files,))
 def ltxav_text_encoder_loader(text_encoder: Annotated[str, Port("STRING", file="text_encoders")],
                               ckpt_name: Annotated[str, Port("STRING", file="checkpoints")],
                               device: Annotated[str, Port("STRING", choices=("default", "cpu"))] = "default",
@@ -253,7 +283,7 @@ def ltxav_text_encoder_loader(text_encoder: Annotated[str, Port("STRING", file="
     return text_encoder_handle(text_encoder, ckpt_name, ctx)
 
 
-@op("LTXVGemmaCLIPModelLoader", outputs={"clip": "CLIP"}, category="lightricks/LTXV")
+@op("LTXVGemmaCLIPModelLoader", outputs={"clip": "CLIP"}, category="lightricks/LTXV", checks=(gemma_clip_files,))
 def ltxv_gemma_clip_loader(gemma_path: Annotated[str, Port("STRING", file="text_encoders")],
                            ltxv_path: Annotated[str, Port("STRING", file="checkpoints")],
                            max_length: Annotated[int, Port("INT", min=16, max=131072)] = 1024,
@@ -269,8 +299,7 @@ def clip_text_encode(text: Annotated[str, Port("STRING", multiline=True)],
                      ctx: OpContext = None) -> Conditioning:
     """A prompt's video and audio text contexts (1024 tokens, BOS first, left padded)."""
     if clip is None:
-        raise InputValueError("the CLIP input is empty: LTX-2 checkpoints carry no text encoder; connect an "
-                              "LTXAVTextEncoderLoader")
+        raise InputValueError(EMPTY_CLIP)
     return clip.encode([text], ctx)
 
 

@@ -11,7 +11,7 @@ import torch
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
-from ltxgraph.values import AVLatent, VideoLatent
+from ltxgraph.values import AVLatent
 from ltxgraph_ops.handles import Lazy
 from ltxgraph_ops.model_files import component_layout, load_section_component
 from ltxgraph_ops.models.upscaler import LatentUpscaler, LatentUpscalerConfig, upscale_normalised

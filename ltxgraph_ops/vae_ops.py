@@ -16,11 +16,12 @@ from ltxgraph.budget import DecodeTiles, decoder_bytes_per_pixel, plan_decode_ti
 from ltxgraph.context import OpContext, counter_of
 from ltxgraph.errors import InputValueError
 from ltxgraph.frames import CodedFrames, Frames, StreamedFrames, coded, first_frames
+from ltxgraph.input_checks import input_check, refusal
 from ltxgraph.values import AVLatent, VideoLatent
 from ltxgraph_ops.handles import Lazy, ModelHandle
 from ltxgraph_ops.latents import pixel_frames
 from ltxgraph_ops.loaders import model_handle
-from ltxgraph_ops.model_files import component_layout, header_section
+from ltxgraph_ops.model_files import check_kind, component_layout, header_section
 from ltxgraph_ops.models.progress import Counter
 from ltxgraph_ops.vae_handle import SCALE_FACTORS, VideoVAEHandle
 from ltxgraph_ops.weights.loading import load_component, parameters_on_meta
@@ -88,7 +89,14 @@ def video_vae_handle(path: str, ctx: OpContext | None) -> VideoVAEHandle:
                                                                          getattr(config, "patch_size", 4)))
 
 
-@op("CheckpointLoaderSimple", outputs={"MODEL": "MODEL", "CLIP": "CLIP", "VAE": "VAE"}, category="loaders")
+@input_check("ckpt_name")
+def transformer_checkpoint(ckpt_name: str) -> str | None:
+    """Refuses a checkpoint whose header describes no LTX-2 transformer or no video VAE."""
+    return refusal(check_kind, ckpt_name, "transformer", VAE_SECTION)
+
+
+@op("CheckpointLoaderSimple", outputs={"MODEL": "MODEL", "CLIP": "CLIP", "VAE": "VAE"}, category="loaders",
+    checks=(transformer_checkpoint,))
 def checkpoint_loader_simple(ckpt_name: Annotated[str, Port("STRING", file="checkpoints")],
                              ctx: OpContext = None) -> tuple[ModelHandle, None, VideoVAEHandle]:
     """The transformer (MODEL) and video VAE of an LTX-2 checkpoint. The CLIP slot is empty: LTX-2's text
@@ -154,7 +162,13 @@ def _streamed_tiled_decode(vae: VideoVAEHandle, latent: torch.Tensor, requested:
     return vae.decode_frames(latent, method, counter_of(ctx, "tile"))
 
 
-@op("VAEDecodeTiled", outputs={"IMAGE": "IMAGE"}, category="_for_testing")
+@input_check("overlap")
+def overlap_below_tile(tile_size: int, overlap: int) -> str | None:
+    """Refuses a tile overlap as large as the tile (pixels)."""
+    return f"overlap {overlap} must be smaller than tile_size {tile_size}" if overlap >= tile_size else None
+
+
+@op("VAEDecodeTiled", outputs={"IMAGE": "IMAGE"}, category="_for_testing", checks=(overlap_below_tile,))
 def vae_decode_tiled(samples: Annotated[Any, Port("VIDEO_LATENT|AV_LATENT")],
                      vae: Annotated[VideoVAEHandle, Port("VAE")],
                      tile_size: Annotated[int, Port("INT", min=64, max=4096, multiple_of=32)] = 512,

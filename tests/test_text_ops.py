@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ltxgraph.context import OpContext, RunSettings
-from ltxgraph.errors import InputValueError
+from ltxgraph.errors import InputValueError, InvalidInput
 from ltxgraph_ops.text_ops import (clip_text_encode, ltxav_text_encoder_loader, ltxv_gemma_clip_loader,
                                    ltxv_gemma_enhance_prompt, text_encoder_handle)
 from ltxgraph_ops.tiny.files import write_tiny_models
@@ -123,13 +123,13 @@ def test_sharded_gemma_folder(models, tmp_path: Path) -> None:
     single = ltxav_text_encoder_loader(gemma, ckpt)
     assert torch.equal(clip_text_encode(PROMPT, clip).video_context, clip_text_encode(PROMPT, single).video_context)
     (folder / "model-00002-of-00002.safetensors").unlink()
-    with pytest.raises(CheckpointError, match="incomplete"):
+    with pytest.raises(InvalidInput, match="incomplete"):   # refused by the loader's input check
         ltxv_gemma_clip_loader(str(folder / "model-00001-of-00002.safetensors"), ckpt, 1024)
 
 
 def test_wrong_pairings_and_empty_clip(models, tmp_path: Path) -> None:
     gemma, ckpt = paths(models)
-    with pytest.raises(CheckpointError, match="not a Gemma 3 text encoder"):
+    with pytest.raises(InvalidInput, match="not a Gemma 3 text encoder"):   # the loader's input check
         ltxav_text_encoder_loader(ckpt, ckpt)
     with pytest.raises(InputValueError, match="LTXAVTextEncoderLoader"):
         clip_text_encode(PROMPT, None)

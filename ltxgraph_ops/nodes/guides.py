@@ -11,7 +11,7 @@ from typing import Annotated
 import torch
 
 from ltxgraph import Port, op
-from ltxgraph.errors import InputValueError
+from ltxgraph.input_checks import input_check
 from ltxgraph.values import Audio, AudioLatent, VideoLatent
 from ltxgraph_ops.audio_ops import AudioVAEHandle, ltxv_audio_vae_encode
 from ltxgraph_ops.conditioning import Conditioning
@@ -136,8 +136,16 @@ IDENTITY_GUIDANCE = "identity_guidance"
 """ModelHandle metadata key: (scale, start_percent, end_percent) of LTXVReferenceAudio's identity guidance."""
 
 
+@input_check("end_percent")
+def percent_range(start_percent: float, end_percent: float) -> str | None:
+    """Refuses a step range that ends before it starts."""
+    if start_percent > end_percent:
+        return f"start_percent {start_percent} is after end_percent {end_percent}"
+    return None
+
+
 @op("LTXVReferenceAudio", outputs={"MODEL": "MODEL", "positive": "CONDITIONING", "negative": "CONDITIONING"},
-    category="model/conditioning/ltxv")
+    category="model/conditioning/ltxv", checks=(percent_range,))
 def reference_audio(model: Annotated[ModelHandle, Port("MODEL")],
                     positive: Annotated[Conditioning, Port("CONDITIONING")],
                     negative: Annotated[Conditioning, Port("CONDITIONING")],
@@ -150,8 +158,6 @@ def reference_audio(model: Annotated[ModelHandle, Port("MODEL")],
     """ID-LoRA speaker identity: ``reference_audio`` encoded by the audio VAE and attached to both prompts as
     reference tokens; the MODEL carries identity guidance (each step inside start..end percent adds
     scale x (cond - cond without the reference) to the guided prediction; scale 0 = off)."""
-    if start_percent > end_percent:
-        raise InputValueError(f"start_percent {start_percent} is after end_percent {end_percent}")
     tokens = audio_tokens(ltxv_audio_vae_encode(reference_audio, audio_vae).samples)
     guided = model
     if identity_guidance_scale != 0.0:

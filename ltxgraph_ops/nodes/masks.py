@@ -3,13 +3,14 @@ dilation and the green-screen composite LTX-2.3's inpainting IC-LoRA is conditio
 MASK is [B, H, W] float in [0, 1]; IMAGE is [B, H, W, C] float in [0, 1]; B counts frames in a video."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
 
 from ltxgraph import Port, op
 from ltxgraph.errors import InputValueError
+from ltxgraph.input_checks import input_check
 
 MAX_RESOLUTION = 16384
 CHANNELS = ("red", "green", "blue", "alpha")
@@ -62,7 +63,13 @@ def dilate(mask: torch.Tensor, spatial_radius: int, temporal_radius: int) -> tor
     return (mask > 0.5).float()
 
 
-@op("LTXVDilateVideoMask", outputs={"mask": "MASK"}, category="Lightricks/mask_operations")
+@input_check("mask", presence=("mask", "image_as_mask"))
+def mask_source(mask: Any, image_as_mask: Any) -> str | None:
+    """Refuses a dilation with neither a mask nor an image connected."""
+    return "connect a mask or an image_as_mask" if mask is None and image_as_mask is None else None
+
+
+@op("LTXVDilateVideoMask", outputs={"mask": "MASK"}, category="Lightricks/mask_operations", checks=(mask_source,))
 def dilate_video_mask(spatial_radius: Annotated[int, Port("INT", min=0, max=300)] = 1,
                       temporal_radius: Annotated[int, Port("INT", min=0, max=10)] = 0,
                       mask: Annotated[torch.Tensor | None, Port("MASK", optional=True)] = None,
@@ -70,8 +77,6 @@ def dilate_video_mask(spatial_radius: Annotated[int, Port("INT", min=0, max=300)
                       ) -> torch.Tensor:
     """A video mask (or an image, its channels averaged) grown by ``spatial_radius`` pixels and
     ``temporal_radius`` frames, then made binary (> 0.5)."""
-    if mask is None and image_as_mask is None:
-        raise InputValueError("connect a mask or an image_as_mask")
     source = as_video_mask(mask) if mask is not None else image_as_mask.float().mean(dim=-1)
     return dilate(source, spatial_radius, temporal_radius)
 

@@ -9,7 +9,7 @@ import torch
 
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext
-from ltxgraph.errors import InputValueError
+from ltxgraph.input_checks import input_check
 from ltxgraph.values import Audio
 from ltxgraph_ops.models.next_token import TokenSampling
 from ltxgraph_ops.nodes.loaders import applied_gemma
@@ -34,7 +34,13 @@ def without_reasoning(text: str) -> str:
     return re.sub(r"</?think>", "", text).strip()
 
 
-@op("TextGenerateLTX2Prompt", outputs={"generated_text": "STRING"}, category="text")
+@input_check("audio", presence=("audio",))
+def no_audio(audio: Audio | None) -> str | None:
+    """Refuses audio, which Gemma 3 cannot hear."""
+    return "audio: Gemma 3 takes no audio input; disconnect it" if audio is not None else None
+
+
+@op("TextGenerateLTX2Prompt", outputs={"generated_text": "STRING"}, category="text", checks=(no_audio,))
 def generate_ltx2_prompt(
         clip: Annotated[TextEncoderHandle, Port("CLIP")],
         prompt: Annotated[str, Port("STRING", multiline=True)] = "",
@@ -70,8 +76,6 @@ def generate_ltx2_prompt(
     through its vision tower (a text-only Gemma file refuses it); audio Gemma 3 cannot hear."""
     ctx = ctx or OpContext("TextGenerateLTX2Prompt")
     picture = image if image is not None else (video[:1] if video is not None else None)   # a video: its first frame
-    if audio is not None:
-        raise InputValueError("audio: Gemma 3 takes no audio input; disconnect it")
     sampling = None
     if sampling_mode == "on":
         sampling = TokenSampling(temperature, top_k, top_p, min_p, repetition_penalty, presence_penalty)

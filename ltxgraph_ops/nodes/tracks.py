@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
+from ltxgraph.input_checks import input_check, refusal
 
 Point = dict[str, float]
 
@@ -61,7 +62,20 @@ def _json(text: str, name: str) -> Any:
         raise InputValueError(f"{name} is not valid JSON: {exc.msg} at character {exc.pos}") from None
 
 
-@op("LTXVSparseTrackEditor", outputs={"tracks": "STRING"}, category="Lightricks/motion_tracking", output_node=True)
+@input_check("points_store")
+def points_store_json(points_store: str) -> str | None:
+    """Refuses control points that are not JSON."""
+    return refusal(_json, points_store, "points_store") if points_store.strip() else None
+
+
+@input_check("tracks")
+def tracks_json(tracks: str) -> str | None:
+    """Refuses tracks that are not JSON (nor hold JSON strings)."""
+    return refusal(parse_tracks, tracks)
+
+
+@op("LTXVSparseTrackEditor", outputs={"tracks": "STRING"}, category="Lightricks/motion_tracking", output_node=True,
+    checks=(points_store_json,))
 def sparse_track_editor(image: Annotated[torch.Tensor, Port("IMAGE")],
                         points_store: Annotated[str, Port("STRING")] = "[]",
                         coordinates: Annotated[str, Port("STRING")] = "[]",
@@ -134,7 +148,7 @@ def draw_dots(frame: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, c
     frame.view(-1, 3)[painted] = colours[top[painted].long()]
 
 
-@op("LTXVDrawTracks", outputs={"IMAGE": "IMAGE"}, category="Lightricks/motion_tracking")
+@op("LTXVDrawTracks", outputs={"IMAGE": "IMAGE"}, category="Lightricks/motion_tracking", checks=(tracks_json,))
 def draw_tracks(tracks: Annotated[str, Port("STRING", multiline=True)],
                 width: Annotated[int, Port("INT", min=8, max=8192, multiple_of=8)] = 512,
                 height: Annotated[int, Port("INT", min=8, max=8192, multiple_of=8)] = 512,

@@ -6,29 +6,41 @@ from typing import Annotated, Any
 
 from ltxgraph import Port, op
 from ltxgraph.errors import InputValueError
+from ltxgraph.input_checks import input_check
 from ltxgraph.types import PORT_TYPES
-from ltxgraph_ops.primitives import compute_expression
+from ltxgraph_ops.primitives import compute_expression, expression_problem
 
 ANY = "|".join(sorted(PORT_TYPES))
 """Every port type: the inputs of nodes that pass any value along (ComfyUI's "*")."""
 
 
-@op("ComfySwitchNode", outputs={"output": "=on_true"}, category="utilities/logic")
+@input_check("switch", presence=("on_false", "on_true"))
+def chosen_connected(switch: bool, on_false: Any, on_true: Any) -> str | None:
+    """Refuses a switch whose chosen input has no value (is not connected)."""
+    if (on_true if switch else on_false) is None:
+        return f"switch is {'on' if switch else 'off'} but {'on_true' if switch else 'on_false'} has no value"
+    return None
+
+
+@op("ComfySwitchNode", outputs={"output": "=on_true"}, category="utilities/logic", checks=(chosen_connected,))
 def switch(switch: Annotated[bool, Port("BOOLEAN")] = False,
            on_false: Annotated[Any, Port(ANY)] = None,
            on_true: Annotated[Any, Port(ANY)] = None) -> Any:
     """``on_true`` when ``switch`` is on, else ``on_false`` (both inputs must be of one type)."""
-    chosen = on_true if switch else on_false
-    if chosen is None:
-        raise InputValueError(f"switch is {'on' if switch else 'off'} but {'on_true' if switch else 'on_false'} "
-                              "has no value")
-    return chosen
+    return on_true if switch else on_false
 
 
 Operand = Annotated[Any, Port("INT|FLOAT|BOOLEAN", optional=True, widget=False)]
 
 
-@op("SimpleMath+", outputs={"INT": "INT", "FLOAT": "FLOAT"}, category="essentials/utilities")
+@input_check("value")
+def simple_expression(value: str) -> str | None:
+    """Refuses an expression over a, b, c that cannot be computed whatever their values."""
+    return expression_problem(value or "0", ("a", "b", "c"))
+
+
+@op("SimpleMath+", outputs={"INT": "INT", "FLOAT": "FLOAT"}, category="essentials/utilities",
+    checks=(simple_expression,))
 def simple_math(value: Annotated[str, Port("STRING")] = "",
                 a: Operand = None, b: Operand = None, c: Operand = None) -> tuple[int, float]:
     """An arithmetic expression over a, b, c (e.g. "a*32"): INT is the result rounded to the nearest integer

@@ -192,7 +192,7 @@ def edited(edit) -> bytes:
 
 def unet_case(case_id: str, content: bytes, words: list[str]) -> Case:
     return Case(case_id, {"g.yaml": UNET_GRAPH, "models/diffusion_models/x.safetensors": content},
-                ["run", "g.yaml", "--models-dir", "models"], 2, ["node 'm' (UNETLoader)", *words])
+                ["run", "g.yaml", "--models-dir", "models"], 2, ["node 'm'", *words])  # header: at validation
 
 
 KEY = "model.diffusion_model.proj_out.weight"

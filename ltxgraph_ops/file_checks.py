@@ -1,0 +1,56 @@
+"""Input checks on the files a graph names: media in the input folder opened by PyAV (container header only, no
+frame decoded), and output name prefixes that must stay inside the output folder. The ops run the same checks
+before they read or write anything, so validation refuses exactly what a run would. (Model files: check_kind
+in model_files, declared beside each loader.)"""
+from __future__ import annotations
+
+import av
+
+from ltxgraph.input_checks import input_check
+from ltxgraph.paths import Folders, UnsafePath, inside
+
+
+def media_problem(path: str, stream_type: str, kind: str, absent: str) -> str | None:
+    """Why ``path`` cannot be read as ``kind`` (PyAV cannot open it, it has no ``stream_type`` stream: ``absent``
+    says so, or its video stream declares no picture size), or None."""
+    try:
+        with av.open(path) as container:
+            stream = next((s for s in container.streams if s.type == stream_type), None)
+            if stream is None:
+                return f"{path}: {absent}"
+            if stream_type == "video" and not (stream.codec_context.width and stream.codec_context.height):
+                return f"{path}: cannot be read as {kind} (its header declares no picture size)"
+    except (av.FFmpegError, OSError) as exc:
+        return f"{path}: cannot be read as {kind} ({exc})"
+    return None
+
+
+@input_check("image")
+def image_file(image: str) -> str | None:
+    """Refuses an input file that is not an image."""
+    return media_problem(image, "video", "an image", "holds no image")
+
+
+@input_check("file")
+def video_file(file: str) -> str | None:
+    """Refuses an input file that is not a video."""
+    return media_problem(file, "video", "a video", "has no video stream")
+
+
+@input_check("audio")
+def audio_file(audio: str) -> str | None:
+    """Refuses an input file that has no audio."""
+    return media_problem(audio, "audio", "audio", "has no audio")
+
+
+@input_check("filename_prefix")
+def output_prefix(filename_prefix: str, folders: Folders) -> str | None:
+    """Refuses a filename prefix that leaves the output folder (absolute, ``..``, a symlink out), unless the
+    run allows paths outside its folders."""
+    if not filename_prefix:
+        return None
+    try:
+        inside(folders.output, filename_prefix, folders.allow_outside, folders.names)
+    except UnsafePath as exc:
+        return str(exc)
+    return None
