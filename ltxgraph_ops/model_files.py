@@ -73,10 +73,11 @@ def transformer_layout(file: SafetensorsFile) -> LTXAVTransformer:
 
 def load_transformer(path: str | Path, device: str | torch.device = "cpu",
                      linear_storage: torch.dtype | None = None, streamed: bool = False,
-                     prefetch: bool = True) -> LTXAVTransformer:
+                     prefetch: bool = True, compute_dtype: torch.dtype = torch.float32) -> LTXAVTransformer:
     """The transformer of a checkpoint, weights in their stored dtype (fp8 stays fp8; wider linear weights
-    quantised to ``linear_storage`` if given), ready to run. ``streamed``: only the weights outside the blocks
-    are read now; each block is read from the file when a forward reaches it and released after (see
+    quantised to ``linear_storage`` if given), ready to run; other tensors in ``compute_dtype``. ``streamed``:
+    only the weights outside the blocks are read now; each block is read from the file when a forward reaches
+    it, installed in ``compute_dtype`` and released after (see
     :class:`~ltxgraph_ops.weights.streaming.StreamedBlocks`)."""
     file = SafetensorsFile(path)
     config = transformer_config(file)
@@ -84,15 +85,16 @@ def load_transformer(path: str | Path, device: str | torch.device = "cpu",
     with parameters_on_meta():
         model = LTXAVTransformer(config, device="cpu")
     if not streamed:
-        return load_component(model, file, prefix, device=device, allow_extra=CONNECTOR_PREFIXES,
-                              linear_storage=linear_storage)
+        return load_component(model, file, prefix, compute_dtype=compute_dtype, device=device,
+                              allow_extra=CONNECTOR_PREFIXES, linear_storage=linear_storage)
     if linear_storage is not None:
         raise ValueError("quantising while streaming is not supported: stream an fp8 file instead")
     blocks = model.transformer_blocks
     model.transformer_blocks = nn.ModuleList()
-    load_component(model, file, prefix, device=device, allow_extra=CONNECTOR_PREFIXES + ("transformer_blocks.",))
+    load_component(model, file, prefix, compute_dtype=compute_dtype, device=device,
+                   allow_extra=CONNECTOR_PREFIXES + ("transformer_blocks.",))
     model.transformer_blocks = StreamedBlocks(blocks, file, f"{prefix}transformer_blocks.", device=device,
-                                              prefetch=prefetch)
+                                              compute_dtype=compute_dtype, prefetch=prefetch)
     return model
 
 

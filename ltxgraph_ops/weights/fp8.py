@@ -31,17 +31,17 @@ E4M3_TO_HALF = 2.0 ** 8           # the float16 value is the e4m3 value times 2^
 class DequantWorkspace:
     """Chunk temporaries (int16 bits, float32 values), allocated once and reused by every conversion."""
 
-    def __init__(self, chunk_elements: int = CHUNK_ELEMENTS) -> None:
-        self.chunk_elements = chunk_elements
-        self.bits = torch.empty(0, dtype=torch.int16)
-        self.values = torch.empty(0, dtype=torch.float32)
+    def __init__(self, chunk_elements: int = CHUNK_ELEMENTS, device: torch.device | str = "cpu") -> None:
+        self.chunk_elements, self.device = chunk_elements, torch.device(device)
+        self.bits = torch.empty(0, dtype=torch.int16, device=self.device)
+        self.values = torch.empty(0, dtype=torch.float32, device=self.device)
         self.reserve(chunk_elements)
 
     def reserve(self, elements: int) -> None:
         """Make room for ``elements`` per chunk (a weight row longer than a chunk is converted whole)."""
         if self.bits.numel() < elements:
-            self.bits = torch.empty(elements, dtype=torch.int16)
-            self.values = torch.empty(elements, dtype=torch.float32)
+            self.bits = torch.empty(elements, dtype=torch.int16, device=self.device)
+            self.values = torch.empty(elements, dtype=torch.float32, device=self.device)
 
 
 def is_fp8(tensor: torch.Tensor) -> bool:
@@ -76,7 +76,7 @@ def _restore_nan(part: torch.Tensor, values: torch.Tensor) -> None:
 def dequantize_into(weight: torch.Tensor, out: torch.Tensor, scale: torch.Tensor | float | None = None,
                     workspace: DequantWorkspace | None = None, nan_free: bool = False) -> torch.Tensor:
     """``out = weight.to(float32) * scale`` rounded to ``out.dtype`` (float32 or bfloat16), bit for bit, for an
-    fp8 ``weight`` [rows, ...] on the CPU. ``scale``: None, a scalar, or one value per row ([rows]). ``out`` has
+    fp8 ``weight`` [rows, ...] (on the CPU, or any device with ``out`` and ``workspace`` there too). ``scale``: None, a scalar, or one value per row ([rows]). ``out`` has
     the weight's shape and is contiguous. ``nan_free``: the caller has already refused NaN codes (the loaders
     check every tensor on its first read), so the NaN scan is skipped. Returns ``out``."""
     if weight.dtype not in FP8_DTYPES:
@@ -84,7 +84,7 @@ def dequantize_into(weight: torch.Tensor, out: torch.Tensor, scale: torch.Tensor
     if out.dtype not in COMPUTE_DTYPES or out.shape != weight.shape or not out.is_contiguous():
         raise ValueError(f"dequantize_into: out must be a contiguous float32/bfloat16 tensor of shape "
                          f"{list(weight.shape)}, got {out.dtype} {list(out.shape)}")
-    workspace = workspace or DequantWorkspace()
+    workspace = workspace or DequantWorkspace(device=out.device)
     scale_t = None if scale is None else torch.as_tensor(scale, dtype=torch.float32)
     per_row = scale_t is not None and scale_t.numel() > 1
     if per_row and (weight.ndim < 2 or scale_t.numel() != weight.shape[0]):
