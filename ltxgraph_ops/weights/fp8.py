@@ -119,4 +119,4 @@ def dequantize_into(weight: torch.Tensor, out: torch.Tensor, scale: torch.Tensor
 def dequantize(weight: torch.Tensor, dtype: torch.dtype = torch.float32,
                scale: torch.Tensor | float | None = None, workspace: DequantWorkspace | None = None) -> torch.Tensor:
     """``weight`` (fp8) times ``scale`` in ``dtype``, in a new tensor; see :func:`dequantize_into`."""
-    return dequantize_into(weight, torch.empty(weight.shape, dtype=dtype), scale, workspace)
+    return dequantize_into(weight, torch.empty(weight.shape, dtype=dtype, device=weight.device), scale, workspace)

@@ -23,6 +23,7 @@ from torch import nn
 
 from ltxgraph_ops.models.layers import Linear
 from ltxgraph_ops.weights.block_buffers import ComputeSlot, StoredSlot
+from ltxgraph_ops.weights.fp8 import dequantize, is_fp8
 from ltxgraph_ops.weights.loading import ComponentMatch, _check_finite, _set_tensor, match_component
 from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
 
@@ -111,6 +112,17 @@ class StreamedBlocks(nn.ModuleList):
                 pending.cancel()
             if pool is not None:
                 pool.shutdown(wait=True)
+
+
+def dequantize_linears(module: nn.Module, compute_dtype: torch.dtype) -> None:
+    """Replace the fp8 weights of ``module``'s resident Linear layers by their dequantised values (scale
+    applied) in ``compute_dtype``, once: a streamed model's layers outside its blocks then cost no conversion
+    and no fresh memory per call. Layers on the meta device (streamed blocks) are left alone."""
+    for layer in module.modules():
+        if isinstance(layer, Linear) and is_fp8(layer.weight) and layer.weight.device.type != "meta":
+            layer.weight = nn.Parameter(dequantize(layer.weight, compute_dtype, layer.weight_scale),
+                                        requires_grad=False)
+            layer.weight_scale = None
 
 
 def release(block: nn.Module) -> None:
