@@ -6,6 +6,7 @@ transformer, blocks streamed from disk (the file is beyond any 6 GiB budget), in
 - full-19b-stage2-step: stage 2 at 768x512: 16 x 16 x 24 (6144 video tokens), the same audio and prompt.
 - fp8-dequant-speed: fp8 -> float32 / bfloat16 conversion, torch's own against ltxgraph_ops.weights.fp8, beside
   a float32 copy of the same size (the memory-bandwidth yardstick), 1 and 2 threads.
+- step-page-faults: the stage-1 step's minor page faults under several glibc allocator settings.
 
 A step is one forward (the distilled graph runs cfg 1: one forward and an Euler update per step). Each step
 benchmark runs in its own interpreter: the [2304x4096]x[4096x4096] matmul peak in the step's dtype first (same
@@ -38,11 +39,15 @@ CHILD = r"""
 import ctypes, json, resource, sys, time, torch
 ARGS = json.loads({args!r})
 sys.path.insert(0, ARGS["root"])
-if ARGS["malloc"] == "cli":
+mallopt = ctypes.CDLL(None).mallopt
+if ARGS["malloc"] in ("cli", "cli+hugepages"):
     from ltxgraph.allocator import return_large_frees_to_os
     return_large_frees_to_os()
+elif ARGS["malloc"] == "heap":                        # no mmap at all, freed memory kept (trim threshold 2 GiB)
+    mallopt(-4, 0)
+    mallopt(-1, 2**31 - 1)
 elif ARGS["malloc"] != "glibc":                       # "<bytes>": mmap threshold fixed there
-    ctypes.CDLL(None).mallopt(-3, int(ARGS["malloc"]))
+    mallopt(-3, int(ARGS["malloc"]))
 torch.set_num_threads(ARGS["threads"])
 dtype = getattr(torch, ARGS["dtype"])
 
@@ -103,8 +108,9 @@ def checkpoint_for(blocks: int) -> Path:
 def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", malloc: str = "cli",
              root: Path = ROOT, checkpoint: Path | None = None) -> dict:
     """One streamed step of ``stage`` (see STAGES) through ``blocks`` blocks in ``dtype``, in a fresh interpreter
-    running the code under ``root``; ``malloc``: "cli" (the CLI's fixed 1 MiB mmap threshold), "glibc" (glibc's
-    own dynamic threshold) or a threshold in bytes. Figures of the second step, extrapolated to 48 blocks."""
+    running the code under ``root``; ``malloc``: "cli" (the CLI's fixed 1 MiB mmap threshold), "cli+hugepages"
+    (the same with glibc's transparent-huge-page tunable), "glibc" (glibc's own dynamic threshold), "heap" (no
+    mmap, nothing trimmed below 2 GiB) or a threshold in bytes. Figures of the second step, extrapolated to 48 blocks."""
     from ltxgraph_ops.model_files import transformer_config
     from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
     from tools.benchmarks.step_flops import Tokens, forward_flops
@@ -114,6 +120,8 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
             "text": spec["text"], "dtype": dtype, "malloc": malloc, "threads": THREADS}
     code = CHILD.format(args=json.dumps(args))
     env = {**os.environ, "OMP_NUM_THREADS": str(THREADS)}
+    if malloc == "cli+hugepages":                     # glibc madvises its mappings for transparent huge pages
+        env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if out.returncode:
         raise RuntimeError(f"benchmark failed:\n{out.stderr[-3000:]}")
@@ -189,6 +197,20 @@ def dequant_speed(elements: int = 4096 * 16384, repeats: int = 3) -> dict:
     return figures
 
 
+def page_faults(blocks: int = 2, dtype: str = "bfloat16",
+                modes: tuple[str, ...] = ("cli", "glibc", "33554432", "heap", "cli+hugepages")) -> dict:
+    """Minor page faults, system seconds and peak RSS of one stage-1 step (the second of two) under each
+    allocator setting of :func:`run_step`: where a streamed step's page faults come from once the weights live
+    in reused buffers (the activations: every tensor above the mmap threshold is a fresh mapping, zeroed and
+    faulted in page by page, and returned when freed)."""
+    figures = {}
+    for mode in modes:
+        step = run_step("stage1", blocks, dtype, malloc=mode)["measured"]
+        figures[mode] = {key: step[key] for key in ("minor_faults", "system_seconds", "user_seconds", "step_seconds",
+                                                    "peak_rss_gib")}
+    return figures
+
+
 def stage_step(stage: str):
     def run(blocks: int = RELEASE_BLOCKS, dtype: str = "float32") -> dict:
         return run_step(stage, blocks, dtype)
@@ -199,4 +221,5 @@ BENCHMARKS = {
     "full-19b-stage1-step": stage_step("stage1"),
     "full-19b-stage2-step": stage_step("stage2"),
     "fp8-dequant-speed": dequant_speed,
+    "step-page-faults": page_faults,
 }
