@@ -76,9 +76,10 @@ def _restore_nan(part: torch.Tensor, values: torch.Tensor) -> None:
 def dequantize_into(weight: torch.Tensor, out: torch.Tensor, scale: torch.Tensor | float | None = None,
                     workspace: DequantWorkspace | None = None, nan_free: bool = False) -> torch.Tensor:
     """``out = weight.to(float32) * scale`` rounded to ``out.dtype`` (float32 or bfloat16), bit for bit, for an
-    fp8 ``weight`` [rows, ...] (on the CPU, or any device with ``out`` and ``workspace`` there too). ``scale``: None, a scalar, or one value per row ([rows]). ``out`` has
-    the weight's shape and is contiguous. ``nan_free``: the caller has already refused NaN codes (the loaders
-    check every tensor on its first read), so the NaN scan is skipped. Returns ``out``."""
+    fp8 ``weight`` [rows, ...] (on the CPU, or any device with ``out`` and ``workspace`` there too). ``scale``:
+    None, a scalar, or one value per row ([rows]). ``out`` has the weight's shape and is contiguous.
+    ``nan_free``: the caller has already refused NaN codes (the loaders check every tensor on its first read), so
+    the NaN scan is skipped. Returns ``out``."""
     if weight.dtype not in FP8_DTYPES:
         raise TypeError(f"dequantize_into: weight is {weight.dtype}, not an fp8 dtype")
     if out.dtype not in COMPUTE_DTYPES or out.shape != weight.shape or not out.is_contiguous():

@@ -47,6 +47,7 @@ class StreamedBlocks(nn.ModuleList):
             self._matches.append(match_component(block, file, f"{prefix}{index}."))
         self._checked: set[int] = set()
         self.stored, self.computed = StoredSlot(), ComputeSlot(compute_dtype, device)
+        self._active = False
         self.reads = 0  # blocks read so far (for tests and reports)
 
     @property
@@ -89,6 +90,10 @@ class StreamedBlocks(nn.ModuleList):
         count = len(self)
         if count == 0:
             return
+        if self._active:
+            raise RuntimeError("streamed blocks iterated again while an iteration is under way: every block "
+                               "takes its turn in the same buffers, so one pass at a time")
+        self._active = True
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ltxgraph-prefetch") if self._prefetch else None
         pending: Future | None = None
         current: nn.Module | None = None
@@ -112,6 +117,7 @@ class StreamedBlocks(nn.ModuleList):
                 pending.cancel()
             if pool is not None:
                 pool.shutdown(wait=True)
+            self._active = False
 
 
 def dequantize_linears(module: nn.Module, compute_dtype: torch.dtype) -> None:

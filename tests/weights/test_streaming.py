@@ -128,3 +128,13 @@ def test_reading_into_a_buffer_of_the_wrong_shape_is_refused(checkpoints) -> Non
                        file.read(key).view(torch.uint8))
     with pytest.raises(CheckpointError, match="cannot read into"):
         file.read(key, torch.empty(entry.shape[0] + 1, *entry.shape[1:], dtype=entry.dtype))
+
+
+def test_a_second_pass_inside_a_pass_is_refused(checkpoints) -> None:
+    blocks = load_transformer(checkpoints["fp8"], streamed=True).transformer_blocks
+    outer = iter(blocks)
+    next(outer)
+    with pytest.raises(RuntimeError, match="one pass at a time"):
+        next(iter(blocks))
+    outer.close()
+    assert sum(1 for _ in blocks) == len(blocks)                # usable again once the first pass ended

@@ -68,6 +68,7 @@ from ltxgraph_ops.models.transformer_tokens import audio_positions, video_positi
 start = time.perf_counter()
 extra = {{}} if dtype == torch.float32 else {{"compute_dtype": dtype}}
 model = load_transformer(ARGS["checkpoint"], streamed=True, **extra)
+del model.transformer_blocks[ARGS["blocks"]:]         # a deeper file than asked for: its first blocks
 load_seconds = time.perf_counter() - start
 c = model.config
 frames, height, width = ARGS["grid"]
@@ -76,7 +77,8 @@ video = StreamInput(torch.randn(1, frames * height * width, c.in_channels, gener
                     video_positions(frames, height, width, 25.0),
                     torch.randn(1, ARGS["text"], c.caption_channels, generator=g).to(dtype))
 audio = StreamInput(torch.randn(1, ARGS["audio"], c.audio_in_channels, generator=g).to(dtype), torch.tensor([1.0]),
-                    audio_positions(ARGS["audio"]), torch.randn(1, ARGS["text"], c.caption_channels, generator=g).to(dtype))
+                    audio_positions(ARGS["audio"]),
+                    torch.randn(1, ARGS["text"], c.caption_channels, generator=g).to(dtype))
 
 def step():
     marks = []
@@ -110,14 +112,16 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
     """One streamed step of ``stage`` (see STAGES) through ``blocks`` blocks in ``dtype``, in a fresh interpreter
     running the code under ``root``; ``malloc``: "cli" (the CLI's fixed 1 MiB mmap threshold), "cli+hugepages"
     (the same with glibc's transparent-huge-page tunable), "glibc" (glibc's own dynamic threshold), "heap" (no
-    mmap, nothing trimmed below 2 GiB) or a threshold in bytes. Figures of the second step, extrapolated to 48 blocks."""
+    mmap, nothing trimmed below 2 GiB) or a threshold in bytes; ``checkpoint``: a synthetic file with at least
+    ``blocks`` blocks (its first ``blocks`` run; default: one of exactly ``blocks``). Figures of the second step,
+    extrapolated to 48 blocks."""
     from ltxgraph_ops.model_files import transformer_config
     from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
     from tools.benchmarks.step_flops import Tokens, forward_flops
     spec = STAGES[stage]
     checkpoint = checkpoint or checkpoint_for(blocks)
     args = {"root": str(root), "checkpoint": str(checkpoint), "grid": spec["grid"], "audio": spec["audio"],
-            "text": spec["text"], "dtype": dtype, "malloc": malloc, "threads": THREADS}
+            "text": spec["text"], "dtype": dtype, "malloc": malloc, "threads": THREADS, "blocks": blocks}
     code = CHILD.format(args=json.dumps(args))
     env = {**os.environ, "OMP_NUM_THREADS": str(THREADS)}
     if malloc == "cli+hugepages":                     # glibc madvises its mappings for transparent huge pages
@@ -142,7 +146,8 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
         "audio_tokens": tokens.audio, "text_tokens": tokens.text, "dtype": dtype, "threads": THREADS,
         "malloc": malloc, "blocks_measured": raw["blocks"],
         "measured": {"step_seconds": round(step["seconds"], 2), "mean_block_seconds": round(block_time, 2),
-                     "outside_blocks_seconds": round(outside, 2), "first_step_seconds": round(raw["first"]["seconds"], 2),
+                     "outside_blocks_seconds": round(outside, 2),
+                     "first_step_seconds": round(raw["first"]["seconds"], 2),
                      "matmul_tflop": round(flops["total"] / 1e12, 3), "achieved_gflops": round(achieved, 1),
                      "matmul_peak_gflops": round(raw["peak_gflops"], 1),
                      "share_of_peak": round(achieved / raw["peak_gflops"], 3),
@@ -165,7 +170,8 @@ def dequant_speed(elements: int = 4096 * 16384, repeats: int = 3) -> dict:
     against :func:`~ltxgraph_ops.weights.fp8.dequantize_into` into a reused buffer, and a float32 copy of the same
     size; wall clock and CPU time (the machine may be shared), 1 and 2 threads."""
     from ltxgraph_ops.weights.fp8 import DequantWorkspace, dequantize_into
-    codes = torch.randint(0, 256, (elements // 4096, 4096), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    codes = torch.randint(0, 256, (elements // 4096, 4096), dtype=torch.uint8,
+                          generator=torch.Generator().manual_seed(0))
     codes[(codes & 0x7F) == 0x7F] = 0
     weight, scale = codes.view(torch.float8_e4m3fn), torch.tensor(0.0123)
     source = torch.randn(weight.shape)
