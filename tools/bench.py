@@ -1,12 +1,15 @@
 """Run the benchmarks of tools/benchmarks and print their figures (benchmarks are not tests: no assertions).
 
 Each module of tools/benchmarks exposes ``BENCHMARKS: dict[str, Callable[[], dict]]``; every callable returns a
-JSON-serialisable dict of figures. Usage: python tools/bench.py [--json] [--only NAME] [--list]
+JSON-serialisable dict of figures. A benchmark whose callable takes ``blocks`` or ``dtype`` gets --blocks / --dtype
+(the real-scale steps: measure N transformer blocks and extrapolate to 48; compute dtype).
+Usage: python tools/bench.py [--json] [--only NAME] [--list] [--blocks N] [--dtype float32|bfloat16]
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import pkgutil
 import sys
@@ -34,7 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object {name: figures}")
     parser.add_argument("--only", default=None, help="run only the benchmark with this exact name")
     parser.add_argument("--list", action="store_true", help="list benchmark names and exit")
+    parser.add_argument("--blocks", type=int, default=None,
+                        help="transformer blocks to measure where a benchmark supports it (default: all 48)")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
+                        help="compute dtype where a benchmark supports it (default: float32)")
     args = parser.parse_args(argv)
+    if args.blocks is not None and not 1 <= args.blocks <= 48:
+        parser.error(f"--blocks {args.blocks}: choose 1 to 48")
+    options = {name: value for name, value in (("blocks", args.blocks), ("dtype", args.dtype)) if value is not None}
     benchmarks = all_benchmarks()
     if args.list:
         print("\n".join(benchmarks))
@@ -45,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         benchmarks = {args.only: benchmarks[args.only]}
     results = {}
     for name, run in benchmarks.items():
-        results[name] = run()
+        accepted = inspect.signature(run).parameters
+        results[name] = run(**{key: value for key, value in options.items() if key in accepted})
         if not args.json:
             print(f"== {name}\n{json.dumps(results[name], indent=2)}", flush=True)
     if args.json:

@@ -133,12 +133,17 @@ class SafetensorsFile:
     def keys(self, prefix: str = "") -> list[str]:
         return [key for key in self.entries if key.startswith(prefix)]
 
-    def read(self, key: str) -> torch.Tensor:
-        """One tensor, read from disk into fresh CPU memory of its stored dtype."""
+    def read(self, key: str, out: torch.Tensor | None = None) -> torch.Tensor:
+        """One tensor, read from disk into fresh CPU memory of its stored dtype, or into ``out`` (a contiguous
+        CPU tensor of the stored dtype and shape, e.g. a buffer reused for every block of a streamed model)."""
         entry = self.entries.get(key)
         if entry is None:
             raise self.error("not in file", key)
-        tensor = torch.empty(entry.shape, dtype=entry.dtype)
+        if out is not None and (out.dtype != entry.dtype or tuple(out.shape) != entry.shape
+                                or not out.is_contiguous() or out.device.type != "cpu"):
+            raise self.error(f"cannot read into a {out.dtype} {list(out.shape)} buffer: stored as {entry.dtype} "
+                             f"{list(entry.shape)}", key)
+        tensor = torch.empty(entry.shape, dtype=entry.dtype) if out is None else out
         if entry.nbytes:
             target = tensor.reshape(-1).view(torch.uint8).numpy()
             try:
@@ -213,10 +218,10 @@ class ShardedSafetensors:
     def keys(self, prefix: str = "") -> list[str]:
         return [key for key in self.entries if key.startswith(prefix)]
 
-    def read(self, key: str) -> torch.Tensor:
+    def read(self, key: str, out: torch.Tensor | None = None) -> torch.Tensor:
         if key not in self.owner:
             raise self.error("not in any shard", key)
-        return self.owner[key].read(key)
+        return self.owner[key].read(key, out)
 
     def read_rows(self, key: str, start: int, stop: int) -> torch.Tensor:
         if key not in self.owner:

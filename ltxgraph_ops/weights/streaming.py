@@ -2,9 +2,12 @@
 
 :class:`StreamedBlocks` replaces a model's ``nn.ModuleList`` of blocks. Its blocks live on the meta device;
 iterating over it (what a forward pass does) reads block i's tensors from the checkpoint (fp8 kept fp8), yields
-the block, and releases its weights as soon as the loop asks for block i+1. With ``prefetch`` the next block's
-tensors are read on a background thread while the current one computes (file reads release the GIL), so disk
-and compute overlap; resident weights are then at most two blocks plus everything outside the blocks.
+the block, and releases its weights as soon as the loop asks for block i+1. Every block is read into the same
+stored-dtype buffers and converted into the same compute-dtype buffers (:mod:`ltxgraph_ops.weights.block_buffers`):
+one dequantisation per block per forward, no allocation per block. With ``prefetch`` the next block's tensors
+are read on a background thread while the current one computes (file reads release the GIL), so disk and compute
+overlap; resident weights are then one block as stored plus one in the compute dtype, plus everything outside
+the blocks.
 
 The block modules themselves persist (only their tensors come and go), so patches attached to them, such as
 LoRA deltas on Linear layers, survive streaming. The mechanism is device-agnostic: ``device`` is where a
@@ -19,15 +22,19 @@ import torch
 from torch import nn
 
 from ltxgraph_ops.models.layers import Linear
-from ltxgraph_ops.weights.loading import (ComponentMatch, _check_finite, _set_tensor, held_tensor, match_component,
-                                          stored_as_is)
+from ltxgraph_ops.weights.block_buffers import ComputeSlot, StoredSlot
+from ltxgraph_ops.weights.fp8 import dequantize, is_fp8
+from ltxgraph_ops.weights.loading import ComponentMatch, _check_finite, _set_tensor, match_component
 from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
 
 Tensors = dict[str, torch.Tensor]
 
 
 class StreamedBlocks(nn.ModuleList):
-    """Blocks read from ``file`` under ``prefix`` + ``"<index>."`` when iterated, released after use."""
+    """Blocks read from ``file`` under ``prefix`` + ``"<index>."`` when iterated, released after use. A block's
+    tensors are read into one reused :class:`StoredSlot` and installed, converted to ``compute_dtype`` (fp8
+    weights dequantised with their scale), into one reused :class:`ComputeSlot`: its Linear layers then hold
+    compute-dtype weights and no scale."""
 
     def __init__(self, blocks: nn.ModuleList, file: SafetensorsFile, prefix: str, device: torch.device | str = "cpu",
                  compute_dtype: torch.dtype = torch.float32, prefetch: bool = True) -> None:
@@ -39,12 +46,20 @@ class StreamedBlocks(nn.ModuleList):
             release(block)
             self._matches.append(match_component(block, file, f"{prefix}{index}."))
         self._checked: set[int] = set()
+        self.stored, self.computed = StoredSlot(), ComputeSlot(compute_dtype, device)
+        self._active = False
         self.reads = 0  # blocks read so far (for tests and reports)
 
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        return self._compute_dtype
+
     def _read(self, index: int) -> Tensors:
-        """Block ``index``'s tensors as stored (checked for NaN/Inf the first time)."""
+        """Block ``index``'s tensors as stored, in the stored slot (checked for NaN/Inf the first time)."""
         match = self._matches[index]
-        tensors = {key: self._file.read(name) for key, name in match.tensors.items()}
+        entries = self._file.entries
+        tensors = {key: self._file.read(name, self.stored.get(key, entries[name].shape, entries[name].dtype))
+                   for key, name in match.tensors.items()}
         tensors.update({f"{owner}.weight_scale": self._file.read(name) for owner, name in match.scales.items()})
         if index not in self._checked:
             for key, tensor in tensors.items():
@@ -54,32 +69,41 @@ class StreamedBlocks(nn.ModuleList):
         return tensors
 
     def _install(self, index: int, tensors: Tensors) -> nn.Module:
+        """Block ``index`` with ``tensors`` converted into the compute slot (Linear weights with their scale
+        applied, so the layers compute without one)."""
         block = self[index]
-        linears = {name: sub for name, sub in block.named_modules()
-                   if isinstance(sub, Linear) or hasattr(sub, "weight_scale")}
-        keep = stored_as_is(block)
+        scaled = {name: sub for name, sub in block.named_modules()
+                  if isinstance(sub, Linear) or hasattr(sub, "weight_scale")}
+        scales = {key[: -len(".weight_scale")]: tensor.float() for key, tensor in tensors.items()
+                  if key.endswith(".weight_scale")}
         for key, tensor in tensors.items():
-            if key.endswith(".weight_scale") and key[: -len(".weight_scale")] in linears:
-                linears[key[: -len(".weight_scale")]].weight_scale = tensor.float().reshape(
-                    () if tensor.numel() == 1 else (-1,)).to(self._device)
+            if key.endswith(".weight_scale"):
                 continue
-            _set_tensor(block, key, held_tensor(tensor, key in keep, self._compute_dtype).to(self._device))
+            owner = key[: -len(".weight")] if key.endswith(".weight") else None
+            scale = scales.get(owner) if owner in scaled else None
+            _set_tensor(block, key, self.computed.converted(key, tensor, scale, nan_free=True))
+        for owner in scaled:
+            scaled[owner].weight_scale = None
         return block
 
     def __iter__(self) -> Iterator[nn.Module]:
         count = len(self)
         if count == 0:
             return
+        if self._active:
+            raise RuntimeError("streamed blocks iterated again while an iteration is under way: every block "
+                               "takes its turn in the same buffers, so one pass at a time")
+        self._active = True
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ltxgraph-prefetch") if self._prefetch else None
         pending: Future | None = None
         current: nn.Module | None = None
         try:
             tensors = self._read(0)
             for index in range(count):
+                current = self._install(index, tensors)
+                del tensors                       # the stored slot is free again: read the next block into it
                 if pool is not None and index + 1 < count:
                     pending = pool.submit(self._read, index + 1)
-                current = self._install(index, tensors)
-                del tensors
                 yield current
                 release(current)
                 current = None
@@ -93,6 +117,18 @@ class StreamedBlocks(nn.ModuleList):
                 pending.cancel()
             if pool is not None:
                 pool.shutdown(wait=True)
+            self._active = False
+
+
+def dequantize_linears(module: nn.Module, compute_dtype: torch.dtype) -> None:
+    """Replace the fp8 weights of ``module``'s resident Linear layers by their dequantised values (scale
+    applied) in ``compute_dtype``, once: a streamed model's layers outside its blocks then cost no conversion
+    and no fresh memory per call. Layers on the meta device (streamed blocks) are left alone."""
+    for layer in module.modules():
+        if isinstance(layer, Linear) and is_fp8(layer.weight) and layer.weight.device.type != "meta":
+            layer.weight = nn.Parameter(dequantize(layer.weight, compute_dtype, layer.weight_scale),
+                                        requires_grad=False)
+            layer.weight_scale = None
 
 
 def release(block: nn.Module) -> None:

@@ -2,6 +2,7 @@
 released after use; LoRAs survive; the memory budget switches it on."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,63 @@ def test_memory_budget_chooses_streaming(checkpoints, tmp_path: Path) -> None:
         model = runner.run(api.load(graph)).outputs["model"]
         with model.applied() as transformer:
             assert is_streamed(transformer) is expected
+
+
+def _block_pointers(blocks) -> list[dict[str, int]]:
+    """Storage address of every tensor of each block while the loop holds it (weights in the compute slot)."""
+    seen = []
+    for block in blocks:
+        seen.append({key: t.data_ptr() for key, t in block.state_dict().items()})
+        assert all(t.dtype == blocks.compute_dtype for t in block.state_dict().values() if t.is_floating_point())
+        assert all(sub.weight_scale is None for sub in block.modules() if hasattr(sub, "weight_scale"))
+    return seen
+
+
+def test_every_block_reuses_the_same_buffers(checkpoints) -> None:
+    streamed = load_transformer(checkpoints["fp8"], streamed=True)
+    blocks = streamed.transformer_blocks
+    first = _block_pointers(blocks)
+    held = (blocks.stored.nbytes, blocks.computed.nbytes)
+    again = _block_pointers(blocks)
+    assert first[0] == first[1] == again[0] == again[1]          # one pool for the block shape, across forwards
+    assert (blocks.stored.nbytes, blocks.computed.nbytes) == held
+    from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
+    entries = SafetensorsFile(checkpoints["fp8"]).entries
+    block_0 = [e for key, e in entries.items() if key.startswith(tiny.PREFIX + "transformer_blocks.0.")
+               and not key.endswith((".weight_scale", ".input_scale"))]
+    assert held[0] == sum(e.nbytes for e in block_0)                 # one block as stored
+    assert held[1] == sum(math.prod(e.shape) * 4 for e in block_0)   # one block in float32
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_streamed_block_weights_are_the_dequantised_file_weights(checkpoints, dtype: torch.dtype) -> None:
+    resident = load_transformer(checkpoints["fp8"])
+    streamed = load_transformer(checkpoints["fp8"], streamed=True, compute_dtype=dtype)
+    for index, block in enumerate(streamed.transformer_blocks):
+        for name, layer in resident.transformer_blocks[index].named_modules():
+            if hasattr(layer, "dequantized_weight") and layer.weight.dtype == torch.float8_e4m3fn:
+                want = (layer.weight.float() * layer.weight_scale).to(dtype)
+                got = block.get_submodule(name).weight
+                as_bits = torch.int32 if dtype == torch.float32 else torch.int16
+                assert got.dtype == dtype and torch.equal(got.view(as_bits), want.view(as_bits))
+
+
+def test_reading_into_a_buffer_of_the_wrong_shape_is_refused(checkpoints) -> None:
+    from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
+    file = SafetensorsFile(checkpoints["fp8"])
+    key = tiny.PREFIX + "transformer_blocks.0.ff.net.2.weight"
+    entry = file.entries[key]
+    assert torch.equal(file.read(key, torch.empty(entry.shape, dtype=entry.dtype)).view(torch.uint8),
+                       file.read(key).view(torch.uint8))
+    with pytest.raises(CheckpointError, match="cannot read into"):
+        file.read(key, torch.empty(entry.shape[0] + 1, *entry.shape[1:], dtype=entry.dtype))
+
+
+def test_a_second_pass_inside_a_pass_is_refused(checkpoints) -> None:
+    blocks = load_transformer(checkpoints["fp8"], streamed=True).transformer_blocks
+    outer = iter(blocks)
+    next(outer)
+    with pytest.raises(RuntimeError, match="one pass at a time"):
+        next(iter(blocks))
+    outer.close()
+    assert sum(1 for _ in blocks) == len(blocks)                # usable again once the first pass ended

@@ -1,0 +1,70 @@
+"""Memory a streamed model's blocks take turns in: allocated once per block shape, reused for every block.
+
+A streamed forward used to read each block into fresh tensors and upcast every fp8 weight per call into fresh
+float32 slices, so every layer of every step asked the operating system for new pages, which it then zeroed and
+faulted in one by one (tens of millions of minor page faults per 19B step) and took back when freed. Here:
+
+- :class:`StoredSlot` holds one block's tensors as stored (fp8 weights, bf16 vectors): the file is read into it.
+- :class:`ComputeSlot` holds one block's tensors in the compute dtype (float32 or bfloat16): fp8 weights are
+  dequantised into it once per block per forward (scale applied; :mod:`ltxgraph_ops.weights.fp8`), other
+  floating tensors converted, integers copied. The block's parameters then *are* these buffers.
+
+Both are keyed by tensor name, shape and dtype, so blocks of one shape share every buffer and a block of another
+shape gets its own. After the first block, a forward allocates nothing for weights.
+"""
+from __future__ import annotations
+
+import torch
+
+from ltxgraph_ops.weights.fp8 import DequantWorkspace, dequantize_into, is_fp8
+
+Tensors = dict[str, torch.Tensor]
+
+
+class _Buffers:
+    """Tensors by (name, shape, dtype), created on first request and then handed out again."""
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self._tensors: dict[tuple[str, tuple[int, ...], torch.dtype], torch.Tensor] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        key = (name, tuple(shape), dtype)
+        if key not in self._tensors:
+            self._tensors[key] = torch.empty(shape, dtype=dtype, device=self.device)
+        return self._tensors[key]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held (for reports and tests)."""
+        return sum(t.numel() * t.element_size() for t in self._tensors.values())
+
+
+class StoredSlot(_Buffers):
+    """One block's tensors in their stored dtypes (CPU: files are read into it)."""
+
+    def __init__(self) -> None:
+        super().__init__("cpu")
+
+
+class ComputeSlot(_Buffers):
+    """One block's tensors in the compute dtype on ``device``."""
+
+    def __init__(self, compute_dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:
+        super().__init__(device)
+        self.compute_dtype = compute_dtype
+        self.workspace = DequantWorkspace(device=self.device)
+
+    def converted(self, name: str, tensor: torch.Tensor, scale: torch.Tensor | None = None,
+                  nan_free: bool = False) -> torch.Tensor:
+        """``tensor`` (times ``scale`` if fp8) in this slot's buffer for ``name``: fp8 and other floating tensors
+        in the compute dtype, integer tensors in their own dtype."""
+        dtype = self.compute_dtype if tensor.is_floating_point() else tensor.dtype
+        buffer = self.get(name, tuple(tensor.shape), dtype)
+        if is_fp8(tensor):
+            source = tensor.to(self.device)
+            return dequantize_into(source, buffer, None if scale is None else scale.to(self.device),
+                                   self.workspace, nan_free=nan_free)
+        if scale is not None:
+            return buffer.copy_(tensor.to(torch.float32).mul_(scale.reshape(-1, *[1] * (tensor.ndim - 1))))
+        return buffer.copy_(tensor)

@@ -1,0 +1,32 @@
+"""The analytic matmul count of the real-scale benchmarks equals torch's FLOP counter on the tiny model (its
+Linear layers; the counter does not see the CPU attention kernel, whose two products are added by formula)."""
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ltxgraph_ops.models.transformer import StreamInput, TransformerConfig
+from ltxgraph_ops.models.transformer_tokens import audio_positions, video_positions
+from ltxgraph_ops.tiny import transformer as tiny
+from tools.benchmarks.step_flops import Tokens, forward_flops
+
+
+def test_linear_flops_equal_torchs_count() -> None:
+    model = tiny.build(tiny.tiny_config(), device="cpu").eval()
+    for parameter in model.parameters():
+        parameter.data.normal_(0, 0.02)
+    c = model.config
+    frames, height, width, audio, text = 2, 3, 4, 5, 7
+    video = StreamInput(torch.randn(1, frames * height * width, c.in_channels), torch.tensor([0.7]),
+                        video_positions(frames, height, width, 25.0), torch.randn(1, text, c.caption_channels))
+    sound = StreamInput(torch.randn(1, audio, c.audio_in_channels), torch.tensor([0.4]), audio_positions(audio),
+                        torch.randn(1, text, c.caption_channels))
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(video, sound)
+    assert forward_flops(c, Tokens(frames * height * width, audio, text))["linear_total"] == counter.get_total_flops()
+
+
+def test_release_figures() -> None:
+    """19B, stage 2 of the distilled graph at 768x512, 121 frames: 6144 video tokens, 121 audio, 1024 text."""
+    flops = forward_flops(TransformerConfig(), Tokens(6144, 121, 1024))
+    assert 4.0e12 < flops["per_block"] < 4.3e12 and 190e12 < flops["total"] < 205e12

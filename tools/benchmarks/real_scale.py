@@ -1,0 +1,231 @@
+"""Real token counts on synthetic release-size weights: one step of the distilled text-to-video graph's 19B
+transformer, blocks streamed from disk (the file is beyond any 6 GiB budget), in float32 or bfloat16.
+
+- full-19b-stage1-step: stage 1 of a 768x512, 121-frame video, run at half resolution: 384x256 pixels -> a
+  16 x 8 x 12 latent grid (1536 video tokens), its 121 audio latent frames, a 1024-token prompt.
+- full-19b-stage2-step: stage 2 at 768x512: 16 x 16 x 24 (6144 video tokens), the same audio and prompt.
+- fp8-dequant-speed: fp8 -> float32 / bfloat16 conversion, torch's own against ltxgraph_ops.weights.fp8, beside
+  a float32 copy of the same size (the memory-bandwidth yardstick), 1 and 2 threads.
+- step-page-faults: the stage-1 step's minor page faults under several glibc allocator settings.
+
+A step is one forward (the distilled graph runs cfg 1: one forward and an Euler update per step). Each step
+benchmark runs in its own interpreter: the [2304x4096]x[4096x4096] matmul peak in the step's dtype first (same
+threads), then two steps (the first allocates the block buffers and checks the weights once), reporting the
+second: seconds, achieved matmul GFLOP/s (tools/benchmarks/step_flops.py) and its share of the peak, minor page
+faults, CPU user/system seconds, peak RSS. ``blocks`` < 48 measures that many blocks of a shallower synthetic
+file and extrapolates linearly to 48 (the output says so): time outside the blocks + 48 x the mean block time.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+RELEASE_BLOCKS = 48
+STAGES = {   # latent grid (frames, height, width) of a 768x512, 121-frame video; audio latent frames; text tokens
+    "stage1": {"grid": (16, 8, 12), "audio": 121, "text": 1024, "pixels": "384x256"},
+    "stage2": {"grid": (16, 16, 24), "audio": 121, "text": 1024, "pixels": "768x512"},
+    "small": {"grid": (2, 8, 8), "audio": 9, "text": 128, "pixels": "256x256"},    # full-19b-step's inputs
+}
+THREADS = 2
+
+CHILD = r"""
+import ctypes, json, resource, sys, time, torch
+ARGS = json.loads({args!r})
+sys.path.insert(0, ARGS["root"])
+mallopt = ctypes.CDLL(None).mallopt
+if ARGS["malloc"] in ("cli", "cli+hugepages"):
+    from ltxgraph.allocator import return_large_frees_to_os
+    return_large_frees_to_os()
+elif ARGS["malloc"] == "heap":                        # no mmap at all, freed memory kept (trim threshold 2 GiB)
+    mallopt(-4, 0)
+    mallopt(-1, 2**31 - 1)
+elif ARGS["malloc"] != "glibc":                       # "<bytes>": mmap threshold fixed there
+    mallopt(-3, int(ARGS["malloc"]))
+torch.set_num_threads(ARGS["threads"])
+dtype = getattr(torch, ARGS["dtype"])
+
+def peak_gib():
+    return round([int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0] / 2**20, 2)
+
+a, b = torch.randn(2304, 4096, dtype=dtype), torch.randn(4096, 4096, dtype=dtype)
+torch.mm(a, b)
+start = time.perf_counter()
+for _ in range(3):
+    torch.mm(a, b)
+peak_gflops = 3 * 2 * 2304 * 4096 * 4096 / (time.perf_counter() - start) / 1e9
+del a, b
+
+from ltxgraph_ops.model_files import load_transformer
+from ltxgraph_ops.models.transformer import StreamInput
+from ltxgraph_ops.models.transformer_tokens import audio_positions, video_positions
+start = time.perf_counter()
+extra = {{}} if dtype == torch.float32 else {{"compute_dtype": dtype}}
+model = load_transformer(ARGS["checkpoint"], streamed=True, **extra)
+del model.transformer_blocks[ARGS["blocks"]:]         # a deeper file than asked for: its first blocks
+load_seconds = time.perf_counter() - start
+c = model.config
+frames, height, width = ARGS["grid"]
+g = torch.Generator().manual_seed(0)
+video = StreamInput(torch.randn(1, frames * height * width, c.in_channels, generator=g).to(dtype), torch.tensor([1.0]),
+                    video_positions(frames, height, width, 25.0),
+                    torch.randn(1, ARGS["text"], c.caption_channels, generator=g).to(dtype))
+audio = StreamInput(torch.randn(1, ARGS["audio"], c.audio_in_channels, generator=g).to(dtype), torch.tensor([1.0]),
+                    audio_positions(ARGS["audio"]),
+                    torch.randn(1, ARGS["text"], c.caption_channels, generator=g).to(dtype))
+
+def step():
+    marks = []
+    before, cpu = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    with torch.no_grad():
+        out = model(video, audio, on_block=lambda done, total: marks.append(time.perf_counter()))
+    end = time.perf_counter()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return {{"seconds": end - cpu, "block_seconds": [b - a for a, b in zip([cpu] + marks, marks)],
+             "minor_faults": after.ru_minflt - before.ru_minflt, "user_seconds": after.ru_utime - before.ru_utime,
+             "system_seconds": after.ru_stime - before.ru_stime,
+             "finite": bool(torch.isfinite(out.video).all() and torch.isfinite(out.audio).all())}}
+
+first = step()
+second = step()
+print(json.dumps({{"peak_gflops": peak_gflops, "load_seconds": load_seconds, "first": first, "second": second,
+                  "peak_rss_gib": peak_gib(), "blocks": len(model.transformer_blocks)}}))
+"""
+
+
+def checkpoint_for(blocks: int) -> Path:
+    """The synthetic 19B checkpoint with ``blocks`` blocks (written first if missing; tools/make_full.py)."""
+    from tools.benchmarks.full_scale import FULL_DIR
+    from tools.make_full import write_component
+    folder = FULL_DIR if blocks == RELEASE_BLOCKS else FULL_DIR / f"depth-{blocks}"
+    return write_component("checkpoint", folder, depth=None if blocks == RELEASE_BLOCKS else blocks)
+
+
+def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", malloc: str = "cli",
+             root: Path = ROOT, checkpoint: Path | None = None) -> dict:
+    """One streamed step of ``stage`` (see STAGES) through ``blocks`` blocks in ``dtype``, in a fresh interpreter
+    running the code under ``root``; ``malloc``: "cli" (the CLI's fixed 1 MiB mmap threshold), "cli+hugepages"
+    (the same with glibc's transparent-huge-page tunable), "glibc" (glibc's own dynamic threshold), "heap" (no
+    mmap, nothing trimmed below 2 GiB) or a threshold in bytes; ``checkpoint``: a synthetic file with at least
+    ``blocks`` blocks (its first ``blocks`` run; default: one of exactly ``blocks``). Figures of the second step,
+    extrapolated to 48 blocks."""
+    from ltxgraph_ops.model_files import transformer_config
+    from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
+    from tools.benchmarks.step_flops import Tokens, forward_flops
+    spec = STAGES[stage]
+    checkpoint = checkpoint or checkpoint_for(blocks)
+    args = {"root": str(root), "checkpoint": str(checkpoint), "grid": spec["grid"], "audio": spec["audio"],
+            "text": spec["text"], "dtype": dtype, "malloc": malloc, "threads": THREADS, "blocks": blocks}
+    code = CHILD.format(args=json.dumps(args))
+    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS)}
+    if malloc == "cli+hugepages":                     # glibc madvises its mappings for transparent huge pages
+        env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    if out.returncode:
+        raise RuntimeError(f"benchmark failed:\n{out.stderr[-3000:]}")
+    raw = json.loads(out.stdout.strip().splitlines()[-1])
+    config = transformer_config(SafetensorsFile(checkpoint))
+    frames, height, width = spec["grid"]
+    tokens = Tokens(frames * height * width, spec["audio"], spec["text"])
+    flops = forward_flops(config, tokens, blocks=raw["blocks"])
+    release_flops = forward_flops(config, tokens, blocks=RELEASE_BLOCKS)
+    step = raw["second"]
+    block_time = sum(step["block_seconds"]) / raw["blocks"]
+    outside = step["seconds"] - sum(step["block_seconds"])
+    scale = RELEASE_BLOCKS / raw["blocks"]
+    seconds_48 = outside + RELEASE_BLOCKS * block_time
+    achieved = flops["total"] / step["seconds"] / 1e9
+    figures = {
+        "stage": stage, "pixels": spec["pixels"], "latent_grid": list(spec["grid"]), "video_tokens": tokens.video,
+        "audio_tokens": tokens.audio, "text_tokens": tokens.text, "dtype": dtype, "threads": THREADS,
+        "malloc": malloc, "blocks_measured": raw["blocks"],
+        "measured": {"step_seconds": round(step["seconds"], 2), "mean_block_seconds": round(block_time, 2),
+                     "outside_blocks_seconds": round(outside, 2),
+                     "first_step_seconds": round(raw["first"]["seconds"], 2),
+                     "matmul_tflop": round(flops["total"] / 1e12, 3), "achieved_gflops": round(achieved, 1),
+                     "matmul_peak_gflops": round(raw["peak_gflops"], 1),
+                     "share_of_peak": round(achieved / raw["peak_gflops"], 3),
+                     "minor_faults": step["minor_faults"], "first_step_minor_faults": raw["first"]["minor_faults"],
+                     "user_seconds": round(step["user_seconds"], 1), "system_seconds": round(step["system_seconds"], 1),
+                     "peak_rss_gib": raw["peak_rss_gib"], "load_seconds": round(raw["load_seconds"], 2),
+                     "finite": step["finite"]},
+    }
+    if raw["blocks"] != RELEASE_BLOCKS:
+        figures["extrapolated_to_48_blocks"] = {
+            "note": f"measured {raw['blocks']} blocks, extrapolated linearly: outside + 48 x mean block",
+            "step_seconds": round(seconds_48, 1), "matmul_tflop": round(release_flops["total"] / 1e12, 2),
+            "achieved_gflops": round(release_flops["total"] / seconds_48 / 1e9, 1),
+            "minor_faults": round(step["minor_faults"] * scale)}
+    return figures
+
+
+def dequant_speed(elements: int = 4096 * 16384, repeats: int = 3) -> dict:
+    """G elements/s of fp8 (e4m3fn, per-tensor scale) -> float32 / bfloat16: torch's ``.to(dtype) * scale``
+    against :func:`~ltxgraph_ops.weights.fp8.dequantize_into` into a reused buffer, and a float32 copy of the same
+    size; wall clock and CPU time (the machine may be shared), 1 and 2 threads."""
+    from ltxgraph_ops.weights.fp8 import DequantWorkspace, dequantize_into
+    codes = torch.randint(0, 256, (elements // 4096, 4096), dtype=torch.uint8,
+                          generator=torch.Generator().manual_seed(0))
+    codes[(codes & 0x7F) == 0x7F] = 0
+    weight, scale = codes.view(torch.float8_e4m3fn), torch.tensor(0.0123)
+    source = torch.randn(weight.shape)
+    figures: dict = {"elements": elements}
+    threads_before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for dtype in (torch.float32, torch.bfloat16):
+                out, workspace = torch.empty(weight.shape, dtype=dtype), DequantWorkspace()
+                name = str(dtype).removeprefix("torch.")
+                cases = {f"torch_to_{name}": lambda: (weight.to(dtype) * scale.to(dtype)),
+                         f"ltxgraph_{name}": lambda: dequantize_into(weight, out, scale, workspace, nan_free=True),
+                         f"ltxgraph_{name}_nan_scan": lambda: dequantize_into(weight, out, scale, workspace)}
+                if dtype == torch.float32:
+                    copy_target = torch.empty_like(source)
+                    cases["float32_copy"] = lambda: copy_target.copy_(source)
+                for case, run in cases.items():
+                    run()
+                    wall, cpu = time.perf_counter(), time.process_time()
+                    for _ in range(repeats):
+                        run()
+                    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                    figures[f"{case}_{threads}t"] = {"gps_wall": round(elements * repeats / wall / 1e9, 2),
+                                                     "gps_per_cpu_second": round(elements * repeats / cpu / 1e9, 2)}
+    finally:
+        torch.set_num_threads(threads_before)
+    figures["load_average"] = os.getloadavg()[0]
+    return figures
+
+
+def page_faults(blocks: int = 2, dtype: str = "bfloat16",
+                modes: tuple[str, ...] = ("cli", "glibc", "33554432", "heap", "cli+hugepages")) -> dict:
+    """Minor page faults, system seconds and peak RSS of one stage-1 step (the second of two) under each
+    allocator setting of :func:`run_step`: where a streamed step's page faults come from once the weights live
+    in reused buffers (the activations: every tensor above the mmap threshold is a fresh mapping, zeroed and
+    faulted in page by page, and returned when freed)."""
+    figures = {}
+    for mode in modes:
+        step = run_step("stage1", blocks, dtype, malloc=mode)["measured"]
+        figures[mode] = {key: step[key] for key in ("minor_faults", "system_seconds", "user_seconds", "step_seconds",
+                                                    "peak_rss_gib")}
+    return figures
+
+
+def stage_step(stage: str):
+    def run(blocks: int = RELEASE_BLOCKS, dtype: str = "float32") -> dict:
+        return run_step(stage, blocks, dtype)
+    return run
+
+
+BENCHMARKS = {
+    "full-19b-stage1-step": stage_step("stage1"),
+    "full-19b-stage2-step": stage_step("stage2"),
+    "fp8-dequant-speed": dequant_speed,
+    "step-page-faults": page_faults,
+}
