@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ltxgraph.context import OpContext, RunSettings
+from ltxgraph.frames import float_images
 from ltxgraph.values import AudioLatent, VideoLatent
 from ltxgraph_ops.audio_ops import ltxv_audio_vae_decode, ltxv_audio_vae_loader
 from ltxgraph_ops.text_ops import clip_text_encode, ltxav_text_encoder_loader
@@ -54,7 +55,7 @@ def run_everything(models: Path, version: str, dtype: str) -> dict:
         mel = audio_vae.vae.get().decode(audio_latent.samples.to(audio_vae.vae_dtype)).float()
     out = {"text": (clip_text_encode("a fox in the snow", clip, ctx).video_context,
                     [clip.gemma.get(), clip.projector.get()]),
-           "video VAE": (vae_decode(latent, vae), [vae.model.get().model.decoder]),
+           "video VAE": (float_images(vae_decode(latent, vae)), [vae.model.get().model.decoder]),
            "audio VAE": (mel, [audio_vae.vae.get()]),
            "transformer": (None, [model.transformer.get()]),
            # the tiny 2.3 vocoder (random weights) clips 87 % of its samples at +-1 and turns a 0.4 % change of
