@@ -31,6 +31,7 @@ FORMAT = 2                 # 2: 8-bit tensors ("unorm8") and the op name; format
 READABLE_FORMATS = (1, 2)
 UNKNOWN_OP = "unknown"     # the op of entries written before op names were recorded
 SMALL_FILE_BYTES = 64 * 2**20
+CHECKPOINT_OP = "sampler checkpoints"
 CHECKPOINTS = "resume"     # root/resume/<key>/: a running sampler's per-step checkpoints (ltxgraph.resume)
 
 
@@ -245,7 +246,10 @@ class DiskStore:
             if total <= max_bytes:
                 break
             if key != keep:
-                remove_checkpoints(self.checkpoint_folder(key)) if is_checkpoint else self.discard(key)
+                if is_checkpoint:
+                    remove_checkpoints(self.checkpoint_folder(key))
+                else:
+                    self.discard(key)
                 total -= size
                 removed += 1
         self._used = total
@@ -292,11 +296,13 @@ class DiskStore:
 
     def info(self) -> dict[str, Any]:
         """What the store holds: its folder, limit (bytes or None), entries and bytes in total and per op name
-        (``by_op``: {op: {"entries", "bytes"}}, largest first; entries without a recorded op under "unknown")."""
+        (``by_op``: {op: {"entries", "bytes"}}, largest first; entries without a recorded op under "unknown",
+        the checkpoints of interrupted samplers under "sampler checkpoints", one entry per node)."""
         by_op: dict[str, dict[str, int]] = {}
-        for entry in self.entries():
+        listed = [(entry, False) for entry in self.entries()] + [(f, True) for f in self.checkpoint_folders()]
+        for entry, is_checkpoint in listed:
             try:
-                size, op = _entry_bytes(entry), _entry_op(entry)
+                size, op = _entry_bytes(entry), CHECKPOINT_OP if is_checkpoint else _entry_op(entry)
             except OSError:
                 continue   # removed by another process meanwhile
             totals = by_op.setdefault(op, {"entries": 0, "bytes": 0})
