@@ -227,7 +227,10 @@ class StepCheckpoint:
         """Write the state after ``step`` steps atomically, drop older steps of this call, then stop the run
         if a stop was requested."""
         merged = {**self.history, **(history or {})}
-        state = SamplerState(step, self.total, x.detach().cpu(), {n: t.detach().cpu() for n, t in merged.items()},
+        def own(t: torch.Tensor) -> torch.Tensor:   # a copy: x and a history tensor may share memory
+            return t.detach().to("cpu", copy=True)
+
+        state = SamplerState(step, self.total, own(x), {n: own(t) for n, t in merged.items()},
                              {n: g.get_state() for n, g in generators.items()})
         data = encode_state(self.node.key, self.call, state)
         folder = self.node.folder
