@@ -5,6 +5,7 @@ a damaged one is discarded with a warning, --no-resume starts afresh, checkpoint
 count against the cache size."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ltxgraph import api
+from ltxgraph import api, cli
 from ltxgraph.cache import DiskStore
 from ltxgraph.context import RunSettings
 from ltxgraph.errors import RunInterrupted
@@ -28,7 +29,7 @@ STAGE1_STEPS, STAGE2_STEPS = 8, 3
 CHILD = """
 import os, signal, sys
 from pathlib import Path
-from ltxgraph import api
+from ltxgraph import api, cli
 from ltxgraph.context import RunSettings
 from ltxgraph.paths import Folders
 
@@ -76,15 +77,20 @@ def interrupt(models: Path, root: Path, node: str, step: int, params: dict | Non
         runner(models, root, progress=watch).run(api.load(GRAPH), {**PARAMS, **(params or {})})
 
 
+def signal_child(models: Path, root: Path, node: str, step: int, signal_name: str) -> subprocess.CompletedProcess:
+    """Run the graph in a subprocess that sends itself ``signal_name`` while ``node`` computes step ``step``."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-c", CHILD, str(GRAPH), str(models), str(root), node, str(step),
+                           signal_name], env=env, capture_output=True, timeout=300)
+
+
 def checkpoint_files(root: Path) -> list[str]:
     return sorted(p.name for p in (root / "cache" / "results" / "resume").glob("*/*.ckpt"))
 
 
 @pytest.mark.parametrize("node, step", [("stage1", 3), ("stage1", 7), ("stage2", 2)])
 def test_sigkilled_run_resumes_to_the_clean_result(models, clean_mp4, tmp_path, node, step):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", CHILD, str(GRAPH), str(models), str(tmp_path), node, str(step),
-                           "SIGKILL"], env=env, capture_output=True, timeout=300)
+    done = signal_child(models, tmp_path, node, step, "SIGKILL")
     assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
     # killed while computing step `step`: that step is lost, the one before is on disk
     assert checkpoint_files(tmp_path) == [f"call-000-step-{step - 1:06d}.ckpt"]
@@ -96,9 +102,7 @@ def test_sigkilled_run_resumes_to_the_clean_result(models, clean_mp4, tmp_path, 
 
 
 def test_sigterm_stops_after_the_current_step(models, clean_mp4, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", CHILD, str(GRAPH), str(models), str(tmp_path), "stage1", "5",
-                           "SIGTERM"], env=env, capture_output=True, timeout=300)
+    done = signal_child(models, tmp_path, "stage1", 5, "SIGTERM")
     assert done.returncode == 1 and b"interrupted" in done.stderr
     assert checkpoint_files(tmp_path) == ["call-000-step-000005.ckpt"]   # step 5 finished and written
     nodes, mp4 = run_graph(models, tmp_path)
@@ -141,6 +145,18 @@ def test_no_resume_starts_afresh(models, clean_mp4, tmp_path):
     interrupt(models, tmp_path, "stage1", 4)
     nodes, mp4 = run_graph(models, tmp_path, resume=False)
     assert nodes["stage1"].resumed_at is None and mp4 == clean_mp4
+    assert checkpoint_files(tmp_path) == []
+
+
+def test_cli_no_resume_starts_afresh(models, tmp_path):
+    interrupt(models, tmp_path, "stage1", 4)
+    report = tmp_path / "report.json"
+    args = ["run", str(GRAPH), *[f"--set={k}={v}" for k, v in PARAMS.items()], "--models-dir", str(models),
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"), "--report", str(report),
+            "--dtype", "float32", "--quiet", "--no-resume"]
+    assert cli.main(args) == 0
+    nodes = {n["id"]: n for n in json.loads(report.read_text())["nodes"]}
+    assert nodes["stage1"]["status"] == "executed" and nodes["stage1"]["resumed_at"] is None
     assert checkpoint_files(tmp_path) == []
 
 
