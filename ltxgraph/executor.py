@@ -103,7 +103,9 @@ class Executor:
                     results.pop(done, None)
         except KeyboardInterrupt:
             self._finish(report, started, "interrupted", "interrupted by the user")
-            error = RunInterrupted("interrupted by the user; results finished so far stay cached")
+            kept = ("; the sampler stopped after its current step: run again to resume there" if self._stop.requested
+                    else "")
+            error = RunInterrupted(f"interrupted by the user; results finished so far stay cached{kept}")
             error.report = report  # type: ignore[attr-defined]
             raise error from None
         except NodeError as exc:

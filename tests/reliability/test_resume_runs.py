@@ -103,7 +103,7 @@ def test_sigkilled_run_resumes_to_the_clean_result(models, clean_mp4, tmp_path, 
 
 def test_sigterm_stops_after_the_current_step(models, clean_mp4, tmp_path):
     done = signal_child(models, tmp_path, "stage1", 5, "SIGTERM")
-    assert done.returncode == 1 and b"interrupted" in done.stderr
+    assert done.returncode == 1 and b"run again to resume there" in done.stderr
     assert checkpoint_files(tmp_path) == ["call-000-step-000005.ckpt"]   # step 5 finished and written
     nodes, mp4 = run_graph(models, tmp_path)
     assert nodes["stage1"].resumed_at == [5, STAGE1_STEPS] and mp4 == clean_mp4
