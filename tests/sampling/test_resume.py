@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ltxgraph.cache import DiskStore
 from ltxgraph.resume import NodeCheckpoints, StopRequest, checkpoint_name, decode_state, encode_state, SamplerState
 from ltxgraph_ops.sampling.samplers import SAMPLERS, sample_euler_ancestral
 
@@ -148,3 +149,18 @@ def test_stop_request_defers_only_inside_a_sampler():
             stop._handle(2, None)         # second signal: at once
     with pytest.raises(KeyboardInterrupt):
         stop.check()
+
+
+def test_checkpoint_writes_trim_the_disk_cache_to_its_limit(tmp_path):
+    store = DiskStore(tmp_path, {}, max_bytes=15_000)
+    assert store.put("e" * 40, (torch.zeros(1000),), "Old")                  # ~1.3 KB entry
+    checkpoints = NodeCheckpoints(store.checkpoint_folder(KEY), KEY,
+                                  on_write=lambda size: store.count_written(KEY, size))
+    call = checkpoints.next_call(3)
+    call.save(1, torch.zeros(1, 2000), {})                                      # ~8.3 KB: 9.6 KB in all, fits
+    assert store.has("e" * 40)
+    call.save(2, torch.zeros(1, 2000), {}, {"denoised": torch.ones(1, 2000)})  # ~16.4 KB + 1.3 KB > 15 KB
+    assert not store.has("e" * 40)                                              # the older entry went
+    assert [p.name for p in store.checkpoint_folder(KEY).iterdir()] == [checkpoint_name(0, 2)]
+    store.discard_checkpoints(KEY)
+    assert not store.checkpoint_folder(KEY).exists() and store.info()["bytes"] == 0
