@@ -20,6 +20,7 @@ from ltxgraph.context import RunSettings
 from ltxgraph.errors import RunInterrupted
 from ltxgraph.paths import Folders
 from ltxgraph_ops.tiny.files import write_tiny_models
+from tests.test_vae_ops import models  # noqa: F401 (fixture: the tiny model files)
 
 REPO = Path(__file__).resolve().parents[2]
 GRAPH = REPO / "graphs" / "ltx2_t2v_distilled.yaml"
@@ -46,14 +47,7 @@ runner.run(api.load(graph), {"width": 128, "height": 128, "length": 9})
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("models")
-    write_tiny_models(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def clean_mp4(models, tmp_path_factory) -> bytes:
+def clean_mp4(models, tmp_path_factory) -> bytes:  # noqa: F811
     return run_graph(models, tmp_path_factory.mktemp("clean"))[1]
 
 
