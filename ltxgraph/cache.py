@@ -25,11 +25,14 @@ from safetensors.torch import save as save_safetensors
 
 from . import codec
 from .graph import NodeRef
+from .resume import remove_checkpoints
 
 FORMAT = 2                 # 2: 8-bit tensors ("unorm8") and the op name; format 1 entries are still read
 READABLE_FORMATS = (1, 2)
 UNKNOWN_OP = "unknown"     # the op of entries written before op names were recorded
 SMALL_FILE_BYTES = 64 * 2**20
+CHECKPOINT_OP = "sampler checkpoints"
+CHECKPOINTS = "resume"     # root/resume/<key>/: a running sampler's per-step checkpoints (ltxgraph.resume)
 
 
 def file_fingerprint(path: Path) -> str:
@@ -189,18 +192,36 @@ class DiskStore:
                     raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        if self.max_bytes is not None:
-            if self._used is None:
-                self._used = self._scan_total()
-            else:
-                self._used += len(blob) + (entry / "meta.json").stat().st_size
-            if self._used > self.max_bytes:
-                self.trim(self.max_bytes, keep=key)
+        self.count_written(key, len(blob) + (entry / "meta.json").stat().st_size)
         return True
+
+    def count_written(self, key: str, size: int) -> None:
+        """Count ``size`` bytes just written for ``key`` (negative: freed) and trim the store to its limit,
+        keeping ``key``'s entry and checkpoints."""
+        if self.max_bytes is None:
+            return
+        self._used = self._scan_total() if self._used is None else self._used + size
+        if self._used > self.max_bytes:
+            self.trim(self.max_bytes, keep=key)
+
+    def checkpoint_folder(self, key: str) -> Path:
+        """Where the samplers of the node with cache key ``key`` keep their per-step checkpoints."""
+        return self.root / CHECKPOINTS / key
+
+    def discard_checkpoints(self, key: str) -> None:
+        folder = self.checkpoint_folder(key)
+        if self.max_bytes is not None and self._used is not None and folder.is_dir():
+            with contextlib.suppress(OSError):
+                self._used -= _entry_bytes(folder)
+        remove_checkpoints(folder)
+
+    def checkpoint_folders(self) -> list[Path]:
+        folder = self.root / CHECKPOINTS
+        return [p for p in folder.iterdir() if p.is_dir()] if folder.is_dir() else []
 
     def _scan_total(self) -> int:
         total = 0
-        for entry in self.entries():
+        for entry in [*self.entries(), *self.checkpoint_folders()]:
             with contextlib.suppress(OSError):
                 total += _entry_bytes(entry)
         return total
@@ -211,16 +232,24 @@ class DiskStore:
         found = []
         for entry in self.entries():
             try:
-                found.append(((entry / "meta.json").stat().st_mtime_ns, _entry_bytes(entry), entry.name))
+                found.append(((entry / "meta.json").stat().st_mtime_ns, _entry_bytes(entry), entry.name, False))
             except OSError:
                 continue
-        total = sum(size for _, size, _ in found)
+        for folder in self.checkpoint_folders():
+            try:
+                found.append((folder.stat().st_mtime_ns, _entry_bytes(folder), folder.name, True))
+            except OSError:
+                continue
+        total = sum(size for _, size, _, _ in found)
         removed = 0
-        for _, size, key in sorted(found):
+        for _, size, key, is_checkpoint in sorted(found):
             if total <= max_bytes:
                 break
             if key != keep:
-                self.discard(key)
+                if is_checkpoint:
+                    remove_checkpoints(self.checkpoint_folder(key))
+                else:
+                    self.discard(key)
                 total -= size
                 removed += 1
         self._used = total
@@ -267,11 +296,13 @@ class DiskStore:
 
     def info(self) -> dict[str, Any]:
         """What the store holds: its folder, limit (bytes or None), entries and bytes in total and per op name
-        (``by_op``: {op: {"entries", "bytes"}}, largest first; entries without a recorded op under "unknown")."""
+        (``by_op``: {op: {"entries", "bytes"}}, largest first; entries without a recorded op under "unknown",
+        the checkpoints of interrupted samplers under "sampler checkpoints", one entry per node)."""
         by_op: dict[str, dict[str, int]] = {}
-        for entry in self.entries():
+        listed = [(entry, False) for entry in self.entries()] + [(f, True) for f in self.checkpoint_folders()]
+        for entry, is_checkpoint in listed:
             try:
-                size, op = _entry_bytes(entry), _entry_op(entry)
+                size, op = _entry_bytes(entry), CHECKPOINT_OP if is_checkpoint else _entry_op(entry)
             except OSError:
                 continue   # removed by another process meanwhile
             totals = by_op.setdefault(op, {"entries": 0, "bytes": 0})
@@ -289,6 +320,7 @@ class DiskStore:
             count += 1
         for leftover in self.root.glob("??/.*") if self.root.is_dir() else []:
             shutil.rmtree(leftover, ignore_errors=True)
+        shutil.rmtree(self.root / CHECKPOINTS, ignore_errors=True)
         return count
 
 

@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preview", type=Path, metavar="DIR",
                      help="write a PNG preview of every sampling step's clean estimate into DIR")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write cached results")
+    run.add_argument("--no-resume", action="store_true",
+                     help="start samplers afresh instead of continuing from the per-step checkpoints an "
+                          "interrupted run left in the cache (they are removed)")
     run.add_argument("--cache-dir", type=Path, help=f"cache folder (default {default_cache_dir()})")
     run.add_argument("--cache-size", type=parse_bytes, default=DEFAULT_DISK_BYTES, metavar="SIZE",
                      help="most the disk cache may hold; least recently used results go first "
@@ -205,7 +208,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     runner = Runner(registry, cache_dir=args.cache_dir, use_cache=not args.no_cache, folders=folders,
                     progress=progress, memory_bytes=0, disk_bytes=args.cache_size,
                     settings=RunSettings(args.device, args.memory_budget, args.preview, dtype=args.dtype,
-                                         media_limits=args.media_limits))
+                                         media_limits=args.media_limits, resume=not args.no_resume))
     result = runner.run(graph, params, args.outputs)
     if args.report:
         _write_report(args.report, result.report.to_json())

@@ -1,6 +1,7 @@
 """What an op may know of the run it is part of: its node, progress reporting, folders, run metadata."""
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ import torch
 from .media_limits import MediaLimits
 from .budget import MemoryBudget
 from .paths import Folders
+from .resume import NodeCheckpoints, StepCheckpoint
 
 StepCallback = Callable[[str, int, int, dict[str, Any]], None]   # (node, step, total, info with "unit")
 Counter = Callable[[int, int], None]                              # (done, total), called after each unit
@@ -29,13 +31,15 @@ class RunSettings:
     clean estimate (None = no previews). dtype: what model ops compute in, "auto" | "float32" | "bfloat16"
     (default ``$LTXGRAPH_DTYPE`` or "auto"); a run resolves "auto" before any op runs
     (:mod:`ltxgraph.compute_dtype`), so ops see "float32" or "bfloat16". media_limits: the largest input media
-    loaders decode."""
+    loaders decode. resume: samplers continue from their newest checkpoint in the disk cache (False:
+    --no-resume, start afresh and remove the old checkpoints)."""
 
     device: str = "cpu"
     memory_budget: int | None = None
     preview_dir: Path | None = None
     dtype: str = field(default_factory=lambda: os.environ.get("LTXGRAPH_DTYPE") or "auto")
     media_limits: MediaLimits = MediaLimits()
+    resume: bool = True
 
     @property
     def compute_dtype(self) -> torch.dtype:
@@ -55,6 +59,9 @@ class OpContext:
 
     node: the id of the node being executed. folders: where to read and write (ops write outputs only through
     ``folders.output_file``). metadata: the graph source and parameter values, for outputs to embed.
+    cache_key: the node's cache key ("" outside a run). checkpoints: where its samplers keep per-step state
+    (None without a disk cache); see :meth:`sampler_checkpoint`. resumed_at: (step, total) of the last
+    sampling call that continued from a checkpoint, for the run report.
     """
 
     node: str
@@ -63,6 +70,9 @@ class OpContext:
     on_step: StepCallback = _no_steps
     settings: RunSettings = field(default_factory=RunSettings)
     warnings: list[str] = field(default_factory=list)
+    cache_key: str = ""
+    checkpoints: NodeCheckpoints | None = None
+    resumed_at: tuple[int, int] | None = None
 
     def step(self, step: int, total: int, unit: str = "step", **info: Any) -> None:
         """Report progress of an inner loop: ``step`` of ``total`` ``unit``s done (counting from 1); the unit
@@ -75,6 +85,22 @@ class OpContext:
         def count(done: int, total: int) -> None:
             self.step(done, total, unit)
         return count
+
+    def sampler_checkpoint(self, total: int) -> StepCheckpoint | None:
+        """The checkpoint of this node's next sampling call of ``total`` steps (None: not resumable)."""
+        return None if self.checkpoints is None else self.checkpoints.next_call(total)
+
+    def stop_after_step(self) -> contextlib.AbstractContextManager:
+        """Within it, Ctrl-C / SIGTERM let a checkpointing sampler finish its step first (a no-op when the
+        node has no checkpoints: the signal interrupts at once)."""
+        if self.checkpoints is None:
+            return contextlib.nullcontext()
+        return self.checkpoints.stop.deferred()
+
+    def resumed(self, step: int, total: int) -> None:
+        """A sampling call continues after ``step`` of ``total`` steps: recorded and shown in progress."""
+        self.resumed_at = (step, total)
+        self.step(step, total, "step", resumed=f"resumed at step {step} of {total}")
 
     def warn(self, message: str) -> None:
         """A warning that ends up in the run report and on stderr."""

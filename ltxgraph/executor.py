@@ -18,6 +18,7 @@ from .errors import InputValueError, LtxGraphError, NodeError, RunInterrupted
 from .graph import NodeRef
 from .paths import Folders
 from .plan import Plan
+from .resume import NodeCheckpoints, StopRequest
 from .registry import InputSpec, OpSpec, check_value, round_down
 from .types import is_scalar, members
 
@@ -36,6 +37,7 @@ class NodeReport:
     status: str = "pending"  # executed | cached | failed | interrupted | pending
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    resumed_at: list[int] | None = None   # [k, n]: a sampler continued after step k of n from a checkpoint
 
 
 @dataclass
@@ -67,10 +69,17 @@ class Executor:
     metadata: dict[str, Any] = field(default_factory=dict)
     settings: RunSettings = field(default_factory=RunSettings)
     _report: RunReport | None = field(default=None, init=False, repr=False)
+    _stop: StopRequest = field(default_factory=StopRequest, init=False, repr=False)
 
     def run(self, plan: Plan, report: RunReport | None = None) -> tuple[dict[str, Any], RunReport]:
         """Execute ``plan``; returns the target values by output name and the report. Raises NodeError or
-        RunInterrupted (the report, filled so far, is attached as ``exc.report``)."""
+        RunInterrupted (the report, filled so far, is attached as ``exc.report``). While it runs, Ctrl-C and
+        SIGTERM stop a checkpointing sampler after its current step (see :class:`ltxgraph.resume.StopRequest`)."""
+        self._stop = StopRequest()
+        with self._stop.installed():
+            return self._run(plan, report)
+
+    def _run(self, plan: Plan, report: RunReport | None) -> tuple[dict[str, Any], RunReport]:
         report = report or RunReport()
         self._report = report
         report.nodes = [NodeReport(n, plan.nodes[n].spec.name, plan.keys[n]) for n in plan.order]
@@ -94,7 +103,9 @@ class Executor:
                     results.pop(done, None)
         except KeyboardInterrupt:
             self._finish(report, started, "interrupted", "interrupted by the user")
-            error = RunInterrupted("interrupted by the user; results finished so far stay cached")
+            kept = ("; the sampler stopped after its current step: run again to resume there" if self._stop.requested
+                    else "")
+            error = RunInterrupted(f"interrupted by the user; results finished so far stay cached{kept}")
             error.report = report  # type: ignore[attr-defined]
             raise error from None
         except NodeError as exc:
@@ -169,7 +180,9 @@ class Executor:
                 kwargs[input_spec.name] = value
             context = None
             if spec.context_param:
-                context = OpContext(node.id, self.folders, self.metadata, self._on_step, self.settings)
+                context = OpContext(node.id, self.folders, self.metadata, self._on_step, self.settings,
+                                    cache_key=key)
+                context.checkpoints = self._checkpoints(context)
                 kwargs[spec.context_param] = context
             returned = spec.fn(**kwargs)
             outputs = self._check_outputs(spec, returned)
@@ -183,12 +196,24 @@ class Executor:
             raise NodeError(node.id, spec.name, exc) from exc
         node_report.status = "executed"
         node_report.warnings = warnings + (list(context.warnings) if context is not None else [])
+        if context is not None and context.resumed_at is not None:
+            node_report.resumed_at = list(context.resumed_at)
         if self.memory is not None:
             self.memory.put(key, outputs)
         if self.disk is not None:
             self.disk.put(key, outputs, spec.name)
+            self.disk.discard_checkpoints(key)
         self._record_files(outputs)
         return outputs
+
+    def _checkpoints(self, context: OpContext) -> NodeCheckpoints | None:
+        """Per-step sampler checkpoints of the node in ``context``, kept in the disk cache (None without one)."""
+        disk, key = self.disk, context.cache_key
+        if disk is None:
+            return None
+        return NodeCheckpoints(disk.checkpoint_folder(key), key, self.settings.resume, self._stop,
+                               on_write=lambda size: disk.count_written(key, size),
+                               on_resumed=context.resumed, warn=context.warn)
 
     def _on_step(self, node: str, step: int, total: int, info: dict[str, Any]) -> None:
         extras = dict(info)

@@ -52,6 +52,8 @@ class ConsoleProgress:
             self._write(f"{self._prefix} started\n" if self.mode == "lines" else f"{clear}{self._prefix}")
         elif event.kind == "step":
             self._counters[event.unit or "step"] = (event.step, event.total)
+            if "resumed" in event.info:   # always shown: "resumed at step k of n"
+                self._write(f"{clear}{self._prefix} {event.info['resumed']}\n")
             self._step()
         elif event.kind == "node_finished" and event.report is not None:
             report = event.report

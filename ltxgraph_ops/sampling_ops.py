@@ -295,7 +295,8 @@ def sampler_custom_advanced(noise: Annotated[Any, Port("NOISE")],
                             ctx: OpContext = None) -> tuple[Any, Any]:
     """Denoise ``latent_image`` down ``sigmas`` (video and audio jointly, each under its noise mask: 1 =
     generate, 0 = keep); a first sigma below 1 noises the input to that level (refinement). Returns the
-    sampled latent and the model's last clean estimate, both with the input's masks, fps and durations."""
+    sampled latent and the model's last clean estimate, both with the input's masks, fps and durations. With a
+    disk cache the state after each step is checkpointed and a rerun continues from the newest step."""
     ctx = ctx or OpContext("SamplerCustomAdvanced")
     if guider.model.metadata.get("audio_only") and isinstance(latent_image, AVLatent):
         # audio-only model (LTXVAudioOnlyModel): the audio alone is denoised; the placeholder video passes
@@ -315,8 +316,12 @@ def sampler_custom_advanced(noise: Annotated[Any, Port("NOISE")],
 
     preview_dir = ctx.settings.preview_dir
 
+    checkpoint = ctx.sampler_checkpoint(steps) if steps else None
+
     def on_step(info: dict) -> None:
         last_denoised[:] = [info["denoised"]]
+        if checkpoint is not None:
+            checkpoint.history["denoised"] = info["denoised"]
         extra = {}
         if preview_dir is not None and modalities[0] == "video":
             video = info["denoised"][:, : latents[0][0].numel()].reshape(latents[0].shape)
@@ -334,13 +339,16 @@ def sampler_custom_advanced(noise: Annotated[Any, Port("NOISE")],
         guided = guider.build(adapter, modalities)
         generator = seeded(None, getattr(noise, "seed", 0))
         try:
-            samples = sample_latents(sampler.run, guided, latents, masks, noise_values, sigmas.float(),
-                                     callback=on_step, generator=generator)
+            with ctx.stop_after_step():
+                samples = sample_latents(sampler.run, guided, latents, masks, noise_values, sigmas.float(),
+                                         callback=on_step, generator=generator, checkpoint=checkpoint)
         except NonFiniteDenoisedError as exc:
             raise InputValueError(f"{exc} (of {steps} steps)") from None
         except ValueError as exc:
             raise InputValueError(str(exc)) from None
     out = tuple(s.to(latent.dtype) for s, latent in zip(samples, (part.samples for _, part in parts)))
+    if not last_denoised and checkpoint is not None and "denoised" in checkpoint.history:
+        last_denoised = [checkpoint.history["denoised"]]   # resumed after the last step
     if last_denoised:
         sizes = [latent[0].numel() for latent in latents]
         flat = torch.split(last_denoised[0], sizes, dim=1)

@@ -17,6 +17,7 @@ from typing import Callable, Protocol, Sequence
 import torch
 
 from ltxgraph_ops.sampling.noise import add_noise
+from ltxgraph_ops.sampling.samplers import Checkpoint
 
 
 class GuidedModel(Protocol):
@@ -107,12 +108,15 @@ Sampler = Callable[..., torch.Tensor]
 def sample_latents(sampler: Sampler, model: GuidedModel, latents: Sequence[torch.Tensor],
                    masks: Sequence[torch.Tensor | None] | None, noise: Sequence[torch.Tensor], sigmas: torch.Tensor,
                    callback: Callable[[dict], None] | None = None,
-                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+                   generator: torch.Generator | None = None,
+                   checkpoint: Checkpoint | None = None) -> tuple[torch.Tensor, ...]:
     """Noise ``latents`` to sigmas[0] (under their masks) and run ``sampler`` down ``sigmas``; returns the
-    sampled modalities (the inputs unchanged for an empty schedule). Callback payloads hold packed tensors."""
+    sampled modalities (the inputs unchanged for an empty schedule). Callback payloads hold packed tensors;
+    ``checkpoint`` (optional) keeps the packed sample after each step and resumes from the newest one."""
     if sigmas.numel() < 2:
         return tuple(latents)
     denoiser = MaskedDenoiser(model, [latent.float() for latent in latents], masks)
     x = denoiser.start([n.float() for n in noise], sigmas[0])
-    x = sampler(denoiser, x, sigmas, callback=callback, generator=generator)
+    resumable = {} if checkpoint is None else {"checkpoint": checkpoint}
+    x = sampler(denoiser, x, sigmas, callback=callback, generator=generator, **resumable)
     return tuple(out.to(latent.dtype) for out, latent in zip(denoiser.unpack(x), latents))

@@ -5,6 +5,10 @@ Every sampler is ``sample_x(denoise_fn, x, sigmas, callback=None, generator=None
 tensor). The forward process is x_sigma = (1 - sigma) x0 + sigma eps. Samplers know nothing of CFG, masks or
 modalities; a denoiser may offer ``restore_kept(x) -> x``, which stochastic samplers call after injecting
 noise so that regions the caller keeps stay clean.
+
+Resumable runs: every sampler takes an optional ``checkpoint`` (:class:`Checkpoint`); it restores the state of
+the newest finished step before the loop (sample, history, generator states) and is handed the state after
+each step, so a resumed run continues bit-identically.
 """
 from __future__ import annotations
 
@@ -18,6 +22,17 @@ Callback = Callable[[dict], None]
 
 class Denoiser(Protocol):
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor: ...
+
+
+class Checkpoint(Protocol):
+    """Where a sampler keeps its state between steps (see :class:`ltxgraph.resume.StepCheckpoint`)."""
+
+    history: dict[str, torch.Tensor]
+
+    def restore(self, x: torch.Tensor, generators: dict[str, torch.Generator]) -> tuple[int, torch.Tensor]: ...
+
+    def save(self, step: int, x: torch.Tensor, generators: dict[str, torch.Generator],
+             history: dict[str, torch.Tensor] | None = None) -> None: ...
 
 
 class NonFiniteDenoisedError(FloatingPointError):
@@ -67,6 +82,22 @@ def standard_noise(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.randn(x.shape, generator=generator, device=generator.device).to(device=x.device, dtype=x.dtype)
 
 
+def resume_point(checkpoint: Checkpoint | None, x: torch.Tensor,
+                 generators: dict[str, torch.Generator]) -> tuple[int, torch.Tensor, dict[str, torch.Tensor]]:
+    """(first step, sample, history) to continue from: (0, x, {}) without a checkpoint or a saved step."""
+    if checkpoint is None:
+        return 0, x, {}
+    first, x = checkpoint.restore(x, generators)
+    return first, x, dict(checkpoint.history)
+
+
+def step_done(checkpoint: Checkpoint | None, step: int, x: torch.Tensor, generators: dict[str, torch.Generator],
+              **history: torch.Tensor) -> None:
+    """Hand the state after ``step`` finished steps to the checkpoint (nothing without one)."""
+    if checkpoint is not None:
+        checkpoint.save(step, x, generators, history)
+
+
 def report(callback: Callback | None, i: int, sigmas: torch.Tensor, x: torch.Tensor, denoised: torch.Tensor) -> None:
     if callback is not None:
         callback({"i": i, "sigma": sigmas[i], "sigma_next": sigmas[i + 1], "x": x, "denoised": denoised})
@@ -76,12 +107,14 @@ def report(callback: Callback | None, i: int, sigmas: torch.Tensor, x: torch.Ten
 
 
 def sample_euler(denoise_fn: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback | None = None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None, checkpoint: Checkpoint | None = None) -> torch.Tensor:
     """Euler method on the probability-flow ODE (Karras et al. 2022, Algorithm 1 without churn)."""
-    for i in range(len(sigmas) - 1):
+    first, x, _ = resume_point(checkpoint, x, {})
+    for i in range(first, len(sigmas) - 1):
         denoised = denoise(denoise_fn, x, sigmas[i], i)
         report(callback, i, sigmas, x, denoised)
         x = euler_step(x, denoised, sigmas[i], sigmas[i + 1])
+        step_done(checkpoint, i + 1, x, {})
     return x
 
 
@@ -97,25 +130,27 @@ def ancestral_rf_step(sigma: torch.Tensor, sigma_next: torch.Tensor,
 
 def sample_euler_ancestral(denoise_fn: Denoiser, x: torch.Tensor, sigmas: torch.Tensor,
                            callback: Callback | None = None, generator: torch.Generator | None = None,
-                           eta: float = 1.0, s_noise: float = 1.0) -> torch.Tensor:
+                           eta: float = 1.0, s_noise: float = 1.0,
+                           checkpoint: Checkpoint | None = None) -> torch.Tensor:
     """Ancestral sampling with Euler steps, rectified-flow form (ComfyUI ``euler_ancestral`` for CONST models)."""
-    generator = seeded(generator)
-    for i in range(len(sigmas) - 1):
+    generators = {"noise": seeded(generator)}
+    first, x, _ = resume_point(checkpoint, x, generators)
+    for i in range(first, len(sigmas) - 1):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         denoised = denoise(denoise_fn, x, sigma, i)
         report(callback, i, sigmas, x, denoised)
         if sigma_next == 0:
             x = denoised
-            continue
-        if eta == 0:
+        elif eta == 0:
             x = euler_step(x, denoised, sigma, sigma_next)
-            continue
-        sigma_down, alpha_ratio, sigma_up = ancestral_rf_step(sigma, sigma_next, eta)
-        # Euler method to sigma_down (exact for the linear path through denoised)
-        ratio = sigma_down / sigma
-        x = ratio * x + (1 - ratio) * denoised
-        x = alpha_ratio * x + standard_noise(x, generator) * (s_noise * sigma_up)
-        x = restore_kept(denoise_fn, x)
+        else:
+            sigma_down, alpha_ratio, sigma_up = ancestral_rf_step(sigma, sigma_next, eta)
+            # Euler method to sigma_down (exact for the linear path through denoised)
+            ratio = sigma_down / sigma
+            x = ratio * x + (1 - ratio) * denoised
+            x = alpha_ratio * x + standard_noise(x, generators["noise"]) * (s_noise * sigma_up)
+            x = restore_kept(denoise_fn, x)
+        step_done(checkpoint, i + 1, x, generators)
     return x
 
 
@@ -129,7 +164,8 @@ def ve_ancestral_split(sigma_to: float, ratio: float, eta: float) -> tuple[float
 
 def sample_euler_ancestral_cfg_pp(denoise_fn: Denoiser, x: torch.Tensor, sigmas: torch.Tensor,
                                   callback: Callback | None = None, generator: torch.Generator | None = None,
-                                  eta: float = 1.0, s_noise: float = 1.0) -> torch.Tensor:
+                                  eta: float = 1.0, s_noise: float = 1.0,
+                                  checkpoint: Checkpoint | None = None) -> torch.Tensor:
     """Euler ancestral with CFG++ (Chung et al. 2024, manifold-constrained CFG): the step lands on the guided
     estimate but moves along the negative prompt's noise direction, eps_u = (x - alpha u) / sigma, with
     alpha = 1 - sigma (rectified flow); the ancestral split is taken in the variance-exploding coordinates
@@ -137,13 +173,15 @@ def sample_euler_ancestral_cfg_pp(denoise_fn: Denoiser, x: torch.Tensor, sigmas:
     one (a plain denoiser) steps along its own estimate."""
     keep = getattr(denoise_fn, "keep_unconditional", None)
     has_negative = bool(keep()) if keep is not None else False
-    generator = seeded(generator)
-    for i in range(len(sigmas) - 1):
+    generators = {"noise": seeded(generator)}
+    first, x, _ = resume_point(checkpoint, x, generators)
+    for i in range(first, len(sigmas) - 1):
         sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
         denoised = denoise(denoise_fn, x, sigmas[i], i)
         report(callback, i, sigmas, x, denoised)
         if sigma_next == 0:
             x = denoised
+            step_done(checkpoint, i + 1, x, generators)
             continue
         alpha, alpha_next = 1.0 - sigma, 1.0 - sigma_next
         negative = denoise_fn.last_unconditional() if has_negative else denoised
@@ -151,29 +189,34 @@ def sample_euler_ancestral_cfg_pp(denoise_fn: Denoiser, x: torch.Tensor, sigmas:
         down, up = ve_ancestral_split(sigma_next / alpha_next, sigma_next * alpha / (alpha_next * sigma), eta)
         x_next = alpha_next * denoised.float() + alpha_next * down * noise_direction
         if eta > 0 and s_noise > 0:
-            x_next = x_next + alpha_next * s_noise * up * standard_noise(x_next, generator)
+            x_next = x_next + alpha_next * s_noise * up * standard_noise(x_next, generators["noise"])
         x = restore_kept(denoise_fn, x_next.to(x.dtype))
+        step_done(checkpoint, i + 1, x, generators)
     return x
 
 
 def sample_euler_cfg_pp(denoise_fn: Denoiser, x: torch.Tensor, sigmas: torch.Tensor,
-                        callback: Callback | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+                        callback: Callback | None = None, generator: torch.Generator | None = None,
+                        checkpoint: Checkpoint | None = None) -> torch.Tensor:
     """Euler with CFG++: ``sample_euler_ancestral_cfg_pp`` without noise (ComfyUI ``euler_cfg_pp``)."""
-    return sample_euler_ancestral_cfg_pp(denoise_fn, x, sigmas, callback, generator, eta=0.0, s_noise=0.0)
+    return sample_euler_ancestral_cfg_pp(denoise_fn, x, sigmas, callback, generator, eta=0.0, s_noise=0.0,
+                                         checkpoint=checkpoint)
 
 
 def sample_lcm(denoise_fn: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+               generator: torch.Generator | None = None, checkpoint: Checkpoint | None = None) -> torch.Tensor:
     """Latent Consistency Model sampling (Luo et al. 2023): jump to x0, re-noise to the next level."""
-    generator = seeded(generator)
-    for i in range(len(sigmas) - 1):
+    generators = {"noise": seeded(generator)}
+    first, x, _ = resume_point(checkpoint, x, generators)
+    for i in range(first, len(sigmas) - 1):
         denoised = denoise(denoise_fn, x, sigmas[i], i)
         report(callback, i, sigmas, x, denoised)
         x = denoised
         if sigmas[i + 1] > 0:
             sigma_next = sigmas[i + 1]
-            x = sigma_next * standard_noise(x, generator) + (1 - sigma_next) * x
+            x = sigma_next * standard_noise(x, generators["noise"]) + (1 - sigma_next) * x
             x = restore_kept(denoise_fn, x)
+        step_done(checkpoint, i + 1, x, generators)
     return x
 
 
@@ -225,7 +268,8 @@ RES_2S_FINAL_SIGMA = 0.0011
 
 def sample_res_2s(denoise_fn: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, callback: Callback | None = None,
                   generator: torch.Generator | None = None, substep_generator: torch.Generator | None = None,
-                  bongmath: bool = True, bongmath_iterations: int = 100) -> torch.Tensor:
+                  bongmath: bool = True, bongmath_iterations: int = 100,
+                  checkpoint: Checkpoint | None = None) -> torch.Tensor:
     """res_2s: two-stage exponential Runge-Kutta (RES, Zhang & Chen 2023 exponential integrators) with SDE
     noise injection at the midpoint and at the step end, as in LTX-2's high-quality pipeline. A final sigma 0
     is approached through sigma 0.0011 and finished with one denoise. Math in float64, state in x's dtype.
@@ -234,11 +278,13 @@ def sample_res_2s(denoise_fn: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, c
     """
     generator = seeded(generator)
     substep_generator = seeded(substep_generator, (generator.initial_seed() + 10000) % 2 ** 64)
+    generators = {"noise": generator, "substep": substep_generator}
     steps = len(sigmas) - 1
     finish = bool(sigmas[-1] == 0)
     if finish:
         sigmas = torch.cat([sigmas[:-1], sigmas.new_tensor([RES_2S_FINAL_SIGMA, 0.0])])
-    for i in range(steps):
+    first, x, _ = resume_point(checkpoint, x, generators)
+    for i in range(first, steps):
         sigma, sigma_next = sigmas[i].double(), sigmas[i + 1].double()
         h = float(-torch.log(sigma_next / sigma))
         a21, b1, b2 = res_2s_coefficients(h)
@@ -262,6 +308,7 @@ def sample_res_2s(denoise_fn: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, c
         x_next = anchor + h * (b1 * eps_1 + b2 * eps_2)
         x_next = sde_renoise(anchor, x_next, sigma, sigma_next, normalized_noise(x, generator))
         x = restore_kept(denoise_fn, x_next).to(x.dtype)
+        step_done(checkpoint, i + 1, x, generators)
     if finish:
         denoised = denoise(denoise_fn, x, sigmas[steps], steps)
         report(callback, steps, sigmas, x, denoised)
@@ -271,11 +318,12 @@ def sample_res_2s(denoise_fn: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, c
 
 def sample_gradient_estimation(denoise_fn: Denoiser, x: torch.Tensor, sigmas: torch.Tensor,
                                callback: Callback | None = None, generator: torch.Generator | None = None,
-                               gamma: float = 2.0) -> torch.Tensor:
+                               gamma: float = 2.0, checkpoint: Checkpoint | None = None) -> torch.Tensor:
     """Gradient estimation (Permenter & Yuan 2024): Euler with the velocity extrapolated from the previous
     step, d_bar = gamma d_i + (1 - gamma) d_{i-1}; the first step is plain Euler and the last lands on x0."""
-    previous = None
-    for i in range(len(sigmas) - 1):
+    first, x, history = resume_point(checkpoint, x, {})
+    previous = history.get("previous_velocity")
+    for i in range(first, len(sigmas) - 1):
         denoised = denoise(denoise_fn, x, sigmas[i], i)
         report(callback, i, sigmas, x, denoised)
         velocity = to_velocity(x, denoised, sigmas[i])
@@ -285,6 +333,7 @@ def sample_gradient_estimation(denoise_fn: Denoiser, x: torch.Tensor, sigmas: to
             estimate = velocity if previous is None else gamma * velocity + (1 - gamma) * previous
             x = (x.float() + estimate * (sigmas[i + 1] - sigmas[i]).float()).to(x.dtype)
         previous = velocity
+        step_done(checkpoint, i + 1, x, {}, previous_velocity=previous)
     return x
 
 

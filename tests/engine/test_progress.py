@@ -117,3 +117,12 @@ def test_json_prints_one_summary_object(workdir: Path, capsys) -> None:
     assert run("--json", "--set", "nope=1") == 2
     failed = json.loads(capsys.readouterr().out)
     assert failed["status"] == "invalid" and "unknown parameter 'nope'" in failed["error"]
+
+
+def test_a_resumed_sampler_is_announced_once_on_its_own_line() -> None:
+    stream = io.StringIO()
+    progress = ConsoleProgress(stream, mode="lines", interval=1000.0, clock=lambda: 0.0)
+    progress(ProgressEvent("node_started", "stage1", "SamplerCustomAdvanced", 3, 9, "node"))
+    progress(ProgressEvent("step", "stage1", None, 5, 8, "step", {"resumed": "resumed at step 5 of 8"}))
+    progress(ProgressEvent("step", "stage1", None, 6, 8, "step", {}))
+    assert stream.getvalue().splitlines()[1:] == ["[3/9] stage1 (SamplerCustomAdvanced) resumed at step 5 of 8"]
