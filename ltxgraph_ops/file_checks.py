@@ -7,19 +7,26 @@ from __future__ import annotations
 import av
 
 from ltxgraph.input_checks import input_check
+from ltxgraph.media_limits import MediaLimits
 from ltxgraph.paths import Folders, UnsafePath, inside
+from ltxgraph_ops.image_headers import declared_image_size
 
 
 def media_problem(path: str, stream_type: str, kind: str, absent: str) -> str | None:
-    """Why ``path`` cannot be read as ``kind`` (PyAV cannot open it, it has no ``stream_type`` stream: ``absent``
-    says so, or its video stream declares no picture size), or None."""
+    """Why ``path`` cannot be read as ``kind`` (PyAV cannot open it, or it has no ``stream_type`` stream:
+    ``absent`` says so, or it finds no picture size), or None. A still whose header ltxgraph reads is taken as an
+    image here (its size is checked against the run's media limits when it is loaded), and FFmpeg probes the rest
+    within the default pixel limit (probing a decompression bomb without one would decode it)."""
+    if stream_type == "video" and declared_image_size(path) is not None:
+        return None
     try:
-        with av.open(path) as container:
+        with av.open(path, options={"max_pixels": str(MediaLimits().pixels)}) as container:
             stream = next((s for s in container.streams if s.type == stream_type), None)
             if stream is None:
                 return f"{path}: {absent}"
             if stream_type == "video" and not (stream.codec_context.width and stream.codec_context.height):
-                return f"{path}: cannot be read as {kind} (its header declares no picture size)"
+                return (f"{path}: cannot be read as {kind} (FFmpeg finds no picture size within the default "
+                        f"limit of {MediaLimits().pixels} pixels: a broken file, or a larger picture)")
     except (av.FFmpegError, OSError) as exc:
         return f"{path}: cannot be read as {kind} ({exc})"
     return None

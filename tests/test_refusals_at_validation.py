@@ -311,6 +311,8 @@ KNOWN_AT_RUN_TIME = {
     "media_video:check_images": "the images' shape and values (data)",
     "media_video:read_video": "decoded frames (a stream without frames); open/stream problems: video_file",
     "media_video:save_video": "the encoder's failure on the frames (data)",
+    "media_video:chunks": "reading back the video file this run wrote (data)",
+    "vae_handle:_check_latent": "the latent's shape against the VAE's channels (data)",
     "nodes/latents:video_noise_mask": "mask frames against latent frames (data)",
     "nodes/latents:audio_noise_mask": "the mask's shape and values (data)",
     "nodes/loaders:lora_loader": "LoRA keys against the connected model's and Gemma's layers",
@@ -330,7 +332,6 @@ KNOWN_AT_RUN_TIME = {
     "text_ops:encode": "a text encoder without projection: no loader builds one",
     "upscale_ops:ltxv_latent_upsampler": "latent channels against the VAE's (data)",
     "vae_handle:encode": "frames and size of the images (data)",
-    "vae_handle:decode": "the latent's shape (data)",
     "vae_ops:_check_pixels": "frames and size of the pixels (data)",
 }
 
