@@ -35,6 +35,20 @@ __all__ = ["LTXAVTransformer", "TransformerConfig", "StreamInput", "ReferenceTok
            "Perturbations", "StackedPerturbations", "Velocity", "denoised", "NO_PERTURBATIONS"]
 
 
+def read_text_span(mask: torch.Tensor | None) -> slice | None:
+    """The text columns [first, last] some row of ``mask`` [B, S] (1 = token) reads, as a slice over S, when that
+    leaves out padding (left or right) every row ignores; None when nothing can be left out. A masked key adds
+    exactly 0 to the softmax (its bias -max underflows), so attending over the span equals attending over all S,
+    unless a row has no token at all (then every key weighs alike: nothing is dropped)."""
+    if mask is None:
+        return None
+    read = mask.bool().any(dim=0)
+    if not bool(mask.bool().any(dim=1).all()) or bool(read.all()):
+        return None
+    columns = read.nonzero().flatten()
+    return slice(int(columns[0]), int(columns[-1]) + 1)
+
+
 class LTXAVTransformer(nn.Module):
     """The whole transformer. State-dict keys are the checkpoint's ``model.diffusion_model.*`` keys minus that
     prefix. ``transformer_blocks`` is looped over one block at a time, so a streaming wrapper can load and
@@ -194,8 +208,17 @@ class LTXAVTransformer(nn.Module):
         tokens, positions, timesteps = s.sequence()       # reference tokens (if any) first, at timestep 0
         cache = s.context if isinstance(s.context, PreparedText) else None
         mask = s.context_mask if cache is None else cache.context_mask
+        context = s.context
+        span = read_text_span(mask)
+        if span is not None:   # padding no row reads is dropped; the rest stays masked
+            mask = mask[:, span]
+            if cache is not None:
+                cache = replace(cache, keys=tuple(k[:, span] for k in cache.keys),
+                                values=tuple(v[:, span] for v in cache.values), context_mask=mask)
+            else:
+                context = context[:, span]
         context_bias = None
-        if mask is not None:   # 0 -> -max, 1 -> 0
+        if mask is not None and not bool(mask.all()):   # 0 -> -max, 1 -> 0
             context_bias = (mask.to(dtype) - 1).reshape(mask.shape[0], 1, 1, -1) * torch.finfo(dtype).max
         self_bias = None
         if s.attention_mask is not None:  # weights in [0, 1] -> log weights, 0 -> most negative
@@ -207,7 +230,7 @@ class LTXAVTransformer(nn.Module):
             prompt_modulation = self._prompt_modulation(name, self._text_sigma(s), dtype)
         return StreamState(
             x=patchify(tokens),
-            context=None if cache is not None else self._project_text(name, s.context),
+            context=None if cache is not None else self._project_text(name, context),
             text_cache=cache,
             prompt_modulation=prompt_modulation,
             context_bias=context_bias,

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from ltxgraph_ops.models.rope import frequency_ladder, rope_table
-from ltxgraph_ops.models.transformer import LTXAVTransformer, Perturbations, StreamInput, TransformerConfig, denoised
+from ltxgraph_ops.models.transformer import (LTXAVTransformer, Perturbations, StreamInput, TransformerConfig, denoised,
+                                            read_text_span)
 from ltxgraph_ops.models.transformer_tokens import (audio_latent, audio_positions, audio_tokens,
                                                     guide_attention_mask, video_latent, video_positions,
                                                     video_tokens)
@@ -184,6 +185,27 @@ def test_padded_text_tokens_are_ignored(tiny_setup) -> None:
     assert torch.allclose(changed.video, plain.video, atol=1e-6)
     unmasked = model(replace(video, context=noisy_padding, context_mask=None), audio)
     assert (unmasked.video - plain.video).abs().max() > 1e-3
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("padding", ["right", "left"])
+def test_padding_every_row_ignores_is_left_out_exactly(tiny_setup, padding: str) -> None:
+    model, video, audio = tiny_setup
+    tokens = video.context.shape[1]
+    kept = slice(0, tokens - 3) if padding == "right" else slice(3, tokens)
+    mask = torch.zeros(2, tokens, dtype=torch.int64)
+    mask[:, kept] = 1
+    mask[1, kept.start] = 0                                          # a padded column row 0 still reads
+    assert read_text_span(mask) == kept
+    padded = model(replace(video, context_mask=mask), audio)
+    inner = replace(video, context=video.context[:, kept], context_mask=mask[:, kept])
+    assert torch.allclose(model(inner, audio).video, padded.video, atol=1e-6, rtol=0)
+    prepared = model.prepare_text("video", video.context, mask)
+    cached = model(replace(video, context=prepared, context_mask=None), audio)
+    assert torch.allclose(cached.video, padded.video, atol=1e-6, rtol=0)
+    assert read_text_span(torch.ones(2, tokens)) is None
+    mask[0] = 0                                                      # a row reading nothing: keep all keys
+    assert read_text_span(mask) is None
 
 
 @torch.no_grad()
