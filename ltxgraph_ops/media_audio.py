@@ -55,6 +55,9 @@ def trim_audio_duration(audio: Annotated[Audio, Port("AUDIO")],
     return Audio(audio.waveform[..., start:stop].clone(), audio.sample_rate)
 
 
+LONGEST_PAD_SECONDS = 86400  # a day: padding longer than this is a mistake (e.g. an fps near 0), not a video
+
+
 @op("PadAudioToDuration", outputs={"AUDIO": "AUDIO"}, category="audio")
 def pad_audio_to_duration(audio: Annotated[Audio, Port("AUDIO")],
                           duration: Annotated[float, Port("FLOAT", min=0.0)] = 5.0,
@@ -63,6 +66,9 @@ def pad_audio_to_duration(audio: Annotated[Audio, Port("AUDIO")],
     """Silence appended so the audio lasts at least ``duration`` seconds, or ``frames`` / ``fps`` when both are
     given (the length of the video it drives); longer audio is left as it is."""
     seconds = frames / fps if frames and fps else duration
+    if seconds > LONGEST_PAD_SECONDS:
+        source = f"frames {frames} / fps {fps:g}" if frames and fps else f"duration {duration:g}"
+        raise InputValueError(f"{source} asks for {seconds:.3g} s of audio, more than {LONGEST_PAD_SECONDS} s")
     wanted = math.ceil(seconds * audio.sample_rate - 1e-9)
     missing = wanted - audio.waveform.shape[-1]
     if missing <= 0:
