@@ -104,6 +104,7 @@ class OpSpec:
     description: str = ""
     output_node: bool = False
     context_param: str | None = None
+    exempt: dict[str, str] = field(default_factory=dict, compare=False)
     input_by_name: dict[str, InputSpec] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -146,14 +147,17 @@ class OpDeclarationError(TypeError):
 
 
 def op(name: str | None = None, *, outputs: dict[str, str] | None = None, version: str | int = 1,
-       category: str = "", output_node: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+       category: str = "", output_node: bool = False,
+       exempt: dict[str, str] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare ``fn`` as an op. Inputs come from its signature; outputs are ``{port_name: TYPE}`` in order.
     An output written ``"=name"`` has the type of the value connected to input ``name`` (a sampler returns
-    the kind of latent it was given)."""
+    the kind of latent it was given). ``exempt``: contract laws the op does not keep, law -> reason
+    (see :mod:`ltxgraph.testing.contracts`)."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        fn.__ltxgraph_op__ = _read_signature(fn, name or fn.__name__, outputs or {}, str(version),  # type: ignore
-                                             category, output_node)
+        spec = _read_signature(fn, name or fn.__name__, outputs or {}, str(version), category, output_node)
+        object.__setattr__(spec, "exempt", dict(exempt or {}))
+        fn.__ltxgraph_op__ = spec  # type: ignore[attr-defined]
         return fn
 
     return decorate
