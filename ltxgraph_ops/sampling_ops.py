@@ -99,12 +99,18 @@ def ltxv_scheduler(steps: Annotated[int, Port("INT", min=1, max=10000)] = 20,
     return _schedule(lambda: ltxv_sigmas(steps, max_shift, base_shift, stretch, terminal, shape))
 
 
+LONGEST_SCHEDULE = 100_000  # steps / denoise beyond this is a denoise near 0 (5e-324 overflowed int())
+
+
 @op("BasicScheduler", outputs={"SIGMAS": "SIGMAS"}, category="sampling/custom_sampling/schedulers")
 def basic_scheduler_op(model: Annotated[ModelHandle, Port("MODEL")],
                        scheduler: Annotated[str, Port("STRING", choices=BASIC_SCHEDULERS)] = "simple",
                        steps: Annotated[int, Port("INT", min=1, max=10000)] = 20,
                        denoise: Annotated[float, Port("FLOAT", min=0.0, max=1.0)] = 1.0) -> torch.Tensor:
     """A named schedule on LTX-2's sigma table (flow shift 2.37); denoise < 1 keeps its tail."""
+    if 0.0 < denoise < 1.0 and steps / denoise > LONGEST_SCHEDULE:
+        raise InputValueError(f"denoise {denoise:g} with {steps} steps asks for a {steps / denoise:.3g}-step "
+                              f"schedule (at most {LONGEST_SCHEDULE}): raise denoise")
     return _schedule(lambda: basic_scheduler(scheduler, steps, denoise))
 
 

@@ -44,6 +44,8 @@ def difference(a: Any, b: Any, where: str = "value", seen: dict[tuple[int, int],
             return f"{where}: {type(a).__name__} vs {type(b).__name__}"
         if a.shape != b.shape or a.dtype != b.dtype:
             return f"{where}: {a.dtype}{tuple(a.shape)} vs {b.dtype}{tuple(b.shape)}"
+        if a.is_meta or b.is_meta:  # no data (a model not loaded yet): shape and dtype are all there is
+            return None if a.is_meta and b.is_meta else f"{where}: meta vs {b.device if a.is_meta else a.device}"
         return None if torch.equal(a, b) or bool(((a == b) | (a.isnan() & b.isnan())).all()) else f"{where}: values differ"
     if type(a) is not type(b):
         return f"{where}: {type(a).__name__} vs {type(b).__name__}"

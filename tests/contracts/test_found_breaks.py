@@ -35,3 +35,10 @@ def test_audio_encode_refuses_audio_shorter_than_the_mel_window(tmp_path: Path) 
     audio_vae = TinyModels(tmp_path).handle("AUDIO_VAE")
     with pytest.raises(InputValueError, match="too short to encode"):
         ltxv_audio_vae_encode(Audio(torch.zeros(1, 2, 64), 16000), audio_vae)
+
+
+def test_basic_scheduler_refuses_a_denoise_near_zero() -> None:
+    """denoise 5e-324 made int(steps / denoise) overflow (OverflowError)."""
+    from ltxgraph_ops.sampling_ops import basic_scheduler_op
+    with pytest.raises(InputValueError, match="denoise 4.94066e-324 with 36 steps"):
+        basic_scheduler_op(None, "simple", 36, 5e-324)
