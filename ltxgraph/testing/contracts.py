@@ -82,7 +82,7 @@ def _check_followed_types(spec: OpSpec, kwargs: dict[str, Any], values: tuple[An
 def check_op(spec: OpSpec, strategies: InputStrategies, examples: int = 4) -> OpReport:
     """Check ``spec``'s contracts on ``examples`` drawn inputs; raises :class:`ContractError` on a break."""
     report = OpReport(spec.name, tuple(law for law in LAWS if law not in spec.exempt), dict(spec.exempt))
-    missing = [s.name for s in spec.inputs if s.required and not strategies.drawable(s.port.type)]
+    missing = [s.name for s in spec.inputs if s.required and not strategies.drawable_input(s)]
     if missing:
         report.not_drawn = f"no strategy for input(s) {', '.join(missing)}"
         return report

@@ -152,6 +152,10 @@ class InputStrategies:
         """Whether values of every member of ``port_type`` can be drawn."""
         return all(self._drawable_one(kind, depth) for kind in members(port_type))
 
+    def drawable_input(self, spec: InputSpec) -> bool:
+        """Whether values of input ``spec`` can be drawn (a file input needs a tiny file of its kind)."""
+        return bool(self._files(spec.port.file)) if spec.port.file else self.drawable(spec.port.type)
+
     def _drawable_one(self, kind: str, depth: int) -> bool:
         if kind in DIRECT or kind in MODEL_TYPES or kind in ("INT", "FLOAT", "STRING", "BOOLEAN"):
             return True

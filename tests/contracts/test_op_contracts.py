@@ -16,7 +16,13 @@ from ltxgraph.testing import LAWS, ContractError, InputStrategies, TinyModels, c
 REGISTRY = Registry.discover()
 EXAMPLES = int(os.environ.get("LTXGRAPH_CONTRACT_EXAMPLES", "3"))
 LONG_EXAMPLES = 60
-NOT_DRAWN: dict[str, str] = {}  # op -> why its inputs cannot be drawn yet (the suite reports these)
+NOT_DRAWN = {  # op -> why its inputs cannot be drawn yet (the suite reports these)
+    "UNETLoader": "the embedded tiny set has no diffusion_models/ (transformer-only) file",
+}
+KNOWN_BREAKS = {  # op -> the break the suite found and that is not fixed yet (strict xfail: fixing it fails here)
+    "TextGenerateLTX2Prompt": "sampling settings at the edge of their ranges give NaN probabilities "
+                              "(torch.multinomial RuntimeError) instead of an InputValueError",
+}
 
 
 @pytest.fixture(scope="session")
@@ -33,13 +39,18 @@ def _check(name: str, strategies: InputStrategies, examples: int) -> None:
     assert report.checked >= 1, f"{name} refused every one of {report.drawn} drawn inputs"
 
 
-@pytest.mark.parametrize("name", [spec.name for spec in REGISTRY])
+def _cases() -> list:
+    return [pytest.param(spec.name, marks=pytest.mark.xfail(reason=KNOWN_BREAKS[spec.name], strict=True))
+            if spec.name in KNOWN_BREAKS else spec.name for spec in REGISTRY]
+
+
+@pytest.mark.parametrize("name", _cases())
 def test_op_keeps_its_contracts(name: str, strategies: InputStrategies) -> None:
     _check(name, strategies, EXAMPLES)
 
 
 @pytest.mark.long
-@pytest.mark.parametrize("name", [spec.name for spec in REGISTRY])
+@pytest.mark.parametrize("name", _cases())
 def test_op_keeps_its_contracts_long(name: str, strategies: InputStrategies) -> None:
     _check(name, strategies, LONG_EXAMPLES)
 
