@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     ops = sub.add_parser("ops", help="list the available ops")
     ops.add_argument("name", nargs="?", help="show one op in full")
     ops.add_argument("--json", action="store_true", help="machine-readable output")
+    ops.add_argument("--check", metavar="MODULE",
+                     help="check the contracts of every op of MODULE on drawn inputs (needs hypothesis)")
+    ops.add_argument("--examples", type=int, default=4, help="drawn inputs per op for --check (default 4)")
 
     cache = sub.add_parser("cache", help="inspect or clear the results cache")
     cache.add_argument("action", choices=["info", "clear"],
@@ -176,7 +179,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         sys.path.insert(0, os.getcwd())  # plugins may be modules of the current project, as with python -m
     registry = Registry.discover(args.plugin)
     if args.command == "ops":
-        return _list_ops(registry, args)
+        return _check_ops(args) if args.check else _list_ops(registry, args)
     if args.command == "cache":
         store = DiskStore((args.cache_dir or default_cache_dir()) / "results", registry.storable,
                           DEFAULT_DISK_BYTES)
@@ -285,6 +288,30 @@ def _list_ops(registry: Registry, args: argparse.Namespace) -> int:
         print(f"{spec.name} v{spec.version}\n    in:  {ins or '-'}\n    out: {outs}")
         if args.name and spec.description:
             print(f"    {spec.description}")
+    return 0
+
+
+def _check_ops(args: argparse.Namespace) -> int:
+    """``ops --check MODULE``: one line per op (laws checked, exemptions, not drawn); exit 1 at a break."""
+    try:
+        from ltxgraph.testing import ContractError, check_ops
+    except ImportError as exc:
+        raise InvalidInput(f"ops --check needs hypothesis (pip install 'ltxgraph[test]'): {exc}") from exc
+    registry = Registry.from_modules(args.check)
+    if args.name and args.name not in registry:
+        raise InvalidInput(f"op '{args.name}' is not in {args.check}")
+    try:
+        reports = check_ops(registry, args.examples, [args.name] if args.name else None)
+    except ContractError as exc:
+        print(f"contract broken: {exc}", file=sys.stderr)
+        return 1
+    for report in reports:
+        if report.not_drawn:
+            print(f"{report.op}: not checked ({report.not_drawn})")
+            continue
+        exempt = "".join(f"; exempt from {law}: {why}" for law, why in report.exempt.items())
+        print(f"{report.op}: ok on {report.checked} of {report.drawn} drawn inputs ({', '.join(report.laws)}){exempt}")
+    print(f"{len(reports)} ops checked from {args.check}")
     return 0
 
 

@@ -108,6 +108,7 @@ class OpSpec:
     output_node: bool = False
     context_param: str | None = None
     checks: tuple[InputCheck, ...] = ()
+    exempt: dict[str, str] = field(default_factory=dict, compare=False)
     input_by_name: dict[str, InputSpec] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -151,15 +152,17 @@ class OpDeclarationError(TypeError):
 
 def op(name: str | None = None, *, outputs: dict[str, str] | None = None, version: str | int = 1,
        category: str = "", output_node: bool = False,
-       checks: Iterable[InputCheck] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+       checks: Iterable[InputCheck] = (), exempt: dict[str, str] | None = None
+       ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare ``fn`` as an op. Inputs come from its signature; outputs are ``{port_name: TYPE}`` in order.
     An output written ``"=name"`` has the type of the value connected to input ``name`` (a sampler returns
     the kind of latent it was given). ``checks``: :func:`~ltxgraph.input_checks.input_check` refusals of input
-    values, run by validation on literals and before every call of the op (the returned function runs them)."""
+    values, run by validation on literals and before every call of the op (the returned function runs them).
+    ``exempt``: contract laws the op does not keep, law -> reason (see :mod:`ltxgraph.testing.contracts`)."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         spec = _read_signature(fn, name or fn.__name__, outputs or {}, str(version), category, output_node)
-        spec = replace(spec, checks=_declared_checks(spec, tuple(checks)))
+        spec = replace(spec, checks=_declared_checks(spec, tuple(checks)), exempt=dict(exempt or {}))
         if not spec.checks:
             fn.__ltxgraph_op__ = spec  # type: ignore[attr-defined]
             return fn

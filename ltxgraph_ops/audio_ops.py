@@ -112,6 +112,11 @@ def ltxv_audio_vae_encode(audio: Annotated[Audio, Port("AUDIO")],
     mel_config = audio_vae.vae_config.mel
     stereo = torch.stack([to_vae_input(item.float(), audio.sample_rate, mel_config.sample_rate)
                           for item in waveform])
+    shortest = mel_config.n_fft // 2 + 1  # the centred STFT reflects half a window at each end
+    if stereo.shape[-1] < shortest:
+        raise InputValueError(f"audio of {audio.seconds * 1000:.1f} ms is too short to encode: at least "
+                              f"{shortest / mel_config.sample_rate * 1000:.1f} ms ({shortest} samples at "
+                              f"{mel_config.sample_rate} Hz) needed")
     with torch.inference_mode():
         mel = log_mel_spectrogram(stereo, mel_config)
         latent = audio_vae.vae.get().encode(mel.to(audio_vae.vae_dtype)).float()

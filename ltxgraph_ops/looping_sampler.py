@@ -43,10 +43,12 @@ from ltxgraph_ops.vae_handle import VideoVAEHandle
 
 
 def temporal_chunks(frames: int, tile: int, overlap: int) -> list[tuple[int, int]]:
-    """[start, stop) latent frames of each temporal tile (the original's ranges)."""
+    """[start, stop) latent frames of each temporal tile (the original's ranges); a latent no longer than the
+    overlap is one tile (the original's ranges would be empty)."""
     step = tile - overlap
-    return [(start, min(end, frames)) for start, end in zip(range(0, frames + step, step),
-                                                             range(tile, frames + step, step))]
+    chunks = [(start, min(end, frames)) for start, end in zip(range(0, frames + step, step),
+                                                               range(tile, frames + step, step))]
+    return chunks or [(0, frames)]
 
 
 def keyframes_per_chunk(indices: list[int], tile: int, overlap: int, total_pixels: int,

@@ -11,6 +11,7 @@ import torch
 from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
+from ltxgraph.input_checks import input_check
 from ltxgraph.values import Audio
 from ltxgraph_ops.decode_guard import DecodeBudget, open_limited
 from ltxgraph_ops.file_checks import audio_file
@@ -56,7 +57,20 @@ def trim_audio_duration(audio: Annotated[Audio, Port("AUDIO")],
     return Audio(audio.waveform[..., start:stop].clone(), audio.sample_rate)
 
 
-@op("PadAudioToDuration", outputs={"AUDIO": "AUDIO"}, category="audio")
+LONGEST_PAD_SECONDS = 86400  # a day: padding longer than this is a mistake (e.g. an fps near 0), not a video
+
+
+@input_check("duration")
+def pad_within_a_day(duration: float, frames: int, fps: float) -> str | None:
+    """Refuses padding to more than a day of audio."""
+    seconds = frames / fps if frames and fps else duration
+    if seconds > LONGEST_PAD_SECONDS:
+        source = f"frames {frames} / fps {fps:g}" if frames and fps else f"duration {duration:g}"
+        return f"{source} asks for {seconds:.3g} s of audio, more than {LONGEST_PAD_SECONDS} s"
+    return None
+
+
+@op("PadAudioToDuration", outputs={"AUDIO": "AUDIO"}, category="audio", checks=(pad_within_a_day,))
 def pad_audio_to_duration(audio: Annotated[Audio, Port("AUDIO")],
                           duration: Annotated[float, Port("FLOAT", min=0.0)] = 5.0,
                           frames: Annotated[int, Port("INT", min=0)] = 0,

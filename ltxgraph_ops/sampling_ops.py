@@ -101,7 +101,20 @@ def ltxv_scheduler(steps: Annotated[int, Port("INT", min=1, max=10000)] = 20,
     return _schedule(lambda: ltxv_sigmas(steps, max_shift, base_shift, stretch, terminal, shape))
 
 
-@op("BasicScheduler", outputs={"SIGMAS": "SIGMAS"}, category="sampling/custom_sampling/schedulers")
+LONGEST_SCHEDULE = 100_000  # steps / denoise beyond this is a denoise near 0 (5e-324 overflowed int())
+
+
+@input_check("denoise")
+def schedule_not_endless(steps: int, denoise: float) -> str | None:
+    """Refuses a denoise so near 0 that its schedule would be endless."""
+    if 0.0 < denoise < 1.0 and steps / denoise > LONGEST_SCHEDULE:
+        return (f"denoise {denoise:g} with {steps} steps asks for a {steps / denoise:.3g}-step schedule (at most "
+                f"{LONGEST_SCHEDULE}): raise denoise")
+    return None
+
+
+@op("BasicScheduler", outputs={"SIGMAS": "SIGMAS"}, category="sampling/custom_sampling/schedulers",
+    checks=(schedule_not_endless,))
 def basic_scheduler_op(model: Annotated[ModelHandle, Port("MODEL")],
                        scheduler: Annotated[str, Port("STRING", choices=BASIC_SCHEDULERS)] = "simple",
                        steps: Annotated[int, Port("INT", min=1, max=10000)] = 20,

@@ -49,9 +49,18 @@ def run(model, vae, latents, guide=None, **options):
                            latents, optional_guiding_latents=guide, **options)
 
 
-def test_tile_ranges_and_cross_fade() -> None:
+def test_tile_ranges() -> None:
     assert temporal_chunks(13, 7, 3) == [(0, 7), (4, 11), (8, 13)]
     assert temporal_chunks(5, 7, 3) == [(0, 5)]
+
+
+def test_latent_no_longer_than_the_overlap_is_one_tile() -> None:
+    """Found by the op contract suite: 1 latent frame with a 2-frame overlap gave no tile, then a TypeError."""
+    assert temporal_chunks(1, 7, 2) == [(0, 1)]
+    assert temporal_chunks(2, 7, 2) == [(0, 2)]
+
+
+def test_cross_fade() -> None:
     first, second = torch.zeros(1, 1, 4, 1, 1), torch.ones(1, 1, 5, 1, 1)
     mixed = linear_transition(first, second, 2)
     assert mixed.flatten().tolist() == pytest.approx([0, 0, 1 / 3, 2 / 3, 1, 1, 1])

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import torch
+
 from ltxgraph import Port, op
 from ltxgraph.errors import InputValueError
+from ltxgraph.frames import Frames
 from ltxgraph.input_checks import input_check
 from ltxgraph.types import PORT_TYPES
 from ltxgraph_ops.primitives import compute_expression, expression_problem
@@ -27,7 +30,21 @@ def switch(switch: Annotated[bool, Port("BOOLEAN")] = False,
            on_false: Annotated[Any, Port(ANY)] = None,
            on_true: Annotated[Any, Port(ANY)] = None) -> Any:
     """``on_true`` when ``switch`` is on, else ``on_false`` (both inputs must be of one type)."""
+    if on_false is not None and on_true is not None and not _one_kind(on_false, on_true):
+        raise InputValueError(f"on_false ({type(on_false).__name__}) and on_true ({type(on_true).__name__}) must be "
+                              "values of one type: the output's type is on_true's")
     return on_true if switch else on_false
+
+
+def _one_kind(a: Any, b: Any) -> bool:
+    """Whether two values can travel under one port type (an image as a tensor or as frames; int and float)."""
+    frames_or_tensor = (torch.Tensor, Frames)
+    if isinstance(a, frames_or_tensor) and isinstance(b, frames_or_tensor):
+        return True
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers):
+        return isinstance(a, bool) == isinstance(b, bool)
+    return isinstance(a, type(b)) or isinstance(b, type(a))
 
 
 Operand = Annotated[Any, Port("INT|FLOAT|BOOLEAN", optional=True, widget=False)]

@@ -1,0 +1,36 @@
+"""Contract tests for ops, usable by authors of op packages (needs the ``test`` extra: hypothesis).
+
+``check_ops(module_or_registry)`` draws valid inputs for every op from its declaration and checks the laws of
+:mod:`ltxgraph.testing.contracts`; ``ltxgraph ops --check MODULE`` runs it from the command line.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from types import ModuleType
+from typing import Iterable
+
+from ltxgraph.registry import Registry
+
+from .contracts import LAWS, ContractError, OpReport, check_call, check_op
+from .handles import TinyModels
+from .strategies import InputStrategies
+
+__all__ = ["LAWS", "ContractError", "InputStrategies", "OpReport", "TinyModels", "check_call", "check_op",
+           "check_ops"]
+
+
+def check_ops(ops: ModuleType | str | Registry, examples: int = 4, names: Iterable[str] | None = None,
+              folder: Path | None = None) -> list[OpReport]:
+    """Check every op of ``ops`` (a module or package of ops, its import name, or a registry). Inputs of types
+    no strategy draws directly are made by the built-in ops, so a plugin's ops are checked with them at hand.
+    Raises :class:`ContractError` (or the op's own exception) at the first break; returns one report per op."""
+    registry = ops if isinstance(ops, Registry) else Registry.from_modules(ops)
+    helpers = Registry.discover()
+    for spec in registry:
+        if spec.name not in helpers:
+            helpers.add(spec)
+    tiny = TinyModels(folder or Path(tempfile.mkdtemp(prefix="ltxgraph-contracts-")))
+    strategies = InputStrategies(helpers, tiny)
+    wanted = set(names) if names is not None else None
+    return [check_op(spec, strategies, examples) for spec in registry if wanted is None or spec.name in wanted]

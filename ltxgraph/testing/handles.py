@@ -1,0 +1,103 @@
+"""Tiny model files and handles for contract tests: the embedded tiny set (:mod:`ltxgraph_ops.tiny`) written
+once into a folder, and each model handle loaded once through the loader op that makes it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ltxgraph.context import OpContext
+from ltxgraph.paths import Folders
+
+CHECKPOINT = "ltx-2-19b-dev.safetensors"
+TEXT_ENCODER = "gemma_3_12B_it.safetensors"
+
+
+@dataclass
+class TinyModels:
+    """The tiny model folder (ComfyUI layout: checkpoints/, loras/, text_encoders/, latent_upscale_models/)
+    and an input/output folder for ops that read or write files. Files are written on first use."""
+
+    root: Path
+    _written: bool = False
+    _handles: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def models(self) -> Path:
+        if not self._written:
+            from ltxgraph_ops.tiny.files import write_tiny_models
+            write_tiny_models(self.root / "models")
+            self._written = True
+        return self.root / "models"
+
+    @property
+    def input(self) -> Path:
+        (self.root / "input").mkdir(parents=True, exist_ok=True)
+        return self.root / "input"
+
+    @property
+    def output(self) -> Path:
+        (self.root / "output").mkdir(parents=True, exist_ok=True)
+        return self.root / "output"
+
+    def context(self, op_name: str) -> OpContext:
+        """A run context whose folders are this tiny set's."""
+        return OpContext(op_name, Folders(models=[self.models], input=self.input, output=self.output))
+
+    def files(self, kind: str) -> list[str]:
+        """Absolute paths of the tiny files of models subfolder ``kind`` (e.g. "checkpoints"), sorted."""
+        return [str(p) for p in sorted((self.models / kind).glob("*.safetensors"))]
+
+    def handle(self, port_type: str) -> Any:
+        """The tiny handle of a model port type (MODEL, CLIP, VAE, AUDIO_VAE, LATENT_UPSCALE_MODEL), loaded once."""
+        if port_type not in self._handles:
+            self._handles[port_type] = self._load(port_type)
+        return self._handles[port_type]
+
+    def _load(self, port_type: str) -> Any:
+        from ltxgraph_ops import audio_ops, text_ops, upscale_ops, vae_ops
+        checkpoint = str(self.models / "checkpoints" / CHECKPOINT)
+        if port_type in ("MODEL", "VAE"):
+            model, _, vae = vae_ops.checkpoint_loader_simple(checkpoint, self.context("CheckpointLoaderSimple"))
+            self._handles["VAE"] = vae
+            return model if port_type == "MODEL" else vae
+        if port_type == "CLIP":
+            encoder = str(self.models / "text_encoders" / TEXT_ENCODER)
+            return text_ops.ltxav_text_encoder_loader(encoder, checkpoint, "cpu", self.context("LTXAVTextEncoderLoader"))
+        if port_type == "AUDIO_VAE":
+            return audio_ops.ltxv_audio_vae_loader(checkpoint, self.context("LTXVAudioVAELoader"))
+        if port_type == "LATENT_UPSCALE_MODEL":
+            name = str(sorted((self.models / "latent_upscale_models").glob("*.safetensors"))[0])
+            return upscale_ops.latent_upscale_model_loader(name, self.context("LatentUpscaleModelLoader"))
+        raise KeyError(f"no tiny handle for port type {port_type}")
+
+    def input_files(self) -> list[str]:
+        """Small media files in the input folder for ops that read them: a PNG (32x32), a WAV (0.1 s stereo) and
+        an MP4 (9 frames of 32x32 at 24 fps), written on first use."""
+        files = [self.input / "tiny.png", self.input / "tiny.wav", self.input / "tiny.mp4"]
+        if not all(f.is_file() for f in files):
+            _write_media(self.input)
+        return [str(f) for f in files]
+
+
+def _write_media(folder: Path) -> None:
+    import wave
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from ltxgraph.values import Video
+    from ltxgraph_ops.media_video import save_video
+
+    generator = torch.Generator().manual_seed(0)
+    pixels = torch.rand(9, 32, 32, 3, generator=generator)
+    Image.fromarray((pixels[0].numpy() * 255).astype(np.uint8)).save(folder / "tiny.png")
+    with wave.open(str(folder / "tiny.wav"), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes((np.sin(np.arange(3200) / 10) * 8000).astype("<i2").tobytes())
+    context = OpContext("tiny media", Folders(input=folder, output=folder))
+    saved = save_video(Video(pixels, 24.0), "tiny", "mp4", "h264", context)
+    Path(saved[-1].path if isinstance(saved, tuple) else saved.path).rename(folder / "tiny.mp4")

@@ -1,0 +1,224 @@
+"""Hypothesis strategies for op inputs, derived from the op's own declaration.
+
+Scalars follow their Port (min/max, multiple_of, 8n+1, choices), drawn from a small window above the minimum so
+tensors stay tiny; tensor types (IMAGE [B, H, W, C], MASK [B, H, W], latents, AUDIO, VIDEO) are drawn directly in
+tiny shapes; model handles come from :class:`~ltxgraph.testing.handles.TinyModels`; every other type (CONDITIONING,
+SIGMAS, NOISE, GUIDER, ...) is made by running an op of the registry that produces it from drawn inputs.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+from hypothesis import reject
+from hypothesis import strategies as st
+
+from ltxgraph.errors import InvalidInput
+from ltxgraph.executor import Executor
+from ltxgraph.registry import REQUIRED, InputSpec, OpSpec, Port, Registry
+from ltxgraph.types import members
+from ltxgraph.values import AudioLatent, AVLatent, Audio, Video, VideoLatent
+
+from .handles import TinyModels
+
+SPAN_INT = 48          # an INT is drawn from [min, min + SPAN_INT] (within max)
+SPAN_FLOAT = 4.0       # a FLOAT from [min, min + SPAN_FLOAT]
+MODEL_TYPES = ("MODEL", "CLIP", "VAE", "AUDIO_VAE", "LATENT_UPSCALE_MODEL")
+LATENT_CHANNELS = 128  # the tiny (and real) video VAE's latent channels
+AUDIO_CHANNELS, AUDIO_MEL = 8, 16  # the tiny audio VAE's latent [B, 8, T, 16]
+AUDIO_LATENTS_PER_SECOND = 25.0
+# producers of the types no strategy draws directly: (op name, output port)
+PRODUCERS: dict[str, tuple[tuple[str, str], ...]] = {
+    "CONDITIONING": (("CLIPTextEncode", "CONDITIONING"),),
+    "SIGMAS": (("ManualSigmas", "SIGMAS"), ("BasicScheduler", "SIGMAS")),
+    "NOISE": (("RandomNoise", "NOISE"), ("DisableNoise", "NOISE")),
+    "SAMPLER": (("KSamplerSelect", "SAMPLER"),),
+    "GUIDER": (("CFGGuider", "GUIDER"), ("BasicGuider", "GUIDER")),
+    "GUIDER_PARAMETERS": (("GuiderParameters", "GUIDER_PARAMETERS"),),
+    "IC_LORA_PARAMETERS": (("GetICLoRAParameters", "iclora_parameters"),),
+}
+
+
+def scalar(port: Port, default: Any = REQUIRED) -> st.SearchStrategy[Any]:
+    """Valid values of a scalar port (INT, FLOAT, STRING, BOOLEAN or a union of them)."""
+    if port.choices is not None:
+        return st.sampled_from(port.choices)
+    kinds = sorted(members(port.type))
+    return st.one_of(*[_one_scalar(kind, port, default) for kind in kinds])
+
+
+def _one_scalar(kind: str, port: Port, default: Any) -> st.SearchStrategy[Any]:
+    if kind == "BOOLEAN":
+        return st.booleans()
+    if kind == "STRING":
+        return st.just(default) if isinstance(default, str) else st.text("abc xyz", max_size=12)
+    span = SPAN_FLOAT if kind == "FLOAT" else SPAN_INT
+    numeric_default = isinstance(default, (int, float)) and not isinstance(default, bool)
+    centre = default if numeric_default else 0
+    low = port.min if port.min is not None else -math.inf
+    high = port.max if port.max is not None else math.inf
+    centre = min(max(centre, low), high)
+    windows = [(max(low, centre - span / 2), min(high, centre + span / 2))]   # near the default (or 0)
+    if port.min is not None:
+        windows.append((port.min, min(high, port.min + span)))               # at the minimum
+    return st.one_of(*[_numbers(kind, port, a, b) for a, b in windows])
+
+
+def _numbers(kind: str, port: Port, low: float, high: float) -> st.SearchStrategy[Any]:
+    """Numbers of ``kind`` in [low, high] that keep the port's multiple_of / 8n+1."""
+    if kind == "FLOAT":
+        return st.floats(float(low), float(high), allow_nan=False, allow_infinity=False)
+    step, offset = (8, 1) if port.eight_n_plus_one else (port.multiple_of or 1, 0)
+    first, last = math.ceil((low - offset) / step), math.floor((high - offset) / step)
+    if port.multiple_of and port.eight_n_plus_one:   # both: search the window for values keeping both
+        values = [v for v in range(math.ceil(low), math.floor(high) + 1) if v % port.multiple_of == 0 and v % 8 == 1]
+        return st.sampled_from(values) if values else st.nothing()
+    return st.integers(first, max(first, last)).map(lambda k: k * step + offset).filter(
+        lambda v: (port.min is None or v >= port.min) and (port.max is None or v <= port.max))
+
+
+@st.composite
+def _seeded(draw: Callable, make: Callable[[torch.Generator], Any]) -> Any:
+    generator = torch.Generator().manual_seed(draw(st.integers(0, 2 ** 31 - 1)))
+    return make(generator)
+
+
+def image() -> st.SearchStrategy[torch.Tensor]:
+    """IMAGE [B, H, W, 3] in [0, 1]: B 1 or 9 frames, H and W 32 or 64 pixels."""
+    return st.tuples(st.sampled_from((1, 9)), st.sampled_from((32, 64)), st.sampled_from((32, 64))).flatmap(
+        lambda s: _seeded(lambda g: torch.rand(*s, 3, generator=g)))
+
+
+def mask() -> st.SearchStrategy[torch.Tensor]:
+    """MASK [B, H, W] in [0, 1]."""
+    return image().map(lambda pixels: pixels[..., 0].contiguous())
+
+
+def video_latent() -> st.SearchStrategy[VideoLatent]:
+    """VIDEO_LATENT [1, 128, F, H, W] (F 1..3 latent frames, H and W 2..3 cells), fps None or 24/25, with or
+    without a noise mask [1, 1, F, 1, 1]."""
+    def make(shape: tuple[int, int, int], fps: float | None, masked: bool) -> st.SearchStrategy[VideoLatent]:
+        def build(g: torch.Generator) -> VideoLatent:
+            frames, height, width = shape
+            noise_mask = torch.rand(1, 1, frames, 1, 1, generator=g) if masked else None
+            samples = torch.randn(1, LATENT_CHANNELS, frames, height, width, generator=g)
+            return VideoLatent(samples, fps, 1 + 8 * (frames - 1), noise_mask)
+        return _seeded(build)
+    shapes = st.tuples(st.integers(1, 3), st.integers(2, 3), st.integers(2, 3))
+    return st.tuples(shapes, st.sampled_from((None, 24.0, 25.0)), st.booleans()).flatmap(lambda a: make(*a))
+
+
+def audio_latent() -> st.SearchStrategy[AudioLatent]:
+    """AUDIO_LATENT [1, 8, T, 16] (T 1..12 latent steps at 25 per second), with or without a noise mask."""
+    def make(steps: int, masked: bool) -> st.SearchStrategy[AudioLatent]:
+        def build(g: torch.Generator) -> AudioLatent:
+            noise_mask = torch.rand(1, 1, steps, 1, generator=g) if masked else None
+            samples = torch.randn(1, AUDIO_CHANNELS, steps, AUDIO_MEL, generator=g)
+            return AudioLatent(samples, AUDIO_LATENTS_PER_SECOND, steps / AUDIO_LATENTS_PER_SECOND, noise_mask)
+        return _seeded(build)
+    return st.tuples(st.integers(1, 12), st.booleans()).flatmap(lambda a: make(*a))
+
+
+def av_latent() -> st.SearchStrategy[AVLatent]:
+    return st.builds(AVLatent, video_latent(), audio_latent())
+
+
+def audio() -> st.SearchStrategy[Audio]:
+    """AUDIO [1, channels, samples] in [-1, 1] at 16 or 44.1 kHz, up to 0.1 s."""
+    def make(channels: int, rate: int, samples: int) -> st.SearchStrategy[Audio]:
+        return _seeded(lambda g: Audio(torch.rand(1, channels, samples, generator=g) * 2 - 1, rate))
+    return st.tuples(st.sampled_from((1, 2)), st.sampled_from((16000, 44100)), st.integers(64, 1600)).flatmap(
+        lambda a: make(*a))
+
+
+def video() -> st.SearchStrategy[Video]:
+    return st.builds(Video, image(), st.sampled_from((24.0, 25.0)), st.none() | audio())
+
+
+DIRECT: dict[str, Callable[[], st.SearchStrategy[Any]]] = {
+    "IMAGE": image, "MASK": mask, "VIDEO_LATENT": video_latent, "AUDIO_LATENT": audio_latent,
+    "AV_LATENT": av_latent, "AUDIO": audio, "VIDEO": video,
+}
+
+
+class InputStrategies:
+    """Strategies for the inputs of the ops of ``registry``; model handles and files from ``tiny``."""
+
+    def __init__(self, registry: Registry, tiny: TinyModels) -> None:
+        self.registry, self.tiny = registry, tiny
+
+    def drawable(self, port_type: str, depth: int = 0) -> bool:
+        """Whether values of every member of ``port_type`` can be drawn."""
+        return all(self._drawable_one(kind, depth) for kind in members(port_type))
+
+    def drawable_input(self, spec: InputSpec) -> bool:
+        """Whether values of input ``spec`` can be drawn (a file input needs a tiny file of its kind)."""
+        return bool(self._files(spec.port.file)) if spec.port.file else self.drawable(spec.port.type)
+
+    def _drawable_one(self, kind: str, depth: int) -> bool:
+        if kind in DIRECT or kind in MODEL_TYPES or kind in ("INT", "FLOAT", "STRING", "BOOLEAN"):
+            return True
+        return depth < 3 and any(self._producer_ok(name, depth) for name, _ in PRODUCERS.get(kind, ()))
+
+    def _producer_ok(self, name: str, depth: int) -> bool:
+        spec = self.registry.get(name)
+        return spec is not None and all(self.drawable(s.port.type, depth + 1) for s in spec.inputs if s.required)
+
+    def value(self, spec: InputSpec, depth: int = 0) -> st.SearchStrategy[Any]:
+        """Valid values of input ``spec`` (None too, for an optional input whose default is None)."""
+        port = spec.port
+        if port.file is not None:
+            drawn = st.sampled_from(self._files(port.file))
+        elif set(members(port.type)) <= {"INT", "FLOAT", "STRING", "BOOLEAN"}:
+            drawn = scalar(port, spec.default)
+        else:
+            kinds = sorted(k for k in members(port.type) if self._drawable_one(k, depth))
+            drawn = st.one_of(*[self.of_type(kind, depth) for kind in kinds])
+        return st.none() | drawn if spec.default is None else drawn
+
+    def of_type(self, kind: str, depth: int = 0) -> st.SearchStrategy[Any]:
+        if kind in DIRECT:
+            return DIRECT[kind]()
+        if kind in MODEL_TYPES:
+            return st.just(kind).map(self.tiny.handle)
+        if kind in ("INT", "FLOAT", "STRING", "BOOLEAN"):
+            return scalar(Port(kind))
+        producers = [p for p in PRODUCERS.get(kind, ()) if self._producer_ok(p[0], depth)]
+        return st.sampled_from(producers).flatmap(lambda p: self._produced(*p, depth=depth))
+
+    def _produced(self, name: str, port: str, depth: int) -> st.SearchStrategy[Any]:
+        spec = self.registry.get(name)
+        assert spec is not None
+        index = [n for n, _ in spec.outputs].index(port)
+        return self.inputs(spec, depth + 1).map(lambda kwargs: produce(spec, kwargs, self.tiny)[index])
+
+    def inputs(self, spec: OpSpec, depth: int = 0) -> st.SearchStrategy[dict[str, Any]]:
+        """Keyword arguments for ``spec.fn`` (without the context)."""
+        return st.fixed_dictionaries({s.name: self.value(s, depth) for s in spec.inputs})
+
+    def _files(self, kind: str) -> list[str]:
+        if kind == "input":
+            return self.tiny.input_files()
+        return self.tiny.files(kind)
+
+
+def call(spec: OpSpec, kwargs: dict[str, Any], tiny: TinyModels) -> Any:
+    """Call the op as the engine does: a context (folders of the tiny set) for an op that declares one."""
+    if spec.context_param:
+        kwargs = {**kwargs, spec.context_param: tiny.context(spec.name)}
+    return spec.fn(**kwargs)
+
+
+def produce(spec: OpSpec, kwargs: dict[str, Any], tiny: TinyModels) -> tuple[Any, ...]:
+    """The outputs of a producer op for drawn inputs; inputs it refuses are not drawn (hypothesis ``reject``)."""
+    try:
+        return outputs(spec, call(spec, kwargs, tiny))
+    except InvalidInput:
+        reject()
+
+
+def outputs(spec: OpSpec, returned: Any) -> tuple[Any, ...]:
+    """The op's output values by port (the files an output op wrote after them), checked against the declared
+    types as the engine checks them."""
+    return Executor._check_outputs(spec, returned)

@@ -1,0 +1,44 @@
+"""Regression tests for what the op contract suite found: each was a raw exception (or a value of the wrong type)
+where the op should refuse with an InputValueError naming the input."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ltxgraph.errors import InputValueError
+from ltxgraph.values import Audio, VideoLatent
+from ltxgraph_ops.media_audio import pad_audio_to_duration
+from ltxgraph_ops.nodes.utility import switch
+
+
+def test_switch_refuses_values_of_two_types() -> None:
+    """The output is typed as on_true: an on_false of another type would reach inputs typed for on_true."""
+    image, latent = torch.zeros(1, 8, 8, 3), VideoLatent(torch.zeros(1, 128, 1, 1, 1), None, 1)
+    with pytest.raises(InputValueError, match=r"on_false \(Tensor\) and on_true \(VideoLatent\)"):
+        switch(False, image, latent)
+    assert switch(False, 2, 3.5) == 2
+
+
+def test_pad_audio_refuses_a_length_from_an_fps_near_zero() -> None:
+    """frames / fps with fps 1e-300 overflowed torch's pad (TypeError)."""
+    audio = Audio(torch.zeros(1, 2, 10), 16000)
+    with pytest.raises(InputValueError, match=r"frames 3 / fps 1e-300 asks for"):
+        pad_audio_to_duration(audio, 5.0, 3, 1e-300)
+
+
+def test_audio_encode_refuses_audio_shorter_than_the_mel_window(tmp_path: Path) -> None:
+    """64 samples failed inside the STFT's reflect padding (RuntimeError)."""
+    from ltxgraph.testing import TinyModels
+    from ltxgraph_ops.audio_ops import ltxv_audio_vae_encode
+    audio_vae = TinyModels(tmp_path).handle("AUDIO_VAE")
+    with pytest.raises(InputValueError, match="too short to encode"):
+        ltxv_audio_vae_encode(Audio(torch.zeros(1, 2, 64), 16000), audio_vae)
+
+
+def test_basic_scheduler_refuses_a_denoise_near_zero() -> None:
+    """denoise 5e-324 made int(steps / denoise) overflow (OverflowError)."""
+    from ltxgraph_ops.sampling_ops import basic_scheduler_op
+    with pytest.raises(InputValueError, match="denoise 4.94066e-324 with 36 steps"):
+        basic_scheduler_op(None, "simple", 36, 5e-324)
