@@ -23,6 +23,7 @@ from ltxgraph_ops.latents import pixel_frames
 from ltxgraph_ops.loaders import model_handle
 from ltxgraph_ops.model_files import check_kind, component_layout, header_section
 from ltxgraph_ops.models.progress import Counter
+from ltxgraph_ops.models.tiling import MIN_TILE_CELLS
 from ltxgraph_ops.vae_handle import SCALE_FACTORS, VideoVAEHandle
 from ltxgraph_ops.weights.loading import load_component, parameters_on_meta
 from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
@@ -213,7 +214,7 @@ def spatio_temporal_tiled_decode(
     _, _, frames, height, width = latent.shape
     tile_h = -(-(height + (spatial_tiles - 1) * spatial_overlap) // spatial_tiles)
     tile_w = -(-(width + (spatial_tiles - 1) * spatial_overlap) // spatial_tiles)
-    tile = max(tile_h, tile_w, spatial_overlap + 1)
+    tile = max(tile_h, tile_w, spatial_overlap + 1, MIN_TILE_CELLS)
     frames_lap = min(temporal_overlap, temporal_tile_length - 1)
     images = _streamed_tiled_decode(vae, latent, DecodeTiles((tile, tile), spatial_overlap, temporal_tile_length,
                                                              frames_lap), ctx)

@@ -41,14 +41,21 @@ class Interval:
     right: int
 
 
-def split_axis(length: int, size: int, overlap: int) -> list[Interval]:
-    """Overlapping tiles of ``size`` covering [0, length) (the last one ends at ``length``)."""
+MIN_TILE_CELLS = 2
+"""Fewest latent cells a tile may have along an axis: the VAE pads each side by one cell before its convolutions."""
+
+
+def split_axis(length: int, size: int, overlap: int, min_last: int = 1) -> list[Interval]:
+    """Overlapping tiles of ``size`` covering [0, length) (the last one ends at ``length``; a last tile shorter
+    than ``min_last`` is merged into the one before)."""
     if size >= length:
         return [Interval(0, length, 0, 0)]
     if overlap >= size:
         raise ValueError(f"tile overlap {overlap} must be smaller than the tile size {size}")
     step = size - overlap
     count = (length + size - 2 * overlap - 1) // step
+    if count > 1 and length - (count - 1) * step < min_last:
+        count -= 1
     starts = [i * step for i in range(count)]
     stops = [s + size for s in starts[:-1]] + [length]
     return [Interval(start, stop, overlap if i else 0, overlap if i < count - 1 else 0)
@@ -112,7 +119,8 @@ def tiled_decode_chunks(decode: Coder, latent: torch.Tensor, spatial_tile: int |
     ts, hs, ws = scale
     _, _, frames, height, width = latent.shape
     tile_h, tile_w = (spatial_tile, spatial_tile) if isinstance(spatial_tile, int) else spatial_tile
-    rows, cols = split_axis(height, tile_h, spatial_overlap), split_axis(width, tile_w, spatial_overlap)
+    rows = split_axis(height, tile_h, spatial_overlap, MIN_TILE_CELLS)
+    cols = split_axis(width, tile_w, spatial_overlap, MIN_TILE_CELLS)
     times = split_time_latents(frames, temporal_tile, temporal_overlap)
     window = max((t.stop - 1 - t.start) * ts + 1 for t in times)
     done, total = 0, len(times) * len(rows) * len(cols)

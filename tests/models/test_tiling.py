@@ -33,6 +33,13 @@ def test_split_axis_covers_with_overlaps() -> None:
     tiles = split_axis(10, 4, 1)
     assert [(t.start, t.stop, t.left, t.right) for t in tiles] == [(0, 4, 0, 1), (3, 7, 1, 1), (6, 10, 1, 0)]
     assert split_axis(3, 4, 1)[0].stop == 3
+
+
+def test_a_last_tile_too_short_for_the_vae_joins_the_one_before() -> None:
+    assert [(t.start, t.stop) for t in split_axis(3, 2, 0)] == [(0, 2), (2, 3)]
+    merged = split_axis(3, 2, 0, min_last=2)
+    assert [(t.start, t.stop, t.left, t.right) for t in merged] == [(0, 3, 0, 0)]
+    assert [(t.start, t.stop) for t in split_axis(5, 2, 0, min_last=2)] == [(0, 2), (2, 5)]
     assert ramp(5, 2, 1).tolist() == pytest.approx([1 / 3, 2 / 3, 1, 1, 0.5])
 
 
