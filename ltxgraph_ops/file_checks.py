@@ -19,14 +19,15 @@ def media_problem(path: str, stream_type: str, kind: str, absent: str) -> str | 
     within the default pixel limit (probing a decompression bomb without one would decode it)."""
     if stream_type == "video" and declared_image_size(path) is not None:
         return None
+    pixels = MediaLimits().pixels
     try:
-        with av.open(path, options={"max_pixels": str(MediaLimits().pixels)}) as container:
+        with av.open(path, options={"max_pixels": str(pixels)}) as container:
             stream = next((s for s in container.streams if s.type == stream_type), None)
             if stream is None:
                 return f"{path}: {absent}"
             if stream_type == "video" and not (stream.codec_context.width and stream.codec_context.height):
                 return (f"{path}: cannot be read as {kind} (FFmpeg finds no picture size within the default "
-                        f"limit of {MediaLimits().pixels} pixels: a broken file, or a larger picture)")
+                        f"limit of {pixels} pixels: a broken file, or a larger picture)")
     except (av.FFmpegError, OSError) as exc:
         return f"{path}: cannot be read as {kind} ({exc})"
     return None
