@@ -32,12 +32,13 @@ def now_ms() -> int:
 
 def node_output(paths: list[str], output_folder: Path) -> dict[str, Any]:
     """ComfyUI's ``output`` of a node that wrote ``paths``: "images" (stills and, as ComfyUI's SaveVideo
-    reports them, videos with "animated"), "gifs" (videos, as VideoHelperSuite reports them) and "audio"
-    entries of {filename, subfolder, type: "output"}."""
+    reports them, videos with "animated"), "gifs" (videos, as VideoHelperSuite reports them), "audio" and, for
+    any other file, "files": entries of {filename, subfolder, type: "output"}."""
     root = output_folder.resolve()
     images: list[dict[str, Any]] = []
     gifs: list[dict[str, Any]] = []
     audio: list[dict[str, Any]] = []
+    files: list[dict[str, Any]] = []
     animated: list[bool] = []
     for path_text in paths:
         path = Path(path_text).resolve()
@@ -52,9 +53,11 @@ def node_output(paths: list[str], output_folder: Path) -> dict[str, Any]:
             gifs.append({**entry, "format": VIDEO_FORMATS[suffix]})
         elif suffix in AUDIO_SUFFIXES:
             audio.append(entry)
-        else:
+        elif suffix in IMAGE_SUFFIXES:
             images.append(entry)
             animated.append(False)
+        else:
+            files.append(entry)
     output: dict[str, Any] = {}
     if images:
         output["images"] = images
@@ -64,6 +67,8 @@ def node_output(paths: list[str], output_folder: Path) -> dict[str, Any]:
         output["gifs"] = gifs
     if audio:
         output["audio"] = audio
+    if files:
+        output["files"] = files
     return output
 
 

@@ -10,8 +10,9 @@ prompt_outputs_failed_validation); an input ltxgraph refuses is "invalid_input",
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from ..api import Graph, Runner
 from ..comfyui import load_workflow
@@ -46,10 +47,9 @@ def error_entry(kind: str, message: str, details: str = "", **extra_info: Any) -
     return {"type": kind, "message": message, "details": details, "extra_info": extra_info}
 
 
-def check_prompt(prompt: Any, runner: Runner) -> AcceptedPrompt:
-    """``prompt`` converted and validated; raises :class:`PromptRejected` in ComfyUI's shapes."""
-    registry = runner.registry
-    assert registry is not None
+def prompt_graph(prompt: Any, registry: Registry) -> tuple[Graph, list[str]]:
+    """``prompt`` converted to a graph (node ids kept) and its output node ids; raises :class:`PromptRejected`
+    for a prompt that is no ComfyUI API-format prompt of known node types with an output node."""
     if not isinstance(prompt, dict) or not prompt:
         raise PromptRejected(error_entry("invalid_prompt", "the prompt must be a non-empty JSON object of nodes",
                                          f"got {type(prompt).__name__}"))
@@ -58,14 +58,30 @@ def check_prompt(prompt: Any, runner: Runner) -> AcceptedPrompt:
     if not outputs:
         raise PromptRejected(error_entry("prompt_no_outputs", "Prompt has no outputs",
                                          "no node of the prompt is an output node (SaveVideo, SaveImage, ...)"))
-    try:
-        graph = load_workflow(SourceDoc(prompt, {}, None, None), "comfyui-api", registry)
+    with _answered_as_comfyui(prompt, registry, outputs):
+        return load_workflow(SourceDoc(prompt, {}, None, None), "comfyui-api", registry), outputs
+
+
+def check_prompt(prompt: Any, runner: Runner) -> AcceptedPrompt:
+    """``prompt`` converted and validated with ``runner`` (its models, folders and settings); raises
+    :class:`PromptRejected` in ComfyUI's shapes."""
+    assert runner.registry is not None
+    graph, outputs = prompt_graph(prompt, runner.registry)
+    with _answered_as_comfyui(prompt, runner.registry, outputs):
         runner.validate(graph, {})
+    return AcceptedPrompt(graph, outputs)
+
+
+@contextlib.contextmanager
+def _answered_as_comfyui(prompt: dict[str, Any], registry: Registry, outputs: list[str]) -> Iterator[None]:
+    """Validation problems -> prompt_outputs_failed_validation with node_errors; other refusals ->
+    invalid_prompt."""
+    try:
+        yield
     except ValidationError as exc:
         raise PromptRejected(*_validation_answer(exc.problems, prompt, registry, outputs)) from None
     except InvalidInput as exc:
         raise PromptRejected(error_entry("invalid_prompt", "Cannot execute the prompt", str(exc))) from None
-    return AcceptedPrompt(graph, outputs)
 
 
 def _check_node_types(prompt: dict[str, Any], registry: Registry) -> None:

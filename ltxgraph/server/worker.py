@@ -13,7 +13,7 @@ from typing import Any
 from ..api import Runner
 from ..errors import LtxGraphError, NodeError, RunInterrupted
 from .messages import PromptWatch, Send
-from .prompts import PromptRejected, check_prompt
+from .prompts import PromptRejected, prompt_graph
 from .store import PromptStore, QueuedPrompt
 
 POLL_SECONDS = 0.5
@@ -79,8 +79,9 @@ class Worker:
         watch.started()
         state = "error"
         try:
-            graph = check_prompt(item.prompt, self.runner).graph
-            plan = self.runner.plan(graph)
+            assert self.runner.registry is not None
+            graph, _ = prompt_graph(item.prompt, self.runner.registry)
+            plan = self.runner.plan(graph)   # validated again: a restarted server may have other model files
             watch.served_from_cache({node for node in plan.order if self._cached(plan.keys[node])})
             self.runner.progress = watch
             self.runner.run(graph)

@@ -60,3 +60,41 @@ def test_cross_site_requests_to_a_local_server() -> None:
     assert not cross_site("127.0.0.1:8188", "http://127.0.0.1:8188")
     assert not cross_site("127.0.0.1:8188", None)                      # scripts send no Origin
     assert not cross_site("render.example:8188", "https://ui.example")   # not a loopback server: not ours to judge
+
+
+def test_a_failing_node_is_reported_and_the_worker_goes_on(config: ServerConfig) -> None:
+    """On the engine tests' sample ops: a node failing at run time gives execution_error (node, type, message) and
+    an error in the history; the next prompt still runs and its file is announced."""
+    import asyncio
+
+    import aiohttp
+
+    from ltxgraph.server.app import make_runner
+
+    from .conftest import finished, messages_until
+
+    runner = make_runner(config, Registry.from_modules("tests.engine.sample_ops"))
+    failing = {"7": {"class_type": "WriteText", "inputs": {"text": "hi", "filename_prefix": "../outside"}}}
+    fine = {"7": {"class_type": "WriteText", "inputs": {"text": "hi", "filename_prefix": "notes/hello"}}}
+    with ThreadedServer(config, runner) as server:
+        async def session() -> tuple[list[str], list[dict]]:
+            async with aiohttp.ClientSession() as client:
+                async with client.ws_connect(f"{server.url}/ws?clientId=c") as ws:
+                    ids = []
+                    for prompt in (failing, fine):
+                        async with client.post(f"{server.url}/prompt", json={"prompt": prompt, "client_id": "c"}) as r:
+                            assert r.status == 200, await r.text()
+                            ids.append((await r.json())["prompt_id"])
+                    return ids, await messages_until(ws, finished(ids[1]))
+
+        ids, seen = asyncio.run(session())
+    error = next(m["data"] for m in seen if m["type"] == "execution_error")
+    assert error["prompt_id"] == ids[0] and error["node_id"] == "7" and error["node_type"] == "WriteText"
+    assert "outside" in error["exception_message"] and error["exception_type"] == "UnsafePath"
+    executed = next(m["data"] for m in seen if m["type"] == "executed")
+    assert executed["prompt_id"] == ids[1]
+    assert executed["output"] == {"files": [{"filename": executed["output"]["files"][0]["filename"],
+                                             "subfolder": "notes", "type": "output"}]}
+    with ThreadedServer(config, runner) as server:
+        history = http("GET", f"{server.url}/history")[1]
+    assert [history[i]["status"]["status_str"] for i in ids] == ["error", "success"]
