@@ -234,16 +234,21 @@ class Server:
         return web.json_response({"queue_running": [p.as_list() for p in running],
                                   "queue_pending": [p.as_list() for p in pending]})
 
-    async def post_queue(self, request: web.Request) -> web.Response:
+    async def _clear_and_delete(self, request: web.Request) -> tuple[bool, list[str]]:
+        """A ComfyUI {"clear": bool, "delete": [prompt ids]} body (POST /queue, POST /history)."""
         data = await self._json_body(request)
         if not isinstance(data, dict):
             raise RequestRefused(400, "the body must be a JSON object with 'clear' and/or 'delete'")
-        if data.get("clear"):
+        delete = data.get("delete", [])
+        if not isinstance(delete, list):
+            raise RequestRefused(400, "'delete' must be a list of prompt ids")
+        return bool(data.get("clear")), [str(p) for p in delete]
+
+    async def post_queue(self, request: web.Request) -> web.Response:
+        clear, delete = await self._clear_and_delete(request)
+        if clear:
             self.store.delete_pending(None)
-        if "delete" in data:
-            if not isinstance(data["delete"], list):
-                raise RequestRefused(400, "'delete' must be a list of prompt ids")
-            self.store.delete_pending([str(p) for p in data["delete"]])
+        self.store.delete_pending(delete)
         self.send("status", {"status": self.worker.status()}, None)
         return web.Response(status=200)
 
@@ -263,13 +268,10 @@ class Server:
         return web.json_response(self.store.history(prompt_id=request.match_info["prompt_id"]))
 
     async def post_history(self, request: web.Request) -> web.Response:
-        data = await self._json_body(request)
-        if not isinstance(data, dict):
-            raise RequestRefused(400, "the body must be a JSON object with 'clear' and/or 'delete'")
-        if data.get("clear"):
+        clear, delete = await self._clear_and_delete(request)
+        if clear:
             self.store.delete_history(None)
-        if isinstance(data.get("delete"), list):
-            self.store.delete_history([str(p) for p in data["delete"]])
+        self.store.delete_history(delete)
         return web.Response(status=200)
 
     def _folder(self, kind: str | None) -> Path:

@@ -98,3 +98,11 @@ def test_a_failing_node_is_reported_and_the_worker_goes_on(config: ServerConfig)
     with ThreadedServer(config, runner) as server:
         history = http("GET", f"{server.url}/history")[1]
     assert [history[i]["status"]["status_str"] for i in ids] == ["error", "success"]
+
+
+def test_queue_and_history_bodies_are_checked(config: ServerConfig) -> None:
+    with ThreadedServer(config) as server:
+        for route in ("/queue", "/history"):
+            assert http("POST", server.url + route, {"delete": "abc"})[0] == 400
+            assert http("POST", server.url + route, [1, 2])[0] == 400
+            assert http("POST", server.url + route, {"clear": True, "delete": ["nothing"]})[0] == 200
