@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from ..api import DEFAULT_MEMORY_BYTES
 from ..context import RunSettings
 from ..errors import InvalidInput
 from ..registry import Registry
@@ -38,6 +39,9 @@ def add_serve_command(sub: Any, parse_bytes: Callable[[str], int], dtype_choices
     serve.add_argument("--device", default="cpu", help="torch device for model compute (default cpu)")
     serve.add_argument("--dtype", choices=dtype_choices, default=None,
                        help="what models compute in (default $LTXGRAPH_DTYPE or auto, as for run)")
+    serve.add_argument("--memory", type=parse_bytes, default=DEFAULT_MEMORY_BYTES, metavar="SIZE",
+                       help="most the in-memory results cache keeps between prompts, loaded models included "
+                            f"(default {DEFAULT_MEMORY_BYTES // 2**30}G): models that fit stay warm")
     serve.add_argument("--max-upload-size", type=parse_bytes, default=DEFAULT_UPLOAD_BYTES, metavar="SIZE",
                        help="largest upload accepted (default 100M; larger: 413)")
     serve.add_argument("--max-body-size", type=parse_bytes, default=DEFAULT_JSON_BYTES, metavar="SIZE",
@@ -52,7 +56,7 @@ def serve(args: argparse.Namespace, registry: Registry) -> int:
         raise InvalidInput(f"ltxgraph serve needs aiohttp: pip install 'ltxgraph[serve]' ({exc})") from None
     settings = RunSettings(args.device, dtype=args.dtype) if args.dtype else RunSettings(args.device)
     config = ServerConfig(args.host, args.port, tuple(args.models_dir), args.input_dir, args.out, args.queue_db,
-                          args.cache_dir, settings, Limits(args.max_body_size, args.max_upload_size))
+                          args.cache_dir, settings, Limits(args.max_body_size, args.max_upload_size), args.memory)
     server = Server(config, make_runner(config, registry))
     asyncio.run(_run_until_stopped(server))
     return 0

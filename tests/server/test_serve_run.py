@@ -4,6 +4,7 @@ on the tiny models."""
 from __future__ import annotations
 
 import asyncio
+import copy
 from pathlib import Path
 
 import aiohttp
@@ -36,23 +37,27 @@ def check_comfyui_order(messages: list[dict], prompt_id: str) -> None:
                 "progress and executed belong to the executing node"
 
 
+def cached_nodes(messages: list[dict]) -> set[str]:
+    return set(next(m for m in messages if m["type"] == "execution_cached")["data"]["nodes"])
+
+
 def test_prompt_runs_with_comfyui_messages_and_the_mp4_is_served(config: ServerConfig, t2v_prompt: dict) -> None:
+    reseeded = copy.deepcopy(t2v_prompt)
+    reseeded["noise"]["inputs"]["noise_seed"] = 7
     with ThreadedServer(config) as server:
-        async def session() -> tuple[dict, list[dict], list[dict]]:
+        async def session() -> list[tuple[dict, list[dict]]]:
+            runs = []
             async with aiohttp.ClientSession() as client:
                 async with client.ws_connect(f"{server.url}/ws?clientId=tester") as ws:
-                    async with client.post(f"{server.url}/prompt",
-                                           json={"prompt": t2v_prompt, "client_id": "tester"}) as response:
-                        assert response.status == 200
-                        answer = await response.json()
-                    first = await messages_until(ws, finished(answer["prompt_id"]))
-                    async with client.post(f"{server.url}/prompt",   # the same prompt again: all from the caches
-                                           json={"prompt": t2v_prompt, "client_id": "tester"}) as response:
-                        again = await response.json()
-                    second = await messages_until(ws, finished(again["prompt_id"]))
-            return answer, first, second
+                    for prompt in (t2v_prompt, reseeded, reseeded):
+                        async with client.post(f"{server.url}/prompt",
+                                               json={"prompt": prompt, "client_id": "tester"}) as response:
+                            assert response.status == 200
+                            answer = await response.json()
+                        runs.append((answer, await messages_until(ws, finished(answer["prompt_id"]))))
+            return runs
 
-        answer, first, second = asyncio.run(session())
+        (answer, first), (_, second), (_, third) = asyncio.run(session())
         prompt_id = answer["prompt_id"]
         assert answer["node_errors"] == {} and answer["number"] == 0
         assert first[0] == {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}},
@@ -70,12 +75,17 @@ def test_prompt_runs_with_comfyui_messages_and_the_mp4_is_served(config: ServerC
         assert executed[0]["output"]["animated"] == [True]
         assert executed[0]["output"]["gifs"][0]["format"] == "video/h264-mp4"
 
-        # the second run: every node served from the caches, the saved file announced again
+        # another seed: the models loaded for the first prompt are still in memory (nothing reloaded)
         check_comfyui_order(second, second[-1]["data"]["prompt_id"])
-        cached = next(m for m in second if m["type"] == "execution_cached")["data"]["nodes"]
-        assert {"ckpt", "stage1", "stage2", "save"} <= set(cached)
-        assert not [m for m in second if m["type"] == "executing" and m["data"]["node"] is not None]
-        assert [m["data"]["node"] for m in second if m["type"] == "executed"] == ["save"]
+        cached = cached_nodes(second)
+        assert {"ckpt", "text_encoder", "audio_vae", "upscaler", "prompt"} <= cached
+        ran = {m["data"]["node"] for m in second if m["type"] == "executing"} - {None}
+        assert {"noise", "stage1", "stage2", "save"} <= ran and not ran & cached
+        # the same prompt again: every node served from the caches, the saved file announced again
+        check_comfyui_order(third, third[-1]["data"]["prompt_id"])
+        assert {"stage1", "stage2", "save"} <= cached_nodes(third)
+        assert not [m for m in third if m["type"] == "executing" and m["data"]["node"] is not None]
+        assert [m["data"]["node"] for m in third if m["type"] == "executed"] == ["save"]
 
         status, history = http("GET", f"{server.url}/history/{prompt_id}")
         entry = history[prompt_id]
@@ -85,7 +95,7 @@ def test_prompt_runs_with_comfyui_messages_and_the_mp4_is_served(config: ServerC
         assert entry["prompt"][:2] == [0, prompt_id] and entry["prompt"][4] == ["save"]
         assert entry["outputs"]["save"]["images"] == [video]
         status, listed = http("GET", f"{server.url}/history?max_items=1")
-        assert status == 200 and list(listed) == [second[-1]["data"]["prompt_id"]]
+        assert status == 200 and list(listed) == [third[-1]["data"]["prompt_id"]]
 
         status, body = http("GET", f"{server.url}/view?filename={video['filename']}&subfolder=ltx2&type=output")
         on_disk = Path(config.output) / "ltx2" / video["filename"]
