@@ -27,9 +27,9 @@ from ..paths import Folders
 from ..registry import Registry
 from ..wording import CLI_NAMES
 from .object_info import object_info
-from .prompts import PromptRejected, check_prompt
+from .prompts import PromptRejected, check_prompt, error_entry
 from .safety import Limits, RequestRefused, confined, cross_site, parse_json
-from .store import PromptStore, QueuedPrompt
+from .store import PromptIdTaken, PromptStore, QueuedPrompt
 from .worker import Worker
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -222,7 +222,10 @@ class Server:
             return web.json_response(exc.answer(), status=400)
         number = _number(data, self.store.next_number())
         prompt_id = str(data["prompt_id"]) if isinstance(data.get("prompt_id"), str) else str(uuid.uuid4())
-        self.store.put(QueuedPrompt(number, prompt_id, data["prompt"], extra_data, accepted.outputs_to_execute))
+        try:
+            self.store.put(QueuedPrompt(number, prompt_id, data["prompt"], extra_data, accepted.outputs_to_execute))
+        except PromptIdTaken as exc:
+            return web.json_response(PromptRejected(error_entry("invalid_prompt", str(exc))).answer(), status=400)
         self.send("status", {"status": self.worker.status()}, None)
         return web.json_response({"prompt_id": prompt_id, "number": number, "node_errors": {}})
 

@@ -34,6 +34,11 @@ CREATE TABLE IF NOT EXISTS prompts (
 CREATE INDEX IF NOT EXISTS prompts_state ON prompts (state, number, seq);
 """
 DIED_MESSAGE = "the server stopped while this prompt was running; it was not finished"
+MAX_HISTORY = 10_000   # finished prompts kept (ComfyUI's MAXIMUM_HISTORY_SIZE); the oldest go first
+
+
+class PromptIdTaken(ValueError):
+    """A client chose a prompt_id the store already holds."""
 
 
 @dataclass
@@ -88,7 +93,11 @@ class PromptStore:
         return 0.0 if largest is None else float(int(max(largest, -1)) + 1)
 
     def put(self, item: QueuedPrompt) -> None:
+        """Queue ``item``; PromptIdTaken when its id is already queued or in the history."""
         with self._lock:
+            taken = self._db.execute("SELECT 1 FROM prompts WHERE prompt_id = ?", (item.prompt_id,)).fetchone()
+            if taken:
+                raise PromptIdTaken(f"prompt_id {item.prompt_id!r} is already used")
             self._db.execute(
                 "INSERT INTO prompts (prompt_id, number, prompt, extra_data, outputs_to_execute, state, queued_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -161,6 +170,8 @@ class PromptStore:
     def _finish_row(self, prompt_id: str, state: str, result: dict[str, Any]) -> None:
         self._db.execute("UPDATE prompts SET state = ?, finished_at = ?, result = ? WHERE prompt_id = ?",
                          (state, time.time(), json.dumps(result), prompt_id))
+        self._db.execute("DELETE FROM prompts WHERE seq IN (SELECT seq FROM prompts WHERE result IS NOT NULL "
+                         "ORDER BY finished_at DESC, seq DESC LIMIT -1 OFFSET ?)", (MAX_HISTORY,))
 
     def history(self, max_items: int | None = None, prompt_id: str | None = None) -> dict[str, Any]:
         """Finished prompts as ComfyUI's /history answers: {prompt_id: {prompt, outputs, status, meta}}, oldest

@@ -69,6 +69,11 @@ def test_unknown_node_types_and_prompts_without_outputs(server: ThreadedServer, 
     status, answer = http("POST", f"{server.url}/prompt", {"prompt": {"1": {"inputs": {}}}})
     assert status == 400 and answer["error"]["type"] == "invalid_prompt"
 
+    status, answer = http("POST", f"{server.url}/prompt", {"prompt": t2v_prompt, "prompt_id": "mine"})
+    assert status == 200 and answer["prompt_id"] == "mine"
+    status, answer = http("POST", f"{server.url}/prompt", {"prompt": t2v_prompt, "prompt_id": "mine"})
+    assert status == 400 and "already used" in answer["error"]["message"]
+
 
 def test_malformed_json_and_oversized_bodies(server: ThreadedServer) -> None:
     for route in ("/prompt", "/queue", "/history"):

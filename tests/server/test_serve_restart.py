@@ -9,7 +9,10 @@ import uuid
 import aiohttp
 
 from ltxgraph.server.app import ServerConfig, ThreadedServer
-from ltxgraph.server.store import DIED_MESSAGE, PromptStore, QueuedPrompt
+import pytest
+
+from ltxgraph.server import store as store_module
+from ltxgraph.server.store import DIED_MESSAGE, PromptIdTaken, PromptStore, QueuedPrompt
 
 from .conftest import finished, http, messages_until
 
@@ -92,5 +95,16 @@ def test_queue_order_delete_and_clear(tmp_path) -> None:
     assert store.delete_pending(None) == 2 and store.remaining() == 1   # the running one stays
     store.finish("front", "success", {"outputs": {}, "status": {}, "meta": {}})
     assert list(store.history()) == ["front"] and store.remaining() == 0
+    with pytest.raises(PromptIdTaken):
+        store.put(QueuedPrompt(0, "front", {}, {}, []))   # an id in the history is not reused
     store.delete_history(None)
     assert store.history() == {}
+
+
+def test_history_keeps_the_newest(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(store_module, "MAX_HISTORY", 3)
+    store = PromptStore(tmp_path / "queue.sqlite")
+    for index in range(5):
+        store.put(QueuedPrompt(index, f"p{index}", {}, {}, []))
+        store.finish(store.claim(timeout=0).prompt_id, "success", {"outputs": {}, "status": {}, "meta": {}})
+    assert list(store.history()) == ["p2", "p3", "p4"]
