@@ -23,10 +23,10 @@ from aiohttp import WSMsgType, web
 from ..api import DEFAULT_MEMORY_BYTES, Runner
 from ..context import RunSettings
 from ..defaults import default_models
-from ..paths import Folders
+from ..paths import MODEL_FOLDERS, Folders
 from ..registry import Registry
 from ..wording import CLI_NAMES
-from .object_info import object_info
+from .object_info import files_of, object_info
 from .prompts import PromptRejected, check_prompt, error_entry
 from .safety import Limits, RequestRefused, confined, cross_site, parse_json
 from .store import PromptIdTaken, PromptStore, QueuedPrompt
@@ -196,6 +196,9 @@ class Server:
             web.get("/object_info", self.get_object_info),
             web.get("/object_info/{node_class}", self.get_object_info),
             web.get("/system_stats", self.system_stats),
+            web.get("/models", self.get_model_folders),
+            web.get("/models/{folder}", self.get_models),
+            web.get("/embeddings", self.get_embeddings),
         ]
 
     async def _json_body(self, request: web.Request) -> Any:
@@ -318,6 +321,18 @@ class Server:
         info = await asyncio.get_running_loop().run_in_executor(
             None, object_info, self.runner.registry, self.runner.folders, request.match_info.get("node_class"))
         return web.json_response(info, dumps=lambda value: json.dumps(value, default=str))
+
+    async def get_model_folders(self, request: web.Request) -> web.Response:
+        return web.json_response(list(MODEL_FOLDERS))
+
+    async def get_models(self, request: web.Request) -> web.Response:
+        folder = request.match_info["folder"]
+        if folder not in MODEL_FOLDERS:
+            return web.json_response({"error": f"no model folder {folder!r}"}, status=404)
+        return web.json_response(files_of(self.runner.folders, folder))
+
+    async def get_embeddings(self, request: web.Request) -> web.Response:
+        return web.json_response([])   # LTX-2 prompts take no textual-inversion embeddings
 
     async def system_stats(self, request: web.Request) -> web.Response:
         return web.json_response(system_stats(self.runner.settings.device))

@@ -34,6 +34,9 @@ def test_object_info_and_system_stats(config: ServerConfig) -> None:
         assert status == 200 and stats["devices"][0]["type"] == "cpu" and stats["system"]["ram_total"] > 0
         assert stats["system"]["comfyui_version"].startswith("ltxgraph")
         assert http("GET", f"{server.url}/prompt")[1] == {"exec_info": {"queue_remaining": 0}}
+        assert "checkpoints" in http("GET", f"{server.url}/models")[1]
+        assert "ltx-2-19b-distilled-fp8.safetensors" in http("GET", f"{server.url}/models/checkpoints")[1]
+        assert http("GET", f"{server.url}/models/..")[0] == 404
 
 
 def test_comfyui_type_names() -> None:
