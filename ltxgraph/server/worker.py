@@ -74,7 +74,8 @@ class Worker:
         watch = PromptWatch(item.prompt_id, client_id if isinstance(client_id, str) else None, self.send,
                             self.runner.folders.output, self._stop_prompt)
         with self._lock:
-            self._stop_prompt.clear()
+            if not self._closing.is_set():   # a server stopping now interrupts this prompt at once
+                self._stop_prompt.clear()
             self.running, self.watch = item, watch
         watch.started()
         state = "error"
@@ -91,12 +92,14 @@ class Worker:
             watch.interrupted(self._node_type(item, watch.current))
             state = "interrupted"
         except NodeError as exc:
-            watch.failed(exc.node, exc.op, exc.cause, traceback.format_tb(exc.cause.__traceback__))
+            watch.failed(exc.node, self._node_type(item, exc.node) or exc.op, exc.cause,
+                         traceback.format_tb(exc.cause.__traceback__))
         except PromptRejected as exc:
             error = LtxGraphError(f"{exc.error['message']}: {exc.error['details']}".rstrip(": "))
             watch.failed(None, None, error, [])
         except Exception as exc:   # a bug or a refusal at run time: recorded, and the worker goes on
-            watch.failed(watch.current, self._node_type(item, watch.current), exc, traceback.format_tb(exc.__traceback__))
+            watch.failed(watch.current, self._node_type(item, watch.current), exc,
+                         traceback.format_tb(exc.__traceback__))
         finally:
             self.runner.progress = None
             self.store.finish(item.prompt_id, state, watch.history(state))
