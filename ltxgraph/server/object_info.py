@@ -10,7 +10,6 @@ folder), as ComfyUI's combos do.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from ..paths import Folders
