@@ -7,11 +7,8 @@ aiohttp is ComfyUI's own server library: clients see the same websocket framing 
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import json
 import os
-import platform
-import sys
 import threading
 import uuid
 from dataclasses import dataclass, field, replace
@@ -27,6 +24,7 @@ from ..paths import MODEL_FOLDERS, Folders
 from ..registry import Registry
 from ..wording import CLI_NAMES
 from .object_info import files_of, object_info
+from .stats import system_stats
 from .prompts import PromptRejected, check_prompt, error_entry
 from .safety import Limits, RequestRefused, confined, cross_site, parse_json
 from .store import PromptIdTaken, PromptStore, QueuedPrompt
@@ -354,32 +352,6 @@ def _free_name(path: Path, data: bytes) -> Path:
         candidate = path.with_name(f"{path.stem} ({counter}){path.suffix}")
         counter += 1
     return candidate
-
-
-def system_stats(device: str) -> dict[str, Any]:
-    """ComfyUI's /system_stats: system (os, RAM, versions) and devices (name, type, memory)."""
-    import torch
-
-    page, pages, free_pages = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_AVPHYS_PAGES")
-    torch_device = torch.device(device)
-    total = free = page * pages
-    if torch_device.type == "cuda" and torch.cuda.is_available():
-        free, total = torch.cuda.mem_get_info(torch_device)
-    return {
-        "system": {"os": os.name, "ram_total": page * pages, "ram_free": page * free_pages,
-                   "comfyui_version": f"ltxgraph {_version()}", "python_version": sys.version,
-                   "pytorch_version": torch.__version__, "embedded_python": False, "argv": sys.argv,
-                   "platform": platform.platform()},
-        "devices": [{"name": str(torch_device), "type": torch_device.type, "index": torch_device.index,
-                     "vram_total": total, "vram_free": free, "torch_vram_total": total, "torch_vram_free": free}],
-    }
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("ltxgraph")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 class ThreadedServer:
