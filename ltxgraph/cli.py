@@ -25,6 +25,7 @@ from .media_limits import MediaLimits
 from .paths import Folders, atomic_write_bytes, file_in_the_way
 from .progress import ConsoleProgress
 from .registry import Registry
+from .server.command import add_serve_command, serve
 from .summary import refused_report, refused_summary, run_summary, summary_lines
 from .wording import CLI_NAMES
 
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="info: entries and bytes by op, total, limit and folder; clear: remove every entry")
     cache.add_argument("--cache-dir", type=Path, help=f"cache folder (default {default_cache_dir()})")
     cache.add_argument("--json", action="store_true", help="info as JSON (bytes as integers)")
+    add_serve_command(sub, parse_bytes, CHOICES)
     return parser
 
 
@@ -190,6 +192,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "convert":
         return _convert(registry, args)
+    if args.command == "serve":
+        return serve(args, registry)
     _check_target(args.output if args.command == "export" else getattr(args, "report", None))
     graph = load(args.graph, registry)
     quiet = getattr(args, "quiet", False)

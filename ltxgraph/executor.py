@@ -38,6 +38,7 @@ class NodeReport:
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     resumed_at: list[int] | None = None   # [k, n]: a sampler continued after step k of n from a checkpoint
+    files: list[str] = field(default_factory=list)   # the files this node wrote (or, cached, had written)
 
 
 @dataclass
@@ -157,7 +158,7 @@ class Executor:
         cached = self._lookup(key)
         if cached is not None:
             node_report.status = "cached"
-            self._record_files(cached)
+            self._record_files(cached, node_report)
             return cached
         self._ensure_inputs(plan, node_report.id, results, reports)
         node = plan.nodes[node_report.id]
@@ -203,7 +204,7 @@ class Executor:
         if self.disk is not None:
             self.disk.put(key, outputs, spec.name)
             self.disk.discard_checkpoints(key)
-        self._record_files(outputs)
+        self._record_files(outputs, node_report)
         return outputs
 
     def _checkpoints(self, context: OpContext) -> NodeCheckpoints | None:
@@ -220,9 +221,11 @@ class Executor:
         unit = str(extras.pop("unit", "step"))
         self.progress(ProgressEvent("step", node, None, step, total, unit, extras))
 
-    def _record_files(self, values: tuple[Any, ...]) -> None:
+    def _record_files(self, values: tuple[Any, ...], node_report: NodeReport) -> None:
+        paths = [v.path for v in values if isinstance(v, V.SavedFile)]
+        node_report.files.extend(paths)
         if self._report is not None:
-            self._report.files.extend(v.path for v in values if isinstance(v, V.SavedFile))
+            self._report.files.extend(paths)
 
     @staticmethod
     def _checked_linked(input_spec: InputSpec, value: Any, warnings: list[str]) -> Any:
