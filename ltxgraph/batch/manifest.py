@@ -15,7 +15,7 @@ from .jobs import Job
 
 FILE_NAME = "batch-manifest.json"
 FORMAT = 1
-STATES = ("pending", "running", "done", "failed")
+STATES = ("pending", "running", "done", "failed", "interrupted")
 
 
 class Manifest:
@@ -64,6 +64,12 @@ class Manifest:
         entry = self._entry(job)
         entry.update({key: outcome.get(key) for key in ("state", "files", "error", "seconds", "nodes", "report")})
         entry.update(finished=_now(), **({"worker": outcome["worker"]} if outcome.get("worker") else {}))
+        self.save()
+
+    def interrupt(self, jobs: list[Job]) -> None:
+        """``jobs`` were stopped by the user (Ctrl-C) while running: they run again next time."""
+        for job in jobs:
+            self._entry(job).update(state="interrupted", error="interrupted by the user", finished=_now())
         self.save()
 
     def _entry(self, job: Job) -> dict[str, Any]:

@@ -101,11 +101,17 @@ class ActorPool:
         """Run every job not done before on the actors (started already); see the module docstring.
         ``cached(key)``: whether the shared disk cache holds a node's result already."""
         queue = deque(still_to_run(prepared, manifest, echo))
-        alone = _first_runs_alone([item for _, item in queue], cached)
-        attempts: dict[str, int] = {}
-        free = deque(self.handles)
-        pending: dict[Any, tuple[int, PreparedJob, str]] = {}
-        outcomes = []
+        schedule = _Schedule(queue, deque(self.handles), _first_runs_alone([item for _, item in queue], cached))
+        try:
+            self._drain(schedule, len(prepared), manifest, echo)
+        except KeyboardInterrupt:
+            manifest.interrupt([item.job for _, item, _ in schedule.pending.values()])
+            raise
+        return schedule.outcomes
+
+    def _drain(self, schedule: "_Schedule", count: int, manifest: Manifest, echo: Callable[[str], None]) -> None:
+        queue, free, pending, attempts = schedule.queue, schedule.free, schedule.pending, schedule.attempts
+        alone = schedule.alone
         while queue or pending:
             while queue and free and not (alone and pending):
                 index, item = queue.popleft()
@@ -127,7 +133,7 @@ class ActorPool:
                 self.handles.pop(actor, None)
                 free.append(self.new_actor())
                 if attempts[item.job.name] < MAX_ATTEMPTS:
-                    echo(f"[{index}/{len(prepared)}] {item.job.name}: {actor} died ({_first_line(exc)}); "
+                    echo(f"[{index}/{count}] {item.job.name}: {actor} died ({_first_line(exc)}); "
                          f"retrying on another actor")
                     queue.appendleft((index, item))
                     continue
@@ -135,9 +141,21 @@ class ActorPool:
                            "seconds": 0.0, "files": [], "nodes": {}, "executed_ops": {}, "report": None,
                            "worker": {"actor": actor}}
             recorded = settle(manifest, item.job, outcome)
-            echo(progress_line(index, len(prepared), item.job, recorded))
-            outcomes.append(recorded)
-        return outcomes
+            echo(progress_line(index, count, item.job, recorded))
+            schedule.outcomes.append(recorded)
+
+
+@dataclass
+class _Schedule:
+    """One batch on the pool: jobs waiting (with their places), free actors, whether the first job runs alone,
+    jobs running (by the reference of their outcome), attempts by job name, outcomes so far."""
+
+    queue: deque
+    free: deque
+    alone: bool
+    pending: dict[Any, tuple[int, PreparedJob, str]] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)
+    outcomes: list[Outcome] = field(default_factory=list)
 
 
 def _first_runs_alone(items: list[PreparedJob], cached: Callable[[str], bool]) -> bool:

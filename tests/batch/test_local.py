@@ -3,11 +3,16 @@ serves what jobs share (the text encoding once for a seed sweep), the same MP4 b
 job alone, a failed job reported while the others go on, and a batch started again skipping what is done."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from ltxgraph import cli
 
-from .conftest import PLUGIN, SMALL, T2V, executed_ops, read_manifest, run_alone
+from .conftest import PLUGIN, REPO, SMALL, T2V, executed_ops, read_manifest, run_alone
 
 
 def batch(*args: str) -> int:
@@ -74,3 +79,26 @@ def test_every_job_is_validated_before_any_runs(tmp_path: Path, sample_graphs, c
     assert "output folder 'fine' is used by 2 jobs" in err
     assert "job-002:" in err and "job-003:" in err and "'secs'" in err and "job-004:" in err
     assert not out.exists()   # nothing ran, nothing written
+
+
+def test_ctrl_c_records_the_running_job_interrupted_and_it_runs_again(tmp_path: Path, sample_graphs) -> None:
+    jobs_file = tmp_path / "jobs.yaml"
+    jobs_file.write_text(f"- {{graph: {sample_graphs['sleeping']}, name: nap, set: {{seconds: 4}}}}\n")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "ltxgraph.cli", *PLUGIN, "batch", str(jobs_file), "--out", str(out),
+               "--cache-dir", str(tmp_path / "cache")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH"))))}
+    child = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and child.poll() is None:
+        if (out / "batch-manifest.json").is_file() and read_manifest(out).get("nap", {}).get("state") == "running":
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    child.send_signal(signal.SIGINT)
+    assert child.wait(timeout=60) == 130
+    entry = read_manifest(out)["nap"]
+    assert entry["state"] == "interrupted" and entry["attempts"] == 1
+    assert batch(str(jobs_file), "--out", str(out), "--cache-dir", str(tmp_path / "cache")) == 0
+    entry = read_manifest(out)["nap"]
+    assert entry["state"] == "done" and entry["attempts"] == 2
