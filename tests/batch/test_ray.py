@@ -96,3 +96,25 @@ def test_ray_actors_can_send_outputs_back_as_bytes(cluster, tiny_models: Path, t
     assert video == "job-002/ltx2/t2v_distilled_00001_.mp4"
     assert (out / video).read_bytes() == run_alone(T2V, (*SMALL, "seed=6"), tiny_models, tmp_path / "alone")
     assert executed_ops(out, "CLIPTextEncode") == {"job-001": 1, "job-002": 0}
+
+
+def test_the_first_job_runs_alone_only_while_later_jobs_need_its_uncached_results() -> None:
+    from ltxgraph.batch.execute import PreparedJob
+    from ltxgraph.batch.jobs import Job
+    from ltxgraph.batch.ray_pool import _first_runs_alone
+
+    def job(*keys: str) -> PreparedJob:
+        return PreparedJob(Job("j", Path("g.yaml")), None, {}, frozenset(keys))   # type: ignore[arg-type]
+
+    never = lambda key: False  # noqa: E731
+    assert _first_runs_alone([job("text", "a"), job("text", "b")], never)
+    assert not _first_runs_alone([job("text", "a"), job("text", "b")], lambda key: key == "text")
+    assert not _first_runs_alone([job("a"), job("b")], never)
+    assert not _first_runs_alone([job("text")], never)
+
+
+def test_actors_that_do_not_fit_the_cluster_are_refused(cluster, tmp_path: Path, sample_graphs, capsys) -> None:
+    out = tmp_path / "out"
+    assert cli.main([*PLUGIN, "batch", str(sample_graphs["sleeping"]), "--out", str(out), "--cache-dir",
+                     str(tmp_path / "cache"), "--ray", "--memory-budget", "100T"]) == 2
+    assert "no room for one actor" in capsys.readouterr().err
