@@ -151,9 +151,10 @@ def _run_on_ray(args: argparse.Namespace, options: RunnerOptions, prepared: list
             raise InvalidInput(f"the Ray cluster has no room for one actor of {args.num_cpus:g} CPUs, "
                                f"{args.num_gpus:g} GPUs and {args.memory_budget or 0} bytes of memory")
         pool.actors = args.actors or max(1, min(fits, len(prepared)))
+        waited = time.perf_counter()
         pool.start()
-        print(f"batch: {pool.actors} Ray actors ({args.num_cpus:g} CPU, {args.num_gpus:g} GPU each)",
-              file=sys.stderr)
+        print(f"batch: {pool.actors} Ray actors ({args.num_cpus:g} CPU, {args.num_gpus:g} GPU each) ready in "
+              f"{time.perf_counter() - waited:.1f}s", file=sys.stderr)
         return pool.run(prepared, manifest, _echo, cached)
     finally:
         pool.stop()

@@ -22,16 +22,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 import ray
-from ray.exceptions import RayActorError
+from ray.exceptions import GetTimeoutError, RayActorError
 
 from ..api import Graph, Runner, load
-from ..errors import InvalidInput
+from ..errors import InvalidInput, LtxGraphError
 from .execute import Outcome, PreparedJob, RunnerOptions, progress_line, run_job, settle, still_to_run, \
     worker_info
 from .jobs import Job
 from .manifest import Manifest
 
 MAX_ATTEMPTS = 2          # a job whose actor died is tried once more
+START_SECONDS = 600.0     # how long actors may take to start (import torch, build a runner)
 
 
 @ray.remote
@@ -86,9 +87,18 @@ class ActorPool:
         self.handles[name] = JobActor.options(name=self.prefix + name, **resources).remote(self.options, name)
         return name
 
-    def start(self) -> None:
+    def start(self, timeout: float = START_SECONDS) -> None:
+        """Start the actors and wait until each holds its runner; LtxGraphError when one cannot start (e.g.
+        ltxgraph is not installed on its machine) or the cluster has no room for them within ``timeout``."""
         for _ in range(self.actors):
             self.new_actor()
+        try:
+            ray.get([handle.info.remote() for handle in self.handles.values()], timeout=timeout)
+        except RayActorError as exc:
+            raise LtxGraphError(f"a Ray actor could not start: {_first_line(exc)}") from None
+        except GetTimeoutError:
+            raise LtxGraphError(f"the Ray actors did not start within {timeout:g} s (is the cluster busy, or "
+                                f"short of the CPUs, GPUs or memory they reserve?)") from None
 
     def stop(self) -> None:
         for handle in self.handles.values():
