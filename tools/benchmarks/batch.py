@@ -2,7 +2,8 @@
 process, jobs in order) and on a Ray started for the batch with 2 actors (``--ray --actors 2``), each mode in a
 fresh child process of the CLI with its own empty cache folder (so both compute the shared nodes once).
 
-Figures per mode: wall seconds of the whole command (Ray's start included), the sum of the jobs' own seconds,
+Figures per mode: wall seconds of the whole command (Ray's start included), the seconds the actors took to
+start (import torch, build a runner), the sum of the jobs' own seconds,
 the peak RSS of the driver (``wait4``) and of each actor (``ru_maxrss`` reported with each job), how many times
 the text encoding (CLIPTextEncode) and the checkpoint loader executed over all jobs (from the jobs' reports).
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -38,6 +40,8 @@ def run_batch(work: Path, mode: str, size: tuple[int, int, int]) -> dict:
     child = subprocess.Popen(command, env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
+    stderr = child.stderr.read().decode(errors="replace") if child.stderr is not None else ""
+    ready = re.search(r"Ray actors .* ready in ([0-9.]+)s", stderr)
     jobs = json.loads((out / "batch-manifest.json").read_text())["jobs"] if (out / "batch-manifest.json").is_file() \
         else {}
     executed: dict[str, int] = defaultdict(int)
@@ -51,14 +55,15 @@ def run_batch(work: Path, mode: str, size: tuple[int, int, int]) -> dict:
         name = worker.get("actor", "driver")
         actors[name] = max(actors.get(name, 0), worker.get("peak_rss", 0))
     figures = {"mode": mode, "exit": os.waitstatus_to_exitcode(status), "seconds": round(seconds, 1),
+               "actors_start_seconds": float(ready[1]) if ready else None,
                "job_seconds": round(sum(e.get("seconds") or 0 for e in jobs.values()), 1),
                "jobs_done": sum(e.get("state") == "done" for e in jobs.values()),
                "driver_peak_rss_mib": round(usage.ru_maxrss / 1024),
                "peak_rss_mib": {name: round(rss / 2**20) for name, rss in sorted(actors.items())},
                "text_encodings_executed": executed["CLIPTextEncode"],
                "checkpoint_loads_executed": executed["CheckpointLoaderSimple"]}
-    if figures["exit"] != 0 and child.stderr is not None:
-        figures["stderr_tail"] = child.stderr.read().decode(errors="replace")[-600:]
+    if figures["exit"] != 0:
+        figures["stderr_tail"] = stderr[-600:]
     return figures
 
 
