@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="check the contracts of every op of MODULE on drawn inputs (needs hypothesis)")
     ops.add_argument("--examples", type=int, default=4, help="drawn inputs per op for --check (default 4)")
 
+    from .batch.command import add_batch_parser
+    add_batch_parser(sub, parse_bytes, parse_media_limits)
+
     cache = sub.add_parser("cache", help="inspect or clear the results cache")
     cache.add_argument("action", choices=["info", "clear"],
                        help="info: entries and bytes by op, total, limit and folder; clear: remove every entry")
@@ -194,6 +197,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _convert(registry, args)
     if args.command == "serve":
         return serve(args, registry)
+    if args.command == "batch":
+        from .batch.command import run_batch
+        return run_batch(args, registry)
     _check_target(args.output if args.command == "export" else getattr(args, "report", None))
     graph = load(args.graph, registry)
     quiet = getattr(args, "quiet", False)
