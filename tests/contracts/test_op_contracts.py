@@ -20,8 +20,6 @@ NOT_DRAWN = {  # op -> why its inputs cannot be drawn yet (the suite reports the
     "UNETLoader": "the embedded tiny set has no diffusion_models/ (transformer-only) file",
 }
 KNOWN_BREAKS = {  # op -> the break the suite found and that is not fixed yet (strict xfail: fixing it fails here)
-    "TextGenerateLTX2Prompt": "sampling settings at the edge of their ranges give NaN probabilities "
-                              "(torch.multinomial RuntimeError) instead of an InputValueError",
     "LTXVLoopingSampler": "a spatial_overlap as large as the latent's width (7 on 2-3 cells) gives a tensor "
                           "size mismatch (RuntimeError) instead of an InputValueError",
 }
