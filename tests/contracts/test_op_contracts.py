@@ -19,9 +19,7 @@ LONG_EXAMPLES = 60
 NOT_DRAWN = {  # op -> why its inputs cannot be drawn yet (the suite reports these)
     "UNETLoader": "the embedded tiny set has no diffusion_models/ (transformer-only) file",
 }
-KNOWN_BREAKS = {  # op -> the break the suite found and that is not fixed yet (strict xfail: fixing it fails here)
-    "LTXVLoopingSampler": "a spatial_overlap as large as the latent's width (7 on 2-3 cells) gives a tensor "
-                          "size mismatch (RuntimeError) instead of an InputValueError",
+KNOWN_BREAKS: dict[str, str] = {  # op -> the break the suite found and that is not fixed yet (strict xfail: fixing it fails here)
 }
 
 
