@@ -54,3 +54,22 @@ def test_text_generation_at_the_edges_of_its_sampling_ranges(tmp_path: Path) -> 
                  presence_penalty=5.0, seed=3)
     first = generate_ltx2_prompt(clip, "a lighthouse", **edges)
     assert isinstance(first, str) and first == generate_ltx2_prompt(clip, "a lighthouse", **edges)
+
+
+def test_a_nan_is_refused_where_a_float_has_a_range() -> None:
+    """NaN compares false with every bound, so it passed min/max checks (30 ops: cfg, strength, fps, ...); it is
+    refused now, as a literal at validation and through a connection at run time."""
+    from ltxgraph.errors import ValidationError
+    from ltxgraph.executor import Executor
+    from ltxgraph.graph import GraphFile
+    from ltxgraph.registry import Registry
+    from ltxgraph.validate import validate
+    registry = Registry.discover()
+    cfg = registry.get("CFGGuider").input_by_name["cfg"]
+    with pytest.raises(InputValueError, match="input 'cfg': cfg nan is not a number: give one between 0 and 100"):
+        Executor._checked_linked(cfg, float("nan"), [])
+    graph = GraphFile.model_validate({"ltxgraph": 1, "nodes": {"g": {"op": "CFGGuider", "in": {"cfg": float("nan")}}}})
+    with pytest.raises(ValidationError) as refused:
+        validate(graph, registry)
+    assert [p.message for p in refused.value.problems if p.input == "cfg"] == [
+        "cfg nan is not a number: give one between 0 and 100"]
