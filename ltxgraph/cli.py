@@ -320,7 +320,9 @@ def _check_ops(args: argparse.Namespace) -> int:
             print(f"{report.op}: not checked ({report.not_drawn})")
             continue
         exempt = "".join(f"; exempt from {law}: {why}" for law, why in report.exempt.items())
-        print(f"{report.op}: ok on {report.checked} of {report.drawn} drawn inputs ({', '.join(report.laws)}){exempt}")
+        refusing = f"; refuses invalid {', '.join(report.refusing)}" if report.refusing else ""
+        print(f"{report.op}: ok on {report.checked} of {report.drawn} drawn inputs ({', '.join(report.laws)})"
+              f"{refusing}{exempt}")
     print(f"{len(reports)} ops checked from {args.check}")
     return 0
 

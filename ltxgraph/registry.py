@@ -253,6 +253,8 @@ def check_value(spec: InputSpec, value: Any, label: str | None = None) -> str | 
         return f"{label} is not one of: {shown}{hint}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
+    if value != value and (port.min is not None or port.max is not None):   # NaN compares false with any bound
+        return f"{label} is not a number: give one {_range(port)}"
     if port.min is not None and value < port.min:
         return f"{label} is below the minimum {port.min:g}"
     if port.max is not None and value > port.max:
@@ -264,6 +266,13 @@ def check_value(spec: InputSpec, value: Any, label: str | None = None) -> str | 
         low = int((value - 1) // 8 * 8 + 1)
         return f"{label} is not 8n+1: use {low} or {low + 8}"
     return None
+
+
+def _range(port: Port) -> str:
+    """"between 0 and 1", "at least 0" or "at most 5"."""
+    if port.min is not None and port.max is not None:
+        return f"between {port.min:g} and {port.max:g}"
+    return f"at least {port.min:g}" if port.min is not None else f"at most {port.max:g}"
 
 
 def round_down(spec: InputSpec, value: int) -> int:

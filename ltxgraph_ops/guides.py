@@ -53,7 +53,14 @@ def noise_mask_of(latent: VideoLatent) -> torch.Tensor:
     return mask.expand(b, 1, f, *mask.shape[3:]).clone()
 
 
-@op("LTXVImgToVideoInplace", outputs={"latent": "VIDEO_LATENT"}, category="model/conditioning/ltxv")
+IMAGE_FITTED_TO_LATENT = {"pixel_cells": "the image is resized to the latent it conditions, whose size it keeps"}
+GUIDE_FRAMES_APPENDED = {"latent_frames": "guide frames are appended after the video's latent frames (LTXVCropGuides "
+                                          "cuts them off); frames keeps the video's pixel frames",
+                         **IMAGE_FITTED_TO_LATENT}
+
+
+@op("LTXVImgToVideoInplace", outputs={"latent": "VIDEO_LATENT"}, category="model/conditioning/ltxv",
+    exempt=IMAGE_FITTED_TO_LATENT)
 def img_to_video_inplace(vae: Annotated[VideoVAEHandle, Port("VAE")],
                          image: Annotated[torch.Tensor, Port("IMAGE")],
                          latent: Annotated[VideoLatent, Port("VIDEO_LATENT")],
@@ -103,7 +110,7 @@ def latent_index(frame_idx: int, guide_frames: int, generated_frames: int, time_
 
 
 @op("LTXVAddGuide", outputs={"positive": "CONDITIONING", "negative": "CONDITIONING", "latent": "VIDEO_LATENT"},
-    category="model/conditioning/ltxv")
+    category="model/conditioning/ltxv", exempt=GUIDE_FRAMES_APPENDED)
 def add_guide(positive: Annotated[Conditioning, Port("CONDITIONING")],
               negative: Annotated[Conditioning, Port("CONDITIONING")],
               vae: Annotated[VideoVAEHandle, Port("VAE")],

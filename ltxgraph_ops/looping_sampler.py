@@ -77,6 +77,19 @@ def keyframes_per_chunk(indices: list[int], tile: int, overlap: int, total_pixel
     return out
 
 
+def spatial_tile_size(cells: int, tiles: int, overlap: int, axis: str) -> int:
+    """Latent cells of each of ``tiles`` spatial tiles along an axis of ``cells`` cells overlapping by ``overlap``
+    (the last tile takes the remainder). Tiles must advance (be larger than the overlap), else ComfyUI-LTXVideo's
+    blend ramps do not fit them: refused, naming spatial_overlap."""
+    size = (cells + (tiles - 1) * overlap) // tiles
+    if tiles > 1 and size <= overlap:
+        fits = (f"at most spatial_overlap {cells - tiles}" if cells - tiles >= 1
+                else f"at most {cells - 1} {axis} tiles" if cells > 1 else f"one {axis} tile")
+        raise InputValueError(f"spatial_overlap {overlap} leaves no room for {tiles} {axis} tiles on a latent "
+                              f"{cells} cells {'wide' if axis == 'horizontal' else 'high'}: use {fits}")
+    return size
+
+
 def adain(latent: torch.Tensor, reference: torch.Tensor, factor: float, per_frame: bool) -> torch.Tensor:
     """``latent`` [B, C, F, H, W] with its per-channel (or per channel and frame) mean and std moved towards
     ``reference``'s by ``factor``."""
@@ -208,8 +221,8 @@ def looping_sampler(
                               f"({optional_cond_image_indices!r})")
     seed = getattr(noise, "seed", 0)
     run = TileSampler(guider, sampler, noise, ctx)
-    tile_h = (height + (vertical_tiles - 1) * spatial_overlap) // vertical_tiles
-    tile_w = (width + (horizontal_tiles - 1) * spatial_overlap) // horizontal_tiles
+    tile_h = spatial_tile_size(height, vertical_tiles, spatial_overlap, "vertical")
+    tile_w = spatial_tile_size(width, horizontal_tiles, spatial_overlap, "horizontal")
     output = torch.zeros_like(samples, dtype=torch.float32)
     weights = torch.zeros(1, 1, 1, height, width)
     for v in range(vertical_tiles):

@@ -12,7 +12,7 @@ from ltxgraph_ops.conditioning import Conditioning
 from ltxgraph_ops.guides import append_latent_guide, crop_guides
 from ltxgraph_ops.handles import Lazy, ModelHandle
 from ltxgraph_ops.looping_sampler import (keyframes_per_chunk, linear_transition, looping_sampler,
-                                          split_sigmas, temporal_chunks)
+                                          spatial_tile_size, split_sigmas, temporal_chunks)
 from ltxgraph_ops.sampling_ops import cfg_guider_op, ksampler_select, manual_sigmas, random_noise
 from ltxgraph_ops.sampling_ops import sampler_custom_advanced
 from ltxgraph_ops.tiny import transformer as tiny
@@ -58,6 +58,20 @@ def test_latent_no_longer_than_the_overlap_is_one_tile() -> None:
     """Found by the op contract suite: 1 latent frame with a 2-frame overlap gave no tile, then a TypeError."""
     assert temporal_chunks(1, 7, 2) == [(0, 1)]
     assert temporal_chunks(2, 7, 2) == [(0, 2)]
+
+
+def test_spatial_tiles_must_be_larger_than_their_overlap() -> None:
+    """Found by the op contract suite: spatial_overlap 7 with 3 tiles on 3 cells gave a tensor size mismatch in
+    the blend ramps (RuntimeError); tiles that do not advance are refused, naming spatial_overlap."""
+    assert spatial_tile_size(6, 2, 2, "horizontal") == 4
+    assert spatial_tile_size(3, 1, 8, "horizontal") == 3          # one tile: the overlap is not used
+    assert spatial_tile_size(9, 3, 6, "vertical") == 7            # the largest overlap that fits: cells - tiles
+    with pytest.raises(InputValueError, match="spatial_overlap 7 .* 9 cells high: use at most spatial_overlap 6"):
+        spatial_tile_size(9, 3, 7, "vertical")
+    with pytest.raises(InputValueError, match="3 cells wide: use at most 2 horizontal tiles"):
+        spatial_tile_size(3, 3, 7, "horizontal")
+    with pytest.raises(InputValueError, match="1 cells wide: use one horizontal tile"):
+        spatial_tile_size(1, 2, 1, "horizontal")
 
 
 def test_cross_fade() -> None:
@@ -120,5 +134,7 @@ def test_bad_settings_are_named(model, vae) -> None:
         run(model, vae, video(5), temporal_tile_size=24, temporal_overlap=24)
     with pytest.raises(InputValueError, match="latent frames"):
         run(model, vae, video(5), video(4))
+    with pytest.raises(InputValueError, match="spatial_overlap 7 leaves no room for 3 horizontal tiles"):
+        run(model, vae, video(5, 2, 3), horizontal_tiles=3, spatial_overlap=7)
     with pytest.raises(InputValueError, match="2 conditioning images but 1"):
         run(model, vae, video(5), optional_cond_images=torch.rand(2, 64, 96, 3))

@@ -307,6 +307,7 @@ KNOWN_AT_RUN_TIME = {
     "latents:concat_av_latent": "batch sizes of two latents (data)",
     "latents:select_latents": "the latent's frame count (data)",
     "looping_sampler:keyframes_per_chunk": "keyframe index against the video length (data)",
+    "looping_sampler:spatial_tile_size": "spatial tiles and overlap against the latent's size (data)",
     "media_audio:read_audio": "decoded samples (an empty or NaN stream is found while decoding)",
     "media_audio:trim_audio_duration": "the audio's duration (data)",
     "media_image:read_image": "decoded frames (no frame, frames of different sizes)",

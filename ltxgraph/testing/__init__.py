@@ -17,7 +17,7 @@ from .handles import TinyModels
 from .strategies import InputStrategies
 
 __all__ = ["LAWS", "ContractError", "InputStrategies", "OpReport", "TinyModels", "check_call", "check_op",
-           "check_ops"]
+           "check_ops", "exemptions", "exemption_summary"]
 
 
 def check_ops(ops: ModuleType | str | Registry, examples: int = 4, names: Iterable[str] | None = None,
@@ -34,3 +34,19 @@ def check_ops(ops: ModuleType | str | Registry, examples: int = 4, names: Iterab
     strategies = InputStrategies(helpers, tiny)
     wanted = set(names) if names is not None else None
     return [check_op(spec, strategies, examples) for spec in registry if wanted is None or spec.name in wanted]
+
+
+def exemptions(registry: Registry) -> dict[str, dict[str, str]]:
+    """The laws ops of ``registry`` declare themselves exempt from: law -> {op: reason}, laws and ops sorted."""
+    found: dict[str, dict[str, str]] = {}
+    for spec in sorted(registry, key=lambda spec: spec.name):
+        for law, why in spec.exempt.items():
+            found.setdefault(law, {})[spec.name] = why
+    return dict(sorted(found.items()))
+
+
+def exemption_summary(registry: Registry) -> str:
+    """``exemptions`` as text: per law, the exempt ops and why (for a test run's log and ``ops --check``)."""
+    lines = [f"{law}: {len(ops)} exempt" + "".join(f"\n  {name}: {why}" for name, why in ops.items())
+             for law, ops in exemptions(registry).items()]
+    return "\n".join(lines) or "no op is exempt from a law"

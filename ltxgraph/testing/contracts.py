@@ -4,6 +4,10 @@
   corrupt every run that reuses it); tensors compared bit for bit, nested values included.
 - ``same_outputs``: the same inputs give equal outputs (seeded noise included): the content-hash cache is sound.
 - ``output_types``: every output has its declared type; an ``=input`` output has the class of that input's value.
+- ``refuses_invalid``: scalar values outside their ports' constraints are refused, naming the input
+  (:mod:`ltxgraph.testing.refusals`).
+- the geometry laws of :mod:`ltxgraph.testing.geometry` (latent frames, audio steps, pixel cells, fps kept),
+  where the port types say they apply.
 
 An op exempt from a law declares it: ``@op(..., exempt={"same_outputs": "reason"})``. Drawn inputs an op refuses
 with an :class:`~ltxgraph.errors.InvalidInput` (e.g. two images of different sizes) are discarded, not failures;
@@ -19,10 +23,12 @@ from hypothesis import HealthCheck, Phase, given, reject, settings
 from ltxgraph.errors import InvalidInput, LtxGraphError
 from ltxgraph.registry import OpSpec
 
+from .geometry import GEOMETRY, GEOMETRY_LAWS
+from .refusals import RefusalError, check_refusals
 from .strategies import InputStrategies, call, outputs
 from .values import difference, snapshot
 
-LAWS = ("inputs_unchanged", "same_outputs", "output_types")
+LAWS = ("inputs_unchanged", "same_outputs", "output_types", "refuses_invalid", *GEOMETRY_LAWS)
 
 
 class ContractError(AssertionError):
@@ -32,7 +38,8 @@ class ContractError(AssertionError):
 @dataclass
 class OpReport:
     """What checking one op found: laws checked, exemptions declared (law -> reason), or why it was not drawn;
-    drawn: inputs drawn, checked: of those, the ones the op accepted (the others it refused as invalid)."""
+    drawn: inputs drawn, checked: of those, the ones the op accepted (the others it refused as invalid);
+    refusing: the inputs whose out-of-constraint values were checked to be refused."""
 
     op: str
     laws: tuple[str, ...] = ()
@@ -40,6 +47,7 @@ class OpReport:
     not_drawn: str | None = None
     drawn: int = 0
     checked: int = 0
+    refusing: tuple[str, ...] = ()
 
 
 def check_call(spec: OpSpec, kwargs: dict[str, Any], strategies: InputStrategies) -> tuple[Any, ...]:
@@ -63,6 +71,10 @@ def check_call(spec: OpSpec, kwargs: dict[str, Any], strategies: InputStrategies
             raise ContractError(f"op {spec.name} breaks inputs_unchanged: modified {changed}")
     if "output_types" in laws:
         _check_followed_types(spec, kwargs, first)
+    for law in (law for law in GEOMETRY_LAWS if law in laws):
+        broken = GEOMETRY[law](spec, kwargs, first)
+        if broken:
+            raise ContractError(f"op {spec.name} breaks {law}: {broken}")
     if "same_outputs" in laws:
         second = outputs(spec, call(spec, snapshot(before), strategies.tiny))
         differs = difference(first, second, "outputs")
@@ -82,6 +94,11 @@ def _check_followed_types(spec: OpSpec, kwargs: dict[str, Any], values: tuple[An
 def check_op(spec: OpSpec, strategies: InputStrategies, examples: int = 4) -> OpReport:
     """Check ``spec``'s contracts on ``examples`` drawn inputs; raises :class:`ContractError` on a break."""
     report = OpReport(spec.name, tuple(law for law in LAWS if law not in spec.exempt), dict(spec.exempt))
+    if "refuses_invalid" in report.laws:
+        try:
+            report.refusing = check_refusals(spec, examples)
+        except RefusalError as exc:
+            raise ContractError(str(exc)) from exc
     missing = [s.name for s in spec.inputs if s.required and not strategies.drawable_input(s)]
     if missing:
         report.not_drawn = f"no strategy for input(s) {', '.join(missing)}"

@@ -11,11 +11,13 @@ from ltxgraph.paths import Folders
 
 CHECKPOINT = "ltx-2-19b-dev.safetensors"
 TEXT_ENCODER = "gemma_3_12B_it.safetensors"
+TRANSFORMER_ONLY = "ltx-2-19b-dev-transformer.safetensors"   # diffusion_models/: for UNETLoader
 
 
 @dataclass
 class TinyModels:
-    """The tiny model folder (ComfyUI layout: checkpoints/, loras/, text_encoders/, latent_upscale_models/)
+    """The tiny model folder (ComfyUI layout: checkpoints/, diffusion_models/ (a transformer-only file), loras/,
+    text_encoders/, latent_upscale_models/)
     and an input/output folder for ops that read or write files. Files are written on first use."""
 
     root: Path
@@ -25,8 +27,10 @@ class TinyModels:
     @property
     def models(self) -> Path:
         if not self._written:
-            from ltxgraph_ops.tiny.files import write_tiny_models
+            from ltxgraph_ops.tiny.files import component, write_checkpoint, write_tiny_models
             write_tiny_models(self.root / "models")
+            write_checkpoint(self.root / "models" / "diffusion_models" / TRANSFORMER_ONLY, "bf16",
+                             modules=[component("transformer")])
             self._written = True
         return self.root / "models"
 

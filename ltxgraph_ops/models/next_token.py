@@ -3,6 +3,10 @@ tokens already seen (repetition, then presence), temperature, top-k, min-p, top-
 
 Top-p keeps the likeliest tokens whose cumulative probability (the token itself included) stays within ``top_p``,
 and always the likeliest one: the token that crosses ``top_p`` is dropped (Hugging Face's nucleus keeps it).
+
+Every setting of the node's ranges gives a distribution: a repetition penalty of 0 (or one so small that a seen
+token's logit divided by it overflows) lifts the seen tokens with positive logits to the largest float32, where
+they share the draw (ComfyUI divides by zero there); a logit of 0 stays 0 under any penalty.
 """
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ def penalized(logits: torch.Tensor, seen: torch.Tensor, repetition: float, prese
     """``logits`` [B, V] with each token of ``seen`` (mask [B, V]) penalized once."""
     if repetition == 1.0 and presence == 0.0:
         return logits
-    penalty = torch.where(logits < 0, logits * repetition, logits / repetition) - presence
+    penalty = torch.where(logits > 0, logits / repetition, logits * repetition) - presence
     return torch.where(seen, penalty, logits)
 
 
@@ -60,7 +64,7 @@ def filtered_logits(logits: torch.Tensor, seen: torch.Tensor, sampling: TokenSam
     and top-p filters (removed tokens at -inf): a softmax of the result is the distribution the next token is
     drawn from."""
     x = penalized(logits.float(), seen, sampling.repetition_penalty, sampling.presence_penalty)
-    x = x / sampling.temperature
+    x = (x / sampling.temperature).clamp(max=torch.finfo(x.dtype).max)   # an overflow saturates: no inf - inf
     if 0 < sampling.top_k < x.shape[-1]:
         kth = x.topk(sampling.top_k, dim=-1).values[..., -1:]
         x = x.masked_fill(x < kth, float("-inf"))

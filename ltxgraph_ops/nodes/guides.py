@@ -15,7 +15,8 @@ from ltxgraph.input_checks import input_check
 from ltxgraph.values import Audio, AudioLatent, VideoLatent
 from ltxgraph_ops.audio_ops import AudioVAEHandle, ltxv_audio_vae_encode
 from ltxgraph_ops.conditioning import Conditioning
-from ltxgraph_ops.guides import add_reference_guide, encode_into_first_frames
+from ltxgraph_ops.guides import (GUIDE_FRAMES_APPENDED, IMAGE_FITTED_TO_LATENT, add_reference_guide,
+                                 encode_into_first_frames)
 from ltxgraph_ops.handles import ModelHandle
 from ltxgraph_ops.vae_handle import VideoVAEHandle
 
@@ -25,7 +26,8 @@ CROP_MODES = ("disabled", "center")
 # --------------------------------------------------------------------------------------- first frame
 
 
-@op("LTXVImgToVideoConditionOnly", outputs={"latent": "VIDEO_LATENT"}, category="conditioning/video_models")
+@op("LTXVImgToVideoConditionOnly", outputs={"latent": "VIDEO_LATENT"}, category="conditioning/video_models",
+    exempt=IMAGE_FITTED_TO_LATENT)
 def img_to_video_condition_only(vae: Annotated[VideoVAEHandle, Port("VAE")],
                                 image: Annotated[torch.Tensor, Port("IMAGE")],
                                 latent: Annotated[VideoLatent, Port("VIDEO_LATENT")],
@@ -58,7 +60,7 @@ GuideInputs = dict(
 GUIDE_OUTPUTS = {"positive": "CONDITIONING", "negative": "CONDITIONING", "latent": "VIDEO_LATENT"}
 
 
-@op("LTXAddVideoICLoRAGuide", outputs=GUIDE_OUTPUTS, category="Lightricks/IC-LoRA")
+@op("LTXAddVideoICLoRAGuide", outputs=GUIDE_OUTPUTS, category="Lightricks/IC-LoRA", exempt=GUIDE_FRAMES_APPENDED)
 def add_video_iclora_guide(positive: Annotated[Conditioning, Port("CONDITIONING")],
                            negative: Annotated[Conditioning, Port("CONDITIONING")],
                            vae: Annotated[VideoVAEHandle, Port("VAE")],
@@ -85,7 +87,8 @@ def attention_weights(attention_strength: float, attention_mask: torch.Tensor | 
     return attention_mask.float().clamp(0.0, 1.0) * attention_strength
 
 
-@op("LTXAddVideoICLoRAGuideAdvanced", outputs=GUIDE_OUTPUTS, category="Lightricks/IC-LoRA")
+@op("LTXAddVideoICLoRAGuideAdvanced", outputs=GUIDE_OUTPUTS, category="Lightricks/IC-LoRA",
+    exempt=GUIDE_FRAMES_APPENDED)
 def add_video_iclora_guide_advanced(positive: Annotated[Conditioning, Port("CONDITIONING")],
                                     negative: Annotated[Conditioning, Port("CONDITIONING")],
                                     vae: Annotated[VideoVAEHandle, Port("VAE")],

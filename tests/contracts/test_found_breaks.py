@@ -42,3 +42,34 @@ def test_basic_scheduler_refuses_a_denoise_near_zero() -> None:
     from ltxgraph_ops.sampling_ops import basic_scheduler_op
     with pytest.raises(InputValueError, match="denoise 4.94066e-324 with 36 steps"):
         basic_scheduler_op(None, "simple", 36, 5e-324)
+
+
+def test_text_generation_at_the_edges_of_its_sampling_ranges(tmp_path: Path) -> None:
+    """repetition_penalty 0 (the node's minimum) with temperature 0.01 and top_p 0 gave NaN probabilities
+    (torch.multinomial RuntimeError); now a seeded draw, equal twice."""
+    from ltxgraph.testing import TinyModels
+    from ltxgraph_ops.nodes.text import generate_ltx2_prompt
+    clip = TinyModels(tmp_path).handle("CLIP")
+    edges = dict(max_length=6, temperature=0.01, top_k=1000, top_p=0.0, min_p=1.0, repetition_penalty=0.0,
+                 presence_penalty=5.0, seed=3)
+    first = generate_ltx2_prompt(clip, "a lighthouse", **edges)
+    assert isinstance(first, str) and first == generate_ltx2_prompt(clip, "a lighthouse", **edges)
+
+
+def test_a_nan_is_refused_where_a_float_has_a_range() -> None:
+    """NaN compares false with every bound, so it passed min/max checks (30 ops: cfg, strength, fps, ...); it is
+    refused now, as a literal at validation and through a connection at run time."""
+    from ltxgraph.errors import ValidationError
+    from ltxgraph.executor import Executor
+    from ltxgraph.graph import GraphFile
+    from ltxgraph.registry import Registry
+    from ltxgraph.validate import validate
+    registry = Registry.discover()
+    cfg = registry.get("CFGGuider").input_by_name["cfg"]
+    with pytest.raises(InputValueError, match="input 'cfg': cfg nan is not a number: give one between 0 and 100"):
+        Executor._checked_linked(cfg, float("nan"), [])
+    graph = GraphFile.model_validate({"ltxgraph": 1, "nodes": {"g": {"op": "CFGGuider", "in": {"cfg": float("nan")}}}})
+    with pytest.raises(ValidationError) as refused:
+        validate(graph, registry)
+    assert [p.message for p in refused.value.problems if p.input == "cfg"] == [
+        "cfg nan is not a number: give one between 0 and 100"]

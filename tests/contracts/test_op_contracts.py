@@ -1,29 +1,32 @@
 """Every op of the registry keeps the contracts the cache relies on (ltxgraph.testing.contracts), on drawn valid
-inputs: inputs never modified, equal outputs for equal inputs, outputs of the declared types. The ``long``
-marker draws many more inputs per op."""
+inputs: inputs never modified, equal outputs for equal inputs, outputs of the declared types; values outside its
+ports' constraints are refused naming the input; the geometry laws hold where they apply. The ``long`` marker
+draws many more inputs per op."""
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
 import torch
 
 from ltxgraph import Port, op
 from ltxgraph.registry import Registry
-from ltxgraph.testing import LAWS, ContractError, InputStrategies, TinyModels, check_op, check_ops
+from ltxgraph.values import AudioLatent, Video, VideoLatent
+from ltxgraph.executor import Executor
+from ltxgraph.testing import (LAWS, ContractError, InputStrategies, TinyModels, check_op, check_ops,
+                              exemption_summary, exemptions)
 
 REGISTRY = Registry.discover()
 EXAMPLES = int(os.environ.get("LTXGRAPH_CONTRACT_EXAMPLES", "3"))
 LONG_EXAMPLES = 60
-NOT_DRAWN = {  # op -> why its inputs cannot be drawn yet (the suite reports these)
-    "UNETLoader": "the embedded tiny set has no diffusion_models/ (transformer-only) file",
+NOT_DRAWN: dict[str, str] = {}  # op -> why its inputs cannot be drawn yet (the suite reports these)
+EXEMPT = {  # (op, law) the built-in ops declare themselves exempt from: a new exemption is reviewed here
+    *((guide, law) for guide in ("LTXVAddGuide", "LTXAddVideoICLoRAGuide", "LTXAddVideoICLoRAGuideAdvanced")
+      for law in ("latent_frames", "pixel_cells")),
+    ("LTXVImgToVideoInplace", "pixel_cells"), ("LTXVImgToVideoConditionOnly", "pixel_cells"),
 }
-KNOWN_BREAKS = {  # op -> the break the suite found and that is not fixed yet (strict xfail: fixing it fails here)
-    "TextGenerateLTX2Prompt": "sampling settings at the edge of their ranges give NaN probabilities "
-                              "(torch.multinomial RuntimeError) instead of an InputValueError",
-    "LTXVLoopingSampler": "a spatial_overlap as large as the latent's width (7 on 2-3 cells) gives a tensor "
-                          "size mismatch (RuntimeError) instead of an InputValueError",
+KNOWN_BREAKS: dict[str, str] = {  # op -> the break the suite found and that is not fixed yet (strict xfail: fixing it fails here)
 }
 
 
@@ -63,6 +66,15 @@ def test_exemptions_name_a_law_and_a_reason() -> None:
         assert law in LAWS and why.strip(), f"{name} exempt from {law!r}: {why!r}"
 
 
+def test_the_exemption_report_is_what_the_ops_declare() -> None:
+    reported = exemptions(REGISTRY)
+    assert {(name, law) for law, ops in reported.items() for name in ops} == EXEMPT
+    assert all(reported[law][spec.name] == why for spec in REGISTRY for law, why in spec.exempt.items())
+    summary = exemption_summary(REGISTRY)
+    assert all(f"  {name}: {spec.exempt[law]}" in summary for name, law in EXEMPT if (spec := REGISTRY.get(name)))
+    print("\nop contract exemptions (tests/contracts):\n" + summary)
+
+
 # ops that break each law: the kit must catch them
 
 @op("MutatesInput", outputs={"IMAGE": "IMAGE"})
@@ -86,12 +98,43 @@ def draws_unseeded_noise_exempt(image: Annotated[torch.Tensor, Port("IMAGE")]) -
     return image + torch.rand(image.shape)
 
 
+@op("LosesFrames", outputs={"LATENT": "VIDEO_LATENT"})
+def loses_frames(latent: Annotated[VideoLatent, Port("VIDEO_LATENT")]) -> VideoLatent:
+    return VideoLatent(latent.samples, latent.fps, latent.frames + 1)
+
+
+@op("ForgetsFps", outputs={"VIDEO": "VIDEO"})
+def forgets_fps(video: Annotated[Video, Port("VIDEO")]) -> Video:
+    return Video(video.images, video.fps + 1.0)
+
+
+@op("EncodesAtOtherScale", outputs={"LATENT": "VIDEO_LATENT"})
+def encodes_at_other_scale(vae: Annotated[Any, Port("VAE")], pixels: Annotated[torch.Tensor, Port("IMAGE")]
+                           ) -> VideoLatent:
+    frames, height, width = pixels.shape[:3]
+    return VideoLatent(torch.zeros(1, 128, (frames - 1) // 8 + 1, height // 16, width // 16), None, frames)
+
+
+@op("ShortAudioLatent", outputs={"LATENT": "AUDIO_LATENT"})
+def short_audio_latent(seconds: Annotated[float, Port("FLOAT", min=1.0, max=2.0)]) -> AudioLatent:
+    return AudioLatent(torch.zeros(1, 8, int(seconds * 25) - 1, 16), 25.0, seconds)
+
+
 @pytest.mark.parametrize("fn, law", [(mutates_input, "inputs_unchanged"), (draws_unseeded_noise, "same_outputs"),
-                                     (returns_wrong_type, "output_types")])
+                                     (returns_wrong_type, "output_types"), (loses_frames, "latent_frames"),
+                                     (forgets_fps, "fps_kept"), (encodes_at_other_scale, "pixel_cells"),
+                                     (short_audio_latent, "audio_steps")])
 def test_breaking_a_law_is_reported_with_the_op_and_the_law(fn, law: str, tmp_path) -> None:
     registry = Registry([fn.__ltxgraph_op__])
     with pytest.raises(ContractError, match=f"op {fn.__ltxgraph_op__.name} breaks {law}"):
         check_ops(registry, examples=3, folder=tmp_path)
+
+
+def test_an_engine_accepting_an_out_of_range_value_is_caught(tmp_path, monkeypatch) -> None:
+    """The refusal law goes through the executor's check of linked values: one that lets values through fails."""
+    monkeypatch.setattr(Executor, "_checked_linked", staticmethod(lambda spec, value, warnings: value))
+    with pytest.raises(ContractError, match=r"op ReturnsWrongType breaks refuses_invalid: input 'value' \((min|max)\)"):
+        check_ops(Registry([returns_wrong_type.__ltxgraph_op__]), examples=3, folder=tmp_path)
 
 
 def test_an_exempt_op_is_reported_with_its_reason(tmp_path) -> None:

@@ -83,3 +83,21 @@ def test_draws_are_seeded_and_greedy_takes_the_likeliest() -> None:
     assert torch.equal(draws[0], draws[1])
     assert torch.isfinite(filtered_logits(logits, seen, sampling).gather(1, draws[0][:, None])).all()
     assert torch.equal(next_token(logits, seen, None, torch.Generator()), logits.argmax(-1))
+
+
+@pytest.mark.parametrize("repetition", [0.0, 5e-324, 1e-40])
+@pytest.mark.parametrize("temperature, top_k, top_p, min_p", [(0.01, 0, 0.0, 0.0), (0.01, 1000, 1.0, 1.0),
+                                                              (2.0, 1, 0.5, 0.05)])
+def test_a_vanishing_repetition_penalty_draws_among_the_seen_tokens(repetition, temperature, top_k, top_p,
+                                                                    min_p) -> None:
+    """Found by the contract suite: a penalty of 0 made a seen logit of 0 NaN (0 / 0) and positive ones inf
+    (softmax inf - inf = NaN); now the seen positive tokens saturate at the largest float and share the draw."""
+    logits, ids = random_logits(3), history(3)
+    logits[:, ids[0, 0]] = 0.0
+    seen = seen_of(ids)
+    sampling = TokenSampling(temperature, top_k, top_p, min_p, repetition, presence_penalty=5.0)
+    probabilities = torch.softmax(filtered_logits(logits, seen, sampling), dim=-1)
+    assert torch.isfinite(probabilities).all() and torch.allclose(probabilities.sum(-1), torch.ones(4))
+    assert bool((probabilities[~(seen & (logits > 0))] == 0).all())
+    drawn = next_token(logits, seen, sampling, torch.Generator().manual_seed(0))
+    assert bool((seen & (logits > 0)).gather(1, drawn[:, None]).all())
