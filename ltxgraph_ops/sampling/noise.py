@@ -20,6 +20,19 @@ def item_generator(seed: int, index: int) -> torch.Generator:
     return torch.Generator(device="cpu").manual_seed((int(seed) + int(index)) % _SEED_MODULUS)
 
 
+#: Samplers whose per-step noise ComfyUI draws with k-diffusion's default noise sampler: a generator on the
+#: sample's device seeded with the noise seed, plus one on the CPU (so that it is not the initial noise again).
+K_DIFFUSION_STEP_NOISE = frozenset({"euler_ancestral", "euler_ancestral_cfg_pp", "lcm"})
+
+
+def step_noise_generator(seed: int, sampler_name: str) -> torch.Generator:
+    """The CPU generator a sampler draws its per-step noise from: seeded with seed + 1 (mod 2^64) for the
+    samplers of :data:`K_DIFFUSION_STEP_NOISE` (ComfyUI's rule on the CPU; its CUDA generator would give other
+    numbers), with ``seed`` for the others (res_2s derives its sub-step seed from it)."""
+    offset = 1 if sampler_name in K_DIFFUSION_STEP_NOISE else 0
+    return torch.Generator(device="cpu").manual_seed((int(seed) + offset) % _SEED_MODULUS)
+
+
 def gaussian_noise(shapes: Sequence[Sequence[int]], seed: int) -> tuple[torch.Tensor, ...]:
     """Standard normal float32 noise for latents of the given shapes ``[B, ...]`` (all with the same B),
     on the CPU; batch item b of every shape comes from :func:`item_generator` (seed, b)."""

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from ltxgraph_ops.sampling.noise import DisableNoise, RandomNoise, add_noise, gaussian_noise
+from ltxgraph_ops.sampling.noise import (DisableNoise, RandomNoise, add_noise, gaussian_noise,
+                                         step_noise_generator)
 
 VIDEO, AUDIO = (3, 4, 2, 3, 5), (3, 8, 7, 4)
 
@@ -56,3 +57,16 @@ def test_add_noise_uses_mask_times_sigma_per_token():
     assert torch.equal(out, noise * level + clean * (1 - level))
     assert out[0, 1, 0] == 2.0  # kept token exact
     assert torch.equal(add_noise(clean, noise, 1.0), noise)
+
+
+def test_ancestral_step_noise_is_comfyuis_cpu_stream_seed_plus_one():
+    """ComfyUI rule (k-diffusion's default noise sampler on the CPU): euler_ancestral, euler_ancestral_cfg_pp and
+    lcm draw their per-step noise from a generator seeded with noise_seed + 1, shaped like the packed sample."""
+    packed = (1, 1 * 4 * 2 * 3 * 5 + 8 * 7 * 4)            # video then audio, flattened per batch item
+    for name in ("euler_ancestral", "euler_ancestral_cfg_pp", "lcm"):
+        drawn = torch.randn(packed, generator=step_noise_generator(41, name))
+        assert torch.equal(drawn, torch.randn(packed, generator=torch.Generator().manual_seed(42)))
+    initial = torch.cat([n.reshape(1, -1) for n in gaussian_noise([(1, 4, 2, 3, 5), (1, 8, 7, 4)], 41)], dim=1)
+    assert not torch.equal(torch.randn(packed, generator=step_noise_generator(41, "euler_ancestral")), initial)
+    assert step_noise_generator(41, "res_2s").initial_seed() == 41
+    assert step_noise_generator(2 ** 64 - 1, "lcm").initial_seed() == 0
