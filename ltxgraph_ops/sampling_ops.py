@@ -41,8 +41,8 @@ MODALITIES = ("VIDEO", "AUDIO")
 @op("RandomNoise", outputs={"NOISE": "NOISE"}, category="sampling/custom_sampling/noise")
 def random_noise(noise_seed: Annotated[int, Port("INT", min=0, max=MAX_SEED, control_after_generate=True)] = 0
                  ) -> RandomNoise:
-    """Seeded Gaussian noise: batch item b draws from its own generator (seed + b), so the same seed gives the
-    same noise on any machine and at any batch position."""
+    """Seeded Gaussian noise, ComfyUI's stream on any machine: one CPU generator seeded with ``noise_seed``
+    draws the video latent's noise for the whole batch, then the audio latent's."""
     return RandomNoise(noise_seed)
 
 
