@@ -47,9 +47,11 @@ PINNED_REPO = "https://github.com/YellowRoseCx/ComfyUI"
 PINNED_COMMIT = "aa9d2fc713664e9ffe37763f4c9240c0c3eda667"
 FIXTURES = REPOSITORY / "tests" / "data" / "comfyui_golden"
 CORPUS = REPOSITORY / "tests" / "data" / "comfyui"
-# name -> corpus workflow: t2v distilled, t2v two-stage, i2v, one IC-LoRA control (canny)
+# name -> corpus workflow: t2v distilled, t2v two-stage, i2v, one IC-LoRA control (canny); LTX-2.3 t2v and i2v
+# (the same fork runs LTX-2.3: gated attention, cross-attention AdaLN, the bandwidth-extension vocoder)
 WORKFLOWS = {"t2v_distilled": "video_ltx2_t2v_distilled.json", "t2v_two_stage": "video_ltx2_t2v.json",
-             "i2v": "video_ltx2_i2v.json", "ic_lora_canny": "video_ltx2_canny_to_video.json"}
+             "i2v": "video_ltx2_i2v.json", "ic_lora_canny": "video_ltx2_canny_to_video.json",
+             "ltx23_t2v": "ltx23/video_ltx2_3_t2v.json", "ltx23_i2v": "ltx23/video_ltx2_3_i2v.json"}
 # node types whose first output is captured, and the fixture key's stem
 CAPTURED = {"SamplerCustomAdvanced": "sampled", "VAEDecode": "frames", "VAEDecodeTiled": "frames",
             "LTXVSpatioTemporalTiledVAEDecode": "frames", "LTXVAudioVAEDecode": "waveform"}

@@ -8,7 +8,8 @@ L2 difference ||comfyui - reference|| / ||reference|| and the max abs difference
 Departures measured:
 - ``cross_modulation``: ComfyUI (comfy/ldm/lightricks/av_model.py, the pinned fork and mainline) feeds the
   audio<->video cross-attention scale/shift and gate embedders the other stream's largest timestep in sigma
-  units (0..1; gate times av_ca_multiplier / timestep_multiplier), the reference sigma * 1000.
+  units (0..1; gate times av_ca_multiplier / timestep_multiplier), the reference sigma * 1000 (and, LTX-2.3,
+  ltx-core 1.2.0 the stream's own per-token timesteps for the scale/shift).
 - ``fractional_mask_x0``: ComfyUI forms x0 = x - v * sigma (CONST.calculate_denoised, one sigma per sample)
   on the input with kept regions replaced by the clean latent (KSamplerX0Inpaint, LTXV's scale_latent_inpaint),
   the reference x0 = x - v * (mask * sigma) per token. Equal for masks of 0 and 1.
@@ -21,6 +22,7 @@ import argparse
 import contextlib
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
@@ -40,11 +42,17 @@ VIDEO_SHAPE, AUDIO_SHAPE = (1, 128, 3, 4, 6), (1, 8, 9, 16)   # 17 frames at 192
 @contextlib.contextmanager
 def comfyui_cross_modulation() -> Iterator[None]:
     """Inside: the audio<->video modulation embedders read the other stream's sigma unscaled (ComfyUI's rule)
-    instead of sigma * timestep_scale_multiplier (the reference's)."""
+    instead of sigma * timestep_scale_multiplier (the reference's), the scale/shift too for LTX-2.3 (where the
+    reference reads the stream's own per-token timesteps)."""
     original = LTXAVTransformer._cross
 
     def cross(self, state, s, other_sigma, **kwargs):
-        return original(self, state, s, other_sigma=other_sigma / self.config.timestep_scale_multiplier, **kwargs)
+        config = self.config
+        self.config = replace(config, av_modulation_own_timesteps=False)
+        try:
+            return original(self, state, s, other_sigma=other_sigma / config.timestep_scale_multiplier, **kwargs)
+        finally:
+            self.config = config
 
     LTXAVTransformer._cross = cross
     try:
@@ -53,13 +61,16 @@ def comfyui_cross_modulation() -> Iterator[None]:
         LTXAVTransformer._cross = original
 
 
-def tiny_model(seed: int = 0) -> LTXAVModel:
-    """The tiny 2.0 transformer with seeded weights, behind the guiders' model interface, one prompt."""
-    transformer = tiny.build(tiny.tiny_config())
+def tiny_model(seed: int = 0, version: str = "2.0") -> LTXAVModel:
+    """The tiny transformer of ``version`` with seeded weights, behind the guiders' model interface, one prompt
+    (2.3: text already projected to each stream's width)."""
+    config = tiny.TINY_CONFIGS[version]()
+    transformer = tiny.build(config)
     transformer.load_state_dict(random_state(transformer, seed))
     g = torch.Generator().manual_seed(seed + 1)
-    channels = tiny.tiny_config()["caption_channels"]
-    prompt = Conditioning(torch.randn(1, 7, channels, generator=g), torch.randn(1, 7, channels, generator=g),
+    c = transformer.config
+    widths = (c.video_dim, c.audio_dim) if c.caption_proj_before_connector else (c.caption_channels,) * 2
+    prompt = Conditioning(torch.randn(1, 7, widths[0], generator=g), torch.randn(1, 7, widths[1], generator=g),
                           torch.ones(1, 7, dtype=torch.int64), frame_rate=25.0)
     return LTXAVModel(transformer.eval(), ("video", "audio"), prompt)
 
@@ -74,9 +85,9 @@ def noise(seed: int = 42) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.inference_mode()
-def cross_modulation_step() -> dict[str, dict[str, float]]:
+def cross_modulation_step(version: str = "2.0") -> dict[str, dict[str, float]]:
     """One Euler step sigma 1 -> 0 of text-to-video (x1 = x0 at sigma 1): reference vs ComfyUI's rule."""
-    model = tiny_model()
+    model = tiny_model(version=version)
     latents, sigma = noise(), torch.tensor(1.0)
     timesteps = (torch.ones(1, 1, 1, 1, 1), torch.ones(1, 1, 1, 1))
     reference = model(latents, timesteps, sigma)
@@ -108,6 +119,7 @@ def fractional_mask_step(strength: float = 0.6) -> dict[str, float]:
 
 def measure() -> dict[str, object]:
     return {"cross_modulation_one_euler_step": cross_modulation_step(),
+            "cross_modulation_one_euler_step_ltx23": cross_modulation_step("2.3"),
             "fractional_mask_first_frame_x0_strength_0.6": fractional_mask_step()}
 
 

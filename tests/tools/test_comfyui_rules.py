@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ltxgraph_ops.models.transformer import LTXAVTransformer
-from tools.comfyui_rules import comfyui_cross_modulation, cross_modulation_step, fractional_mask_step
+from tools.comfyui_rules import cross_modulation_step, fractional_mask_step
 
 
 def test_cross_modulation_rule_moves_both_streams_and_is_undone_on_exit() -> None:
@@ -14,19 +14,15 @@ def test_cross_modulation_rule_moves_both_streams_and_is_undone_on_exit() -> Non
     assert step["video"]["relative_l2"] > 0.01 and step["audio"]["relative_l2"] > 0.01
 
 
-def test_cross_modulation_rule_is_the_reference_when_sigma_is_zero() -> None:
-    # sigma 0 scaled or not is 0: ComfyUI's unscaled sigma and the reference's sigma * 1000 meet there
-    transformer = LTXAVTransformer.__new__(LTXAVTransformer)
-    seen = []
-    original = LTXAVTransformer._cross
-    LTXAVTransformer._cross = lambda self, state, s, other_sigma, **kw: seen.append(other_sigma)
-    try:
-        with comfyui_cross_modulation():
-            transformer.config = type("C", (), {"timestep_scale_multiplier": 1000})()
-            LTXAVTransformer._cross(transformer, None, None, other_sigma=torch.tensor([0.0, 0.5]))
-    finally:
-        LTXAVTransformer._cross = original
-    assert torch.equal(seen[0], torch.tensor([0.0, 0.0005]))
+def test_cross_modulation_rule_for_ltx23_keeps_the_model_config() -> None:
+    from tools.comfyui_rules import comfyui_cross_modulation, noise, tiny_model
+    step = cross_modulation_step("2.3")
+    assert step["video"]["relative_l2"] > 0.01 and step["audio"]["relative_l2"] > 0.01
+    model = tiny_model(version="2.3")
+    config = model.transformer.config
+    with comfyui_cross_modulation(), torch.inference_mode():
+        model(noise(), (torch.ones(1, 1, 1, 1, 1), torch.ones(1, 1, 1, 1)), torch.tensor(1.0))
+    assert config.av_modulation_own_timesteps and model.transformer.config is config      # restored per call
 
 
 def test_fractional_mask_rule_differs_only_for_fractional_masks() -> None:
