@@ -9,7 +9,6 @@ padded with silence).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -131,8 +130,9 @@ def _audio_part(samples: AudioLatent | AVLatent) -> AudioLatent:
 def ltxv_audio_vae_decode(samples: Annotated[Any, Port("AUDIO_LATENT|AV_LATENT")],
                           audio_vae: Annotated[AudioVAEHandle, Port("AUDIO_VAE")], ctx: OpContext = None) -> Audio:
     """Audio latent (or the audio of an AV latent) -> stereo waveform at the vocoder's rate (24 kHz for 2.0,
-    48 kHz for 2.3's bandwidth extension), as long as the latent's ``seconds``. Progress: the vocoder's
-    upsampling stages."""
+    48 kHz for 2.3's bandwidth extension). As ComfyUI, the whole vocoder output: T latent frames decode to
+    4T - 3 mel frames (causal VAE), each 240 samples at 24 kHz (480 at 48 kHz), whatever the video's duration
+    (T = 10 -> 8880 samples; a 0.375 s video would be 9000). Progress: the vocoder's upsampling stages."""
     latent = _audio_part(samples)
     cfg = audio_vae.vae_config
     if latent.samples.ndim != 4 or latent.samples.shape[1] != cfg.z_channels \
@@ -143,10 +143,4 @@ def ltxv_audio_vae_decode(samples: Annotated[Any, Port("AUDIO_LATENT|AV_LATENT")
         mel = audio_vae.vae.get().decode(latent.samples.to(audio_vae.vae_dtype))
         waveform = audio_vae.vocoder.get()(mel.to(audio_vae.vocoder_dtype), on_stage=counter_of(ctx, "stage"))
         waveform = waveform.float()
-    rate = audio_vae.vocoder_config.output_sampling_rate
-    wanted = max(1, math.floor(latent.seconds * rate + 1e-6))
-    if waveform.shape[-1] >= wanted:
-        waveform = waveform[..., :wanted]
-    else:
-        waveform = torch.nn.functional.pad(waveform, (0, wanted - waveform.shape[-1]))
-    return Audio(waveform.contiguous(), rate)
+    return Audio(waveform.contiguous(), audio_vae.vocoder_config.output_sampling_rate)

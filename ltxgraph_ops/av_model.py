@@ -145,9 +145,10 @@ class LTXAVModel:
             text_rows = None                                              # each prompt read once, in order
         streams = {}
         for name in self.modalities:
+            own_sigma = stream_sigma(sigma, layouts[name][0].noise_mask)          # [B]: 0 where all kept
             layout = layouts[name][0].stacked(len(passes))
-            context, context_mask = self._text(name, prompts, sigma)
-            streams[name] = StreamInput(latent=layout.tokens.float(), sigma=sigma.repeat(len(passes)),
+            context, context_mask = self._text(name, prompts, own_sigma)
+            streams[name] = StreamInput(latent=layout.tokens.float(), sigma=own_sigma.repeat(len(passes)),
                                         positions=layout.positions.float(), context=context,
                                         context_mask=context_mask, noise_mask=layout.noise_mask,
                                         attention_mask=layout.attention, text_rows=text_rows,
@@ -280,6 +281,15 @@ class LTXAVModel:
             attention = guide_attention_mask(generated_tokens, list(guides.token_counts), list(guides.strengths),
                                              batch, device=latent.device, token_weights=guides.token_weights)
         return tokens, positions, attention, select
+
+
+def stream_sigma(sigma: torch.Tensor, noise_mask: torch.Tensor) -> torch.Tensor:
+    """The sigma [rows] a stream announces to the other stream's cross-attention modulation (and, LTX-2.3, to
+    its own prompt AdaLN): the step's sigma, or 0 for a row whose tokens are all kept (noise mask [rows, T] all
+    0: a frozen stream, e.g. the given soundtrack of audio-to-video). ltx-core 1.2.0 zeroes a frozen stream's
+    sigma; ComfyUI reads the stream's largest per-token timestep: the same for every mask whose largest value is
+    0 or 1. sigma [B], noise_mask [B, T]."""
+    return torch.where(noise_mask.amax(dim=1) > 0, sigma, torch.zeros_like(sigma))
 
 
 def stack_text(contexts: list[torch.Tensor], masks: list[torch.Tensor | None]

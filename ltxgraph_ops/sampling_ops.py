@@ -25,9 +25,9 @@ from ltxgraph_ops.model_files import is_streamed
 from ltxgraph_ops.nodes.guides import IDENTITY_GUIDANCE
 from ltxgraph_ops.sampling.denoiser import sample_latents
 from ltxgraph_ops.sampling.guiders import GuidanceParams, IdentityGuidance, MultimodalGuider
-from ltxgraph_ops.sampling.noise import DisableNoise, RandomNoise
+from ltxgraph_ops.sampling.noise import DisableNoise, RandomNoise, step_noise_generator
 from ltxgraph_ops.sampling.preview import write_preview
-from ltxgraph_ops.sampling.samplers import SAMPLERS, NonFiniteDenoisedError, seeded
+from ltxgraph_ops.sampling.samplers import SAMPLERS, NonFiniteDenoisedError
 from ltxgraph_ops.sampling.schedules import (BASIC_SCHEDULERS, ScheduleError, basic_scheduler, ltxv_sigmas,
                                              parse_manual_sigmas, percent_to_sigma, set_first_sigma)
 
@@ -41,8 +41,8 @@ MODALITIES = ("VIDEO", "AUDIO")
 @op("RandomNoise", outputs={"NOISE": "NOISE"}, category="sampling/custom_sampling/noise")
 def random_noise(noise_seed: Annotated[int, Port("INT", min=0, max=MAX_SEED, control_after_generate=True)] = 0
                  ) -> RandomNoise:
-    """Seeded Gaussian noise: batch item b draws from its own generator (seed + b), so the same seed gives the
-    same noise on any machine and at any batch position."""
+    """Seeded Gaussian noise, ComfyUI's stream on any machine: one CPU generator seeded with ``noise_seed``
+    draws the video latent's noise for the whole batch, then the audio latent's."""
     return RandomNoise(noise_seed)
 
 
@@ -350,7 +350,7 @@ def sampler_custom_advanced(noise: Annotated[Any, Port("NOISE")],
                              compute_dtype=ctx.settings.compute_dtype,
                              activation_budget=ctx.settings.memory_budget)
         guided = guider.build(adapter, modalities)
-        generator = seeded(None, getattr(noise, "seed", 0))
+        generator = step_noise_generator(getattr(noise, "seed", 0), sampler.name)
         try:
             with ctx.stop_after_step():
                 samples = sample_latents(sampler.run, guided, latents, masks, noise_values, sigmas.float(),

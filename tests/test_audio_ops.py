@@ -32,14 +32,16 @@ def test_empty_latent_covers_the_video(checkpoint: Path, frames: int, fps: int, 
     assert not vae.vae.loaded  # geometry needs no weights
 
 
-def test_waveform_round_trip_keeps_duration(checkpoint: Path) -> None:
+def test_waveform_round_trip_is_comfyuis_length(checkpoint: Path) -> None:
+    """ComfyUI rule: T latent frames decode to 4T - 3 mel frames (causal VAE), 240 samples each at 24 kHz; the
+    waveform is not cut or padded to the input's duration."""
     vae = ltxv_audio_vae_loader(str(checkpoint))
     t = torch.arange(44100 * 3 // 2) / 44100
     audio = Audio((0.4 * torch.sin(2 * torch.pi * 330 * t)).reshape(1, 1, -1), 44100)   # mono 1.5 s
     latent = ltxv_audio_vae_encode(audio, vae)
     assert latent.samples.shape[2] == 38 and latent.seconds == pytest.approx(1.5)      # ceil(151 mel / 4)
     decoded = ltxv_audio_vae_decode(latent, vae)
-    assert decoded.sample_rate == 24000 and decoded.waveform.shape == (1, 2, 36000)
+    assert decoded.sample_rate == 24000 and decoded.waveform.shape == (1, 2, (4 * 38 - 3) * 240)   # 35760
     assert torch.isfinite(decoded.waveform).all() and decoded.waveform.abs().max() <= 1.0
 
 
@@ -49,7 +51,7 @@ def test_decode_takes_the_audio_of_an_av_latent(checkpoint: Path) -> None:
     av = AVLatent(VideoLatent(torch.zeros(1, 128, 4, 1, 1), 25.0, 25), audio)
     seen: list[tuple[str, int, int]] = []
     counting = OpContext("a", on_step=lambda node, step, total, info: seen.append((info["unit"], step, total)))
-    assert ltxv_audio_vae_decode(av, vae, counting).waveform.shape == (1, 2, 24000)
+    assert ltxv_audio_vae_decode(av, vae, counting).waveform.shape == (1, 2, (4 * 25 - 3) * 240)   # 23280
     stages = len(vae.vocoder_config.upsample_rates)
     assert seen == [("stage", i, stages) for i in range(1, stages + 1)]      # the vocoder's upsampling stages
 

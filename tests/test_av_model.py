@@ -53,6 +53,24 @@ def test_matches_a_direct_transformer_call(transformer) -> None:
     assert torch.equal(x0_video[:, :, 0], video[:, :, 0])  # timestep 0 there: x0 = x
 
 
+def test_a_frozen_stream_announces_sigma_zero_to_the_other(transformer) -> None:
+    """ltx-core 1.2.0 (a frozen modality has sigma 0) and ComfyUI (the stream's largest per-token timestep):
+    audio kept whole (audio-to-video) modulates the video's audio->video attention as at sigma 0."""
+    video, audio = latents()
+    sigma = torch.tensor(0.7)
+    model = LTXAVModel(transformer, ("video", "audio"), conditioning(), cache_text=False)
+    frozen = torch.zeros(1, 1, 1, 1)
+    x0_video, x0_audio = model((video, audio), (torch.ones(1, 1, 1, 1, 1) * sigma, frozen * sigma), sigma)
+    cond = conditioning()
+    v_in = StreamInput(video_tokens(video), sigma.reshape(1), video_positions(2, 2, 3, 24.0), cond.video_context)
+    a_in = StreamInput(audio_tokens(audio), torch.zeros(1), audio_positions(5), cond.audio_context,
+                       noise_mask=torch.zeros(1, 5))
+    assert torch.allclose(video_tokens(x0_video), denoised(v_in, transformer(v_in, a_in).video), atol=1e-6)
+    step_sigma = StreamInput(a_in.latent, sigma.reshape(1), a_in.positions, a_in.context, noise_mask=a_in.noise_mask)
+    assert not torch.allclose(video_tokens(x0_video), denoised(v_in, transformer(v_in, step_sigma).video), atol=1e-4)
+    assert torch.equal(x0_audio, audio)                       # kept: x0 = x
+
+
 def test_kept_regions_stay_bit_identical_through_sampling(transformer) -> None:
     video, audio = latents()
     mask_v = torch.ones(1, 1, 2, 1, 1)

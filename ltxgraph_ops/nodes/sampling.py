@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, Callable, ClassVar
 
 import torch
 
@@ -33,6 +33,7 @@ class AncestralSampler:
 
     eta: float
     s_noise: float
+    name: ClassVar[str] = "euler_ancestral"     # its per-step noise follows that sampler's seed rule
 
     @property
     def run(self) -> Callable[..., torch.Tensor]:

@@ -54,9 +54,10 @@ def test_hdr_example_writes_its_video_and_one_exr_per_frame(world) -> None:
     assert frames[0].stat().st_size == header + lines
 
 
-def test_text_to_audio_example_previews_audio_of_the_video_length(world) -> None:
-    # number_of_frames (161) is shrunk to 17 at 24 fps: 17 / 24 s of 48 kHz stereo
+def test_text_to_audio_example_previews_audio_as_long_as_comfyui_decodes_it(world) -> None:
+    # number_of_frames (161) is shrunk to 17 at 24 fps: ceil(17 / 24 * 25) = 18 audio latent frames, decoded as
+    # ComfyUI does to 4 * 18 - 3 = 69 mel frames of 480 samples at 48 kHz (0.69 s for a 0.71 s video)
     result = run_shrunk(EXAMPLES / "LTX-2.3_T2A_Single_Stage_Distilled.json", world, outputs={"audio": "@9012.audio"})
     audio = result.outputs["audio"]
-    assert audio.sample_rate == 48000 and audio.waveform.shape == (1, 2, 17 * 48000 // 24)
+    assert audio.sample_rate == 48000 and audio.waveform.shape == (1, 2, (4 * 18 - 3) * 480)
     assert torch.isfinite(audio.waveform).all() and audio.waveform.abs().max() > 0

@@ -91,12 +91,13 @@ def _bwe_checkpoint(path):
     return write_checkpoint(path, "bf16", 0, [tiny_vae, vocoder_23])
 
 
-def test_audio_ops_decode_at_48khz_for_the_latent_duration(tmp_path) -> None:
+def test_audio_ops_decode_at_48khz_at_comfyuis_length(tmp_path) -> None:
+    """ComfyUI rule: 25 latent frames -> 4 * 25 - 3 = 97 mel frames -> 97 * 160 samples at 16 kHz -> x3 at 48 kHz."""
     handle = ltxv_audio_vae_loader(str(_bwe_checkpoint(tmp_path / "ltx-2.3.safetensors")))
     assert isinstance(handle.vocoder_config, BandwidthExtensionConfig)
-    latent = ltxv_empty_latent_audio(handle, 25, 25, 1)                          # 1 s of audio
+    latent = ltxv_empty_latent_audio(handle, 25, 25, 1)                          # 1 s of video
     audio = ltxv_audio_vae_decode(latent, handle)
-    assert audio.sample_rate == 48000 and audio.waveform.shape == (1, 2, 48000)
+    assert audio.sample_rate == 48000 and audio.waveform.shape == (1, 2, 97 * 480)   # 46560
     assert bool(torch.isfinite(audio.waveform).all()) and float(audio.waveform.abs().max()) <= 1.0
     assert float(audio.waveform.std()) > 1e-3
 

@@ -58,6 +58,16 @@ def test_ksampler_is_noise_schedule_cfg_and_sampler(model) -> None:  # noqa: F81
     assert torch.equal(ours.video.samples[:, :, 0], latent.video.samples[:, :, 0])   # mask 0 frame kept
 
 
+def test_sampler_euler_ancestral_node_draws_its_step_noise_as_ksampler_select_does(model) -> None:  # noqa: F811
+    """Both are ComfyUI's euler_ancestral: per-step noise from seed + 1 (CPU), whichever node chose it."""
+    latent, sigmas = av_latent(), torch.tensor([1.0, 0.6, 0.3, 0.0])
+    guider = cfg_guider_op(model, conditioning(1), conditioning(2), 1.0)
+    node, _ = sampler_custom_advanced(random_noise(4), guider, sampler_euler_ancestral(1.0, 1.0), sigmas, latent)
+    select, _ = sampler_custom_advanced(random_noise(4), guider, ksampler_select("euler_ancestral"), sigmas, latent)
+    assert torch.equal(node.video.samples, select.video.samples)
+    assert torch.equal(node.audio.samples, select.audio.samples)
+
+
 def test_ksampler_refuses_samplers_it_does_not_run_by_name() -> None:
     spec = Registry.discover().get("KSampler")
     message = check_value(spec.input_by_name["sampler_name"], "dpmpp_2m_sde")

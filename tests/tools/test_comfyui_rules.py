@@ -1,0 +1,30 @@
+"""tools/comfyui_rules.py: the ComfyUI departures it emulates act where ComfyUI's rule says, and nowhere else."""
+from __future__ import annotations
+
+import torch
+
+from ltxgraph_ops.models.transformer import LTXAVTransformer
+from tools.comfyui_rules import cross_modulation_step, fractional_mask_step
+
+
+def test_cross_modulation_rule_moves_both_streams_and_is_undone_on_exit() -> None:
+    original = LTXAVTransformer._cross
+    step = cross_modulation_step()
+    assert LTXAVTransformer._cross is original
+    assert step["video"]["relative_l2"] > 0.01 and step["audio"]["relative_l2"] > 0.01
+
+
+def test_cross_modulation_rule_for_ltx23_keeps_the_model_config() -> None:
+    from tools.comfyui_rules import comfyui_cross_modulation, noise, tiny_model
+    step = cross_modulation_step("2.3")
+    assert step["video"]["relative_l2"] > 0.01 and step["audio"]["relative_l2"] > 0.01
+    model = tiny_model(version="2.3")
+    config = model.transformer.config
+    with comfyui_cross_modulation(), torch.inference_mode():
+        model(noise(), (torch.ones(1, 1, 1, 1, 1), torch.ones(1, 1, 1, 1)), torch.tensor(1.0))
+    assert config.av_modulation_own_timesteps and model.transformer.config is config      # restored per call
+
+
+def test_fractional_mask_rule_differs_only_for_fractional_masks() -> None:
+    assert fractional_mask_step(strength=0.6)["relative_l2"] > 0.01
+    assert fractional_mask_step(strength=1.0)["max_abs"] == 0.0      # mask 0: both keep the clean latent

@@ -1,0 +1,136 @@
+"""Measure, on the tiny LTX-2.0 transformer, how far ComfyUI's rules move a result where ComfyUI departs from
+Lightricks' reference (ltxgraph keeps the reference there; see the README section "Same as ComfyUI").
+
+ComfyUI itself does not run here (not installable from the package index); each departure is re-stated as a
+small change of our own modules (facts read from ComfyUI's files, no code of it) and measured as the relative
+L2 difference ||comfyui - reference|| / ||reference|| and the max abs difference of one Euler step.
+
+Departures measured:
+- ``cross_modulation``: ComfyUI (comfy/ldm/lightricks/av_model.py, the pinned fork and mainline) feeds the
+  audio<->video cross-attention scale/shift and gate embedders the other stream's largest timestep in sigma
+  units (0..1; gate times av_ca_multiplier / timestep_multiplier), the reference sigma * 1000 (and, LTX-2.3,
+  ltx-core 1.2.0 the stream's own per-token timesteps for the scale/shift).
+- ``fractional_mask_x0``: ComfyUI forms x0 = x - v * sigma (CONST.calculate_denoised, one sigma per sample)
+  on the input with kept regions replaced by the clean latent (KSamplerX0Inpaint, LTXV's scale_latent_inpaint),
+  the reference x0 = x - v * (mask * sigma) per token. Equal for masks of 0 and 1.
+
+Usage: python tools/comfyui_rules.py [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ltxgraph_ops.av_model import LTXAVModel  # noqa: E402
+from ltxgraph_ops.conditioning import Conditioning  # noqa: E402
+from ltxgraph_ops.models.transformer import LTXAVTransformer  # noqa: E402
+from ltxgraph_ops.tiny import transformer as tiny  # noqa: E402
+from tools.oracle.transformer import random_state  # noqa: E402
+
+VIDEO_SHAPE, AUDIO_SHAPE = (1, 128, 3, 4, 6), (1, 8, 9, 16)   # 17 frames at 192 x 128, 0.36 s of audio
+
+
+@contextlib.contextmanager
+def comfyui_cross_modulation() -> Iterator[None]:
+    """Inside: the audio<->video modulation embedders read the other stream's sigma unscaled (ComfyUI's rule)
+    instead of sigma * timestep_scale_multiplier (the reference's), the scale/shift too for LTX-2.3 (where the
+    reference reads the stream's own per-token timesteps)."""
+    original = LTXAVTransformer._cross
+
+    def cross(self, state, s, other_sigma, **kwargs):
+        config = self.config
+        self.config = replace(config, av_modulation_own_timesteps=False)
+        try:
+            return original(self, state, s, other_sigma=other_sigma / config.timestep_scale_multiplier, **kwargs)
+        finally:
+            self.config = config
+
+    LTXAVTransformer._cross = cross
+    try:
+        yield
+    finally:
+        LTXAVTransformer._cross = original
+
+
+def tiny_model(seed: int = 0, version: str = "2.0") -> LTXAVModel:
+    """The tiny transformer of ``version`` with seeded weights, behind the guiders' model interface, one prompt
+    (2.3: text already projected to each stream's width)."""
+    config = tiny.TINY_CONFIGS[version]()
+    transformer = tiny.build(config)
+    transformer.load_state_dict(random_state(transformer, seed))
+    g = torch.Generator().manual_seed(seed + 1)
+    c = transformer.config
+    widths = (c.video_dim, c.audio_dim) if c.caption_proj_before_connector else (c.caption_channels,) * 2
+    prompt = Conditioning(torch.randn(1, 7, widths[0], generator=g), torch.randn(1, 7, widths[1], generator=g),
+                          torch.ones(1, 7, dtype=torch.int64), frame_rate=25.0)
+    return LTXAVModel(transformer.eval(), ("video", "audio"), prompt)
+
+
+def relative(ours: torch.Tensor, theirs: torch.Tensor) -> dict[str, float]:
+    return {"relative_l2": float((theirs - ours).norm() / ours.norm()), "max_abs": float((theirs - ours).abs().max())}
+
+
+def noise(seed: int = 42) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(VIDEO_SHAPE, generator=g), torch.randn(AUDIO_SHAPE, generator=g)
+
+
+@torch.inference_mode()
+def cross_modulation_step(version: str = "2.0") -> dict[str, dict[str, float]]:
+    """One Euler step sigma 1 -> 0 of text-to-video (x1 = x0 at sigma 1): reference vs ComfyUI's rule."""
+    model = tiny_model(version=version)
+    latents, sigma = noise(), torch.tensor(1.0)
+    timesteps = (torch.ones(1, 1, 1, 1, 1), torch.ones(1, 1, 1, 1))
+    reference = model(latents, timesteps, sigma)
+    with comfyui_cross_modulation():
+        comfyui = model(latents, timesteps, sigma)
+    return {name: relative(r, c) for name, r, c in zip(("video", "audio"), reference, comfyui)}
+
+
+@torch.inference_mode()
+def fractional_mask_step(strength: float = 0.6) -> dict[str, float]:
+    """Image-to-video with strength < 1 (first latent frame mask 1 - strength): the first frame's clean
+    estimate at sigma 0.9, reference x0 = x - v m sigma vs ComfyUI's x0 = x_in - v sigma blended m x0 + (1-m) c."""
+    model = tiny_model()
+    clean_video = torch.randn(VIDEO_SHAPE, generator=torch.Generator().manual_seed(7))
+    mask = torch.ones(1, 1, VIDEO_SHAPE[2], 1, 1)
+    mask[:, :, 0] = 1.0 - strength
+    sigma = torch.tensor(0.9)
+    video_noise, audio = noise()
+    x = mask * sigma * video_noise + (1 - mask * sigma) * clean_video           # both start here
+    timesteps = (mask * sigma, torch.full((1, 1, 1, 1), float(sigma)))
+    reference = model((x, audio), timesteps, sigma)[0]
+    reference = mask * reference + (1 - mask) * clean_video
+    # ComfyUI: the same velocity (the model sees the same x and per-token timesteps), x0 from one sigma
+    velocity = (x - model((x, audio), timesteps, sigma)[0]) / (mask * sigma).clamp(min=1e-12)   # 0 where kept
+    x_in = mask * x + (1 - mask) * clean_video
+    comfyui = mask * (x_in - velocity * sigma) + (1 - mask) * clean_video
+    return relative(reference[:, :, :1], comfyui[:, :, :1])
+
+
+def measure() -> dict[str, object]:
+    return {"cross_modulation_one_euler_step": cross_modulation_step(),
+            "cross_modulation_one_euler_step_ltx23": cross_modulation_step("2.3"),
+            "fractional_mask_first_frame_x0_strength_0.6": fractional_mask_step()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    results = measure()
+    print(json.dumps(results, indent=2 if args.json else None))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
