@@ -19,7 +19,7 @@ from ltxgraph_ops.models.progress import Counter
 from ltxgraph_ops.models.transformer import (LTXAVTransformer, Perturbations, PreparedText, ReferenceTokens,
                                              StackedPerturbations, StreamInput, denoised)
 from ltxgraph_ops.models.transformer_tokens import (audio_latent, audio_positions, audio_tokens,
-                                                    guide_attention_mask, reference_audio_positions, video_latent,
+                                                    first_frame_keyframes_mask, guide_attention_mask, reference_audio_positions, video_latent,
                                                     video_positions, video_tokens)
 from ltxgraph_ops.sampling.guiders import ModelPass
 from ltxgraph_ops.sampling.pass_batches import activation_bytes, plan_pass_batches
@@ -144,14 +144,15 @@ class LTXAVModel:
         if torch.equal(text_rows, torch.arange(len(prompts) * batch)):
             text_rows = None                                              # each prompt read once, in order
         streams = {}
-        for name in self.modalities:
+        for name, latent in zip(self.modalities, latents):
             layout = layouts[name][0].stacked(len(passes))
             context, context_mask = self._text(name, prompts, sigma)
             streams[name] = StreamInput(latent=layout.tokens.float(), sigma=sigma.repeat(len(passes)),
                                         positions=layout.positions.float(), context=context,
                                         context_mask=context_mask, noise_mask=layout.noise_mask,
                                         attention_mask=layout.attention, text_rows=text_rows,
-                                        reference=layout.reference)
+                                        reference=layout.reference,
+                                        keyframes_mask=self._keyframes(name, latent, layout))
         perturbations = [self._perturbations(p) for p in passes]
         computed = {name: replace(s, latent=s.latent.to(self.compute_dtype)) for name, s in streams.items()}
         velocity = self.transformer(computed.get("video"), computed.get("audio"),
@@ -163,6 +164,14 @@ class LTXAVModel:
             x0 = denoised(streams[name], getattr(velocity, name)).split(batch)
             per_stream.append([self._latent(name, latent, part, layouts[name][0].select) for part in x0])
         return [tuple(outputs) for outputs in zip(*per_stream)]
+
+    def _keyframes(self, name: str, latent: torch.Tensor, layout: StreamLayout) -> torch.Tensor | None:
+        """For a model with the keyframe embedding (LTX-2.5): the video tokens of the latent's [B, C, F, H, W]
+        first frame marked (see :func:`first_frame_keyframes_mask`); else None."""
+        if name != "video" or not self.transformer.config.use_keyframes_abs_pos_embedding:
+            return None
+        return first_frame_keyframes_mask(layout.tokens.shape[0], layout.tokens.shape[1],
+                                          latent.shape[3] * latent.shape[4], layout.tokens.device)
 
     def _split(self, latents: tuple[torch.Tensor, ...], timesteps: tuple[torch.Tensor, ...], sigma: torch.Tensor,
                passes: list[ModelPass], group: Callable[[ModelPass], object]) -> list[tuple[torch.Tensor, ...]]:

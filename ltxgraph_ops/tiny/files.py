@@ -94,14 +94,15 @@ def write_checkpoint(path: Path, storage: str = "bf16", seed: int = 0,
                      modules: list[ModuleType] | None = None, version: str = "2.0") -> Path:
     """One single-file LTX-2 checkpoint: each component under its prefix, the header ``config`` holding each
     component's section (a section two components share holds both configs' fields, the first one's winning).
-    ``version`` "2.3": the components with a ``tiny_config_23``, in their 2.3 layout."""
+    ``version`` "2.3": the components with a ``tiny_config_23``, in their 2.3 layout; "2.5": the same components,
+    in their 2.5 layout where they have a ``tiny_config_25`` (else the 2.3 one)."""
     modules = available(CHECKPOINT_COMPONENTS) if modules is None else modules
-    if version == "2.3":
+    if version != "2.0":
         modules = [module for module in modules if hasattr(module, "tiny_config_23")]
     sections: dict[str, dict] = {}
     parts = []
     for module in modules:
-        config = module.tiny_config_23() if version == "2.3" else module.tiny_config()
+        config = tiny_config_of(module, version)
         if module.SECTION:
             sections[module.SECTION] = {**config, **sections.get(module.SECTION, {})}
         with torch.device("meta"):
@@ -111,6 +112,13 @@ def write_checkpoint(path: Path, storage: str = "bf16", seed: int = 0,
     for module in modules:
         tensors.update(fixed_tensors(module, sections.get(module.SECTION, module.tiny_config()), storage))
     return save_atomic(path, tensors, header_metadata(sections))
+
+
+def tiny_config_of(module: ModuleType, version: str) -> dict:
+    """The tiny config of a component module at model ``version`` (2.5 falls back to the 2.3 one)."""
+    if version == "2.5" and hasattr(module, "tiny_config_25"):
+        return module.tiny_config_25()
+    return module.tiny_config_23() if version in ("2.3", "2.5") else module.tiny_config()
 
 
 def fixed_tensors(module: ModuleType, config: dict, storage: str) -> dict[str, torch.Tensor]:
