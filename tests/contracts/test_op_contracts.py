@@ -17,8 +17,6 @@ REGISTRY = Registry.discover()
 EXAMPLES = int(os.environ.get("LTXGRAPH_CONTRACT_EXAMPLES", "3"))
 LONG_EXAMPLES = 60
 NOT_DRAWN = {  # op -> why its inputs cannot be drawn yet (the suite reports these)
-    "UNETLoader": "the embedded tiny set has no diffusion_models/ (transformer-only) file",
-    "ModelPatchLoader": "the embedded tiny set has no model_patches/ file",
     "LTXVDurationPredictor": "no strategy draws a MODEL_PATCH (a duration head) with LTX-2.5 conditioning",
 }
 KNOWN_BREAKS = {  # op -> the break the suite found and that is not fixed yet (strict xfail: fixing it fails here)
