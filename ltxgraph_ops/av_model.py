@@ -19,8 +19,9 @@ from ltxgraph_ops.models.progress import Counter
 from ltxgraph_ops.models.transformer import (LTXAVTransformer, Perturbations, PreparedText, ReferenceTokens,
                                              StackedPerturbations, StreamInput, denoised)
 from ltxgraph_ops.models.transformer_tokens import (audio_latent, audio_positions, audio_tokens,
-                                                    first_frame_keyframes_mask, guide_attention_mask, reference_audio_positions, video_latent,
-                                                    video_positions, video_tokens)
+                                                    first_frame_keyframes_mask, guide_attention_mask,
+                                                    reference_audio_positions, video_latent, video_positions,
+                                                    video_tokens)
 from ltxgraph_ops.sampling.guiders import ModelPass
 from ltxgraph_ops.sampling.pass_batches import activation_bytes, plan_pass_batches
 

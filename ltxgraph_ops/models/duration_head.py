@@ -90,7 +90,7 @@ class AttentionPooler(nn.Module):
 
 
 class DurationHead(nn.Module):
-    """Connector outputs -> predicted duration in seconds [B]. State-dict keys are the file's minus ``duration_head.``."""
+    """Connector outputs -> predicted duration in seconds [B]; state-dict keys: the file's minus ``duration_head.``."""
 
     def __init__(self, config: DurationHeadConfig, device: torch.device | str | None = None) -> None:
         super().__init__()

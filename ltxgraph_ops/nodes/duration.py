@@ -85,6 +85,18 @@ def predict_seconds(head: DurationHead, conditioning: Conditioning) -> float:
         return float(head(video, audio)[0])
 
 
+def check_head_fits(head: DurationHeadHandle, model: ModelHandle | None) -> None:
+    """Refuses a duration head whose text widths are not the transformer's (a head of another model)."""
+    if model is None:
+        return
+    config = model.structure().config
+    heads = (head.config.video_dim, head.config.audio_dim)
+    if heads != (config.video_dim, config.audio_dim):
+        raise InputValueError(f"duration head {head.source} reads text {heads[0]} / {heads[1]} wide (video / audio), "
+                              f"the transformer of {model.source} takes {config.video_dim} / {config.audio_dim}: "
+                              "a head made for another model")
+
+
 @op("LTXVDurationPredictor", outputs={"num_frames": "INT", "seconds": "FLOAT"}, category="model/conditioning/ltxv")
 def ltxv_duration_predictor(model: Annotated[ModelHandle, Port("MODEL")],
                             positive: Annotated[Conditioning, Port("CONDITIONING")],
@@ -99,5 +111,6 @@ def ltxv_duration_predictor(model: Annotated[ModelHandle, Port("MODEL")],
     in ltxgraph the conditioning holds their output already)."""
     if max_seconds < min_seconds:
         raise InputValueError(f"max_seconds {max_seconds} is below min_seconds {min_seconds}")
+    check_head_fits(duration_head, model)
     seconds = predict_seconds(duration_head.model.get(), positive)
     return frames_for_seconds(seconds, frame_rate, min_seconds, max_seconds), seconds

@@ -3,7 +3,8 @@
 The config dicts use the checkpoint header's ``transformer`` section format. ``full_config`` is the 19B
 release's section as published in its safetensors header (keys the reference configurator checks included);
 ``full_config_23`` the LTX-2.3 22B release's (tests/data/reference/ltx23_22b_config.json), ``tiny_config_23``
-its tiny stand-in; ``full_config_25`` / ``tiny_config_25`` the same for LTX-2.5. ``RELEASE_CONFIGS`` / ``TINY_CONFIGS`` map a model version to its release / tiny section
+its tiny stand-in; ``full_config_25`` / ``tiny_config_25`` the same for LTX-2.5. ``RELEASE_CONFIGS`` /
+``TINY_CONFIGS`` map a model version to its release / tiny section
 (tools/manifest_check.py, ``tiny.files.write_checkpoint``).
 """
 from __future__ import annotations

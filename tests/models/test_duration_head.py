@@ -7,12 +7,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
 from ltxgraph_ops.conditioning import Conditioning
+from ltxgraph_ops.loaders import model_handle
 from ltxgraph_ops.models.duration_head import DurationHead, DurationHeadConfig, frames_for_seconds
 from ltxgraph_ops.nodes.duration import duration_head_file, ltxv_duration_predictor, model_patch_loader
 from ltxgraph_ops.tiny import duration_head as tiny
+from ltxgraph_ops.tiny import transformer
+from ltxgraph_ops.tiny.files import write_checkpoint
 from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
+from ltxgraph_ops.weights.writing import checkpoint_tensors, header_metadata, save_atomic
 from tools.oracle import duration_head as oracle
 
 # ltx-core 1.2.0's DurationHead state dict (nn.MultiheadAttention layout in the pooler), under duration_head.
@@ -121,3 +126,18 @@ def test_parity_with_diffusers(name: str) -> None:
     pytest.importorskip("diffusers")
     error = oracle.CHECKS[name]()
     assert error < 1e-5, f"{name}: max abs error {error:.3e}"
+
+
+def test_predictor_refuses_a_head_of_another_transformer(head_file: Path, tmp_path: Path) -> None:
+    handle = model_patch_loader(str(head_file))
+    head = handle.model.get()
+    model_25 = model_handle(str(write_checkpoint(tmp_path / "25.safetensors", "bf16", 0, [transformer], "2.5")),
+                            OpContext("m"))
+    assert (ltxv_duration_predictor(model_25, conditioning(head), handle)[0] - 1) % 8 == 0
+    wide = {**transformer.tiny_config_25(), "num_attention_heads": 3, "cross_attention_dim": 48}
+    with torch.device("meta"):
+        layout = transformer.build(wide, device="meta")
+    path = save_atomic(tmp_path / "wide.safetensors", checkpoint_tensors([(layout, transformer.PREFIX)], 0, "bf16"),
+                       header_metadata({"transformer": wide}))
+    with pytest.raises(InputValueError, match="reads text 32 / 16 wide .* takes 48 / 16: a head made for another"):
+        ltxv_duration_predictor(model_handle(str(path), OpContext("m")), conditioning(head), handle)

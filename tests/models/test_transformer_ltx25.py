@@ -1,6 +1,7 @@
 """LTX-2.5 in the one transformer class: what its header switches (bias-free feed-forwards, no sigma-driven prompt
 AdaLN so text keys/values hold for every step, the keyframe absolute-position embedding), the sampling adapter
-marking the first latent frame, the tiny 2.5 file, and parity with diffusers 0.42.1 (keys ltx25_*)."""
+marking the first latent frame, the tiny 2.5 file. Parity with diffusers 0.42.1 (keys ltx25_transformer*) runs with
+every key of tools/oracle/diffusers_transformer.py in test_transformer_ltx23.py::test_parity_with_diffusers."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -104,11 +105,3 @@ def test_tiny_2_5_checkpoint_is_a_2_5_file(tmp_path: Path) -> None:
     path = write_checkpoint(tmp_path / "t.safetensors", "bf16", 0, [tiny], version="2.5")
     assert checkpoint_version(SafetensorsFile(path)) == "2.5"
     assert "model.diffusion_model.keyframes_abs_pos_embedding" in SafetensorsFile(path).keys()
-
-
-@pytest.mark.oracle
-@pytest.mark.parametrize("name", sorted(name for name in oracle.CHECKS if name.startswith("ltx25_")))
-def test_parity_with_diffusers(name: str) -> None:
-    pytest.importorskip("diffusers")
-    error = oracle.CHECKS[name]()
-    assert error < 1e-5, f"{name}: max abs error {error:.3e}"

@@ -122,7 +122,8 @@ def test_cfg_pp_sampler_runs_the_negative_pass_at_cfg_one(model) -> None:  # noq
     assert torch.allclose(same.video.samples, plain.video.samples, atol=1e-4)
 
 
-def one_step(model, guider, latent):  # noqa: F811
+def after_one_step(guider, latent):
+    """``latent`` after one Euler step (sigma 1 -> 0.6) with ``guider``."""
     from ltxgraph_ops.sampling_ops import manual_sigmas
     return sampler_custom_advanced(random_noise(5), guider, ksampler_select("euler"), manual_sigmas("1.0, 0.6"),
                                    latent)[0]
@@ -132,15 +133,15 @@ def test_dual_cfg_guides_video_and_audio_with_their_own_scales(model) -> None:  
     from ltxgraph_ops.nodes.sampling import ltxv_dual_cfg_guider
     latent = av_latent()
     positive, negative = conditioning(1), conditioning(2)
-    dual = one_step(model, ltxv_dual_cfg_guider(model, positive, negative, 2.0, 5.0), latent)
-    video_scale = one_step(model, cfg_guider_op(model, positive, negative, 2.0), latent)
-    audio_scale = one_step(model, cfg_guider_op(model, positive, negative, 5.0), latent)
+    dual = after_one_step(ltxv_dual_cfg_guider(model, positive, negative, 2.0, 5.0), latent)
+    video_scale = after_one_step(cfg_guider_op(model, positive, negative, 2.0), latent)
+    audio_scale = after_one_step(cfg_guider_op(model, positive, negative, 5.0), latent)
     # one step: both guiders see the same model passes, each stream combined at its own scale
     assert torch.equal(dual.video.samples, video_scale.video.samples)
     assert torch.equal(dual.audio.samples, audio_scale.audio.samples)
     assert not torch.allclose(video_scale.audio.samples, audio_scale.audio.samples)
-    same = one_step(model, ltxv_dual_cfg_guider(model, positive, negative, 3.0, 3.0), latent)
-    single = one_step(model, cfg_guider_op(model, positive, negative, 3.0), latent)
+    same = after_one_step(ltxv_dual_cfg_guider(model, positive, negative, 3.0, 3.0), latent)
+    single = after_one_step(cfg_guider_op(model, positive, negative, 3.0), latent)
     assert torch.equal(same.video.samples, single.video.samples)
     assert torch.equal(same.audio.samples, single.audio.samples)
 
@@ -149,8 +150,8 @@ def test_dual_cfg_on_a_video_only_latent_uses_the_video_scale(model) -> None:  #
     from ltxgraph_ops.nodes.sampling import ltxv_dual_cfg_guider
     video = av_latent().video
     positive, negative = conditioning(1), conditioning(2)
-    dual = one_step(model, ltxv_dual_cfg_guider(model, positive, negative, 2.0, 5.0), video)
-    expected = one_step(model, cfg_guider_op(model, positive, negative, 2.0), video)
+    dual = after_one_step(ltxv_dual_cfg_guider(model, positive, negative, 2.0, 5.0), video)
+    expected = after_one_step(cfg_guider_op(model, positive, negative, 2.0), video)
     assert torch.equal(dual.samples, expected.samples)
 
 
