@@ -25,14 +25,24 @@ def build_head(config: dict) -> DurationHead:
     return DurationHead(DurationHeadConfig.from_header(config))
 
 
+# where a file keeps the head: its own file or a single-file checkpoint (ltx-core), or ComfyUI's transformer prefix
+HEAD_PREFIXES = (PREFIX, "model.diffusion_model." + PREFIX)
+
+
+def head_prefix(path: str) -> str:
+    """The key prefix of the duration head in a file; a :class:`CheckpointError` naming the file without one."""
+    file = SafetensorsFile(path)
+    for prefix in HEAD_PREFIXES:
+        if f"{prefix}mlp_out.weight" in file.entries:
+            return prefix
+    raise CheckpointError(f"{file.path}: not an LTX duration head (no '{PREFIX}mlp_out.weight'); ltxgraph reads "
+                          "only the LTX-2.5 duration head from model_patches")
+
+
 def head_layout(path: str) -> DurationHead:
     """The head of a file on the meta device, its tensors checked against the header (names and shapes) without
-    reading a weight; a :class:`CheckpointError` naming the file when it holds no duration head."""
-    file = SafetensorsFile(path)
-    if f"{PREFIX}mlp_out.weight" not in file.entries:
-        raise CheckpointError(f"{file.path}: not an LTX duration head (no '{PREFIX}mlp_out.weight'); ltxgraph "
-                              "reads only the LTX-2.5 duration head from model_patches")
-    return component_layout(file, build_head, "", PREFIX)
+    reading a weight."""
+    return component_layout(SafetensorsFile(path), build_head, "", head_prefix(path))
 
 
 @dataclass(frozen=True)
@@ -54,10 +64,12 @@ def duration_head_file(name: str) -> str | None:
     checks=(duration_head_file,))
 def model_patch_loader(name: Annotated[str, Port("STRING", file="model_patches")],
                        ctx: OpContext = None) -> DurationHeadHandle:
-    """A model patch file; ltxgraph reads one kind, the LTX-2.5 duration head (``duration_head.*`` keys)."""
+    """A model patch file; ltxgraph reads one kind, the LTX-2.5 duration head (``duration_head.*`` keys, also
+    inside a single-file checkpoint, or under ``model.diffusion_model.``)."""
     layout = head_layout(name)
     device = ctx.settings.device if ctx else "cpu"
-    model = Lazy(lambda: load_section_component(name, build_head, "", PREFIX, device, torch.float32),
+    prefix = head_prefix(name)
+    model = Lazy(lambda: load_section_component(name, build_head, "", prefix, device, torch.float32),
                  f"duration head {SafetensorsFile(name).name}")
     return DurationHeadHandle(SafetensorsFile(name).name, layout.config, model)
 

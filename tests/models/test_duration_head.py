@@ -141,3 +141,13 @@ def test_predictor_refuses_a_head_of_another_transformer(head_file: Path, tmp_pa
                        header_metadata({"transformer": wide}))
     with pytest.raises(InputValueError, match="reads text 32 / 16 wide .* takes 48 / 16: a head made for another"):
         ltxv_duration_predictor(model_handle(str(path), OpContext("m")), conditioning(head), handle)
+
+
+def test_a_head_inside_a_transformer_file_is_read(tmp_path: Path, head_file: Path) -> None:
+    """ComfyUI also finds the head under the transformer's prefix (model.diffusion_model.duration_head.*)."""
+    file = SafetensorsFile(head_file)
+    tensors = {f"model.diffusion_model.{key}": file.read(key) for key in file.entries}
+    path = save_atomic(tmp_path / "inside.safetensors", tensors, dict(file.metadata))
+    inside, alone = model_patch_loader(str(path)), model_patch_loader(str(head_file))
+    positive = conditioning(alone.model.get())
+    assert ltxv_duration_predictor(None, positive, inside) == ltxv_duration_predictor(None, positive, alone)
