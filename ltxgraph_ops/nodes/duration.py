@@ -109,7 +109,14 @@ def check_head_fits(head: DurationHeadHandle, model: ModelHandle | None) -> None
                               "a head made for another model")
 
 
-@op("LTXVDurationPredictor", outputs={"num_frames": "INT", "seconds": "FLOAT"}, category="model/conditioning/ltxv")
+@input_check("max_seconds")
+def seconds_in_order(min_seconds: float, max_seconds: float) -> str | None:
+    """Refuses a duration window that ends before it starts."""
+    return f"max_seconds {max_seconds} is below min_seconds {min_seconds}" if max_seconds < min_seconds else None
+
+
+@op("LTXVDurationPredictor", outputs={"num_frames": "INT", "seconds": "FLOAT"}, category="model/conditioning/ltxv",
+    checks=(seconds_in_order,))
 def ltxv_duration_predictor(model: Annotated[ModelHandle, Port("MODEL")],
                             positive: Annotated[Conditioning, Port("CONDITIONING")],
                             duration_head: Annotated[DurationHeadHandle, Port("MODEL_PATCH")],
@@ -121,8 +128,6 @@ def ltxv_duration_predictor(model: Annotated[ModelHandle, Port("MODEL")],
     grid at ``frame_rate``, within [min_seconds, max_seconds] (see ``frames_for_seconds``), and the head's raw
     ``seconds``. ``model`` is the transformer the prompt was encoded for (ComfyUI runs its text connectors here;
     in ltxgraph the conditioning holds their output already)."""
-    if max_seconds < min_seconds:
-        raise InputValueError(f"max_seconds {max_seconds} is below min_seconds {min_seconds}")
     check_head_fits(duration_head, model)
     seconds = predict_seconds(duration_head.model.get(), positive)
     return frames_for_seconds(seconds, frame_rate, min_seconds, max_seconds), seconds
