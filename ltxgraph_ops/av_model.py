@@ -19,8 +19,9 @@ from ltxgraph_ops.models.progress import Counter
 from ltxgraph_ops.models.transformer import (LTXAVTransformer, Perturbations, PreparedText, ReferenceTokens,
                                              StackedPerturbations, StreamInput, denoised)
 from ltxgraph_ops.models.transformer_tokens import (audio_latent, audio_positions, audio_tokens,
-                                                    guide_attention_mask, reference_audio_positions, video_latent,
-                                                    video_positions, video_tokens)
+                                                    first_frame_keyframes_mask, guide_attention_mask,
+                                                    reference_audio_positions, video_latent, video_positions,
+                                                    video_tokens)
 from ltxgraph_ops.sampling.guiders import ModelPass
 from ltxgraph_ops.sampling.pass_batches import activation_bytes, plan_pass_batches
 
@@ -144,7 +145,7 @@ class LTXAVModel:
         if torch.equal(text_rows, torch.arange(len(prompts) * batch)):
             text_rows = None                                              # each prompt read once, in order
         streams = {}
-        for name in self.modalities:
+        for name, latent in zip(self.modalities, latents):
             own_sigma = stream_sigma(sigma, layouts[name][0].noise_mask)          # [B]: 0 where all kept
             layout = layouts[name][0].stacked(len(passes))
             context, context_mask = self._text(name, prompts, own_sigma)
@@ -152,7 +153,8 @@ class LTXAVModel:
                                         positions=layout.positions.float(), context=context,
                                         context_mask=context_mask, noise_mask=layout.noise_mask,
                                         attention_mask=layout.attention, text_rows=text_rows,
-                                        reference=layout.reference)
+                                        reference=layout.reference,
+                                        keyframes_mask=self._keyframes(name, latent, layout))
         perturbations = [self._perturbations(p) for p in passes]
         computed = {name: replace(s, latent=s.latent.to(self.compute_dtype)) for name, s in streams.items()}
         velocity = self.transformer(computed.get("video"), computed.get("audio"),
@@ -164,6 +166,14 @@ class LTXAVModel:
             x0 = denoised(streams[name], getattr(velocity, name)).split(batch)
             per_stream.append([self._latent(name, latent, part, layouts[name][0].select) for part in x0])
         return [tuple(outputs) for outputs in zip(*per_stream)]
+
+    def _keyframes(self, name: str, latent: torch.Tensor, layout: StreamLayout) -> torch.Tensor | None:
+        """For a model with the keyframe embedding (LTX-2.5): the video tokens of the latent's [B, C, F, H, W]
+        first frame marked (see :func:`first_frame_keyframes_mask`); else None."""
+        if name != "video" or not self.transformer.config.use_keyframes_abs_pos_embedding:
+            return None
+        return first_frame_keyframes_mask(layout.tokens.shape[0], layout.tokens.shape[1],
+                                          latent.shape[3] * latent.shape[4], layout.tokens.device)
 
     def _split(self, latents: tuple[torch.Tensor, ...], timesteps: tuple[torch.Tensor, ...], sigma: torch.Tensor,
                passes: list[ModelPass], group: Callable[[ModelPass], object]) -> list[tuple[torch.Tensor, ...]]:

@@ -31,7 +31,8 @@ LTX20_ONLY_LAYERS = ("caption_projection.", "audio_caption_projection.")
 LTX23_ONLY_LAYERS = (".to_gate_logits.", "prompt_adaln_single.")
 # the latent upscaler release files whose headers do not tell the version (the x2 ones: same fields, same shapes)
 UPSCALER_RELEASES = {"ltx-2-spatial-upscaler-x2-1.0.safetensors": "2.0",
-                     "ltx-2.3-spatial-upscaler-x2-1.1.safetensors": "2.3"}
+                     "ltx-2.3-spatial-upscaler-x2-1.1.safetensors": "2.3",
+                     "ltx-2.5-latent-spatial-upscaler-x2-bf16-1.0.safetensors": "2.5"}
 
 
 class ModelVersionError(ValueError):

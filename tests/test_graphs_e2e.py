@@ -81,6 +81,7 @@ def tiny_vae(world, checkpoint: str = "ltx-2-19b-distilled-fp8.safetensors"):
     ("ltx2_t2v_two_stage", {"length": 17, "steps": 3}, 17),
     ("ltx23_t2v_distilled", {"length": 17}, 17),
     ("ltx23_t2v_two_stage", {"length": 17}, 17),
+    ("ltx25_t2v", {"length": 17, "fps": 25}, 17),
 ])
 def test_text_to_video_graphs(world, graph, params, frames) -> None:
     result, path = run(world, graph, {**TWO_STAGE, **params})
@@ -94,6 +95,7 @@ def test_text_to_video_graphs(world, graph, params, frames) -> None:
 @pytest.mark.parametrize("graph, params, checkpoint, crf", [
     ("ltx2_i2v", {"steps": 3}, "ltx-2-19b-dev-fp8.safetensors", 33),
     ("ltx23_i2v", {}, "ltx-2.3-22b-dev-fp8.safetensors", 18),
+    ("ltx25_i2v", {}, "ltx-2.5-22b-distilled.safetensors", 18),
 ])
 def test_image_to_video_keeps_the_first_frame(world, graph, params, checkpoint, crf) -> None:
     result, path = run(world, graph, {**TWO_STAGE, "length": 17, **params})
@@ -103,6 +105,15 @@ def test_image_to_video_keeps_the_first_frame(world, graph, params, checkpoint, 
     image = ltxv_preprocess(load_image(str(world["input"] / "first_frame.png"))[0].float(), crf)
     expected = img_to_video_inplace(vae, image, empty_ltxv_latent_video(256, 128, 17)).samples[:, :, 0]
     assert torch.equal(result.outputs["latent"].video.samples[:, :, 0], expected)
+
+
+def test_ltx25_duration_graph_proposes_an_8n_plus_1_length(world) -> None:
+    from ltxgraph_ops.models.duration_head import frames_for_seconds
+    runner = api.Runner(use_cache=False, folders=Folders(models=(world["models"],), input=world["input"],
+                                                         output=world["root"] / "out" / "duration"))
+    outputs = runner.run(api.load(GRAPHS / "ltx25_duration.yaml"), {"prompt": "a dog runs", "fps": 25.0}).outputs
+    assert (outputs["num_frames"] - 1) % 8 == 0 and outputs["seconds"] > 0
+    assert outputs["num_frames"] == frames_for_seconds(outputs["seconds"], 25.0, 1.0, 20.0)
 
 
 def given_audio_latent(world, checkpoint: str) -> torch.Tensor:

@@ -48,13 +48,17 @@ def test_every_tiny_file_tells_its_version(models: Path) -> None:
         assert file_version(models / "checkpoints" / name, "checkpoint") == "2.0"
     for name in ("ltx-2.3-22b-dev-fp8.safetensors", "ltx-2.3-22b-distilled-fp8.safetensors"):
         assert file_version(models / "checkpoints" / name, "checkpoint") == "2.3"
+    assert file_version(models / "checkpoints" / "ltx-2.5-22b-distilled.safetensors", "checkpoint") == "2.5"
+    assert file_version(models / "diffusion_models" / "ltx-2.5-22b-distilled-transformer-comfy-int8-convrot"
+                                                      ".safetensors", "checkpoint") == "2.5"
     assert {file_version(models / "loras" / name, "LoRA") for name in LORAS} == {"2.0"}
     assert {file_version(models / "loras" / name, "LoRA") for name in LORAS_23} == {"2.3"}
     upscalers = models / "latent_upscale_models"
     assert {path.name: file_version(path, "latent upscaler") for path in upscalers.iterdir()} == {
         "ltx-2-spatial-upscaler-x2-1.0.safetensors": "2.0", "ltx-2.3-spatial-upscaler-x2-1.1.safetensors": "2.3",
         "ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors": "2.3",
-        "ltx-2.3-temporal-upscaler-x2-1.0.safetensors": "2.3"}
+        "ltx-2.3-temporal-upscaler-x2-1.0.safetensors": "2.3",
+        "ltx-2.5-latent-spatial-upscaler-x2-bf16-1.0.safetensors": "2.5"}
     assert file_version(models / "text_encoders" / "gemma_3_12B_it_fp8_scaled.safetensors", "checkpoint") is None
 
 

@@ -9,7 +9,10 @@ the clean estimate is ``x0 = x - v * t`` with the per-token timestep ``t = noise
 One class for every LTX-2 version, switched by header fields (:class:`TransformerConfig`). LTX-2.3 (22B): gated
 attention, cross-attention AdaLN (9 adaLN rows per block; the text modulated per block from sigma by
 ``prompt_adaln_single``), no caption projection here (the text path projects the captions), and (as ltx-core
-1.2.0) audio<->video scale/shift from each stream's own timesteps.
+1.2.0) audio<->video scale/shift from each stream's own timesteps. LTX-2.5: bias-free feed-forwards (``ff_bias``),
+no sigma-driven prompt AdaLN (``use_prompt_adaln_single`` False: the text keys/values hold for every step, see
+:class:`PreparedText`), and a learned keyframe absolute-position embedding added to the embedded video tokens that
+encode one pixel frame (``use_keyframes_abs_pos_embedding``; :attr:`StreamInput.keyframes_mask`).
 
 Inputs are token sequences (see :mod:`ltxgraph_ops.models.transformer_tokens` for the latent <-> token layout
 and positions). Config keys are the checkpoint header's ``transformer`` section keys.
@@ -60,6 +63,8 @@ class LTXAVTransformer(nn.Module):
         projects_text = not c.caption_proj_before_connector
         if c.has_video:
             self.patchify_proj = Linear(c.in_channels, c.video_dim, device=device)
+            if c.use_keyframes_abs_pos_embedding:   # LTX-2.5: marks tokens that encode one pixel frame
+                self.keyframes_abs_pos_embedding = learned_table(1, c.video_dim, device)
             if projects_text:
                 self.caption_projection = CaptionProjection(c.caption_channels, c.video_dim, device)
             self.adaln_single = AdaLNSingle(c.video_dim, c.modulation_rows, device)
@@ -229,7 +234,7 @@ class LTXAVTransformer(nn.Module):
         if self.config.text_follows_sigma and cache is None:
             prompt_modulation = self._prompt_modulation(name, self._text_sigma(s), dtype)
         return StreamState(
-            x=patchify(tokens),
+            x=self._mark_keyframes(patchify(tokens), s) if name == "video" else patchify(tokens),
             context=None if cache is not None else self._project_text(name, context),
             text_cache=cache,
             prompt_modulation=prompt_modulation,
@@ -241,6 +246,17 @@ class LTXAVTransformer(nn.Module):
             text_rows=None if s.text_rows is None else s.text_rows.to(s.latent.device),
             reference_tokens=0 if s.reference is None else s.reference.count,
         )
+
+    def _mark_keyframes(self, x: torch.Tensor, s: StreamInput) -> torch.Tensor:
+        """Embedded tokens [B, R + T, D] plus the keyframe absolute-position embedding on the tokens
+        ``s.keyframes_mask`` marks (LTX-2.5); unchanged without a mask or without the embedding."""
+        embedding = getattr(self, "keyframes_abs_pos_embedding", None)
+        if embedding is None or s.keyframes_mask is None:
+            return x
+        marked = (s.keyframes_mask > 0).to(x.dtype)                               # [B, T]
+        if s.reference is not None:   # reference tokens (first) are never marked
+            marked = torch.cat([marked.new_zeros(marked.shape[0], s.reference.count), marked], dim=1)
+        return x + marked[..., None] * embedding.to(x.dtype)
 
     def _cross(self, state: StreamState, s: StreamInput, other_sigma: torch.Tensor, heads: int,
                scale_shift: AdaLNSingle, gate: AdaLNSingle) -> StreamState:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import ClassVar, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 
@@ -42,22 +42,16 @@ class TransformerConfig:
     caption_proj_before_connector: bool = False  # the text path projects captions; the transformer has no projection
     ff_bias: bool = True                        # feed-forward biases (LTX-2.5 drops them)
     audio_ff_bias: bool = True
+    use_keyframes_abs_pos_embedding: bool = False  # a learned [1, D] marker added to single-pixel-frame video tokens
     # not a header key: audio<->video scale/shift from the stream's own per-token timesteps (ltx-core 1.2.0, used
     # for LTX-2.3+) instead of the other stream's sigma (ltx-core 1.0.0 and diffusers, kept for LTX-2.0 files)
     av_modulation_own_timesteps: bool = False
     has_video: bool = True          # not header keys: which streams the checkpoint holds
     has_audio: bool = True
 
-    # header values describing variants this implementation does not build
-    _REQUIRED: ClassVar[dict] = {"use_keyframes_abs_pos_embedding": False}
-
     @classmethod
     def from_header(cls, section: dict, has_video: bool = True, has_audio: bool = True) -> "TransformerConfig":
         """Build from the header's ``transformer`` section; unknown keys are ignored."""
-        for key, expected in cls._REQUIRED.items():
-            if section.get(key, expected) != expected:
-                raise ValueError(f"transformer header has {key}={section[key]!r}; this implementation supports "
-                                 f"only {key}={expected!r}")
         if section.get("rope_type", "interleaved") not in ("interleaved", "split"):
             raise ValueError(f"transformer header has unknown rope_type {section['rope_type']!r}")
         names = {f.name for f in fields(cls)} - {"has_video", "has_audio", "av_modulation_own_timesteps"}
@@ -170,6 +164,10 @@ class StreamInput:
                     reads row b.
     reference:      clean tokens placed before ``latent`` for the blocks (see :class:`ReferenceTokens`); the
                     velocity returned covers ``latent`` only. None = no reference.
+    keyframes_mask: [B, T] non-zero on tokens whose latent frame encodes one pixel frame (the causal first
+                    frame, generated keyframe slots): they receive the model's keyframe absolute-position
+                    embedding (``use_keyframes_abs_pos_embedding``, LTX-2.5; ignored by models without it).
+                    None = no token marked.
     """
 
     latent: torch.Tensor
@@ -182,6 +180,7 @@ class StreamInput:
     enabled: bool = True
     text_rows: torch.Tensor | None = None
     reference: ReferenceTokens | None = None
+    keyframes_mask: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.reference is not None and self.attention_mask is not None:

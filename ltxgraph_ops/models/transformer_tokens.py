@@ -58,6 +58,16 @@ def video_positions(frames: int, height: int, width: int, fps: float, batch: int
     return bounds.unsqueeze(0).expand(batch, -1, -1, -1).clone()
 
 
+def first_frame_keyframes_mask(batch: int, tokens: int, cells_per_frame: int,
+                               device: torch.device | str | None = None) -> torch.Tensor:
+    """[B, T] 1 on the first latent frame's ``cells_per_frame`` tokens, 0 elsewhere (guide tokens included): the
+    causal VAE's first latent frame encodes one pixel frame, the token class LTX-2.5's keyframe absolute-position
+    embedding marks (ltx-core 1.2.0 marks it for every target, keyframe slots or not)."""
+    mask = torch.zeros(batch, tokens, device=device)
+    mask[:, :cells_per_frame] = 1.0
+    return mask
+
+
 def audio_positions(frames: int, batch: int = 1, first_frame: int = 0,
                     device: torch.device | str | None = None) -> torch.Tensor:
     """Positions of audio latent frames ``first_frame ..``: [B, 1, T, 2] in seconds.

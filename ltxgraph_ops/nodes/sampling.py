@@ -1,9 +1,9 @@
-"""Sampling nodes (ComfyUI names): SamplerEulerAncestral with its eta and s_noise, and KSampler, the one-node
+"""Sampling nodes (ComfyUI names): SamplerEulerAncestral with its eta and s_noise, KSampler, the one-node
 sampler (seeded noise + named schedule + CFG + a named sampler) built from the same pieces as
-SamplerCustomAdvanced."""
+SamplerCustomAdvanced, and LTXVDualCFGGuider (LTX-2.5 templates: one CFG scale for video, one for audio)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Annotated, Any, Callable, ClassVar
 
@@ -14,11 +14,13 @@ from ltxgraph.context import OpContext
 from ltxgraph.registry import REQUIRED
 from ltxgraph.types import LATENT
 from ltxgraph_ops.conditioning import Conditioning
+from ltxgraph_ops.av_model import LTXAVModel
 from ltxgraph_ops.handles import ModelHandle
+from ltxgraph_ops.sampling.guiders import GuidanceParams, MultimodalGuider
 from ltxgraph_ops.sampling.noise import RandomNoise
 from ltxgraph_ops.sampling.samplers import sample_euler_ancestral
 from ltxgraph_ops.sampling.schedules import BASIC_SCHEDULERS
-from ltxgraph_ops.sampling_ops import (MAX_SEED, SamplerChoice, basic_scheduler_op, cfg_guider_op,
+from ltxgraph_ops.sampling_ops import (MAX_SEED, Guider, SamplerChoice, basic_scheduler_op, cfg_guider_op,
                                        sampler_custom_advanced)
 
 KSAMPLER_SAMPLERS = ("euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "gradient_estimation",
@@ -70,3 +72,28 @@ def ksampler(model: Annotated[ModelHandle, Port("MODEL")],
     sampled, _ = sampler_custom_advanced(RandomNoise(seed), guider, SamplerChoice(sampler_name), sigmas,
                                          latent_image, ctx=ctx or OpContext("KSampler"))
     return sampled
+
+
+@dataclass(frozen=True)
+class DualCFGGuider(Guider):
+    """GUIDER of LTXVDualCFGGuider: CFG at the video scale (``default``) and at the audio scale for the audio of an
+    audio-video latent; a latent of one modality takes the video scale whatever it holds (as ComfyUI, which tells
+    the modalities apart only in a packed audio-video latent)."""
+
+    def build(self, adapter: LTXAVModel, modalities: tuple[str, ...]) -> MultimodalGuider:
+        if len(modalities) == 1:
+            return Guider.build(replace(self, per_modality={}), adapter, modalities)
+        return super().build(adapter, modalities)
+
+
+@op("LTXVDualCFGGuider", outputs={"GUIDER": "GUIDER"}, category="model/sampling/guiders")
+def ltxv_dual_cfg_guider(model: Annotated[ModelHandle, Port("MODEL")],
+                         positive: Annotated[Conditioning, Port("CONDITIONING")],
+                         negative: Annotated[Conditioning, Port("CONDITIONING")],
+                         video_cfg: Annotated[float, Port("FLOAT", min=0.0, max=100.0)] = 3.0,
+                         audio_cfg: Annotated[float, Port("FLOAT", min=0.0, max=100.0)] = 7.0) -> Guider:
+    """Classifier-free guidance with one scale per modality of an audio-video latent: pred = u + cfg (c - u), cfg
+    = ``video_cfg`` for the video tokens and ``audio_cfg`` for the audio ones (a video-only or audio-only latent:
+    ``video_cfg``). Both at 1: the positive prompt alone (the same prediction; ComfyUI still runs the negative)."""
+    return DualCFGGuider(model, positive, negative, GuidanceParams(cfg=video_cfg),
+                         {"video": GuidanceParams(cfg=video_cfg), "audio": GuidanceParams(cfg=audio_cfg)})

@@ -1,7 +1,9 @@
-"""Utility nodes (ComfyUI names): an if/else switch and SimpleMath+ (from ComfyUI_essentials), the small helpers
-LTX-2.3 workflows wire around their models. (PreviewAny is the converter's: it drops display-only nodes.)"""
+"""Utility nodes (ComfyUI names): an if/else switch, SimpleMath+ (from ComfyUI_essentials) and ResolutionSelector
+(width and height from an aspect ratio and megapixels), the small helpers LTX-2.3/2.5 workflows wire around their
+models. (PreviewAny is the converter's: it drops display-only nodes.)"""
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 import torch
@@ -67,3 +69,20 @@ def simple_math(value: Annotated[str, Port("STRING")] = "",
     if isinstance(result, complex):
         raise InputValueError(f"expression {value!r} gave a complex number")
     return round(result), float(result)
+
+
+ASPECT_RATIOS = {"1:1 (Square)": (1, 1), "2:3 (Portrait Photo)": (2, 3), "3:2 (Photo)": (3, 2),
+                 "3:4 (Portrait Standard)": (3, 4), "4:3 (Standard)": (4, 3),
+                 "9:16 (Portrait Widescreen)": (9, 16), "16:9 (Widescreen)": (16, 9), "21:9 (Ultrawide)": (21, 9)}
+"""ResolutionSelector's aspect ratio choices (ComfyUI's labels) -> (width, height) ratio."""
+
+
+@op("ResolutionSelector", outputs={"width": "INT", "height": "INT"}, category="utilities")
+def resolution_selector(aspect_ratio: Annotated[str, Port("STRING", choices=tuple(ASPECT_RATIOS))] = "1:1 (Square)",
+                        megapixels: Annotated[float, Port("FLOAT", min=0.1, max=16.0)] = 1.0,
+                        multiple: Annotated[int, Port("INT", min=8, max=128)] = 8) -> tuple[int, int]:
+    """Width and height in pixels of ``megapixels`` (x 1024 * 1024 pixels) at ``aspect_ratio``, each rounded to
+    the nearest ``multiple`` (ComfyUI's rounding: half to even). 0.9 at 16:9, multiple 32 -> 1280 x 736."""
+    ratio_w, ratio_h = ASPECT_RATIOS[aspect_ratio]
+    unit = math.sqrt(megapixels * 1024 * 1024 / (ratio_w * ratio_h))    # pixels per ratio step
+    return round(ratio_w * unit / multiple) * multiple, round(ratio_h * unit / multiple) * multiple

@@ -29,6 +29,11 @@ CHECKPOINTS_23 = {
     "ltx-2.3-22b-dev.safetensors": ("bf16", 0),
     "ltx-2.3-22b-distilled-fp8.safetensors": ("fp8", 1),
 }
+# LTX-2.5: a single-file checkpoint (its transformer in the 2.5 layout, the other components as 2.3's until their
+# 2.5 forms are in: the 2.3 connector, video VAE, audio VAE and vocoder; Gemma 3 reads its text) and the
+# transformer-only file ComfyUI's 2.5 templates load with UNETLoader (int8-convrot there; its tiny stand-in is bf16)
+CHECKPOINTS_25 = {"ltx-2.5-22b-distilled.safetensors": ("bf16", 1)}
+DIFFUSION_MODELS_25 = {"ltx-2.5-22b-distilled-transformer-comfy-int8-convrot.safetensors": ("bf16", 1)}
 LORAS = {  # file name -> (rank, header metadata)
     "ltx-2-19b-distilled-lora-384.safetensors": (4, {}),
     "ltx-2-19b-ic-lora-pose-control.safetensors": (2, {"reference_downscale_factor": "1"}),
@@ -72,7 +77,7 @@ TEXT_ENCODERS = {"gemma_3_12B_it_fp8_scaled.safetensors": "fp8", "gemma_3_12B_it
                  "comfy_gemma_3_12B_it.safetensors": "bf16"}  # the name ComfyUI-LTXVideo's 2.3 examples load
 # ComfyUI-LTXVideo's example workflows name Gemma as one shard of a Hugging Face folder
 SHARDED_TEXT_ENCODER = "gemma-3-12b-it-qat-q4_0-unquantized"
-VERSION = "12"  # bump when the tiny configs or the writer change: the provider rewrites the set
+VERSION = "13"  # bump when the tiny configs or the writer change: the provider rewrites the set
 
 
 def component(name: str) -> ModuleType:
@@ -94,14 +99,15 @@ def write_checkpoint(path: Path, storage: str = "bf16", seed: int = 0,
                      modules: list[ModuleType] | None = None, version: str = "2.0") -> Path:
     """One single-file LTX-2 checkpoint: each component under its prefix, the header ``config`` holding each
     component's section (a section two components share holds both configs' fields, the first one's winning).
-    ``version`` "2.3": the components with a ``tiny_config_23``, in their 2.3 layout."""
+    ``version`` "2.3": the components with a ``tiny_config_23``, in their 2.3 layout; "2.5": the same components,
+    in their 2.5 layout where they have a ``tiny_config_25`` (else the 2.3 one)."""
     modules = available(CHECKPOINT_COMPONENTS) if modules is None else modules
-    if version == "2.3":
+    if version != "2.0":
         modules = [module for module in modules if hasattr(module, "tiny_config_23")]
     sections: dict[str, dict] = {}
     parts = []
     for module in modules:
-        config = module.tiny_config_23() if version == "2.3" else module.tiny_config()
+        config = tiny_config_of(module, version)
         if module.SECTION:
             sections[module.SECTION] = {**config, **sections.get(module.SECTION, {})}
         with torch.device("meta"):
@@ -111,6 +117,13 @@ def write_checkpoint(path: Path, storage: str = "bf16", seed: int = 0,
     for module in modules:
         tensors.update(fixed_tensors(module, sections.get(module.SECTION, module.tiny_config()), storage))
     return save_atomic(path, tensors, header_metadata(sections))
+
+
+def tiny_config_of(module: ModuleType, version: str) -> dict:
+    """The tiny config of a component module at model ``version`` (2.5 falls back to the 2.3 one)."""
+    if version == "2.5" and hasattr(module, "tiny_config_25"):
+        return module.tiny_config_25()
+    return module.tiny_config_23() if version in ("2.3", "2.5") else module.tiny_config()
 
 
 def fixed_tensors(module: ModuleType, config: dict, storage: str) -> dict[str, torch.Tensor]:
@@ -140,7 +153,13 @@ def write_tiny_models(folder: Path, seed: int = 0) -> list[Path]:
                for name, (storage, offset) in CHECKPOINTS.items()]
     written += [write_checkpoint(folder / "checkpoints" / name, storage, seed + offset, version="2.3")
                 for name, (storage, offset) in CHECKPOINTS_23.items()]
+    written += [write_checkpoint(folder / "checkpoints" / name, storage, seed + offset, version="2.5")
+                for name, (storage, offset) in CHECKPOINTS_25.items()]
     transformer = component("transformer")
+    written += [write_checkpoint(folder / "diffusion_models" / name, storage, seed + offset, [transformer],
+                                 version="2.5") for name, (storage, offset) in DIFFUSION_MODELS_25.items()]
+    for module in available(("duration_head",)):
+        written.append(module.write_file(folder / "model_patches" / module.RELEASE_FILE, seed))
     for version, loras in LORA_LAYOUTS.items():
         with torch.device("meta"):
             layout = transformer.build(transformer.TINY_CONFIGS[version](), device="meta")

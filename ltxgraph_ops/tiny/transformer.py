@@ -3,7 +3,8 @@
 The config dicts use the checkpoint header's ``transformer`` section format. ``full_config`` is the 19B
 release's section as published in its safetensors header (keys the reference configurator checks included);
 ``full_config_23`` the LTX-2.3 22B release's (tests/data/reference/ltx23_22b_config.json), ``tiny_config_23``
-its tiny stand-in. ``RELEASE_CONFIGS`` / ``TINY_CONFIGS`` map a model version to its release / tiny section
+its tiny stand-in; ``full_config_25`` / ``tiny_config_25`` the same for LTX-2.5. ``RELEASE_CONFIGS`` /
+``TINY_CONFIGS`` map a model version to its release / tiny section
 (tools/manifest_check.py, ``tiny.files.write_checkpoint``).
 """
 from __future__ import annotations
@@ -125,8 +126,29 @@ def tiny_config_23() -> dict:
             "audio_connector_attention_head_dim": 8}
 
 
-RELEASE_CONFIGS = {"2.0": full_config, "2.3": full_config_23}
-TINY_CONFIGS = {"2.0": tiny_config, "2.3": tiny_config_23}
+# what LTX-2.5 changes in the 2.3 section (ltx-core 1.2.0's configurator and diffusers 0.42.1 name these fields; no
+# 2.5 header has been seen here): bias-free feed-forwards, no sigma-driven prompt AdaLN (the per-block prompt
+# tables stay, so text keys/values are computed once per prompt), the keyframe absolute-position embedding
+_LTX25 = {
+    "ff_bias": False,
+    "audio_ff_bias": False,
+    "use_prompt_adaln_single": False,
+    "use_keyframes_abs_pos_embedding": True,
+}
+
+
+def full_config_25() -> dict:
+    """The LTX-2.5 22B ``transformer`` section as ltx-core 1.2.0 reads it: the 2.3 one plus :data:`_LTX25`."""
+    return {**full_config_23(), **_LTX25}
+
+
+def tiny_config_25() -> dict:
+    """The 2.5 keys at the tiny widths of :func:`tiny_config_23`."""
+    return {**tiny_config_23(), **_LTX25}
+
+
+RELEASE_CONFIGS = {"2.0": full_config, "2.3": full_config_23, "2.5": full_config_25}
+TINY_CONFIGS = {"2.0": tiny_config, "2.3": tiny_config_23, "2.5": tiny_config_25}
 
 
 def build(config: dict, device: str | torch.device = "cpu") -> LTXAVTransformer:

@@ -33,6 +33,8 @@ RELEASE_FILES = {
     "ltx-2.3-spatial-upscaler-x2-1.1.safetensors": full_config,
     "ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors": spatial_x1_5_config,
     "ltx-2.3-temporal-upscaler-x2-1.0.safetensors": temporal_x2_config,
+    # the name ComfyUI's LTX-2.5 templates load; no 2.5 upscaler header has been seen: the x2 one is assumed
+    "ltx-2.5-latent-spatial-upscaler-x2-bf16-1.0.safetensors": full_config,
 }
 
 

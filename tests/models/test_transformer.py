@@ -73,11 +73,6 @@ def test_config_reads_release_header_values() -> None:
     assert (config.video_dim, config.audio_dim, config.num_layers) == (4096, 2048, 48)
 
 
-def test_config_rejects_unsupported_variants() -> None:
-    with pytest.raises(ValueError, match="use_keyframes_abs_pos_embedding"):
-        TransformerConfig.from_header({**tiny.tiny_config(), "use_keyframes_abs_pos_embedding": True})
-
-
 def test_config_rejects_inconsistent_text_width() -> None:
     with pytest.raises(ValueError, match="cross_attention_dim"):
         TransformerConfig.from_header({**tiny.tiny_config(), "cross_attention_dim": 48})

@@ -110,5 +110,6 @@ def test_reference_audio_matches_ltx_core_12_from_the_mirror(tmp_path) -> None:
     assert run.returncode == 0, run.stderr[-2000:]
     errors = json.loads(run.stdout[run.stdout.index("{"):])
     assert set(errors) == {"ltx23_transformer_ltx_core_12_reference_audio",
-                           "ltx23_transformer_ltx_core_12_reference_audio_stg"}
+                           "ltx23_transformer_ltx_core_12_reference_audio_stg",
+                           "ltx25_transformer_ltx_core_12_reference_audio"}
     assert max(errors.values()) < 1e-5

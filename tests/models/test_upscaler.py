@@ -113,6 +113,7 @@ def test_tiny_set_holds_every_release_file_and_the_loader_tells_them_apart(tmp_p
     assert set(written) == set(tiny.RELEASE_FILES)
     kinds = {name: latent_upscale_model_loader(str(path)).config.kind for name, path in written.items()}
     assert kinds == {"ltx-2-spatial-upscaler-x2-1.0.safetensors": "spatial x2",
+                     "ltx-2.5-latent-spatial-upscaler-x2-bf16-1.0.safetensors": "spatial x2",
                      **{name: kind for name, (kind, _) in RELEASE_23.items()}}
     x1_5 = latent_upscale_model_loader(str(written["ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors"])).model.get()
     assert torch.allclose(x1_5.upsampler.blur_down.kernel.sum(), torch.tensor(1.0), atol=1e-2)  # real binomial

@@ -130,3 +130,43 @@ def test_cfg_pp_sampler_runs_the_negative_pass_at_cfg_one(model) -> None:  # noq
     same, _ = sampler_custom_advanced(random_noise(3), cfg_guider_op(model, positive, positive, 1.0),
                                       ksampler_select("euler_cfg_pp"), sigmas, latent)
     assert torch.allclose(same.video.samples, plain.video.samples, atol=1e-4)
+
+
+def after_one_step(guider, latent):
+    """``latent`` after one Euler step (sigma 1 -> 0.6) with ``guider``."""
+    from ltxgraph_ops.sampling_ops import manual_sigmas
+    return sampler_custom_advanced(random_noise(5), guider, ksampler_select("euler"), manual_sigmas("1.0, 0.6"),
+                                   latent)[0]
+
+
+def test_dual_cfg_guides_video_and_audio_with_their_own_scales(model) -> None:  # noqa: F811
+    from ltxgraph_ops.nodes.sampling import ltxv_dual_cfg_guider
+    latent = av_latent()
+    positive, negative = conditioning(1), conditioning(2)
+    dual = after_one_step(ltxv_dual_cfg_guider(model, positive, negative, 2.0, 5.0), latent)
+    video_scale = after_one_step(cfg_guider_op(model, positive, negative, 2.0), latent)
+    audio_scale = after_one_step(cfg_guider_op(model, positive, negative, 5.0), latent)
+    # one step: both guiders see the same model passes, each stream combined at its own scale
+    assert torch.equal(dual.video.samples, video_scale.video.samples)
+    assert torch.equal(dual.audio.samples, audio_scale.audio.samples)
+    assert not torch.allclose(video_scale.audio.samples, audio_scale.audio.samples)
+    same = after_one_step(ltxv_dual_cfg_guider(model, positive, negative, 3.0, 3.0), latent)
+    single = after_one_step(cfg_guider_op(model, positive, negative, 3.0), latent)
+    assert torch.equal(same.video.samples, single.video.samples)
+    assert torch.equal(same.audio.samples, single.audio.samples)
+
+
+def test_dual_cfg_on_a_video_only_latent_uses_the_video_scale(model) -> None:  # noqa: F811
+    from ltxgraph_ops.nodes.sampling import ltxv_dual_cfg_guider
+    video = av_latent().video
+    positive, negative = conditioning(1), conditioning(2)
+    dual = after_one_step(ltxv_dual_cfg_guider(model, positive, negative, 2.0, 5.0), video)
+    expected = after_one_step(cfg_guider_op(model, positive, negative, 2.0), video)
+    assert torch.equal(dual.samples, expected.samples)
+
+
+def test_dual_cfg_guider_keeps_comfyui_widgets() -> None:
+    spec = Registry.discover().get("LTXVDualCFGGuider")
+    assert [i.name for i in spec.inputs] == ["model", "positive", "negative", "video_cfg", "audio_cfg"]
+    assert (spec.input_by_name["video_cfg"].default, spec.input_by_name["audio_cfg"].default) == (3.0, 7.0)
+    assert check_value(spec.input_by_name["audio_cfg"], 101.0) is not None

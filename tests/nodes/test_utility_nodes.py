@@ -27,3 +27,31 @@ def test_simple_math_rounds_int_and_keeps_float() -> None:
 def test_simple_math_refuses_code() -> None:
     with pytest.raises(InputValueError, match="not allowed"):
         simple_math("__import__('os')", a=1)
+
+
+# the LTX-2.5 template's own table (video_ltx2_5_t2v.json, "Output (multiple=32)" at 16:9)
+TEMPLATE_16_9 = {0.2: (608, 352), 0.3: (736, 416), 0.4: (864, 480), 0.5: (960, 544), 0.6: (1056, 608),
+                 0.7: (1152, 640), 0.8: (1216, 672), 0.9: (1280, 736), 1.0: (1376, 768), 1.2: (1504, 832),
+                 1.5: (1664, 928), 1.8: (1824, 1024), 2.0: (1920, 1088)}
+
+
+@pytest.mark.parametrize("megapixels", sorted(TEMPLATE_16_9))
+def test_resolution_selector_matches_the_ltx25_template_table(megapixels: float) -> None:
+    from ltxgraph_ops.nodes.utility import resolution_selector
+    assert resolution_selector("16:9 (Widescreen)", megapixels, 32) == TEMPLATE_16_9[megapixels]
+
+
+def test_resolution_selector_portrait_and_square() -> None:
+    from ltxgraph_ops.nodes.utility import resolution_selector
+    assert resolution_selector("1:1 (Square)", 1.0, 8) == (1024, 1024)
+    assert resolution_selector("9:16 (Portrait Widescreen)", 0.9, 32) == (736, 1280)
+    assert resolution_selector("1:1 (Square)", 0.25) == (512, 512)
+
+
+def test_resolution_selector_refuses_an_unknown_ratio_by_name() -> None:
+    from ltxgraph import Registry
+    from ltxgraph.registry import check_value
+    spec = Registry.discover().get("ResolutionSelector")
+    message = check_value(spec.input_by_name["aspect_ratio"], "5:4")
+    assert message is not None and "16:9 (Widescreen)" in message
+    assert [i.name for i in spec.inputs] == ["aspect_ratio", "megapixels", "multiple"]

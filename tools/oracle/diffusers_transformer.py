@@ -1,6 +1,7 @@
 """Parity of ltxgraph's LTX-2 transformer with diffusers 0.42.1's ``LTX2VideoTransformer3DModel`` (a second,
-independent reference) on identical tiny weights: LTX-2.0 (keys ``diffusers_transformer_*``) and LTX-2.3 (gated
-attention, cross-attention AdaLN, no caption projection; keys ``ltx23_transformer_*``).
+independent reference) on identical tiny weights: LTX-2.0 (keys ``diffusers_transformer_*``), LTX-2.3 (gated
+attention, cross-attention AdaLN, no caption projection; keys ``ltx23_transformer_*``) and LTX-2.5 (bias-free
+feed-forwards, static prompt tables, keyframe embedding on the first latent frame; keys ``ltx25_transformer*``).
 
 Every scenario runs a batch of two in float32 over a 3-frame, 2 x 3 (non-square) video grid and 5 audio frames,
 with padded text and a different sigma per sample, asserts both outputs are finite and not constant, and returns
@@ -32,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
 from ltxgraph_ops.models.transformer import (LTXAVTransformer, Perturbations, StreamInput,  # noqa: E402
                                              TransformerConfig)
-from ltxgraph_ops.models.transformer_tokens import (audio_positions, audio_tokens, video_positions,  # noqa: E402
-                                                    video_tokens)
+from ltxgraph_ops.models.transformer_tokens import (audio_positions, audio_tokens,  # noqa: E402
+                                                    first_frame_keyframes_mask, video_positions, video_tokens)
 from ltxgraph_ops.tiny import transformer as tiny  # noqa: E402
 from tools.oracle.transformer import max_error, random_state  # noqa: E402
 
@@ -91,6 +92,7 @@ def diffusers_model(config: dict) -> torch.nn.Module:
         cross_attn_mod=c.cross_attention_adaln, audio_cross_attn_mod=c.cross_attention_adaln,
         use_prompt_embeddings=not c.caption_proj_before_connector,
         use_prompt_adaln_single=c.use_prompt_adaln_single, ff_bias=c.ff_bias, audio_ff_bias=c.audio_ff_bias,
+        use_keyframes_abs_pos_embedding=c.use_keyframes_abs_pos_embedding,
         perturbed_attn=True)   # its attention processor that implements STG (same weights)
     return model.float().eval()
 
@@ -170,6 +172,7 @@ def reference_velocity(pair: Pair, video: StreamInput, audio: StreamInput, pertu
         sigma=video.sigma * scale, audio_sigma=audio.sigma * scale,
         encoder_attention_mask=video.context_mask, audio_encoder_attention_mask=audio.context_mask,
         video_coords=video.positions, audio_coords=audio.positions, use_cross_timestep=True,
+        video_keyframes_mask=None if video.keyframes_mask is None else video.keyframes_mask[..., None],
         spatio_temporal_guidance_blocks=stg_blocks, perturbation_mask=keep, isolate_modalities=isolate,
         return_dict=False)
     return out[0], out[1]
@@ -188,6 +191,9 @@ def informative(name: str, tensor: torch.Tensor) -> torch.Tensor:
 def scenario(config: dict, perturbations: Perturbations = Perturbations(), prepared_text: bool = False) -> float:
     pair = build_pair(config)
     video, audio = stream_inputs(pair.config, same_timesteps=pair.config.av_modulation_own_timesteps)
+    if pair.config.use_keyframes_abs_pos_embedding:   # LTX-2.5: the first latent frame marked (as ltx-core 1.2.0)
+        video = replace(video, keyframes_mask=first_frame_keyframes_mask(BATCH, video.latent.shape[1],
+                                                                         HEIGHT * WIDTH))
     ours_video, ours_audio = video, audio
     if prepared_text:
         prepared = {name: pair.ours.prepare_text(name, s.context, s.context_mask, sigma=s.sigma)
@@ -208,6 +214,10 @@ def ltx23() -> dict:
     return tiny.tiny_config_23()
 
 
+def ltx25() -> dict:
+    return tiny.tiny_config_25()
+
+
 STG_SAMPLE_1 = Perturbations(skip_video_self_attention=frozenset({0}), skip_audio_self_attention=frozenset({0}),
                              samples=torch.tensor([False, True]))
 
@@ -224,4 +234,8 @@ CHECKS: dict[str, Callable[[], float]] = {
                                                               prepared_text=True),
     "ltx23_transformer_interleaved_rope": lambda: scenario({**ltx23(), "rope_type": "interleaved",
                                                             "frequencies_precision": "float32"}),
+    "ltx25_transformer": lambda: scenario(ltx25()),
+    "ltx25_transformer_text_prepared": lambda: scenario(ltx25(), prepared_text=True),
+    "ltx25_transformer_stg_partial_batch": lambda: scenario(ltx25(), STG_SAMPLE_1),
+    "ltx25_transformer_modality_isolation": lambda: scenario(ltx25(), Perturbations.isolate_modalities()),
 }

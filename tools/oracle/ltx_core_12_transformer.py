@@ -1,6 +1,7 @@
-"""Parity of our LTX-2.3 transformer with Lightricks' newest reference, ltx-core 1.2.0, on identical tiny weights:
-the general case diffusers cannot express (per-token noise masks, different sigmas per stream; see
-tools/oracle/diffusers_transformer.py), plus STG, the static prompt table, and reference-voice tokens (ID-LoRA /
+"""Parity of our LTX-2.3 and LTX-2.5 transformer (keys ltx23_* / ltx25_*) with Lightricks' newest reference,
+ltx-core 1.2.0, on identical tiny weights: the general case diffusers cannot express (per-token noise masks,
+different sigmas per stream; see tools/oracle/diffusers_transformer.py), LTX-2.5's keyframe embedding on the first
+latent frame, plus STG, the static prompt table, and reference-voice tokens (ID-LoRA /
 lipdub): ours puts them before the audio tokens (as ComfyUI does), ltx-core 1.2.0's
 ``AudioConditionByReferenceLatent`` appends them after with denoise mask 0; both give them their own negative
 times, so the target tokens' velocities must agree.
@@ -26,9 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
 from ltxgraph_ops.models.transformer import LTXAVTransformer, Perturbations, StreamInput  # noqa: E402
 from ltxgraph_ops.models.transformer import ReferenceTokens, TransformerConfig  # noqa: E402
-from ltxgraph_ops.models.transformer_tokens import reference_audio_positions  # noqa: E402
+from ltxgraph_ops.models.transformer_tokens import (first_frame_keyframes_mask,  # noqa: E402
+                                                    reference_audio_positions)
 from ltxgraph_ops.tiny import transformer as tiny  # noqa: E402
-from tools.oracle.diffusers_transformer import BATCH, informative, stream_inputs  # noqa: E402
+from tools.oracle.diffusers_transformer import BATCH, HEIGHT, WIDTH, informative, stream_inputs  # noqa: E402
 from tools.oracle.transformer import max_error, random_state  # noqa: E402
 
 
@@ -43,8 +45,10 @@ def available() -> bool:
 
 def reference_inputs(stream: StreamInput):
     from ltx_core.model.transformer.modality import Modality
+    keyframes = None if stream.keyframes_mask is None else stream.keyframes_mask.unsqueeze(-1)
     return Modality(latent=stream.latent, sigma=stream.sigma, timesteps=stream.timesteps().unsqueeze(-1),
-                    positions=stream.positions, context=stream.context, context_mask=stream.context_mask)
+                    positions=stream.positions, context=stream.context, context_mask=stream.context_mask,
+                    keyframes_mask=keyframes)
 
 
 def reference_perturbations(blocks: list[int], num_blocks: int):
@@ -88,6 +92,9 @@ def scenario(config: dict, stg_blocks: list[int] = (), reference_voice: bool = F
     ours.load_state_dict(state, strict=True)
     reference.load_state_dict(state, strict=True)
     video, audio = stream_inputs(ours.config)
+    if ours.config.use_keyframes_abs_pos_embedding:   # LTX-2.5: the first latent frame marked, as ltx-core's tools
+        video = replace(video, keyframes_mask=first_frame_keyframes_mask(BATCH, video.latent.shape[1],
+                                                                         HEIGHT * WIDTH))
     if reference_voice:
         audio = with_reference_voice(audio)
     out = ours(video, audio, Perturbations.stg(list(stg_blocks)))
@@ -106,4 +113,7 @@ CHECKS: dict[str, Callable[[], float]] = {
     "ltx23_transformer_ltx_core_12_reference_audio": lambda: scenario(tiny.tiny_config_23(), reference_voice=True),
     "ltx23_transformer_ltx_core_12_reference_audio_stg": lambda: scenario(tiny.tiny_config_23(), [1],
                                                                           reference_voice=True),
+    "ltx25_transformer_ltx_core_12_av": lambda: scenario(tiny.tiny_config_25()),
+    "ltx25_transformer_ltx_core_12_stg_block_1": lambda: scenario(tiny.tiny_config_25(), [1]),
+    "ltx25_transformer_ltx_core_12_reference_audio": lambda: scenario(tiny.tiny_config_25(), reference_voice=True),
 } if available() else {}
