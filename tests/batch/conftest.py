@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from ltxgraph import cli
 
@@ -36,11 +37,17 @@ def sample_graphs(tmp_path: Path) -> dict[str, Path]:
     return {"failing": tmp_path / "failing.yaml", "sleeping": tmp_path / "sleeping.yaml"}
 
 
-def run_alone(graph: Path, values: tuple[str, ...], models: Path, out: Path) -> bytes:
-    """The MP4 ``ltxgraph run`` writes for one job (no cache: computed from scratch)."""
+def run_alone(graph: Path, values: tuple[str, ...], models: Path, out: Path, threads: int | None = None) -> bytes:
+    """The MP4 ``ltxgraph run`` writes for one job (no cache: computed from scratch); ``threads``: torch's thread
+    count for the run (a Ray actor of one CPU computes on one thread, and float sums depend on the thread count)."""
     sets = [arg for value in values for arg in ("--set", value)]
-    assert cli.main(["run", str(graph), *sets, "--models-dir", str(models), "--out", str(out), "--no-cache",
-                     "--quiet"]) == 0
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        assert cli.main(["run", str(graph), *sets, "--models-dir", str(models), "--out", str(out), "--no-cache",
+                         "--quiet"]) == 0
+    finally:
+        torch.set_num_threads(before)
     [video] = out.rglob("*.mp4")
     return video.read_bytes()
 

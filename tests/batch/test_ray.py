@@ -75,7 +75,7 @@ def test_ray_batch_survives_a_failed_job_and_a_killed_actor(cluster, tiny_models
     for seed in (1, 2):
         [video] = jobs[f"seed-{seed}"]["files"]
         assert (out / video).read_bytes() == run_alone(T2V, (*SMALL, f"seed={seed}"), tiny_models,
-                                                       tmp_path / f"alone-{seed}")
+                                                       tmp_path / f"alone-{seed}", threads=1)
 
     stamps = {n: (out / jobs[n]["files"][0]).stat().st_mtime_ns for n in ("seed-1", "seed-2", "slow")}
     assert cli.main(args) == 1                                   # started again: only the failed job runs
@@ -94,7 +94,8 @@ def test_ray_actors_can_send_outputs_back_as_bytes(cluster, tiny_models: Path, t
     jobs = read_manifest(out)
     [video] = jobs["job-002"]["files"]
     assert video == "job-002/ltx2/t2v_distilled_00001_.mp4"
-    assert (out / video).read_bytes() == run_alone(T2V, (*SMALL, "seed=6"), tiny_models, tmp_path / "alone")
+    assert (out / video).read_bytes() == run_alone(T2V, (*SMALL, "seed=6"), tiny_models, tmp_path / "alone",
+                                                   threads=1)
     assert executed_ops(out, "CLIPTextEncode") == {"job-001": 1, "job-002": 0}
 
 
