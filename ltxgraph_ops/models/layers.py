@@ -64,15 +64,7 @@ class Linear(nn.Module):
 
     def dequantized_weight(self, dtype: torch.dtype, device: torch.device | None = None) -> torch.Tensor:
         """The weight in ``dtype`` with its fp8 scale applied, in a new tensor: [out_features, in_features]."""
-        if is_fp8(self.weight) and dtype in COMPUTE_DTYPES:
-            weight = self.weight.to(device)
-            scale = None if self.weight_scale is None else self.weight_scale.to(weight.device)
-            return dequantize(weight, dtype, scale)
-        weight = self.weight.to(dtype=dtype, device=device)
-        if self.weight_scale is not None:
-            scale = self.weight_scale.to(dtype=dtype, device=weight.device)
-            weight = weight * (scale if scale.ndim == 0 else scale.reshape(-1, 1))
-        return weight
+        return converted_weight(self.weight, self.weight_scale, dtype, device)
 
     def _shared_buffers(self, x: torch.Tensor) -> ComputeSlot | None:
         """The model's reused weight buffers when they serve this call (an fp8 weight, x in their dtype and on
@@ -104,34 +96,34 @@ class Linear(nn.Module):
         scale = self.weight_scale
         for start in range(0, self.out_features, rows):
             stop = min(start + rows, self.out_features)
-            part_scale = None if scale is None or scale.ndim == 0 else scale[start:stop]
+            rows_scale = scale if scale is None or scale.ndim == 0 else scale[start:stop]
             if buffers is not None:
                 slice_buffer = buffers.get(SHARED_WEIGHT + " slice", (rows, self.in_features), x.dtype)
-                weight = dequantize_into(self.weight[start:stop], slice_buffer[: stop - start],
-                                         scale if part_scale is None else part_scale, buffers.workspace,
-                                         nan_free=True)
+                weight = dequantize_into(self.weight[start:stop], slice_buffer[: stop - start], rows_scale,
+                                         buffers.workspace, nan_free=True)
             else:
-                weight = self._slice_weight(start, stop, x)
+                weight = converted_weight(self.weight[start:stop], rows_scale, x.dtype, x.device)
             y[..., start:stop] = F.linear(x, weight, None if bias is None else bias[start:stop])
         return y
-
-    def _slice_weight(self, start: int, stop: int, x: torch.Tensor) -> torch.Tensor:
-        """Output rows ``start:stop`` of the weight in x's dtype and device, scale applied, in a new tensor."""
-        if is_fp8(self.weight) and x.dtype in COMPUTE_DTYPES:
-            scale = self.weight_scale
-            if scale is not None and scale.ndim > 0:
-                scale = scale[start:stop]
-            return dequantize(self.weight[start:stop].to(x.device), x.dtype,
-                              None if scale is None else scale.to(x.device))
-        weight = self.weight[start:stop].to(dtype=x.dtype, device=x.device)
-        if self.weight_scale is not None:
-            scale = self.weight_scale.to(dtype=x.dtype, device=x.device)
-            weight = weight * (scale if scale.ndim == 0 else scale[start:stop].reshape(-1, 1))
-        return weight
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}, storage={self.weight.dtype}, loras={len(self.deltas)}")
+
+
+def converted_weight(weight: torch.Tensor, scale: torch.Tensor | None, dtype: torch.dtype,
+                     device: torch.device | None = None) -> torch.Tensor:
+    """``weight`` [rows, in] times ``scale`` (None, scalar or [rows]) in ``dtype`` on ``device``, a new tensor;
+    fp8 through :func:`~ltxgraph_ops.weights.fp8.dequantize` (bit-exact, several times torch's own)."""
+    weight = weight.to(device)
+    scale = None if scale is None else scale.to(weight.device)
+    if is_fp8(weight) and dtype in COMPUTE_DTYPES:
+        return dequantize(weight, dtype, scale)
+    weight = weight.to(dtype)
+    if scale is None:
+        return weight
+    scale = scale.to(dtype)
+    return weight * (scale if scale.ndim == 0 else scale.reshape(-1, 1))
 
 
 def share_weight_buffers(model: nn.Module, buffers: ComputeSlot) -> None:
