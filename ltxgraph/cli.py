@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="what models compute in: auto picks bfloat16 where this machine's bfloat16 matmul "
                               "is faster than float32 (measured once, cached), CUDA: bfloat16 "
                               "(default $LTXGRAPH_DTYPE or auto)")
+        cmd.add_argument("--compile", action="store_true", dest="compile_kernels",
+                         help="fuse the transformer blocks' element-wise regions with torch.compile (needs a C++ "
+                              "compiler; minutes of compiling on first use; measured no faster on our CPUs)")
         return cmd
 
     run = graph_command("run", "validate and run a graph")
@@ -221,7 +224,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     runner = Runner(registry, cache_dir=args.cache_dir, use_cache=not args.no_cache, folders=folders,
                     progress=progress, memory_bytes=0, disk_bytes=args.cache_size,
                     settings=RunSettings(args.device, args.memory_budget, args.preview, dtype=args.dtype,
-                                         media_limits=args.media_limits, resume=not args.no_resume))
+                                         media_limits=args.media_limits, resume=not args.no_resume,
+                                         compile_kernels=args.compile_kernels))
     result = runner.run(graph, params, args.outputs)
     if args.report:
         _write_report(args.report, result.report.to_json())

@@ -32,7 +32,9 @@ class RunSettings:
     (default ``$LTXGRAPH_DTYPE`` or "auto"); a run resolves "auto" before any op runs
     (:mod:`ltxgraph.compute_dtype`), so ops see "float32" or "bfloat16". media_limits: the largest input media
     loaders decode. resume: samplers continue from their newest checkpoint in the disk cache (False:
-    --no-resume, start afresh and remove the old checkpoints)."""
+    --no-resume, start afresh and remove the old checkpoints). compile_kernels: transformers run the element-wise
+    regions of their blocks as kernels fused by ``torch.compile`` (``--compile``; needs a C++ compiler, compiles
+    for minutes on first use; off by default: :mod:`ltxgraph_ops.models.elementwise`)."""
 
     device: str = "cpu"
     memory_budget: int | None = None
@@ -40,6 +42,7 @@ class RunSettings:
     dtype: str = field(default_factory=lambda: os.environ.get("LTXGRAPH_DTYPE") or "auto")
     media_limits: MediaLimits = MediaLimits()
     resume: bool = True
+    compile_kernels: bool = False
 
     @property
     def compute_dtype(self) -> torch.dtype:

@@ -37,7 +37,7 @@ def model_handle(path: str, ctx: OpContext, linear_storage: torch.dtype | None =
     needed = weight_bytes(file, prefix) - sum(weight_bytes(file, prefix + p) for p in CONNECTOR_PREFIXES)
     streamed = budget is not None and needed > budget and linear_storage is None
     lazy = Lazy(lambda: load_transformer(path, device=device, linear_storage=linear_storage, streamed=streamed,
-                                         compute_dtype=dtype),
+                                         compute_dtype=dtype, compile_kernels=ctx.settings.compile_kernels),
                 f"transformer of {file.name}" + (" (blocks streamed from disk)" if streamed else ""))
     return ModelHandle(lazy, file.name, layout=layout)
 

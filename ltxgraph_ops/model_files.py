@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ltxgraph_ops.model_version import ModelVersionError, model_version
+from ltxgraph_ops.models.elementwise import compiled_kernels, use_kernels
 from ltxgraph_ops.models.transformer import LTXAVTransformer, TransformerConfig
 from ltxgraph_ops.weights.loading import load_component, match_component, parameters_on_meta
 from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile
@@ -86,13 +87,23 @@ def transformer_layout(file: SafetensorsFile) -> LTXAVTransformer:
 
 def load_transformer(path: str | Path, device: str | torch.device = "cpu",
                      linear_storage: torch.dtype | None = None, streamed: bool = False,
-                     prefetch: bool = True, compute_dtype: torch.dtype = torch.float32) -> LTXAVTransformer:
+                     prefetch: bool = True, compute_dtype: torch.dtype = torch.float32,
+                     compile_kernels: bool = False) -> LTXAVTransformer:
     """The transformer of a checkpoint, weights in their stored dtype (fp8 stays fp8; wider linear weights
     quantised to ``linear_storage`` if given), ready to run; other tensors in ``compute_dtype``. ``streamed``:
     only the weights outside the blocks are read now; each block is read from the file when a forward reaches
     it, installed in ``compute_dtype`` and released after (see
     :class:`~ltxgraph_ops.weights.streaming.StreamedBlocks`); the fp8 layers outside the blocks (0.28 G weights
-    in the 19B) are dequantised once here rather than at every call."""
+    in the 19B) are dequantised once here rather than at every call. ``compile_kernels``: the blocks' element-wise
+    regions run compiled (:func:`~ltxgraph_ops.models.elementwise.compiled_kernels`)."""
+    model = _load_transformer(path, device, linear_storage, streamed, prefetch, compute_dtype)
+    if compile_kernels:
+        use_kernels(model, compiled_kernels())
+    return model
+
+
+def _load_transformer(path: str | Path, device: str | torch.device, linear_storage: torch.dtype | None,
+                      streamed: bool, prefetch: bool, compute_dtype: torch.dtype) -> LTXAVTransformer:
     file = SafetensorsFile(path)
     config = transformer_config(file)
     prefix = transformer_prefix(file)

@@ -8,20 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ltxgraph_ops.models.elementwise import EAGER, ElementwiseKernels, rms_norm
 from ltxgraph_ops.models.layers import Linear
 from ltxgraph_ops.models.rope import RopeTable
-
-
-def rms_norm(x: torch.Tensor, eps: float, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """``x / sqrt(mean(x^2) + eps) (* weight)`` over the last dimension. The mean square comes from one
-    reduction (vector_norm) instead of materialising ``x^2``; CPU ``F.rms_norm`` is not fused. For a bf16 ``x``
-    the reduction accumulates in float32 (torch's reduction kernels) and the [..., 1] statistic is finished in
-    float32; asking vector_norm for a float32 result instead would first copy all of x to float32 (measured:
-    7 activation-sized copies per block)."""
-    inverse = torch.linalg.vector_norm(x, dim=-1, keepdim=True).float()
-    inverse = inverse.square_().div_(x.shape[-1]).add_(eps).rsqrt_()
-    out = x * inverse.to(x.dtype)
-    return out if weight is None else out.mul_(weight.to(x.dtype))
 
 
 class RMSNorm(nn.Module):
@@ -38,7 +27,10 @@ class RMSNorm(nn.Module):
 
 class Attention(nn.Module):
     """``to_out(gate * softmax(q k^T / sqrt(d) + bias) v)`` with q = rope(rms(to_q(x))), k = rope(rms(to_k(ctx)))
-    and, when ``gated``, gate = 2 sigmoid(to_gate_logits(x)) per head (else 1)."""
+    and, when ``gated``, gate = 2 sigmoid(to_gate_logits(x)) per head (else 1). ``kernels``: how the q/k norms
+    and rotations run (:mod:`ltxgraph_ops.models.elementwise`)."""
+
+    kernels: ElementwiseKernels = EAGER
 
     def __init__(self, query_dim: int, context_dim: int, heads: int, head_dim: int, eps: float,
                  device: torch.device | str | None = None, gated: bool = False) -> None:
@@ -75,16 +67,24 @@ class Attention(nn.Module):
             v = self.to_v(context)                                      # [B, S, inner]
         if values_only:
             return self.to_out[0](self._gate(x, v))
-        q = self.q_norm(self.to_q(x))
+        k_rope = None if q_rope is None else k_rope or q_rope
+        q = self._normalized(self.to_q(x), self.q_norm, q_rope)
         if keys_values is None:
-            k = self.k_norm(self.to_k(context))
-        if q_rope is not None:
-            q = q_rope.rotate(q)
-            k = (k_rope or q_rope).rotate(k)
+            k = self._normalized(self.to_k(context), self.k_norm, k_rope)
+        elif k_rope is not None:
+            k = k_rope.rotate(k)
         out = self._attend(q, k, v, bias)
         if keep_attention is not None:
             out = out * keep_attention + v * (1 - keep_attention)
         return self.to_out[0](self._gate(x, out))
+
+    def _normalized(self, x: torch.Tensor, norm: RMSNorm, rope: RopeTable | None) -> torch.Tensor:
+        """rope(norm(x)) for x [B, T, inner], through this module's element-wise kernels."""
+        if rope is None:
+            return self.kernels.normalized(x, norm.weight, norm.eps)
+        if not rope.split:
+            return rope.rotate(norm(x))
+        return self.kernels.normalized_rotated(x, norm.weight, norm.eps, rope.cos, rope.sin)
 
     def _gate(self, x: torch.Tensor, heads_out: torch.Tensor) -> torch.Tensor:
         """heads_out [B, T, inner] scaled per head by 2 sigmoid(to_gate_logits(x)) [B, T, heads]; unchanged

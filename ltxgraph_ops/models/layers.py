@@ -2,7 +2,10 @@
 and is upcast to the compute dtype per call, with low-rank (LoRA) deltas applied at compute time.
 
 Keeping the stored weight untouched is what lets a fp8 checkpoint cost its file size in memory, and lets LoRAs
-be stacked, re-weighted or removed without re-quantising anything.
+be stacked, re-weighted or removed without re-quantising anything. fp8 weights are converted by
+:mod:`ltxgraph_ops.weights.fp8` (several times torch's own conversion, bit-exact with ``w.float() * scale``
+rounded to the compute dtype); a loaded model's layers share one set of reused buffers for it
+(:func:`share_weight_buffers`), so a forward allocates no weight memory.
 """
 from __future__ import annotations
 
@@ -11,6 +14,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ltxgraph_ops.weights.block_buffers import ComputeSlot
+from ltxgraph_ops.weights.fp8 import COMPUTE_DTYPES, dequantize, dequantize_into, is_fp8
+
+SHARED_WEIGHT = "linear weight"                # the buffer name every layer of one shape shares
 
 # A stored (fp8/bf16) weight larger than this many elements is upcast and multiplied a slice of output rows at a
 # time, so a huge layer (the text projection's 3840 x 188160) never needs its whole float32 copy at once.
@@ -37,6 +45,8 @@ class Linear(nn.Module):
 
     State-dict keys are ``weight`` and ``bias`` exactly as in the checkpoint. ``weight_scale`` (a scalar or
     per-row tensor, set by the checkpoint loader for scaled fp8 files) multiplies the upcast weight.
+    ``weight_buffers``: where an fp8 weight is dequantised for a call, shared by a model's layers
+    (:func:`share_weight_buffers`; None: a new tensor per call).
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
@@ -50,38 +60,76 @@ class Linear(nn.Module):
                      if bias else None)
         self.weight_scale: torch.Tensor | None = None
         self.deltas: list[LowRankDelta] = []
+        self.weight_buffers: ComputeSlot | None = None
 
     def dequantized_weight(self, dtype: torch.dtype, device: torch.device | None = None) -> torch.Tensor:
-        """The weight in ``dtype`` with its fp8 scale applied: [out_features, in_features]."""
-        weight = self.weight.to(dtype=dtype, device=device)
-        if self.weight_scale is not None:
-            scale = self.weight_scale.to(dtype=dtype, device=weight.device)
-            weight = weight * (scale if scale.ndim == 0 else scale.reshape(-1, 1))
-        return weight
+        """The weight in ``dtype`` with its fp8 scale applied, in a new tensor: [out_features, in_features]."""
+        return converted_weight(self.weight, self.weight_scale, dtype, device)
+
+    def _shared_buffers(self, x: torch.Tensor) -> ComputeSlot | None:
+        """The model's reused weight buffers when they serve this call (an fp8 weight, x in their dtype and on
+        their device), else None."""
+        buffers = self.weight_buffers
+        if (buffers is None or not is_fp8(self.weight) or x.dtype != buffers.compute_dtype
+                or x.device != buffers.device or self.weight.device != buffers.device):
+            return None
+        return buffers
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = None if self.bias is None else self.bias.to(dtype=x.dtype, device=x.device)
+        buffers = self._shared_buffers(x)
         if self.weight.dtype == x.dtype or self.weight.numel() <= DEQUANT_CHUNK_ELEMENTS:
-            y = F.linear(x, self.dequantized_weight(x.dtype, x.device), bias)
+            weight = (self.dequantized_weight(x.dtype, x.device) if buffers is None
+                      else buffers.converted(SHARED_WEIGHT, self.weight, self.weight_scale, nan_free=True))
+            y = F.linear(x, weight, bias)
         else:
-            y = self._chunked(x, bias)
+            y = self._chunked(x, bias, buffers)
         for delta in self.deltas:
             y = y + delta.apply(x)
         return y
 
-    def _chunked(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        """``F.linear`` with the weight upcast one slice of output rows at a time."""
+    def _chunked(self, x: torch.Tensor, bias: torch.Tensor | None, buffers: ComputeSlot | None) -> torch.Tensor:
+        """``F.linear`` with the weight upcast one slice of output rows at a time (into one reused slice
+        buffer when the model shares its buffers)."""
         rows = max(1, DEQUANT_CHUNK_ELEMENTS // self.in_features)
         y = x.new_empty(*x.shape[:-1], self.out_features)
-        scale = None if self.weight_scale is None else self.weight_scale.to(dtype=x.dtype, device=x.device)
+        scale = self.weight_scale
         for start in range(0, self.out_features, rows):
             stop = min(start + rows, self.out_features)
-            weight = self.weight[start:stop].to(dtype=x.dtype, device=x.device)
-            if scale is not None:
-                weight = weight * (scale if scale.ndim == 0 else scale[start:stop].reshape(-1, 1))
+            rows_scale = scale if scale is None or scale.ndim == 0 else scale[start:stop]
+            if buffers is not None:
+                slice_buffer = buffers.get(SHARED_WEIGHT + " slice", (rows, self.in_features), x.dtype)
+                weight = dequantize_into(self.weight[start:stop], slice_buffer[: stop - start], rows_scale,
+                                         buffers.workspace, nan_free=True)
+            else:
+                weight = converted_weight(self.weight[start:stop], rows_scale, x.dtype, x.device)
             y[..., start:stop] = F.linear(x, weight, None if bias is None else bias[start:stop])
         return y
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}, storage={self.weight.dtype}, loras={len(self.deltas)}")
+
+
+def converted_weight(weight: torch.Tensor, scale: torch.Tensor | None, dtype: torch.dtype,
+                     device: torch.device | None = None) -> torch.Tensor:
+    """``weight`` [rows, in] times ``scale`` (None, scalar or [rows]) in ``dtype`` on ``device``, a new tensor;
+    fp8 through :func:`~ltxgraph_ops.weights.fp8.dequantize` (bit-exact, several times torch's own)."""
+    weight = weight.to(device)
+    scale = None if scale is None else scale.to(weight.device)
+    if is_fp8(weight) and dtype in COMPUTE_DTYPES:
+        return dequantize(weight, dtype, scale)
+    weight = weight.to(dtype)
+    if scale is None:
+        return weight
+    scale = scale.to(dtype)
+    return weight * (scale if scale.ndim == 0 else scale.reshape(-1, 1))
+
+
+def share_weight_buffers(model: nn.Module, buffers: ComputeSlot) -> None:
+    """Let every Linear of ``model`` dequantise its fp8 weight into ``buffers`` (one buffer per weight shape,
+    reused by every layer of that shape at every call: a layer's weight is only needed during its own matmul).
+    For loaders that have refused NaN codes in the weights (the conversion skips its NaN scan)."""
+    for layer in model.modules():
+        if isinstance(layer, Linear):
+            layer.weight_buffers = buffers

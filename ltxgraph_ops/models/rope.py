@@ -49,18 +49,24 @@ class RopeTable:
 
     def rotate(self, x: torch.Tensor) -> torch.Tensor:
         """Rotate ``x`` [B, T, dim] by this table's angles."""
-        if not self.split:
-            pairs = x.unflatten(-1, (-1, 2))
-            turned = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
-            return x * self.cos + turned * self.sin
-        heads, half = self.cos.shape[2], self.cos.shape[-1]
-        halves = x.unflatten(-1, (heads, 2, half))                     # [B, T, H, 2, half]: (first, second)
-        first, second = halves[..., 0, :], halves[..., 1, :]
-        sin = self.sin[..., 0, :]
-        rotated = halves * self.cos                                    # (first cos, second cos)
-        rotated[..., 0, :].addcmul_(second, sin, value=-1.0)           # first cos - second sin
-        rotated[..., 1, :].addcmul_(first, sin)                        # second cos + first sin
-        return rotated.flatten(-3)
+        return rotate(x, self.cos, self.sin, self.split)
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, split: bool) -> torch.Tensor:
+    """Rotate ``x`` [B, T, dim] by the angles whose cosines and sines are ``cos`` and ``sin`` in the ``split`` or
+    interleaved layout of :class:`RopeTable`."""
+    if not split:
+        pairs = x.unflatten(-1, (-1, 2))
+        turned = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
+        return x * cos + turned * sin
+    heads, half = cos.shape[2], cos.shape[-1]
+    halves = x.unflatten(-1, (heads, 2, half))                         # [B, T, H, 2, half]: (first, second)
+    first, second = halves[..., 0, :], halves[..., 1, :]
+    sin = sin[..., 0, :]
+    rotated = halves * cos                                             # (first cos, second cos)
+    rotated[..., 0, :].addcmul_(second, sin, value=-1.0)               # first cos - second sin
+    rotated[..., 1, :].addcmul_(first, sin)                            # second cos + first sin
+    return rotated.flatten(-3)
 
 
 def rope_table(positions: torch.Tensor, max_pos: list[float] | tuple[float, ...], dim: int, heads: int,

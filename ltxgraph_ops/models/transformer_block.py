@@ -13,6 +13,7 @@ from torch import nn
 
 from ltxgraph_ops.models.attention import Attention
 from ltxgraph_ops.models.attention import rms_norm as rms
+from ltxgraph_ops.models.elementwise import EAGER, ElementwiseKernels
 from ltxgraph_ops.models.layers import Linear
 from ltxgraph_ops.models.rope import RopeTable
 from ltxgraph_ops.models.timestep import Modulation
@@ -38,11 +39,6 @@ class StreamState:
     prompt_modulation: Modulation | None = None  # 2 rows (shift, scale) of the text from sigma (LTX-2.3)
     text_rows: torch.Tensor | None = None     # [B] the text row each latent row reads (None: the same row)
     reference_tokens: int = 0                   # clean reference tokens at the front of x (dropped by the output)
-
-
-def modulated(x: torch.Tensor, eps: float, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """``rms(x) * (1 + scale) + shift`` in one fused multiply-add after the norm."""
-    return torch.addcmul(shift, rms(x, eps), 1 + scale)
 
 
 class CaptionProjection(nn.Module):
@@ -83,7 +79,10 @@ def learned_table(rows: int, dim: int, device: torch.device | str | None) -> nn.
 
 
 class AVBlock(nn.Module):
-    """One transformer block over both streams (either may be absent)."""
+    """One transformer block over both streams (either may be absent). ``kernels``: how its AdaLN modulations
+    run (:mod:`ltxgraph_ops.models.elementwise`)."""
+
+    kernels: ElementwiseKernels = EAGER
 
     def __init__(self, index: int, config: TransformerConfig, device: torch.device | str | None = None) -> None:
         super().__init__()
@@ -150,7 +149,7 @@ class AVBlock(nn.Module):
         """x + gate * attn1(rms(x) * (1 + scale) + shift), then the text attention (:meth:`_attend_text`).
         ``keep`` is the STG selection from :meth:`Perturbations.keep_mask`."""
         shift, scale, gate = s.modulation.rows(sst, 0, 3)
-        attended = attn1(modulated(s.x, self.eps, shift, scale), bias=s.self_bias, q_rope=s.rope,
+        attended = attn1(self.kernels.modulated(s.x, self.eps, shift, scale), bias=s.self_bias, q_rope=s.rope,
                          values_only=isinstance(keep, str),
                          keep_attention=keep if isinstance(keep, torch.Tensor) else None)
         x = torch.addcmul(s.x, attended, gate)
@@ -169,13 +168,13 @@ class AVBlock(nn.Module):
         if prompt_table is None:
             return attn2(rms(x, self.eps), context, bias=bias, keys_values=cached)
         shift, scale, gate = s.modulation.rows(sst, 6, 9)
-        queries = modulated(x, self.eps, shift, scale)
+        queries = self.kernels.modulated(x, self.eps, shift, scale)
         return attn2(queries, context, bias=bias, keys_values=cached) * gate
 
     def _feed_forward(self, s: StreamState, ff: FeedForward, sst: torch.Tensor) -> torch.Tensor:
         """x + gate * ff(rms(x) * (1 + scale) + shift)."""
         shift, scale, gate = s.modulation.rows(sst, 3, 6)
-        return torch.addcmul(s.x, ff(modulated(s.x, self.eps, shift, scale)), gate)
+        return torch.addcmul(s.x, ff(self.kernels.modulated(s.x, self.eps, shift, scale)), gate)
 
     def forward(self, video: StreamState | None, audio: StreamState | None,
                 perturbations: PassPerturbations = NO_PERTURBATIONS) -> tuple[StreamState | None, StreamState | None]:

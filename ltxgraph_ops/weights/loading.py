@@ -20,7 +20,9 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from ltxgraph_ops.models.layers import Linear
+from ltxgraph_ops.models.layers import Linear, share_weight_buffers
+from ltxgraph_ops.weights.block_buffers import ComputeSlot
+from ltxgraph_ops.weights.fp8 import is_fp8
 from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile
 
 WEIGHT_SCALE_SUFFIXES = (".weight_scale", ".scale_weight")
@@ -175,8 +177,8 @@ def load_component(module: nn.Module, file: SafetensorsFile, prefix: str = "",
                    allow_extra: tuple[str, ...] = (), linear_storage: torch.dtype | None = None) -> nn.Module:
     """Fill ``module`` (built under :func:`parameters_on_meta`, or normally) from ``file`` after
     :func:`match_component` has checked every key and shape. Linear weights keep the file's dtype, or are
-    quantised to ``linear_storage`` (an fp8 dtype) when the file holds them wider. Returns ``module`` in eval
-    mode."""
+    quantised to ``linear_storage`` (an fp8 dtype) when the file holds them wider; fp8 layers then share one
+    set of reused buffers in ``compute_dtype`` to dequantise into per call. Returns ``module`` in eval mode."""
     match = match_component(module, file, prefix, allow_extra)
     linears = _scaled_owners(module)
     linear_weights = {f"{name}.weight" for name, sub in linears.items() if isinstance(sub, Linear)}
@@ -200,4 +202,6 @@ def load_component(module: nn.Module, file: SafetensorsFile, prefix: str = "",
         if scale.numel() not in (1, rows):
             raise file.error(f"scale of {scale.numel()} values for a layer of {rows} rows", key)
         linears[owner].weight_scale = scale.to(torch.float32).reshape(() if scale.numel() == 1 else (-1,))
+    if any(isinstance(layer, Linear) and is_fp8(layer.weight) for layer in module.modules()):
+        share_weight_buffers(module, ComputeSlot(compute_dtype, device))   # every weight checked above
     return module.eval()

@@ -5,9 +5,11 @@ the machine hits both alike. One comparison per compute dtype (``--dtype`` of a 
 ``bfloat16``, where both models hold their weights and compute in that dtype (ours as the loader holds a
 checkpoint for it: every tensor in the compute dtype, tokens and text in it, positions and timesteps float32).
 ``ours_text_cached_s`` is our forward with the text keys/values prepared once (a sampling step after the first).
+``elementwise-compile``: our forward with the blocks' element-wise regions compiled (``--compile``) against eager.
 """
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import replace
@@ -144,4 +146,56 @@ def transformer_vs_reference() -> dict:
                for dtype, size in SIZES.items()}}
 
 
-BENCHMARKS: dict[str, Callable[[], dict]] = {"transformer-vs-reference": transformer_vs_reference}
+def cpu_seconds(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median CPU seconds (``time.process_time``) of each run, repeats interleaved: on a shared machine the CPU
+    time a run takes is steadier than its wall time."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.process_time()
+            run()
+            times[name].append(time.process_time() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+@torch.no_grad()
+def compiled_vs_eager(size: dict, dtype: torch.dtype) -> dict:
+    """Our forward with the blocks' element-wise regions eager and compiled, 1 thread, CPU time."""
+    from ltxgraph_ops.models.elementwise import EAGER, compiled_kernels, use_kernels
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        config = header(size)
+        ours = oracle.build_pair(config).ours.to(dtype)
+        video, audio = inputs(config, size, dtype)
+        eager = ours(video, audio)
+        compiled = compiled_kernels()
+        use_kernels(ours, compiled)
+        wall, cpu = time.perf_counter(), time.process_time()
+        fused = ours(video, audio)                                          # compiles (or loads inductor's cache)
+        compile_wall, compile_cpu = time.perf_counter() - wall, time.process_time() - cpu
+        error = max(oracle.max_error(fused.video.float(), eager.video.float()),
+                    oracle.max_error(fused.audio.float(), eager.audio.float()))
+
+        def run(kernels):
+            def forward():
+                use_kernels(ours, kernels)
+                return ours(video, audio)
+            return forward
+        medians = cpu_seconds({"eager": run(EAGER), "compiled": run(compiled)}, size["repeats"])
+    finally:
+        torch.set_num_threads(threads)
+    return {"eager_cpu_s": round(medians["eager"], 4), "compiled_cpu_s": round(medians["compiled"], 4),
+            "ratio": round(medians["compiled"] / medians["eager"], 3), "max_abs_difference": error,
+            "first_call_wall_s": round(compile_wall, 1), "first_call_cpu_s": round(compile_cpu, 1)}
+
+
+def elementwise_compile() -> dict:
+    """Both compute dtypes: the compiled element-wise regions against eager on transformer-vs-reference's
+    model (compile time: the first call, in wall seconds; inductor compiles in worker processes)."""
+    return {"threads": 1, "load_average": os.getloadavg()[0],
+            **{str(dtype).removeprefix("torch."): compiled_vs_eager(size, dtype) for dtype, size in SIZES.items()}}
+
+
+BENCHMARKS: dict[str, Callable[[], dict]] = {"transformer-vs-reference": transformer_vs_reference,
+                                             "elementwise-compile": elementwise_compile}
