@@ -87,3 +87,19 @@ def test_parity_with_diffusers():
     pytest.importorskip("diffusers.models.autoencoders.ltx2_diffusion_decoder")
     from tools.oracle.diffusers_diffusion_decoder import check_decode
     assert check_decode() < 1e-5
+
+
+@pytest.mark.oracle
+def test_full_size_layout_matches_diffusers_key_for_key():
+    """The release-size decoder (417 M parameters) on the meta device: every tensor, renamed, has diffusers'
+    name and shape."""
+    pytest.importorskip("diffusers.models.autoencoders.ltx2_diffusion_decoder")
+    from diffusers.models.autoencoders.ltx2_diffusion_decoder import LTX2VideoDiffusionDecoderModel
+    from tools.oracle.diffusers_diffusion_decoder import diffusers_config, diffusers_state
+    with torch.device("meta"):
+        ours = tiny.build(tiny.full_config())
+        reference = LTX2VideoDiffusionDecoderModel(**diffusers_config(ours.cfg))
+    state = {k: v for k, v in ours.state_dict().items() if not k.startswith("encoder.")}
+    ours_shapes = {k: tuple(v.shape) for k, v in diffusers_state(state).items()}
+    assert ours_shapes == {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+    assert 4.1e8 < sum(p.numel() for p in ours.decoder.parameters()) < 4.2e8
