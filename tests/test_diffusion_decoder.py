@@ -103,3 +103,25 @@ def test_full_size_layout_matches_diffusers_key_for_key():
     ours_shapes = {k: tuple(v.shape) for k, v in diffusers_state(state).items()}
     assert ours_shapes == {k: tuple(v.shape) for k, v in reference.state_dict().items()}
     assert 4.1e8 < sum(p.numel() for p in ours.decoder.parameters()) < 4.2e8
+
+
+def test_static_gates_equal_ltx_cores_fold_into_the_linears():
+    """A block holding the release's gate vectors computes what ltx-core's load-time fold gives: gate_ctx,
+    gate_msa and gate_mlp multiplied into context_proj, attn.proj and mlp.w_down."""
+    from ltxgraph_ops.models.diffusion_decoder_blocks import AdaLNZero, DiffusionNABlock
+    from ltxgraph_ops.weights.writing import random_state
+    gated, plain = DiffusionNABlock(16, (3, 3, 3), 8, 8, static_gates=True), DiffusionNABlock(16, (3, 3, 3), 8, 8)
+    state = random_state(gated, "", 6)
+    gated.load_state_dict(state)
+    folded = {k: v for k, v in state.items() if not k.startswith("gate_")}
+    for gate, layer in (("gate_ctx", "context_proj"), ("gate_msa", "attn.proj"), ("gate_mlp", "mlp.w_down")):
+        folded[f"{layer}.weight"] = state[f"{layer}.weight"] * state[gate][:, None]
+        if f"{layer}.bias" in state:
+            folded[f"{layer}.bias"] = state[f"{layer}.bias"] * state[gate]
+    plain.load_state_dict(folded)
+    generator = torch.Generator().manual_seed(7)
+    x, context = torch.randn(1, 3, 4, 4, 16, generator=generator), torch.randn(1, 3, 4, 4, 8, generator=generator)
+    modulation = AdaLNZero(16, 12).requires_grad_(False)
+    modulation.load_state_dict(random_state(modulation, "", 8))
+    shared = modulation(torch.randn(1, 12, generator=generator))
+    assert (gated(x, context, shared) - plain(x, context, shared)).abs().max() < 1e-5
