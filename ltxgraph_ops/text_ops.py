@@ -253,12 +253,16 @@ def text_encoder_handle(gemma_path: str, ckpt_path: str | None, ctx: OpContext |
 
 
 def text_encoder_headers(gemma: str, checkpoint: str) -> None:
-    """Refuses (CheckpointError) a ``gemma`` file that is not Gemma 3 or holds half a vision tower, and a
-    ``checkpoint`` without an LTX-2 text projection, from the headers."""
+    """Refuses (CheckpointError) a ``gemma`` file that is not Gemma 3 or holds half a vision tower, a
+    ``checkpoint`` without an LTX-2 text projection, and a Gemma of the wrong generation for the checkpoint's
+    version (LTX-2.5 needs Gemma 4, earlier ones Gemma 3), from the headers."""
+    from ltxgraph_ops.gemma_generation import check_gemma_fits
     file = ShardedSafetensors.for_shard(gemma)
     gemma_prefix(file)
     vision_layout(file)
-    projection_key(SafetensorsFile(checkpoint))
+    ltx = SafetensorsFile(checkpoint)
+    projection_key(ltx)
+    check_gemma_fits(file, ltx)
 
 
 @input_check("text_encoder")

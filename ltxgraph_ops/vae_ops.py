@@ -69,8 +69,13 @@ class PartwiseVideoVAE:
 
 
 def video_vae_handle(path: str, ctx: OpContext | None) -> VideoVAEHandle:
-    """VAE of an LTX-2 checkpoint: its tensors checked against the header config now, read on first use."""
+    """VAE of an LTX-2 checkpoint: its tensors checked against the header config now, read on first use. An
+    LTX-2.5 diffusion VAE (by its header) gets its own model behind the same handle."""
     file = SafetensorsFile(path)
+    from ltxgraph_ops.diffusion_vae import diffusion_vae_handle, is_diffusion_vae
+    if is_diffusion_vae(file):
+        return diffusion_vae_handle(path, ctx.settings.device if ctx else "cpu",
+                                    ctx.settings.compute_dtype if ctx else torch.float32)
     layout = component_layout(file, _build_vae, VAE_SECTION, VAE_PREFIX)
     device = ctx.settings.device if ctx else "cpu"
     dtype = ctx.settings.compute_dtype if ctx else torch.float32
