@@ -3,9 +3,9 @@
 ``--memory-budget SIZE`` (``RunSettings.memory_budget``) is the bytes a run may use: model weights (loaders keep
 them resident or stream them, :mod:`ltxgraph_ops.loaders`), the sampler's activations (guidance passes batched
 while they fit, the transformer's feed-forward run over tokens in chunks planned here), the working memory of the
-VAE decode (tile sizes and the temporal window chosen here) and media buffers (frames travel as bytes or streamed chunks,
-:mod:`ltxgraph.frames`). A :class:`MemoryBudget` is handed to the code that plans; the planning functions take
-plain numbers and return plain numbers, so they are tested without models.
+VAE decode (tile sizes and the temporal window chosen here) and media buffers (frames travel as bytes or streamed
+chunks, :mod:`ltxgraph.frames`). A :class:`MemoryBudget` is handed to the code that plans; the planning functions
+take plain numbers and return plain numbers, so they are tested without models.
 
 Estimates are in bytes and deliberately simple (float32 activations, a fixed number of live tensors); the
 benchmark ``two-stage-memory`` (tools/benchmarks/run_memory.py) measures the run they plan.

@@ -130,8 +130,9 @@ def tiled_vae_decode(vae: Annotated[VideoVAEHandle, Port("VAE")],
     weights = {}
     for v, (top, bottom) in enumerate(rows):
         for h, (left, right) in enumerate(cols):
-            weights[v, h] = (edge_ramp((bottom - top) * h_scale, overlap * h_scale, v == 0, v == len(rows) - 1)[:, None]
-                             * edge_ramp((right - left) * w_scale, overlap * w_scale, h == 0, h == len(cols) - 1)[None, :])
+            down = edge_ramp((bottom - top) * h_scale, overlap * h_scale, v == 0, v == len(rows) - 1)
+            across = edge_ramp((right - left) * w_scale, overlap * w_scale, h == 0, h == len(cols) - 1)
+            weights[v, h] = down[:, None] * across[None, :]
             blend.add_weight(slice(top * h_scale, bottom * h_scale), slice(left * w_scale, right * w_scale),
                              weights[v, h])
     for v, (top, bottom) in enumerate(rows):

@@ -189,7 +189,8 @@ def test_tiled_decode_never_holds_the_clip_in_float32() -> None:
     assert done.returncode == 0, done.stderr
     words = done.stdout.split()
     growth, float_clip = int(words[words.index("GROWTH") + 1]), int(words[words.index("FLOAT_CLIP") + 1])
-    assert growth < 0.8 * float_clip, f"peak grew by {growth / 2**20:.0f} MB, the float clip is {float_clip / 2**20:.0f} MB"
+    assert growth < 0.8 * float_clip, (f"peak grew by {growth / 2**20:.0f} MB, the float clip is "
+                                       f"{float_clip / 2**20:.0f} MB")
 
 
 @pytest.fixture(scope="module")
