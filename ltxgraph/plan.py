@@ -73,7 +73,6 @@ def make_plan(graph: ResolvedGraph, outputs: Iterable[str] | None = None, comput
                 {node_id: graph.nodes[node_id] for node_id in order})
 
 
-
 def reads_input_files(node: ResolvedNode) -> bool:
     """Whether ``node`` reads a file from the input folder (images, videos, audio: decoded under the media
     limits)."""
