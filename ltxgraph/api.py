@@ -150,13 +150,13 @@ class Runner:
 
     def plan(self, graph: Graph, params: dict[str, Any] | None = None,
              outputs: Iterable[str] | None = None) -> Plan:
-        return make_plan(self.validate(graph, params), outputs, self.compute_dtype().dtype)
+        return make_plan(self.validate(graph, params), outputs, self.compute_dtype().dtype, self.settings.media_limits)
 
     def run(self, graph: Graph, params: dict[str, Any] | None = None,
             outputs: Iterable[str] | None = None) -> RunResult:
         resolved = self.validate(graph, params)
         decision = self.compute_dtype()
-        plan = make_plan(resolved, outputs, decision.dtype)
+        plan = make_plan(resolved, outputs, decision.dtype, self.settings.media_limits)
         metadata = {"graph": graph.doc.text, "graph_name": graph.file.name, "params": resolved.params}
         settings = replace(self.settings, dtype=decision.dtype)
         executor = Executor(self.memory, self.disk, self.folders_for(graph), self.emit, metadata, settings)

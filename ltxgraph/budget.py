@@ -1,10 +1,11 @@
 """One memory budget for a whole run, and the pure functions that plan work against it.
 
 ``--memory-budget SIZE`` (``RunSettings.memory_budget``) is the bytes a run may use: model weights (loaders keep
-them resident or stream them, :mod:`ltxgraph_ops.loaders`), the working memory of the VAE decode (tile sizes and
-the temporal window chosen here) and media buffers (frames travel as bytes or streamed chunks,
-:mod:`ltxgraph.frames`). A :class:`MemoryBudget` is handed to the code that plans; the planning functions take
-plain numbers and return plain numbers, so they are tested without models.
+them resident or stream them, :mod:`ltxgraph_ops.loaders`), the sampler's activations (guidance passes batched
+while they fit, the transformer's feed-forward run over tokens in chunks planned here), the working memory of the
+VAE decode (tile sizes and the temporal window chosen here) and media buffers (frames travel as bytes or streamed
+chunks, :mod:`ltxgraph.frames`). A :class:`MemoryBudget` is handed to the code that plans; the planning functions
+take plain numbers and return plain numbers, so they are tested without models.
 
 Estimates are in bytes and deliberately simple (float32 activations, a fixed number of live tensors); the
 benchmark ``two-stage-memory`` (tools/benchmarks/run_memory.py) measures the run they plan.
@@ -18,6 +19,9 @@ BLEND_BYTES_PER_PIXEL = 4 * FLOAT_BYTES      # a tiled decode's blend window: 3 
 CHUNK_FRAMES = 8                             # finished frames leave the window this many at a time ...
 CHUNK_BYTES_PER_PIXEL = 3 * 3 * FLOAT_BYTES  # ... as 3 colours in float32, at most 3 such tensors alive
 LIVE_ACTIVATIONS = 8                         # tensors of a decoder stage's size alive at its peak (estimate)
+FEED_FORWARD_HIDDEN_WIDTHS = 8               # a feed-forward's 4x-wide hidden per token, before and after its GELU
+MIN_TOKEN_CHUNK = 128                        # fewest tokens per chunk of a row-wise op: its near-equal parts keep
+                                             # 64 rows or more, where matmuls give the same bits as unchunked
 
 
 @dataclass(frozen=True)
@@ -95,3 +99,25 @@ def _halved(tiles: DecodeTiles, latent_shape: tuple[int, ...]) -> DecodeTiles:
         rows, cols = max(2, rows // 2) if rows > 2 else rows, max(2, cols // 2) if cols > 2 else cols
         return replace(tiles, spatial=(rows, cols), spatial_overlap=min(tiles.spatial_overlap, min(rows, cols) - 1))
     return tiles
+
+
+def plan_token_chunk(tokens: int, bytes_per_token: int, available: int | None,
+                     minimum: int = MIN_TOKEN_CHUNK) -> int | None:
+    """The most tokens one chunk of a row-wise op over ``tokens`` tokens may hold (each token's output depends on
+    that token alone, e.g. a feed-forward), when it needs ``bytes_per_token`` bytes of working memory per token
+    and a chunk must fit ``available`` bytes: None (one piece) without a limit or when all tokens fit; never
+    below ``minimum`` tokens (even when that does not fit). The op splits its tokens into near-equal parts of at
+    most this many."""
+    if tokens < 0 or bytes_per_token < 0:
+        raise ValueError(f"tokens ({tokens}) and bytes per token ({bytes_per_token}) must not be negative")
+    if available is None or tokens * bytes_per_token <= available:
+        return None
+    fit = max(1, minimum, available // max(1, bytes_per_token))
+    return None if fit >= tokens else fit
+
+
+def feed_forward_chunk(tokens: int, width: int, rows: int, element_bytes: int, available: int | None) -> int | None:
+    """Tokens per chunk of a transformer feed-forward of stream ``width`` (hidden 4 x width) over ``rows`` batch
+    rows of ``tokens`` tokens, its hidden (before and after the GELU, ``element_bytes`` each) within ``available``
+    bytes; None: all tokens at once (:func:`plan_token_chunk`)."""
+    return plan_token_chunk(tokens, rows * FEED_FORWARD_HIDDEN_WIDTHS * width * element_bytes, available)

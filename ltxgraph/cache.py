@@ -44,9 +44,10 @@ def file_fingerprint(path: Path) -> str:
 
 
 def node_key(op: str, version: str, inputs: dict[str, Any], upstream_keys: dict[str, str],
-             files: dict[str, str], run: dict[str, str] | None = None) -> str:
+             files: dict[str, str], run: dict[str, Any] | None = None) -> str:
     """The cache key of a node: a hash over everything its result depends on. ``run``: run settings that change
-    results (the compute dtype when not float32); None leaves the key as it always was."""
+    results (the compute dtype when not float32, media limits other than the defaults for a node that reads
+    input media); None leaves the key as it always was."""
 
     def encode_input(value: Any) -> Any:
         if isinstance(value, NodeRef):

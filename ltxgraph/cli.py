@@ -98,8 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="let file names in the graph reach outside their folders")
         cmd.add_argument("--device", default="cpu", help="torch device for model compute (default cpu)")
         cmd.add_argument("--memory-budget", type=parse_bytes, metavar="SIZE",
-                         help="bytes the run may use, e.g. 8G: weights above it are streamed, VAE decode tiles "
-                              "are sized to it (default: no limit)")
+                         help="bytes the run may use, e.g. 8G: weights above it are streamed, the sampler's "
+                              "passes and feed-forward chunks and the VAE decode tiles are sized to it "
+                              "(default: no limit)")
         cmd.add_argument("--dtype", choices=CHOICES, default=os.environ.get("LTXGRAPH_DTYPE") or "auto",
                          help="what models compute in: auto picks bfloat16 where this machine's bfloat16 matmul "
                               "is faster than float32 (measured once, cached), CUDA: bfloat16 "

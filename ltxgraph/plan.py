@@ -2,7 +2,7 @@
 and compute every node's cache key from its lineage before anything executes."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Iterable
 
 import networkx as nx
@@ -10,6 +10,7 @@ import networkx as nx
 from .cache import file_fingerprint, node_key
 from .errors import InvalidInput
 from .graph import NodeRef
+from .media_limits import MediaLimits
 from .validate import ResolvedGraph, ResolvedNode
 
 
@@ -25,9 +26,12 @@ class Plan:
     nodes: dict[str, ResolvedNode]
 
 
-def make_plan(graph: ResolvedGraph, outputs: Iterable[str] | None = None, compute_dtype: str = "float32") -> Plan:
+def make_plan(graph: ResolvedGraph, outputs: Iterable[str] | None = None, compute_dtype: str = "float32",
+              media_limits: MediaLimits = MediaLimits()) -> Plan:
     """Plan the nodes that feed ``outputs`` (names of graph outputs; default: all of them and every output op).
-    A compute dtype other than float32 enters every node's cache key (results of the two dtypes differ)."""
+    A compute dtype other than float32 enters every node's cache key (results of the two dtypes differ), and
+    media limits other than the defaults enter the key of every node that reads a file from the input folder
+    (a file accepted under raised limits is refused under lower ones, so its result must not be served there)."""
     requested = list(graph.outputs) if outputs is None else list(outputs)
     unknown = [name for name in requested if name not in graph.outputs]
     if unknown:
@@ -50,8 +54,10 @@ def make_plan(graph: ResolvedGraph, outputs: Iterable[str] | None = None, comput
         node = graph.nodes[node_id]
         upstream_keys = {up: keys[up] for up in node.upstream()}
         files = {name: file_fingerprint(path) for name, path in sorted(node.files.items())}
-        run = {"compute_dtype": compute_dtype} if compute_dtype != "float32" else None
-        keys[node_id] = node_key(node.spec.name, node.spec.version, node.inputs, upstream_keys, files, run)
+        run = {"compute_dtype": compute_dtype} if compute_dtype != "float32" else {}
+        if media_limits != MediaLimits() and reads_input_files(node):
+            run["media_limits"] = asdict(media_limits)
+        keys[node_id] = node_key(node.spec.name, node.spec.version, node.inputs, upstream_keys, files, run or None)
 
     position = {node_id: i for i, node_id in enumerate(order)}
     last_use = {node_id: position[node_id] for node_id in order}
@@ -66,3 +72,8 @@ def make_plan(graph: ResolvedGraph, outputs: Iterable[str] | None = None, comput
     return Plan(order, keys, {k: tuple(v) for k, v in release_after.items()}, targets,
                 {node_id: graph.nodes[node_id] for node_id in order})
 
+
+def reads_input_files(node: ResolvedNode) -> bool:
+    """Whether ``node`` reads a file from the input folder (images, videos, audio: decoded under the media
+    limits)."""
+    return any(spec.port.file == "input" for spec in node.spec.inputs)

@@ -14,10 +14,12 @@ from typing import Callable, Sequence
 
 import torch
 
+from ltxgraph.budget import FEED_FORWARD_HIDDEN_WIDTHS, feed_forward_chunk
 from ltxgraph_ops.conditioning import Conditioning
 from ltxgraph_ops.models.progress import Counter
 from ltxgraph_ops.models.transformer import (LTXAVTransformer, Perturbations, PreparedText, ReferenceTokens,
                                              StackedPerturbations, StreamInput, denoised)
+from ltxgraph_ops.models.transformer_block import feed_forward_chunks
 from ltxgraph_ops.models.transformer_tokens import (audio_latent, audio_positions, audio_tokens,
                                                     first_frame_keyframes_mask, guide_attention_mask,
                                                     reference_audio_positions, video_latent, video_positions,
@@ -120,6 +122,22 @@ class LTXAVModel:
             text_tokens=max(c.video_context.shape[1] for c in prompts), rows=latents[0].shape[0],
             element_bytes=self.compute_dtype.itemsize, guide_attention=any(c.guides is not None for c in prompts))
 
+    def feed_forward_chunk(self, latents: tuple[torch.Tensor, ...], passes: int) -> int | None:
+        """Tokens per chunk of the feed-forwards in a forward of ``passes`` stacked passes: their 4x-wide hidden
+        gets what the activation budget leaves after the rest of the forward's activations
+        (:func:`ltxgraph.budget.feed_forward_chunk`, planned for the widest stream); None: all tokens at once."""
+        if self.activation_budget is None:
+            return None
+        config = self.transformer.config
+        shapes = dict(zip(self.modalities, (latent.shape for latent in latents)))
+        streams = [(math.prod(shape[2:]) if name == "video" else shape[2],
+                    config.video_dim if name == "video" else config.audio_dim) for name, shape in shapes.items()]
+        tokens, width = max(streams, key=lambda stream: stream[0] * stream[1])
+        rows, element = latents[0].shape[0] * passes, self.compute_dtype.itemsize
+        hidden = rows * tokens * FEED_FORWARD_HIDDEN_WIDTHS * width * element
+        rest = max(0, self.pass_activation_bytes(latents) * passes - hidden)
+        return feed_forward_chunk(tokens, width, rows, element, max(0, self.activation_budget - rest))
+
     def _conditioning(self, role: str) -> Conditioning:
         conditioning = self.positive if role == "positive" else self.negative
         if conditioning is None:
@@ -157,10 +175,11 @@ class LTXAVModel:
                                         keyframes_mask=self._keyframes(name, latent, layout))
         perturbations = [self._perturbations(p) for p in passes]
         computed = {name: replace(s, latent=s.latent.to(self.compute_dtype)) for name, s in streams.items()}
-        velocity = self.transformer(computed.get("video"), computed.get("audio"),
-                                    perturbations[0] if len(passes) == 1 else
-                                    StackedPerturbations(tuple(perturbations), (batch,) * len(passes)),
-                                    on_block=self.on_block)
+        with feed_forward_chunks(self.transformer, self.feed_forward_chunk(latents, len(passes))):
+            velocity = self.transformer(computed.get("video"), computed.get("audio"),
+                                        perturbations[0] if len(passes) == 1 else
+                                        StackedPerturbations(tuple(perturbations), (batch,) * len(passes)),
+                                        on_block=self.on_block)
         per_stream = []
         for name, latent in zip(self.modalities, latents):
             x0 = denoised(streams[name], getattr(velocity, name)).split(batch)

@@ -13,7 +13,7 @@ import torch
 
 from ltxgraph import unorm8
 from ltxgraph.budget import decoder_bytes_per_pixel
-from ltxgraph.frames import StreamedFrames
+from ltxgraph.frames import CHUNK_FRAMES, StreamedFrames
 from ltxgraph.errors import InputValueError
 from ltxgraph_ops.handles import Lazy
 from ltxgraph_ops.models.progress import Counter
@@ -105,6 +105,23 @@ class VideoVAEHandle:
                 pixels = model.decode(latent.float())
         images = unorm8.snap((pixels + 1) / 2).permute(0, 2, 3, 4, 1)                 # [B, F, H, W, 3]
         return images.reshape(-1, *images.shape[2:])
+
+    def decode_codes(self, latent: torch.Tensor, on_progress: Counter | None = None) -> torch.Tensor:
+        """latent [B, 128, F, H, W] -> uint8 IMAGE codes [B * (8(F-1)+1), 32H, 32W, 3], one plain decode of the
+        whole batch: the codes of exactly the values :meth:`decode` gives, converted a few frames at a time (no
+        float copy of the clip beside the decoder's own output)."""
+        self._check_latent(latent)
+        with torch.inference_mode():
+            model = self.model.get()
+            pixels = model.decode(latent.float()) if on_progress is None else model.decode(latent.float(),
+                                                                                           on_block=on_progress)
+        batch, _, frames, height, width = pixels.shape
+        codes = torch.empty(batch * frames, height, width, 3, dtype=torch.uint8)
+        for item in range(batch):
+            for start in range(0, frames, CHUNK_FRAMES):
+                stop = min(start + CHUNK_FRAMES, frames)
+                codes[item * frames + start:item * frames + stop] = pixel_codes(pixels[item:item + 1, :, start:stop])
+        return codes
 
     def decode_frames(self, latent: torch.Tensor, method: ChunkedDecodeMethod,
                       on_progress: Counter | None = None) -> StreamedFrames:

@@ -15,7 +15,7 @@ from ltxgraph import Port, op
 from ltxgraph.budget import DecodeTiles, decoder_bytes_per_pixel, plan_decode_tiles
 from ltxgraph.context import OpContext, counter_of
 from ltxgraph.errors import InputValueError
-from ltxgraph.frames import CodedFrames, Frames, StreamedFrames, coded, first_frames
+from ltxgraph.frames import CodedFrames, Frames, StreamedFrames, first_frames
 from ltxgraph.input_checks import input_check, refusal
 from ltxgraph.values import AVLatent, VideoLatent
 from ltxgraph_ops.handles import Lazy, ModelHandle
@@ -144,8 +144,8 @@ def vae_encode(pixels: Annotated[torch.Tensor, Port("IMAGE")],
 def vae_decode(samples: Annotated[Any, Port("VIDEO_LATENT|AV_LATENT")],
                vae: Annotated[VideoVAEHandle, Port("VAE")], ctx: OpContext = None) -> CodedFrames:
     """Video latent (or the video of an AV latent) -> frames (IMAGE [8(F-1)+1, H*32, W*32, 3], held as 8-bit
-    codes). Progress: decoder blocks."""
-    return coded(vae.decode(_video_part(samples).samples, on_progress=counter_of(ctx, "block")))
+    codes, converted from the decoder's output a few frames at a time). Progress: decoder blocks."""
+    return CodedFrames(vae.decode_codes(_video_part(samples).samples, on_progress=counter_of(ctx, "block")))
 
 
 def _streamed_tiled_decode(vae: VideoVAEHandle, latent: torch.Tensor, requested: DecodeTiles,

@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tools.benchmarks  # noqa: E402
+from ltxgraph.cli import parse_bytes  # noqa: E402
 
 
 def all_benchmarks() -> dict:
@@ -41,10 +42,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="transformer blocks to measure where a benchmark supports it (default: all 48)")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default=None,
                         help="compute dtype where a benchmark supports it (default: float32)")
+    parser.add_argument("--memory-budget", type=parse_bytes, default=None, metavar="SIZE",
+                        help="activation budget (e.g. 1G) where a benchmark supports it: the transformer step "
+                             "benchmarks plan their feed-forward token chunks from it")
     args = parser.parse_args(argv)
     if args.blocks is not None and not 1 <= args.blocks <= 48:
         parser.error(f"--blocks {args.blocks}: choose 1 to 48")
-    options = {name: value for name, value in (("blocks", args.blocks), ("dtype", args.dtype)) if value is not None}
+    options = {name: value for name, value in (("blocks", args.blocks), ("dtype", args.dtype),
+                                               ("memory_budget", args.memory_budget)) if value is not None}
     benchmarks = all_benchmarks()
     if args.list:
         print("\n".join(benchmarks))

@@ -5,7 +5,9 @@ attention is modulated like the others (cross-attention AdaLN): its queries by t
 scale, gate) and the text itself by a per-block prompt table plus a modulation computed from sigma."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -63,15 +65,45 @@ class GeluProjection(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """Linear(D -> 4D), GELU (tanh), Linear(4D -> D); checkpoint names ``net.0.proj`` and ``net.2``."""
+    """Linear(D -> 4D), GELU (tanh), Linear(4D -> D); checkpoint names ``net.0.proj`` and ``net.2``.
+
+    Row-wise (each token's output depends on that token alone), so it runs over near-equal parts of at most
+    ``token_chunk`` tokens when set (:func:`feed_forward_chunks`): the 4D-wide hidden then exists for one part
+    only. The output is the same values; bit for bit when every part has enough rows for the BLAS to take the
+    same kernels as for the whole (measured here from 64 rows; :data:`ltxgraph.budget.MIN_TOKEN_CHUNK`)."""
 
     def __init__(self, dim: int, device: torch.device | str | None = None, bias: bool = True) -> None:
         super().__init__()
         self.net = nn.ModuleList([GeluProjection(dim, 4 * dim, device, bias), nn.Identity(),
                                   Linear(4 * dim, dim, bias=bias, device=device)])
+        self.token_chunk: int | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net[2](self.net[0](x))
+        """x [B, T, D] -> [B, T, D]."""
+        chunk = self.token_chunk
+        if chunk is None or x.shape[1] <= chunk:
+            return self.net[2](self.net[0](x))
+        flat = x.reshape(-1, x.shape[-1])                 # [B T, D]: parts of whole rows, each contiguous
+        out = flat.new_empty(flat.shape[0], self.net[2].out_features)
+        parts = -(-x.shape[1] // chunk)                   # near-equal parts of B x chunk rows at most
+        for rows, part in zip(out.tensor_split(parts), flat.tensor_split(parts)):
+            rows.copy_(self.net[2](self.net[0](part)))
+        return out.reshape(*x.shape[:-1], -1)
+
+
+@contextmanager
+def feed_forward_chunks(model: nn.Module, token_chunk: int | None) -> Iterator[None]:
+    """Within it, every :class:`FeedForward` of ``model`` (resident or streamed blocks alike) runs over
+    ``token_chunk`` tokens at a time (None: all at once); the previous setting comes back after."""
+    layers = [m for m in model.modules() if isinstance(m, FeedForward)]
+    before = [layer.token_chunk for layer in layers]
+    for layer in layers:
+        layer.token_chunk = token_chunk
+    try:
+        yield
+    finally:
+        for layer, chunk in zip(layers, before):
+            layer.token_chunk = chunk
 
 
 def learned_table(rows: int, dim: int, device: torch.device | str | None) -> nn.Parameter:

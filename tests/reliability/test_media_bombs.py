@@ -3,6 +3,7 @@ names the node and the file, and bounded memory: each run happens in a child pro
 peak RSS rose during the run (a decoded bomb would add from 629 MB to several GB)."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -105,6 +106,34 @@ def test_raised_limits_let_a_file_through(tmp_path: Path) -> None:
         read_image(str(path), strict)
     images, _ = read_image(str(path), DecodeBudget(str(path), MediaLimits(pixels=64 * 48)))
     assert images.shape == (1, 48, 64, 3) and float(images.float().abs().max()) == 0.0
+
+
+def test_a_result_cached_under_raised_limits_is_not_served_under_lower_ones(tmp_path: Path) -> None:
+    """The media limits a run applies are part of the cache key of the nodes that read input files (and so of
+    their downstream cone): the disk cache holds what a file decoded to under raised limits, and a later run with
+    lower limits decodes it again and refuses it, rather than being served a result it would refuse."""
+    from ltxgraph.cli import main
+
+    (tmp_path / "small.png").write_bytes(png_bomb(64, 48))     # 3072 pixels
+    (tmp_path / "g.yaml").write_text(
+        "ltxgraph: 1\nname: load and measure\nnodes:\n  load: {op: LoadImage, in: {image: small.png}}\n"
+        "  size: {op: GetImageSize, in: {image: '@load.IMAGE'}}\noutputs:\n  width: '@size.width'\n")
+
+    def run(limits: str | None) -> tuple[int, dict]:
+        report = tmp_path / "report.json"
+        report.unlink(missing_ok=True)
+        extra = ["--media-limits", limits] if limits else []
+        code = main(["run", str(tmp_path / "g.yaml"), "--input-dir", str(tmp_path), "--out", str(tmp_path / "out"),
+                     "--cache-dir", str(tmp_path / "cache"), "--quiet", "--report", str(report), *extra])
+        data = json.loads(report.read_text())
+        return code, {node["id"]: node["status"] for node in data["nodes"]}
+
+    assert run("pixels=4000") == (0, {"load": "executed", "size": "executed"})
+    assert run("pixels=4000") == (0, {"load": "unused", "size": "cached"})
+    assert run("pixels=1000") == (2, {"load": "failed", "size": "skipped"})         # not served from the cache
+    assert run(None) == (0, {"load": "executed", "size": "executed"})                 # the defaults: a key of its own
+    assert run("frames=0, pixels=1000") == (2, {"load": "failed", "size": "skipped"})
+    assert run("pixels=4000") == (0, {"load": "unused", "size": "cached"})
 
 
 def test_op_context_carries_the_run_limits(tmp_path: Path) -> None:

@@ -80,10 +80,20 @@ audio = StreamInput(torch.randn(1, ARGS["audio"], c.audio_in_channels, generator
                     audio_positions(ARGS["audio"]),
                     torch.randn(1, ARGS["text"], c.caption_channels, generator=g).to(dtype))
 
+from ltxgraph.budget import FEED_FORWARD_HIDDEN_WIDTHS, feed_forward_chunk
+from ltxgraph_ops.sampling.pass_batches import activation_bytes
+from ltxgraph_ops.models.transformer_block import feed_forward_chunks
+token_chunk = None
+if ARGS["memory_budget"] is not None:                 # planned as the sampler's adapter plans it (LTXAVModel)
+    tokens = frames * height * width
+    hidden = tokens * FEED_FORWARD_HIDDEN_WIDTHS * c.video_dim * dtype.itemsize
+    rest = activation_bytes(c, tokens, ARGS["audio"], ARGS["text"], element_bytes=dtype.itemsize) - hidden
+    token_chunk = feed_forward_chunk(tokens, c.video_dim, 1, dtype.itemsize, max(0, ARGS["memory_budget"] - rest))
+
 def step():
     marks = []
     before, cpu = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), feed_forward_chunks(model, token_chunk):
         out = model(video, audio, on_block=lambda done, total: marks.append(time.perf_counter()))
     end = time.perf_counter()
     after = resource.getrusage(resource.RUSAGE_SELF)
@@ -95,7 +105,8 @@ def step():
 first = step()
 second = step()
 print(json.dumps({{"peak_gflops": peak_gflops, "load_seconds": load_seconds, "first": first, "second": second,
-                  "peak_rss_gib": peak_gib(), "blocks": len(model.transformer_blocks)}}))
+                  "peak_rss_gib": peak_gib(), "blocks": len(model.transformer_blocks),
+                  "feed_forward_token_chunk": token_chunk}}))
 """
 
 
@@ -108,20 +119,22 @@ def checkpoint_for(blocks: int) -> Path:
 
 
 def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", malloc: str = "cli",
-             root: Path = ROOT, checkpoint: Path | None = None) -> dict:
+             root: Path = ROOT, checkpoint: Path | None = None, memory_budget: int | None = None) -> dict:
     """One streamed step of ``stage`` (see STAGES) through ``blocks`` blocks in ``dtype``, in a fresh interpreter
     running the code under ``root``; ``malloc``: "cli" (the CLI's fixed 1 MiB mmap threshold), "cli+hugepages"
     (the same with glibc's transparent-huge-page tunable), "glibc" (glibc's own dynamic threshold), "heap" (no
     mmap, nothing trimmed below 2 GiB) or a threshold in bytes; ``checkpoint``: a synthetic file with at least
-    ``blocks`` blocks (its first ``blocks`` run; default: one of exactly ``blocks``). Figures of the second step,
-    extrapolated to 48 blocks."""
+    ``blocks`` blocks (its first ``blocks`` run; default: one of exactly ``blocks``); ``memory_budget``: bytes
+    for the step's activations, from which the feed-forward's token chunks are planned as a sampler plans them
+    (None: all tokens at once). Figures of the second step, extrapolated to 48 blocks."""
     from ltxgraph_ops.model_files import transformer_config
     from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
     from tools.benchmarks.step_flops import Tokens, forward_flops
     spec = STAGES[stage]
     checkpoint = checkpoint or checkpoint_for(blocks)
     args = {"root": str(root), "checkpoint": str(checkpoint), "grid": spec["grid"], "audio": spec["audio"],
-            "text": spec["text"], "dtype": dtype, "malloc": malloc, "threads": THREADS, "blocks": blocks}
+            "text": spec["text"], "dtype": dtype, "malloc": malloc, "threads": THREADS, "blocks": blocks,
+            "memory_budget": memory_budget}
     code = CHILD.format(args=json.dumps(args))
     env = {**os.environ, "OMP_NUM_THREADS": str(THREADS)}
     if malloc == "cli+hugepages":                     # glibc madvises its mappings for transparent huge pages
@@ -144,7 +157,8 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
     figures = {
         "stage": stage, "pixels": spec["pixels"], "latent_grid": list(spec["grid"]), "video_tokens": tokens.video,
         "audio_tokens": tokens.audio, "text_tokens": tokens.text, "dtype": dtype, "threads": THREADS,
-        "malloc": malloc, "blocks_measured": raw["blocks"],
+        "malloc": malloc, "blocks_measured": raw["blocks"], "memory_budget": memory_budget,
+        "feed_forward_token_chunk": raw.get("feed_forward_token_chunk"),
         "measured": {"step_seconds": round(step["seconds"], 2), "mean_block_seconds": round(block_time, 2),
                      "outside_blocks_seconds": round(outside, 2),
                      "first_step_seconds": round(raw["first"]["seconds"], 2),
@@ -218,8 +232,8 @@ def page_faults(blocks: int = 2, dtype: str = "bfloat16",
 
 
 def stage_step(stage: str):
-    def run(blocks: int = RELEASE_BLOCKS, dtype: str = "float32") -> dict:
-        return run_step(stage, blocks, dtype)
+    def run(blocks: int = RELEASE_BLOCKS, dtype: str = "float32", memory_budget: int | None = None) -> dict:
+        return run_step(stage, blocks, dtype, memory_budget=memory_budget)
     return run
 
 

@@ -6,7 +6,9 @@ slowest nodes of its report. The tiny models make the model weights negligible, 
 working memory: sampler activations, the VAE decode's tiles and window, and media buffers.
 
 ``python tools/bench.py --only two-stage-memory``; set ``LTXGRAPH_BENCH_FRAMES=121,241`` to choose the lengths
-and ``LTXGRAPH_BENCH_BUDGET`` (default 6G) for ``--memory-budget``.
+and ``LTXGRAPH_BENCH_BUDGET`` (default 6G) for ``--memory-budget``; ``LTXGRAPH_BENCH_SET="steps=2"`` (comma-separated
+NAME=VALUE) adds ``--set`` overrides, e.g. fewer stage-1 steps on a loaded machine (the peak does not depend on the
+step count: every step holds the same tensors).
 """
 from __future__ import annotations
 
@@ -33,6 +35,8 @@ def run_once(frames: int, budget: str | None, work: Path, graph: Path = GRAPH, w
                "--no-cache", "--quiet", "--report", str(report)]
     if budget:
         command += ["--memory-budget", budget]
+    for item in filter(None, os.environ.get("LTXGRAPH_BENCH_SET", "").split(",")):
+        command += ["--set", item.strip()]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     start = time.perf_counter()
     child = subprocess.Popen(command, env=env, cwd=work, stderr=subprocess.PIPE)
