@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT))
 
 from ltxgraph_ops.models.gemma import GEMMA4_DEFAULTS, GemmaConfig, GemmaTextModel  # noqa: E402
 from ltxgraph_ops.weights.writing import random_state  # noqa: E402
-from tools.oracle.guard import compared  # noqa: E402
+from tools.oracle.gemma import hidden_state_error  # noqa: E402
 
 CONFIG = GemmaConfig(**{**GEMMA4_DEFAULTS, "sliding_window": 5, "sliding_window_pattern": 2},
                      vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
@@ -48,18 +48,6 @@ def check_hidden_states() -> float:
     ours = GemmaTextModel(CONFIG).eval()
     state = random_state(ours, "", 11)   # norms and layer scalars near one, as trained ones are
     ours.load_state_dict(state)
-    theirs = reference(CONFIG, state)
-    g = torch.Generator().manual_seed(5)
-    ids = torch.randint(4, CONFIG.vocab_size, (2, 12), generator=g)
-    mask = torch.ones(2, 12, dtype=torch.int64)
-    mask[0, :5] = 0
-    ids[0, :5] = 0
-    mine = ours(ids, mask)
-    ref = theirs(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
-    if len(mine) != len(ref):
-        raise AssertionError(f"{len(mine)} hidden states vs {len(ref)}")
-    valid = mask.bool()
-    return max(compared("gemma 4 hidden state", a[valid], b[valid]) for a, b in zip(mine, ref))
-
+    return hidden_state_error(ours, reference(CONFIG, state), "gemma 4 hidden state", seed=5)
 
 CHECKS: dict[str, Callable[[], float]] = {"ltx25_gemma4": check_hidden_states}
