@@ -65,11 +65,11 @@ def hidden_state_error(ours: GemmaTextModel, theirs: torch.nn.Module, label: str
 
 
 @torch.no_grad()
-def check_generation_cache() -> float:
+def check_generation_cache(config: GemmaConfig = CONFIG) -> float:
     """Generation with the key/value cache equals recomputing the whole sequence for every token (greedy)."""
-    ours = GemmaTextModel(CONFIG).eval()
+    ours = GemmaTextModel(config).eval()
     ours.load_state_dict(random_state(ours, "", 10))
-    prompt = torch.randint(4, CONFIG.vocab_size, (1, 7), generator=torch.Generator().manual_seed(4))
+    prompt = torch.randint(4, config.vocab_size, (1, 7), generator=torch.Generator().manual_seed(4))
     mask = torch.ones_like(prompt)
     cached = ours.generate(prompt, mask, max_new_tokens=6, stop_tokens=(-1,))
     ids = prompt

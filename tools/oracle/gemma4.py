@@ -1,7 +1,8 @@
 """Parity of the Gemma 4 text model (LTX-2.5's encoder, transformers' ``gemma4_unified`` text model) with
 transformers' Gemma4UnifiedTextModel: a tiny config with sliding and global layers, global layers wider with fewer
 key/value heads and values from the key projection, proportional RoPE on a quarter of the global frequencies; our
-seeded weights, a left-padded batch of two prompts; every hidden state compared on the valid tokens, float32."""
+seeded weights, a left-padded batch of two prompts; every hidden state compared on the valid tokens, float32; and its
+key/value-cache generation against recomputing the sequence per token."""
 from __future__ import annotations
 
 import sys
@@ -15,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 
 from ltxgraph_ops.models.gemma import GEMMA4_DEFAULTS, GemmaConfig, GemmaTextModel  # noqa: E402
 from ltxgraph_ops.weights.writing import random_state  # noqa: E402
-from tools.oracle.gemma import hidden_state_error  # noqa: E402
+from tools.oracle.gemma import check_generation_cache, hidden_state_error  # noqa: E402
 
 CONFIG = GemmaConfig(**{**GEMMA4_DEFAULTS, "sliding_window": 5, "sliding_window_pattern": 2},
                      vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
@@ -50,4 +51,5 @@ def check_hidden_states() -> float:
     ours.load_state_dict(state)
     return hidden_state_error(ours, reference(CONFIG, state), "gemma 4 hidden state", seed=5)
 
-CHECKS: dict[str, Callable[[], float]] = {"ltx25_gemma4": check_hidden_states}
+CHECKS: dict[str, Callable[[], float]] = {"ltx25_gemma4": check_hidden_states,
+                                          "ltx25_gemma4_kv_cache_generation": lambda: check_generation_cache(CONFIG)}
