@@ -10,11 +10,13 @@ from ltxgraph import api
 from ltxgraph.context import OpContext
 from ltxgraph.errors import ValidationError
 from ltxgraph.paths import Folders
+from ltxgraph_ops.gemma_generation import gemma_generation
 from ltxgraph_ops.loaders import ltx_ic_lora_loader, model_handle
 from ltxgraph_ops.model_set import file_version
 from ltxgraph_ops.model_version import lora_version, upscaler_version
 from ltxgraph_ops.tiny.files import LORAS, LORAS_23, write_tiny_models
 from ltxgraph_ops.weights.lora import read_lora
+from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
 
 GRAPH = """
 ltxgraph: 1
@@ -60,6 +62,9 @@ def test_every_tiny_file_tells_its_version(models: Path) -> None:
         "ltx-2.3-temporal-upscaler-x2-1.0.safetensors": "2.3",
         "ltx-2.5-latent-spatial-upscaler-x2-bf16-1.0.safetensors": "2.5"}
     assert file_version(models / "text_encoders" / "gemma_3_12B_it_fp8_scaled.safetensors", "checkpoint") is None
+    assert gemma_generation(SafetensorsFile(models / "text_encoders" / "gemma_3_12B_it_fp8_scaled.safetensors")) == 3
+    assert gemma_generation(SafetensorsFile(models / "text_encoders" /
+                                            "gemma4-12b-with-proj-ltx-2.5-comfy-int8-convrot.safetensors")) == 4
 
 
 def test_lora_version_from_the_layers_it_patches() -> None:

@@ -1,5 +1,6 @@
-"""Gemma 3 text decoder, as LTX-2 uses it: all hidden states of a prompt for the text features, and greedy or
-sampled generation (prompt enhancement).
+"""Gemma 3 and Gemma 4 text decoders, as LTX-2 uses them: all hidden states of a prompt for the text features, and
+greedy or sampled generation (prompt enhancement). LTX-2.0 / 2.3 encode with Gemma 3, LTX-2.5 with Gemma 4 12B
+(transformers' ``gemma4_unified`` text model); config fields switch between the two.
 
 Per layer: x + post_norm(attn(pre_norm(x))), then x + post_ff_norm(mlp(pre_ff_norm(x))). Norms are Gemma's
 RMSNorm (``x / rms(x) * (1 + w)``, float32). Attention: grouped-query heads, per-head RMSNorm of q and k, rotary
@@ -10,8 +11,15 @@ directions), on sliding layers within the window. MLP: down(gelu_tanh(gate(x)) *
 scaled by sqrt(hidden). The last hidden state is taken after the final norm. Image soft
 tokens (:class:`ImageTokens`) take the vision tower's projected features in place of their (scaled) embeddings.
 
-The ComfyUI text-encoder file has no config: sizes come from the tensors, the rest (window, bases, scaling) are
-Gemma 3 12B's values unless the file's ``config`` metadata says otherwise.
+Gemma 4 differs in: norms scale by ``w`` (not ``1 + w``); values get a per-head RMSNorm without weight; scores
+are not scaled (the q / k norms set their size); global layers have their own head width and key/value heads, may
+take values from the key projection (``attention_k_eq_v``) and rotate only the first quarter of their frequencies
+(proportional RoPE: the other frequencies are zero, no position scaling); every layer's output is multiplied by a
+stored ``layer_scalar``.
+
+The ComfyUI text-encoder file has no config: sizes come from the tensors, the generation from the keys (only Gemma 4
+layers hold ``layer_scalar``), the rest (window, bases, scaling) are the 12B values of that generation unless the
+file's ``config`` metadata says otherwise.
 """
 from __future__ import annotations
 
@@ -59,14 +67,37 @@ class GemmaConfig:
     rope_local_base_freq: float = 10000.0
     rope_theta: float = 1_000_000.0
     rope_scaling_factor: float = 8.0
+    # Gemma 4 switches (the defaults are Gemma 3)
+    norm_offset: float = 1.0            # RMSNorm scales by (norm_offset + w)
+    value_norm: bool = False            # per-head RMSNorm (no weight) of the values
+    layer_scalar: bool = False          # each layer's output times a stored scalar
+    global_head_dim: int = 0            # head width of global layers (0: head_dim)
+    num_global_key_value_heads: int = 0  # key/value heads of global layers (0: num_key_value_heads)
+    attention_k_eq_v: bool = False      # global layers use the key projection for the values too
+    global_rope_fraction: float = 1.0   # share of a global head's frequencies that rotate (the rest are zero)
+    layer_types: tuple[str, ...] = ()   # "sliding_attention" / "full_attention" per layer (empty: the pattern)
 
     def is_global(self, layer: int) -> bool:
+        if self.layer_types:
+            return self.layer_types[layer] == "full_attention"
         return (layer + 1) % self.sliding_window_pattern == 0
+
+    def head_dim_of(self, is_global: bool) -> int:
+        return self.global_head_dim if is_global and self.global_head_dim else self.head_dim
+
+    def key_value_heads_of(self, is_global: bool) -> int:
+        if is_global and self.num_global_key_value_heads:
+            return self.num_global_key_value_heads
+        return self.num_key_value_heads
+
+    def shares_keys_and_values(self, is_global: bool) -> bool:
+        return self.attention_k_eq_v and is_global
 
     @classmethod
     def from_tensors(cls, shapes: dict[str, tuple[int, ...]], overrides: dict | None = None) -> "GemmaConfig":
         """Sizes from the tensor shapes of a text model (keys without prefix), the rest from ``overrides``
-        (transformers' Gemma3TextConfig names; ``rope_scaling: {"factor": f}`` accepted) or the 12B values."""
+        (transformers' Gemma3TextConfig / Gemma4UnifiedTextConfig names, at the top or under ``text_config``;
+        ``rope_scaling: {"factor": f}`` and per-layer-type ``rope_parameters`` accepted) or the 12B values."""
         vocab, hidden = shapes["embed_tokens.weight"]
         layers = 1 + max(int(m.group(1)) for key in shapes if (m := re.match(r"layers\.(\d+)\.", key)))
         head_dim = shapes["layers.0.self_attn.q_norm.weight"][0]
@@ -75,28 +106,69 @@ class GemmaConfig:
                       num_attention_heads=shapes["layers.0.self_attn.q_proj.weight"][0] // head_dim,
                       num_key_value_heads=shapes["layers.0.self_attn.k_proj.weight"][0] // head_dim,
                       query_pre_attn_scalar=head_dim)
-        overrides = dict(overrides or {})
-        scaling = overrides.pop("rope_scaling", None)
-        if isinstance(scaling, dict) and "factor" in scaling:
-            overrides["rope_scaling_factor"] = scaling["factor"]
+        overrides = _flat_overrides(overrides or {})
+        sized = ("vocab_size", "hidden_size", "num_hidden_layers", "head_dim", "intermediate_size",
+                 "num_attention_heads", "num_key_value_heads")
+        if "layers.0.layer_scalar" in shapes:
+            values.update(GEMMA4_DEFAULTS)
         known = {f.name for f in fields(cls)}
-        values.update({k: v for k, v in overrides.items() if k in known and k not in
-                       ("vocab_size", "hidden_size", "num_hidden_layers", "head_dim", "intermediate_size",
-                        "num_attention_heads", "num_key_value_heads")})
+        values.update({k: v for k, v in overrides.items() if k in known and k not in sized})
+        if "layers.0.layer_scalar" in shapes:
+            values.update(_global_layer_sizes(shapes, cls(**values)))
         return cls(**values)
 
 
-class GemmaRMSNorm(nn.Module):
-    """``x / sqrt(mean(x^2) + eps) * (1 + weight)``, computed in float32."""
+# Gemma 4 12B (gemma4_unified) values a file without config gets
+GEMMA4_DEFAULTS = dict(norm_offset=0.0, value_norm=True, layer_scalar=True, query_pre_attn_scalar=1.0,
+                       rope_scaling_factor=1.0, global_rope_fraction=0.25, sliding_window=1024,
+                       sliding_window_pattern=6, rope_local_base_freq=10000.0, rope_theta=1_000_000.0)
 
-    def __init__(self, dim: int, eps: float) -> None:
+
+def _flat_overrides(config: dict) -> dict:
+    """Header config in GemmaConfig's field names: ``text_config`` merged in, RoPE settings flattened."""
+    text = config.get("text_config")
+    values = {**config, **(text if isinstance(text, dict) else {})}
+    scaling = values.pop("rope_scaling", None)
+    if isinstance(scaling, dict) and "factor" in scaling:
+        values["rope_scaling_factor"] = scaling["factor"]
+    rope = values.pop("rope_parameters", None)
+    if isinstance(rope, dict):
+        local, full = rope.get("sliding_attention") or {}, rope.get("full_attention") or {}
+        for field, source, name in (("rope_local_base_freq", local, "rope_theta"), ("rope_theta", full, "rope_theta"),
+                                    ("global_rope_fraction", full, "partial_rotary_factor"),
+                                    ("rope_scaling_factor", full, "factor")):
+            if name in source:
+                values[field] = source[name]
+    if isinstance(values.get("layer_types"), list):
+        values["layer_types"] = tuple(values["layer_types"])
+    return values
+
+
+def _global_layer_sizes(shapes: dict[str, tuple[int, ...]], cfg: "GemmaConfig") -> dict:
+    """Head width, key/value heads and whether values reuse the key projection, read from the first global layer."""
+    layer = next((i for i in range(cfg.num_hidden_layers) if cfg.is_global(i)), None)
+    if layer is None:
+        return {}
+    attn = f"layers.{layer}.self_attn."
+    head_dim = shapes[f"{attn}q_norm.weight"][0]
+    return dict(global_head_dim=head_dim, num_global_key_value_heads=shapes[f"{attn}k_proj.weight"][0] // head_dim,
+                attention_k_eq_v=f"{attn}v_proj.weight" not in shapes)
+
+
+class GemmaRMSNorm(nn.Module):
+    """``x / sqrt(mean(x^2) + eps) * (offset + weight)``, computed in float32: offset 1 in Gemma 3, 0 in Gemma 4;
+    ``scaled=False``: no weight at all (Gemma 4's value norm)."""
+
+    def __init__(self, dim: int, eps: float, offset: float = 1.0, scaled: bool = True) -> None:
         super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.zeros(dim), requires_grad=False)
+        self.eps, self.offset = eps, offset
+        self.weight = nn.Parameter(torch.zeros(dim), requires_grad=False) if scaled else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x32 = x.float()
-        out = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps) * (1.0 + self.weight.float())
+        out = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        if self.weight is not None:
+            out = out * (self.offset + self.weight.float())
         return out.to(x.dtype)
 
 
@@ -154,10 +226,12 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([-second, first], dim=-1)
 
 
-def rope_tables(positions: torch.Tensor, head_dim: int, base: float, scale: float, dtype: torch.dtype
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos / sin [T, head_dim] for integer ``positions`` [T] (linear scaling divides the positions)."""
+def rope_tables(positions: torch.Tensor, head_dim: int, base: float, scale: float, dtype: torch.dtype,
+                rotating: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos / sin [T, head_dim] for integer ``positions`` [T] (linear scaling divides the positions); only the first
+    ``rotating`` share of the head_dim / 2 frequencies turn, the others are zero (Gemma 4's proportional RoPE)."""
     inverse = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)) / scale
+    inverse[int(rotating * head_dim // 2):] = 0.0
     angles = positions.float()[:, None] * inverse[None, :]
     angles = torch.cat([angles, angles], dim=-1)
     return angles.cos().to(dtype), angles.sin().to(dtype)
@@ -167,23 +241,28 @@ class GemmaAttention(nn.Module):
     def __init__(self, cfg: GemmaConfig, layer: int) -> None:
         super().__init__()
         self.cfg, self.is_global = cfg, cfg.is_global(layer)
-        d = cfg.head_dim
+        self.head_dim = d = cfg.head_dim_of(self.is_global)
+        kv_heads = cfg.key_value_heads_of(self.is_global)
         self.q_proj = Linear(cfg.hidden_size, cfg.num_attention_heads * d, bias=False)
-        self.k_proj = Linear(cfg.hidden_size, cfg.num_key_value_heads * d, bias=False)
-        self.v_proj = Linear(cfg.hidden_size, cfg.num_key_value_heads * d, bias=False)
+        self.k_proj = Linear(cfg.hidden_size, kv_heads * d, bias=False)
+        self.v_proj = None if cfg.shares_keys_and_values(self.is_global) else Linear(cfg.hidden_size, kv_heads * d,
+                                                                                     bias=False)
         self.o_proj = Linear(cfg.num_attention_heads * d, cfg.hidden_size, bias=False)
-        self.q_norm = GemmaRMSNorm(d, cfg.rms_norm_eps)
-        self.k_norm = GemmaRMSNorm(d, cfg.rms_norm_eps)
+        self.q_norm = GemmaRMSNorm(d, cfg.rms_norm_eps, cfg.norm_offset)
+        self.k_norm = GemmaRMSNorm(d, cfg.rms_norm_eps, cfg.norm_offset)
+        self.v_norm = GemmaRMSNorm(d, cfg.rms_norm_eps, scaled=False) if cfg.value_norm else None
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], bias: torch.Tensor,
                 cache: list[torch.Tensor] | None = None) -> torch.Tensor:
         """x [B, T, D]; rope cos/sin [T, head_dim] of the new tokens; bias [B, 1, T, S] additive over all keys
         (cached + new); ``cache`` [k, v] is extended in place with the new keys and values."""
         b, t, _ = x.shape
-        d = self.cfg.head_dim
+        d = self.head_dim
         q = self.q_norm(self.q_proj(x).view(b, t, -1, d)).transpose(1, 2)   # [B, H, T, d]
-        k = self.k_norm(self.k_proj(x).view(b, t, -1, d)).transpose(1, 2)   # [B, Hkv, T, d]
-        v = self.v_proj(x).view(b, t, -1, d).transpose(1, 2)
+        keys = self.k_proj(x).view(b, t, -1, d)                               # [B, T, Hkv, d]
+        v = keys if self.v_proj is None else self.v_proj(x).view(b, t, -1, d)
+        k = self.k_norm(keys).transpose(1, 2)                                 # [B, Hkv, T, d]
+        v = (v if self.v_norm is None else self.v_norm(v)).transpose(1, 2)
         cos, sin = rope
         q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
         if cache is not None:
@@ -209,18 +288,20 @@ class GemmaMLP(nn.Module):
 class GemmaLayer(nn.Module):
     def __init__(self, cfg: GemmaConfig, layer: int) -> None:
         super().__init__()
-        eps = cfg.rms_norm_eps
+        eps, offset = cfg.rms_norm_eps, cfg.norm_offset
         self.self_attn = GemmaAttention(cfg, layer)
         self.mlp = GemmaMLP(cfg)
-        self.input_layernorm = GemmaRMSNorm(cfg.hidden_size, eps)
-        self.post_attention_layernorm = GemmaRMSNorm(cfg.hidden_size, eps)
-        self.pre_feedforward_layernorm = GemmaRMSNorm(cfg.hidden_size, eps)
-        self.post_feedforward_layernorm = GemmaRMSNorm(cfg.hidden_size, eps)
+        self.input_layernorm = GemmaRMSNorm(cfg.hidden_size, eps, offset)
+        self.post_attention_layernorm = GemmaRMSNorm(cfg.hidden_size, eps, offset)
+        self.pre_feedforward_layernorm = GemmaRMSNorm(cfg.hidden_size, eps, offset)
+        self.post_feedforward_layernorm = GemmaRMSNorm(cfg.hidden_size, eps, offset)
+        self.layer_scalar = nn.Parameter(torch.ones(1), requires_grad=False) if cfg.layer_scalar else None
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], bias: torch.Tensor,
                 cache: list[torch.Tensor] | None = None) -> torch.Tensor:
         x = x + self.post_attention_layernorm(self.self_attn(self.input_layernorm(x), rope, bias, cache))
-        return x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
+        x = x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
+        return x if self.layer_scalar is None else x * self.layer_scalar.to(x.dtype)
 
 
 def attention_bias(mask: torch.Tensor, new_tokens: int, window: int | None, dtype: torch.dtype,
@@ -253,12 +334,13 @@ class GemmaTextModel(nn.Module):
         self.compute_dtype = compute_dtype
         self.embed_tokens = Embedding(cfg.vocab_size, cfg.hidden_size)
         self.layers = nn.ModuleList([GemmaLayer(cfg, i) for i in range(cfg.num_hidden_layers)])
-        self.norm = GemmaRMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.norm = GemmaRMSNorm(cfg.hidden_size, cfg.rms_norm_eps, cfg.norm_offset)
 
     def _ropes(self, positions: torch.Tensor, dtype: torch.dtype) -> dict[bool, tuple[torch.Tensor, torch.Tensor]]:
         c = self.config
-        return {False: rope_tables(positions, c.head_dim, c.rope_local_base_freq, 1.0, dtype),
-                True: rope_tables(positions, c.head_dim, c.rope_theta, c.rope_scaling_factor, dtype)}
+        return {False: rope_tables(positions, c.head_dim_of(False), c.rope_local_base_freq, 1.0, dtype),
+                True: rope_tables(positions, c.head_dim_of(True), c.rope_theta, c.rope_scaling_factor, dtype,
+                                  c.global_rope_fraction)}
 
     def _biases(self, mask: torch.Tensor, new_tokens: int, dtype: torch.dtype,
                 images: ImageTokens | None = None) -> dict[bool, torch.Tensor]:

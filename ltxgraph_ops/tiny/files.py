@@ -30,8 +30,9 @@ CHECKPOINTS_23 = {
     "ltx-2.3-22b-distilled-fp8.safetensors": ("fp8", 1),
 }
 # LTX-2.5: a single-file checkpoint (its transformer in the 2.5 layout, the other components as 2.3's until their
-# 2.5 forms are in: the 2.3 connector, video VAE, audio VAE and vocoder; Gemma 3 reads its text) and the
-# transformer-only file ComfyUI's 2.5 templates load with UNETLoader (int8-convrot there; its tiny stand-in is bf16)
+# 2.5 forms are in: the 2.3 connector, video VAE, audio VAE and vocoder; the tiny Gemma 4 (TEXT_ENCODERS_25) reads
+# its text) and the transformer-only file ComfyUI's 2.5 templates load with UNETLoader (int8-convrot there; its tiny
+# stand-in is bf16)
 CHECKPOINTS_25 = {"ltx-2.5-22b-distilled.safetensors": ("bf16", 1)}
 DIFFUSION_MODELS_25 = {"ltx-2.5-22b-distilled-transformer-comfy-int8-convrot.safetensors": ("bf16", 1)}
 LORAS = {  # file name -> (rank, header metadata)
@@ -75,9 +76,11 @@ UPSCALER = "ltx-2-spatial-upscaler-x2-1.0.safetensors"
 TEXT_ENCODERS = {"gemma_3_12B_it_fp8_scaled.safetensors": "fp8", "gemma_3_12B_it.safetensors": "bf16",
                  "gemma_3_12B_it_fp4_mixed.safetensors": "bf16",
                  "comfy_gemma_3_12B_it.safetensors": "bf16"}  # the name ComfyUI-LTXVideo's 2.3 examples load
+# LTX-2.5's Gemma 4 text encoder (int8-convrot in the release; its tiny stand-in is bf16)
+TEXT_ENCODERS_25 = {"gemma4-12b-with-proj-ltx-2.5-comfy-int8-convrot.safetensors": "bf16"}
 # ComfyUI-LTXVideo's example workflows name Gemma as one shard of a Hugging Face folder
 SHARDED_TEXT_ENCODER = "gemma-3-12b-it-qat-q4_0-unquantized"
-VERSION = "13"  # bump when the tiny configs or the writer change: the provider rewrites the set
+VERSION = "14"  # bump when the tiny configs or the writer change: the provider rewrites the set
 
 
 def component(name: str) -> ModuleType:
@@ -175,6 +178,9 @@ def write_tiny_models(folder: Path, seed: int = 0) -> list[Path]:
             written.append(write_lora(folder / "loras" / name, gemma, rank, seed + 200 + index, {},
                                       module_prefix=module.PREFIX))
         written += module.write_sharded_folder(folder / "text_encoders" / SHARDED_TEXT_ENCODER, 5, seed)
+    for module in available(("gemma4",)):
+        written += [module.write_file(folder / "text_encoders" / name, storage, seed)
+                    for name, storage in TEXT_ENCODERS_25.items()]
     return written
 
 

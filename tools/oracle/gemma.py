@@ -46,9 +46,13 @@ def check_hidden_states() -> float:
         if "norm" in key:
             state[key] = state[key] - 1.0
     ours.load_state_dict(state)
-    theirs = reference(CONFIG, state)
-    g = torch.Generator().manual_seed(3)
-    ids = torch.randint(4, CONFIG.vocab_size, (2, 12), generator=g)
+    return hidden_state_error(ours, reference(CONFIG, state), "gemma hidden state", seed=3)
+
+
+def hidden_state_error(ours: GemmaTextModel, theirs: torch.nn.Module, label: str, seed: int) -> float:
+    """Max abs difference of every hidden state on the valid tokens of a seeded, left-padded batch of two."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(4, ours.config.vocab_size, (2, 12), generator=g)
     mask = torch.ones(2, 12, dtype=torch.int64)
     mask[0, :5] = 0
     ids[0, :5] = 0
@@ -57,15 +61,15 @@ def check_hidden_states() -> float:
     if len(mine) != len(ref):
         raise AssertionError(f"{len(mine)} hidden states vs {len(ref)}")
     valid = mask.bool()
-    return max(compared("gemma hidden state", a[valid], b[valid]) for a, b in zip(mine, ref))
+    return max(compared(label, a[valid], b[valid]) for a, b in zip(mine, ref))
 
 
 @torch.no_grad()
-def check_generation_cache() -> float:
+def check_generation_cache(config: GemmaConfig = CONFIG) -> float:
     """Generation with the key/value cache equals recomputing the whole sequence for every token (greedy)."""
-    ours = GemmaTextModel(CONFIG).eval()
+    ours = GemmaTextModel(config).eval()
     ours.load_state_dict(random_state(ours, "", 10))
-    prompt = torch.randint(4, CONFIG.vocab_size, (1, 7), generator=torch.Generator().manual_seed(4))
+    prompt = torch.randint(4, config.vocab_size, (1, 7), generator=torch.Generator().manual_seed(4))
     mask = torch.ones_like(prompt)
     cached = ours.generate(prompt, mask, max_new_tokens=6, stop_tokens=(-1,))
     ids = prompt
