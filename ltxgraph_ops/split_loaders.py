@@ -19,7 +19,7 @@ from ltxgraph_ops.text_ops import (TextEncoderHandle, gemma_prefix, projection_k
                                    text_encoder_headers)
 from ltxgraph_ops.vae_handle import VideoVAEHandle
 from ltxgraph_ops.vae_ops import VAE_SECTION, video_vae_handle
-from ltxgraph_ops.weights.safetensors_file import SafetensorsFile, ShardedSafetensors
+from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile, ShardedSafetensors
 
 AUDIO_SECTIONS = ("audio_vae", "vocoder")
 
@@ -37,7 +37,7 @@ def vae_kind(path: str) -> str:
 def _require_kind(path: str, wanted: str) -> None:
     found = vae_kind(path)
     if found != wanted:
-        raise ValueError(f"{SafetensorsFile(path).name} is an {found} VAE file, not a {wanted} VAE: "
+        raise CheckpointError(f"{SafetensorsFile(path).name} is an {found} VAE file, not a {wanted} VAE: "
                          f"connect it to {'an AUDIO_VAE' if found == 'audio' else 'a VAE'} input")
 
 
@@ -69,7 +69,7 @@ def has_projection(path: str) -> bool:
     """Whether a text-encoder file bundles LTX-2's text projection and connectors ("with-proj")."""
     try:
         projection_key(SafetensorsFile(path))
-    except Exception:
+    except CheckpointError:
         return False
     return True
 
