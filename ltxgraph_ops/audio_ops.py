@@ -64,6 +64,12 @@ def audio_checkpoint(ckpt_name: str) -> str | None:
 def ltxv_audio_vae_loader(ckpt_name: Annotated[str, Port("STRING", file="checkpoints")],
                           ctx: OpContext = None) -> AudioVAEHandle:
     """The audio VAE and vocoder of an LTX-2 checkpoint (checked now, read on first use)."""
+    return audio_vae_handle(ckpt_name, ctx)
+
+
+def audio_vae_handle(ckpt_name: str, ctx: OpContext | None) -> AudioVAEHandle:
+    """AUDIO_VAE of the audio VAE and vocoder in a checkpoint or a split audio-VAE file: configs checked now,
+    weights read on first use."""
     file = SafetensorsFile(ckpt_name)
     vae_layout = component_layout(file, _vae, "audio_vae", AUDIO_VAE_PREFIX)
     vocoder_layout = component_layout(file, build_vocoder, "vocoder", VOCODER_PREFIX)

@@ -36,7 +36,9 @@ from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFi
 from ltxgraph_ops.weights.streaming import StreamedBlocks, weight_bytes
 
 GEMMA_PREFIXES = ("model.", "language_model.model.", "model.language_model.")
-OTHER_GEMMA_PARTS = ("vision_tower.", "multi_modal_projector.", "lm_head.")
+# beside Gemma's text model under its prefix: its vision parts, and in an LTX-2.5 "with-proj" file the bundled
+# connectors (``model.diffusion_model.*``)
+OTHER_GEMMA_PARTS = ("vision_tower.", "multi_modal_projector.", "lm_head.", "diffusion_model.")
 ENHANCER_SAMPLING = TokenSampling(temperature=0.7, top_k=64)
 """How LTXVGemmaEnhancePrompt draws tokens: temperature 0.7 over the 64 likeliest."""
 # the text projection's weight that fixes the Gemma it fits: LTX-2.0 (V1) / LTX-2.3 (V2, one per stream)
@@ -143,6 +145,8 @@ def _not_text_keys(file) -> tuple[str, ...]:
             continue
         rest = key[len(TRANSFORMER_PREFIX):] if key.startswith(TRANSFORMER_PREFIX) else key
         head = key[: len(key) - len(rest)] + rest.split(".", 1)[0]
+        if TRANSFORMER_PREFIX.startswith(head + ".") and rest.count(".") > 1:  # Gemma's "model.layers." beside
+            head = ".".join(rest.split(".", 2)[:2])                           # connectors ("with-proj" file)
         others.add(head + "." if "." in rest else key)
     return tuple(sorted(others))
 

@@ -29,6 +29,10 @@ ALIASES = {
     "CM_FloatToInt": "LTXFloatToInt",
 }
 
+# ComfyUI nodes with one output type where ltxgraph has several: the op standing for the node when its output
+# feeds an input of that type (ComfyUI's one VAE is ltxgraph's VAE or AUDIO_VAE); otherwise the node's own name
+FEED_VARIANTS = {"VAELoader": {"AUDIO_VAE": "VAELoaderAudio"}}
+
 
 class ConversionError(InvalidInput):
     """The workflow uses nodes ltxgraph does not implement; lists all of them and what feeds from them."""
@@ -81,7 +85,7 @@ def convert(workflow: FlatWorkflow, registry: Registry, name: str | None = None)
     warnings = list(workflow.warnings)
     nodes = splice(workflow, registry, warnings)
     specs = {node_id: spec for node_id, node in nodes.items()
-             if (spec := registry.get(ALIASES.get(node.type, node.type))) is not None}
+             if (spec := registry.get(_op_name(node, nodes, registry))) is not None}
     cloud = [node for node in nodes.values() if is_cloud_node(node.type)]
     keep = _reachable_from_outputs(nodes, specs, warnings)
     unsupported = [nodes[node_id] for node_id in keep if node_id not in specs]
@@ -122,6 +126,21 @@ def convert(workflow: FlatWorkflow, registry: Registry, name: str | None = None)
     params = expose(graph_nodes, settings)
     graph = {"ltxgraph": 1, "name": name, "params": params, "nodes": graph_nodes, "outputs": {}}
     return Conversion(graph, warnings)
+
+
+def _op_name(node: FlatNode, nodes: dict[str, FlatNode], registry: Registry) -> str:
+    """The op a ComfyUI node maps to: its alias, or its variant by the type of the inputs it feeds."""
+    variants = FEED_VARIANTS.get(node.type)
+    if variants:
+        for consumer in nodes.values():
+            spec = registry.get(ALIASES.get(consumer.type, consumer.type))
+            names = comfy_input_names(spec) if spec else {}
+            for comfy_name, source in consumer.inputs.items():
+                if isinstance(source, Link) and source.node == node.id and comfy_name in names:
+                    fed = spec.input_by_name[names[comfy_name]].port.type
+                    if fed in variants:
+                        return variants[fed]
+    return ALIASES.get(node.type, node.type)
 
 
 def _widget_values(node: FlatNode, spec: OpSpec, warnings: list[str]) -> dict[str, Any]:

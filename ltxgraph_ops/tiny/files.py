@@ -78,9 +78,16 @@ TEXT_ENCODERS = {"gemma_3_12B_it_fp8_scaled.safetensors": "fp8", "gemma_3_12B_it
                  "comfy_gemma_3_12B_it.safetensors": "bf16"}  # the name ComfyUI-LTXVideo's 2.3 examples load
 # LTX-2.5's Gemma 4 text encoder (int8-convrot in the release; its tiny stand-in is bf16)
 TEXT_ENCODERS_25 = {"gemma4-12b-with-proj-ltx-2.5-comfy-int8-convrot.safetensors": "bf16"}
+# LTX-2.5's split files as ComfyUI's 2.5 templates load them (VAELoader, CLIPLoader; the int8-convrot ones are bf16
+# stand-ins): the diffusion video VAE, the audio VAE with its vocoder, Gemma 4 with the text projection and
+# connectors bundled ("with-proj"), and Gemma 4 alone for prompt generation
+VIDEO_VAE_25 = "ltx-2.5-video-vae-bf16.safetensors"
+AUDIO_VAE_25 = "ltx-2.5-audio-vae-bf16.safetensors"
+TEXT_ENCODER_WITH_PROJ_25 = "gemma4-12b-with-proj-ltx-2.5-comfy-int8-convrot.safetensors"
+PROMPT_GEMMA_25 = "gemma4_e2b_it_int8_convrot.safetensors"
 # ComfyUI-LTXVideo's example workflows name Gemma as one shard of a Hugging Face folder
 SHARDED_TEXT_ENCODER = "gemma-3-12b-it-qat-q4_0-unquantized"
-VERSION = "14"  # bump when the tiny configs or the writer change: the provider rewrites the set
+VERSION = "15"  # bump when the tiny configs or the writer change: the provider rewrites the set
 
 
 def component(name: str) -> ModuleType:
@@ -181,7 +188,39 @@ def write_tiny_models(folder: Path, seed: int = 0) -> list[Path]:
     for module in available(("gemma4",)):
         written += [module.write_file(folder / "text_encoders" / name, storage, seed)
                     for name, storage in TEXT_ENCODERS_25.items()]
+        written += write_split_25(folder, seed)
     return written
+
+
+def write_split_25(folder: Path, seed: int = 0) -> list[Path]:
+    """LTX-2.5's split files (besides the transformer-only one) into ``folder``'s vae/ and text_encoders/: the
+    components of the tiny 2.5 checkpoint (seed offset 1, as the distilled one), the video VAE in its 2.5 form."""
+    seed += CHECKPOINTS_25["ltx-2.5-22b-distilled.safetensors"][1]
+    written = [component("diffusion_decoder").write(folder / "vae" / VIDEO_VAE_25, seed=seed),
+               write_checkpoint(folder / "vae" / AUDIO_VAE_25, "bf16", seed,
+                                [component("audio_vae"), component("vocoder")], version="2.5")]
+    gemma = component("gemma4")
+    prompt_gemma = gemma.write_file(folder / "text_encoders" / PROMPT_GEMMA_25, "bf16", seed)
+    with_proj = folder / "text_encoders" / TEXT_ENCODER_WITH_PROJ_25
+    gemma.write_file(with_proj, "bf16", seed)
+    # the text path reads the 2.5 checkpoint's ``transformer`` section (the transformer's fields winning, as there)
+    connector = component("connector")
+    section = {**tiny_config_of(connector, "2.5"), **tiny_config_of(component("transformer"), "2.5")}
+    with torch.device("meta"):
+        text_path = connector.build(section, device="meta")
+    written += [prompt_gemma, bundle(with_proj, checkpoint_tensors([(text_path, connector.PREFIX)], seed, "bf16"),
+                                     {"transformer": section})]
+    return written
+
+
+def bundle(path: Path, tensors: dict[str, torch.Tensor], sections: dict[str, dict]) -> Path:
+    """``path`` rewritten with ``tensors`` and the header config ``sections`` added."""
+    import json
+    from safetensors import safe_open
+    with safe_open(str(path), "pt") as opened:
+        tensors = {**{key: opened.get_tensor(key) for key in opened.keys()}, **tensors}
+        config = {**json.loads((opened.metadata() or {}).get("config", "{}")), **sections}
+    return save_atomic(path, tensors, {"config": json.dumps(config, sort_keys=True)})
 
 
 def write_upscalers(folder: Path, seed: int = 0) -> list[Path]:

@@ -84,8 +84,10 @@ def _quant_format(file: SafetensorsFile, key: str) -> None:
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError):
         raise file.error("comfy_quant entry is not JSON", key) from None
     if fmt not in FP8_FORMATS:
-        raise file.error(f"quantisation format {fmt!r} is not supported (supported: {', '.join(FP8_FORMATS)})",
-                         key)
+        # ComfyUI's "int8-convrot" files: int8 weights of Hadamard-rotated layers, not read by ltxgraph
+        rotated = " with convrot (ComfyUI's int8-convrot)" if isinstance(spec, dict) and spec.get("convrot") else ""
+        raise file.error(f"quantisation format {fmt!r}{rotated} is not supported (supported: "
+                         f"{', '.join(FP8_FORMATS)}); use a bf16 or fp8 file of this model", key)
 
 
 def _has_non_finite(tensor: torch.Tensor, chunk: int = 1 << 22) -> bool:

@@ -78,9 +78,16 @@ def test_comfy_quant_entries_are_checked(checkpoints: dict[str, Path], tmp_path:
     def unknown(tensors):
         tensors[key] = torch.tensor(list(json.dumps({"format": "nvfp4"}).encode()), dtype=torch.uint8)
 
+    def int8_convrot(tensors):   # ComfyUI's int8-convrot layer entry (LTX-2.5's release transformer)
+        spec = {"format": "int8_tensorwise", "convrot": True, "convrot_groupsize": 256}
+        tensors[key] = torch.tensor(list(json.dumps(spec).encode()), dtype=torch.uint8)
+
     load_transformer(rewrite(checkpoints["fp8"], tmp_path / "q.safetensors", good))
     with pytest.raises(CheckpointError, match="'nvfp4' is not supported"):
         load_transformer(rewrite(checkpoints["fp8"], tmp_path / "n.safetensors", unknown))
+    with pytest.raises(CheckpointError, match="'int8_tensorwise' with convrot .* is not supported") as refused:
+        load_transformer(rewrite(checkpoints["fp8"], tmp_path / "int8-convrot.safetensors", int8_convrot))
+    assert "int8-convrot.safetensors" in str(refused.value) and key in str(refused.value)
 
 
 @pytest.mark.parametrize("edit, message", [
