@@ -37,8 +37,10 @@ def vae_kind(path: str) -> str:
 def _require_kind(path: str, wanted: str) -> None:
     found = vae_kind(path)
     if found != wanted:
-        raise CheckpointError(f"{SafetensorsFile(path).name} is an {found} VAE file, not a {wanted} VAE: "
-                         f"connect it to {'an AUDIO_VAE' if found == 'audio' else 'a VAE'} input")
+        article = {"audio": "an", "video": "a"}
+        raise CheckpointError(f"{SafetensorsFile(path).name} is {article[found]} {found} VAE file, not "
+                              f"{article[wanted]} {wanted} VAE: "
+                              f"connect it to {'an AUDIO_VAE' if found == 'audio' else 'a VAE'} input")
 
 
 @input_check("vae_name")

@@ -85,6 +85,12 @@ INPUT_CHECK_CASES = [
      "{models}/gemma-text-only.safetensors: not an LTX duration head"),
     ("LTXVDurationPredictor", {"min_seconds": 5.0, "max_seconds": 2.0}, (),
      "max_seconds", "max_seconds 2.0 is below min_seconds 5.0"),
+    ("VAELoader", {"vae_name": "gemma-text-only.safetensors"}, (), "vae_name",
+     "{models}/gemma-text-only.safetensors: header has no 'vae' config section"),
+    ("VAELoaderAudio", {"vae_name": "projection-only.safetensors"}, (), "vae_name",
+     "projection-only.safetensors is a video VAE file, not an audio VAE: connect it to a VAE input"),
+    ("CLIPLoader", {"clip_name": "projection-only.safetensors"}, (), "clip_name",
+     "{models}/projection-only.safetensors"),
     ("LTXVAudioVAELoader", {"ckpt_name": "projection-only.safetensors"}, (), "ckpt_name",
      "{models}/projection-only.safetensors: header has no 'audio_vae' config section"),
     ("LTXAVTextEncoderLoader", {"text_encoder": "projection-only.safetensors",
@@ -300,7 +306,7 @@ REFUSED_AT_VALIDATION = {
 }
 # a raise that depends on values known only at run time -> why
 KNOWN_AT_RUN_TIME = {
-    "audio_ops:ltxv_audio_vae_loader": "the vocoder's rate against the audio VAE's (configs the loader builds)",
+    "audio_ops:audio_vae_handle": "the vocoder's rate against the audio VAE's (configs the loader builds)",
     "audio_ops:ltxv_audio_vae_encode": "the audio's shape and samples (data)",
     "audio_ops:ltxv_audio_vae_decode": "the latent's shape (data)",
     "guides:crop_guides": "guide frames against latent frames (data)",

@@ -205,7 +205,7 @@ def checkpoint(models: Path) -> str:
 
 
 def text_encoder(models: Path):
-    gemma = next((models / "text_encoders").glob("gemma*.safetensors"))
+    gemma = next((models / "text_encoders").glob("gemma_3*.safetensors"))      # the 2.0 checkpoint's Gemma 3
     return ltxav_text_encoder_loader(str(gemma), checkpoint(models))
 
 
