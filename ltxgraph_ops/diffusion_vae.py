@@ -76,13 +76,8 @@ def diffusion_vae_handle(path: str, device: str | torch.device, dtype: torch.dty
     """VAE of an LTX-2.5 VAE file: its tensors checked against the header now, read on first use."""
     file = SafetensorsFile(path)
     layout = diffusion_vae_layout(file)
-
-    def statistics() -> tuple[torch.Tensor, torch.Tensor]:
-        stats = SafetensorsFile(path)
-        return tuple(stats.read(f"{PREFIX}per_channel_statistics.{name}").float()
-                     for name in ("mean-of-means", "std-of-means"))  # type: ignore[return-value]
-
+    from ltxgraph_ops.vae_ops import vae_statistics   # vae_ops dispatches to this module
     return VideoVAEHandle(file.name, Lazy(lambda: DiffusionVAEModel(path, device, dtype), f"video VAE of {file.name}"),
                           latent_channels=layout.latent_channels, scale_factors=layout.cfg.scale_factors,
-                          statistics=Lazy(statistics, f"VAE statistics of {file.name}"),
+                          statistics=Lazy(lambda: vae_statistics(path), f"VAE statistics of {file.name}"),
                           decoder_bytes=dtype.itemsize * sum(p.numel() for p in layout.decoder.parameters()))

@@ -68,27 +68,28 @@ class PartwiseVideoVAE:
         return self.model.decode(latent.to(self.dtype), on_block).float()
 
 
+def vae_statistics(path: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel latent statistics (mean-of-means, std-of-means) of a video VAE file, float32."""
+    stats = SafetensorsFile(path)
+    return tuple(stats.read(f"{VAE_PREFIX}per_channel_statistics.{name}").float()
+                 for name in ("mean-of-means", "std-of-means"))  # type: ignore[return-value]
+
+
 def video_vae_handle(path: str, ctx: OpContext | None) -> VideoVAEHandle:
     """VAE of an LTX-2 checkpoint: its tensors checked against the header config now, read on first use. An
     LTX-2.5 diffusion VAE (by its header) gets its own model behind the same handle."""
     file = SafetensorsFile(path)
-    from ltxgraph_ops.diffusion_vae import diffusion_vae_handle, is_diffusion_vae
-    if is_diffusion_vae(file):
-        return diffusion_vae_handle(path, ctx.settings.device if ctx else "cpu",
-                                    ctx.settings.compute_dtype if ctx else torch.float32)
-    layout = component_layout(file, _build_vae, VAE_SECTION, VAE_PREFIX)
     device = ctx.settings.device if ctx else "cpu"
     dtype = ctx.settings.compute_dtype if ctx else torch.float32
+    from ltxgraph_ops.diffusion_vae import diffusion_vae_handle, is_diffusion_vae
+    if is_diffusion_vae(file):
+        return diffusion_vae_handle(path, device, dtype)
+    layout = component_layout(file, _build_vae, VAE_SECTION, VAE_PREFIX)
     config = getattr(layout, "config", None)
     channels = getattr(config, "latent_channels", 128)
-    def statistics() -> tuple[torch.Tensor, torch.Tensor]:
-        stats = SafetensorsFile(path)
-        return tuple(stats.read(f"{VAE_PREFIX}per_channel_statistics.{name}").float()
-                     for name in ("mean-of-means", "std-of-means"))  # type: ignore[return-value]
-
     decoder = getattr(layout, "decoder", None)
     return VideoVAEHandle(file.name, Lazy(lambda: PartwiseVideoVAE(path, device, dtype), f"video VAE of {file.name}"),
-                          latent_channels=channels, statistics=Lazy(statistics, f"VAE statistics of {file.name}"),
+                          latent_channels=channels, statistics=Lazy(lambda: vae_statistics(path), f"VAE statistics of {file.name}"),
                           scale_factors=getattr(config, "scale_factors", SCALE_FACTORS),
                           decoder_bytes=dtype.itemsize * sum(p.numel() for p in decoder.parameters()) if decoder is not None else 0,
                           decode_bytes_per_pixel=decoder_bytes_per_pixel(getattr(config, "decoder_base_channels", 128),
