@@ -80,7 +80,8 @@ def held_tensor(tensor: torch.Tensor, as_stored: bool, compute_dtype: torch.dtyp
 def _int8_layers(file: SafetensorsFile, prefix: str, owners: dict[str, nn.Module],
                 scales: dict[str, str]) -> dict[str, int]:
     """The int8 layers among ``owners`` (name -> convrot group, 0: not rotated), every quantised layer's entry
-    checked; an int8 weight with no int8 entry, or on a module other than a Linear, is refused naming the key."""
+    checked; an int8 weight with no int8 entry, or on a module that cannot hold one (only Linear layers and token
+    embeddings, which have a ``weight_rotation``), is refused naming the key."""
     from_header = header_layers(file)
     rotations: dict[str, int] = {}
     for owner, sub in owners.items():
@@ -94,9 +95,9 @@ def _int8_layers(file: SafetensorsFile, prefix: str, owners: dict[str, nn.Module
                 raise file.error("int8 weight without an 'int8_tensorwise' comfy_quant entry: its scale and "
                                  "rotation are unknown", weight.key)
             continue
-        if not isinstance(sub, Linear):
-            raise file.error(f"{quant.describe()} weights are read for Linear layers only, not for a "
-                             f"{type(sub).__name__}", weight.key)
+        if not hasattr(sub, "weight_rotation"):
+            raise file.error(f"{quant.describe()} weights are read for Linear layers and token embeddings only, "
+                             f"not for a {type(sub).__name__}", weight.key)
         check_int8_layer(file, layer, quant, scales.get(owner))
         rotations[owner] = quant.rotation
     return rotations
@@ -202,7 +203,7 @@ def load_component(module: nn.Module, file: SafetensorsFile, prefix: str = "",
     for key, current in module.state_dict(keep_vars=True).items():
         tensor = file.read(match.tensors[key])
         _check_finite(file, match.tensors[key], tensor)
-        owner = key[: -len(".weight")] if key in linear_weights else None
+        owner = key[: -len("weight")].rstrip(".") if key == "weight" or key.endswith(".weight") else None
         if owner in match.rotations:                          # int8 codes, kept as they are
             linears[owner].weight_rotation = match.rotations[owner]
         elif not tensor.is_floating_point():

@@ -17,7 +17,7 @@ from ltxgraph_ops.model_files import is_streamed, load_transformer
 from ltxgraph_ops.split_loaders import clip_loader, text_encoder_file
 from ltxgraph_ops.tiny import transformer as tiny
 from ltxgraph_ops.tiny.files import TEXT_ENCODER_WITH_PROJ_25, write_checkpoint, write_split_25
-from ltxgraph_ops.weights.int8 import dequantize_int8
+from ltxgraph_ops.weights.int8 import comfy_quant_entry, dequantize_int8, quantize_int8
 from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile
 from tools.oracle.diffusers_transformer import stream_inputs
 from tools.oracle.transformer import audio_input, video_input
@@ -127,6 +127,24 @@ def test_clip_loader_reads_an_int8_convrot_gemma4_with_projection(tmp_path: Path
     exact = {p.name: p for p in write_split_25(tmp_path / "f", storage="float32")}[TEXT_ENCODER_WITH_PROJ_25]
     reference = clip_loader(str(exact)).encode(["a red boat at dusk"]).video_context
     assert 0 < (got.video_context - reference).abs().max() <= 0.05 * reference.abs().max()
+
+
+@pytest.mark.parametrize("budget", [None, 1])
+def test_an_int8_convrot_token_table_is_read_row_by_row(tmp_path: Path, budget: int | None) -> None:
+    """Gemma 4's token embeddings in int8-convrot too (one scale per row, rows rotated): looked up from memory, or
+    row by row from the file when the run's memory budget streams Gemma, both exactly the dequantised table."""
+    path = {p.name: p for p in write_split_25(tmp_path, storage="int8-convrot")}[TEXT_ENCODER_WITH_PROJ_25]
+    table = "model.embed_tokens"
+
+    def quantise_table(tensors):
+        tensors[f"{table}.weight"], tensors[f"{table}.weight_scale"] = quantize_int8(tensors[f"{table}.weight"], 4)
+        tensors[f"{table}.comfy_quant"] = comfy_quant_entry(4)
+
+    quantised = rewritten(path, tmp_path / "table-int8.safetensors", quantise_table)
+    twin = dequantised_copy(quantised, tmp_path / "table-float.safetensors")
+    ctx = OpContext("CLIPLoader", settings=RunSettings(memory_budget=budget))
+    got, want = (clip_loader(str(name), ctx=ctx).encode(["a red boat at dusk"]) for name in (quantised, twin))
+    assert torch.equal(got.video_context, want.video_context) and torch.equal(got.audio_context, want.audio_context)
 
 
 def rewritten(source: Path, target: Path, edit, metadata: dict[str, str] | None = None) -> Path:
