@@ -133,3 +133,22 @@ def test_comfy_kitchen_reads_the_same_weights() -> None:
                                convrot_groupsize=256)
     ours_y = x @ ours.T
     assert (w8a8 - ours_y).abs().max() <= 0.02 * ours_y.abs().max()
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_an_int8_linear_layer_computes_with_its_dequantised_weight(monkeypatch, shared: bool) -> None:
+    """Whole and a slice of output rows at a time (a layer larger than the chunk limit), into fresh tensors or
+    the model's shared buffers: always ``x W^T + b`` with W the dequantised weight."""
+    from ltxgraph_ops.models import layers
+    from ltxgraph_ops.weights.block_buffers import ComputeSlot
+    codes, scale = random_codes(40, 64, seed=3)
+    layer = layers.Linear(64, 40)
+    layer.weight.data, layer.weight_scale, layer.weight_rotation = codes, scale.reshape(-1), 16
+    layer.bias.data = torch.randn(40)
+    if shared:
+        layer.weight_buffers = ComputeSlot(torch.float32)
+    x = torch.randn(5, 64)
+    want = torch.nn.functional.linear(x, exact(codes, scale, 16).float(), layer.bias)
+    assert torch.equal(layer(x), want)
+    monkeypatch.setattr(layers, "DEQUANT_CHUNK_ELEMENTS", 7 * 64)
+    assert torch.allclose(layer(x), want, rtol=0, atol=1e-6)
