@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ltxgraph_ops.models.layers import Linear
-from ltxgraph_ops.weights.int8 import comfy_quant_entry, quantize_int8
+from ltxgraph_ops.weights.int8 import comfy_quant_entry, convrot_group, dequantize_int8, quantize_int8
 
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
 
@@ -95,6 +95,23 @@ def store(state: dict[str, torch.Tensor], linear_weights: set[str], storage: str
     if storage == "fp8-old":
         out["scaled_fp8"] = torch.empty(0, dtype=torch.float8_e4m3fn)
     return out
+
+
+def dequantised_file(source: Path, target: Path) -> Path:
+    """The float32 file an int8 file stands for: ``source`` with every int8 layer (a ``comfy_quant`` entry) replaced
+    by its dequantised weight, its scale and entry dropped, and every other float tensor in float32; the header
+    kept. A model loaded from it computes exactly what the same model loaded from ``source`` computes."""
+    from safetensors import safe_open
+    with safe_open(str(source), "pt") as opened:
+        tensors = {key: opened.get_tensor(key) for key in opened.keys()}
+        metadata = opened.metadata() or {}
+    for entry in [key for key in tensors if key.endswith(".comfy_quant")]:
+        layer = entry[: -len(".comfy_quant")]
+        group = convrot_group(json.loads(bytes(tensors.pop(entry).tolist())))
+        scale = tensors.pop(f"{layer}.weight_scale")
+        tensors[f"{layer}.weight"] = dequantize_int8(tensors[f"{layer}.weight"], torch.float32, scale, group)
+    return save_atomic(target, {key: t.float() if t.is_floating_point() else t for key, t in tensors.items()},
+                       metadata)
 
 
 def save_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:

@@ -17,27 +17,13 @@ from ltxgraph_ops.model_files import is_streamed, load_transformer
 from ltxgraph_ops.split_loaders import clip_loader, text_encoder_file
 from ltxgraph_ops.tiny import transformer as tiny
 from ltxgraph_ops.tiny.files import TEXT_ENCODER_WITH_PROJ_25, write_checkpoint, write_split_25
-from ltxgraph_ops.weights.int8 import comfy_quant_entry, dequantize_int8, quantize_int8
+from ltxgraph_ops.weights.int8 import comfy_quant_entry, quantize_int8
 from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile
+from ltxgraph_ops.weights.writing import dequantised_file
 from tools.oracle.diffusers_transformer import stream_inputs
 from tools.oracle.transformer import audio_input, video_input
 
 LAYER = tiny.PREFIX + "proj_out"
-
-
-def dequantised_copy(source: Path, target: Path) -> Path:
-    """``source`` with every int8 layer replaced by its dequantised float32 weight (scale and entry dropped) and
-    every other float tensor in float32: the float model an int8 file stands for."""
-    tensors = load_file(str(source))
-    for entry in [key for key in tensors if key.endswith(".comfy_quant")]:
-        layer = entry[: -len(".comfy_quant")]
-        spec = json.loads(bytes(tensors.pop(entry).tolist()))
-        group = spec.get("convrot_groupsize", 256) if spec.get("convrot") else 0
-        scale = tensors.pop(f"{layer}.weight_scale")
-        tensors[f"{layer}.weight"] = dequantize_int8(tensors[f"{layer}.weight"], torch.float32, scale, group)
-    tensors = {key: t.float() if t.is_floating_point() else t for key, t in tensors.items()}
-    save_file(tensors, str(target), metadata=SafetensorsFile(source).metadata)
-    return target
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +32,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     written = {storage: write_checkpoint(folder / f"{storage}.safetensors", storage, 0, [tiny])
                for storage in ("float32", "int8", "int8-convrot")}
     for storage in ("int8", "int8-convrot"):
-        written[f"{storage} dequantised"] = dequantised_copy(written[storage], folder / f"{storage}-float.safetensors")
+        written[f"{storage} dequantised"] = dequantised_file(written[storage], folder / f"{storage}-float.safetensors")
     return written
 
 
@@ -101,7 +87,7 @@ def test_unet_loader_reads_an_int8_convrot_diffusion_model(tmp_path: Path, budge
                             "int8-convrot", 1, [tiny], version="2.5")
     assert transformer_file.fn(str(path)) is None                       # validation accepts it
     ctx = OpContext("UNETLoader", settings=RunSettings(memory_budget=budget))
-    twin = dequantised_copy(path, tmp_path / "float.safetensors")
+    twin = dequantised_file(path, tmp_path / "float.safetensors")
     outputs = []
     for name in (path, twin):
         with unet_loader(str(name), ctx=ctx).applied() as model:
@@ -120,7 +106,7 @@ def test_clip_loader_reads_an_int8_convrot_gemma4_with_projection(tmp_path: Path
     file = SafetensorsFile(path)
     assert file.entries["model.layers.0.self_attn.q_proj.weight"].dtype == torch.int8
     assert text_encoder_file(str(path)) is None
-    twin = dequantised_copy(path, tmp_path / "float.safetensors")
+    twin = dequantised_file(path, tmp_path / "float.safetensors")
     got = clip_loader(str(path)).encode(["a red boat at dusk"])
     want = clip_loader(str(twin)).encode(["a red boat at dusk"])
     assert torch.equal(got.video_context, want.video_context) and torch.equal(got.audio_context, want.audio_context)
@@ -141,7 +127,7 @@ def test_an_int8_convrot_token_table_is_read_row_by_row(tmp_path: Path, budget: 
         tensors[f"{table}.comfy_quant"] = comfy_quant_entry(4)
 
     quantised = rewritten(path, tmp_path / "table-int8.safetensors", quantise_table)
-    twin = dequantised_copy(quantised, tmp_path / "table-float.safetensors")
+    twin = dequantised_file(quantised, tmp_path / "table-float.safetensors")
     ctx = OpContext("CLIPLoader", settings=RunSettings(memory_budget=budget))
     got, want = (clip_loader(str(name), ctx=ctx).encode(["a red boat at dusk"]) for name in (quantised, twin))
     assert torch.equal(got.video_context, want.video_context) and torch.equal(got.audio_context, want.audio_context)
