@@ -4,7 +4,8 @@ and is upcast to the compute dtype per call, with low-rank (LoRA) deltas applied
 Keeping the stored weight untouched is what lets a fp8 checkpoint cost its file size in memory, and lets LoRAs
 be stacked, re-weighted or removed without re-quantising anything. fp8 weights are converted by
 :mod:`ltxgraph_ops.weights.fp8` (several times torch's own conversion, bit-exact with ``w.float() * scale``
-rounded to the compute dtype); a loaded model's layers share one set of reused buffers for it
+rounded to the compute dtype), ComfyUI's int8 (convrot) weights by :mod:`ltxgraph_ops.weights.int8` (the exact
+``(q s) H`` rounded once); a loaded model's layers share one set of reused buffers for it
 (:func:`share_weight_buffers`), so a forward allocates no weight memory.
 """
 from __future__ import annotations
