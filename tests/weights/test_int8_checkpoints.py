@@ -59,8 +59,7 @@ def test_the_writer_uses_comfyuis_layout(files) -> None:
 @pytest.mark.parametrize("streamed", [False, True])
 def test_an_int8_model_computes_its_dequantised_float_model(files, storage: str, streamed: bool) -> None:
     model = load_transformer(files[storage], streamed=streamed)
-    layer = (model.proj_out if not streamed else model.patchify_proj)
-    assert streamed or layer.weight.dtype == torch.int8
+    assert streamed or model.proj_out.weight.dtype == torch.int8
     video, audio = forward(model)
     float_video, float_audio = forward(load_transformer(files[f"{storage} dequantised"]))
     assert torch.equal(video, float_video) and torch.equal(audio, float_audio)
@@ -68,6 +67,15 @@ def test_an_int8_model_computes_its_dequantised_float_model(files, storage: str,
     exact_video, _ = forward(load_transformer(files["float32"]))
     error = (video - exact_video).abs().max() / exact_video.abs().max()
     assert 0 < error < 0.03
+
+
+def test_bfloat16_compute_streams_int8_convrot_weights(files) -> None:
+    """Streamed in bfloat16, every weight is its exact value rounded to bfloat16, as a float32 file's is. (Resident,
+    the layers a bfloat16 model runs in float32, such as the timestep embedder, get the exact float32 weight from
+    an int8 file where a float32 file's was rounded to bfloat16 at load, as with fp8 files.)"""
+    model = load_transformer(files["int8-convrot"], streamed=True, compute_dtype=torch.bfloat16)
+    twin = load_transformer(files["int8-convrot dequantised"], streamed=True, compute_dtype=torch.bfloat16)
+    assert torch.equal(forward(model)[0], forward(twin)[0])
 
 
 def test_bfloat16_compute_reads_int8_weights(files) -> None:
