@@ -223,7 +223,7 @@ class Embedding(nn.Module):
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Tied output head: hidden [B, T, D] -> logits [B, T, vocab]."""
         vocab = self.out_features
-        rows = vocab if self._disk is None else self.LOGIT_ROWS
+        rows = vocab if self._disk is None and self.weight.dtype != torch.int8 else self.LOGIT_ROWS
         return torch.cat([hidden @ self._scaled(self._rows(start, min(start + rows, vocab)),
                                                 torch.arange(start, min(start + rows, vocab)), hidden.dtype).T
                           for start in range(0, vocab, rows)], dim=-1)

@@ -152,3 +152,18 @@ def test_an_int8_linear_layer_computes_with_its_dequantised_weight(monkeypatch, 
     assert torch.equal(layer(x), want)
     monkeypatch.setattr(layers, "DEQUANT_CHUNK_ELEMENTS", 7 * 64)
     assert torch.allclose(layer(x), want, rtol=0, atol=1e-6)
+
+
+def test_an_int8_token_table_looks_up_and_scores_with_its_dequantised_rows(monkeypatch) -> None:
+    """Gemma's token table in int8-convrot: looked-up rows and the tied output head (a few rows at a time) are
+    those of the exactly dequantised table."""
+    from ltxgraph_ops.models.gemma import Embedding
+    codes, scale = random_codes(50, 32, seed=5)
+    table = Embedding(50, 32)
+    table.weight.data, table.weight_scale, table.weight_rotation = codes, scale.reshape(-1), 16
+    monkeypatch.setattr(Embedding, "LOGIT_ROWS", 7)
+    values = exact(codes, scale, 16).float()
+    ids = torch.tensor([[3, 49, 3], [0, 17, 8]])
+    assert torch.equal(table(ids), values[ids])
+    hidden = torch.randn(2, 3, 32)
+    assert torch.allclose(table.logits(hidden), hidden @ values.T, rtol=0, atol=1e-6)
