@@ -75,7 +75,7 @@ def load_gemma(file, prefix: str, streamed: bool, compute_dtype: torch.dtype = t
     if f"{table}weight_scale" in file.entries:
         scale = file.read(f"{table}weight_scale").float()
         embed.weight_scale = scale.reshape(() if scale.numel() == 1 else (-1,))
-    quant = layer_quant(file, f"{table}".rstrip("."), header_layers(file))
+    quant = layer_quant(file, table.rstrip("."), header_layers(file))
     embed.weight_rotation = quant.rotation if quant is not None and quant.is_int8 else 0
     embed.leave_on_disk(file, f"{table}weight")
     model.layers = StreamedBlocks(layers, file, f"{prefix}layers.", compute_dtype=compute_dtype)

@@ -138,7 +138,7 @@ def _set_tensor(module: nn.Module, name: str, tensor: torch.Tensor) -> None:
 @dataclass(frozen=True)
 class ComponentMatch:
     """How a file's tensors map onto a module: state-dict key -> file key, Linear name -> scale key, and the
-    int8 Linear layers -> their convrot group size (0: not rotated)."""
+    int8 layers (Linear layers, token embeddings) -> their convrot group size (0: not rotated)."""
 
     tensors: dict[str, str]
     scales: dict[str, str]
