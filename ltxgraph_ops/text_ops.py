@@ -31,6 +31,7 @@ from ltxgraph_ops.models.gemma_vision import GemmaVision
 from ltxgraph_ops.models.gemma_tokenizer import MAX_LENGTH, GemmaTokenizer
 from ltxgraph_ops.models.next_token import TokenSampling
 from ltxgraph_ops.models.text_connectors import TextProjector
+from ltxgraph_ops.weights.comfy_quant import header_layers, layer_quant
 from ltxgraph_ops.weights.loading import load_component, match_component, parameters_on_meta
 from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile, ShardedSafetensors
 from ltxgraph_ops.weights.streaming import StreamedBlocks, weight_bytes
@@ -72,7 +73,10 @@ def load_gemma(file, prefix: str, streamed: bool, compute_dtype: torch.dtype = t
     load_component(model, file, prefix, compute_dtype, allow_extra=OTHER_GEMMA_PARTS + ("layers.", "embed_tokens."))
     table = f"{prefix}embed_tokens."
     if f"{table}weight_scale" in file.entries:
-        embed.weight_scale = file.read(f"{table}weight_scale").float().reshape(())
+        scale = file.read(f"{table}weight_scale").float()
+        embed.weight_scale = scale.reshape(() if scale.numel() == 1 else (-1,))
+    quant = layer_quant(file, table.rstrip("."), header_layers(file))
+    embed.weight_rotation = quant.rotation if quant is not None and quant.is_int8 else 0
     embed.leave_on_disk(file, f"{table}weight")
     model.layers = StreamedBlocks(layers, file, f"{prefix}layers.", compute_dtype=compute_dtype)
     model.embed_tokens = embed

@@ -34,6 +34,7 @@ from torch import nn
 from ltxgraph_ops.models.layers import Linear
 from ltxgraph_ops.models.next_token import TokenSampling, next_token, seen_tokens
 from ltxgraph_ops.models.progress import Counter, counted
+from ltxgraph_ops.weights.int8 import dequantize_int8
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,9 @@ class GemmaRMSNorm(nn.Module):
 
 class Embedding(nn.Module):
     """Token embeddings kept in their stored dtype (a 262k x 3840 table is 2 GB in bf16, 4 GB in float32);
-    rows are upcast when looked up. ``weight_scale`` as in :class:`Linear` for scaled fp8 files. With
+    rows are upcast when looked up. ``weight_scale`` as in :class:`Linear` for scaled fp8 files; an int8 table
+    (ComfyUI's int8_tensorwise) has one scale per row and, with convrot, its rows rotated by groups of
+    ``weight_rotation`` columns: looked-up rows are dequantised exactly (:mod:`ltxgraph_ops.weights.int8`). With
     :meth:`leave_on_disk` the table is not held at all: looked-up rows are read from the file."""
 
     KEEP_STORAGE_DTYPE = ("weight",)
@@ -184,6 +187,7 @@ class Embedding(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(vocab, dim), requires_grad=False)
         self.weight_scale: torch.Tensor | None = None
+        self.weight_rotation = 0
         self._disk: tuple[object, str] | None = None
 
     @property
@@ -200,25 +204,29 @@ class Embedding(nn.Module):
         file, key = self._disk
         return file.read_rows(key, start, stop)
 
-    def _scaled(self, rows: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    def _scaled(self, rows: torch.Tensor, ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Stored ``rows`` [n, D] of table rows ``ids`` [n] as values in ``dtype``."""
+        if rows.dtype == torch.int8:
+            scale = self.weight_scale if self.weight_scale.ndim == 0 else self.weight_scale[ids]
+            return dequantize_int8(rows, torch.float32, scale, self.weight_rotation).to(dtype)
         rows = rows.to(dtype)
         return rows if self.weight_scale is None else rows * self.weight_scale.to(dtype)
 
     def forward(self, ids: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         if self._disk is None:
-            return self._scaled(F.embedding(ids, self.weight), dtype)
+            flat = ids.reshape(-1)
+            return self._scaled(self.weight[flat], flat, dtype).reshape(*ids.shape, -1)
         unique, where = torch.unique(ids, return_inverse=True)
         table = torch.stack([self._rows(int(i), int(i) + 1)[0] for i in unique])
-        return self._scaled(table, dtype)[where]
+        return self._scaled(table, unique, dtype)[where]
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Tied output head: hidden [B, T, D] -> logits [B, T, vocab]."""
-        if self._disk is None:
-            return hidden @ self._scaled(self.weight, hidden.dtype).T
         vocab = self.out_features
-        return torch.cat([hidden @ self._scaled(self._rows(start, min(start + self.LOGIT_ROWS, vocab)),
-                                                hidden.dtype).T
-                          for start in range(0, vocab, self.LOGIT_ROWS)], dim=-1)
+        rows = vocab if self._disk is None and self.weight.dtype != torch.int8 else self.LOGIT_ROWS
+        return torch.cat([hidden @ self._scaled(self._rows(start, min(start + rows, vocab)),
+                                                torch.arange(start, min(start + rows, vocab)), hidden.dtype).T
+                          for start in range(0, vocab, rows)], dim=-1)
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:

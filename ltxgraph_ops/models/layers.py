@@ -4,7 +4,8 @@ and is upcast to the compute dtype per call, with low-rank (LoRA) deltas applied
 Keeping the stored weight untouched is what lets a fp8 checkpoint cost its file size in memory, and lets LoRAs
 be stacked, re-weighted or removed without re-quantising anything. fp8 weights are converted by
 :mod:`ltxgraph_ops.weights.fp8` (several times torch's own conversion, bit-exact with ``w.float() * scale``
-rounded to the compute dtype); a loaded model's layers share one set of reused buffers for it
+rounded to the compute dtype), ComfyUI's int8 (convrot) weights by :mod:`ltxgraph_ops.weights.int8` (the exact
+``(q s) H`` rounded once); a loaded model's layers share one set of reused buffers for it
 (:func:`share_weight_buffers`), so a forward allocates no weight memory.
 """
 from __future__ import annotations
@@ -16,7 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ltxgraph_ops.weights.block_buffers import ComputeSlot
-from ltxgraph_ops.weights.fp8 import COMPUTE_DTYPES, dequantize, dequantize_into, is_fp8
+from ltxgraph_ops.weights.dequant import dequantize_stored, dequantize_stored_into, is_quantized
+from ltxgraph_ops.weights.fp8 import COMPUTE_DTYPES
 
 SHARED_WEIGHT = "linear weight"                # the buffer name every layer of one shape shares
 
@@ -44,8 +46,9 @@ class Linear(nn.Module):
     """``y = x W^T + b`` with W kept in its storage dtype and dequantised per call.
 
     State-dict keys are ``weight`` and ``bias`` exactly as in the checkpoint. ``weight_scale`` (a scalar or
-    per-row tensor, set by the checkpoint loader for scaled fp8 files) multiplies the upcast weight.
-    ``weight_buffers``: where an fp8 weight is dequantised for a call, shared by a model's layers
+    per-row tensor, set by the checkpoint loader for scaled fp8 and int8 files) multiplies the upcast weight;
+    ``weight_rotation``: an int8 weight's convrot group size (0: not rotated; :mod:`ltxgraph_ops.weights.int8`).
+    ``weight_buffers``: where a quantised weight is dequantised for a call, shared by a model's layers
     (:func:`share_weight_buffers`; None: a new tensor per call).
     """
 
@@ -59,18 +62,19 @@ class Linear(nn.Module):
         self.bias = (nn.Parameter(torch.empty(out_features, device=device, dtype=dtype), requires_grad=False)
                      if bias else None)
         self.weight_scale: torch.Tensor | None = None
+        self.weight_rotation = 0
         self.deltas: list[LowRankDelta] = []
         self.weight_buffers: ComputeSlot | None = None
 
     def dequantized_weight(self, dtype: torch.dtype, device: torch.device | None = None) -> torch.Tensor:
-        """The weight in ``dtype`` with its fp8 scale applied, in a new tensor: [out_features, in_features]."""
-        return converted_weight(self.weight, self.weight_scale, dtype, device)
+        """The weight in ``dtype`` with its scale (and rotation) applied, in a new tensor: [out_features, in_features]."""
+        return converted_weight(self.weight, self.weight_scale, dtype, device, self.weight_rotation)
 
     def _shared_buffers(self, x: torch.Tensor) -> ComputeSlot | None:
-        """The model's reused weight buffers when they serve this call (an fp8 weight, x in their dtype and on
-        their device), else None."""
+        """The model's reused weight buffers when they serve this call (a quantised weight, x in their dtype and
+        on their device), else None."""
         buffers = self.weight_buffers
-        if (buffers is None or not is_fp8(self.weight) or x.dtype != buffers.compute_dtype
+        if (buffers is None or not is_quantized(self.weight) or x.dtype != buffers.compute_dtype
                 or x.device != buffers.device or self.weight.device != buffers.device):
             return None
         return buffers
@@ -80,7 +84,8 @@ class Linear(nn.Module):
         buffers = self._shared_buffers(x)
         if self.weight.dtype == x.dtype or self.weight.numel() <= DEQUANT_CHUNK_ELEMENTS:
             weight = (self.dequantized_weight(x.dtype, x.device) if buffers is None
-                      else buffers.converted(SHARED_WEIGHT, self.weight, self.weight_scale, nan_free=True))
+                      else buffers.converted(SHARED_WEIGHT, self.weight, self.weight_scale, nan_free=True,
+                                             rotation=self.weight_rotation))
             y = F.linear(x, weight, bias)
         else:
             y = self._chunked(x, bias, buffers)
@@ -99,10 +104,11 @@ class Linear(nn.Module):
             rows_scale = scale if scale is None or scale.ndim == 0 else scale[start:stop]
             if buffers is not None:
                 slice_buffer = buffers.get(SHARED_WEIGHT + " slice", (rows, self.in_features), x.dtype)
-                weight = dequantize_into(self.weight[start:stop], slice_buffer[: stop - start], rows_scale,
-                                         buffers.workspace, nan_free=True)
+                weight = dequantize_stored_into(self.weight[start:stop], slice_buffer[: stop - start], rows_scale,
+                                                buffers.workspace, self.weight_rotation, nan_free=True)
             else:
-                weight = converted_weight(self.weight[start:stop], rows_scale, x.dtype, x.device)
+                weight = converted_weight(self.weight[start:stop], rows_scale, x.dtype, x.device,
+                                          self.weight_rotation)
             y[..., start:stop] = F.linear(x, weight, None if bias is None else bias[start:stop])
         return y
 
@@ -112,13 +118,14 @@ class Linear(nn.Module):
 
 
 def converted_weight(weight: torch.Tensor, scale: torch.Tensor | None, dtype: torch.dtype,
-                     device: torch.device | None = None) -> torch.Tensor:
+                     device: torch.device | None = None, rotation: int = 0) -> torch.Tensor:
     """``weight`` [rows, in] times ``scale`` (None, scalar or [rows]) in ``dtype`` on ``device``, a new tensor;
-    fp8 through :func:`~ltxgraph_ops.weights.fp8.dequantize` (bit-exact, several times torch's own)."""
+    fp8 and int8 (rotated back by its convrot group ``rotation``) through
+    :func:`~ltxgraph_ops.weights.dequant.dequantize_stored` (bit-exact)."""
     weight = weight.to(device)
     scale = None if scale is None else scale.to(weight.device)
-    if is_fp8(weight) and dtype in COMPUTE_DTYPES:
-        return dequantize(weight, dtype, scale)
+    if is_quantized(weight) and dtype in COMPUTE_DTYPES:
+        return dequantize_stored(weight, dtype, scale, rotation)
     weight = weight.to(dtype)
     if scale is None:
         return weight
@@ -127,7 +134,7 @@ def converted_weight(weight: torch.Tensor, scale: torch.Tensor | None, dtype: to
 
 
 def share_weight_buffers(model: nn.Module, buffers: ComputeSlot) -> None:
-    """Let every Linear of ``model`` dequantise its fp8 weight into ``buffers`` (one buffer per weight shape,
+    """Let every Linear of ``model`` dequantise its fp8 or int8 weight into ``buffers`` (one buffer per weight shape,
     reused by every layer of that shape at every call: a layer's weight is only needed during its own matmul).
     For loaders that have refused NaN codes in the weights (the conversion skips its NaN scan)."""
     for layer in model.modules():

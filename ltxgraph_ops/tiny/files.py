@@ -192,23 +192,25 @@ def write_tiny_models(folder: Path, seed: int = 0) -> list[Path]:
     return written
 
 
-def write_split_25(folder: Path, seed: int = 0) -> list[Path]:
+def write_split_25(folder: Path, seed: int = 0, storage: str = "bf16") -> list[Path]:
     """LTX-2.5's split files (besides the transformer-only one) into ``folder``'s vae/ and text_encoders/: the
-    components of the tiny 2.5 checkpoint (seed offset 1, as the distilled one), the video VAE in its 2.5 form."""
+    components of the tiny 2.5 checkpoint (seed offset 1, as the distilled one), the video VAE in its 2.5 form.
+    ``storage``: how the two Gemma 4 files (and the bundled text path) hold their weights ("int8-convrot" as in
+    the release)."""
     seed += CHECKPOINTS_25["ltx-2.5-22b-distilled.safetensors"][1]
     written = [component("diffusion_decoder").write(folder / "vae" / VIDEO_VAE_25, seed=seed),
                write_checkpoint(folder / "vae" / AUDIO_VAE_25, "bf16", seed,
                                 [component("audio_vae"), component("vocoder")], version="2.5")]
     gemma = component("gemma4")
-    prompt_gemma = gemma.write_file(folder / "text_encoders" / PROMPT_GEMMA_25, "bf16", seed)
+    prompt_gemma = gemma.write_file(folder / "text_encoders" / PROMPT_GEMMA_25, storage, seed)
     with_proj = folder / "text_encoders" / TEXT_ENCODER_WITH_PROJ_25
-    gemma.write_file(with_proj, "bf16", seed)
+    gemma.write_file(with_proj, storage, seed)
     # the text path reads the 2.5 checkpoint's ``transformer`` section (the transformer's fields winning, as there)
     connector = component("connector")
     section = {**tiny_config_of(connector, "2.5"), **tiny_config_of(component("transformer"), "2.5")}
     with torch.device("meta"):
         text_path = connector.build(section, device="meta")
-    written += [prompt_gemma, bundle(with_proj, checkpoint_tensors([(text_path, connector.PREFIX)], seed, "bf16"),
+    written += [prompt_gemma, bundle(with_proj, checkpoint_tensors([(text_path, connector.PREFIX)], seed, storage),
                                      {"transformer": section})]
     return written
 

@@ -5,8 +5,8 @@ float32 slices, so every layer of every step asked the operating system for new 
 faulted in one by one (tens of millions of minor page faults per 19B step) and took back when freed. Here:
 
 - :class:`StoredSlot` holds one block's tensors as stored (fp8 weights, bf16 vectors): the file is read into it.
-- :class:`ComputeSlot` holds one block's tensors in the compute dtype (float32 or bfloat16): fp8 weights are
-  dequantised into it once per block per forward (scale applied; :mod:`ltxgraph_ops.weights.fp8`), other
+- :class:`ComputeSlot` holds one block's tensors in the compute dtype (float32 or bfloat16): fp8 and int8 weights
+  are dequantised into it once per block per forward (scale applied; :mod:`ltxgraph_ops.weights.dequant`), other
   floating tensors converted, integers copied. The block's parameters then *are* these buffers.
 
 Both are keyed by tensor name, shape and dtype, so blocks of one shape share every buffer and a block of another
@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from ltxgraph_ops.weights.fp8 import DequantWorkspace, dequantize_into, is_fp8
+from ltxgraph_ops.weights.dequant import dequantize_stored_into
+from ltxgraph_ops.weights.fp8 import DequantWorkspace, is_fp8
 
 Tensors = dict[str, torch.Tensor]
 
@@ -56,15 +57,17 @@ class ComputeSlot(_Buffers):
         self.workspace = DequantWorkspace(device=self.device)
 
     def converted(self, name: str, tensor: torch.Tensor, scale: torch.Tensor | None = None,
-                  nan_free: bool = False) -> torch.Tensor:
-        """``tensor`` (times ``scale`` if fp8) in this slot's buffer for ``name``: fp8 and other floating tensors
-        in the compute dtype, integer tensors in their own dtype."""
-        dtype = self.compute_dtype if tensor.is_floating_point() else tensor.dtype
+                  nan_free: bool = False, rotation: int = 0) -> torch.Tensor:
+        """``tensor`` (times ``scale`` if fp8 or int8; int8 rotated back by its convrot group ``rotation``) in this
+        slot's buffer for ``name``: quantised and other floating tensors in the compute dtype, other integer
+        tensors in their own dtype."""
+        quantized = is_fp8(tensor) or (tensor.dtype == torch.int8 and scale is not None)
+        dtype = self.compute_dtype if tensor.is_floating_point() or quantized else tensor.dtype
         buffer = self.get(name, tuple(tensor.shape), dtype)
-        if is_fp8(tensor):
+        if quantized:
             source = tensor.to(self.device)
-            return dequantize_into(source, buffer, None if scale is None else scale.to(self.device),
-                                   self.workspace, nan_free=nan_free)
+            return dequantize_stored_into(source, buffer, None if scale is None else scale.to(self.device),
+                                          self.workspace, rotation, nan_free=nan_free)
         if scale is not None:
             return buffer.copy_(tensor.to(torch.float32).mul_(scale.reshape(-1, *[1] * (tensor.ndim - 1))))
         return buffer.copy_(tensor)

@@ -29,12 +29,14 @@ E4M3_TO_HALF = 2.0 ** 8           # the float16 value is the e4m3 value times 2^
 
 
 class DequantWorkspace:
-    """Chunk temporaries (int16 bits, float32 values), allocated once and reused by every conversion."""
+    """Chunk temporaries (int16 bits, float32 values), allocated once and reused by every conversion (fp8 here,
+    int8 in :mod:`ltxgraph_ops.weights.int8`)."""
 
     def __init__(self, chunk_elements: int = CHUNK_ELEMENTS, device: torch.device | str = "cpu") -> None:
         self.chunk_elements, self.device = chunk_elements, torch.device(device)
         self.bits = torch.empty(0, dtype=torch.int16, device=self.device)
         self.values = torch.empty(0, dtype=torch.float32, device=self.device)
+        self.constants: dict[tuple, torch.Tensor] = {}   # small fixed matrices (int8 convrot's Hadamard signs)
         self.reserve(chunk_elements)
 
     def reserve(self, elements: int) -> None:

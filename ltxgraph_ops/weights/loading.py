@@ -8,13 +8,15 @@ Storage dtypes: weights of :class:`~ltxgraph_ops.models.layers.Linear` layers (a
 file's dtype (fp8, bf16) and are upcast per call, unless the file's dtype is wider than the compute dtype (a
 float32 file computed in bf16: held in bf16); every other tensor is converted to the compute dtype. Scaled fp8
 files carry a scale per layer under one of three names; the scale is attached to its Linear, and an input scale
-is accepted and unused (activations are not quantised on this path).
+is accepted and unused (activations are not quantised on this path). ComfyUI's int8 files (``int8_tensorwise``,
+with or without ``convrot``; :mod:`ltxgraph_ops.weights.int8`) keep their int8 codes too, with the per-row scale
+and the rotation's group size attached to the Linear (:mod:`ltxgraph_ops.weights.comfy_quant` reads and checks
+each layer's entry).
 """
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
@@ -22,13 +24,13 @@ from torch import nn
 
 from ltxgraph_ops.models.layers import Linear, share_weight_buffers
 from ltxgraph_ops.weights.block_buffers import ComputeSlot
-from ltxgraph_ops.weights.fp8 import is_fp8
+from ltxgraph_ops.weights.comfy_quant import check_int8_layer, header_layers, layer_quant
+from ltxgraph_ops.weights.dequant import is_quantized
 from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile
 
 WEIGHT_SCALE_SUFFIXES = (".weight_scale", ".scale_weight")
 IGNORED_SUFFIXES = (".input_scale", ".scale_input", ".comfy_quant")
 FILE_MARKERS = ("scaled_fp8",)
-FP8_FORMATS = ("float8_e4m3fn", "float8_e4m3fn_scaled", "fp8_e4m3fn", "float8_e5m2")
 
 
 @contextmanager
@@ -75,19 +77,30 @@ def held_tensor(tensor: torch.Tensor, as_stored: bool, compute_dtype: torch.dtyp
     return tensor
 
 
-def _quant_format(file: SafetensorsFile, key: str) -> None:
-    """Check a per-layer ``comfy_quant`` entry names a format we dequantise."""
-    raw = file.read(key)
-    try:
-        spec = json.loads(bytes(raw.tolist()).decode("utf-8"))
-        fmt = spec.get("format") if isinstance(spec, dict) else None
-    except (UnicodeDecodeError, json.JSONDecodeError, ValueError):
-        raise file.error("comfy_quant entry is not JSON", key) from None
-    if fmt not in FP8_FORMATS:
-        # ComfyUI's "int8-convrot" files: int8 weights of Hadamard-rotated layers, not read by ltxgraph
-        rotated = " with convrot (ComfyUI's int8-convrot)" if isinstance(spec, dict) and spec.get("convrot") else ""
-        raise file.error(f"quantisation format {fmt!r}{rotated} is not supported (supported: "
-                         f"{', '.join(FP8_FORMATS)}); use a bf16 or fp8 file of this model", key)
+def _int8_layers(file: SafetensorsFile, prefix: str, owners: dict[str, nn.Module],
+                scales: dict[str, str]) -> dict[str, int]:
+    """The int8 layers among ``owners`` (name -> convrot group, 0: not rotated), every quantised layer's entry
+    checked; an int8 weight with no int8 entry, or on a module that cannot hold one (only Linear layers and token
+    embeddings, which have a ``weight_rotation``), is refused naming the key."""
+    from_header = header_layers(file)
+    rotations: dict[str, int] = {}
+    for owner, sub in owners.items():
+        layer = f"{prefix}{owner}" if owner else prefix.rstrip(".")
+        weight = file.entries.get(f"{layer}.weight")
+        if weight is None:
+            continue
+        quant = layer_quant(file, layer, from_header)
+        if quant is None or not quant.is_int8:
+            if weight.dtype == torch.int8:
+                raise file.error("int8 weight without an 'int8_tensorwise' comfy_quant entry: its scale and "
+                                 "rotation are unknown", weight.key)
+            continue
+        if not hasattr(sub, "weight_rotation"):
+            raise file.error(f"{quant.describe()} weights are read for Linear layers and token embeddings only, "
+                             f"not for a {type(sub).__name__}", weight.key)
+        check_int8_layer(file, layer, quant, scales.get(owner))
+        rotations[owner] = quant.rotation
+    return rotations
 
 
 def _has_non_finite(tensor: torch.Tensor, chunk: int = 1 << 22) -> bool:
@@ -124,10 +137,12 @@ def _set_tensor(module: nn.Module, name: str, tensor: torch.Tensor) -> None:
 
 @dataclass(frozen=True)
 class ComponentMatch:
-    """How a file's tensors map onto a module: state-dict key -> file key, and Linear name -> scale key."""
+    """How a file's tensors map onto a module: state-dict key -> file key, Linear name -> scale key, and the
+    int8 layers (Linear layers, token embeddings) -> their convrot group size (0: not rotated)."""
 
     tensors: dict[str, str]
     scales: dict[str, str]
+    rotations: dict[str, int] = field(default_factory=dict)
 
 
 def match_component(module: nn.Module, file: SafetensorsFile, prefix: str = "",
@@ -150,7 +165,7 @@ def match_component(module: nn.Module, file: SafetensorsFile, prefix: str = "",
         if owner is not None and owner in linears:
             scales[owner] = full
         elif key.endswith(".comfy_quant") and key[:-len(".comfy_quant")] in linears:
-            _quant_format(file, full)
+            continue                            # read by _int8_layers below
         elif not (key.endswith(IGNORED_SUFFIXES) and key.rsplit(".", 1)[0] in linears):
             extra.append(full)
     missing = [prefix + key for key in expected if key not in present]
@@ -164,7 +179,7 @@ def match_component(module: nn.Module, file: SafetensorsFile, prefix: str = "",
         counts = f"{len(missing)} missing, {len(extra)} unexpected, {len(misshapen)} misshapen"
         raise CheckpointError(f"{file.path}: does not match the model under prefix '{prefix}' ({counts}):\n  "
                               + "\n  ".join(problems))
-    return ComponentMatch({key: present[key] for key in expected}, scales)
+    return ComponentMatch({key: present[key] for key in expected}, scales, _int8_layers(file, prefix, linears, scales))
 
 
 def quantize_weight(weight: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -188,7 +203,10 @@ def load_component(module: nn.Module, file: SafetensorsFile, prefix: str = "",
     for key, current in module.state_dict(keep_vars=True).items():
         tensor = file.read(match.tensors[key])
         _check_finite(file, match.tensors[key], tensor)
-        if not tensor.is_floating_point():
+        owner = key[: -len("weight")].rstrip(".") if key == "weight" or key.endswith(".weight") else None
+        if owner in match.rotations:                          # int8 codes, kept as they are
+            linears[owner].weight_rotation = match.rotations[owner]
+        elif not tensor.is_floating_point():
             tensor = tensor.to(current.dtype)
         elif (key in linear_weights and linear_storage is not None and tensor.element_size() > 1
               and key[: -len(".weight")] not in match.scales):
@@ -204,6 +222,6 @@ def load_component(module: nn.Module, file: SafetensorsFile, prefix: str = "",
         if scale.numel() not in (1, rows):
             raise file.error(f"scale of {scale.numel()} values for a layer of {rows} rows", key)
         linears[owner].weight_scale = scale.to(torch.float32).reshape(() if scale.numel() == 1 else (-1,))
-    if any(isinstance(layer, Linear) and is_fp8(layer.weight) for layer in module.modules()):
+    if any(isinstance(layer, Linear) and is_quantized(layer.weight) for layer in module.modules()):
         share_weight_buffers(module, ComputeSlot(compute_dtype, device))   # every weight checked above
     return module.eval()

@@ -143,7 +143,7 @@ class SafetensorsFile:
                                 or not out.is_contiguous() or out.device.type != "cpu"):
             raise self.error(f"cannot read into a {out.dtype} {list(out.shape)} buffer: stored as {entry.dtype} "
                              f"{list(entry.shape)}", key)
-        tensor = torch.empty(entry.shape, dtype=entry.dtype) if out is None else out
+        tensor = torch.empty(entry.shape, dtype=entry.dtype, device="cpu") if out is None else out
         if entry.nbytes:
             target = tensor.reshape(-1).view(torch.uint8).numpy()
             try:

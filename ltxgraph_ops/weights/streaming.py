@@ -23,7 +23,7 @@ from torch import nn
 
 from ltxgraph_ops.models.layers import Linear
 from ltxgraph_ops.weights.block_buffers import ComputeSlot, StoredSlot
-from ltxgraph_ops.weights.fp8 import dequantize, is_fp8
+from ltxgraph_ops.weights.dequant import dequantize_stored, is_quantized
 from ltxgraph_ops.weights.loading import ComponentMatch, _check_finite, _set_tensor, match_component
 from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
 
@@ -81,7 +81,8 @@ class StreamedBlocks(nn.ModuleList):
                 continue
             owner = key[: -len(".weight")] if key.endswith(".weight") else None
             scale = scales.get(owner) if owner in scaled else None
-            _set_tensor(block, key, self.computed.converted(key, tensor, scale, nan_free=True))
+            rotation = self._matches[index].rotations.get(owner, 0)
+            _set_tensor(block, key, self.computed.converted(key, tensor, scale, nan_free=True, rotation=rotation))
         for owner in scaled:
             scaled[owner].weight_scale = None
         return block
@@ -121,14 +122,14 @@ class StreamedBlocks(nn.ModuleList):
 
 
 def dequantize_linears(module: nn.Module, compute_dtype: torch.dtype) -> None:
-    """Replace the fp8 weights of ``module``'s resident Linear layers by their dequantised values (scale
-    applied) in ``compute_dtype``, once: a streamed model's layers outside its blocks then cost no conversion
+    """Replace the fp8 and int8 weights of ``module``'s resident Linear layers by their dequantised values (scale
+    and rotation applied) in ``compute_dtype``, once: a streamed model's layers outside its blocks then cost no conversion
     and no fresh memory per call. Layers on the meta device (streamed blocks) are left alone."""
     for layer in module.modules():
-        if isinstance(layer, Linear) and is_fp8(layer.weight) and layer.weight.device.type != "meta":
-            layer.weight = nn.Parameter(dequantize(layer.weight, compute_dtype, layer.weight_scale),
-                                        requires_grad=False)
-            layer.weight_scale = None
+        if isinstance(layer, Linear) and is_quantized(layer.weight) and layer.weight.device.type != "meta":
+            layer.weight = nn.Parameter(dequantize_stored(layer.weight, compute_dtype, layer.weight_scale,
+                                                          layer.weight_rotation), requires_grad=False)
+            layer.weight_scale, layer.weight_rotation = None, 0
 
 
 def release(block: nn.Module) -> None:

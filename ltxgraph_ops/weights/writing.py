@@ -1,5 +1,5 @@
 """Writing checkpoints in the real LTX-2 file format: deterministic random weights, the header ``config``, and
-fp8 (float8_e4m3fn + per-tensor ``weight_scale``) or bf16 storage. Used for tiny test models and for synthetic
+fp8 (float8_e4m3fn + per-tensor ``weight_scale``), ComfyUI's int8 (optionally convrot) or bf16 storage. Used for tiny test models and for synthetic
 full-size files."""
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ltxgraph_ops.models.layers import Linear
+from ltxgraph_ops.weights.int8 import comfy_quant_entry, convrot_group, dequantize_int8, quantize_int8
 
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
 
@@ -58,19 +59,35 @@ def quantize_fp8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (weight / scale).to(torch.float8_e4m3fn), scale.reshape(()).to(torch.float32)
 
 
+def convrot_group_for(in_features: int, largest: int = 256) -> int:
+    """The convrot group a tiny int8-convrot file uses for a layer ``in_features`` wide: the largest power of 4
+    up to ``largest`` (the releases' 256) dividing it, 0 (not rotated, as ComfyUI leaves such layers) if none."""
+    group = largest
+    while group >= 4 and in_features % group:
+        group //= 4
+    return group if group >= 4 else 0
+
+
 def store(state: dict[str, torch.Tensor], linear_weights: set[str], storage: str) -> dict[str, torch.Tensor]:
-    """Tensors as a file of ``storage`` ("float32", "bf16", "fp8" or "fp8-old") holds them: fp8 files keep Linear
-    weights in float8_e4m3fn with a scale (``<layer>.weight_scale``; ``scale_weight`` for the old layout) and
-    everything else in bf16."""
+    """Tensors as a file of ``storage`` ("float32", "bf16", "fp8", "fp8-old", "int8" or "int8-convrot") holds
+    them: fp8 files keep Linear weights in float8_e4m3fn with a scale (``<layer>.weight_scale``; ``scale_weight``
+    for the old layout); int8 files in ComfyUI's ``int8_tensorwise`` layout (int8 codes, a ``weight_scale`` per row
+    [out, 1], a ``comfy_quant`` entry; "int8-convrot": rotated by groups of :func:`convrot_group_for` columns,
+    :mod:`ltxgraph_ops.weights.int8`); everything else in bf16."""
     if storage == "float32":
         return dict(state)
-    if storage not in ("bf16", "fp8", "fp8-old"):
-        raise ValueError(f"storage must be float32, bf16, fp8 or fp8-old, not {storage!r}")
+    if storage not in ("bf16", "fp8", "fp8-old", "int8", "int8-convrot"):
+        raise ValueError(f"storage must be float32, bf16, fp8, fp8-old, int8 or int8-convrot, not {storage!r}")
     out = {}
     scale_name = "scale_weight" if storage == "fp8-old" else "weight_scale"
     for key, tensor in state.items():
-        if storage != "bf16" and key in linear_weights:
-            out[key], out[key[: -len("weight")] + scale_name] = quantize_fp8(tensor)
+        layer = key[: -len("weight")]
+        if storage.startswith("int8") and key in linear_weights:
+            group = convrot_group_for(tensor.shape[1]) if storage == "int8-convrot" else 0
+            out[key], out[layer + "weight_scale"] = quantize_int8(tensor, group)
+            out[layer + "comfy_quant"] = comfy_quant_entry(group)
+        elif storage != "bf16" and key in linear_weights:
+            out[key], out[layer + scale_name] = quantize_fp8(tensor)
         elif tensor.is_floating_point():
             out[key] = tensor.to(torch.bfloat16)
         else:
@@ -78,6 +95,23 @@ def store(state: dict[str, torch.Tensor], linear_weights: set[str], storage: str
     if storage == "fp8-old":
         out["scaled_fp8"] = torch.empty(0, dtype=torch.float8_e4m3fn)
     return out
+
+
+def dequantised_file(source: Path, target: Path) -> Path:
+    """The float32 file an int8 file stands for: ``source`` with every int8 layer (a ``comfy_quant`` entry) replaced
+    by its dequantised weight, its scale and entry dropped, and every other float tensor in float32; the header
+    kept. A model loaded from it computes exactly what the same model loaded from ``source`` computes."""
+    from safetensors import safe_open
+    with safe_open(str(source), "pt") as opened:
+        tensors = {key: opened.get_tensor(key) for key in opened.keys()}
+        metadata = opened.metadata() or {}
+    for entry in [key for key in tensors if key.endswith(".comfy_quant")]:
+        layer = entry[: -len(".comfy_quant")]
+        group = convrot_group(json.loads(bytes(tensors.pop(entry).tolist())))
+        scale = tensors.pop(f"{layer}.weight_scale")
+        tensors[f"{layer}.weight"] = dequantize_int8(tensors[f"{layer}.weight"], torch.float32, scale, group)
+    return save_atomic(target, {key: t.float() if t.is_floating_point() else t for key, t in tensors.items()},
+                       metadata)
 
 
 def save_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:

@@ -78,16 +78,18 @@ def test_comfy_quant_entries_are_checked(checkpoints: dict[str, Path], tmp_path:
     def unknown(tensors):
         tensors[key] = torch.tensor(list(json.dumps({"format": "nvfp4"}).encode()), dtype=torch.uint8)
 
-    def int8_convrot(tensors):   # ComfyUI's int8-convrot layer entry (LTX-2.5's release transformer)
-        spec = {"format": "int8_tensorwise", "convrot": True, "convrot_groupsize": 256}
+    def int8_convrot(tensors):   # ComfyUI's int8-convrot layer entry (LTX-2.5's release) on an fp8 weight
+        spec = {"format": "int8_tensorwise", "convrot": True, "convrot_groupsize": 16}
         tensors[key] = torch.tensor(list(json.dumps(spec).encode()), dtype=torch.uint8)
 
     load_transformer(rewrite(checkpoints["fp8"], tmp_path / "q.safetensors", good))
-    with pytest.raises(CheckpointError, match="'nvfp4' is not supported"):
+    with pytest.raises(CheckpointError, match="'nvfp4' is not supported") as refused:
         load_transformer(rewrite(checkpoints["fp8"], tmp_path / "n.safetensors", unknown))
-    with pytest.raises(CheckpointError, match="'int8_tensorwise' with convrot .* is not supported") as refused:
+    assert key in str(refused.value)
+    with pytest.raises(CheckpointError, match="needs an int8 \\[out, in\\] weight, the file has float8_e4m3fn"
+                       ) as refused:
         load_transformer(rewrite(checkpoints["fp8"], tmp_path / "int8-convrot.safetensors", int8_convrot))
-    assert "int8-convrot.safetensors" in str(refused.value) and key in str(refused.value)
+    assert "int8-convrot.safetensors" in str(refused.value) and tiny.PREFIX + "proj_out.weight" in str(refused.value)
 
 
 @pytest.mark.parametrize("edit, message", [
