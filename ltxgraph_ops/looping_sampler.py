@@ -33,7 +33,7 @@ from ltxgraph.errors import InputValueError
 from ltxgraph.input_checks import input_check
 from ltxgraph.values import VideoLatent
 from ltxgraph_ops.conditioning import Conditioning
-from ltxgraph_ops.guides import add_guide, append_latent_guide, crop_guides
+from ltxgraph_ops.guides import IMAGE_FITTED_TO_LATENT, add_guide, append_latent_guide, crop_guides
 from ltxgraph_ops.handles import ModelHandle
 from ltxgraph_ops.latents import pixel_frames
 from ltxgraph_ops.models.progress import Counter, counted
@@ -172,7 +172,7 @@ def indices_are_numbers(optional_cond_image_indices: str) -> str | None:
 
 
 @op("LTXVLoopingSampler", outputs={"denoised_output": "VIDEO_LATENT"}, category="sampling",
-    checks=(no_per_tile_prompts, temporal_overlap_below_tile, indices_are_numbers))
+    checks=(no_per_tile_prompts, temporal_overlap_below_tile, indices_are_numbers), exempt=IMAGE_FITTED_TO_LATENT)
 def looping_sampler(
         model: Annotated[ModelHandle, Port("MODEL")],
         vae: Annotated[VideoVAEHandle, Port("VAE")],

@@ -140,7 +140,7 @@ def set_audio_video_mask_by_time(
     if mask_video and stop > first:
         region = torch.ones(b, 1, stop - first, height, width)
         if spatial_mask is not None:
-            region = region * _spatial(spatial_mask, height, width)
+            region = region * _spatial(spatial_mask, height, width, b)
         video_mask[:, :, first:stop] = region
     base = av_latent.video.noise_mask
     if base is not None and base.ndim == 5 and base.shape[1] == base.shape[3] == base.shape[4] == 1:
@@ -177,12 +177,16 @@ def extend_av_latent_by_time(
     return AVLatent(video, audio)
 
 
-def _spatial(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """MASK [H, W] or [B, H, W] -> [1 or B, 1, 1, height, width] resized bilinearly to the latent grid."""
+def _spatial(mask: torch.Tensor, height: int, width: int, batch: int) -> torch.Tensor:
+    """MASK [H, W] or [B, H, W] (B 1 or the latent's ``batch``) -> [1 or B, 1, 1, height, width] resized bilinearly
+    to the latent grid."""
     if mask.ndim == 2:
         mask = mask[None]
     if mask.ndim != 3:
         raise InputValueError(f"spatial_mask must be [H, W] or [B, H, W], got shape {tuple(mask.shape)}")
+    if mask.shape[0] not in (1, batch):
+        raise InputValueError(f"spatial_mask holds {mask.shape[0]} masks for a latent batch of {batch}: give one "
+                              f"mask, or one per batch item")
     resized = torch.nn.functional.interpolate(mask[:, None].float(), size=(height, width), mode="bilinear",
                                               align_corners=False)
     return resized[:, :, None]

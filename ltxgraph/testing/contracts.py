@@ -39,7 +39,8 @@ class ContractError(AssertionError):
 class OpReport:
     """What checking one op found: laws checked, exemptions declared (law -> reason), or why it was not drawn;
     drawn: inputs drawn, checked: of those, the ones the op accepted (the others it refused as invalid);
-    refusing: the inputs whose out-of-constraint values were checked to be refused."""
+    refusing: the inputs whose out-of-constraint values were checked to be refused; model_sets: the model versions
+    its model inputs were drawn from (empty for an op that reads no model)."""
 
     op: str
     laws: tuple[str, ...] = ()
@@ -48,6 +49,7 @@ class OpReport:
     drawn: int = 0
     checked: int = 0
     refusing: tuple[str, ...] = ()
+    model_sets: tuple[str, ...] = ()
 
 
 def check_call(spec: OpSpec, kwargs: dict[str, Any], strategies: InputStrategies) -> tuple[Any, ...]:
@@ -99,10 +101,12 @@ def check_op(spec: OpSpec, strategies: InputStrategies, examples: int = 4) -> Op
             report.refusing = check_refusals(spec, examples)
         except RefusalError as exc:
             raise ContractError(str(exc)) from exc
-    missing = [s.name for s in spec.inputs if s.required and not strategies.drawable_input(s)]
+    missing = strategies.undrawable(spec)
     if missing:
         report.not_drawn = f"no strategy for input(s) {', '.join(missing)}"
         return report
+    if strategies.reads_models(spec):
+        report.model_sets = tuple(strategies.model_sets(spec))
 
     @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck), phases=(Phase.explicit, Phase.generate))

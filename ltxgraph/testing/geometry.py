@@ -8,6 +8,8 @@
   32 x 32 pixels per cell.
 - ``fps_kept``: an op given values carrying one frame rate (VIDEO, VIDEO_LATENT, AV_LATENT) and no input setting
   one (named ``*fps*`` or ``frame_rate``) returns values carrying that frame rate.
+- ``frame_count``: an INT output that is a pixel frame count (named as :data:`FRAME_COUNT_OUTPUTS`, e.g.
+  LTXVDurationPredictor's ``num_frames``) is 8n+1 (n >= 0), the only lengths the video VAE encodes and decodes.
 
 Each law returns None when it holds or does not apply, else where it breaks.
 """
@@ -98,8 +100,18 @@ def fps_kept_law(spec: OpSpec, kwargs: dict[str, Any], outputs: tuple[Any, ...])
     return None
 
 
+FRAME_COUNT_OUTPUTS = ("num_frames", "length", "frames")
+
+
+def frame_count_law(spec: OpSpec, kwargs: dict[str, Any], outputs: tuple[Any, ...]) -> str | None:
+    for (name, port_type), value in zip(spec.outputs, outputs):
+        if name in FRAME_COUNT_OUTPUTS and port_type == "INT" and (value < 1 or (value - 1) % 8):
+            return f"output '{name}' is {value} frames, not 8n+1 (use {max(1, (value - 1) // 8 * 8 + 1)})"
+    return None
+
+
 GEOMETRY: dict[str, Callable[[OpSpec, dict[str, Any], tuple[Any, ...]], str | None]] = {
     "latent_frames": latent_frames_law, "audio_steps": audio_steps_law, "pixel_cells": pixel_cells_law,
-    "fps_kept": fps_kept_law,
+    "fps_kept": fps_kept_law, "frame_count": frame_count_law,
 }
 GEOMETRY_LAWS = tuple(GEOMETRY)

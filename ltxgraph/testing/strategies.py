@@ -4,6 +4,12 @@ Scalars follow their Port (min/max, multiple_of, 8n+1, choices), drawn from a sm
 tensors stay tiny; tensor types (IMAGE [B, H, W, C], MASK [B, H, W], latents, AUDIO, VIDEO) are drawn directly in
 tiny shapes; model handles come from :class:`~ltxgraph.testing.handles.TinyModels`; every other type (CONDITIONING,
 SIGMAS, NOISE, GUIDER, ...) is made by running an op of the registry that produces it from drawn inputs.
+
+Model versions: each draw of an op's inputs first picks one model set (:data:`~ltxgraph.testing.handles.MODEL_SETS`)
+among those that have a handle for every model the op reads, directly or through the ops producing its inputs, and
+draws every handle, and every value made from one, from that set: LTXVDurationPredictor (a MODEL_PATCH only LTX-2.5
+has) gets a 2.5 MODEL and conditioning from the 2.5 text encoder; a sampler gets a 2.0 or a 2.5 model, guider and
+conditioning, never a mix. An op that reads no model draws from the default set.
 """
 from __future__ import annotations
 
@@ -20,11 +26,12 @@ from ltxgraph.registry import REQUIRED, InputSpec, OpSpec, Port, Registry
 from ltxgraph.types import members
 from ltxgraph.values import AudioLatent, AVLatent, Audio, Video, VideoLatent
 
-from .handles import TinyModels
+from .handles import DEFAULT_SET, MODEL_SETS, MODEL_TYPES, TinyModels
 
 SPAN_INT = 48          # an INT is drawn from [min, min + SPAN_INT] (within max)
 SPAN_FLOAT = 4.0       # a FLOAT from [min, min + SPAN_FLOAT]
-MODEL_TYPES = ("MODEL", "CLIP", "VAE", "AUDIO_VAE", "LATENT_UPSCALE_MODEL")
+SCALARS = ("INT", "FLOAT", "STRING", "BOOLEAN")
+DEPTH = 3              # how many producers deep a value is made
 LATENT_CHANNELS = 128  # the tiny (and real) video VAE's latent channels
 AUDIO_CHANNELS, AUDIO_MEL = 8, 16  # the tiny audio VAE's latent [B, 8, T, 16]
 AUDIO_LATENTS_PER_SECOND = 25.0
@@ -148,54 +155,98 @@ class InputStrategies:
     def __init__(self, registry: Registry, tiny: TinyModels) -> None:
         self.registry, self.tiny = registry, tiny
 
-    def drawable(self, port_type: str, depth: int = 0) -> bool:
-        """Whether values of every member of ``port_type`` can be drawn."""
-        return all(self._drawable_one(kind, depth) for kind in members(port_type))
+    def drawable(self, port_type: str, depth: int = 0, version: str | None = None) -> bool:
+        """Whether values of every member of ``port_type`` can be drawn (from the model set of ``version``; any
+        set when None)."""
+        versions = [version] if version else list(MODEL_SETS)
+        return any(all(self._drawable_one(kind, depth, v) for kind in members(port_type)) for v in versions)
 
-    def drawable_input(self, spec: InputSpec) -> bool:
+    def drawable_input(self, spec: InputSpec, version: str | None = None) -> bool:
         """Whether values of input ``spec`` can be drawn (a file input needs a tiny file of its kind)."""
-        return bool(self._files(spec.port.file)) if spec.port.file else self.drawable(spec.port.type)
+        return bool(self._files(spec.port.file)) if spec.port.file else self.drawable(spec.port.type, 0, version)
 
-    def _drawable_one(self, kind: str, depth: int) -> bool:
-        if kind in DIRECT or kind in MODEL_TYPES or kind in ("INT", "FLOAT", "STRING", "BOOLEAN"):
+    def undrawable(self, spec: OpSpec) -> list[str]:
+        """The required inputs of ``spec`` no model set can feed all together: [] when one can (else the fewest
+        any set leaves out)."""
+        missing = [[s.name for s in spec.inputs if s.required and not self.drawable_input(s, version)]
+                   for version in MODEL_SETS]
+        return min(missing, key=len)
+
+    def model_sets(self, spec: OpSpec, depth: int = 0) -> list[str]:
+        """The versions whose model sets can feed every required input of ``spec``; only the default set when the
+        op reads no model (its inputs are the same from any set)."""
+        if not self.reads_models(spec, depth):
+            return [DEFAULT_SET]
+        return [version for version in MODEL_SETS if self._feeds(spec, depth, version)]
+
+    def reads_models(self, spec: OpSpec, depth: int = 0) -> bool:
+        """Whether an input of ``spec`` is a model handle or made by a producer from one."""
+        return any(self._reads_models(s.port.type, depth) for s in spec.inputs)
+
+    def _reads_models(self, port_type: str, depth: int) -> bool:
+        """Whether a value of ``port_type`` is a model handle or made by a producer from one."""
+        for kind in members(port_type):
+            if kind in MODEL_TYPES:
+                return True
+            producers = [self.registry.get(name) for name, _ in PRODUCERS.get(kind, ())] if depth < DEPTH else []
+            if any(spec is not None and self.reads_models(spec, depth + 1) for spec in producers):
+                return True
+        return False
+
+    def _drawable_one(self, kind: str, depth: int, version: str) -> bool:
+        if kind in MODEL_TYPES:
+            return kind in MODEL_SETS[version].port_types
+        if kind in DIRECT or kind in SCALARS:
             return True
-        return depth < 3 and any(self._producer_ok(name, depth) for name, _ in PRODUCERS.get(kind, ()))
+        return depth < DEPTH and any(self._producer_ok(name, depth, version) for name, _ in PRODUCERS.get(kind, ()))
 
-    def _producer_ok(self, name: str, depth: int) -> bool:
+    def _producer_ok(self, name: str, depth: int, version: str) -> bool:
         spec = self.registry.get(name)
-        return spec is not None and all(self.drawable(s.port.type, depth + 1) for s in spec.inputs if s.required)
+        return spec is not None and self._feeds(spec, depth + 1, version)
 
-    def value(self, spec: InputSpec, depth: int = 0) -> st.SearchStrategy[Any]:
-        """Valid values of input ``spec`` (None too, for an optional input whose default is None)."""
+    def _feeds(self, spec: OpSpec, depth: int, version: str) -> bool:
+        """Whether every required input of ``spec`` can be drawn ``depth`` producers deep from the set of
+        ``version``."""
+        return all(self.drawable_input(s, version) if s.port.file else self.drawable(s.port.type, depth, version)
+                   for s in spec.inputs if s.required)
+
+    def value(self, spec: InputSpec, depth: int = 0, version: str = DEFAULT_SET
+              ) -> st.SearchStrategy[Any]:
+        """Valid values of input ``spec`` (None too, for an optional input whose default is None), model handles
+        and values made from them from the model set of ``version``."""
         port = spec.port
         if port.file is not None:
             drawn = st.sampled_from(self._files(port.file))
-        elif set(members(port.type)) <= {"INT", "FLOAT", "STRING", "BOOLEAN"}:
+        elif set(members(port.type)) <= set(SCALARS):
             drawn = scalar(port, spec.default)
         else:
-            kinds = sorted(k for k in members(port.type) if self._drawable_one(k, depth))
-            drawn = st.one_of(*[self.of_type(kind, depth) for kind in kinds])
+            kinds = sorted(k for k in members(port.type) if self._drawable_one(k, depth, version))
+            drawn = st.one_of(*[self.of_type(kind, depth, version) for kind in kinds])
         return st.none() | drawn if spec.default is None else drawn
 
-    def of_type(self, kind: str, depth: int = 0) -> st.SearchStrategy[Any]:
+    def of_type(self, kind: str, depth: int = 0, version: str = DEFAULT_SET) -> st.SearchStrategy[Any]:
         if kind in DIRECT:
             return DIRECT[kind]()
         if kind in MODEL_TYPES:
-            return st.just(kind).map(self.tiny.handle)
-        if kind in ("INT", "FLOAT", "STRING", "BOOLEAN"):
+            return st.just(kind).map(lambda port_type: self.tiny.handle(port_type, version))
+        if kind in SCALARS:
             return scalar(Port(kind))
-        producers = [p for p in PRODUCERS.get(kind, ()) if self._producer_ok(p[0], depth)]
-        return st.sampled_from(producers).flatmap(lambda p: self._produced(*p, depth=depth))
+        producers = [p for p in PRODUCERS.get(kind, ()) if self._producer_ok(p[0], depth, version)]
+        return st.sampled_from(producers).flatmap(lambda p: self._produced(*p, depth=depth, version=version))
 
-    def _produced(self, name: str, port: str, depth: int) -> st.SearchStrategy[Any]:
+    def _produced(self, name: str, port: str, depth: int, version: str) -> st.SearchStrategy[Any]:
         spec = self.registry.get(name)
         assert spec is not None
         index = [n for n, _ in spec.outputs].index(port)
-        return self.inputs(spec, depth + 1).map(lambda kwargs: produce(spec, kwargs, self.tiny)[index])
+        return self._inputs_from(spec, depth + 1, version).map(lambda kwargs: produce(spec, kwargs, self.tiny)[index])
 
     def inputs(self, spec: OpSpec, depth: int = 0) -> st.SearchStrategy[dict[str, Any]]:
-        """Keyword arguments for ``spec.fn`` (without the context)."""
-        return st.fixed_dictionaries({s.name: self.value(s, depth) for s in spec.inputs})
+        """Keyword arguments for ``spec.fn`` (without the context), from one model set that can feed them all."""
+        return st.sampled_from(self.model_sets(spec, depth)).flatmap(
+            lambda version: self._inputs_from(spec, depth, version))
+
+    def _inputs_from(self, spec: OpSpec, depth: int, version: str) -> st.SearchStrategy[dict[str, Any]]:
+        return st.fixed_dictionaries({s.name: self.value(s, depth, version) for s in spec.inputs})
 
     def _files(self, kind: str) -> list[str]:
         if kind == "input":

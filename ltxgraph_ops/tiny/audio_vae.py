@@ -60,8 +60,18 @@ def tiny_config_23() -> dict:
     return tiny_config()
 
 
-RELEASE_CONFIGS = {"2.0": full_config, "2.3": full_config_23}
-TINY_CONFIGS = {"2.0": tiny_config, "2.3": tiny_config_23}
+def full_config_25() -> dict:
+    """The LTX-2.5 release's ``audio_vae`` section: 2.3's (ltx-core 1.2.0's audio VAE configurators read no field
+    that 2.5 adds; its split ``ltx-2.5-audio-vae`` file carries the same section)."""
+    return full_config_23()
+
+
+def tiny_config_25() -> dict:
+    return tiny_config_23()
+
+
+RELEASE_CONFIGS = {"2.0": full_config, "2.3": full_config_23, "2.5": full_config_25}
+TINY_CONFIGS = {"2.0": tiny_config, "2.3": tiny_config_23, "2.5": tiny_config_25}
 
 
 def build(config: dict, device: str | torch.device = "cpu") -> torch.nn.Module:

@@ -4,7 +4,12 @@ projection takes is not in the header: 49 (48 layers + embeddings) for the relea
 
 LTX-2.3 ("V2" text path): ``full_config_23`` / ``tiny_config_23`` are the transformer's 2.3 sections, whose
 text-path fields the connectors read (the audio connector's depth is not in the header and follows the video
-connector's: 8 layers at release)."""
+connector's: 8 layers at release).
+
+LTX-2.5 (``*_25``): the 2.5 ``transformer`` section. ltx-core 1.2.0's connectors read 2.3's fields from it (and
+``connector_ff_bias`` / ``audio_connector_num_layers``, defaulting to biased feed-forwards and the video connector's
+depth; no 2.5 header seen here sets them, nor do diffusers 0.42.1's connectors have a switch for them); the
+projection before them takes Gemma 4's hidden states."""
 from __future__ import annotations
 
 import torch
@@ -37,8 +42,18 @@ def tiny_config_23() -> dict:
     return transformer.tiny_config_23()
 
 
-RELEASE_CONFIGS = {"2.0": full_config, "2.3": full_config_23}
-TINY_CONFIGS = {"2.0": tiny_config, "2.3": tiny_config_23}
+def full_config_25() -> dict:
+    """The LTX-2.5 release's text path: the 2.5 ``transformer`` section (2.3's connector fields)."""
+    return transformer.full_config_25()
+
+
+def tiny_config_25() -> dict:
+    """The 2.5 text path at the tiny transformer's widths (as :func:`tiny_config_23`)."""
+    return transformer.tiny_config_25()
+
+
+RELEASE_CONFIGS = {"2.0": full_config, "2.3": full_config_23, "2.5": full_config_25}
+TINY_CONFIGS = {"2.0": tiny_config, "2.3": tiny_config_23, "2.5": tiny_config_25}
 
 
 def hidden_states_for(config: dict) -> int:

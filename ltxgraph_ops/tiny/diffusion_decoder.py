@@ -17,6 +17,7 @@ from ltxgraph_ops.models.diffusion_decoder import DIFFUSION_VAE_CLASS, Diffusion
 from ltxgraph_ops.tiny import video_vae as conv_vae
 from ltxgraph_ops.weights.writing import header_metadata, random_state, save_atomic
 
+COMPONENT = "video_vae"
 PREFIX = "vae."
 SECTION = "vae"
 TINY_FILE = "ltx-2.5-vae.safetensors"
@@ -53,6 +54,15 @@ def tiny_config() -> dict:
                                "stage_depths": [1, 1, 1, 1, 2], "stage5_kernel": [3, 5, 5],
                                "stage_kernels": [[3, 3, 3]] * 5})
     return section
+
+
+def full_config_25() -> dict:
+    """The video VAE section of an LTX-2.5 release file (the split ``ltx-2.5-video-vae`` and the single file)."""
+    return full_config()
+
+
+def tiny_config_25() -> dict:
+    return tiny_config()
 
 
 def build(section: dict, device: str | torch.device = "cpu") -> DiffusionVideoVAE:

@@ -1,6 +1,8 @@
-"""Tiny LTX-2.5 duration head (its own file, keys ``duration_head.*``; the header ``config`` carries the
-transformer section the stream widths come from and a ``duration_head`` section). ``RELEASE_FILE`` is the name
-ltx-pipelines' docs give the release file; ComfyUI loads it with ModelPatchLoader from ``models/model_patches``."""
+"""Tiny LTX-2.5 duration head (keys ``duration_head.*``; the header ``config`` carries the transformer section the
+stream widths come from and a ``duration_head`` section). ``RELEASE_FILE`` is the name ltx-pipelines' docs give the
+release file; ComfyUI loads it with ModelPatchLoader from ``models/model_patches``. A 2.5 single-file checkpoint
+carries the head too (ltx-pipelines 1.2.0 reads a monolith's duration head from the checkpoint itself), so
+:func:`ltxgraph_ops.tiny.files.write_checkpoint` writes it there from :data:`BUILDS_FROM_HEADER`'s whole header."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,6 +15,7 @@ from ltxgraph_ops.weights.writing import checkpoint_tensors, header_metadata, sa
 
 COMPONENT = "duration_head"
 SECTION = "duration_head"
+BUILDS_FROM_HEADER = True   # ``build`` takes the whole header config: the head's widths are the transformer's
 RELEASE_FILE = "ltx-2.5-duration-head-bf16.safetensors"
 
 
@@ -23,6 +26,10 @@ def full_config() -> dict:
 
 def tiny_config() -> dict:
     return {"pooler_hidden_dim": 16, "num_queries": 2, "num_pooler_heads": 2, "mlp_hidden": 12}
+
+
+def tiny_config_25() -> dict:
+    return tiny_config()
 
 
 def tiny_header() -> dict:

@@ -7,6 +7,7 @@ frame counts, rates and durations real weights give.
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 from types import ModuleType
 
@@ -15,24 +16,33 @@ import torch
 from ltxgraph_ops.models.layers import Linear
 from ltxgraph_ops.weights.writing import checkpoint_tensors, header_metadata, save_atomic, seeded_value, store
 
-# components of the single-file LTX-2 checkpoint, in file order
+# components of the single-file LTX-2 checkpoint (2.0, 2.3), in file order
 CHECKPOINT_COMPONENTS = ("transformer", "connector", "video_vae", "audio_vae", "vocoder")
+# what an LTX-2.5 single file carries (ltx-pipelines 1.2.0's ModelPaths.from_monolith reads every component but
+# Gemma from it): the 2.5 transformer, the text projection and connectors (2.5 section), the diffusion video VAE
+# (``CausalDiffusionVAE``), 2.3's audio VAE and BigVGAN + BWE vocoder, and the duration head
+CHECKPOINT_COMPONENTS_25 = ("transformer", "connector", "diffusion_decoder", "audio_vae", "vocoder", "duration_head")
+COMPONENTS = {"2.0": CHECKPOINT_COMPONENTS, "2.3": CHECKPOINT_COMPONENTS, "2.5": CHECKPOINT_COMPONENTS_25}
+# the metadata beside ``config`` a 2.5 file is stamped with (ltx-core 1.2.0 requires ``gemma_source_checkpoint``
+# from model_version 2.4 on, and checks its ``gemma_version`` against the Gemma config's; ltx-pipelines' README
+# names the 2.5 encoder's version ``gemma4-12b-ltx-v1``)
+GEMMA_VERSION_25 = "gemma4-12b-ltx-v1"
+STAMPS_25 = {"model_version": "2.5", "gemma_source_checkpoint": json.dumps({"gemma_version": GEMMA_VERSION_25})}
 CHECKPOINTS = {  # file name -> (storage, seed offset); "distilled" is another set of weights
     "ltx-2-19b-dev-fp8.safetensors": ("fp8", 0),
     "ltx-2-19b-dev.safetensors": ("bf16", 0),
     "ltx-2-19b-distilled.safetensors": ("bf16", 1),
     "ltx-2-19b-distilled-fp8.safetensors": ("fp8", 1),
 }
-# LTX-2.3 checkpoints: written with the components whose tiny module has a ``tiny_config_23``
+# LTX-2.3 checkpoints
 CHECKPOINTS_23 = {
     "ltx-2.3-22b-dev-fp8.safetensors": ("fp8", 0),
     "ltx-2.3-22b-dev.safetensors": ("bf16", 0),
     "ltx-2.3-22b-distilled-fp8.safetensors": ("fp8", 1),
 }
-# LTX-2.5: a single-file checkpoint (its transformer in the 2.5 layout, the other components as 2.3's until their
-# 2.5 forms are in: the 2.3 connector, video VAE, audio VAE and vocoder; the tiny Gemma 4 (TEXT_ENCODERS_25) reads
-# its text) and the transformer-only file ComfyUI's 2.5 templates load with UNETLoader (int8-convrot there; its tiny
-# stand-in is bf16)
+# LTX-2.5: a single-file checkpoint (every component of CHECKPOINT_COMPONENTS_25 in its 2.5 form; the tiny Gemma 4
+# (TEXT_ENCODERS_25) reads its text) and the transformer-only file ComfyUI's 2.5 templates load with UNETLoader
+# (int8-convrot there; its tiny stand-in is bf16)
 CHECKPOINTS_25 = {"ltx-2.5-22b-distilled.safetensors": ("bf16", 1)}
 DIFFUSION_MODELS_25 = {"ltx-2.5-22b-distilled-transformer-comfy-int8-convrot.safetensors": ("bf16", 1)}
 LORAS = {  # file name -> (rank, header metadata)
@@ -87,7 +97,7 @@ TEXT_ENCODER_WITH_PROJ_25 = "gemma4-12b-with-proj-ltx-2.5-comfy-int8-convrot.saf
 PROMPT_GEMMA_25 = "gemma4_e2b_it_int8_convrot.safetensors"
 # ComfyUI-LTXVideo's example workflows name Gemma as one shard of a Hugging Face folder
 SHARDED_TEXT_ENCODER = "gemma-3-12b-it-qat-q4_0-unquantized"
-VERSION = "15"  # bump when the tiny configs or the writer change: the provider rewrites the set
+VERSION = "16"  # bump when the tiny configs or the writer change: the provider rewrites the set
 
 
 def component(name: str) -> ModuleType:
@@ -107,33 +117,41 @@ def available(names: tuple[str, ...]) -> list[ModuleType]:
 
 def write_checkpoint(path: Path, storage: str = "bf16", seed: int = 0,
                      modules: list[ModuleType] | None = None, version: str = "2.0") -> Path:
-    """One single-file LTX-2 checkpoint: each component under its prefix, the header ``config`` holding each
-    component's section (a section two components share holds both configs' fields, the first one's winning).
-    ``version`` "2.3": the components with a ``tiny_config_23``, in their 2.3 layout; "2.5": the same components,
-    in their 2.5 layout where they have a ``tiny_config_25`` (else the 2.3 one)."""
-    modules = available(CHECKPOINT_COMPONENTS) if modules is None else modules
-    if version != "2.0":
-        modules = [module for module in modules if hasattr(module, "tiny_config_23")]
+    """One single-file LTX-2 checkpoint of model ``version``: each component under its prefix, the header
+    ``config`` holding each component's section (a section two components share holds both configs' fields, the
+    first one's winning). ``modules`` default to every component a release file of ``version`` carries
+    (:data:`COMPONENTS`); each is written in its layout for ``version`` (:func:`tiny_config_of`), and a module with
+    none is left out. A 2.5 file also carries :data:`STAMPS_25`."""
+    modules = available(COMPONENTS[version]) if modules is None else modules
+    modules = [module for module in modules if has_tiny_config(module, version)]
     sections: dict[str, dict] = {}
+    for module in modules:
+        if module.SECTION:
+            sections[module.SECTION] = {**tiny_config_of(module, version), **sections.get(module.SECTION, {})}
     parts = []
     for module in modules:
-        config = tiny_config_of(module, version)
-        if module.SECTION:
-            sections[module.SECTION] = {**config, **sections.get(module.SECTION, {})}
+        config = sections if getattr(module, "BUILDS_FROM_HEADER", False) else sections.get(
+            module.SECTION, tiny_config_of(module, version))
         with torch.device("meta"):
-            built = module.build(sections.get(module.SECTION, config), device="meta")
-        parts.append((built, module.PREFIX))
+            parts.append((module.build(config, device="meta"), module.PREFIX))
     tensors = checkpoint_tensors(parts, seed, storage)
     for module in modules:
-        tensors.update(fixed_tensors(module, sections.get(module.SECTION, module.tiny_config()), storage))
-    return save_atomic(path, tensors, header_metadata(sections))
+        tensors.update(fixed_tensors(module, sections.get(module.SECTION, tiny_config_of(module, version)), storage))
+    return save_atomic(path, tensors, header_metadata(sections, STAMPS_25 if version == "2.5" else None))
+
+
+TINY_CONFIG_NAMES = {"2.0": ("tiny_config",), "2.3": ("tiny_config_23",), "2.5": ("tiny_config_25", "tiny_config_23")}
+
+
+def has_tiny_config(module: ModuleType, version: str) -> bool:
+    return any(hasattr(module, name) for name in TINY_CONFIG_NAMES[version])
 
 
 def tiny_config_of(module: ModuleType, version: str) -> dict:
-    """The tiny config of a component module at model ``version`` (2.5 falls back to the 2.3 one)."""
-    if version == "2.5" and hasattr(module, "tiny_config_25"):
-        return module.tiny_config_25()
-    return module.tiny_config_23() if version in ("2.3", "2.5") else module.tiny_config()
+    """The tiny config of a component module at model ``version`` (2.5 falls back to the 2.3 one: the components
+    2.5 keeps from 2.3)."""
+    name = next(name for name in TINY_CONFIG_NAMES[version] if hasattr(module, name))
+    return getattr(module, name)()
 
 
 def fixed_tensors(module: ModuleType, config: dict, storage: str) -> dict[str, torch.Tensor]:

@@ -76,7 +76,17 @@ def tiny_config_23() -> dict:
     }
 
 
-RELEASE_CONFIGS = {"2.0": full_config, "2.3": full_config_23}   # full-size header section per release
+def full_config_25() -> dict:
+    """The LTX-2.5 release's ``vocoder`` section: 2.3's BigVGAN v2 with bandwidth extension to 48 kHz
+    (ltx-trainer 1.2.0's model table: LTX 2.5 uses ``VocoderWithBWE``, chosen by the nested ``bwe`` section)."""
+    return full_config_23()
+
+
+def tiny_config_25() -> dict:
+    return tiny_config_23()
+
+
+RELEASE_CONFIGS = {"2.0": full_config, "2.3": full_config_23, "2.5": full_config_25}   # full-size section per release
 
 
 def analysis_bases(n_fft: int, num_mels: int, sample_rate: int) -> dict[str, torch.Tensor]:

@@ -73,3 +73,16 @@ def test_a_nan_is_refused_where_a_float_has_a_range() -> None:
         validate(graph, registry)
     assert [p.message for p in refused.value.problems if p.input == "cfg"] == [
         "cfg nan is not a number: give one between 0 and 100"]
+
+
+def test_mask_by_time_refuses_a_spatial_mask_per_frame() -> None:
+    """A MASK of 9 frames for a latent batch of 1 failed broadcasting into the video mask (RuntimeError)."""
+    from ltxgraph.values import AudioLatent, AVLatent
+    from ltxgraph_ops.conditioning import Conditioning
+    from ltxgraph_ops.temporal_mask import set_audio_video_mask_by_time
+    latent = AVLatent(VideoLatent(torch.zeros(1, 128, 3, 3, 2), 24.0, 17), AudioLatent(torch.zeros(1, 8, 4, 16), 25.0, 0.16))
+    text = Conditioning(torch.zeros(1, 4, 32), torch.zeros(1, 4, 16), torch.ones(1, 4))
+    with pytest.raises(InputValueError, match="spatial_mask holds 9 masks for a latent batch of 1"):
+        set_audio_video_mask_by_time(latent, text, text, None, None, None, 0.0, 8.0, spatial_mask=torch.rand(9, 32, 32))
+    kept = set_audio_video_mask_by_time(latent, text, text, None, None, None, 0.0, 8.0, spatial_mask=torch.rand(1, 32, 32))
+    assert kept[2].video.noise_mask.shape == (1, 1, 3, 3, 2)

@@ -171,7 +171,7 @@ def test_ops_check_reports_each_op_and_exits_1_at_a_broken_contract(workdir: Pat
     kept = ltxgraph("ops", "--check", "tests.engine.sample_ops", "MakeTensor", "--examples", "3", cwd=workdir)
     assert kept.returncode == 0, kept.stderr
     assert ("MakeTensor: ok on 3 of 3 drawn inputs (inputs_unchanged, same_outputs, output_types, refuses_invalid, "
-            "latent_frames, audio_steps, pixel_cells, fps_kept); refuses invalid width") in kept.stdout
+            "latent_frames, audio_steps, pixel_cells, fps_kept, frame_count); refuses invalid width") in kept.stdout
     broken = ltxgraph("ops", "--check", "tests.engine.sample_ops", "BadOutput", cwd=workdir)
     assert broken.returncode == 1
     assert "op BadOutput breaks output_types: op BadOutput returned a str for output 'VALUE' (INT)" in broken.stderr
