@@ -30,10 +30,10 @@ def check_ops(ops: ModuleType | str | Registry, examples: int = 4, names: Iterab
     for spec in registry:
         if spec.name not in helpers:
             helpers.add(spec)
-    tiny = TinyModels(folder or Path(tempfile.mkdtemp(prefix="ltxgraph-contracts-")))
-    strategies = InputStrategies(helpers, tiny)
     wanted = set(names) if names is not None else None
-    return [check_op(spec, strategies, examples) for spec in registry if wanted is None or spec.name in wanted]
+    with tempfile.TemporaryDirectory(prefix="ltxgraph-contracts-") as scratch:   # the tiny models, removed after
+        strategies = InputStrategies(helpers, TinyModels(folder or Path(scratch)))
+        return [check_op(spec, strategies, examples) for spec in registry if wanted is None or spec.name in wanted]
 
 
 def exemptions(registry: Registry) -> dict[str, dict[str, str]]:

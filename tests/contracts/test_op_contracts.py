@@ -5,6 +5,7 @@ draws many more inputs per op."""
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Annotated, Any
 
 import pytest
@@ -143,3 +144,10 @@ def test_an_exempt_op_is_reported_with_its_reason(tmp_path) -> None:
     [report] = check_ops(Registry([draws_unseeded_noise_exempt.__ltxgraph_op__]), examples=3, folder=tmp_path)
     assert report.exempt == {"same_outputs": "a test op that adds fresh noise on purpose"}
     assert "same_outputs" not in report.laws and report.checked >= 1
+
+
+def test_checking_without_a_folder_leaves_no_scratch_files(tmp_path, monkeypatch) -> None:
+    """``ops --check`` writes its tiny models into a scratch folder that is removed when the check ends."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    check_ops(Registry([draws_unseeded_noise_exempt.__ltxgraph_op__]), examples=2)
+    assert list(tmp_path.iterdir()) == []
