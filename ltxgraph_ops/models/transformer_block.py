@@ -52,7 +52,7 @@ class CaptionProjection(nn.Module):
         self.linear_2 = Linear(dim, dim, device=device)
 
     def forward(self, text: torch.Tensor) -> torch.Tensor:
-        return self.linear_2(F.gelu(self.linear_1(text), approximate="tanh"))
+        return self.linear_2(self.linear_1(text, activation="gelu_tanh"))
 
 
 class GeluProjection(nn.Module):
@@ -61,7 +61,7 @@ class GeluProjection(nn.Module):
         self.proj = Linear(dim, hidden, bias=bias, device=device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.gelu(self.proj(x), approximate="tanh")
+        return self.proj(x, activation="gelu_tanh")                  # GELU (tanh) of the projection
 
 
 class FeedForward(nn.Module):
