@@ -10,7 +10,6 @@ from dataclasses import dataclass, replace
 from typing import Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ltxgraph_ops.models.attention import Attention
