@@ -104,7 +104,7 @@ class Fp8Kernel:
         self._tables: dict[torch.dtype, torch.Tensor] = {}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
-        self._pool_size = 0
+        self._pool_size, self._pool_process = 0, 0
 
     def table(self, fp8: torch.dtype) -> torch.Tensor:
         """The 256 codes of ``fp8`` as float32, converted by torch (its NaN bits included)."""
@@ -126,8 +126,10 @@ class Fp8Kernel:
             return
         bounds = [rows * part // parts for part in range(parts + 1)]
         with self._lock:
-            if self._pool is None or self._pool_size < parts:
+            if self._pool is None or self._pool_size < parts or self._pool_process != os.getpid():
+                # a forked child inherits the pool object but not its threads: it gets a pool of its own
                 self._pool, self._pool_size = ThreadPoolExecutor(parts, thread_name_prefix="fp8"), parts
+                self._pool_process = os.getpid()
             jobs = [self._pool.submit(function, *arguments, first, last, out.data_ptr())
                     for first, last in zip(bounds[:-1], bounds[1:])]
         for job in jobs:

@@ -116,3 +116,31 @@ def test_bad_arguments_are_named() -> None:
         dequantize_into(weight, torch.empty(16, 16, dtype=torch.float16))
     with pytest.raises(ValueError, match="5 scales"):
         dequantize_into(weight, torch.empty(16, 16), torch.ones(5))
+
+
+def test_a_forked_child_converts_with_threads_of_its_own() -> None:
+    """After a fork (a server's or a pool's worker) the split conversion still runs: the child starts its own
+    threads instead of waiting on its parent's, which it does not have."""
+    import multiprocessing
+
+    kernel = load_kernel()
+    if kernel is None:
+        pytest.skip("no compiled kernel on this machine")
+    rows = PARALLEL_ELEMENTS // 500 + 7
+    weight = torch.randint(0, 256, (rows, 1000), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(4)).view(torch.float8_e4m3fn)
+    scales = torch.full((1,), 0.25)
+    kernel.convert(weight, torch.empty(weight.shape), scales, threads=2)          # the parent's pool exists
+    child = multiprocessing.get_context("fork").Process(target=_convert_in_child, args=(weight,))
+    child.start()
+    child.join(timeout=60)
+    if child.exitcode is None:                 # still waiting on threads it does not have
+        child.kill()
+        child.join()
+    assert child.exitcode == 0
+
+
+def _convert_in_child(weight: torch.Tensor) -> None:
+    out = torch.empty(weight.shape, dtype=torch.bfloat16)
+    load_kernel().convert(weight, out, torch.full((1,), 0.25), threads=2)
+    assert torch.equal(bits(out), bits(reference(weight, torch.bfloat16, torch.tensor(0.25))))
