@@ -290,7 +290,7 @@ class GemmaMLP(nn.Module):
         self.down_proj = Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.gelu(self.gate_proj(x), approximate="tanh") * self.up_proj(x))
+        return self.down_proj(self.gate_proj(x, activation="gelu_tanh") * self.up_proj(x))   # GELU(tanh) gate
 
 
 class GemmaLayer(nn.Module):

@@ -119,7 +119,7 @@ class VisionMLP(nn.Module):
         self.fc2 = Linear(cfg.intermediate_size, cfg.hidden_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+        return self.fc2(self.fc1(x, activation="gelu_tanh"))
 
 
 class VisionEncoderLayer(nn.Module):

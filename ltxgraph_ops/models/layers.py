@@ -22,9 +22,38 @@ from ltxgraph_ops.weights.fp8 import COMPUTE_DTYPES
 
 SHARED_WEIGHT = "linear weight"                # the buffer name every layer of one shape shares
 
+ACTIVATIONS = ("gelu_tanh",)                   # what a Linear may apply to its own output (see :func:`linear`)
+
 # A stored (fp8/bf16) weight larger than this many elements is upcast and multiplied a slice of output rows at a
 # time, so a huge layer (the text projection's 3840 x 188160) never needs its whole float32 copy at once.
 DEQUANT_CHUNK_ELEMENTS = 1 << 25
+
+
+def _fused_bf16(x: torch.Tensor) -> bool:
+    """Whether ``x`` takes oneDNN's bf16 matmul with the bias and activation applied in its epilogue."""
+    return (x.dtype == torch.bfloat16 and x.device.type == "cpu" and x.is_contiguous()
+            and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def activated(y: torch.Tensor, activation: str | None) -> torch.Tensor:
+    """``activation`` (None or one of :data:`ACTIVATIONS`) applied to a layer output ``y``."""
+    return y if activation is None else F.gelu(y, approximate="tanh")
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+           activation: str | None = None) -> torch.Tensor:
+    """``activation(x W^T + b)`` for x [..., in], weight [out, in], bias [out] -> [..., out].
+
+    float32 (and any other device): ``F.linear`` then the activation, as written. bfloat16 on a CPU with oneDNN:
+    one oneDNN matmul that adds the bias and applies GELU to its float32 accumulator before rounding to bf16.
+    ``F.linear`` would first fill the output with the bias (a pass over [tokens, out]) and GELU would be a
+    separate pass over the bf16-rounded product; fused, the bias gives the same bits as ``F.linear`` and the
+    activation is computed before the rounding instead of after it (within bf16 rounding of the two-step result).
+    """
+    if not _fused_bf16(x):
+        return activated(F.linear(x, weight, bias), activation)
+    algorithm, attribute = ("gelu", "tanh") if activation == "gelu_tanh" else ("none", "")
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, algorithm, [], attribute)
 
 
 @dataclass
@@ -79,19 +108,22 @@ class Linear(nn.Module):
             return None
         return buffers
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, activation: str | None = None) -> torch.Tensor:
+        """x [..., in_features] -> ``activation(x W^T + b + LoRA deltas)`` [..., out_features]; ``activation``:
+        None or one of :data:`ACTIVATIONS` (fused into the matmul where :func:`linear` can)."""
         bias = None if self.bias is None else self.bias.to(dtype=x.dtype, device=x.device)
         buffers = self._shared_buffers(x)
+        fused = activation if not self.deltas else None        # a LoRA delta is added before the activation
         if self.weight.dtype == x.dtype or self.weight.numel() <= DEQUANT_CHUNK_ELEMENTS:
             weight = (self.dequantized_weight(x.dtype, x.device) if buffers is None
                       else buffers.converted(SHARED_WEIGHT, self.weight, self.weight_scale, nan_free=True,
                                              rotation=self.weight_rotation))
-            y = F.linear(x, weight, bias)
+            y = linear(x, weight, bias, fused)
         else:
-            y = self._chunked(x, bias, buffers)
+            y, fused = self._chunked(x, bias, buffers), None
         for delta in self.deltas:
             y = y + delta.apply(x)
-        return y
+        return y if fused == activation else activated(y, activation)
 
     def _chunked(self, x: torch.Tensor, bias: torch.Tensor | None, buffers: ComputeSlot | None) -> torch.Tensor:
         """``F.linear`` with the weight upcast one slice of output rows at a time (into one reused slice

@@ -10,7 +10,6 @@ from dataclasses import dataclass, replace
 from typing import Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ltxgraph_ops.models.attention import Attention
@@ -52,7 +51,7 @@ class CaptionProjection(nn.Module):
         self.linear_2 = Linear(dim, dim, device=device)
 
     def forward(self, text: torch.Tensor) -> torch.Tensor:
-        return self.linear_2(F.gelu(self.linear_1(text), approximate="tanh"))
+        return self.linear_2(self.linear_1(text, activation="gelu_tanh"))
 
 
 class GeluProjection(nn.Module):
@@ -61,7 +60,7 @@ class GeluProjection(nn.Module):
         self.proj = Linear(dim, hidden, bias=bias, device=device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.gelu(self.proj(x), approximate="tanh")
+        return self.proj(x, activation="gelu_tanh")                  # GELU (tanh) of the projection
 
 
 class FeedForward(nn.Module):

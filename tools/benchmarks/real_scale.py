@@ -181,8 +181,13 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
 
 def dequant_speed(elements: int = 4096 * 16384, repeats: int = 3) -> dict:
     """G elements/s of fp8 (e4m3fn, per-tensor scale) -> float32 / bfloat16: torch's ``.to(dtype) * scale``
-    against :func:`~ltxgraph_ops.weights.fp8.dequantize_into` into a reused buffer, and a float32 copy of the same
-    size; wall clock and CPU time (the machine may be shared), 1 and 2 threads."""
+    against :func:`~ltxgraph_ops.weights.fp8.dequantize_into` into a reused buffer (the compiled one-pass kernel
+    and the eager path), and a float32 copy of the same size; wall clock and CPU time (the machine may be shared),
+    1 and 2 threads, cases interleaved repeat by repeat. Also the kernel's first-use cost (a build in an empty
+    folder, then a load of the built file)."""
+    import tempfile
+
+    from ltxgraph_ops.weights import fp8_kernel
     from ltxgraph_ops.weights.fp8 import DequantWorkspace, dequantize_into
     codes = torch.randint(0, 256, (elements // 4096, 4096), dtype=torch.uint8,
                           generator=torch.Generator().manual_seed(0))
@@ -190,27 +195,46 @@ def dequant_speed(elements: int = 4096 * 16384, repeats: int = 3) -> dict:
     weight, scale = codes.view(torch.float8_e4m3fn), torch.tensor(0.0123)
     source = torch.randn(weight.shape)
     figures: dict = {"elements": elements}
+    with tempfile.TemporaryDirectory(prefix="ltxgraph-kernel-") as folder:
+        saved = os.environ.get("LTXGRAPH_CACHE_DIR")
+        os.environ["LTXGRAPH_CACHE_DIR"] = folder
+        try:
+            fp8_kernel.load_kernel.cache_clear()
+            for event in ("kernel_build_seconds", "kernel_load_seconds"):
+                start = time.perf_counter()
+                figures["kernel_available"] = fp8_kernel.load_kernel() is not None
+                figures[event] = round(time.perf_counter() - start, 3)
+                fp8_kernel.load_kernel.cache_clear()
+        finally:
+            os.environ.pop("LTXGRAPH_CACHE_DIR") if saved is None else os.environ.update(LTXGRAPH_CACHE_DIR=saved)
     threads_before = torch.get_num_threads()
     try:
         for threads in (1, 2):
             torch.set_num_threads(threads)
+            cases = {}
             for dtype in (torch.float32, torch.bfloat16):
                 out, workspace = torch.empty(weight.shape, dtype=dtype), DequantWorkspace()
                 name = str(dtype).removeprefix("torch.")
-                cases = {f"torch_to_{name}": lambda: (weight.to(dtype) * scale.to(dtype)),
-                         f"ltxgraph_{name}": lambda: dequantize_into(weight, out, scale, workspace, nan_free=True),
-                         f"ltxgraph_{name}_nan_scan": lambda: dequantize_into(weight, out, scale, workspace)}
-                if dtype == torch.float32:
-                    copy_target = torch.empty_like(source)
-                    cases["float32_copy"] = lambda: copy_target.copy_(source)
+                cases.update({
+                    f"torch_to_{name}": lambda dtype=dtype: weight.to(dtype) * scale.to(dtype),
+                    f"ltxgraph_{name}": lambda out=out: dequantize_into(weight, out, scale, nan_free=True),
+                    f"ltxgraph_eager_{name}": lambda out=out, workspace=workspace: dequantize_into(
+                        weight, out, scale, workspace, nan_free=True, compiled=False)})
+            copy_target = torch.empty_like(source)
+            cases["float32_copy"] = lambda: copy_target.copy_(source)
+            wall, cpu = dict.fromkeys(cases, 0.0), dict.fromkeys(cases, 0.0)
+            for run in cases.values():
+                run()
+            for _ in range(repeats):
                 for case, run in cases.items():
+                    start_wall, start_cpu = time.perf_counter(), time.process_time()
                     run()
-                    wall, cpu = time.perf_counter(), time.process_time()
-                    for _ in range(repeats):
-                        run()
-                    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-                    figures[f"{case}_{threads}t"] = {"gps_wall": round(elements * repeats / wall / 1e9, 2),
-                                                     "gps_per_cpu_second": round(elements * repeats / cpu / 1e9, 2)}
+                    wall[case] += time.perf_counter() - start_wall
+                    cpu[case] += time.process_time() - start_cpu
+            for case in cases:
+                figures[f"{case}_{threads}t"] = {"gps_wall": round(elements * repeats / wall[case] / 1e9, 2),
+                                                 "gps_per_cpu_second": round(elements * repeats / cpu[case] / 1e9,
+                                                                             2)}
     finally:
         torch.set_num_threads(threads_before)
     figures["load_average"] = os.getloadavg()[0]

@@ -1,0 +1,157 @@
+"""A one-pass CPU kernel for fp8 -> float32 / bfloat16, compiled once per machine with the system's C compiler.
+
+torch's eager operations make every step of the conversion its own pass over memory (5 passes per chunk in
+:func:`~ltxgraph_ops.weights.fp8.dequantize_into`'s eager path); inductor vectorises the float32 case well but
+falls back to slow code for a bfloat16 output of integer operations (measured in BENCHMARKS.md, issue 17). This
+kernel reads each code once and writes each value once:
+
+- ``value = table[code] * scale[row]``: the 256-entry float32 table is torch's own ``codes.to(float32)`` for the
+  format (e4m3fn or e5m2, NaN bits included), so the values are torch's by construction; the multiply is the
+  same single float32 rounding as ``w.to(float32) * scale``.
+- bfloat16: round to nearest even on the float32 bits; NaN becomes 0xFFFF, what torch's own float32 -> bfloat16
+  conversion writes on the CPU.
+
+The library is built with ``cc -O3 -march=native`` (the compiler vectorises both loops: table gathers, AVX-512
+where the CPU has it) into ``<cache>/kernels/`` under a name made from the source, the compiler and the CPU, in
+about a second, once per machine; later processes load the file. Without a C compiler (or if the build fails)
+:func:`load_kernel` returns None and the caller keeps its eager path.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+SOURCE = r"""
+#include <stdint.h>
+#include <string.h>
+
+static inline uint16_t bfloat16_nearest_even(float value) {
+    uint32_t bits;
+    memcpy(&bits, &value, 4);
+    if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return 0xFFFFu;      /* NaN */
+    return (uint16_t)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
+
+static inline float float32_as_is(float value) { return value; }
+
+/* rows [first, last) of a [rows, columns] code matrix; scale of row r at scales[r * scale_step] */
+#define FP8_ROWS(NAME, OUT_TYPE, ROUND)                                                                      \
+void NAME(const uint8_t *codes, const float *table, const float *scales, int64_t scale_step,                  \
+          int64_t columns, int64_t first, int64_t last, OUT_TYPE *out) {                                     \
+    for (int64_t row = first; row < last; row++) {                                                         \
+        const float scale = scales[row * scale_step];                                                      \
+        const uint8_t *in = codes + row * columns;                                                         \
+        OUT_TYPE *o = out + row * columns;                                                                 \
+        for (int64_t i = 0; i < columns; i++) o[i] = ROUND(table[in[i]] * scale);                        \
+    }                                                                                                      \
+}
+
+FP8_ROWS(fp8_to_float32, float, float32_as_is)
+FP8_ROWS(fp8_to_bfloat16, uint16_t, bfloat16_nearest_even)
+"""
+COMPILE_FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-shared", "-fPIC")   # IEEE: no fast-math
+PARALLEL_ELEMENTS = 1 << 20        # split a conversion across threads only above this many elements
+_ARGUMENTS = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
+              ctypes.c_int64, ctypes.c_void_p]
+
+
+def kernel_folder() -> Path:
+    """``$LTXGRAPH_CACHE_DIR/kernels`` (or ``~/.cache/ltxgraph/kernels``), where compiled kernels are kept."""
+    from ltxgraph.cache import default_cache_dir
+    return default_cache_dir() / "kernels"
+
+
+def _machine_signature() -> str:
+    """What ``-march=native`` depends on: the CPU model and its feature flags."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    wanted = [line for line in lines if line.startswith(("model name", "flags", "Features", "CPU part"))]
+    return "\n".join(dict.fromkeys(wanted))
+
+
+def _build(compiler: str, library: Path) -> None:
+    """Compile :data:`SOURCE` into ``library``, written under a temporary name and renamed (safe when two
+    processes build at once)."""
+    library.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=library.parent) as work:
+        source, built = Path(work) / "fp8.c", Path(work) / library.name
+        source.write_text(SOURCE)
+        subprocess.run([compiler, *COMPILE_FLAGS, "-o", str(built), str(source)], check=True,
+                       capture_output=True, timeout=120)
+        os.replace(built, library)
+
+
+class Fp8Kernel:
+    """The loaded library: :meth:`convert` writes ``out = table[codes] * scale`` in float32 or bfloat16."""
+
+    def __init__(self, library: ctypes.CDLL) -> None:
+        self._functions = {torch.float32: library.fp8_to_float32, torch.bfloat16: library.fp8_to_bfloat16}
+        for function in self._functions.values():
+            function.argtypes, function.restype = _ARGUMENTS, None
+        self._tables: dict[torch.dtype, torch.Tensor] = {}
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_size, self._pool_process = 0, 0
+
+    def table(self, fp8: torch.dtype) -> torch.Tensor:
+        """The 256 codes of ``fp8`` as float32, converted by torch (its NaN bits included)."""
+        if fp8 not in self._tables:
+            self._tables[fp8] = torch.arange(256, dtype=torch.uint8).view(fp8).to(torch.float32)
+        return self._tables[fp8]
+
+    def convert(self, codes: torch.Tensor, out: torch.Tensor, scales: torch.Tensor, threads: int = 1) -> None:
+        """``codes``: contiguous fp8 [rows, columns] on the CPU; ``out``: contiguous float32/bfloat16 of that
+        shape; ``scales``: float32, one value (all rows) or one per row. Rows are split over ``threads``
+        (the library runs without Python's lock, so threads overlap)."""
+        rows, columns = codes.shape
+        step = 0 if scales.numel() == 1 else 1
+        function, table = self._functions[out.dtype], self.table(codes.dtype)
+        arguments = (codes.data_ptr(), table.data_ptr(), scales.data_ptr(), step, columns)
+        parts = max(1, min(threads, rows, codes.numel() // PARALLEL_ELEMENTS))
+        if parts == 1:
+            function(*arguments, 0, rows, out.data_ptr())
+            return
+        bounds = [rows * part // parts for part in range(parts + 1)]
+        with self._lock:
+            if self._pool is None or self._pool_size < parts or self._pool_process != os.getpid():
+                # a forked child inherits the pool object but not its threads: it gets a pool of its own
+                self._pool, self._pool_size = ThreadPoolExecutor(parts, thread_name_prefix="fp8"), parts
+                self._pool_process = os.getpid()
+            jobs = [self._pool.submit(function, *arguments, first, last, out.data_ptr())
+                    for first, last in zip(bounds[:-1], bounds[1:])]
+        for job in jobs:
+            job.result()
+
+
+@functools.cache
+def load_kernel() -> Fp8Kernel | None:
+    """The compiled kernel for this machine (built on first use, then read from :func:`kernel_folder`), or None
+    where it cannot be had: no C compiler, a failed build, or ``LTXGRAPH_FP8_KERNEL=0``."""
+    if os.environ.get("LTXGRAPH_FP8_KERNEL", "1") == "0":
+        return None
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return None
+    try:
+        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+        digest = hashlib.sha256("\0".join([SOURCE, " ".join(COMPILE_FLAGS), version, _machine_signature(),
+                                           platform.machine()]).encode()).hexdigest()[:16]
+        library = kernel_folder() / f"fp8-{digest}.so"
+        if not library.exists():
+            _build(compiler, library)
+        return Fp8Kernel(ctypes.CDLL(str(library)))
+    except (OSError, subprocess.SubprocessError):
+        return None
