@@ -131,16 +131,17 @@ def test_a_forked_child_converts_with_threads_of_its_own() -> None:
                            generator=torch.Generator().manual_seed(4)).view(torch.float8_e4m3fn)
     scales = torch.full((1,), 0.25)
     kernel.convert(weight, torch.empty(weight.shape), scales, threads=2)          # the parent's pool exists
-    child = multiprocessing.get_context("fork").Process(target=_convert_in_child, args=(weight,))
+    out = torch.zeros(weight.shape, dtype=torch.bfloat16).share_memory_()   # the child writes here
+    child = multiprocessing.get_context("fork").Process(target=_convert_in_child, args=(weight, out))
     child.start()
     child.join(timeout=60)
     if child.exitcode is None:                 # still waiting on threads it does not have
         child.kill()
         child.join()
     assert child.exitcode == 0
-
-
-def _convert_in_child(weight: torch.Tensor) -> None:
-    out = torch.empty(weight.shape, dtype=torch.bfloat16)
-    load_kernel().convert(weight, out, torch.full((1,), 0.25), threads=2)
     assert torch.equal(bits(out), bits(reference(weight, torch.bfloat16, torch.tensor(0.25))))
+
+
+def _convert_in_child(weight: torch.Tensor, out: torch.Tensor) -> None:
+    # only the kernel runs here: torch's own parallel ops can hang in a child forked after the parent used them
+    load_kernel().convert(weight, out, torch.full((1,), 0.25), threads=2)
