@@ -10,6 +10,9 @@ Departures measured:
   audio<->video cross-attention scale/shift and gate embedders the other stream's largest timestep in sigma
   units (0..1; gate times av_ca_multiplier / timestep_multiplier), the reference sigma * 1000 (and, LTX-2.3,
   ltx-core 1.2.0 the stream's own per-token timesteps for the scale/shift).
+- ``gemma_norm_scale``: ComfyUI's Gemma 3 RMSNorm (comfy/text_encoders/llama.py) forms its scale 1 + w in the
+  weight's stored dtype (bf16 in every released Gemma file) before casting it to the activations' float32; the
+  reference (transformers) forms 1 + w in float32. Seen first by the golden run (tools/comfyui_golden.py).
 - ``fractional_mask_x0``: ComfyUI forms x0 = x - v * sigma (CONST.calculate_denoised, one sigma per sample)
   on the input with kept regions replaced by the clean latent (KSamplerX0Inpaint, LTXV's scale_latent_inpaint),
   the reference x0 = x - v * (mask * sigma) per token. Equal for masks of 0 and 1.
@@ -32,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ltxgraph_ops.av_model import LTXAVModel  # noqa: E402
 from ltxgraph_ops.conditioning import Conditioning  # noqa: E402
+from ltxgraph_ops.models.gemma import GemmaRMSNorm  # noqa: E402
 from ltxgraph_ops.models.transformer import LTXAVTransformer  # noqa: E402
 from ltxgraph_ops.tiny import transformer as tiny  # noqa: E402
 from tools.oracle.transformer import random_state  # noqa: E402
@@ -59,6 +63,33 @@ def comfyui_cross_modulation() -> Iterator[None]:
         yield
     finally:
         LTXAVTransformer._cross = original
+
+
+@contextlib.contextmanager
+def comfyui_gemma_norm_scale(stored: torch.dtype = torch.bfloat16) -> Iterator[None]:
+    """Inside: Gemma's RMSNorm scale (offset + weight) is rounded to ``stored`` (the Gemma file's dtype) before it
+    scales the float32 activations (ComfyUI's rule) instead of being formed in float32 (the reference's)."""
+    original = GemmaRMSNorm.forward
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        out = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        if self.weight is not None:
+            out = out * (self.weight.to(stored) + self.offset).float()
+        return out.to(x.dtype)
+
+    GemmaRMSNorm.forward = forward
+    try:
+        yield
+    finally:
+        GemmaRMSNorm.forward = original
+
+
+@contextlib.contextmanager
+def comfyui_departures() -> Iterator[None]:
+    """Inside: every ComfyUI departure from the reference that the golden comparison emulates."""
+    with comfyui_cross_modulation(), comfyui_gemma_norm_scale():
+        yield
 
 
 def tiny_model(seed: int = 0, version: str = "2.0") -> LTXAVModel:
