@@ -15,14 +15,6 @@ from ltxgraph_ops.tiny import transformer as tiny_transformer
 TOLERANCE = 1e-4
 FRAME_CODE = 1 / 255     # frames are compared on the 8-bit grid both sides round to: float rounding near a code
                          # boundary flips a code (at most one: 1/255)
-# Differences left after the emulation, each measured (max abs over the fixture's keys) and with what is known of
-# its cause; the README section "Same as ComfyUI" lists them. A fixture named here must stay within its bound.
-UNEXPLAINED = {
-    "i2v": (0.025, "the lanczos resize (ResizeImageMaskNode): ComfyUI resizes 8-bit images with PIL (fixed point, "
-                   "an 8-bit pass between the axes), ltxgraph in float: one code apart in 2.6 % of the codes, "
-                   "amplified by LTXVPreprocess's H.264 round trip (4 codes); not yet followed"),
-    "ic_lora_canny": (0.01, "its control image takes the same resize and preprocessing path as i2v; not bisected"),
-}
 
 
 @pytest.mark.parametrize("name", sorted(WORKFLOWS))
@@ -65,9 +57,7 @@ def golden_models(tmp_path_factory) -> dict[str, Path]:
     return golden_world(tmp_path_factory.mktemp("golden"))
 
 
-def tolerance(fixture: str, key: str) -> float:
-    if fixture in UNEXPLAINED:
-        return UNEXPLAINED[fixture][0]
+def tolerance(key: str) -> float:
     return FRAME_CODE + 1e-6 if key.startswith("frames.") else TOLERANCE
 
 
@@ -79,12 +69,12 @@ LTX23 = pytest.mark.xfail(strict=True, reason="LTX-2.3 workflows: ltxgraph and C
                                      for p in stored_fixtures()], ids=lambda p: p.stem)
 def test_ltxgraph_with_comfyuis_documented_departures_matches_comfyui(fixture: Path, golden_models) -> None:
     """Every cause of difference is known: with ComfyUI's departures from the reference emulated, ltxgraph
-    gives ComfyUI's stored outputs within 1e-4 (frames: one 8-bit code), or within the measured bound of a
-    difference listed in UNEXPLAINED (the README's "Same as ComfyUI" lists them all)."""
+    gives ComfyUI's stored outputs within 1e-4 (frames: one 8-bit code; the README's "Same as ComfyUI" lists the
+    departures and their sizes)."""
     with safe_open(str(fixture), "pt") as f:
         assert fixture_metadata(f)["comfyui_commit"] == PINNED_COMMIT
     differences = compare_with_fixture(fixture, golden_models, emulate_comfyui=True)
-    assert differences and all(d <= tolerance(fixture.stem, key) for key, d in differences.items()), differences
+    assert differences and all(d <= tolerance(key) for key, d in differences.items()), differences
 
 
 def test_golden_fixtures_cover_the_corpus_workflows_and_stay_small() -> None:
