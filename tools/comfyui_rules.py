@@ -13,6 +13,8 @@ Departures measured:
 - ``gemma_norm_scale``: ComfyUI's Gemma 3 RMSNorm (comfy/text_encoders/llama.py) forms its scale 1 + w in the
   weight's stored dtype (bf16 in every released Gemma file) before casting it to the activations' float32; the
   reference (transformers) forms 1 + w in float32. Seen first by the golden run (tools/comfyui_golden.py).
+- ``unstripped_prompt``: ComfyUI's Gemma tokenizer (comfy/sd1_clip.py, SPieceTokenizer) keeps a prompt's
+  surrounding whitespace (the LTX-2.3 templates' prompt ends in a newline: one more token); ltx-core strips it.
 - ``fractional_mask_x0``: ComfyUI forms x0 = x - v * sigma (CONST.calculate_denoised, one sigma per sample)
   on the input with kept regions replaced by the clean latent (KSamplerX0Inpaint, LTXV's scale_latent_inpaint),
   the reference x0 = x - v * (mask * sigma) per token. Equal for masks of 0 and 1.
@@ -36,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ltxgraph_ops.av_model import LTXAVModel  # noqa: E402
 from ltxgraph_ops.conditioning import Conditioning  # noqa: E402
 from ltxgraph_ops.models.gemma import GemmaRMSNorm  # noqa: E402
+from ltxgraph_ops.models.gemma_tokenizer import GemmaTokenizer  # noqa: E402
 from ltxgraph_ops.models.transformer import LTXAVTransformer  # noqa: E402
 from ltxgraph_ops.tiny import transformer as tiny  # noqa: E402
 from tools.oracle.transformer import random_state  # noqa: E402
@@ -86,9 +89,19 @@ def comfyui_gemma_norm_scale(stored: torch.dtype = torch.bfloat16) -> Iterator[N
 
 
 @contextlib.contextmanager
+def comfyui_unstripped_prompt() -> Iterator[None]:
+    """Inside: prompts are tokenized with their surrounding whitespace (ComfyUI's rule), not stripped (ltx-core's)."""
+    GemmaTokenizer.strips_prompt = False
+    try:
+        yield
+    finally:
+        GemmaTokenizer.strips_prompt = True
+
+
+@contextlib.contextmanager
 def comfyui_departures() -> Iterator[None]:
     """Inside: every ComfyUI departure from the reference that the golden comparison emulates."""
-    with comfyui_cross_modulation(), comfyui_gemma_norm_scale():
+    with comfyui_cross_modulation(), comfyui_gemma_norm_scale(), comfyui_unstripped_prompt():
         yield
 
 

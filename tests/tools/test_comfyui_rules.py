@@ -40,3 +40,16 @@ def test_gemma_norm_rule_rounds_the_scale_to_bf16_and_is_undone_on_exit() -> Non
     with comfyui_gemma_norm_scale():
         assert torch.equal(norm(x), torch.tensor([[1.0, 0.75]]))   # 1.001 in bf16 is 1 (spacing 2^-7)
     assert torch.allclose(norm(x), torch.tensor([[1.001, 0.75]]))
+
+
+def test_unstripped_prompt_rule_keeps_a_trailing_newline_as_a_token() -> None:
+    from ltxgraph_ops.models.gemma_tokenizer import GemmaTokenizer
+    from ltxgraph_ops.tiny import gemma
+    from tools.comfyui_rules import comfyui_unstripped_prompt
+    tokenizer = GemmaTokenizer(gemma.train_tiny_spm())
+    stripped = tokenizer.tokenize("A lighthouse at dusk.\n")
+    assert stripped == tokenizer.tokenize("A lighthouse at dusk.")          # ltx-core: surrounding space dropped
+    with comfyui_unstripped_prompt():
+        kept = tokenizer.tokenize("A lighthouse at dusk.\n")
+    assert kept[:len(stripped)] == stripped and len(kept) == len(stripped) + 1
+    assert tokenizer.tokenize("A lighthouse at dusk.\n") == stripped       # undone on exit
