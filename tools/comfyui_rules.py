@@ -47,7 +47,17 @@ VIDEO_SHAPE, AUDIO_SHAPE = (1, 128, 3, 4, 6), (1, 8, 9, 16)   # 17 frames at 192
 
 
 @contextlib.contextmanager
-def comfyui_cross_modulation() -> Iterator[None]:
+def patched(owner: type, name: str, value: object) -> Iterator[None]:
+    """Inside: ``owner.name`` is ``value``; the original is put back on exit."""
+    original = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+def comfyui_cross_modulation() -> contextlib.AbstractContextManager[None]:
     """Inside: the audio<->video modulation embedders read the other stream's sigma unscaled (ComfyUI's rule)
     instead of sigma * timestep_scale_multiplier (the reference's), the scale/shift too for LTX-2.3 (where the
     reference reads the stream's own per-token timesteps)."""
@@ -61,18 +71,12 @@ def comfyui_cross_modulation() -> Iterator[None]:
         finally:
             self.config = config
 
-    LTXAVTransformer._cross = cross
-    try:
-        yield
-    finally:
-        LTXAVTransformer._cross = original
+    return patched(LTXAVTransformer, "_cross", cross)
 
 
-@contextlib.contextmanager
-def comfyui_gemma_norm_scale(stored: torch.dtype = torch.bfloat16) -> Iterator[None]:
+def comfyui_gemma_norm_scale(stored: torch.dtype = torch.bfloat16) -> contextlib.AbstractContextManager[None]:
     """Inside: Gemma's RMSNorm scale (offset + weight) is rounded to ``stored`` (the Gemma file's dtype) before it
     scales the float32 activations (ComfyUI's rule) instead of being formed in float32 (the reference's)."""
-    original = GemmaRMSNorm.forward
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x32 = x.float()
@@ -81,21 +85,12 @@ def comfyui_gemma_norm_scale(stored: torch.dtype = torch.bfloat16) -> Iterator[N
             out = out * (self.weight.to(stored) + self.offset).float()
         return out.to(x.dtype)
 
-    GemmaRMSNorm.forward = forward
-    try:
-        yield
-    finally:
-        GemmaRMSNorm.forward = original
+    return patched(GemmaRMSNorm, "forward", forward)
 
 
-@contextlib.contextmanager
-def comfyui_unstripped_prompt() -> Iterator[None]:
+def comfyui_unstripped_prompt() -> contextlib.AbstractContextManager[None]:
     """Inside: prompts are tokenized with their surrounding whitespace (ComfyUI's rule), not stripped (ltx-core's)."""
-    GemmaTokenizer.strips_prompt = False
-    try:
-        yield
-    finally:
-        GemmaTokenizer.strips_prompt = True
+    return patched(GemmaTokenizer, "strips_prompt", False)
 
 
 @contextlib.contextmanager
