@@ -2,6 +2,7 @@
 centre crop that keeps the aspect ratio (ComfyUI's "center" crop rule)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -31,18 +32,18 @@ def resize_center(images: torch.Tensor, width: int, height: int, mode: str = "bi
 RESAMPLE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "lanczos")
 
 
-def lanczos_matrix(source: int, target: int, lobes: int = 3) -> torch.Tensor:
-    """[target, source] weights of Lanczos-``lobes`` resampling (kernel widened by the scale when shrinking,
-    rows normalised), centres aligned as in PIL / ComfyUI's lanczos resize."""
-    scale = source / target
-    support = lobes * max(scale, 1.0)
-    centres = (torch.arange(target, dtype=torch.float64) + 0.5) * scale
-    positions = torch.arange(source, dtype=torch.float64) + 0.5
-    distance = (positions[None, :] - centres[:, None]) / max(scale, 1.0)
-    kernel = torch.sinc(distance) * torch.sinc(distance / lobes)
-    kernel = torch.where(distance.abs() < lobes, kernel, torch.zeros_like(kernel))
-    kernel = torch.where((positions[None, :] - centres[:, None]).abs() <= support, kernel, torch.zeros_like(kernel))
-    return (kernel / kernel.sum(dim=1, keepdim=True)).float()
+def lanczos_8bit(images: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """ComfyUI's lanczos resize (comfy.utils.lanczos): each image [H, W, C] to 8 bits (255 x clipped to
+    [0, 255], truncated), resized by Pillow's LANCZOS (fixed point, 8 bits between the two axes), back as
+    values / 255: [B, height, width, C] float32, on the 8-bit grid."""
+    from PIL import Image
+    pixels = np.clip(255.0 * images.detach().float().cpu().numpy(), 0, 255).astype(np.uint8)
+    if pixels.shape[-1] == 1:                             # Pillow takes a grey image as [H, W]
+        pixels = pixels[..., 0]
+    resized = [np.asarray(Image.fromarray(image).resize((width, height), resample=Image.Resampling.LANCZOS))
+               for image in pixels]
+    out = torch.from_numpy(np.stack(resized).astype(np.float32) / 255.0)
+    return out.reshape(out.shape[0], height, width, -1).to(images.device)
 
 
 def resample(images: torch.Tensor, width: int, height: int, method: str = "bilinear") -> torch.Tensor:
@@ -52,10 +53,7 @@ def resample(images: torch.Tensor, width: int, height: int, method: str = "bilin
     if images.shape[1] == height and images.shape[2] == width:
         return images
     if method == "lanczos":
-        rows = lanczos_matrix(images.shape[1], height)
-        cols = lanczos_matrix(images.shape[2], width)
-        out = torch.einsum("yh,bhwc,xw->byxc", rows, images.float(), cols)
-        return out.clamp(0.0, 1.0)
+        return lanczos_8bit(images, width, height)
     planar = images.float().movedim(-1, 1)
     options = {"align_corners": False} if method in ("bilinear", "bicubic") else {}
     out = F.interpolate(planar, size=(height, width), mode=method, **options).movedim(1, -1)

@@ -12,7 +12,7 @@ import torch
 from ltxgraph import Registry, load, unorm8
 from ltxgraph.frames import CodedFrames, coded
 from ltxgraph.comfyui import widget_slots
-from ltxgraph_ops.image_geometry import lanczos_matrix, resample
+from ltxgraph_ops.image_geometry import resample
 from ltxgraph_ops.resize_node import resize_image_mask
 
 from tests.comfyui.builder import UIWorkflow, literal_inputs
@@ -62,14 +62,13 @@ def test_scale_dimensions_crops_the_centre() -> None:
     assert out.min() == 1.0                            # only the centre square survives
 
 
-def test_lanczos_keeps_constants_and_matches_a_direct_evaluation() -> None:
-    flat = torch.full((1, 17, 23, 3), 0.25)
-    assert torch.allclose(resample(flat, 11, 7, "lanczos"), torch.full((1, 7, 11, 3), 0.25), atol=1e-6)
-    weights = lanczos_matrix(8, 4)                    # shrink by 2: kernel widened to 6 pixels each side
-    x = torch.arange(8, dtype=torch.float64) + 0.5
-    distance = (x - 1.0) / 2                           # output pixel 0 has its centre at 1.0
-    expected = torch.sinc(distance) * torch.sinc(distance / 3) * (distance.abs() < 3)
-    assert torch.allclose(weights[0].double(), expected / expected.sum(), atol=1e-6)
+def test_lanczos_follows_comfyuis_8bit_pillow_resize() -> None:
+    flat = torch.full((1, 17, 23, 3), 0.25)               # 255 x 0.25 = 63.75 truncates to code 63
+    assert torch.equal(resample(flat, 11, 7, "lanczos"), torch.full((1, 7, 11, 3), 63 / 255))
+    ramp = torch.linspace(0, 1, 8).view(1, 1, 8, 1).expand(1, 2, 8, 1)
+    out = resample(ramp, 4, 2, "lanczos")                 # one channel: Pillow's grey image
+    assert out.shape == (1, 2, 4, 1) and torch.equal(out * 255, (out * 255).round())   # on the 8-bit grid
+    assert torch.all(out[0, 0, 1:] > out[0, 0, :-1])      # still a ramp
 
 
 def test_dynamic_combo_widgets_convert(tmp_path: Path) -> None:

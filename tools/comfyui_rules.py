@@ -10,6 +10,11 @@ Departures measured:
   audio<->video cross-attention scale/shift and gate embedders the other stream's largest timestep in sigma
   units (0..1; gate times av_ca_multiplier / timestep_multiplier), the reference sigma * 1000 (and, LTX-2.3,
   ltx-core 1.2.0 the stream's own per-token timesteps for the scale/shift).
+- ``gemma_norm_scale``: ComfyUI's Gemma 3 RMSNorm (comfy/text_encoders/llama.py) forms its scale 1 + w in the
+  weight's stored dtype (bf16 in every released Gemma file) before casting it to the activations' float32; the
+  reference (transformers) forms 1 + w in float32. Seen first by the golden run (tools/comfyui_golden.py).
+- ``unstripped_prompt``: ComfyUI's Gemma tokenizer (comfy/sd1_clip.py, SPieceTokenizer) keeps a prompt's
+  surrounding whitespace (the LTX-2.3 templates' prompt ends in a newline: one more token); ltx-core strips it.
 - ``fractional_mask_x0``: ComfyUI forms x0 = x - v * sigma (CONST.calculate_denoised, one sigma per sample)
   on the input with kept regions replaced by the clean latent (KSamplerX0Inpaint, LTXV's scale_latent_inpaint),
   the reference x0 = x - v * (mask * sigma) per token. Equal for masks of 0 and 1.
@@ -32,6 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ltxgraph_ops.av_model import LTXAVModel  # noqa: E402
 from ltxgraph_ops.conditioning import Conditioning  # noqa: E402
+from ltxgraph_ops.models.gemma import GemmaRMSNorm  # noqa: E402
+from ltxgraph_ops.models.gemma_tokenizer import GemmaTokenizer  # noqa: E402
 from ltxgraph_ops.models.transformer import LTXAVTransformer  # noqa: E402
 from ltxgraph_ops.tiny import transformer as tiny  # noqa: E402
 from tools.oracle.transformer import random_state  # noqa: E402
@@ -40,7 +47,17 @@ VIDEO_SHAPE, AUDIO_SHAPE = (1, 128, 3, 4, 6), (1, 8, 9, 16)   # 17 frames at 192
 
 
 @contextlib.contextmanager
-def comfyui_cross_modulation() -> Iterator[None]:
+def patched(owner: type, name: str, value: object) -> Iterator[None]:
+    """Inside: ``owner.name`` is ``value``; the original is put back on exit."""
+    original = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+def comfyui_cross_modulation() -> contextlib.AbstractContextManager[None]:
     """Inside: the audio<->video modulation embedders read the other stream's sigma unscaled (ComfyUI's rule)
     instead of sigma * timestep_scale_multiplier (the reference's), the scale/shift too for LTX-2.3 (where the
     reference reads the stream's own per-token timesteps)."""
@@ -54,11 +71,33 @@ def comfyui_cross_modulation() -> Iterator[None]:
         finally:
             self.config = config
 
-    LTXAVTransformer._cross = cross
-    try:
+    return patched(LTXAVTransformer, "_cross", cross)
+
+
+def comfyui_gemma_norm_scale(stored: torch.dtype = torch.bfloat16) -> contextlib.AbstractContextManager[None]:
+    """Inside: Gemma's RMSNorm scale (offset + weight) is rounded to ``stored`` (the Gemma file's dtype) before it
+    scales the float32 activations (ComfyUI's rule) instead of being formed in float32 (the reference's)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        out = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        if self.weight is not None:
+            out = out * (self.weight.to(stored) + self.offset).float()
+        return out.to(x.dtype)
+
+    return patched(GemmaRMSNorm, "forward", forward)
+
+
+def comfyui_unstripped_prompt() -> contextlib.AbstractContextManager[None]:
+    """Inside: prompts are tokenized with their surrounding whitespace (ComfyUI's rule), not stripped (ltx-core's)."""
+    return patched(GemmaTokenizer, "strips_prompt", False)
+
+
+@contextlib.contextmanager
+def comfyui_departures() -> Iterator[None]:
+    """Inside: every ComfyUI departure from the reference that the golden comparison emulates."""
+    with comfyui_cross_modulation(), comfyui_gemma_norm_scale(), comfyui_unstripped_prompt():
         yield
-    finally:
-        LTXAVTransformer._cross = original
 
 
 def tiny_model(seed: int = 0, version: str = "2.0") -> LTXAVModel:

@@ -25,9 +25,12 @@ class GemmaTokenizer:
     def vocab_size(self) -> int:
         return self.processor.get_piece_size()
 
+    strips_prompt = True   # ltx-core strips a prompt's surrounding whitespace (ComfyUI keeps it: a trailing "\n" is a token)
+
     def tokenize(self, text: str) -> list[int]:
         """BOS followed by the text's pieces (surrounding whitespace stripped; control pieces in it are tokens)."""
-        text = text.strip()
+        if self.strips_prompt:
+            text = text.strip()
         parts = self.control_pattern.split(text) if self.control_pattern else [text]
         tokens = [BOS_ID]
         for part in parts:

@@ -4,12 +4,14 @@ frame counts to 17: the workflows' own numbers would take minutes on tiny models
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import av
 import torch
 
 from ltxgraph import api
 from ltxgraph.graph import parse_input, ParamRef
+from ltxgraph.context import RunSettings
 from ltxgraph.paths import Folders
 from ltxgraph.values import Audio, Video
 from ltxgraph_ops.media_video import encode_mp4
@@ -86,12 +88,8 @@ def make_world(root: Path) -> dict[str, Path]:
     return {"root": root, "models": root / "models", "input": inputs}
 
 
-def run_shrunk(path: Path, world: dict[str, Path], overrides: dict | None = None,
-               outputs: dict[str, str] | None = None) -> api.RunResult:
-    """Load the workflow, shrink its sizes (literals and the parameters that set them), run it on the tiny set
-    with ``overrides`` (parameter name -> value) on top; ``outputs`` (name -> "@node.output") are kept as results."""
-    graph = api.load(path)
-    graph.file.outputs.update(outputs or {})
+def shrink_graph(graph: api.Graph) -> dict:
+    """Shrink ``graph``'s size literals in place; the values of the parameters that set sizes, shrunk."""
     params = {}
     for node in graph.file.nodes.values():
         for key, raw in node.inputs.items():
@@ -102,8 +100,23 @@ def run_shrunk(path: Path, world: dict[str, Path], overrides: dict | None = None
                 params[value.name] = shrink(graph.file.params[value.name].default, key)
             else:
                 node.inputs[key] = shrink(raw, key)
+    return params
+
+
+def run_shrunk(path: Path, world: dict[str, Path], overrides: dict | None = None,
+               outputs: dict[str, str] | None = None, settings: RunSettings | None = None,
+               edit: Callable[[api.Graph], None] | None = None) -> api.RunResult:
+    """Load the workflow, ``edit`` it, shrink its sizes (literals and the parameters that set them), run it on the
+    tiny set with ``overrides`` (parameter name -> value) on top; ``outputs`` (name -> "@node.output") are kept as
+    results; ``settings``: the runner's (default: the environment's)."""
+    graph = api.load(path)
+    if edit is not None:
+        edit(graph)
+    graph.file.outputs.update(outputs or {})
+    params = shrink_graph(graph)
     runner = api.Runner(use_cache=False, folders=Folders(models=(world["models"],), input=world["input"],
-                                                         output=world["root"] / "out" / path.stem))
+                                                         output=world["root"] / "out" / path.stem),
+                        settings=settings or RunSettings())
     return runner.run(graph, {**params, **(overrides or {})})
 
 

@@ -28,3 +28,28 @@ def test_cross_modulation_rule_for_ltx23_keeps_the_model_config() -> None:
 def test_fractional_mask_rule_differs_only_for_fractional_masks() -> None:
     assert fractional_mask_step(strength=0.6)["relative_l2"] > 0.01
     assert fractional_mask_step(strength=1.0)["max_abs"] == 0.0      # mask 0: both keep the clean latent
+
+
+def test_gemma_norm_rule_rounds_the_scale_to_bf16_and_is_undone_on_exit() -> None:
+    from ltxgraph_ops.models.gemma import GemmaRMSNorm
+    from tools.comfyui_rules import comfyui_gemma_norm_scale
+    norm = GemmaRMSNorm(2, eps=0.0)
+    norm.weight.copy_(torch.tensor([0.001, -0.25]))
+    x = torch.ones(1, 2)                                  # rms 1: the output is the scale itself
+    assert torch.allclose(norm(x), torch.tensor([[1.001, 0.75]]))
+    with comfyui_gemma_norm_scale():
+        assert torch.equal(norm(x), torch.tensor([[1.0, 0.75]]))   # 1.001 in bf16 is 1 (spacing 2^-7)
+    assert torch.allclose(norm(x), torch.tensor([[1.001, 0.75]]))
+
+
+def test_unstripped_prompt_rule_keeps_a_trailing_newline_as_a_token() -> None:
+    from ltxgraph_ops.models.gemma_tokenizer import GemmaTokenizer
+    from ltxgraph_ops.tiny import gemma
+    from tools.comfyui_rules import comfyui_unstripped_prompt
+    tokenizer = GemmaTokenizer(gemma.train_tiny_spm())
+    stripped = tokenizer.tokenize("A lighthouse at dusk.\n")
+    assert stripped == tokenizer.tokenize("A lighthouse at dusk.")          # ltx-core: surrounding space dropped
+    with comfyui_unstripped_prompt():
+        kept = tokenizer.tokenize("A lighthouse at dusk.\n")
+    assert kept[:len(stripped)] == stripped and len(kept) == len(stripped) + 1
+    assert tokenizer.tokenize("A lighthouse at dusk.\n") == stripped       # undone on exit
