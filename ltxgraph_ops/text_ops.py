@@ -22,6 +22,8 @@ from ltxgraph.context import OpContext, counter_of
 from ltxgraph.errors import InputValueError
 from ltxgraph.input_checks import input_check, refusal
 from ltxgraph_ops.conditioning import Conditioning
+from ltxgraph_ops.bundled_text_path import text_path_section
+from ltxgraph_ops.gemma_generation import gemma_header
 from ltxgraph_ops.gemma_image_prompt import check_vision, image_chat_ids, image_tokens, load_vision, vision_layout
 from ltxgraph_ops.handles import Lazy
 from ltxgraph_ops.model_files import TRANSFORMER_PREFIX, header_section
@@ -59,7 +61,7 @@ def gemma_prefix(file) -> str:
 
 def gemma_config(file, prefix: str) -> GemmaConfig:
     shapes = {key[len(prefix):]: entry.shape for key, entry in file.entries.items() if key.startswith(prefix)}
-    return GemmaConfig.from_tensors(shapes, file.config())
+    return GemmaConfig.from_tensors(shapes, gemma_header(file))
 
 
 def load_gemma(file, prefix: str, streamed: bool, compute_dtype: torch.dtype = torch.float32) -> GemmaTextModel:
@@ -86,6 +88,10 @@ def tokenizer_for(file, path: Path) -> GemmaTokenizer:
     beside = Path(path).with_name("tokenizer.model")
     if beside.is_file():
         return GemmaTokenizer(beside.read_bytes())
+    if "tokenizer_json" in file.entries:     # ltx-core 1.2.0's packed files: Hugging Face tokenizers JSON
+        raise CheckpointError(f"{file.path}: its tokenizer is a Hugging Face tokenizer.json ('tokenizer_json'), "
+                              "which ltxgraph does not read: put the model's SentencePiece tokenizer.model beside "
+                              f"it in {beside.parent}")
     raise CheckpointError(f"{file.path}: no tokenizer: the file has no 'spiece_model' tensor and there is no "
                           f"tokenizer.model beside it in {beside.parent}")
 
@@ -94,7 +100,7 @@ def projector_for(file: SafetensorsFile, states: int, text_width: int) -> TextPr
     """The text projection and connectors an LTX-2 checkpoint's header describes (V1 or V2), for ``states``
     Gemma hidden states of ``text_width`` channels, weights unset (build under a device or
     :func:`parameters_on_meta`)."""
-    section = header_section(file, "transformer")
+    section = text_path_section(file)
     has_audio = any(k.startswith(f"{TRANSFORMER_PREFIX}audio_embeddings_connector.") for k in file.entries)
     try:
         return TextProjector(section, states, audio=has_audio, text_width=text_width)
