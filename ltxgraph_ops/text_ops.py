@@ -35,7 +35,7 @@ from ltxgraph_ops.models.next_token import TokenSampling
 from ltxgraph_ops.models.text_connectors import TextProjector
 from ltxgraph_ops.weights.loading import load_component, match_component, parameters_on_meta
 from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile, ShardedSafetensors
-from ltxgraph_ops.weights.streaming import StreamedBlocks, weight_bytes
+from ltxgraph_ops.weights.streaming import StreamedBlocks, release_stream_buffers, weight_bytes
 
 GEMMA_PREFIXES = ("model.", "language_model.model.", "model.language_model.")
 # beside Gemma's text model under its prefix: its vision parts, and in an LTX-2.5 "with-proj" file the bundled
@@ -188,10 +188,17 @@ class TextEncoderHandle:
         # projection gives padding): Gemma runs on the rest only, at their original positions; a short prompt
         # costs its own length, not 1024.
         start = int(mask.any(dim=0).int().argmax())
+        # Gemma, then the text path: neither holds the other's streaming buffers, and Gemma's hidden states
+        # (49 x [B, T, 3840] float32 at release size) are dropped once projected
         with torch.inference_mode():
-            states = self.gemma.get()(ids[:, start:], mask[:, start:], position_offset=start,
-                                      on_layer=counter_of(ctx, "layer"))
-            video, audio, context_mask = self.projector.get()(states, mask[:, start:], length=mask.shape[1])
+            gemma = self.gemma.get()
+            states = gemma(ids[:, start:], mask[:, start:], position_offset=start, on_layer=counter_of(ctx, "layer"))
+            release_stream_buffers(gemma)
+            projector = self.projector.get()
+            features = projector.project(states, mask[:, start:])
+            del states
+            video, audio, context_mask = projector.connect(features, mask[:, start:], length=mask.shape[1])
+            release_stream_buffers(projector)
         return Conditioning(video.float(), None if audio is None else audio.float(), context_mask)
 
     def image_prompt(self, prompt: str, image: torch.Tensor, system_prompt: str = T2V_SYSTEM_PROMPT

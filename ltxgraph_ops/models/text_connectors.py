@@ -270,9 +270,17 @@ class TextProjector(nn.Module):
         context mask), contexts [B, S, D]. ``length`` (>= T) is the padded prompt length when the states cover
         only its last T positions (leading padding was not run through Gemma); S is it rounded up to a multiple
         of the registers."""
+        return self.connect(self.project(hidden_states, mask), mask, length)
+
+    def project(self, hidden_states: list[torch.Tensor], mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The projected features per stream ({"video": [B, T, Dv], "audio": [B, T, Da]})."""
         if len(hidden_states) != self.states:
             raise ValueError(f"the text projection expects {self.states} hidden states, got {len(hidden_states)}")
-        features = self.text_embedding_projection(hidden_states, mask)
+        return self.text_embedding_projection(hidden_states, mask)
+
+    def connect(self, features: dict[str, torch.Tensor], mask: torch.Tensor, length: int | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """:meth:`forward` from the projected features on."""
         missing = (length or mask.shape[1]) - mask.shape[1]
         if missing > 0:   # put the columns Gemma skipped back, as the projection maps a padding token
             layers = self.text_embedding_projection.layers()
