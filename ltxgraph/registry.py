@@ -109,6 +109,8 @@ class OpSpec:
     context_param: str | None = None
     checks: tuple[InputCheck, ...] = ()
     exempt: dict[str, str] = field(default_factory=dict, compare=False)
+    lazy_switch: tuple[str, str, str] | None = None
+    identity_of: str | None = None
     input_by_name: dict[str, InputSpec] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -152,17 +154,25 @@ class OpDeclarationError(TypeError):
 
 def op(name: str | None = None, *, outputs: dict[str, str] | None = None, version: str | int = 1,
        category: str = "", output_node: bool = False,
-       checks: Iterable[InputCheck] = (), exempt: dict[str, str] | None = None
+       checks: Iterable[InputCheck] = (), exempt: dict[str, str] | None = None,
+       lazy_switch: tuple[str, str, str] | None = None, identity_of: str | None = None
        ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare ``fn`` as an op. Inputs come from its signature; outputs are ``{port_name: TYPE}`` in order.
     An output written ``"=name"`` has the type of the value connected to input ``name`` (a sampler returns
     the kind of latent it was given). ``checks``: :func:`~ltxgraph.input_checks.input_check` refusals of input
     values, run by validation on literals and before every call of the op (the returned function runs them).
-    ``exempt``: contract laws the op does not keep, law -> reason (see :mod:`ltxgraph.testing.contracts`)."""
+    ``exempt``: contract laws the op does not keep, law -> reason (see :mod:`ltxgraph.testing.contracts`).
+    ``lazy_switch``: (switch input, input taken when it is off, input taken when on), ComfyUI's lazy inputs: when
+    the switch is a literal (or a parameter), the input not taken is disconnected before planning, so what only
+    feeds it is neither run nor held to the whole-graph checks. ``identity_of``: the input the op returns unchanged
+    (ComfyUI's primitive nodes), so a switch it feeds is known before the run."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         spec = _read_signature(fn, name or fn.__name__, outputs or {}, str(version), category, output_node)
-        spec = replace(spec, checks=_declared_checks(spec, tuple(checks)), exempt=dict(exempt or {}))
+        spec = replace(spec, checks=_declared_checks(spec, tuple(checks)), exempt=dict(exempt or {}),
+                       lazy_switch=_declared_switch(spec, lazy_switch), identity_of=identity_of)
+        if identity_of is not None and identity_of not in spec.input_by_name:
+            raise OpDeclarationError(f"op {spec.name}: identity_of names unknown input {identity_of!r}")
         if not spec.checks:
             fn.__ltxgraph_op__ = spec  # type: ignore[attr-defined]
             return fn
@@ -171,6 +181,13 @@ def op(name: str | None = None, *, outputs: dict[str, str] | None = None, versio
         return checked
 
     return decorate
+
+
+def _declared_switch(spec: OpSpec, switch: tuple[str, str, str] | None) -> tuple[str, str, str] | None:
+    unknown = [n for n in (switch or ()) if n not in spec.input_by_name]
+    if unknown or (switch is not None and len(switch) != 3):
+        raise OpDeclarationError(f"op {spec.name}: lazy_switch {switch!r} must name three inputs (unknown: {unknown})")
+    return switch
 
 
 def _declared_checks(spec: OpSpec, checks: tuple[InputCheck, ...]) -> tuple[InputCheck, ...]:

@@ -87,11 +87,53 @@ def validate(graph: GraphFile, registry: Registry, doc: SourceDoc | None = None,
         if message:
             problems.append(Problem(f"output '{name}': {message}", line=doc.line_of("outputs", name)))
     problems += _cycle_problems(nodes, doc)
-    whole_graph = _graph_check_problems(registry, nodes, doc) if not problems and folders is not None else []
+    checked = nodes
+    if not problems:   # a lazy switch known now drops the branch it does not take, and what only that fed
+        taken = {node_id: _branch_taken(node, nodes) for node_id, node in nodes.items()}
+        skipped = _feeding_outputs(nodes, outputs) - _feeding_outputs(taken, outputs)
+        nodes, checked = taken, {node_id: node for node_id, node in taken.items() if node_id not in skipped}
+    whole_graph = _graph_check_problems(registry, checked, doc) if not problems and folders is not None else []
     problems += refusals + whole_graph
     if problems:
         raise ValidationError(problems, doc.path)
     return ResolvedGraph(nodes, outputs, params)
+
+
+def _known_value(value: Any, nodes: dict[str, ResolvedNode]) -> tuple[bool, Any]:
+    """(True, value) when ``value`` is a literal, or comes from a chain of ops that return their input unchanged
+    ending in one; (False, None) when it is computed."""
+    seen: set[str] = set()
+    while isinstance(value, NodeRef):
+        source = nodes.get(value.node)
+        if source is None or source.spec.identity_of is None or value.node in seen:
+            return False, None
+        seen.add(value.node)
+        value = source.inputs.get(source.spec.identity_of)
+    return True, value
+
+
+def _branch_taken(node: ResolvedNode, nodes: dict[str, ResolvedNode]) -> ResolvedNode:
+    """``node`` without the input its lazy switch does not take, when the switch is known before the run."""
+    if node.spec.lazy_switch is None:
+        return node
+    switch, when_off, when_on = node.spec.lazy_switch
+    known, value = _known_value(node.inputs.get(switch), nodes)
+    if not known:
+        return node
+    untaken = when_off if value else when_on
+    return ResolvedNode(node.id, node.spec, {**node.inputs, untaken: None}, node.files)
+
+
+def _feeding_outputs(nodes: dict[str, ResolvedNode], outputs: dict[str, NodeRef]) -> set[str]:
+    """The nodes a run of every output needs: the outputs' nodes, the output ops and all they read from."""
+    needed: set[str] = set()
+    stack = [ref.node for ref in outputs.values()] + [n.id for n in nodes.values() if n.spec.output_node]
+    while stack:
+        node_id = stack.pop()
+        if node_id in nodes and node_id not in needed:
+            needed.add(node_id)
+            stack.extend(nodes[node_id].upstream())
+    return needed
 
 
 def _graph_check_problems(registry: Registry, nodes: dict[str, ResolvedNode], doc: SourceDoc) -> list[Problem]:

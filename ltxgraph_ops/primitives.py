@@ -13,7 +13,7 @@ from ltxgraph.input_checks import input_check
 INT64 = 2**63 - 1
 
 
-@op("PrimitiveInt", outputs={"INT": "INT"}, category="utilities/primitive")
+@op("PrimitiveInt", outputs={"INT": "INT"}, category="utilities/primitive", identity_of="value")
 def primitive_int(value: Annotated[int, Port("INT", min=-INT64, max=INT64, control_after_generate=True)]) -> int:
     """An integer."""
     return value
@@ -25,19 +25,19 @@ def primitive_float(value: Annotated[float, Port("FLOAT", min=-INT64, max=INT64)
     return float(value)
 
 
-@op("PrimitiveBoolean", outputs={"BOOLEAN": "BOOLEAN"}, category="utilities/primitive")
+@op("PrimitiveBoolean", outputs={"BOOLEAN": "BOOLEAN"}, category="utilities/primitive", identity_of="value")
 def primitive_boolean(value: Annotated[bool, Port("BOOLEAN")]) -> bool:
     """A boolean."""
     return value
 
 
-@op("PrimitiveString", outputs={"STRING": "STRING"}, category="utilities/primitive")
+@op("PrimitiveString", outputs={"STRING": "STRING"}, category="utilities/primitive", identity_of="value")
 def primitive_string(value: Annotated[str, Port("STRING")]) -> str:
     """A one-line string."""
     return value
 
 
-@op("PrimitiveStringMultiline", outputs={"STRING": "STRING"}, category="utilities/primitive")
+@op("PrimitiveStringMultiline", outputs={"STRING": "STRING"}, category="utilities/primitive", identity_of="value")
 def primitive_string_multiline(value: Annotated[str, Port("STRING", multiline=True)]) -> str:
     """A multi-line string (prompts)."""
     return value

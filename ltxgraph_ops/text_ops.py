@@ -22,6 +22,8 @@ from ltxgraph.context import OpContext, counter_of
 from ltxgraph.errors import InputValueError
 from ltxgraph.input_checks import input_check, refusal
 from ltxgraph_ops.conditioning import Conditioning
+from ltxgraph_ops.bundled_text_path import text_path_section
+from ltxgraph_ops.gemma_generation import gemma_header
 from ltxgraph_ops.gemma_image_prompt import check_vision, image_chat_ids, image_tokens, load_vision, vision_layout
 from ltxgraph_ops.handles import Lazy
 from ltxgraph_ops.model_files import TRANSFORMER_PREFIX, header_section
@@ -34,7 +36,7 @@ from ltxgraph_ops.models.text_connectors import TextProjector
 from ltxgraph_ops.weights.comfy_quant import header_layers, layer_quant
 from ltxgraph_ops.weights.loading import load_component, match_component, parameters_on_meta
 from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile, ShardedSafetensors
-from ltxgraph_ops.weights.streaming import StreamedBlocks, weight_bytes
+from ltxgraph_ops.weights.streaming import StreamedBlocks, release_stream_buffers, weight_bytes
 
 GEMMA_PREFIXES = ("model.", "language_model.model.", "model.language_model.")
 # beside Gemma's text model under its prefix: its vision parts, and in an LTX-2.5 "with-proj" file the bundled
@@ -60,7 +62,7 @@ def gemma_prefix(file) -> str:
 
 def gemma_config(file, prefix: str) -> GemmaConfig:
     shapes = {key[len(prefix):]: entry.shape for key, entry in file.entries.items() if key.startswith(prefix)}
-    return GemmaConfig.from_tensors(shapes, file.config())
+    return GemmaConfig.from_tensors(shapes, gemma_header(file))
 
 
 def load_gemma(file, prefix: str, streamed: bool, compute_dtype: torch.dtype = torch.float32) -> GemmaTextModel:
@@ -90,6 +92,10 @@ def tokenizer_for(file, path: Path) -> GemmaTokenizer:
     beside = Path(path).with_name("tokenizer.model")
     if beside.is_file():
         return GemmaTokenizer(beside.read_bytes())
+    if "tokenizer_json" in file.entries:     # ltx-core 1.2.0's packed files: Hugging Face tokenizers JSON
+        raise CheckpointError(f"{file.path}: its tokenizer is a Hugging Face tokenizer.json ('tokenizer_json'), "
+                              "which ltxgraph does not read: put the model's SentencePiece tokenizer.model beside "
+                              f"it in {beside.parent}")
     raise CheckpointError(f"{file.path}: no tokenizer: the file has no 'spiece_model' tensor and there is no "
                           f"tokenizer.model beside it in {beside.parent}")
 
@@ -98,7 +104,7 @@ def projector_for(file: SafetensorsFile, states: int, text_width: int) -> TextPr
     """The text projection and connectors an LTX-2 checkpoint's header describes (V1 or V2), for ``states``
     Gemma hidden states of ``text_width`` channels, weights unset (build under a device or
     :func:`parameters_on_meta`)."""
-    section = header_section(file, "transformer")
+    section = text_path_section(file)
     has_audio = any(k.startswith(f"{TRANSFORMER_PREFIX}audio_embeddings_connector.") for k in file.entries)
     try:
         return TextProjector(section, states, audio=has_audio, text_width=text_width)
@@ -186,10 +192,17 @@ class TextEncoderHandle:
         # projection gives padding): Gemma runs on the rest only, at their original positions; a short prompt
         # costs its own length, not 1024.
         start = int(mask.any(dim=0).int().argmax())
+        # Gemma, then the text path: neither holds the other's streaming buffers, and Gemma's hidden states
+        # (49 x [B, T, 3840] float32 at release size) are dropped once projected
         with torch.inference_mode():
-            states = self.gemma.get()(ids[:, start:], mask[:, start:], position_offset=start,
-                                      on_layer=counter_of(ctx, "layer"))
-            video, audio, context_mask = self.projector.get()(states, mask[:, start:], length=mask.shape[1])
+            gemma = self.gemma.get()
+            states = gemma(ids[:, start:], mask[:, start:], position_offset=start, on_layer=counter_of(ctx, "layer"))
+            release_stream_buffers(gemma)
+            projector = self.projector.get()
+            features = projector.project(states, mask[:, start:])
+            del states
+            video, audio, context_mask = projector.connect(features, mask[:, start:], length=mask.shape[1])
+            release_stream_buffers(projector)
         return Conditioning(video.float(), None if audio is None else audio.float(), context_mask)
 
     def image_prompt(self, prompt: str, image: torch.Tensor, system_prompt: str = T2V_SYSTEM_PROMPT

@@ -38,3 +38,19 @@ def test_clip_loader_reads_the_bundled_text_path(split) -> None:
     assert conditioning.audio_context is not None and torch.isfinite(conditioning.audio_context).all()
     with pytest.raises(Exception, match="no LTX-2 checkpoint for its projection"):
         clip_loader(plain).encode(["a cat"])
+
+
+def test_streamed_text_encoder_hands_its_buffers_over(split) -> None:
+    """Under a budget everything streams: Gemma's block buffers are given back before the connectors run and
+    theirs after, so neither model's sit beside the other's; the contexts equal the resident encoder's."""
+    from ltxgraph.context import OpContext, RunSettings
+    from ltxgraph_ops.weights.streaming import StreamedBlocks
+    with_proj = split[TEXT_ENCODER_WITH_PROJ_25]
+    streamed = clip_loader(with_proj, ctx=OpContext("t", settings=RunSettings(memory_budget=1)))
+    first, again = streamed.encode(["a cat"]), streamed.encode(["a cat"])
+    resident = clip_loader(with_proj).encode(["a cat"])
+    assert torch.equal(first.video_context, resident.video_context)
+    assert torch.equal(again.audio_context, resident.audio_context)
+    blocks = [m for model in (streamed.gemma.get(), streamed.projector.get()) for m in model.modules()
+              if isinstance(m, StreamedBlocks)]
+    assert len(blocks) == 3 and all(b.stored.nbytes == b.computed.nbytes == 0 and b.reads for b in blocks)

@@ -16,6 +16,12 @@ Files under OUT_DIR (--version 2.0, the default):
                                                        connectors), video VAE, audio VAE, vocoder with bandwidth
                                                        extension (bf16); the 2.3 header sections (~27 GB)
   latent_upscale_models/ltx-2.3-spatial-upscaler-x2-1.1.safetensors
+--version 2.5 writes only LTX-2.5's text encoder (--component gemma), in the bundled "with-proj" layout that
+ComfyUI's CLIPLoader reads:
+  text_encoders/gemma4-12b-with-proj-ltx-2.5-fp8.safetensors   Gemma 4 12B (assumed config, see
+                                                       ltxgraph_ops.tiny.gemma4.FULL_HEADER; fp8 Linear weights
+                                                       with scales) with the 2.5 text projection and connectors
+                                                       (bf16) and the header's ``transformer`` section (~16 GB)
 A file that exists is kept (delete it to rewrite it).
 """
 from __future__ import annotations
@@ -31,6 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ltxgraph_ops.models.gemma import GemmaTextModel  # noqa: E402
 from ltxgraph_ops.tiny import files as tiny_files  # noqa: E402
 from ltxgraph_ops.weights.writing import SyntheticPart, header_metadata, write_synthetic  # noqa: E402
 
@@ -41,7 +48,8 @@ FILES = {
 }
 FILES_23 = {**FILES, "checkpoint": Path("checkpoints/ltx-2.3-22b-dev-fp8.safetensors"),
             "upscaler": Path("latent_upscale_models/ltx-2.3-spatial-upscaler-x2-1.1.safetensors")}
-RELEASE_FILES = {"2.0": FILES, "2.3": FILES_23}   # model version -> component -> file under OUT_DIR
+FILES_25 = {"gemma": Path("text_encoders/gemma4-12b-with-proj-ltx-2.5-fp8.safetensors")}
+RELEASE_FILES = {"2.0": FILES, "2.3": FILES_23, "2.5": FILES_25}   # model version -> component -> file under OUT_DIR
 FP8_COMPONENTS = ("transformer",)  # the rest of the fp8 release is stored in 16 bits
 
 
@@ -61,9 +69,9 @@ def check_version(version: str) -> None:
 
 
 def section_config(module, scale: str, version: str) -> dict:
-    """A tiny module's header section at ``scale`` ("full" or "tiny") for model ``version`` ("2.0" or "2.3")."""
+    """A tiny module's header section at ``scale`` ("full" or "tiny") for model ``version``."""
     check_version(version)
-    suffix = "_23" if version == "2.3" else ""
+    suffix = {"2.0": ""}.get(version, "_" + version.replace(".", ""))
     return getattr(module, f"{scale}_config{suffix}")()
 
 
@@ -92,12 +100,15 @@ def write_component(component: str, out_dir: Path, seed: int = 0, scale: str = "
     """Write one synthetic file of model ``version`` (unless it exists) and return its path; ``scale="tiny"``
     writes the same files with the tiny configs (for tests of this writer); ``depth`` gives the transformer and
     Gemma that many blocks / layers (the checkpoint then holds only the transformer and text connectors)."""
-    if component not in FILES:
-        raise ValueError(f"unknown component {component!r}: choose from {', '.join(FILES)}")
     check_version(version)
+    if component not in RELEASE_FILES[version]:
+        raise ValueError(f"unknown component {component!r} of version {version}: choose from "
+                         f"{', '.join(RELEASE_FILES[version])}")
     path = out_dir / RELEASE_FILES[version][component]
     if path.exists():
         return path
+    if version == "2.5":
+        return write_text_encoder_25(path, seed, scale, depth)
     if component == "checkpoint":
         parts, metadata, fixed = checkpoint_parts(scale, depth, version)
         return write_synthetic(path, parts, metadata, seed, extra=fixed)
@@ -119,17 +130,41 @@ def write_component(component: str, out_dir: Path, seed: int = 0, scale: str = "
                            header_metadata(config), seed, extra=tiny_files.fixed_tensors(upscaler, config, "bf16"))
 
 
+def write_text_encoder_25(path: Path, seed: int = 0, scale: str = "full", depth: int | None = None) -> Path:
+    """LTX-2.5's text encoder file in the bundled layout: Gemma 4 under ``model.*`` (fp8 Linear weights), the
+    text projection (``text_embedding_projection.*``) and connectors (``model.diffusion_model.*``) in bf16 for
+    Gemma's hidden states, the tokenizer, and the header's Gemma 4 config and 2.5 ``transformer`` section."""
+    gemma, connector = tiny_files.component("gemma4"), tiny_files.component("connector")
+    spm = tiny_files.component("gemma").train_tiny_spm()
+    tokenizer = torch.frombuffer(bytearray(spm), dtype=torch.uint8).clone()
+    if scale == "full":
+        config, header = gemma.full_config(), json.loads(json.dumps(gemma.FULL_HEADER))
+    else:
+        config, header = gemma.tiny_config(vocab_size(spm)), json.loads(json.dumps(gemma.TINY_HEADER))
+    if depth:
+        config = dataclasses.replace(config, num_hidden_layers=depth, layer_types=config.layer_types[:depth])
+        header["text_config"]["layer_types"] = list(config.layer_types)
+    section = section_config(tiny_files.component("transformer"), scale, "2.5")
+    layout = connector.build(section, device="meta", states=config.num_hidden_layers + 1)
+    with torch.device("meta"):
+        text_model = GemmaTextModel(config)
+    parts = [SyntheticPart(text_model, gemma.PREFIX),
+             SyntheticPart(layout, connector.PREFIX, fp8_linears=False)]
+    metadata = {"config": json.dumps({**header, "transformer": section}, sort_keys=True)}
+    return write_synthetic(path, parts, metadata, seed, extra={"spiece_model": tokenizer})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--version", choices=list(RELEASE_FILES), default="2.0",
-                        help="model version: 2.0 (19B, default) or 2.3 (22B)")
+                        help="model version: 2.0 (19B, default), 2.3 (22B) or 2.5 (its text encoder only)")
     parser.add_argument("--component", choices=list(FILES), action="append")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--depth", type=int, default=None,
                         help="transformer blocks and Gemma layers (default: the release's 48 and 48)")
     args = parser.parse_args(argv)
-    for component in args.component or list(FILES):
+    for component in args.component or list(RELEASE_FILES[args.version]):
         start = time.perf_counter()
         path = write_component(component, args.out_dir, args.seed, depth=args.depth, version=args.version)
         print(f"{path}  {path.stat().st_size / 2**30:.2f} GiB in {time.perf_counter() - start:.0f} s")

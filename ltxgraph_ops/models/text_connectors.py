@@ -96,24 +96,34 @@ class ConnectorConfig:
 def normalise_features(hidden_states: list[torch.Tensor] | tuple[torch.Tensor, ...],
                        mask: torch.Tensor) -> torch.Tensor:
     """L hidden states [B, T, H] and mask [B, T] (1 = token) -> [B, T, H*L] normalised per sample and layer over
-    the valid tokens (8 (x - mean) / (max - min)), padding zeroed; layer index fastest."""
-    x = torch.stack(list(hidden_states), dim=-1).float()                      # [B, T, H, L]
-    valid = mask.bool()[:, :, None, None]
-    count = mask.sum(dim=1).float() * x.shape[2]                              # valid elements per sample
-    mean = x.masked_fill(~valid, 0.0).sum(dim=(1, 2), keepdim=True) / (count.view(-1, 1, 1, 1) + FEATURE_EPS)
-    low = x.masked_fill(~valid, float("inf")).amin(dim=(1, 2), keepdim=True)
-    high = x.masked_fill(~valid, float("-inf")).amax(dim=(1, 2), keepdim=True)
-    normed = 8 * (x - mean) / (high - low + FEATURE_EPS)
-    return normed.masked_fill(~valid, 0.0).flatten(2)
+    the valid tokens (8 (x - mean) / (max - min)), padding zeroed; layer index fastest. Layer by layer into the
+    output: one [B, T, H] float32 temporary at a time (stacking first would hold three copies of all L)."""
+    valid = mask.bool()[:, :, None]
+    count = mask.sum(dim=1).float() * hidden_states[0].shape[2]                # valid elements per sample
+
+    def normalised(x: torch.Tensor) -> torch.Tensor:
+        mean = x.masked_fill(~valid, 0.0).sum(dim=(1, 2), keepdim=True) / (count.view(-1, 1, 1) + FEATURE_EPS)
+        low = x.masked_fill(~valid, float("inf")).amin(dim=(1, 2), keepdim=True)
+        high = x.masked_fill(~valid, float("-inf")).amax(dim=(1, 2), keepdim=True)
+        return (8 * (x - mean) / (high - low + FEATURE_EPS)).masked_fill(~valid, 0.0)
+    return _per_layer(hidden_states, normalised)
 
 
 def normalise_tokens(hidden_states: list[torch.Tensor] | tuple[torch.Tensor, ...],
                      mask: torch.Tensor) -> torch.Tensor:
     """V2: L hidden states [B, T, H] and mask [B, T] (1 = token) -> [B, T, H*L], each token's H channels of each
-    layer divided by their RMS (eps 1e-6), padding zeroed; layer index fastest."""
-    x = torch.stack(list(hidden_states), dim=-2).float()                      # [B, T, L, H]
-    normed = rms_norm(x, FEATURE_EPS).transpose(-1, -2)                        # [B, T, H, L]
-    return normed.masked_fill(~mask.bool()[:, :, None, None], 0.0).flatten(2)
+    layer divided by their RMS (eps 1e-6), padding zeroed; layer index fastest (layer by layer, as above)."""
+    valid = mask.bool()[:, :, None]
+    return _per_layer(hidden_states, lambda x: rms_norm(x, FEATURE_EPS).masked_fill(~valid, 0.0))
+
+
+def _per_layer(hidden_states: list[torch.Tensor] | tuple[torch.Tensor, ...], normalised) -> torch.Tensor:
+    """[B, T, H*L] float32 whose channel h * L + l is ``normalised(hidden_states[l].float())[..., h]``."""
+    batch, tokens, width = hidden_states[0].shape
+    out = torch.empty(batch, tokens, width, len(hidden_states))                # [B, T, H, L]
+    for layer, state in enumerate(hidden_states):
+        out[..., layer] = normalised(state.float())
+    return out.flatten(2)
 
 
 def with_registers(x: torch.Tensor, mask: torch.Tensor, registers: torch.Tensor) -> torch.Tensor:
@@ -260,9 +270,17 @@ class TextProjector(nn.Module):
         context mask), contexts [B, S, D]. ``length`` (>= T) is the padded prompt length when the states cover
         only its last T positions (leading padding was not run through Gemma); S is it rounded up to a multiple
         of the registers."""
+        return self.connect(self.project(hidden_states, mask), mask, length)
+
+    def project(self, hidden_states: list[torch.Tensor], mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The projected features per stream ({"video": [B, T, Dv], "audio": [B, T, Da]})."""
         if len(hidden_states) != self.states:
             raise ValueError(f"the text projection expects {self.states} hidden states, got {len(hidden_states)}")
-        features = self.text_embedding_projection(hidden_states, mask)
+        return self.text_embedding_projection(hidden_states, mask)
+
+    def connect(self, features: dict[str, torch.Tensor], mask: torch.Tensor, length: int | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """:meth:`forward` from the projected features on."""
         missing = (length or mask.shape[1]) - mask.shape[1]
         if missing > 0:   # put the columns Gemma skipped back, as the projection maps a padding token
             layers = self.text_embedding_projection.layers()

@@ -27,11 +27,13 @@ def chosen_connected(switch: bool, on_false: Any, on_true: Any) -> str | None:
     return None
 
 
-@op("ComfySwitchNode", outputs={"output": "=on_true"}, category="utilities/logic", checks=(chosen_connected,))
+@op("ComfySwitchNode", outputs={"output": "=on_true"}, category="utilities/logic", checks=(chosen_connected,),
+    lazy_switch=("switch", "on_false", "on_true"))
 def switch(switch: Annotated[bool, Port("BOOLEAN")] = False,
            on_false: Annotated[Any, Port(ANY)] = None,
            on_true: Annotated[Any, Port(ANY)] = None) -> Any:
-    """``on_true`` when ``switch`` is on, else ``on_false`` (both inputs must be of one type)."""
+    """``on_true`` when ``switch`` is on, else ``on_false`` (both inputs must be of one type). Lazy, as ComfyUI's:
+    with the switch known before the run, the input not taken (and what only feeds it) is not computed."""
     if on_false is not None and on_true is not None and not _one_kind(on_false, on_true):
         raise InputValueError(f"on_false ({type(on_false).__name__}) and on_true ({type(on_true).__name__}) must be "
                               "values of one type: the output's type is on_true's")

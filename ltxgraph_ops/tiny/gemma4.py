@@ -19,6 +19,24 @@ TINY_HEADER = {"model_type": "gemma4_unified",
                                "layer_types": ["sliding_attention", "full_attention"]}}
 
 
+# Gemma 4 12B as a full-size synthetic file assumes it (no release config has been seen here): 48 layers (ComfyUI
+# tells the 12B by ``model.layers.47`` with no ``v_proj`` in layer 5, a global layer whose values come from its
+# key projection), Gemma 3 12B's widths (3840, 16 x 256 heads, 8 key/value heads, feed-forward 15360) and every
+# sixth layer global with 512-wide heads (transformers' Gemma4UnifiedTextConfig's per-layer head width)
+FULL_LAYERS = 48
+FULL_HEADER = {"model_type": "gemma4_unified",
+               "text_config": {"model_type": "gemma4_unified_text", "sliding_window": 1024,
+                               "layer_types": ["full_attention" if (i + 1) % 6 == 0 else "sliding_attention"
+                                               for i in range(FULL_LAYERS)]}}
+
+
+def full_config(vocab_size: int = 262144) -> GemmaConfig:
+    """The assumed Gemma 4 12B text model (:data:`FULL_HEADER`'s layer pattern)."""
+    return GemmaConfig(**GEMMA4_DEFAULTS, layer_types=tuple(FULL_HEADER["text_config"]["layer_types"]),
+                       vocab_size=vocab_size, num_hidden_layers=FULL_LAYERS, global_head_dim=512,
+                       num_global_key_value_heads=1, attention_k_eq_v=True)
+
+
 def tiny_config(vocab_size: int) -> GemmaConfig:
     """Two layers (sliding, then global) of width 24 like the tiny Gemma 3; the global layer has wider heads (16),
     one key/value head and values from its key projection, as Gemma 4 12B's global layers do."""

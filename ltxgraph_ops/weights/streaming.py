@@ -54,6 +54,13 @@ class StreamedBlocks(nn.ModuleList):
     def compute_dtype(self) -> torch.dtype:
         return self._compute_dtype
 
+    def release_buffers(self) -> None:
+        """Give the blocks' buffers back (the next pass allocates them again): for a model that runs once and
+        then hands over to another, e.g. Gemma before the text connectors."""
+        if self._active:
+            raise RuntimeError("streamed blocks' buffers released while an iteration is under way")
+        self.stored, self.computed = StoredSlot(), ComputeSlot(self._compute_dtype, self._device)
+
     def _read(self, index: int) -> Tensors:
         """Block ``index``'s tensors as stored, in the stored slot (checked for NaN/Inf the first time)."""
         match = self._matches[index]
@@ -142,3 +149,10 @@ def release(block: nn.Module) -> None:
 def weight_bytes(file: SafetensorsFile, prefix: str) -> int:
     """Bytes of every tensor under ``prefix`` as stored."""
     return sum(entry.nbytes for key, entry in file.entries.items() if key.startswith(prefix))
+
+
+def release_stream_buffers(module: nn.Module) -> None:
+    """:meth:`StreamedBlocks.release_buffers` of every streamed block list in ``module``."""
+    for sub in module.modules():
+        if isinstance(sub, StreamedBlocks):
+            sub.release_buffers()

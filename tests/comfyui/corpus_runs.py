@@ -27,6 +27,8 @@ STILLS = ("ltx_2_canny_1st_frame.png", "freckled_curly_girl.png", "snow_bike_jum
           "distilled image.png", "base model image.png", "buildings ff.png", "first_frame (1).png",
           # ComfyUI's LTX-2.3 templates (ltx23/)
           "high_view_classic_car.png", "low_view_classic_car.png", "egyptian_queen.png", "cactus_man.png",
+          # ComfyUI's LTX-2.5 templates (ltx25/)
+          "neon_cyborg_portrait.png", "robot_hand.png", "robot_hand_energy.png",
           # ComfyUI-LTXVideo's 2.3 examples (ltxvideo23/)
           "motion_track_input.jpg", "ingredients_input.jpg")
 CLIPS = ("squirrel_in_flower_garden.mp4", "minimalist_sky_view_lounge.mp4", "buildings.mp4",

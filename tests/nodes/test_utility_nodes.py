@@ -55,3 +55,33 @@ def test_resolution_selector_refuses_an_unknown_ratio_by_name() -> None:
     message = check_value(spec.input_by_name["aspect_ratio"], "5:4")
     assert message is not None and "16:9 (Widescreen)" in message
     assert [i.name for i in spec.inputs] == ["aspect_ratio", "megapixels", "multiple"]
+
+
+LAZY_GRAPH = """
+ltxgraph: 1
+params:
+  enhance: {type: BOOLEAN, default: false}
+nodes:
+  flag: {op: PrimitiveBoolean, in: {value: $enhance}}
+  zero: {op: PrimitiveInt, in: {value: 0}}
+  plain: {op: PrimitiveInt, in: {value: 5}}
+  broken: {op: ComfyMathExpression, in: {expression: "1 // a", a: "@zero.INT"}}
+  chosen: {op: ComfySwitchNode, in: {switch: "@flag.BOOLEAN", on_false: "@plain.INT", on_true: "@broken.INT"}}
+outputs:
+  value: "@chosen.output"
+"""
+
+
+def test_switch_known_before_the_run_leaves_the_other_branch_out(tmp_path) -> None:
+    """As ComfyUI's lazy switch: a parameter (through a primitive node) decides the branch before the run, and the
+    branch not taken is not run: its division by zero never happens, until the switch takes it."""
+    from ltxgraph import api
+    from ltxgraph.errors import LtxGraphError
+    path = tmp_path / "lazy.yaml"
+    path.write_text(LAZY_GRAPH)
+    runner = api.Runner(use_cache=False)
+    result = runner.run(api.load(path))
+    assert result.outputs["value"] == 5
+    assert "broken" not in result.report.executed() and "plain" in result.report.executed()
+    with pytest.raises(LtxGraphError, match="broken"):
+        runner.run(api.load(path), {"enhance": True})

@@ -26,7 +26,7 @@ from tools.oracle.transformer import audio_input, video_input
 REFERENCE = Path(__file__).resolve().parent.parent / "data" / "reference"
 
 
-@pytest.fixture(scope="module", params=sorted(RELEASE_FILES))
+@pytest.fixture(scope="module", params=sorted(v for v, files in RELEASE_FILES.items() if "checkpoint" in files))
 def written(request, tmp_path_factory) -> tuple[str, dict[str, Path]]:
     """(model version, component -> path) of a tiny synthetic set of that version."""
     out = tmp_path_factory.mktemp(f"synthetic-{request.param}")
@@ -132,3 +132,29 @@ def test_clashing_parts_leave_no_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="share keys"):
         write_synthetic(path, [SyntheticPart(layer, "a."), SyntheticPart(layer, "a.")], {})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_synthetic_25_text_encoder_is_a_bundled_gemma4_that_encodes(tmp_path: Path) -> None:
+    """make_full --version 2.5 writes LTX-2.5's text encoder in the bundled layout CLIPLoader reads: Gemma 4 (fp8
+    Linear weights with scales), the 2.5 text projection and connectors for its hidden states, the header."""
+    from ltxgraph_ops.gemma_generation import gemma_generation
+    from ltxgraph_ops.split_loaders import clip_loader
+    path = write_component("gemma", tmp_path, seed=3, scale="tiny", version="2.5")
+    assert path.relative_to(tmp_path) == RELEASE_FILES["2.5"]["gemma"]
+    file = SafetensorsFile(path)
+    assert gemma_generation(file) == 4 and file.entries["model.layers.0.mlp.up_proj.weight"].dtype == torch.float8_e4m3fn
+    assert "text_embedding_projection.video_aggregate_embed.bias" in file.entries
+    conditioning = clip_loader(str(path)).encode(["a lighthouse at dusk"])
+    assert torch.isfinite(conditioning.video_context).all() and torch.isfinite(conditioning.audio_context).all()
+
+
+def test_full_size_gemma4_is_12b_with_the_25_text_path() -> None:
+    from ltxgraph_ops.models.gemma import GemmaTextModel
+    from ltxgraph_ops.tiny import connector, gemma4
+    from ltxgraph_ops.tiny.transformer import full_config_25
+    with torch.device("meta"):
+        gemma = GemmaTextModel(gemma4.full_config())
+        text_path = connector.build(full_config_25(), device="meta", states=gemma4.FULL_LAYERS + 1)
+    assert 11.8e9 < sum(p.numel() for p in gemma.parameters()) < 12.0e9
+    projection = dict(text_path.named_parameters())["text_embedding_projection.video_aggregate_embed.weight"]
+    assert tuple(projection.shape) == (4096, 3840 * 49)

@@ -8,6 +8,9 @@ first) run through the ops' loaders under a 6 GiB memory budget.
   its text contexts come already projected to the stream widths, 4096 video and 2048 audio).
 - gemma-12b-encode: LTXAVTextEncoderLoader's encoder (Gemma 3 12B fp8, layers streamed, token table on disk,
   then the checkpoint's text projection and connectors) encoding one short prompt.
+- gemma4-12b-encode: LTX-2.5's text encoder as ComfyUI's CLIPLoader loads it (the bundled "with-proj" file: Gemma 4
+  12B fp8, layers streamed, token table on disk, then the bundled 2.5 text projection and connectors) encoding a
+  prompt of 1024 tokens (the whole context: no padding to skip), under --memory-budget (default 6 GiB).
 - vae-decode-full: the release-size video VAE decoding [1, 128, 2, 8, 8] -> 9 frames of 256x256, plainly and
   in 128-pixel tiles (VAEDecodeTiled); the first decode includes reading the decoder.
 - upscale-full: the x2 latent upscaler on [1, 128, 2, 8, 8].
@@ -71,6 +74,23 @@ out, _ = sampler_custom_advanced(random_noise(0), cfg_guider_op(handle, cond, co
 done = time.perf_counter()
 figures.update(load_seconds=round(loaded - start, 2), step_seconds=round(done - loaded, 2), peak_rss_gib=peak_gib(),
                finite=bool(torch.isfinite(out.video.samples).all() and torch.isfinite(out.audio.samples).all()))
+"""
+
+ENCODE_25 = """
+from ltxgraph_ops.split_loaders import clip_loader
+start = time.perf_counter()
+encoder = clip_loader(FILES['gemma'], ctx=ctx)
+checked = time.perf_counter()
+words = "A lighthouse stands on a cliff at dusk while waves crash below and seagulls call over the wind. "
+prompt = words * 200
+ids, mask, lost = encoder.tokenizer.encode([prompt], encoder.max_length)
+cond = encoder.encode([prompt])
+first = time.perf_counter()
+figures.update(check_seconds=round(checked - start, 2), prompt_tokens=int(mask.sum()), tokens_dropped=int(lost[0]),
+               context_shape=list(cond.video_context.shape), audio_context_shape=list(cond.audio_context.shape),
+               first_encode_seconds=round(first - checked, 2),
+               streamed=type(encoder.gemma.get().layers).__name__ == 'StreamedBlocks', peak_rss_gib=peak_gib(),
+               finite=bool(torch.isfinite(cond.video_context).all() and torch.isfinite(cond.audio_context).all()))
 """
 
 ENCODE = """
@@ -141,19 +161,21 @@ figures.update(output_shape=list(out.samples.shape), upscale_seconds=round(time.
 
 
 def run_full(body: str, components: tuple[str, ...], folder: Path = FULL_DIR, depth: int | None = None,
-             version: str = "2.0") -> dict:
-    """Run ``body`` in a fresh interpreter with FILES (component -> path) set to model ``version``'s files; the
-    files are written first if missing. Returns the figures it reports, with the files' sizes."""
+             version: str = "2.0", budget: int = BUDGET) -> dict:
+    """Run ``body`` in a fresh interpreter with FILES (component -> path) set to model ``version``'s files and
+    the run's memory ``budget`` (bytes); the files are written first if missing. Threads: $OMP_NUM_THREADS, else
+    every core. Returns the figures it reports, with the files' sizes."""
     sys.path.insert(0, str(ROOT))
     from tools.make_full import write_component
     files = {name: str(write_component(name, folder, depth=depth, version=version)) for name in components}
-    code = (PRELUDE.format(root=str(ROOT), budget=BUDGET, threads=os.cpu_count() or 1)
+    threads = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+    code = (PRELUDE.format(root=str(ROOT), budget=budget, threads=threads)
             + f"FILES = {files!r}\n" + body + "\nprint(json.dumps(figures))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if out.returncode:
         raise RuntimeError(f"benchmark failed:\n{out.stderr[-3000:]}")
     sizes = {f"{name}_file_gib": round(Path(path).stat().st_size / 2**30, 2) for name, path in files.items()}
-    return {**sizes, "memory_budget_gib": BUDGET / 2**30, **json.loads(out.stdout.strip().splitlines()[-1])}
+    return {**sizes, "memory_budget_gib": round(budget / 2**30, 2), "threads": threads, **json.loads(out.stdout.strip().splitlines()[-1])}
 
 
 def memory_vs_depth(depths: tuple[int, ...] = (12, 24)) -> dict:
@@ -187,6 +209,8 @@ BENCHMARKS = {
     "full-19b-step": lambda: run_full(STEP, ("checkpoint",)),
     "full-23-step": lambda: run_full(STEP, ("checkpoint",), version="2.3"),
     "gemma-12b-encode": lambda: run_full(ENCODE, ("gemma", "checkpoint")),
+    "gemma4-12b-encode": lambda memory_budget=BUDGET: run_full(ENCODE_25, ("gemma",), version="2.5",
+                                                                budget=memory_budget),
     "vae-decode-full": lambda: run_full(DECODE, ("checkpoint",)),
     "upscale-full": lambda: run_full(UPSCALE, ("checkpoint", "upscaler")),
     "vae-tiled-decode-frames": tiled_decode_frames,

@@ -1,0 +1,87 @@
+"""CLIPLoader on LTX-2.5's bundled ("with-proj") text encoder in the layout ltx-core 1.2.0 packs (see
+ltxgraph_ops.bundled_text_path): Gemma 4 under ``model.*`` (or Hugging Face's ``model.language_model.*``) beside
+its vision and audio embedders, the projection and connectors under their checkpoint keys, the tokenizer as
+``tokenizer_json`` with ``hf_asset__*`` files, the Hugging Face config in ``gemma_config`` and no ``config``
+entry. Written here from the tiny with-proj file (same weights), it encodes exactly as that file does."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from ltxgraph_ops.bundled_text_path import sizes_from_tensors, text_path_section
+from ltxgraph_ops.split_loaders import clip_file, clip_loader
+from ltxgraph_ops.tiny.files import TEXT_ENCODER_WITH_PROJ_25, write_split_25
+from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile
+
+PROMPTS = ["a lighthouse at dusk", "waves crash below"]
+
+
+def as_bytes(text: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(text.encode()), dtype=torch.uint8).clone()
+
+
+def packed_like_ltx_core(source: Path, target: Path, hugging_face_keys: bool = False) -> Path:
+    """``source`` rewritten as ltx-core 1.2.0's packer writes a text-encoder file; its SentencePiece model goes
+    to ``tokenizer.model`` beside it. The tower tensors' names below their prefixes are stand-ins."""
+    with safe_open(str(source), "pt") as opened:
+        tensors = {key: opened.get_tensor(key) for key in opened.keys()}
+        config = json.loads(opened.metadata()["config"])
+    tokenizer = tensors.pop("spiece_model")
+    if hugging_face_keys:   # the language model as Hugging Face names it, the connectors untouched
+        tensors = {("model.language_model." + key[len("model."):]
+                    if key.startswith("model.") and not key.startswith("model.diffusion_model.") else key): value
+                   for key, value in tensors.items()}
+    tensors.update({"tokenizer_json": as_bytes('{"model": {"type": "BPE"}}'),
+                    "hf_asset__tokenizer_config.json": as_bytes("{}"),
+                    "hf_asset__processor_config.json": as_bytes("{}"),
+                    "vision_model.patch_embedder.input_proj.weight": torch.zeros(24, 48),
+                    "multi_modal_projector.embedding_projection.weight": torch.zeros(24, 24),
+                    "audio_projector.embedding_projection.weight": torch.zeros(24, 24)})
+    gemma_config = {"model_type": config["model_type"], "text_config": config["text_config"], "gemma_version": "4"}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(target), {"format": "pt", "gemma_config": json.dumps(gemma_config)})
+    (target.parent / "tokenizer.model").write_bytes(bytes(tokenizer.tolist()))
+    return target
+
+
+@pytest.fixture(scope="module")
+def with_proj(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("bundled25")
+    return next(path for path in write_split_25(folder) if path.name == TEXT_ENCODER_WITH_PROJ_25)
+
+
+def encoded(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    conditioning = clip_loader(str(path)).encode(PROMPTS)
+    return conditioning.video_context, conditioning.audio_context
+
+
+@pytest.mark.parametrize("hugging_face_keys", [False, True], ids=["comfy-flat", "hugging-face"])
+def test_packed_file_encodes_as_the_file_it_was_packed_from(with_proj, tmp_path, hugging_face_keys) -> None:
+    packed = packed_like_ltx_core(with_proj, tmp_path / "te" / with_proj.name, hugging_face_keys)
+    assert "config" not in SafetensorsFile(packed).metadata
+    assert clip_file.fn(str(packed)) is None                      # CLIPLoader's check accepts it
+    video, audio = encoded(packed)
+    reference_video, reference_audio = encoded(with_proj)
+    assert torch.equal(video, reference_video) and torch.equal(audio, reference_audio)
+
+
+def test_packed_text_path_sizes_come_from_the_tensors(with_proj, tmp_path) -> None:
+    packed = SafetensorsFile(packed_like_ltx_core(with_proj, tmp_path / "te" / with_proj.name))
+    own = SafetensorsFile(with_proj).config()["transformer"]
+    sizes = sizes_from_tensors(packed)
+    assert sizes == {name: own[name] for name in sizes}
+    assert sizes["connector_num_layers"] == 2 and sizes["audio_connector_num_attention_heads"] == 2
+    section = text_path_section(packed)
+    assert section["caption_proj_before_connector"] and section["connector_apply_gated_attention"]
+
+
+def test_packed_file_without_a_sentencepiece_tokenizer_names_what_it_has(with_proj, tmp_path) -> None:
+    packed = packed_like_ltx_core(with_proj, tmp_path / "te" / with_proj.name)
+    (packed.parent / "tokenizer.model").unlink()
+    with pytest.raises(CheckpointError, match="tokenizer_json.*tokenizer.model"):
+        clip_loader(str(packed))
