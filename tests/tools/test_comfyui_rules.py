@@ -27,7 +27,30 @@ def test_cross_modulation_rule_for_ltx23_keeps_the_model_config() -> None:
 
 def test_fractional_mask_rule_differs_only_for_fractional_masks() -> None:
     assert fractional_mask_step(strength=0.6)["relative_l2"] > 0.01
-    assert fractional_mask_step(strength=1.0)["max_abs"] == 0.0      # mask 0: both keep the clean latent
+    assert fractional_mask_step(strength=1.0)["max_abs"] < 1e-6      # mask 0: both keep the clean latent
+    assert fractional_mask_step(strength=0.0)["max_abs"] == 0.0      # mask 1: both generate
+
+
+def test_fractional_mask_rule_samples_an_unmasked_state_and_shows_the_model_its_blend() -> None:
+    from ltxgraph_ops.sampling.denoiser import MaskedDenoiser
+    from tools.comfyui_rules import comfyui_fractional_mask
+    seen = []
+
+    def model(latents, timesteps, sigma):       # a model whose clean estimate is its input
+        seen.append((latents[0].clone(), timesteps[0].clone()))
+        return latents
+
+    clean, mask, noise = torch.full((1, 1, 2), 4.0), torch.tensor([[[0.25, 1.0]]]), torch.ones(1, 1, 2)
+    reference = MaskedDenoiser(model, [clean], [mask])
+    with comfyui_fractional_mask():
+        comfyui = MaskedDenoiser(model, [clean], [mask])
+        x = comfyui.start([noise], torch.tensor(0.5))
+        assert torch.equal(x, torch.tensor([[2.5, 2.5]]))                  # 0.5 noise + 0.5 clean, unmasked
+        out = comfyui(x, torch.tensor(0.5))
+    assert torch.equal(seen[-1][0], torch.tensor([[[3.625, 2.5]]]))         # m x + (1 - m) clean
+    assert torch.equal(seen[-1][1], torch.tensor([[[0.125, 0.5]]]))         # per-token timesteps m sigma
+    assert torch.equal(out, torch.tensor([[3.90625, 2.5]]))                 # m x0 + (1 - m) clean
+    assert torch.equal(reference.start([noise], torch.tensor(0.5)), torch.tensor([[3.625, 2.5]]))  # undone
 
 
 def test_gemma_norm_rule_rounds_the_scale_to_bf16_and_is_undone_on_exit() -> None:
