@@ -40,9 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ltxgraph_ops import av_model  # noqa: E402
 from ltxgraph_ops.av_model import LTXAVModel  # noqa: E402
 from ltxgraph_ops.conditioning import Conditioning  # noqa: E402
-from ltxgraph_ops.models.gemma import GemmaRMSNorm  # noqa: E402
+from ltxgraph_ops.models.gemma import GemmaRMSNorm, GemmaTextModel  # noqa: E402
 from ltxgraph_ops.models.gemma_tokenizer import GemmaTokenizer  # noqa: E402
 from ltxgraph_ops.models.transformer import LTXAVTransformer  # noqa: E402
+from ltxgraph_ops.nodes import loaders  # noqa: E402
 from ltxgraph_ops.models.transformer_inputs import StreamInput  # noqa: E402
 from ltxgraph_ops.sampling.denoiser import MaskedDenoiser, sample_latents  # noqa: E402
 from ltxgraph_ops.sampling.noise import add_noise  # noqa: E402
@@ -100,6 +101,41 @@ def comfyui_unstripped_prompt() -> contextlib.AbstractContextManager[None]:
     return patched(GemmaTokenizer, "strips_prompt", False)
 
 
+def comfyui_generated_token_embedding(stored: torch.dtype = torch.bfloat16) -> contextlib.AbstractContextManager[None]:
+    """Inside: a token Gemma generated is embedded as ComfyUI's generation loop embeds it (comfy/text_encoders/
+    llama.py BaseGenerate): the table row times sqrt(hidden), rounded to ``stored`` (the Gemma file's dtype),
+    then cast to the compute dtype; the prompt's tokens (and the reference's) stay in the compute dtype. Told
+    apart by width: a generation step embeds one token per row."""
+    original = GemmaTextModel.embed
+
+    def embed(self, ids: torch.Tensor, dtype: torch.dtype = torch.float32, images=None) -> torch.Tensor:
+        if images is not None or ids.shape[1] != 1:
+            return original(self, ids, dtype, images)
+        return (self.embed_tokens(ids, stored) * self.config.hidden_size ** 0.5).to(dtype)
+
+    return patched(GemmaTextModel, "embed", embed)
+
+
+COMFYUI_TEXT_ENCODER_LORA_PREFIX = "text_encoders."
+
+
+def comfyui_text_encoder_lora_names() -> contextlib.AbstractContextManager[None]:
+    """Inside: a Gemma LoRA attached to a CLIP keeps only the files ComfyUI reads for a text encoder: keys named
+    ``text_encoders.<the text encoder's own key>`` (comfy/lora.py model_lora_keys_clip); ComfyUI logs "lora key
+    not loaded" for others, such as the tiny Gemma LoRA's ``model.layers.N.*`` (ltxgraph matches any prefix)."""
+    from safetensors import safe_open
+    original = loaders.LoraTextEncoder.applied_gemma
+
+    def read_by_comfyui(path: str) -> bool:
+        with safe_open(path, "pt") as f:
+            return any(key.startswith(COMFYUI_TEXT_ENCODER_LORA_PREFIX) for key in f.keys())
+
+    def applied_gemma(self):
+        return original(replace(self, loras=tuple(lora for lora in self.loras if read_by_comfyui(lora[0]))))
+
+    return patched(loaders.LoraTextEncoder, "applied_gemma", applied_gemma)
+
+
 @contextlib.contextmanager
 def comfyui_fractional_mask() -> Iterator[None]:
     """Inside: ComfyUI's sampling under a noise mask m (KSamplerX0Inpaint, CONST.noise_scaling and
@@ -127,7 +163,7 @@ def comfyui_fractional_mask() -> Iterator[None]:
 def comfyui_departures() -> Iterator[None]:
     """Inside: every ComfyUI departure from the reference that the golden comparison emulates."""
     with comfyui_cross_modulation(), comfyui_gemma_norm_scale(), comfyui_unstripped_prompt(), \
-            comfyui_fractional_mask():
+            comfyui_fractional_mask(), comfyui_generated_token_embedding(), comfyui_text_encoder_lora_names():
         yield
 
 
