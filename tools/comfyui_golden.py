@@ -158,7 +158,8 @@ def tiny_gemma_sizes() -> dict:
     """The sizes ComfyUI's Gemma 3 config must take for the tiny text encoder (ComfyUI's field names)."""
     import sentencepiece
     from ltxgraph_ops.tiny import gemma
-    vocab = sentencepiece.SentencePieceProcessor(model_proto=gemma.train_tiny_spm()).get_piece_size()
+    pieces = sentencepiece.SentencePieceProcessor(model_proto=gemma.train_tiny_spm())
+    vocab = pieces.get_piece_size()
     text, vision = gemma.tiny_config(vocab), gemma.tiny_vision_config(vocab, 0)
     fields = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
               "num_key_value_heads", "head_dim")
@@ -167,7 +168,11 @@ def tiny_gemma_sizes() -> dict:
     return {"gemma": {**{field: getattr(text, field) for field in fields}, "sliding_attention": pattern},
             "vision": {field: getattr(vision, field) for field in ("hidden_size", "intermediate_size",
                        "num_hidden_layers", "num_attention_heads", "image_size", "patch_size")},
-            "mm_tokens_per_image": vision.mm_tokens_per_image, "waveform_window": WAVEFORM_WINDOW}
+            "mm_tokens_per_image": vision.mm_tokens_per_image, "waveform_window": WAVEFORM_WINDOW,
+            # ComfyUI hard-codes Gemma 3's ids of these pieces (lt.py); the tiny vocabulary has its own
+            "real_special_ids": {"<end_of_turn>": 106, "<image_soft_token>": 262144},
+            "special_ids": {"<end_of_turn>": pieces.piece_to_id("<end_of_turn>"),
+                            "<image_soft_token>": vision.image_token_id}}
 
 
 def write_custom_node(comfyui: Path, models: Path) -> None:

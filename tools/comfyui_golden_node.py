@@ -6,6 +6,9 @@ ComfyUI hard-codes the Gemma 3 12B sizes and the text projection's widths; on lt
 - the text encoder's loader takes a Gemma file for what it is by its first layer's keys (ComfyUI looks for
   layer 47), and builds the text projection at the widths of the checkpoint's projection weights (ComfyUI
   builds 3840 x 49 -> 3840, or -> 4096 + 2048 for LTX-2.3);
+- Gemma 3's special token ids (<end_of_turn> 106, <image_soft_token> 262144: the tokenizer's special pieces
+  and TextGenerate's stop token) are the tiny vocabulary's (sizes.json), as the real vocabulary has them at
+  those ids;
 - a capture node (LtxgraphGoldenCapture) saves the tensor of the value it is given as a safetensors file.
 """
 import dataclasses
@@ -66,6 +69,27 @@ def _load_sd(self, state_dict):
 
 
 lt.LTXAVTEModel.load_sd = _load_sd
+
+# Gemma 3's special ids: ComfyUI's (the real vocabulary's) -> the tiny vocabulary's
+_SPECIAL_IDS = {SIZES["real_special_ids"][piece]: tiny for piece, tiny in SIZES["special_ids"].items()}
+_original_tokenizer_init = lt.Gemma3_12BTokenizer.__init__
+_original_generate = llama.Gemma3_12B.generate
+
+
+def _tokenizer_init(self, *args, **kwargs):
+    _original_tokenizer_init(self, *args, **kwargs)
+    special = self.tokenizer.special_tokens
+    self.tokenizer.special_tokens = {piece: _SPECIAL_IDS.get(i, i) for piece, i in special.items()}
+
+
+def _generate(self, *args, stop_tokens=None, **kwargs):
+    if stop_tokens is not None:
+        stop_tokens = [_SPECIAL_IDS.get(i, i) for i in stop_tokens]
+    return _original_generate(self, *args, stop_tokens=stop_tokens, **kwargs)
+
+
+lt.Gemma3_12BTokenizer.__init__ = _tokenizer_init
+llama.Gemma3_12B.generate = _generate
 
 
 def waveform_windows(waveform):

@@ -15,9 +15,11 @@ Departures measured:
   reference (transformers) forms 1 + w in float32. Seen first by the golden run (tools/comfyui_golden.py).
 - ``unstripped_prompt``: ComfyUI's Gemma tokenizer (comfy/sd1_clip.py, SPieceTokenizer) keeps a prompt's
   surrounding whitespace (the LTX-2.3 templates' prompt ends in a newline: one more token); ltx-core strips it.
-- ``fractional_mask_x0``: ComfyUI forms x0 = x - v * sigma (CONST.calculate_denoised, one sigma per sample)
-  on the input with kept regions replaced by the clean latent (KSamplerX0Inpaint, LTXV's scale_latent_inpaint),
-  the reference x0 = x - v * (mask * sigma) per token. Equal for masks of 0 and 1.
+- ``fractional_mask``: ComfyUI's sampler state is unmasked (it starts at sigma noise + (1 - sigma) clean,
+  CONST.noise_scaling), the model sees m x + (1 - m) clean of it (KSamplerX0Inpaint; LTXAV's
+  scale_latent_inpaint returns the clean latent) and x0 = x_in - v * sigma (CONST.calculate_denoised, one sigma
+  per sample); the reference starts at the masked level m sigma and forms x0 = x - v * (m * sigma) per token.
+  Equal for masks of 0 and 1. Found by the golden LTX-2.3 i2v run (strength 0.7).
 
 Usage: python tools/comfyui_rules.py [--json]
 """
@@ -29,17 +31,23 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ltxgraph_ops import av_model  # noqa: E402
 from ltxgraph_ops.av_model import LTXAVModel  # noqa: E402
 from ltxgraph_ops.conditioning import Conditioning  # noqa: E402
-from ltxgraph_ops.models.gemma import GemmaRMSNorm  # noqa: E402
+from ltxgraph_ops.models.gemma import GemmaRMSNorm, GemmaTextModel  # noqa: E402
 from ltxgraph_ops.models.gemma_tokenizer import GemmaTokenizer  # noqa: E402
 from ltxgraph_ops.models.transformer import LTXAVTransformer  # noqa: E402
+from ltxgraph_ops.nodes import loaders  # noqa: E402
+from ltxgraph_ops.models.transformer_inputs import StreamInput  # noqa: E402
+from ltxgraph_ops.sampling.denoiser import MaskedDenoiser, sample_latents  # noqa: E402
+from ltxgraph_ops.sampling.noise import add_noise  # noqa: E402
+from ltxgraph_ops.sampling.samplers import sample_euler  # noqa: E402
 from ltxgraph_ops.tiny import transformer as tiny  # noqa: E402
 from tools.oracle.transformer import random_state  # noqa: E402
 
@@ -47,7 +55,7 @@ VIDEO_SHAPE, AUDIO_SHAPE = (1, 128, 3, 4, 6), (1, 8, 9, 16)   # 17 frames at 192
 
 
 @contextlib.contextmanager
-def patched(owner: type, name: str, value: object) -> Iterator[None]:
+def patched(owner: object, name: str, value: object) -> Iterator[None]:
     """Inside: ``owner.name`` is ``value``; the original is put back on exit."""
     original = getattr(owner, name)
     setattr(owner, name, value)
@@ -93,10 +101,69 @@ def comfyui_unstripped_prompt() -> contextlib.AbstractContextManager[None]:
     return patched(GemmaTokenizer, "strips_prompt", False)
 
 
+def comfyui_generated_token_embedding(stored: torch.dtype = torch.bfloat16) -> contextlib.AbstractContextManager[None]:
+    """Inside: a token Gemma generated is embedded as ComfyUI's generation loop embeds it (comfy/text_encoders/
+    llama.py BaseGenerate): the table row times sqrt(hidden), rounded to ``stored`` (the Gemma file's dtype),
+    then cast to the compute dtype; the prompt's tokens (and the reference's) stay in the compute dtype. Told
+    apart by width: a generation step embeds one token per row."""
+    original = GemmaTextModel.embed
+
+    def embed(self, ids: torch.Tensor, dtype: torch.dtype = torch.float32, images=None) -> torch.Tensor:
+        if images is not None or ids.shape[1] != 1:
+            return original(self, ids, dtype, images)
+        return (self.embed_tokens(ids, stored) * self.config.hidden_size ** 0.5).to(dtype)
+
+    return patched(GemmaTextModel, "embed", embed)
+
+
+COMFYUI_TEXT_ENCODER_LORA_PREFIX = "text_encoders."
+
+
+def comfyui_text_encoder_lora_names() -> contextlib.AbstractContextManager[None]:
+    """Inside: a Gemma LoRA attached to a CLIP keeps only the files ComfyUI reads for a text encoder: keys named
+    ``text_encoders.<the text encoder's own key>`` (comfy/lora.py model_lora_keys_clip); ComfyUI logs "lora key
+    not loaded" for others, such as the tiny Gemma LoRA's ``model.layers.N.*`` (ltxgraph matches any prefix)."""
+    from safetensors import safe_open
+    original = loaders.LoraTextEncoder.applied_gemma
+
+    def read_by_comfyui(path: str) -> bool:
+        with safe_open(path, "pt") as f:
+            return any(key.startswith(COMFYUI_TEXT_ENCODER_LORA_PREFIX) for key in f.keys())
+
+    def applied_gemma(self):
+        return original(replace(self, loras=tuple(lora for lora in self.loras if read_by_comfyui(lora[0]))))
+
+    return patched(loaders.LoraTextEncoder, "applied_gemma", applied_gemma)
+
+
+@contextlib.contextmanager
+def comfyui_fractional_mask() -> Iterator[None]:
+    """Inside: ComfyUI's sampling under a noise mask m (KSamplerX0Inpaint, CONST.noise_scaling and
+    calculate_denoised): the sampler's state starts unmasked at sigma noise + (1 - sigma) clean, the model sees
+    x_in = m x + (1 - m) clean of it, and its clean estimate is x_in - v sigma with the step's sigma, blended
+    m x0 + (1 - m) clean. The reference starts at the masked level (m sigma) and estimates x - v (m sigma) per
+    token on its own state. The same for masks of 0 and 1."""
+    def one_sigma_denoised(stream: StreamInput, velocity: torch.Tensor) -> torch.Tensor:
+        sigma = stream.sigma.reshape(-1, 1, 1).to(torch.float32)                 # [B, 1, 1]
+        return (stream.latent.float() - velocity.float() * sigma).to(stream.latent.dtype)
+
+    def call(self: MaskedDenoiser, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        x_in = self.keep_clean(self.unpack(x))
+        return self.pack(self.keep_clean(self.model(x_in, self.timesteps(sigma), sigma)))
+
+    def start(self: MaskedDenoiser, noise: Sequence[torch.Tensor], sigma: float | torch.Tensor) -> torch.Tensor:
+        return self.pack([add_noise(clean, n, sigma) for clean, n in zip(self.clean, noise)])
+
+    with patched(av_model, "denoised", one_sigma_denoised), patched(MaskedDenoiser, "__call__", call), \
+            patched(MaskedDenoiser, "start", start):
+        yield
+
+
 @contextlib.contextmanager
 def comfyui_departures() -> Iterator[None]:
     """Inside: every ComfyUI departure from the reference that the golden comparison emulates."""
-    with comfyui_cross_modulation(), comfyui_gemma_norm_scale(), comfyui_unstripped_prompt():
+    with comfyui_cross_modulation(), comfyui_gemma_norm_scale(), comfyui_unstripped_prompt(), \
+            comfyui_fractional_mask(), comfyui_generated_token_embedding(), comfyui_text_encoder_lora_names():
         yield
 
 
@@ -137,29 +204,27 @@ def cross_modulation_step(version: str = "2.0") -> dict[str, dict[str, float]]:
 
 @torch.inference_mode()
 def fractional_mask_step(strength: float = 0.6) -> dict[str, float]:
-    """Image-to-video with strength < 1 (first latent frame mask 1 - strength): the first frame's clean
-    estimate at sigma 0.9, reference x0 = x - v m sigma vs ComfyUI's x0 = x_in - v sigma blended m x0 + (1-m) c."""
+    """Image-to-video with strength < 1 (first latent frame mask 1 - strength): the first frame after two Euler
+    steps sigma 1 -> 0.5 -> 0, the reference vs ComfyUI's rule (:func:`comfyui_fractional_mask`)."""
     model = tiny_model()
-    clean_video = torch.randn(VIDEO_SHAPE, generator=torch.Generator().manual_seed(7))
+    clean = (torch.randn(VIDEO_SHAPE, generator=torch.Generator().manual_seed(7)), torch.zeros(AUDIO_SHAPE))
     mask = torch.ones(1, 1, VIDEO_SHAPE[2], 1, 1)
     mask[:, :, 0] = 1.0 - strength
-    sigma = torch.tensor(0.9)
-    video_noise, audio = noise()
-    x = mask * sigma * video_noise + (1 - mask * sigma) * clean_video           # both start here
-    timesteps = (mask * sigma, torch.full((1, 1, 1, 1), float(sigma)))
-    reference = model((x, audio), timesteps, sigma)[0]
-    reference = mask * reference + (1 - mask) * clean_video
-    # ComfyUI: the same velocity (the model sees the same x and per-token timesteps), x0 from one sigma
-    velocity = (x - model((x, audio), timesteps, sigma)[0]) / (mask * sigma).clamp(min=1e-12)   # 0 where kept
-    x_in = mask * x + (1 - mask) * clean_video
-    comfyui = mask * (x_in - velocity * sigma) + (1 - mask) * clean_video
-    return relative(reference[:, :, :1], comfyui[:, :, :1])
+    sigmas = torch.tensor([1.0, 0.5, 0.0])
+
+    def first_frame() -> torch.Tensor:
+        return sample_latents(sample_euler, model, clean, (mask, None), noise(), sigmas)[0][:, :, :1]
+
+    reference = first_frame()
+    with comfyui_fractional_mask():
+        comfyui = first_frame()
+    return relative(reference, comfyui)
 
 
 def measure() -> dict[str, object]:
     return {"cross_modulation_one_euler_step": cross_modulation_step(),
             "cross_modulation_one_euler_step_ltx23": cross_modulation_step("2.3"),
-            "fractional_mask_first_frame_x0_strength_0.6": fractional_mask_step()}
+            "fractional_mask_first_frame_two_euler_steps_strength_0.6": fractional_mask_step()}
 
 
 def main(argv: list[str] | None = None) -> int:

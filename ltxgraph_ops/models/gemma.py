@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ltxgraph_ops.models.layers import Linear
-from ltxgraph_ops.models.next_token import TokenSampling, next_token, seen_tokens
+from ltxgraph_ops.models.next_token import TokenSampling, next_token
 from ltxgraph_ops.models.progress import Counter, counted
 from ltxgraph_ops.weights.int8 import dequantize_int8
 
@@ -392,8 +392,8 @@ class GemmaTextModel(nn.Module):
                  seed: int = 0, on_token: Counter | None = None,
                  images: ImageTokens | None = None) -> torch.Tensor:
         """Continue each prompt (left-padded ids / mask [B, T]) for up to ``max_new_tokens`` tokens with a
-        key/value cache: greedy when ``sampling`` is None, else drawn as it says (penalties count the prompt's
-        tokens and the new ones) with a generator seeded by ``seed``. Returns the new tokens [B, N] (a finished
+        key/value cache: greedy when ``sampling`` is None, else drawn as it says (penalties count the new tokens
+        only, as ComfyUI's generation loop does) with a generator seeded by ``seed``. Returns the new tokens [B, N] (a finished
         sequence continues with its stop token). ``images`` fill their slots in the prompt; ``on_token(done,
         max_new_tokens)`` after each new token."""
         generator = torch.Generator().manual_seed(seed)
@@ -411,7 +411,7 @@ class GemmaTextModel(nn.Module):
                 x = layer(x, ropes[layer.self_attn.is_global], biases[layer.self_attn.is_global], cache)
             logits = self.embed_tokens.logits(self.norm(x[:, -1:]))[:, -1].float()
             if offset == 0:
-                seen = seen_tokens(input_ids, attention_mask, logits.shape[-1])
+                seen = torch.zeros(logits.shape, dtype=torch.bool)
             token = next_token(logits, seen, sampling, generator)
             token = torch.where(done, torch.full_like(token, stop_tokens[0]), token)
             produced.append(token)

@@ -25,6 +25,13 @@ class GemmaTokenizer:
     def vocab_size(self) -> int:
         return self.processor.get_piece_size()
 
+    def piece_id(self, piece: str) -> int:
+        """The id of a vocabulary piece (e.g. "<end_of_turn>"); a KeyError naming it if the vocabulary lacks it."""
+        found = self.processor.piece_to_id(piece)
+        if self.processor.id_to_piece(found) != piece:
+            raise KeyError(f"the Gemma tokenizer has no piece {piece!r}")
+        return found
+
     strips_prompt = True   # ltx-core strips a prompt's surrounding whitespace (ComfyUI keeps it: a trailing "\n" is a token)
 
     def tokenize(self, text: str) -> list[int]:

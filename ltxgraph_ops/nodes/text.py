@@ -1,8 +1,8 @@
 """TextGenerateLTX2Prompt (ComfyUI core): a prompt rewritten for LTX-2 by the text encoder's own Gemma 3, in
-Gemma's chat format with the LTX-2 video-prompt system instruction, sampled or greedy."""
+Gemma's chat format with the LTX-2 video-prompt system instruction, sampled or greedy, as ComfyUI's node does it
+(comfy_extras/nodes_textgen.py, its Gemma 3 tokenizer and generation loop; facts listed in generate_ltx2_prompt)."""
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 import torch
@@ -11,27 +11,42 @@ from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.input_checks import input_check
 from ltxgraph.values import Audio
+from ltxgraph_ops.models.gemma_tokenizer import BOS_ID, MAX_LENGTH, PAD_ID, GemmaTokenizer
 from ltxgraph_ops.models.next_token import TokenSampling
 from ltxgraph_ops.nodes.loaders import applied_gemma
-from ltxgraph_ops.text_ops import T2V_SYSTEM_PROMPT, TextEncoderHandle
+from ltxgraph_ops.text_ops import TextEncoderHandle
+from ltxgraph_ops.textgen_prompts import T2V_INSTRUCTIONS
 
 MAX_SEED = 2 ** 64 - 1
 SAMPLING = ("sampling_mode", ("on",))
 
 
-def ltx2_chat(prompt: str, system: str = T2V_SYSTEM_PROMPT) -> str:
-    """Gemma 3's chat turns for LTX-2 prompt writing: system instruction, the user's raw prompt, model turn."""
-    return (f"<start_of_turn>system\n{system.strip()}<end_of_turn>\n"
-            f"<start_of_turn>user\n\nUser Raw Input Prompt: {prompt}.<end_of_turn>\n"
+END_OF_TURN = "<end_of_turn>"
+
+
+def ltx2_chat(prompt: str, system: str = T2V_INSTRUCTIONS) -> str:
+    """ComfyUI's chat text for LTX-2 prompt writing (no image): system instruction, the user's raw prompt (as it
+    is, a full stop after it), the model's turn."""
+    return (f"<start_of_turn>system\n{system.strip()}{END_OF_TURN}\n"
+            f"<start_of_turn>user\nUser Raw Input Prompt: {prompt}.{END_OF_TURN}\n"
             "<start_of_turn>model\n")
 
 
-def without_reasoning(text: str) -> str:
-    """Generated text with <think>...</think> blocks (and anything before an unclosed one's end) removed."""
-    text = re.sub(r"<think>.*?</think>", "", text, flags=re.DOTALL)
-    if "</think>" in text:
-        text = text.rsplit("</think>", 1)[-1]
-    return re.sub(r"</?think>", "", text).strip()
+def comfyui_chat_ids(tokenizer: GemmaTokenizer, text: str) -> list[int]:
+    """Token ids of a chat ``text`` as ComfyUI's Gemma 3 tokenizer gives them: the text as it is (whitespace
+    kept), cut at each <end_of_turn> (that token) and each other piece SentencePiece's. Such a text gets no BOS
+    of its own, so ComfyUI's "drop the tokenizer's BOS" step drops the text's first token (a chat's opening
+    <start_of_turn>) instead, and BOS goes first. ComfyUI's LTX-2 Gemma tokenizer then pads on the left with PAD
+    to MAX_LENGTH (1024) tokens (TextGenerate's min_length 1 does not reach it), and its generation attends to
+    the pads."""
+    end_of_turn = tokenizer.piece_id(END_OF_TURN)
+    ids: list[int] = []
+    for k, part in enumerate(text.split(END_OF_TURN)):
+        if k:
+            ids.append(end_of_turn)
+        ids.extend(tokenizer.processor.encode(part) if part else [])
+    ids = [BOS_ID, *ids[1:]]
+    return [PAD_ID] * (MAX_LENGTH - len(ids)) + ids
 
 
 @input_check("audio", presence=("audio",))
@@ -68,12 +83,15 @@ def generate_ltx2_prompt(
         thinking: Annotated[bool, Port("BOOLEAN", optional=True)] = False,
         use_default_template: Annotated[bool, Port("BOOLEAN", optional=True)] = True,
         ctx: OpContext = None) -> str:
-    """``prompt`` expanded by Gemma into a detailed LTX-2 video prompt (at most ``max_length`` new tokens,
-    stopping at the end of its turn): sampling on = drawn from ``seed`` after ComfyUI's chain (repetition and
-    presence penalties on the prompt's and the new tokens, temperature, top-k, min-p, top-p), off = greedy;
-    <think> blocks are removed. use_default_template off sends ``prompt`` as it is. Gemma 3 writes no
-    reasoning (``thinking`` changes nothing). With an image (or a video: its first frame) Gemma looks at it
-    through its vision tower (a text-only Gemma file refuses it); audio Gemma 3 cannot hear."""
+    """``prompt`` expanded by Gemma into a detailed LTX-2 video prompt, as ComfyUI's node does it: the chat of
+    :func:`ltx2_chat` tokenized as :func:`comfyui_chat_ids` says; at most ``max_length`` new tokens, stopping
+    after <end_of_turn> only; sampling on = drawn with a CPU generator seeded with ``seed`` after ComfyUI's chain
+    (repetition and presence penalties on the new tokens only, temperature, top-k, min-p, top-p), off = greedy;
+    the reply decoded as it is (<end_of_turn> dropped, whitespace kept). ``use_default_template`` and
+    ``thinking`` change nothing (ComfyUI's node sends its own chat, which skips the default template; Gemma 3
+    writes no reasoning). With an image (or a video: its first frame) Gemma looks at it through its vision tower
+    (a text-only Gemma file refuses it; the chat is ltx-core's image layout, not ComfyUI's); audio Gemma 3
+    cannot hear."""
     ctx = ctx or OpContext("TextGenerateLTX2Prompt")
     picture = image if image is not None else (video[:1] if video is not None else None)   # a video: its first frame
     sampling = None
@@ -81,12 +99,11 @@ def generate_ltx2_prompt(
         sampling = TokenSampling(temperature, top_k, top_p, min_p, repetition_penalty, presence_penalty)
     images = None
     if picture is None:
-        text = ltx2_chat(prompt) if use_default_template else prompt
-        ids = torch.tensor([clip.tokenizer.tokenize(text)])
+        ids = torch.tensor([comfyui_chat_ids(clip.tokenizer, ltx2_chat(prompt))])
     else:
         ids, images = clip.image_prompt(prompt, picture)
+    end_of_turn = clip.tokenizer.piece_id(END_OF_TURN)
     with torch.inference_mode(), applied_gemma(clip) as gemma:
-        generated = gemma.generate(ids, torch.ones_like(ids), max_new_tokens=max_length,
-                                   sampling=sampling, seed=seed % 2 ** 63, images=images,
-                                   on_token=ctx.counter("token"))
-    return without_reasoning(clip.tokenizer.decode(generated[0].tolist()))
+        generated = gemma.generate(ids, torch.ones_like(ids), max_new_tokens=max_length, stop_tokens=(end_of_turn,),
+                                   sampling=sampling, seed=seed, images=images, on_token=ctx.counter("token"))
+    return clip.tokenizer.decode([i for i in generated[0].tolist() if i != end_of_turn])

@@ -271,6 +271,52 @@ def test_generate_prompt_is_seeded_and_greedy_when_sampling_is_off(models) -> No
     assert isinstance(greedy, str)
 
 
+def test_generate_prompt_sends_comfyuis_chat_as_comfyuis_tokenizer_cuts_it() -> None:
+    """ComfyUI's TextGenerateLTX2Prompt: its system instruction, "user\\nUser Raw Input Prompt: {prompt}." (no blank
+    line), the text as it is; cut at <end_of_turn>, so no BOS of its own: the opening <start_of_turn> is dropped
+    for BOS, and the whole is left-padded with PAD to 1024 (ids checked against ComfyUI's tokenizer at the pin)."""
+    from ltxgraph_ops.models.gemma_tokenizer import GemmaTokenizer
+    from ltxgraph_ops.nodes.text import comfyui_chat_ids, ltx2_chat
+    from ltxgraph_ops.textgen_prompts import T2V_INSTRUCTIONS
+    from ltxgraph_ops.tiny import gemma
+    tokenizer = GemmaTokenizer(gemma.train_tiny_spm())
+    chat = ltx2_chat(" a cat\n")
+    assert chat.startswith("<start_of_turn>system\nYou are a Creative Assistant.") and T2V_INSTRUCTIONS in chat
+    assert chat.endswith("<start_of_turn>user\nUser Raw Input Prompt:  a cat\n.<end_of_turn>\n<start_of_turn>model\n")
+    ids = comfyui_chat_ids(tokenizer, ltx2_chat("A cat.", "SYS"))
+    start, end = tokenizer.piece_id("<start_of_turn>"), tokenizer.piece_id("<end_of_turn>")
+    text = [i for i in ids if i != 0]
+    assert len(ids) == 1024 and text[0] == 2 and text[1] != start and text.count(start) == 2
+    assert text[1:] == tokenizer.processor.encode("<start_of_turn>system\nSYS")[1:] + [end] + \
+        tokenizer.processor.encode("\n<start_of_turn>user\nUser Raw Input Prompt: A cat..") + [end] + \
+        tokenizer.processor.encode("\n<start_of_turn>model\n")                 # whitespace kept
+    # what ComfyUI's tokenizer gave for this chat at the pin (tiny vocabulary, <end_of_turn> at its tiny id 6)
+    assert text == [2, 356, 373, 300, 341, 17, 375, 96, 375, 6, 17, 5, 314, 269, 17, 92, 356, 269, 349, 89, 351,
+                    365, 349, 379, 352, 368, 364, 357, 349, 87, 355, 299, 368, 357, 377, 349, 374, 272, 277, 370,
+                    370, 6, 17, 5, 363, 298, 309, 17]
+
+
+def test_generate_prompt_stops_after_end_of_turn_only_and_seeds_as_comfyui(models) -> None:
+    clip = text_encoder(models)
+    end = clip.tokenizer.piece_id("<end_of_turn>")
+    seen = []
+    gemma = clip.gemma.get()
+    original = type(gemma).generate
+
+    def recorded(self, ids, mask, *args, **kwargs):
+        seen.append((ids, mask, kwargs))
+        return original(self, ids, mask, *args, **kwargs)
+
+    type(gemma).generate = recorded
+    try:
+        generate_ltx2_prompt(clip, "a cat", 3, "on", repetition_penalty=1.3, seed=2 ** 64 - 1)
+    finally:
+        type(gemma).generate = original
+    ids, mask, kwargs = seen[0]
+    assert kwargs["stop_tokens"] == (end,) and kwargs["seed"] == 2 ** 64 - 1
+    assert ids.shape == mask.shape and ids.shape[1] >= 1024 and bool(mask.all())    # ComfyUI attends to any pads
+
+
 def test_generate_prompt_looks_at_an_image_or_a_videos_first_frame_and_refuses_sound(models) -> None:
     clip = text_encoder(models)                                    # the tiny Gemma carries a vision tower
     frames = torch.rand(3, 32, 32, 3, generator=torch.Generator().manual_seed(0))

@@ -1,6 +1,8 @@
 """tools/comfyui_rules.py: the ComfyUI departures it emulates act where ComfyUI's rule says, and nowhere else."""
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from ltxgraph_ops.models.transformer import LTXAVTransformer
@@ -27,7 +29,30 @@ def test_cross_modulation_rule_for_ltx23_keeps_the_model_config() -> None:
 
 def test_fractional_mask_rule_differs_only_for_fractional_masks() -> None:
     assert fractional_mask_step(strength=0.6)["relative_l2"] > 0.01
-    assert fractional_mask_step(strength=1.0)["max_abs"] == 0.0      # mask 0: both keep the clean latent
+    assert fractional_mask_step(strength=1.0)["max_abs"] < 1e-6      # mask 0: both keep the clean latent
+    assert fractional_mask_step(strength=0.0)["max_abs"] == 0.0      # mask 1: both generate
+
+
+def test_fractional_mask_rule_samples_an_unmasked_state_and_shows_the_model_its_blend() -> None:
+    from ltxgraph_ops.sampling.denoiser import MaskedDenoiser
+    from tools.comfyui_rules import comfyui_fractional_mask
+    seen = []
+
+    def model(latents, timesteps, sigma):       # a model whose clean estimate is its input
+        seen.append((latents[0].clone(), timesteps[0].clone()))
+        return latents
+
+    clean, mask, noise = torch.full((1, 1, 2), 4.0), torch.tensor([[[0.25, 1.0]]]), torch.ones(1, 1, 2)
+    reference = MaskedDenoiser(model, [clean], [mask])
+    with comfyui_fractional_mask():
+        comfyui = MaskedDenoiser(model, [clean], [mask])
+        x = comfyui.start([noise], torch.tensor(0.5))
+        assert torch.equal(x, torch.tensor([[2.5, 2.5]]))                  # 0.5 noise + 0.5 clean, unmasked
+        out = comfyui(x, torch.tensor(0.5))
+    assert torch.equal(seen[-1][0], torch.tensor([[[3.625, 2.5]]]))         # m x + (1 - m) clean
+    assert torch.equal(seen[-1][1], torch.tensor([[[0.125, 0.5]]]))         # per-token timesteps m sigma
+    assert torch.equal(out, torch.tensor([[3.90625, 2.5]]))                 # m x0 + (1 - m) clean
+    assert torch.equal(reference.start([noise], torch.tensor(0.5)), torch.tensor([[3.625, 2.5]]))  # undone
 
 
 def test_gemma_norm_rule_rounds_the_scale_to_bf16_and_is_undone_on_exit() -> None:
@@ -53,3 +78,49 @@ def test_unstripped_prompt_rule_keeps_a_trailing_newline_as_a_token() -> None:
         kept = tokenizer.tokenize("A lighthouse at dusk.\n")
     assert kept[:len(stripped)] == stripped and len(kept) == len(stripped) + 1
     assert tokenizer.tokenize("A lighthouse at dusk.\n") == stripped       # undone on exit
+
+
+def test_generated_token_embedding_rule_rounds_one_token_rows_to_bf16_only() -> None:
+    from ltxgraph_ops.models.gemma import GemmaTextModel
+    from tools.comfyui_rules import comfyui_generated_token_embedding
+
+    class Table:
+        config = type("Config", (), {"hidden_size": 24})()
+
+        def embed_tokens(self, ids, dtype):
+            return torch.full((*ids.shape, 2), 1.001).to(dtype)
+
+    table, one, two = Table(), torch.tensor([[5]]), torch.tensor([[5, 6]])
+    with comfyui_generated_token_embedding():
+        generated = GemmaTextModel.embed(table, one)
+        prompt = GemmaTextModel.embed(table, two)
+    assert generated.dtype == torch.float32
+    assert torch.equal(generated, (torch.tensor(1.0, dtype=torch.bfloat16) * 24 ** 0.5).float().expand(1, 1, 2))
+    assert torch.allclose(prompt, torch.full((1, 2, 2), 1.001 * 24 ** 0.5))        # the prompt: float32
+
+
+def test_text_encoder_lora_rule_keeps_only_files_comfyui_reads(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    from ltxgraph_ops.nodes.loaders import LoraTextEncoder
+    from tools.comfyui_rules import comfyui_text_encoder_lora_names
+    ours, theirs = tmp_path / "model_prefixed.safetensors", tmp_path / "comfy_named.safetensors"
+    save_file({"model.layers.0.mlp.up_proj.lora_A.weight": torch.zeros(1, 2)}, str(ours))
+    save_file({"text_encoders.gemma3_12b.transformer.model.layers.0.mlp.up_proj.lora_A.weight": torch.zeros(1, 2)},
+              str(theirs))
+    attached = []
+
+    def applied(self):
+        attached.append(self.loras)
+        return self
+
+    original = LoraTextEncoder.applied_gemma
+    LoraTextEncoder.applied_gemma = applied
+    try:
+        others = {f.name: None for f in dataclasses.fields(LoraTextEncoder) if f.name != "loras"}
+        clip = LoraTextEncoder(**others, loras=((str(ours), 1.0), (str(theirs), 0.5)))
+        with comfyui_text_encoder_lora_names():
+            LoraTextEncoder.applied_gemma(clip)
+    finally:
+        LoraTextEncoder.applied_gemma = original
+    assert attached == [((str(theirs), 0.5),)]
