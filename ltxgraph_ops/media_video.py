@@ -210,7 +210,8 @@ def encode_mp4(target, video: Video, metadata: dict[str, str], crf: int = 18,
 
     The audio is muxed alongside the video, each AAC frame as soon as the video reaches its start time: the
     muxer interleaves packets by time and holds every packet of one stream until the other stream catches up
-    (up to 10 s), so audio muxed after all video would keep 10 s of encoded video in memory (0.3 GB at 1080p)."""
+    (up to 10 s), so audio muxed after all video would keep 10 s of encoded video in memory (0.2-0.3 GB for the
+    tiny models' 1080p noise, tools/benchmarks/save_memory.py)."""
     images = check_images(video.images)
     total, height, width = images.shape[:3]
     options = {"movflags": "use_metadata_tags"}

@@ -3,7 +3,8 @@
 Stage 2 of the 1920x1088 two-stage graph attends over 34 x 60 latent cells per latent frame: 121 frames -> 16
 latent frames, 32,640 video tokens. One :class:`Attention` (q/k RMS norms, split RoPE, no gate) runs one forward
 on [1, T, D] in a fresh child process per setting (one thread); its peak is VmHWM above the resident set just
-before the forward (/proc/self/clear_refs resets the high-water mark), also given in units of ``T x D`` elements
+before the forward (/proc/self/clear_refs resets the high-water mark; glibc's mmap threshold fixed at 1 MiB as
+in the CLI, :mod:`ltxgraph.allocator`), also given in units of ``T x D`` elements
 ("widths": the input x is 1). Settings: the tiny model's width (2 heads x 16) at 32,640 tokens and the 19B's
 (32 x 128) at 4,080 tokens (2 latent frames: at 32,640 one forward is 17 TFLOP, hours on this CPU; the peak per
 token does not depend on T, SDPA on CPU being the flash kernel), float32 and bfloat16, without a bias and with
@@ -39,10 +40,12 @@ def measure(tokens: int, heads: int, head_dim: int, dtype_name: str, mask: bool,
     import torch
     from torch.profiler import profile
 
+    from ltxgraph.allocator import return_large_frees_to_os
     from ltxgraph_ops.models.attention import Attention, attention_chunks
     from ltxgraph_ops.models.rope import rope_table
 
     torch.set_num_threads(1)
+    return_large_frees_to_os()                                  # as the CLI does: blocks >= 1 MiB are mappings
     dtype = getattr(torch, dtype_name)
     dim = heads * head_dim
     generator = torch.Generator().manual_seed(0)
