@@ -9,10 +9,9 @@ import pytest
 import torch
 
 from ltxgraph.budget import ATTENTION_CHUNKED_WIDTHS, MIN_TOKEN_CHUNK, attention_chunk
-from ltxgraph_ops.av_model import LTXAVModel
 from ltxgraph_ops.models.attention import Attention, attention_chunks, token_parts
 from ltxgraph_ops.models.rope import rope_table
-from tests.sampling.test_feed_forward_chunks import conditioning, latents, models
+from tests.sampling.test_feed_forward_chunks import latents, models, step, whole_and_half_budget
 
 VERSIONS = ("2.0", "2.3")
 
@@ -76,24 +75,18 @@ def test_attention_chunks_give_the_same_attention_bit_for_bit(gated: bool) -> No
 @pytest.mark.parametrize("version", VERSIONS)
 def test_attention_chunks_planned_from_a_small_budget_give_the_same_velocities(tmp_path: Path,
                                                                                version: str) -> None:
-    video, audio = latents()
-    sigma = torch.tensor(0.7)
-    steps = (torch.full((1, 1, 2, 8, 12), 0.7), torch.full((1, 1, 1, 1), 0.7))
     for kind, model in models(version, tmp_path).items():
-        whole = LTXAVModel(model, ("video", "audio"), conditioning(model, 1), cache_text=False)
-        chunked = LTXAVModel(model, ("video", "audio"), conditioning(model, 1), cache_text=False,
-                             activation_budget=whole.pass_activation_bytes((video, audio)) // 2)
-        assert chunked.attention_chunk((video, audio), 1) == MIN_TOKEN_CHUNK, kind
-        assert whole.attention_chunk((video, audio), 1) is None, kind
+        whole, chunked = whole_and_half_budget(model)
+        assert chunked.attention_chunk(latents(), 1) == MIN_TOKEN_CHUNK, kind
+        assert whole.attention_chunk(latents(), 1) is None, kind
         first = next(m for m in model.modules() if isinstance(m, Attention))
         seen: list[int] = []                                # token rows seen by its query and key projections
         first.to_q.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[-2]))
         first.to_k.register_forward_hook(lambda module, args, out: seen.append(-args[0].shape[-2]))
-        with torch.no_grad():
-            expected = whole((video, audio), steps, sigma)
-            assert sorted(seen) == [-192, 192], kind        # the video self-attention's keys and queries at once
-            seen.clear()
-            got = chunked((video, audio), steps, sigma)
+        expected = step(whole)
+        assert sorted(seen) == [-192, 192], kind            # the video self-attention's keys and queries at once
+        seen.clear()
+        got = step(chunked)
         assert sorted(seen) == [-96, -96, 96, 96], kind     # two parts of 96 keys, then of 96 queries
         assert all(torch.equal(a, b) for a, b in zip(got, expected)), kind
         assert all(m.token_chunk is None for m in model.modules() if isinstance(m, Attention))
