@@ -2,7 +2,7 @@
 
 ``--memory-budget SIZE`` (``RunSettings.memory_budget``) is the bytes a run may use: model weights (loaders keep
 them resident or stream them, :mod:`ltxgraph_ops.loaders`), the sampler's activations (guidance passes batched
-while they fit, the transformer's feed-forward run over tokens in chunks planned here), the working memory of the
+while they fit, the transformer's feed-forward and attention queries run over tokens in chunks planned here), the working memory of the
 VAE decode (tile sizes and the temporal window chosen here) and media buffers (frames travel as bytes or streamed
 chunks, :mod:`ltxgraph.frames`). A :class:`MemoryBudget` is handed to the code that plans; the planning functions
 take plain numbers and return plain numbers, so they are tested without models.
@@ -20,6 +20,9 @@ CHUNK_FRAMES = 8                             # finished frames leave the window 
 CHUNK_BYTES_PER_PIXEL = 3 * 3 * FLOAT_BYTES  # ... as 3 colours in float32, at most 3 such tensors alive
 LIVE_ACTIVATIONS = 8                         # tensors of a decoder stage's size alive at its peak (estimate)
 FEED_FORWARD_HIDDEN_WIDTHS = 8               # a feed-forward's 4x-wide hidden per token, before and after its GELU
+ATTENTION_CHUNKED_WIDTHS = 3                 # an attention's activations per token that exist for one chunk only:
+                                             # the raw and normalised / rotated keys, then the queries' and
+                                             # heads' outputs (tools/benchmarks/attention_memory.py)
 MIN_TOKEN_CHUNK = 128                        # fewest tokens per chunk of a row-wise op: its near-equal parts keep
                                              # 64 rows or more, where matmuls give the same bits as unchunked
 
@@ -121,3 +124,11 @@ def feed_forward_chunk(tokens: int, width: int, rows: int, element_bytes: int, a
     rows of ``tokens`` tokens, its hidden (before and after the GELU, ``element_bytes`` each) within ``available``
     bytes; None: all tokens at once (:func:`plan_token_chunk`)."""
     return plan_token_chunk(tokens, rows * FEED_FORWARD_HIDDEN_WIDTHS * width * element_bytes, available)
+
+
+def attention_chunk(tokens: int, width: int, rows: int, element_bytes: int, available: int | None) -> int | None:
+    """Tokens per chunk of an attention of stream ``width`` over ``rows`` batch rows of ``tokens`` tokens, its
+    per-chunk activations (ATTENTION_CHUNKED_WIDTHS widths per token, ``element_bytes`` each) within ``available``
+    bytes; None: all tokens at once (:func:`plan_token_chunk`). Attention is exact per query and the keys are
+    row-wise, so chunks change no value; the keys, values and output are whole whatever the chunk."""
+    return plan_token_chunk(tokens, rows * ATTENTION_CHUNKED_WIDTHS * width * element_bytes, available)

@@ -14,9 +14,10 @@ from typing import Callable, Sequence
 
 import torch
 
-from ltxgraph.budget import FEED_FORWARD_HIDDEN_WIDTHS, feed_forward_chunk
+from ltxgraph.budget import ATTENTION_CHUNKED_WIDTHS, FEED_FORWARD_HIDDEN_WIDTHS, attention_chunk, feed_forward_chunk
 from ltxgraph_ops.conditioning import Conditioning
 from ltxgraph_ops.models.progress import Counter
+from ltxgraph_ops.models.attention import attention_chunks
 from ltxgraph_ops.models.transformer import (LTXAVTransformer, Perturbations, PreparedText, ReferenceTokens,
                                              StackedPerturbations, StreamInput, denoised)
 from ltxgraph_ops.models.transformer_block import feed_forward_chunks
@@ -126,6 +127,19 @@ class LTXAVModel:
         """Tokens per chunk of the feed-forwards in a forward of ``passes`` stacked passes: their 4x-wide hidden
         gets what the activation budget leaves after the rest of the forward's activations
         (:func:`ltxgraph.budget.feed_forward_chunk`, planned for the widest stream); None: all tokens at once."""
+        return self._token_chunk(latents, passes, FEED_FORWARD_HIDDEN_WIDTHS, feed_forward_chunk)
+
+    def attention_chunk(self, latents: tuple[torch.Tensor, ...], passes: int) -> int | None:
+        """Tokens per chunk of the attentions (keys made, queries run) in a forward of ``passes`` stacked passes,
+        planned like :meth:`feed_forward_chunk` for their per-chunk activations
+        (:func:`ltxgraph.budget.attention_chunk`; the two never hold memory at the same time); None: all at once."""
+        return self._token_chunk(latents, passes, ATTENTION_CHUNKED_WIDTHS, attention_chunk)
+
+    def _token_chunk(self, latents: tuple[torch.Tensor, ...], passes: int, widths: int,
+                     plan: Callable[[int, int, int, int, int | None], int | None]) -> int | None:
+        """``plan(tokens, width, rows, element_bytes, available)`` for the widest stream, where ``available`` is
+        the activation budget less the forward's activations other than the ``widths`` widths per token being
+        chunked."""
         if self.activation_budget is None:
             return None
         config = self.transformer.config
@@ -134,9 +148,9 @@ class LTXAVModel:
                     config.video_dim if name == "video" else config.audio_dim) for name, shape in shapes.items()]
         tokens, width = max(streams, key=lambda stream: stream[0] * stream[1])
         rows, element = latents[0].shape[0] * passes, self.compute_dtype.itemsize
-        hidden = rows * tokens * FEED_FORWARD_HIDDEN_WIDTHS * width * element
-        rest = max(0, self.pass_activation_bytes(latents) * passes - hidden)
-        return feed_forward_chunk(tokens, width, rows, element, max(0, self.activation_budget - rest))
+        chunked = rows * tokens * widths * width * element
+        rest = max(0, self.pass_activation_bytes(latents) * passes - chunked)
+        return plan(tokens, width, rows, element, max(0, self.activation_budget - rest))
 
     def _conditioning(self, role: str) -> Conditioning:
         conditioning = self.positive if role == "positive" else self.negative
@@ -175,7 +189,8 @@ class LTXAVModel:
                                         keyframes_mask=self._keyframes(name, latent, layout))
         perturbations = [self._perturbations(p) for p in passes]
         computed = {name: replace(s, latent=s.latent.to(self.compute_dtype)) for name, s in streams.items()}
-        with feed_forward_chunks(self.transformer, self.feed_forward_chunk(latents, len(passes))):
+        with (feed_forward_chunks(self.transformer, self.feed_forward_chunk(latents, len(passes))),
+              attention_chunks(self.transformer, self.attention_chunk(latents, len(passes)))):
             velocity = self.transformer(computed.get("video"), computed.get("audio"),
                                         perturbations[0] if len(passes) == 1 else
                                         StackedPerturbations(tuple(perturbations), (batch,) * len(passes)),

@@ -206,7 +206,12 @@ def _audio_frames(audio: Audio, stream_rate: int):
 def encode_mp4(target, video: Video, metadata: dict[str, str], crf: int = 18,
                on_frame: Counter | None = None) -> None:
     """Write ``video`` as MP4 (H.264 yuv420p, AAC) to ``target`` (a path or a binary file object), its frames
-    read and encoded a chunk at a time; ``on_frame(done, total)`` after each video frame is encoded."""
+    read and encoded a chunk at a time; ``on_frame(done, total)`` after each video frame is encoded.
+
+    The audio is muxed alongside the video, each AAC frame as soon as the video reaches its start time: the
+    muxer interleaves packets by time and holds every packet of one stream until the other stream catches up
+    (up to 10 s), so audio muxed after all video would keep 10 s of encoded video in memory (0.2-0.3 GB for the
+    tiny models' 1080p noise, tools/benchmarks/save_memory.py)."""
     images = check_images(video.images)
     total, height, width = images.shape[:3]
     options = {"movflags": "use_metadata_tags"}
@@ -215,26 +220,56 @@ def encode_mp4(target, video: Video, metadata: dict[str, str], crf: int = 18,
         stream = container.add_stream("libx264", rate=Fraction(video.fps).limit_denominator(1001),
                                       options={"crf": str(crf), "preset": "medium"})
         stream.width, stream.height, stream.pix_fmt = width + width % 2, height + height % 2, "yuv420p"
-        audio_stream, audio_frames = None, []
-        if video.audio is not None and video.audio.waveform.shape[-1] > 0:
-            rate = video.audio.sample_rate if video.audio.sample_rate in AAC_RATES else 48000
-            audio_stream = container.add_stream("aac", rate=rate)
-            audio_stream.layout = "stereo"
-            audio_frames = list(_audio_frames(video.audio, rate))
-            samples = sum(frame.samples for frame in audio_frames)   # the header (written first) records it
-            container.metadata[AUDIO_KEY] = json.dumps({"samples": samples, "priming": AAC_PRIMING})
+        audio = _AudioTrack.of(container, video.audio)
         done = 0
         for chunk in rgb_chunks(images):
             for array in _even(chunk):
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")))
                 done += 1
+                if audio is not None:
+                    audio.mux_until(done / video.fps)
                 if on_frame is not None:
                     on_frame(done, total)
         container.mux(stream.encode())
-        if audio_stream is not None:
-            for frame in audio_frames:
-                container.mux(audio_stream.encode(frame))
-            container.mux(audio_stream.encode())
+        if audio is not None:
+            audio.mux_until(float("inf"))
+
+
+@dataclass
+class _AudioTrack:
+    """The AAC stream of a file being written and its frames, muxed in time order by :meth:`mux_until`."""
+
+    container: av.container.OutputContainer
+    stream: av.audio.stream.AudioStream
+    frames: list[av.AudioFrame | None]
+    muxed: int = 0                  # frames encoded so far
+    start_sample: int = 0           # the first sample of frame ``muxed``
+
+    @classmethod
+    def of(cls, container: av.container.OutputContainer, audio: Audio | None) -> _AudioTrack | None:
+        """An AAC stream for ``audio`` added to ``container`` (None without audio); its exact length goes into
+        the file's metadata (the header is written before the first packet)."""
+        if audio is None or audio.waveform.shape[-1] == 0:
+            return None
+        rate = audio.sample_rate if audio.sample_rate in AAC_RATES else 48000
+        stream = container.add_stream("aac", rate=rate)
+        stream.layout = "stereo"
+        frames = list(_audio_frames(audio, rate))
+        samples = sum(frame.samples for frame in frames)
+        container.metadata[AUDIO_KEY] = json.dumps({"samples": samples, "priming": AAC_PRIMING})
+        return cls(container, stream, frames)
+
+    def mux_until(self, seconds: float) -> None:
+        """Encode and mux the frames that start before ``seconds``; ``inf`` muxes the rest and flushes."""
+        rate = self.stream.rate
+        while self.muxed < len(self.frames) and self.start_sample < seconds * rate:
+            frame = self.frames[self.muxed]
+            self.container.mux(self.stream.encode(frame))
+            self.frames[self.muxed] = None           # encoded: its samples are not needed any more
+            self.muxed += 1
+            self.start_sample += frame.samples
+        if seconds == float("inf"):
+            self.container.mux(self.stream.encode())
 
 
 def next_output_name(folder: Path, stem: str, suffix: str) -> str:

@@ -127,3 +127,25 @@ def test_audio_load_trim_and_pad(ctx: OpContext, tmp_path: Path) -> None:
     (tmp_path / "noise.wav").write_bytes(b"RIFF....WAVEfmt garbage")
     with pytest.raises(InputValueError, match="noise.wav"):
         load_audio(str(tmp_path / "noise.wav"))
+
+
+def test_mp4_is_written_while_encoding_with_audio_interleaved(tmp_path: Path) -> None:
+    """Audio is muxed alongside the video: the muxer holds no growing backlog of encoded video (it would keep up
+    to 10 s of it waiting for audio muxed at the end), so half way through a 12 s clip the file already holds a
+    good part of its bytes, and the frames and audio read back whole."""
+    import io
+
+    from ltxgraph.frames import CodedFrames
+    from ltxgraph.values import Video
+    from ltxgraph_ops.media_video import encode_mp4, read_video
+    frames = 300                                                         # 12 s at 25 fps
+    codes = torch.randint(0, 256, (frames, 32, 48, 3), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    buffer, written = io.BytesIO(), {}
+    encode_mp4(buffer, Video(CodedFrames(codes), 25.0, tone(12.0)), {},
+               on_frame=lambda done, total: written.setdefault(done, buffer.getbuffer().nbytes))
+    final = buffer.getbuffer().nbytes
+    assert written[frames // 2] > final / 4, (written[frames // 2], final)
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(buffer.getvalue())
+    video = read_video(path)
+    assert video.images.shape == (frames, 32, 48, 3) and abs(video.audio.seconds - 12.0) < 1e-3

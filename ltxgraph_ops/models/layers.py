@@ -10,7 +10,9 @@ rounded to the compute dtype), ComfyUI's int8 (convrot) weights by :mod:`ltxgrap
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -172,3 +174,18 @@ def share_weight_buffers(model: nn.Module, buffers: ComputeSlot) -> None:
     for layer in model.modules():
         if isinstance(layer, Linear):
             layer.weight_buffers = buffers
+
+
+@contextmanager
+def layers_set(model: nn.Module, kind: type[nn.Module], attribute: str, value: Any) -> Iterator[None]:
+    """Within it, every ``kind`` module of ``model`` has ``attribute`` set to ``value`` (e.g. a token chunk);
+    each one's previous value comes back after."""
+    layers = [m for m in model.modules() if isinstance(m, kind)]
+    before = [getattr(layer, attribute) for layer in layers]
+    for layer in layers:
+        setattr(layer, attribute, value)
+    try:
+        yield
+    finally:
+        for layer, previous in zip(layers, before):
+            setattr(layer, attribute, previous)

@@ -5,9 +5,8 @@ attention is modulated like the others (cross-attention AdaLN): its queries by t
 scale, gate) and the text itself by a per-block prompt table plus a modulation computed from sigma."""
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from typing import Iterator
 
 import torch
 from torch import nn
@@ -15,7 +14,7 @@ from torch import nn
 from ltxgraph_ops.models.attention import Attention
 from ltxgraph_ops.models.attention import rms_norm as rms
 from ltxgraph_ops.models.elementwise import EAGER, ElementwiseKernels
-from ltxgraph_ops.models.layers import Linear
+from ltxgraph_ops.models.layers import Linear, layers_set
 from ltxgraph_ops.models.rope import RopeTable
 from ltxgraph_ops.models.timestep import Modulation
 from ltxgraph_ops.models.transformer_inputs import (NO_PERTURBATIONS, PassPerturbations, PreparedText,
@@ -90,19 +89,10 @@ class FeedForward(nn.Module):
         return out.reshape(*x.shape[:-1], -1)
 
 
-@contextmanager
-def feed_forward_chunks(model: nn.Module, token_chunk: int | None) -> Iterator[None]:
+def feed_forward_chunks(model: nn.Module, token_chunk: int | None) -> AbstractContextManager[None]:
     """Within it, every :class:`FeedForward` of ``model`` (resident or streamed blocks alike) runs over
     ``token_chunk`` tokens at a time (None: all at once); the previous setting comes back after."""
-    layers = [m for m in model.modules() if isinstance(m, FeedForward)]
-    before = [layer.token_chunk for layer in layers]
-    for layer in layers:
-        layer.token_chunk = token_chunk
-    try:
-        yield
-    finally:
-        for layer, chunk in zip(layers, before):
-            layer.token_chunk = chunk
+    return layers_set(model, FeedForward, "token_chunk", token_chunk)
 
 
 def learned_table(rows: int, dim: int, device: torch.device | str | None) -> nn.Parameter:

@@ -40,6 +40,20 @@ def models(version: str, folder: Path) -> dict[str, torch.nn.Module]:
     return {"resident": resident, "streamed": load_transformer(path, streamed=True)}
 
 
+def whole_and_half_budget(model: torch.nn.Module) -> tuple[LTXAVModel, LTXAVModel]:
+    """The model as the sampler sees it, without a budget and with half a pass's estimated activations."""
+    whole = LTXAVModel(model, ("video", "audio"), conditioning(model, 1), cache_text=False)
+    return whole, LTXAVModel(model, ("video", "audio"), conditioning(model, 1), cache_text=False,
+                             activation_budget=whole.pass_activation_bytes(latents()) // 2)
+
+
+def step(model: LTXAVModel) -> tuple[torch.Tensor, ...]:
+    """x0 of one step at sigma 0.7 over :func:`latents`."""
+    steps = (torch.full((1, 1, 2, 8, 12), 0.7), torch.full((1, 1, 1, 1), 0.7))
+    with torch.no_grad():
+        return model(latents(), steps, torch.tensor(0.7))
+
+
 def hidden_calls(model: torch.nn.Module) -> list[int]:
     """Token rows seen by the first feed-forward's 4x-wide projection (filled while the hook is on)."""
     seen: list[int] = []
@@ -51,22 +65,15 @@ def hidden_calls(model: torch.nn.Module) -> list[int]:
 @pytest.mark.parametrize("version", sorted(VERSIONS))
 def test_feed_forward_chunks_planned_from_a_small_budget_give_the_same_velocities(tmp_path: Path,
                                                                                   version: str) -> None:
-    video, audio = latents()
-    sigma = torch.tensor(0.7)
-    steps = (torch.full((1, 1, 2, 8, 12), 0.7), torch.full((1, 1, 1, 1), 0.7))
     for kind, model in models(version, tmp_path).items():
-        whole = LTXAVModel(model, ("video", "audio"), conditioning(model, 1), cache_text=False)
-        bytes_per_pass = whole.pass_activation_bytes((video, audio))
-        chunked = LTXAVModel(model, ("video", "audio"), conditioning(model, 1), cache_text=False,
-                             activation_budget=bytes_per_pass // 2)
-        chunk = chunked.feed_forward_chunk((video, audio), 1)
-        assert chunk == MIN_TOKEN_CHUNK and whole.feed_forward_chunk((video, audio), 1) is None, kind
+        whole, chunked = whole_and_half_budget(model)
+        chunk = chunked.feed_forward_chunk(latents(), 1)
+        assert chunk == MIN_TOKEN_CHUNK and whole.feed_forward_chunk(latents(), 1) is None, kind
         seen = hidden_calls(model)
-        with torch.no_grad():
-            expected = whole((video, audio), steps, sigma)
-            assert seen == [192], kind                       # all video tokens at once
-            seen.clear()
-            got = chunked((video, audio), steps, sigma)
+        expected = step(whole)
+        assert seen == [192], kind                           # all video tokens at once
+        seen.clear()
+        got = step(chunked)
         assert seen == [96, 96], kind                        # two parts of 96 tokens
         assert all(torch.equal(a, b) for a, b in zip(got, expected)), kind
         assert all(m.token_chunk is None for m in model.modules() if isinstance(m, FeedForward))
