@@ -245,7 +245,13 @@ def looping_sampler(
             ramp = _ramp(bottom - top, right - left, v, h, vertical_tiles, horizontal_tiles, spatial_overlap)
             output[region] += result.float() * ramp
             weights[region] += ramp
-    return replace(latents, samples=(output / weights).to(samples.dtype))
+    fps = _known_fps(latents, optional_guiding_latents, optional_normalizing_latents, optional_negative_index_latents)
+    return replace(latents, samples=(output / weights).to(samples.dtype), fps=fps)
+
+
+def _known_fps(*latents: Any) -> float | None:
+    """The first frame rate known among latents of the one video (an empty latent has none until it meets one)."""
+    return next((latent.fps for latent in latents if isinstance(latent, VideoLatent) and latent.fps is not None), None)
 
 
 def _ramp(rows: int, cols: int, v: int, h: int, vertical: int, horizontal: int, overlap: int) -> torch.Tensor:

@@ -2,6 +2,8 @@
 when one tile covers everything, determinism and shapes with several temporal and spatial tiles."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -138,3 +140,11 @@ def test_bad_settings_are_named(model, vae) -> None:
         run(model, vae, video(5, 2, 3), horizontal_tiles=3, spatial_overlap=7)
     with pytest.raises(InputValueError, match="2 conditioning images but 1"):
         run(model, vae, video(5), optional_cond_images=torch.rand(2, 64, 96, 3))
+
+
+def test_an_empty_latent_takes_the_frame_rate_of_its_guiding_latents(model, vae) -> None:
+    """Found by the op contract suite (fps_kept): the output carried no frame rate while the guide had one."""
+    empty, guide = replace(video(4), fps=None), video(4, seed=1)
+    assert run(model, vae, empty, guide).fps == 25.0
+    assert run(model, vae, video(4), replace(guide, fps=None)).fps == 25.0          # the latent's own wins
+    assert run(model, vae, replace(video(4), fps=None)).fps is None                  # nothing known, nothing made up

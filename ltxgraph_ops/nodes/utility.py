@@ -41,13 +41,14 @@ def switch(switch: Annotated[bool, Port("BOOLEAN")] = False,
 
 
 def _one_kind(a: Any, b: Any) -> bool:
-    """Whether two values can travel under one port type (an image as a tensor or as frames; int and float)."""
+    """Whether two values can travel under one port type (an image as a tensor or as frames). INT, FLOAT and
+    BOOLEAN are three types, as in ComfyUI (whose switch matches its inputs' types): an int taken where the output
+    is typed as on_true's float would reach inputs typed FLOAT."""
     frames_or_tensor = (torch.Tensor, Frames)
     if isinstance(a, frames_or_tensor) and isinstance(b, frames_or_tensor):
         return True
-    numbers = (int, float)
-    if isinstance(a, numbers) and isinstance(b, numbers):
-        return isinstance(a, bool) == isinstance(b, bool)
+    if isinstance(a, (int, float)) or isinstance(b, (int, float)):
+        return type(a) is type(b)
     return isinstance(a, type(b)) or isinstance(b, type(a))
 
 

@@ -18,7 +18,11 @@ def test_switch_refuses_values_of_two_types() -> None:
     image, latent = torch.zeros(1, 8, 8, 3), VideoLatent(torch.zeros(1, 128, 1, 1, 1), None, 1)
     with pytest.raises(InputValueError, match=r"on_false \(Tensor\) and on_true \(VideoLatent\)"):
         switch(False, image, latent)
-    assert switch(False, 2, 3.5) == 2
+    with pytest.raises(InputValueError, match=r"on_false \(int\) and on_true \(float\)"):   # found by a CI draw
+        switch(False, 13, 0.2)
+    with pytest.raises(InputValueError, match=r"on_false \(bool\) and on_true \(int\)"):
+        switch(False, True, 3)
+    assert switch(False, 2, 3) == 2 and switch(True, 2.0, 3.5) == 3.5
 
 
 def test_pad_audio_refuses_a_length_from_an_fps_near_zero() -> None:
