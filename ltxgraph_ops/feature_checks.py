@@ -13,7 +13,7 @@ from ltxgraph_ops.sampling_ops import guidance_set_twice
 from ltxgraph_ops.text_ops import EMPTY_CLIP, no_vision_tower
 from ltxgraph_ops.weights.safetensors_file import CheckpointError, ShardedSafetensors
 
-IMAGE_PROMPT_OPS = {"LTXVGemmaEnhancePrompt": ("image",), "TextGenerateLTX2Prompt": ("image", "video")}
+IMAGE_PROMPT_OPS = {"LTXVGemmaEnhancePrompt": ("image",), "TextGenerateLTX2Prompt": ("image",)}   # (a video: unused)
 GEMMA_FOLDER = "text_encoders"
 
 

@@ -12,9 +12,11 @@ A file with neither is text-only: it still encodes prompts, and image-conditione
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from ltxgraph_ops.models.gemma import ImageTokens
 from ltxgraph_ops.models.gemma_tokenizer import BOS_ID
@@ -23,6 +25,7 @@ from ltxgraph_ops.weights.loading import load_component, match_component, parame
 from ltxgraph_ops.weights.safetensors_file import CheckpointError
 
 TOWER_KEY = "embeddings.patch_embedding.weight"
+COMFYUI_IMAGE_AREA = 896 * 896   # pixels ComfyUI's Gemma 3 tokenizer resizes a prompt image to, whatever the tower
 PROJECTION_KEY = "mm_input_projection_weight"
 
 
@@ -101,3 +104,23 @@ def image_tokens(vision: GemmaVision, ids: torch.Tensor, image: torch.Tensor) ->
     with torch.inference_mode():
         features = vision(vision.preprocess(first))
     return ImageTokens(ids == vision.config.image_token_id, features)
+
+
+def comfyui_image_pixels(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Images [B, H, W, C] (ComfyUI IMAGE, float in [0, 1]) -> pixels [B, 3, size, size] for the vision tower, as
+    ComfyUI's Gemma 3 prepares a prompt image (comfy/text_encoders/lt.py, comfy/clip_model.py): an area resize to
+    about COMFYUI_IMAGE_AREA pixels keeping the aspect ratio (sides rounded), a bicubic antialiased resize of the
+    shorter side to ``size``, a centre crop, rounding to 8-bit levels, then ``(x - 0.5) / 0.5``."""
+    pixels = images[..., :3].movedim(-1, 1).float()                            # [B, 3, H, W]
+    height, width = pixels.shape[-2:]
+    area_scale = math.sqrt(COMFYUI_IMAGE_AREA / (height * width))
+    pixels = F.interpolate(pixels, size=(round(height * area_scale), round(width * area_scale)), mode="area")
+    height, width = pixels.shape[-2:]
+    if (height, width) != (size, size):
+        scale = size / min(height, width)
+        pixels = F.interpolate(pixels, size=(round(scale * height), round(scale * width)), mode="bicubic",
+                               antialias=True)
+        top, left = (pixels.shape[-2] - size) // 2, (pixels.shape[-1] - size) // 2
+        pixels = pixels[..., top:top + size, left:left + size]
+    pixels = torch.clamp(pixels * 255.0, 0, 255).round() / 255.0
+    return (pixels - 0.5) / 0.5

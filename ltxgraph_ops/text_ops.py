@@ -205,13 +205,17 @@ class TextEncoderHandle:
             release_stream_buffers(projector)
         return Conditioning(video.float(), None if audio is None else audio.float(), context_mask)
 
+    def vision_tower(self) -> GemmaVision:
+        """Gemma's vision tower and projector; a Gemma file without them is refused, naming the file."""
+        if self.vision is None:
+            raise InputValueError(no_vision_tower(self.source))
+        return self.vision.get()
+
     def image_prompt(self, prompt: str, image: torch.Tensor, system_prompt: str = T2V_SYSTEM_PROMPT
                      ) -> tuple[torch.Tensor, ImageTokens]:
         """Token ids [1, T] of a one-image chat turn and the image's soft tokens for them; a Gemma file without a
         vision tower is refused, naming the file."""
-        if self.vision is None:
-            raise InputValueError(no_vision_tower(self.source))
-        vision = self.vision.get()
+        vision = self.vision_tower()
         ids = torch.tensor([image_chat_ids(self.tokenizer, vision.config, system_prompt, prompt)])
         return ids, image_tokens(vision, ids, image)
 

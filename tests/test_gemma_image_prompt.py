@@ -104,3 +104,51 @@ def test_presence_penalty_keeps_gemma_from_repeating_its_own_tokens_only(comfy_f
                                sampling=TokenSampling(temperature=0.01, presence_penalty=1e4))[0].tolist()
     assert len(set(greedy)) < len(greedy) or set(greedy) & set(ids[0].tolist())     # greedy repeats itself
     assert len(set(penalized)) == len(penalized) == 24 and penalized[0] == greedy[0]
+
+
+REFERENCE = Path(__file__).resolve().parent / "data" / "reference"
+
+
+def test_comfyuis_image_pixels_are_followed_bit_for_bit() -> None:
+    """TextGenerateLTX2Prompt's image goes to the vision tower as ComfyUI prepares it: area resize to about
+    896 x 896 pixels keeping the aspect ratio, bicubic antialiased resize of the shorter side, centre crop, 8-bit
+    levels (the fixture: ComfyUI's own functions at the pin, on a wide and a tall batch of two)."""
+    from ltxgraph_ops.gemma_image_prompt import comfyui_image_pixels
+    from ltxgraph_ops.models.gemma_vision import preprocess_image
+    stored = load_file(str(REFERENCE / "comfyui_gemma_image_pixels.safetensors"))
+    for name in ("wide", "tall"):
+        images, expected = stored[f"{name}.image"], stored[f"{name}.pixels"]
+        assert torch.equal(comfyui_image_pixels(images, 32), expected)
+        assert (preprocess_image(images, 32) - expected).abs().max() > 0.5     # ltx-core's square resize is not it
+
+
+def test_text_generate_ltx2_prompt_sends_comfyuis_image_chat(comfy_file) -> None:
+    """ComfyUI's image chat: the image-to-video instructions, ``user\\n`` + ``\\n<image_soft_token>\\n\\n`` before
+    the raw prompt, the placeholder one token when padding to 1024, then holding every image's soft tokens (no
+    <start_of_image> / <end_of_image>), attended causally."""
+    from ltxgraph_ops.models.gemma_tokenizer import BOS_ID, MAX_LENGTH, PAD_ID
+    from ltxgraph_ops.nodes.text import comfyui_chat_ids, comfyui_image_chat, ltx2_chat
+    from ltxgraph_ops.textgen_prompts import I2V_INSTRUCTIONS
+    clip = text_encoder_handle(str(comfy_file), None, None)
+    cfg, encode = clip.vision.get().config, clip.tokenizer.processor.encode
+    end = clip.tokenizer.piece_id("<end_of_turn>")
+    batch = torch.stack([image(1), image(2)])
+    ids, images = comfyui_image_chat(clip, "a cat", batch)
+    soft = 2 * cfg.mm_tokens_per_image
+    one_token = comfyui_chat_ids(clip.tokenizer, ltx2_chat("a cat", I2V_INSTRUCTIONS, image=True), cfg.image_token_id)
+    assert len(one_token) >= MAX_LENGTH and one_token.count(cfg.image_token_id) == 1     # (the tiny vocabulary:
+    assert ids.shape == (1, len(one_token) - 1 + soft) and not images.bidirectional    # longer than 1024, no pads)
+    assert images.features.shape[:2] == (2, cfg.mm_tokens_per_image) and int(images.slots.sum()) == soft
+    at = int(images.slots[0].nonzero()[0])
+    row = ids[0].tolist()
+    assert row[at:at + soft] == [cfg.image_token_id] * soft and bool(images.slots[0, at:at + soft].all())
+    placeholder = one_token.index(cfg.image_token_id)                  # nothing else added around the image
+    assert row[:at] == one_token[:placeholder] and row[at + soft:] == one_token[placeholder + 1:]
+    before = encode("\n<start_of_turn>user\n\n")
+    assert row[at - len(before):at] == before
+    assert row[at + soft:] == [*encode("\n\nUser Raw Input Prompt: a cat."), end, *encode("\n<start_of_turn>model\n")]
+    system = encode(f"system\n{I2V_INSTRUCTIONS.strip()}")
+    first = row.index(BOS_ID)
+    assert set(row[:first]) <= {PAD_ID} and row[first + 1:first + 1 + len(system)] == system
+    short = comfyui_chat_ids(clip.tokenizer, ltx2_chat("a cat", "Describe.", image=True), cfg.image_token_id)
+    assert len(short) == MAX_LENGTH and short.count(cfg.image_token_id) == 1 and short[0] == PAD_ID

@@ -108,7 +108,7 @@ GRAPH_CHECK_CASES = [
      ("LTXVGemmaEnhancePrompt", {"clip": "@te.CLIP"}, ("image",)), "image",
      "gemma-text-only.safetensors: this Gemma file has no vision tower"),
     ({"te": {"op": "LTXAVTextEncoderLoader", "in": TEXT_ENCODER}},
-     ("TextGenerateLTX2Prompt", {"clip": "@te.CLIP"}, ("video",)), "video",
+     ("TextGenerateLTX2Prompt", {"clip": "@te.CLIP"}, ("image",)), "image",
      "gemma-text-only.safetensors: this Gemma file has no vision tower"),
     ({"ckpt": {"op": "CheckpointLoaderSimple", "in": {"ckpt_name": "@name.STRING"}}},
      ("CLIPTextEncode", {"clip": "@ckpt.CLIP", "text": "a lighthouse"}, ()), "clip",
@@ -270,10 +270,13 @@ def test_validation_refuses_features_the_models_lack(extra, subject, input_name,
 
 def test_graph_check_messages_are_the_runs() -> None:
     from ltxgraph.errors import InputValueError
+    from ltxgraph_ops.nodes.text import comfyui_image_chat
     from ltxgraph_ops.text_ops import TextEncoderHandle
     text_only = TextEncoderHandle("gemma-text-only.safetensors", None, None, None)
     with pytest.raises(InputValueError) as refused:
         text_only.image_prompt("a cat", torch.zeros(4, 4, 3))
+    with pytest.raises(InputValueError, match=GRAPH_CHECK_CASES[0][3]):         # TextGenerateLTX2Prompt's image
+        comfyui_image_chat(text_only, "a cat", torch.zeros(1, 4, 4, 3))
     assert str(refused.value).startswith(GRAPH_CHECK_CASES[0][3])
 
 
@@ -298,7 +301,7 @@ REFUSED_AT_VALIDATION = {
     "primitives:compute_expression": "expression_computable / simple_expression (expression_problem)",
     "sampling_ops:parse_blocks": "block_numbers",
     "sampling_ops:guider_parameters": "graph check guidance_once_per_modality (guidance_set_twice)",
-    "text_ops:image_prompt": "graph check image_prompts_need_vision",
+    "text_ops:vision_tower": "graph check image_prompts_need_vision",
     "text_ops:clip_text_encode": "graph check clip_not_empty",
     "looping_sampler:looping_sampler": "temporal_overlap_below_tile (for LTX-2's 8-frame VAE; the others: data)",
     "vae_ops:vae_decode_tiled": "overlap_below_tile (for LTX-2's 32-pixel VAE)",

@@ -20,6 +20,14 @@ Departures measured:
   scale_latent_inpaint returns the clean latent) and x0 = x_in - v * sigma (CONST.calculate_denoised, one sigma
   per sample); the reference starts at the masked level m sigma and forms x0 = x - v * (m * sigma) per token.
   Equal for masks of 0 and 1. Found by the golden LTX-2.3 i2v run (strength 0.7).
+- ``attention_norm_eps``: ComfyUI's transformer attention (comfy/ldm/lightricks/model.py CrossAttention) builds
+  its q and k RMSNorms with eps 1e-5; the reference (ltx-core 1.2.0) with the config's norm_eps (1e-6). Found by
+  the golden LTX-2.3 run, layer by layer.
+- ``rope_time_reciprocal``: ComfyUI turns video token times from pixel frames into seconds as ``t * (1 /
+  frame_rate)`` (LTXBaseModel._prepare_positional_embeddings and, for the audio<->video RoPE, LTXAVModel's), the
+  reference as ``t / fps``: equal up to one float32 rounding of the time, which RoPE's highest frequency (theta
+  pi / 2 = 15708 rad per unit of max_pos fraction) turns into angles up to 1e-3 rad apart. Found by the golden
+  LTX-2.3 run (5 s videos: the LTX-2.0 goldens are shorter).
 
 Usage: python tools/comfyui_rules.py [--json]
 """
@@ -40,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ltxgraph_ops import av_model  # noqa: E402
 from ltxgraph_ops.av_model import LTXAVModel  # noqa: E402
 from ltxgraph_ops.conditioning import Conditioning  # noqa: E402
+from ltxgraph_ops.models.attention import Attention  # noqa: E402
 from ltxgraph_ops.models.gemma import GemmaRMSNorm, GemmaTextModel  # noqa: E402
 from ltxgraph_ops.models.gemma_tokenizer import GemmaTokenizer  # noqa: E402
 from ltxgraph_ops.models.transformer import LTXAVTransformer  # noqa: E402
@@ -159,11 +168,43 @@ def comfyui_fractional_mask() -> Iterator[None]:
         yield
 
 
+COMFYUI_ATTENTION_NORM_EPS = 1e-5
+
+
+def comfyui_attention_norm_eps() -> contextlib.AbstractContextManager[None]:
+    """Inside: every transformer attention built normalises q and k with eps 1e-5 (ComfyUI's CrossAttention)
+    instead of the config's norm_eps (the reference's, 1e-6 in every release)."""
+    original = Attention.__init__
+
+    def init(self, *args, **kwargs) -> None:
+        original(self, *args, **kwargs)
+        self.q_norm.eps = self.k_norm.eps = COMFYUI_ATTENTION_NORM_EPS
+
+    return patched(Attention, "__init__", init)
+
+
+def comfyui_rope_time_reciprocal() -> contextlib.AbstractContextManager[None]:
+    """Inside: video token times (generated frames and guides) become seconds as ``pixel frame * (1 / fps)``
+    (ComfyUI's rounding) instead of ``pixel frame / fps`` (the reference's): the layout is made at fps 1 (pixel
+    frames, exact) and its time axis then multiplied by the float32 reciprocal, as ComfyUI does."""
+    original = av_model.LTXAVModel._video_layout
+
+    def video_layout(self, latent: torch.Tensor, conditioning: Conditioning):
+        fps = conditioning.frame_rate or self.fps or av_model.DEFAULT_FPS
+        tokens, positions, attention, select = original(self, latent, replace(conditioning, frame_rate=1.0))
+        positions = positions.clone()
+        positions[:, 0] = positions[:, 0] * (1.0 / fps)
+        return tokens, positions, attention, select
+
+    return patched(av_model.LTXAVModel, "_video_layout", video_layout)
+
+
 @contextlib.contextmanager
 def comfyui_departures() -> Iterator[None]:
     """Inside: every ComfyUI departure from the reference that the golden comparison emulates."""
     with comfyui_cross_modulation(), comfyui_gemma_norm_scale(), comfyui_unstripped_prompt(), \
-            comfyui_fractional_mask(), comfyui_generated_token_embedding(), comfyui_text_encoder_lora_names():
+            comfyui_fractional_mask(), comfyui_generated_token_embedding(), comfyui_text_encoder_lora_names(), \
+            comfyui_attention_norm_eps(), comfyui_rope_time_reciprocal():
         yield
 
 

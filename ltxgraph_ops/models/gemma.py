@@ -40,10 +40,13 @@ from ltxgraph_ops.weights.int8 import dequantize_int8
 @dataclass(frozen=True)
 class ImageTokens:
     """Images placed in a prompt: ``slots`` [B, T] bool marks the soft-token positions (row-major order),
-    ``features`` [N_images, n, D] their projected embeddings (N_images * n = number of slots)."""
+    ``features`` [N_images, n, D] their projected embeddings (N_images * n = number of slots). ``bidirectional``:
+    an image's soft tokens attend to each other both ways (Gemma 3's processor, transformers) or, False, causally
+    like text (ComfyUI's Gemma 3)."""
 
     slots: torch.Tensor
     features: torch.Tensor
+    bidirectional: bool = True
 
     def blocks(self) -> torch.Tensor:
         """[B, T] index of the image each soft token belongs to (a run of consecutive slots), -1 for text."""
@@ -352,7 +355,7 @@ class GemmaTextModel(nn.Module):
 
     def _biases(self, mask: torch.Tensor, new_tokens: int, dtype: torch.dtype,
                 images: ImageTokens | None = None) -> dict[bool, torch.Tensor]:
-        blocks = None if images is None else images.blocks()
+        blocks = None if images is None or not images.bidirectional else images.blocks()
         return {False: attention_bias(mask, new_tokens, self.config.sliding_window, dtype, blocks),
                 True: attention_bias(mask, new_tokens, None, dtype, blocks)}
 

@@ -3,6 +3,7 @@ Gemma's chat format with the LTX-2 video-prompt system instruction, sampled or g
 (comfy_extras/nodes_textgen.py, its Gemma 3 tokenizer and generation loop; facts listed in generate_ltx2_prompt)."""
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import torch
@@ -11,42 +12,69 @@ from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.input_checks import input_check
 from ltxgraph.values import Audio
+from ltxgraph_ops.gemma_image_prompt import comfyui_image_pixels
+from ltxgraph_ops.models.gemma import ImageTokens
 from ltxgraph_ops.models.gemma_tokenizer import BOS_ID, MAX_LENGTH, PAD_ID, GemmaTokenizer
 from ltxgraph_ops.models.next_token import TokenSampling
 from ltxgraph_ops.nodes.loaders import applied_gemma
 from ltxgraph_ops.text_ops import TextEncoderHandle
-from ltxgraph_ops.textgen_prompts import T2V_INSTRUCTIONS
+from ltxgraph_ops.textgen_prompts import I2V_INSTRUCTIONS, T2V_INSTRUCTIONS
 
 MAX_SEED = 2 ** 64 - 1
 SAMPLING = ("sampling_mode", ("on",))
 
 
 END_OF_TURN = "<end_of_turn>"
+IMAGE_SOFT_TOKEN = "<image_soft_token>"
 
 
-def ltx2_chat(prompt: str, system: str = T2V_INSTRUCTIONS) -> str:
-    """ComfyUI's chat text for LTX-2 prompt writing (no image): system instruction, the user's raw prompt (as it
-    is, a full stop after it), the model's turn."""
+def ltx2_chat(prompt: str, system: str = T2V_INSTRUCTIONS, image: bool = False) -> str:
+    """ComfyUI's chat text for LTX-2 prompt writing: system instruction, the user's turn (with an image: a blank
+    line, the image's one placeholder token, a blank line, then) the raw prompt as it is with a full stop after
+    it, the model's turn."""
+    picture = f"\n{IMAGE_SOFT_TOKEN}\n\n" if image else ""
     return (f"<start_of_turn>system\n{system.strip()}{END_OF_TURN}\n"
-            f"<start_of_turn>user\nUser Raw Input Prompt: {prompt}.{END_OF_TURN}\n"
+            f"<start_of_turn>user\n{picture}User Raw Input Prompt: {prompt}.{END_OF_TURN}\n"
             "<start_of_turn>model\n")
 
 
-def comfyui_chat_ids(tokenizer: GemmaTokenizer, text: str) -> list[int]:
+def comfyui_chat_ids(tokenizer: GemmaTokenizer, text: str, image_token_id: int | None = None) -> list[int]:
     """Token ids of a chat ``text`` as ComfyUI's Gemma 3 tokenizer gives them: the text as it is (whitespace
-    kept), cut at each <end_of_turn> (that token) and each other piece SentencePiece's. Such a text gets no BOS
-    of its own, so ComfyUI's "drop the tokenizer's BOS" step drops the text's first token (a chat's opening
-    <start_of_turn>) instead, and BOS goes first. ComfyUI's LTX-2 Gemma tokenizer then pads on the left with PAD
-    to MAX_LENGTH (1024) tokens (TextGenerate's min_length 1 does not reach it), and its generation attends to
-    the pads."""
-    end_of_turn = tokenizer.piece_id(END_OF_TURN)
+    kept), cut at each <end_of_turn> and (given its id) <image_soft_token>, each of them one token, each other
+    piece SentencePiece's. Such a text gets no BOS of its own, so ComfyUI's "drop the tokenizer's BOS" step drops
+    the text's first token (a chat's opening <start_of_turn>) instead, and BOS goes first. ComfyUI's LTX-2 Gemma
+    tokenizer then pads on the left with PAD to MAX_LENGTH (1024) tokens, an image placeholder counting as one
+    (TextGenerate's min_length 1 does not reach it), and its generation attends to the pads."""
+    special = {END_OF_TURN: tokenizer.piece_id(END_OF_TURN)}
+    if image_token_id is not None:
+        special[IMAGE_SOFT_TOKEN] = image_token_id
     ids: list[int] = []
-    for k, part in enumerate(text.split(END_OF_TURN)):
-        if k:
-            ids.append(end_of_turn)
-        ids.extend(tokenizer.processor.encode(part) if part else [])
+    for part in re.split("(" + "|".join(map(re.escape, special)) + ")", text):
+        if part in special:
+            ids.append(special[part])
+        elif part:
+            ids.extend(tokenizer.processor.encode(part))
     ids = [BOS_ID, *ids[1:]]
     return [PAD_ID] * (MAX_LENGTH - len(ids)) + ids
+
+
+def comfyui_image_chat(clip: TextEncoderHandle, prompt: str, images: torch.Tensor
+                       ) -> tuple[torch.Tensor, ImageTokens]:
+    """Token ids [1, T] and image tokens of ComfyUI's image-to-video chat (:func:`ltx2_chat` with the image, the
+    image-to-video instructions) for ``images`` [B, H, W, 3]: the placeholder's one slot in :func:`comfyui_chat_ids`
+    holds the vision tower's features of every image of the batch (B x mm_tokens_per_image tokens, pixels as
+    :func:`comfyui_image_pixels` makes them), attended causally like text. A Gemma file without a vision tower is
+    refused, naming the file."""
+    vision = clip.vision_tower()
+    cfg = vision.config
+    chat = comfyui_chat_ids(clip.tokenizer, ltx2_chat(prompt, I2V_INSTRUCTIONS, image=True), cfg.image_token_id)
+    with torch.inference_mode():
+        features = vision(comfyui_image_pixels(images if images.dim() == 4 else images[None], cfg.image_size))
+    at, count = chat.index(cfg.image_token_id), features.shape[0] * features.shape[1]
+    ids = torch.tensor([chat[:at] + [cfg.image_token_id] * count + chat[at + 1:]])
+    slots = torch.zeros_like(ids, dtype=torch.bool)
+    slots[0, at:at + count] = True
+    return ids, ImageTokens(slots, features, bidirectional=False)
 
 
 @input_check("audio", presence=("audio",))
@@ -89,19 +117,18 @@ def generate_ltx2_prompt(
     (repetition and presence penalties on the new tokens only, temperature, top-k, min-p, top-p), off = greedy;
     the reply decoded as it is (<end_of_turn> dropped, whitespace kept). ``use_default_template`` and
     ``thinking`` change nothing (ComfyUI's node sends its own chat, which skips the default template; Gemma 3
-    writes no reasoning). With an image (or a video: its first frame) Gemma looks at it through its vision tower
-    (a text-only Gemma file refuses it; the chat is ltx-core's image layout, not ComfyUI's); audio Gemma 3
-    cannot hear."""
+    writes no reasoning). With an image, ComfyUI's image chat (:func:`comfyui_image_chat`: Gemma looks at every
+    image of the batch through its vision tower; a text-only Gemma file refuses it); a video changes nothing
+    (ComfyUI's Gemma 3 tokenizer ignores it); audio Gemma 3 cannot hear."""
     ctx = ctx or OpContext("TextGenerateLTX2Prompt")
-    picture = image if image is not None else (video[:1] if video is not None else None)   # a video: its first frame
     sampling = None
     if sampling_mode == "on":
         sampling = TokenSampling(temperature, top_k, top_p, min_p, repetition_penalty, presence_penalty)
     images = None
-    if picture is None:
+    if image is None:
         ids = torch.tensor([comfyui_chat_ids(clip.tokenizer, ltx2_chat(prompt))])
     else:
-        ids, images = clip.image_prompt(prompt, picture)
+        ids, images = comfyui_image_chat(clip, prompt, image)
     end_of_turn = clip.tokenizer.piece_id(END_OF_TURN)
     with torch.inference_mode(), applied_gemma(clip) as gemma:
         generated = gemma.generate(ids, torch.ones_like(ids), max_new_tokens=max_length, stop_tokens=(end_of_turn,),

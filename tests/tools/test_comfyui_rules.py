@@ -124,3 +124,29 @@ def test_text_encoder_lora_rule_keeps_only_files_comfyui_reads(tmp_path) -> None
     finally:
         LoraTextEncoder.applied_gemma = original
     assert attached == [((str(theirs), 0.5),)]
+
+
+def test_attention_norm_eps_rule_builds_q_and_k_norms_with_comfyuis_eps() -> None:
+    from ltxgraph_ops.models.attention import Attention
+    from tools.comfyui_rules import COMFYUI_ATTENTION_NORM_EPS, comfyui_attention_norm_eps
+    with comfyui_attention_norm_eps():
+        inside = Attention(8, 8, 2, 4, eps=1e-6)
+    outside = Attention(8, 8, 2, 4, eps=1e-6)
+    assert inside.q_norm.eps == inside.k_norm.eps == COMFYUI_ATTENTION_NORM_EPS == 1e-5
+    assert outside.q_norm.eps == outside.k_norm.eps == 1e-6                         # the reference's, undone
+
+
+def test_rope_time_rule_rounds_video_times_as_comfyui_and_nothing_else() -> None:
+    from tools.comfyui_rules import comfyui_rope_time_reciprocal, tiny_model
+    model = tiny_model()
+    latent = torch.zeros(1, 128, 16, 2, 4)                     # 121 frames: times up to 4.8 s
+    reference = model._video_layout(latent, model.positive)[1]
+    with comfyui_rope_time_reciprocal():
+        comfyui = model._video_layout(latent, model.positive)[1]
+    assert torch.equal(model._video_layout(latent, model.positive)[1], reference)     # undone on exit
+    assert torch.equal(comfyui[:, 1:], reference[:, 1:])                            # height, width untouched
+    pixel_frames = (reference[:, 0] * 25).round()
+    assert torch.equal(comfyui[:, 0], pixel_frames * (1.0 / 25)) and torch.equal(reference[:, 0], pixel_frames / 25)
+    apart = (comfyui[:, 0] - reference[:, 0]).abs()
+    ulp = torch.nextafter(reference[:, 0], torch.tensor(float("inf"))) - reference[:, 0]
+    assert bool((apart > 0).any()) and bool((apart <= ulp).all())                    # one float32 rounding apart
