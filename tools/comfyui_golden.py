@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import json
 import shutil
+import os
 import subprocess
 import sys
 import tempfile
@@ -326,7 +327,8 @@ def run(args: argparse.Namespace, commit: str, scratch: Path) -> None:
     server = subprocess.Popen([args.python, "main.py", "--cpu", "--port", str(args.port),
                                "--input-directory", str(world["input"]), "--output-directory", str(scratch / "output"),
                                "--extra-model-paths-config", str(config), *args.comfyui_args],
-                              cwd=args.comfyui, stdout=log, stderr=subprocess.STDOUT)
+                              cwd=args.comfyui, stdout=log, stderr=subprocess.STDOUT,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})   # the fixtures' bits: one thread
     try:
         wait_until_serving(args.port, server)
         for name, workflow in WORKFLOWS.items():
