@@ -27,8 +27,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import shutil
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
