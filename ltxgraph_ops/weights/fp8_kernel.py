@@ -91,63 +91,52 @@ static inline void store64(void *to, __m512i value, int streamed) {
 }
 #endif
 
-/* out[i] = table[codes[i]] for i < count, 16-bit entries */
-static void lookup16(const uint8_t *codes, const uint16_t *table, int64_t count, uint16_t *out) {
+/* out[i] = table[codes[i]] for i < count, entries of `width` bytes (2 or 4) */
+static void lookup(const uint8_t *codes, const void *table, int width, int64_t count, void *out) {
+    uint8_t *to = (uint8_t *)out;
+    const uint8_t *entries = (const uint8_t *)table;
     int64_t i = 0;
 #ifdef BYTE_PERMUTES
-    __m512i planes[8];
-    load_planes((const uint8_t *)table, 2, planes);
-    const __m512i first = interleave_index(1, 0), second = interleave_index(1, 1);
-    const int streamed = count >= STREAMED_ELEMENTS && (uintptr_t)out % 64 == 0;
-    for (; i + 64 <= count; i += 64) {
-        __m512i c = _mm512_loadu_si512(codes + i);
-        __mmask64 top = _mm512_movepi8_mask(c);
-        __m512i low = plane_lookup(planes, c, top), high = plane_lookup(planes + 4, c, top);
-        store64(out + i, _mm512_permutex2var_epi8(low, first, high), streamed);
-        store64(out + i + 32, _mm512_permutex2var_epi8(low, second, high), streamed);
-    }
-    _mm_sfence();
-#endif
-    for (; i < count; i++) out[i] = table[codes[i]];
-}
-
-/* out[i] = table[codes[i]] for i < count, 32-bit entries */
-static void lookup32(const uint8_t *codes, const uint32_t *table, int64_t count, uint32_t *out) {
-    int64_t i = 0;
-#ifdef BYTE_PERMUTES
-    __m512i planes[16];
-    load_planes((const uint8_t *)table, 4, planes);
+    __m512i planes[16], bytes_pair[4];
+    load_planes(entries, width, planes);
     const __m512i bytes_first = interleave_index(1, 0), bytes_second = interleave_index(1, 1);
     const __m512i words_first = interleave_index(2, 0), words_second = interleave_index(2, 1);
     const int streamed = count >= STREAMED_ELEMENTS && (uintptr_t)out % 64 == 0;
-    for (; i + 64 <= count; i += 64) {
+    for (; i + 64 <= count; i += 64, to += 64 * width) {
         __m512i c = _mm512_loadu_si512(codes + i);
         __mmask64 top = _mm512_movepi8_mask(c);
-        __m512i b0 = plane_lookup(planes, c, top), b1 = plane_lookup(planes + 4, c, top);
-        __m512i b2 = plane_lookup(planes + 8, c, top), b3 = plane_lookup(planes + 12, c, top);
-        __m512i low_a = _mm512_permutex2var_epi8(b0, bytes_first, b1);     /* 16-bit halves, codes 0-31 */
-        __m512i low_b = _mm512_permutex2var_epi8(b0, bytes_second, b1);    /* codes 32-63 */
-        __m512i high_a = _mm512_permutex2var_epi8(b2, bytes_first, b3);
-        __m512i high_b = _mm512_permutex2var_epi8(b2, bytes_second, b3);
-        store64(out + i, _mm512_permutex2var_epi8(low_a, words_first, high_a), streamed);
-        store64(out + i + 16, _mm512_permutex2var_epi8(low_a, words_second, high_a), streamed);
-        store64(out + i + 32, _mm512_permutex2var_epi8(low_b, words_first, high_b), streamed);
-        store64(out + i + 48, _mm512_permutex2var_epi8(low_b, words_second, high_b), streamed);
+        for (int pair = 0; pair < width / 2; pair++) {     /* bytes (0, 1), (2, 3): 16-bit values, 2 registers */
+            __m512i low = plane_lookup(planes + 8 * pair, c, top), high = plane_lookup(planes + 8 * pair + 4, c, top);
+            bytes_pair[2 * pair] = _mm512_permutex2var_epi8(low, bytes_first, high);      /* codes 0-31 */
+            bytes_pair[2 * pair + 1] = _mm512_permutex2var_epi8(low, bytes_second, high); /* codes 32-63 */
+        }
+        if (width == 2) {
+            store64(to, bytes_pair[0], streamed);
+            store64(to + 64, bytes_pair[1], streamed);
+            continue;
+        }
+        for (int half = 0; half < 2; half++) {             /* 16-bit halves (low, high) -> 32-bit values */
+            store64(to + 128 * half, _mm512_permutex2var_epi8(bytes_pair[half], words_first, bytes_pair[2 + half]),
+                    streamed);
+            store64(to + 128 * half + 64,
+                    _mm512_permutex2var_epi8(bytes_pair[half], words_second, bytes_pair[2 + half]), streamed);
+        }
     }
     _mm_sfence();
 #endif
-    for (; i < count; i++) out[i] = table[codes[i]];
+    for (; i < count; i++, to += width) memcpy(to, entries + codes[i] * width, width);
 }
 
 /* rows [first, last) of a [rows, columns] code matrix; scale of row r at scales[r * scale_step]. One scale for
    all rows (scale_step 0): the 256 results are computed once and the rows are a table lookup. */
-#define FP8_ROWS(NAME, OUT_TYPE, ROUND, LOOKUP)                                                              \
+#define FP8_ROWS(NAME, OUT_TYPE, ROUND)                                                                      \
 void NAME(const uint8_t *codes, const float *table, const float *scales, int64_t scale_step,                  \
           int64_t columns, int64_t first, int64_t last, OUT_TYPE *out) {                                     \
     if (scale_step == 0) {                                                                                 \
         OUT_TYPE results[256];                                                                             \
         for (int code = 0; code < 256; code++) results[code] = ROUND(table[code] * scales[0]);             \
-        LOOKUP(codes + first * columns, results, (last - first) * columns, out + first * columns);         \
+        lookup(codes + first * columns, results, sizeof(OUT_TYPE), (last - first) * columns,                \
+               out + first * columns);                                                                     \
         return;                                                                                            \
     }                                                                                                      \
     for (int64_t row = first; row < last; row++) {                                                         \
@@ -160,8 +149,8 @@ void NAME(const uint8_t *codes, const float *table, const float *scales, int64_t
 
 static inline uint32_t float32_bits(float value) { uint32_t bits; memcpy(&bits, &value, 4); return bits; }
 
-FP8_ROWS(fp8_to_float32, uint32_t, float32_bits, lookup32)
-FP8_ROWS(fp8_to_bfloat16, uint16_t, bfloat16_nearest_even, lookup16)
+FP8_ROWS(fp8_to_float32, uint32_t, float32_bits)
+FP8_ROWS(fp8_to_bfloat16, uint16_t, bfloat16_nearest_even)
 """
 COMPILE_FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-shared", "-fPIC")   # IEEE: no fast-math
 PARALLEL_ELEMENTS = 1 << 20        # split a conversion across threads only above this many elements
