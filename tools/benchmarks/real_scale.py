@@ -18,9 +18,11 @@ run at) and ``scaled_dot_product_attention`` of the video self-attention (``atte
 (tools/benchmarks/step_flops.py: ``matmul_tflop`` = ``linear_tflop`` + ``attention_tflop``, attention's two
 products included), achieved GFLOP/s (all matmul FLOPs over the step's time) and its share of the GEMM peak,
 ``seconds_at_peaks`` (Linear FLOPs at the GEMM peak plus attention's at its own) and its share of the step,
-minor page faults, CPU user/system seconds, peak RSS, the load average. ``blocks`` < 48 measures that many
-blocks of a shallower synthetic file and extrapolates linearly to 48 (the output says so): time outside the
-blocks + 48 x the mean block time.
+minor page faults, CPU user/system seconds, peak RSS, the load average. On a shared machine the same in CPU
+time (``*_per_cpu_second``, ``share_of_peak_cpu``: FLOPs per CPU second of the step against those of the peak
+calls) is the steadier ratio: other processes stretch wall seconds, far less the CPU seconds of work.
+``blocks`` < 48 measures that many blocks of a shallower synthetic file and extrapolates linearly to 48 (the
+output says so): time outside the blocks + 48 x the mean block time.
 """
 from __future__ import annotations
 
@@ -62,14 +64,15 @@ dtype = getattr(torch, ARGS["dtype"])
 def peak_gib():
     return round([int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0] / 2**20, 2)
 
-def best_gflops(run, flop, repeats):                  # best of ``repeats`` timed calls after one warm-up
+def best_gflops(run, flop, repeats):   # [wall, CPU] GFLOP/s, each the best of ``repeats`` calls after a warm-up
     run()
-    seconds = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         run()
-        seconds.append(time.perf_counter() - start)
-    return flop / min(seconds) / 1e9
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return [flop / min(wall) / 1e9, flop / min(cpu) / 1e9]
 
 gemm_gflops = {{}}
 for tokens, inputs, outputs in ARGS["gemm_shapes"]:   # F.linear as the model calls it: x [T, in], w [out, in]
@@ -184,11 +187,11 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
     scale = RELEASE_BLOCKS / raw["blocks"]
     seconds_48 = outside + RELEASE_BLOCKS * block_time
     achieved = flops["total"] / step["seconds"] / 1e9
-    gemm_peaks = raw["gemm_gflops"]
-    peak = sum(weight for _, weight in shapes) / sum(
-        weight / gemm_peaks["x".join(map(str, shape))] for shape, weight in shapes)
+    peak, peak_cpu = (sum(weight for _, weight in shapes) / sum(
+        weight / raw["gemm_gflops"]["x".join(map(str, shape))][clock] for shape, weight in shapes) for clock in (0, 1))
     attention_tflop = flops["total"] - flops["linear_total"]
-    seconds_at_peaks = (flops["linear_total"] / peak + attention_tflop / raw["attention_gflops"]) / 1e9
+    seconds_at_peaks = (flops["linear_total"] / peak + attention_tflop / raw["attention_gflops"][0]) / 1e9
+    achieved_cpu = flops["total"] / (step["user_seconds"] + step["system_seconds"]) / 1e9
     figures = {
         "stage": stage, "pixels": spec["pixels"], "latent_grid": list(spec["grid"]), "video_tokens": tokens.video,
         "audio_tokens": tokens.audio, "text_tokens": tokens.text, "dtype": dtype, "threads": THREADS,
@@ -201,9 +204,13 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
                      "linear_tflop": round(flops["linear_total"] / 1e12, 3),
                      "attention_tflop": round(attention_tflop / 1e12, 3),
                      "achieved_gflops": round(achieved, 1), "matmul_peak_gflops": round(peak, 1),
-                     "gemm_peak_gflops": {shape: round(value, 1) for shape, value in gemm_peaks.items()},
-                     "attention_gflops": round(raw["attention_gflops"], 1),
+                     "gemm_peak_gflops": {shape: round(value[0], 1) for shape, value in raw["gemm_gflops"].items()},
+                     "attention_gflops": round(raw["attention_gflops"][0], 1),
                      "share_of_peak": round(achieved / peak, 3),
+                     "gflops_per_cpu_second": round(achieved_cpu, 1),
+                     "matmul_peak_gflops_per_cpu_second": round(peak_cpu, 1),
+                     "attention_gflops_per_cpu_second": round(raw["attention_gflops"][1], 1),
+                     "share_of_peak_cpu": round(achieved_cpu / peak_cpu, 3),
                      "seconds_at_peaks": round(seconds_at_peaks, 2),
                      "share_of_peaks": round(seconds_at_peaks / step["seconds"], 3),
                      "load_average": raw["load_average"],
