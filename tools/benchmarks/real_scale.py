@@ -10,19 +10,20 @@ transformer, blocks streamed from disk (the file is beyond any 6 GiB budget), in
 - step-kept-heap: the stage-2 step with the CLI's allocator setting and inside ``allocator.kept_heap``, A/B.
 
 A step is one forward (the distilled graph runs cfg 1: one forward and an Euler update per step). Each step
-benchmark runs in its own interpreter: first the machine's peaks in the step's dtype and threads, best of
-:data:`PEAK_REPEATS` calls each: ``F.linear`` at the step's own dominant GEMM shapes (video tokens x D x D, x D x
-4D, x 4D x D; ``matmul_peak_gflops`` is their FLOP-weighted harmonic mean, the rate the block's Linear FLOPs would
-run at) and ``scaled_dot_product_attention`` of the video self-attention (``attention_gflops``); then two steps
-(the first allocates the block buffers and checks the weights once), reporting the second: seconds, matmul FLOPs
-(tools/benchmarks/step_flops.py: ``matmul_tflop`` = ``linear_tflop`` + ``attention_tflop``, attention's two
-products included), achieved GFLOP/s (all matmul FLOPs over the step's time) and its share of the GEMM peak,
-``seconds_at_peaks`` (Linear FLOPs at the GEMM peak plus attention's at its own) and its share of the step,
-minor page faults, CPU user/system seconds, peak RSS, the load average. On a shared machine the same in CPU
-time (``*_per_cpu_second``, ``share_of_peak_cpu``: FLOPs per CPU second of the step against those of the peak
-calls) is the steadier ratio: other processes stretch wall seconds, far less the CPU seconds of work.
-``blocks`` < 48 measures that many blocks of a shallower synthetic file and extrapolates linearly to 48 (the
-output says so): time outside the blocks + 48 x the mean block time.
+benchmark runs in its own interpreter and measures the machine's peaks in the step's dtype and threads before and
+after its steps, the best of 2 x :data:`PEAK_REPEATS` calls each: ``F.linear`` at the step's own dominant GEMM
+shapes (video tokens x D x D, x D x 4D, x 4D x D; ``matmul_peak_gflops`` is their FLOP-weighted harmonic mean, the
+rate the block's Linear FLOPs would run at) and ``scaled_dot_product_attention`` of the video self-attention
+(``attention_gflops``); between them two steps (the first allocates the block buffers and checks the weights once),
+reporting the second: seconds, matmul FLOPs (tools/benchmarks/step_flops.py: ``matmul_tflop`` = ``linear_tflop`` +
+``attention_tflop``, attention's two products included), achieved GFLOP/s (all matmul FLOPs over the step's time)
+and its share of the GEMM peak, ``seconds_at_peaks`` (Linear FLOPs at the GEMM peak plus attention's at its own)
+and its share of the step, minor page faults, CPU user/system seconds, peak RSS, the load average. On a shared
+machine the same in CPU time (``*_per_cpu_second``, ``share_of_peak_cpu``: FLOPs per CPU second of the step against
+those of the peak calls) is steadier between runs at a similar load (other processes stretch wall seconds more than
+CPU seconds); under heavy load neither peak is a yardstick, both are reported with the load average. ``blocks`` <
+48 measures that many blocks of a shallower synthetic file and extrapolates linearly to 48 (the output says so):
+time outside the blocks + 48 x the mean block time.
 """
 from __future__ import annotations
 
@@ -74,17 +75,20 @@ def best_gflops(run, flop, repeats):   # [wall, CPU] GFLOP/s, each the best of `
         cpu.append(time.process_time() - start_cpu)
     return [flop / min(wall) / 1e9, flop / min(cpu) / 1e9]
 
-gemm_gflops = {{}}
-for tokens, inputs, outputs in ARGS["gemm_shapes"]:   # F.linear as the model calls it: x [T, in], w [out, in]
-    x, w = torch.randn(tokens, inputs, dtype=dtype), torch.randn(outputs, inputs, dtype=dtype)
-    gemm_gflops[f"{{tokens}}x{{inputs}}x{{outputs}}"] = best_gflops(
-        lambda: torch.nn.functional.linear(x, w), 2 * tokens * inputs * outputs, ARGS["peak_repeats"])
-    del x, w
-heads, tokens, head_dim = ARGS["attention_shape"]     # self-attention of the video stream
-q, k, v = (torch.randn(1, heads, tokens, head_dim, dtype=dtype) for _ in range(3))
-attention_gflops = best_gflops(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v),
-                               4 * tokens * tokens * heads * head_dim, ARGS["peak_repeats"])
-del q, k, v
+def probe_peaks():    # ({{shape: [wall, CPU]}} of F.linear as the model calls it, [wall, CPU] of attention)
+    gemm = {{}}
+    for tokens, inputs, outputs in ARGS["gemm_shapes"]:   # x [T, in], w [out, in]
+        x, w = torch.randn(tokens, inputs, dtype=dtype), torch.randn(outputs, inputs, dtype=dtype)
+        gemm[f"{{tokens}}x{{inputs}}x{{outputs}}"] = best_gflops(
+            lambda: torch.nn.functional.linear(x, w), 2 * tokens * inputs * outputs, ARGS["peak_repeats"])
+        del x, w
+    heads, tokens, head_dim = ARGS["attention_shape"]     # self-attention of the video stream
+    q, k, v = (torch.randn(1, heads, tokens, head_dim, dtype=dtype) for _ in range(3))
+    attention = best_gflops(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v),
+                            4 * tokens * tokens * heads * head_dim, ARGS["peak_repeats"])
+    return gemm, attention
+
+gemm_gflops, attention_gflops = probe_peaks()
 
 from ltxgraph_ops.model_files import load_transformer
 from ltxgraph_ops.models.transformer import StreamInput
@@ -132,6 +136,9 @@ def step():
 
 first = step()
 second = step()
+gemm_after, attention_after = probe_peaks()          # once more after the steps: the best of both counts
+gemm_gflops = {{shape: [max(pair) for pair in zip(rates, gemm_after[shape])] for shape, rates in gemm_gflops.items()}}
+attention_gflops = [max(pair) for pair in zip(attention_gflops, attention_after)]
 print(json.dumps({{"gemm_gflops": gemm_gflops, "attention_gflops": attention_gflops, "load_seconds": load_seconds,
                   "first": first, "second": second, "peak_rss_gib": peak_gib(), "blocks": len(model.transformer_blocks),
                   "feed_forward_token_chunk": token_chunk,
