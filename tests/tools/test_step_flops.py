@@ -8,7 +8,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ltxgraph_ops.models.transformer import StreamInput, TransformerConfig
 from ltxgraph_ops.models.transformer_tokens import audio_positions, video_positions
 from ltxgraph_ops.tiny import transformer as tiny
-from tools.benchmarks.step_flops import Tokens, forward_flops
+from tools.benchmarks.step_flops import Tokens, block_flops, dominant_gemms, forward_flops
 
 
 def test_linear_flops_equal_torchs_count() -> None:
@@ -30,3 +30,15 @@ def test_release_figures() -> None:
     """19B, stage 2 of the distilled graph at 768x512, 121 frames: 6144 video tokens, 121 audio, 1024 text."""
     flops = forward_flops(TransformerConfig(), Tokens(6144, 121, 1024))
     assert 4.0e12 < flops["per_block"] < 4.3e12 and 190e12 < flops["total"] < 205e12
+
+
+def test_dominant_gemms_carry_most_of_a_release_block() -> None:
+    """Stage 2: the video stream's D x D, D x 4D and 4D x D GEMMs are 82 % of the block's Linear FLOPs, the
+    attention products 18 % of all its matmul FLOPs (what the GEMM peak and the attention peak weigh)."""
+    config, tokens = TransformerConfig(), Tokens(6144, 121, 1024)
+    shapes = dominant_gemms(config, tokens)
+    assert [shape for shape, _ in shapes] == [(6144, 4096, 4096), (6144, 4096, 16384), (6144, 16384, 4096)]
+    assert all(flops == 2 * m * k * n * (6 if k == n else 1) for (m, k, n), flops in shapes)
+    linear = block_flops(config, tokens, products=False)
+    assert 0.80 < sum(flops for _, flops in shapes) / linear < 0.85
+    assert 0.17 < 1 - linear / block_flops(config, tokens) < 0.18

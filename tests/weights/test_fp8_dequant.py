@@ -85,6 +85,27 @@ def test_kernel_split_over_threads_equals_one_thread(dtype: torch.dtype) -> None
     assert torch.equal(bits(one), bits(reference(weight, dtype, scales)))
 
 
+@pytest.mark.parametrize("aligned", [True, False])
+@pytest.mark.parametrize("dtype", OUT)
+def test_per_tensor_scale_table_lookup_of_large_weights(dtype: torch.dtype, aligned: bool) -> None:
+    """One scale for the whole weight: the kernel converts the 256 codes once and looks every element up (byte
+    permutes, non-temporal stores above a million elements, an unaligned output too); torch's values, NaN bits
+    included, on one thread and split over two."""
+    kernel = load_kernel()
+    if kernel is None:
+        pytest.skip("no compiled kernel on this machine")
+    generator = torch.Generator().manual_seed(3)
+    weight = torch.randint(0, 256, (2100, 1001), dtype=torch.uint8, generator=generator).view(torch.float8_e4m3fn)
+    scale = torch.tensor([0.0371])
+    want = reference(weight, dtype, scale)
+    for threads in (1, 2):
+        storage = torch.zeros(weight.numel() + 1, dtype=dtype)
+        out = (storage[:-1] if aligned else storage[1:]).view(weight.shape)
+        kernel.convert(weight, out, scale, threads=threads)
+        assert torch.equal(bits(out), bits(want))
+        assert out.isnan().sum() == (weight.view(torch.uint8) & 0x7F).eq(0x7F).sum()
+
+
 def test_rows_longer_than_a_chunk_and_nan_free_skip() -> None:
     weight = torch.randint(0, 256, (3, 5000), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     weight[(weight & 0x7F) == 0x7F] = 0

@@ -7,13 +7,23 @@ transformer, blocks streamed from disk (the file is beyond any 6 GiB budget), in
 - fp8-dequant-speed: fp8 -> float32 / bfloat16 conversion, torch's own against ltxgraph_ops.weights.fp8, beside
   a float32 copy of the same size (the memory-bandwidth yardstick), 1 and 2 threads.
 - step-page-faults: the stage-1 step's minor page faults under several glibc allocator settings.
+- step-kept-heap: the stage-2 step with the CLI's allocator setting and inside ``allocator.kept_heap``, A/B.
 
 A step is one forward (the distilled graph runs cfg 1: one forward and an Euler update per step). Each step
-benchmark runs in its own interpreter: the [2304x4096]x[4096x4096] matmul peak in the step's dtype first (same
-threads), then two steps (the first allocates the block buffers and checks the weights once), reporting the
-second: seconds, achieved matmul GFLOP/s (tools/benchmarks/step_flops.py) and its share of the peak, minor page
-faults, CPU user/system seconds, peak RSS. ``blocks`` < 48 measures that many blocks of a shallower synthetic
-file and extrapolates linearly to 48 (the output says so): time outside the blocks + 48 x the mean block time.
+benchmark runs in its own interpreter and measures the machine's peaks in the step's dtype and threads before and
+after its steps, the best of 2 x :data:`PEAK_REPEATS` calls each: ``F.linear`` at the step's own dominant GEMM
+shapes (video tokens x D x D, x D x 4D, x 4D x D; ``matmul_peak_gflops`` is their FLOP-weighted harmonic mean, the
+rate the block's Linear FLOPs would run at) and ``scaled_dot_product_attention`` of the video self-attention
+(``attention_gflops``); between them two steps (the first allocates the block buffers and checks the weights once),
+reporting the second: seconds, matmul FLOPs (tools/benchmarks/step_flops.py: ``matmul_tflop`` = ``linear_tflop`` +
+``attention_tflop``, attention's two products included), achieved GFLOP/s (all matmul FLOPs over the step's time)
+and its share of the GEMM peak, ``seconds_at_peaks`` (Linear FLOPs at the GEMM peak plus attention's at its own)
+and its share of the step, minor page faults, CPU user/system seconds, peak RSS, the load average. On a shared
+machine the same in CPU time (``*_per_cpu_second``, ``share_of_peak_cpu``: FLOPs per CPU second of the step against
+those of the peak calls) is steadier between runs at a similar load (other processes stretch wall seconds more than
+CPU seconds); under heavy load neither peak is a yardstick, both are reported with the load average. ``blocks`` <
+48 measures that many blocks of a shallower synthetic file and extrapolates linearly to 48 (the output says so):
+time outside the blocks + 48 x the mean block time.
 """
 from __future__ import annotations
 
@@ -34,13 +44,14 @@ STAGES = {   # latent grid (frames, height, width) of a 768x512, 121-frame video
     "small": {"grid": (2, 8, 8), "audio": 9, "text": 128, "pixels": "256x256"},    # full-19b-step's inputs
 }
 THREADS = 2
+PEAK_REPEATS = 4          # timed calls per peak shape (after a warm-up); the best counts
 
 CHILD = r"""
-import ctypes, json, resource, sys, time, torch
+import ctypes, json, os, resource, sys, time, torch
 ARGS = json.loads({args!r})
 sys.path.insert(0, ARGS["root"])
 mallopt = ctypes.CDLL(None).mallopt
-if ARGS["malloc"] in ("cli", "cli+hugepages"):
+if ARGS["malloc"] in ("cli", "cli+hugepages", "cli+kept"):
     from ltxgraph.allocator import return_large_frees_to_os
     return_large_frees_to_os()
 elif ARGS["malloc"] == "heap":                        # no mmap at all, freed memory kept (trim threshold 2 GiB)
@@ -54,13 +65,30 @@ dtype = getattr(torch, ARGS["dtype"])
 def peak_gib():
     return round([int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0] / 2**20, 2)
 
-a, b = torch.randn(2304, 4096, dtype=dtype), torch.randn(4096, 4096, dtype=dtype)
-torch.mm(a, b)
-start = time.perf_counter()
-for _ in range(3):
-    torch.mm(a, b)
-peak_gflops = 3 * 2 * 2304 * 4096 * 4096 / (time.perf_counter() - start) / 1e9
-del a, b
+def best_gflops(run, flop, repeats):   # [wall, CPU] GFLOP/s, each the best of ``repeats`` calls after a warm-up
+    run()
+    wall, cpu = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        run()
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return [flop / min(wall) / 1e9, flop / min(cpu) / 1e9]
+
+def probe_peaks():    # ({{shape: [wall, CPU]}} of F.linear as the model calls it, [wall, CPU] of attention)
+    gemm = {{}}
+    for tokens, inputs, outputs in ARGS["gemm_shapes"]:   # x [T, in], w [out, in]
+        x, w = torch.randn(tokens, inputs, dtype=dtype), torch.randn(outputs, inputs, dtype=dtype)
+        gemm[f"{{tokens}}x{{inputs}}x{{outputs}}"] = best_gflops(
+            lambda: torch.nn.functional.linear(x, w), 2 * tokens * inputs * outputs, ARGS["peak_repeats"])
+        del x, w
+    heads, tokens, head_dim = ARGS["attention_shape"]     # self-attention of the video stream
+    q, k, v = (torch.randn(1, heads, tokens, head_dim, dtype=dtype) for _ in range(3))
+    attention = best_gflops(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v),
+                            4 * tokens * tokens * heads * head_dim, ARGS["peak_repeats"])
+    return gemm, attention
+
+gemm_gflops, attention_gflops = probe_peaks()
 
 from ltxgraph_ops.model_files import load_transformer
 from ltxgraph_ops.models.transformer import StreamInput
@@ -90,10 +118,14 @@ if ARGS["memory_budget"] is not None:                 # planned as the sampler's
     rest = activation_bytes(c, tokens, ARGS["audio"], ARGS["text"], element_bytes=dtype.itemsize) - hidden
     token_chunk = feed_forward_chunk(tokens, c.video_dim, 1, dtype.itemsize, max(0, ARGS["memory_budget"] - rest))
 
+from contextlib import nullcontext
+from ltxgraph.allocator import kept_heap
+
 def step():
     marks = []
     before, cpu = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-    with torch.no_grad(), feed_forward_chunks(model, token_chunk):
+    kept = kept_heap() if ARGS["malloc"] == "cli+kept" else nullcontext()
+    with torch.no_grad(), feed_forward_chunks(model, token_chunk), kept:
         out = model(video, audio, on_block=lambda done, total: marks.append(time.perf_counter()))
     end = time.perf_counter()
     after = resource.getrusage(resource.RUSAGE_SELF)
@@ -104,9 +136,13 @@ def step():
 
 first = step()
 second = step()
-print(json.dumps({{"peak_gflops": peak_gflops, "load_seconds": load_seconds, "first": first, "second": second,
-                  "peak_rss_gib": peak_gib(), "blocks": len(model.transformer_blocks),
-                  "feed_forward_token_chunk": token_chunk}}))
+gemm_after, attention_after = probe_peaks()          # once more after the steps: the best of both counts
+gemm_gflops = {{shape: [max(pair) for pair in zip(rates, gemm_after[shape])] for shape, rates in gemm_gflops.items()}}
+attention_gflops = [max(pair) for pair in zip(attention_gflops, attention_after)]
+print(json.dumps({{"gemm_gflops": gemm_gflops, "attention_gflops": attention_gflops, "load_seconds": load_seconds,
+                  "first": first, "second": second, "peak_rss_gib": peak_gib(), "blocks": len(model.transformer_blocks),
+                  "feed_forward_token_chunk": token_chunk,
+                  "load_average": [round(x, 2) for x in os.getloadavg()]}}))
 """
 
 
@@ -121,7 +157,8 @@ def checkpoint_for(blocks: int) -> Path:
 def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", malloc: str = "cli",
              root: Path = ROOT, checkpoint: Path | None = None, memory_budget: int | None = None) -> dict:
     """One streamed step of ``stage`` (see STAGES) through ``blocks`` blocks in ``dtype``, in a fresh interpreter
-    running the code under ``root``; ``malloc``: "cli" (the CLI's fixed 1 MiB mmap threshold), "cli+hugepages"
+    running the code under ``root``; ``malloc``: "cli" (the CLI's fixed 1 MiB mmap threshold), "cli+kept" (the
+    same with each step inside :func:`ltxgraph.allocator.kept_heap`), "cli+hugepages"
     (the same with glibc's transparent-huge-page tunable), "glibc" (glibc's own dynamic threshold), "heap" (no
     mmap, nothing trimmed below 2 GiB) or a threshold in bytes; ``checkpoint``: a synthetic file with at least
     ``blocks`` blocks (its first ``blocks`` run; default: one of exactly ``blocks``); ``memory_budget``: bytes
@@ -129,12 +166,18 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
     (None: all tokens at once). Figures of the second step, extrapolated to 48 blocks."""
     from ltxgraph_ops.model_files import transformer_config
     from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
-    from tools.benchmarks.step_flops import Tokens, forward_flops
+    from tools.benchmarks.step_flops import Tokens, dominant_gemms, forward_flops
     spec = STAGES[stage]
     checkpoint = checkpoint or checkpoint_for(blocks)
     args = {"root": str(root), "checkpoint": str(checkpoint), "grid": spec["grid"], "audio": spec["audio"],
             "text": spec["text"], "dtype": dtype, "malloc": malloc, "threads": THREADS, "blocks": blocks,
-            "memory_budget": memory_budget}
+            "memory_budget": memory_budget, "peak_repeats": PEAK_REPEATS}
+    config = transformer_config(SafetensorsFile(checkpoint))
+    frames, height, width = spec["grid"]
+    tokens = Tokens(frames * height * width, spec["audio"], spec["text"])
+    shapes = dominant_gemms(config, tokens)
+    args["gemm_shapes"] = [shape for shape, _ in shapes]
+    args["attention_shape"] = (config.num_attention_heads, tokens.video, config.attention_head_dim)
     code = CHILD.format(args=json.dumps(args))
     env = {**os.environ, "OMP_NUM_THREADS": str(THREADS)}
     if malloc == "cli+hugepages":                     # glibc madvises its mappings for transparent huge pages
@@ -143,9 +186,6 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
     if out.returncode:
         raise RuntimeError(f"benchmark failed:\n{out.stderr[-3000:]}")
     raw = json.loads(out.stdout.strip().splitlines()[-1])
-    config = transformer_config(SafetensorsFile(checkpoint))
-    frames, height, width = spec["grid"]
-    tokens = Tokens(frames * height * width, spec["audio"], spec["text"])
     flops = forward_flops(config, tokens, blocks=raw["blocks"])
     release_flops = forward_flops(config, tokens, blocks=RELEASE_BLOCKS)
     step = raw["second"]
@@ -154,6 +194,11 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
     scale = RELEASE_BLOCKS / raw["blocks"]
     seconds_48 = outside + RELEASE_BLOCKS * block_time
     achieved = flops["total"] / step["seconds"] / 1e9
+    peak, peak_cpu = (sum(weight for _, weight in shapes) / sum(
+        weight / raw["gemm_gflops"]["x".join(map(str, shape))][clock] for shape, weight in shapes) for clock in (0, 1))
+    attention_tflop = flops["total"] - flops["linear_total"]
+    seconds_at_peaks = (flops["linear_total"] / peak + attention_tflop / raw["attention_gflops"][0]) / 1e9
+    achieved_cpu = flops["total"] / (step["user_seconds"] + step["system_seconds"]) / 1e9
     figures = {
         "stage": stage, "pixels": spec["pixels"], "latent_grid": list(spec["grid"]), "video_tokens": tokens.video,
         "audio_tokens": tokens.audio, "text_tokens": tokens.text, "dtype": dtype, "threads": THREADS,
@@ -162,9 +207,20 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
         "measured": {"step_seconds": round(step["seconds"], 2), "mean_block_seconds": round(block_time, 2),
                      "outside_blocks_seconds": round(outside, 2),
                      "first_step_seconds": round(raw["first"]["seconds"], 2),
-                     "matmul_tflop": round(flops["total"] / 1e12, 3), "achieved_gflops": round(achieved, 1),
-                     "matmul_peak_gflops": round(raw["peak_gflops"], 1),
-                     "share_of_peak": round(achieved / raw["peak_gflops"], 3),
+                     "matmul_tflop": round(flops["total"] / 1e12, 3),
+                     "linear_tflop": round(flops["linear_total"] / 1e12, 3),
+                     "attention_tflop": round(attention_tflop / 1e12, 3),
+                     "achieved_gflops": round(achieved, 1), "matmul_peak_gflops": round(peak, 1),
+                     "gemm_peak_gflops": {shape: round(value[0], 1) for shape, value in raw["gemm_gflops"].items()},
+                     "attention_gflops": round(raw["attention_gflops"][0], 1),
+                     "share_of_peak": round(achieved / peak, 3),
+                     "gflops_per_cpu_second": round(achieved_cpu, 1),
+                     "matmul_peak_gflops_per_cpu_second": round(peak_cpu, 1),
+                     "attention_gflops_per_cpu_second": round(raw["attention_gflops"][1], 1),
+                     "share_of_peak_cpu": round(achieved_cpu / peak_cpu, 3),
+                     "seconds_at_peaks": round(seconds_at_peaks, 2),
+                     "share_of_peaks": round(seconds_at_peaks / step["seconds"], 3),
+                     "load_average": raw["load_average"],
                      "minor_faults": step["minor_faults"], "first_step_minor_faults": raw["first"]["minor_faults"],
                      "user_seconds": round(step["user_seconds"], 1), "system_seconds": round(step["system_seconds"], 1),
                      "peak_rss_gib": raw["peak_rss_gib"], "load_seconds": round(raw["load_seconds"], 2),
@@ -241,18 +297,26 @@ def dequant_speed(elements: int = 4096 * 16384, repeats: int = 3) -> dict:
     return figures
 
 
-def page_faults(blocks: int = 2, dtype: str = "bfloat16",
-                modes: tuple[str, ...] = ("cli", "glibc", "33554432", "heap", "cli+hugepages")) -> dict:
-    """Minor page faults, system seconds and peak RSS of one stage-1 step (the second of two) under each
-    allocator setting of :func:`run_step`: where a streamed step's page faults come from once the weights live
-    in reused buffers (the activations: every tensor above the mmap threshold is a fresh mapping, zeroed and
-    faulted in page by page, and returned when freed)."""
-    figures = {}
-    for mode in modes:
-        step = run_step("stage1", blocks, dtype, malloc=mode)["measured"]
-        figures[mode] = {key: step[key] for key in ("minor_faults", "system_seconds", "user_seconds", "step_seconds",
-                                                    "peak_rss_gib")}
-    return figures
+def page_faults(blocks: int = 2, dtype: str = "bfloat16", stage: str = "stage1",
+                modes: tuple[str, ...] = ("cli", "cli+kept", "glibc", "33554432", "heap", "cli+hugepages"),
+                rounds: int = 1) -> dict:
+    """Minor page faults, CPU seconds and peak RSS of one ``stage`` step (the second of two) under each
+    allocator setting of :func:`run_step`, the settings interleaved over ``rounds``: where a streamed step's
+    page faults come from once the weights live in reused buffers (the activations: every tensor above the mmap
+    threshold is a fresh mapping, zeroed and faulted in page by page, and returned when freed)."""
+    figures: dict = {mode: [] for mode in modes}
+    for _ in range(rounds):
+        for mode in modes:
+            step = run_step(stage, blocks, dtype, malloc=mode)["measured"]
+            figures[mode].append({key: step[key] for key in (
+                "minor_faults", "system_seconds", "user_seconds", "step_seconds", "peak_rss_gib", "load_average")})
+    return {mode: runs[0] if rounds == 1 else runs for mode, runs in figures.items()}
+
+
+def kept_heap_step(blocks: int = 1, dtype: str = "bfloat16") -> dict:
+    """The stage-2 step with the CLI's allocator setting against the same inside
+    :func:`ltxgraph.allocator.kept_heap`, interleaved, two rounds."""
+    return page_faults(blocks, dtype, "stage2", ("cli", "cli+kept"), rounds=2)
 
 
 def stage_step(stage: str):
@@ -266,4 +330,5 @@ BENCHMARKS = {
     "full-19b-stage2-step": stage_step("stage2"),
     "fp8-dequant-speed": dequant_speed,
     "step-page-faults": page_faults,
+    "step-kept-heap": kept_heap_step,
 }

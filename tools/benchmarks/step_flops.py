@@ -1,7 +1,8 @@
 """Matmul FLOPs of one transformer forward, counted from the architecture (2 * m * n * k per matrix product:
 every Linear layer and the two products of each attention), for the achieved-GFLOP/s figures of the real-scale
-benchmarks. Element-wise work (norms, RoPE, GELU, softmax) is left out. tests/tools checks the count against
-torch's own FLOP counter on the tiny model.
+benchmarks. ``total`` includes attention's two products (Q K^T and the weighted sum of V); ``linear_total`` is
+the Linear layers alone. Element-wise work (norms, RoPE, GELU, softmax) is left out. tests/tools checks the count
+against torch's own FLOP counter on the tiny model.
 """
 from __future__ import annotations
 
@@ -89,6 +90,15 @@ def outside_flops(c: TransformerConfig, t: Tokens) -> int:
     if c.has_video and c.has_audio:
         flops += adaln(c.video_dim, 4) + adaln(c.audio_dim, 4) + adaln(c.video_dim, 1) + adaln(c.audio_dim, 1)
     return flops * t.batch
+
+
+def dominant_gemms(c: TransformerConfig, t: Tokens) -> list[tuple[tuple[int, int, int], int]]:
+    """The GEMM shapes (tokens, inputs, outputs) that carry most of a block's Linear FLOPs, those of the video
+    stream (the audio's when there is no video), each with its FLOPs per block: the D x D projections (q, k, v,
+    out of self-attention; q, out of text attention), the feed-forward's D -> 4D and 4D -> D."""
+    tokens, dim = (t.video, c.video_dim) if c.has_video else (t.audio, c.audio_dim)
+    return [((tokens, dim, dim), 6 * linear(tokens, dim, dim)), ((tokens, dim, 4 * dim), linear(tokens, dim, 4 * dim)),
+            ((tokens, 4 * dim, dim), linear(tokens, 4 * dim, dim))]
 
 
 def forward_flops(c: TransformerConfig, t: Tokens, blocks: int | None = None) -> dict[str, int]:
