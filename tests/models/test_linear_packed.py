@@ -1,0 +1,138 @@
+"""Linear weights held packed in oneDNN's blocked layout: the plain path's output, one copy in memory, plain
+weights for export, LoRA deltas still applied, and the loader packing bf16 models (``LTXGRAPH_PACKED_WEIGHTS``)."""
+from __future__ import annotations
+
+import gc
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ltxgraph_ops.model_files import load_transformer
+from ltxgraph_ops.models.layers import (PACKED_WEIGHTS_SETTING, Linear, LowRankDelta, pack_linears,
+                                        packing_available, unpack_linears)
+from ltxgraph_ops.tiny import transformer as tiny
+from ltxgraph_ops.tiny.files import write_checkpoint
+from tools.oracle import transformer as oracle
+
+needs_onednn = pytest.mark.skipif(not packing_available(torch.bfloat16, "cpu"),
+                                  reason="no oneDNN bf16 matmul on this CPU")
+
+
+def layer(in_features: int, out_features: int, dtype: torch.dtype, seed: int = 0) -> Linear:
+    generator = torch.Generator().manual_seed(seed)
+    module = Linear(in_features, out_features, dtype=dtype)
+    module.weight.copy_(torch.randn(out_features, in_features, generator=generator) * in_features ** -0.5)
+    module.bias.copy_(torch.randn(out_features, generator=generator))
+    return module
+
+
+def inputs(shape: tuple[int, ...], dtype: torch.dtype, seed: int = 1) -> torch.Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(dtype)
+
+
+@needs_onednn
+@pytest.mark.parametrize("shape", [(1, 300, 64), (7, 64), (1, 64)])
+def test_packed_float32_gives_the_plain_output_within_float32_rounding(shape: tuple[int, ...]) -> None:
+    module, x = layer(64, 96, torch.float32), inputs(shape, torch.float32)
+    plain = {activation: module(x, activation=activation) for activation in (None, "gelu_tanh")}
+    module.pack()
+    assert module.packed and module.weight.shape == (96, 64)
+    for activation, want in plain.items():
+        got = module(x, activation=activation)
+        assert got.shape == want.shape
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-6), float((got - want).abs().max())
+
+
+@needs_onednn
+@pytest.mark.parametrize("shape", [(1, 300, 64), (2, 33, 64), (1, 64)])
+def test_packed_bfloat16_is_the_fused_path_bit_for_bit(shape: tuple[int, ...]) -> None:
+    """bf16 already takes oneDNN's matmul: packing only moves the weight's reorder from every call to the load."""
+    module, x = layer(64, 96, torch.bfloat16), inputs(shape, torch.bfloat16)
+    plain = {activation: module(x, activation=activation) for activation in (None, "gelu_tanh")}
+    module.pack()
+    for activation, want in plain.items():
+        assert torch.equal(module(x, activation=activation), want)
+
+
+@needs_onednn
+def test_packed_layer_takes_other_input_dtypes_and_lora_deltas() -> None:
+    module, x = layer(64, 96, torch.bfloat16), inputs((1, 50, 64), torch.bfloat16)
+    generator = torch.Generator().manual_seed(3)
+    module.deltas.append(LowRankDelta(torch.randn(4, 64, generator=generator),
+                                      torch.randn(96, 4, generator=generator), 0.5))
+    want, want_float32 = module(x, activation="gelu_tanh"), module(x.float())
+    module.pack()
+    assert torch.equal(module(x, activation="gelu_tanh"), want)
+    assert torch.equal(module(x.float()), want_float32)                  # upcast from the plain layout per call
+
+
+@needs_onednn
+def test_state_dict_gives_plain_weights_and_loading_into_packed_is_refused() -> None:
+    module = layer(64, 96, torch.bfloat16)
+    plain = module.weight.detach().clone()
+    module.pack()
+    state = module.state_dict()
+    assert not state["weight"].is_mkldnn and torch.equal(state["weight"], plain)
+    assert module.state_dict(keep_vars=True)["weight"].shape == (96, 64)
+    with pytest.raises(ValueError, match="packed"):
+        module.load_state_dict(state)
+    unpack_linears(module)
+    assert not module.packed and torch.equal(module.weight, plain)
+    module.load_state_dict(state)
+
+
+@needs_onednn
+def test_pack_linears_packs_bf16_only_and_keeps_shared_weights_shared() -> None:
+    first, second = layer(64, 96, torch.bfloat16), layer(64, 96, torch.bfloat16, seed=1)
+    other = layer(8, 8, torch.float32)
+    second.weight = first.weight                                          # tied
+    model = torch.nn.ModuleList([first, second, other])
+    assert pack_linears(model, torch.float32) == 0 and not other.packed    # float32: measured no faster
+    assert pack_linears(model, torch.bfloat16) == 1
+    assert first.packed and second.weight is first.weight and not other.packed
+    with pytest.raises(ValueError, match="cannot be packed"):
+        layer(8, 8, torch.float16).pack()
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@needs_onednn
+def test_packing_holds_one_copy_of_the_weight() -> None:
+    """Packing a 32 MiB weight leaves the process's resident memory where it was (the plain copy is returned)."""
+    module = Linear(4096, 4096, bias=False, dtype=torch.bfloat16)
+    module.weight.normal_()
+    gc.collect()
+    before = resident_bytes()
+    module.pack()
+    gc.collect()
+    grown = resident_bytes() - before
+    assert grown < 8 * 2**20, f"resident memory grew by {grown / 2**20:.1f} MiB packing a 32 MiB weight"
+    assert module.weight.is_mkldnn and not any(isinstance(v, torch.Tensor) for v in vars(module).values())
+
+
+@needs_onednn
+def test_loader_packs_a_bf16_model_with_the_same_forward(tmp_path: Path, monkeypatch) -> None:
+    path = write_checkpoint(tmp_path / "bf16.safetensors", "bf16", 0, [tiny])
+    packed = load_transformer(path, compute_dtype=torch.bfloat16)
+    monkeypatch.setenv(PACKED_WEIGHTS_SETTING, "0")
+    plain = load_transformer(path, compute_dtype=torch.bfloat16)
+    linears = [m for m in packed.modules() if isinstance(m, Linear)]
+    assert linears and all(m.packed for m in linears)
+    assert not any(m.packed for m in plain.modules() if isinstance(m, Linear))
+    config = tiny.tiny_config()
+    generator = torch.Generator().manual_seed(4)
+    video, audio = oracle.video_input(config, generator), oracle.audio_input(config, generator)
+    video = replace(video, latent=video.latent.bfloat16(), context=video.context.bfloat16())
+    audio = replace(audio, latent=audio.latent.bfloat16(), context=audio.context.bfloat16())
+    with torch.no_grad():
+        got, want = packed(video, audio), plain(video, audio)
+    assert torch.equal(got.video, want.video) and torch.equal(got.audio, want.audio)
+    assert packed.state_dict().keys() == plain.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(packed.state_dict().values(), plain.state_dict().values()))
