@@ -9,29 +9,17 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from ltxgraph_ops.model_files import load_transformer
 from ltxgraph_ops.models.layers import (PACKED_WEIGHTS_SETTING, Linear, LowRankDelta, pack_linears,
                                         packing_available, unpack_linears)
 from ltxgraph_ops.tiny import transformer as tiny
 from ltxgraph_ops.tiny.files import write_checkpoint
+from tests.models.test_linear_fused import inputs, layer
 from tools.oracle import transformer as oracle
 
 needs_onednn = pytest.mark.skipif(not packing_available(torch.bfloat16, "cpu"),
                                   reason="no oneDNN bf16 matmul on this CPU")
-
-
-def layer(in_features: int, out_features: int, dtype: torch.dtype, seed: int = 0) -> Linear:
-    generator = torch.Generator().manual_seed(seed)
-    module = Linear(in_features, out_features, dtype=dtype)
-    module.weight.copy_(torch.randn(out_features, in_features, generator=generator) * in_features ** -0.5)
-    module.bias.copy_(torch.randn(out_features, generator=generator))
-    return module
-
-
-def inputs(shape: tuple[int, ...], dtype: torch.dtype, seed: int = 1) -> torch.Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(dtype)
 
 
 @needs_onednn
