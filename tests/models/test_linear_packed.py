@@ -23,9 +23,10 @@ from tools.oracle import transformer as oracle
 
 needs_onednn = pytest.mark.skipif(not packing_available(torch.bfloat16, "cpu"),
                                   reason="no oneDNN bf16 matmul on this CPU")
+needs_onednn_float32 = pytest.mark.skipif(not packing_available(torch.float32, "cpu"), reason="no oneDNN")
 
 
-@needs_onednn
+@needs_onednn_float32
 @pytest.mark.parametrize("shape", [(1, 300, 64), (7, 64), (1, 64)])
 def test_packed_float32_gives_the_plain_output_within_float32_rounding(shape: tuple[int, ...]) -> None:
     module, x = layer(64, 96, torch.float32), inputs(shape, torch.float32)
