@@ -13,6 +13,7 @@ from torch import nn
 
 from ltxgraph_ops.model_version import ModelVersionError, model_version
 from ltxgraph_ops.models.elementwise import compiled_kernels, use_kernels
+from ltxgraph_ops.models.layers import pack_linears
 from ltxgraph_ops.models.transformer import LTXAVTransformer, TransformerConfig
 from ltxgraph_ops.weights.loading import load_component, match_component, parameters_on_meta
 from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile
@@ -94,7 +95,8 @@ def load_transformer(path: str | Path, device: str | torch.device = "cpu",
     only the weights outside the blocks are read now; each block is read from the file when a forward reaches
     it, installed in ``compute_dtype`` and released after (see
     :class:`~ltxgraph_ops.weights.streaming.StreamedBlocks`); the fp8 layers outside the blocks (0.28 G weights
-    in the 19B) are dequantised once here rather than at every call. ``compile_kernels``: the blocks' element-wise
+    in the 19B) are dequantised once here rather than at every call (and packed for oneDNN in bf16:
+    :func:`~ltxgraph_ops.models.layers.pack_linears`). ``compile_kernels``: the blocks' element-wise
     regions run compiled (:func:`~ltxgraph_ops.models.elementwise.compiled_kernels`)."""
     model = _load_transformer(path, device, linear_storage, streamed, prefetch, compute_dtype)
     if compile_kernels:
@@ -119,6 +121,7 @@ def _load_transformer(path: str | Path, device: str | torch.device, linear_stora
     load_component(model, file, prefix, compute_dtype=compute_dtype, device=device,
                    allow_extra=CONNECTOR_PREFIXES + ("transformer_blocks.",))
     dequantize_linears(model, compute_dtype)
+    pack_linears(model, compute_dtype)               # the resident layers outside the blocks (bf16 on a CPU)
     model.transformer_blocks = StreamedBlocks(blocks, file, f"{prefix}transformer_blocks.", device=device,
                                               compute_dtype=compute_dtype, prefetch=prefetch)
     return model

@@ -7,9 +7,14 @@ be stacked, re-weighted or removed without re-quantising anything. fp8 weights a
 rounded to the compute dtype), ComfyUI's int8 (convrot) weights by :mod:`ltxgraph_ops.weights.int8` (the exact
 ``(q s) H`` rounded once); a loaded model's layers share one set of reused buffers for it
 (:func:`share_weight_buffers`), so a forward allocates no weight memory.
+
+A resident weight already in the compute dtype can instead be held *packed* (:func:`pack_linears`): in oneDNN's
+blocked matmul layout, reordered once at load and replacing the plain tensor (one copy in memory, as before),
+so that no matmul reorders it again per call. ``state_dict()`` gives packed weights back in the plain layout.
 """
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -31,29 +36,49 @@ ACTIVATIONS = ("gelu_tanh",)                   # what a Linear may apply to its 
 DEQUANT_CHUNK_ELEMENTS = 1 << 25
 
 
+PACKED_WEIGHTS_SETTING = "LTXGRAPH_PACKED_WEIGHTS"  # "0": resident Linear weights stay in the plain layout
+PACKABLE_DTYPES = (torch.float32, torch.bfloat16)  # what oneDNN's blocked layout holds (:meth:`Linear.pack`)
+PACKED_DTYPES = (torch.bfloat16,)                  # what pack_linears packs: float32 measured no faster (BENCHMARKS.md)
+
+
+def packing_available(dtype: torch.dtype, device: torch.device | str) -> bool:
+    """Whether a ``dtype`` weight on ``device`` can be held in oneDNN's blocked layout: a CPU with oneDNN (and,
+    for bf16, its bf16 matmul), a dtype of :data:`PACKABLE_DTYPES`, not switched off by
+    ``LTXGRAPH_PACKED_WEIGHTS=0``."""
+    if os.environ.get(PACKED_WEIGHTS_SETTING, "1") == "0" or dtype not in PACKABLE_DTYPES:
+        return False
+    if torch.device(device).type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    return dtype != torch.bfloat16 or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def _fused_bf16(x: torch.Tensor) -> bool:
     """Whether ``x`` takes oneDNN's bf16 matmul with the bias and activation applied in its epilogue."""
-    return (x.dtype == torch.bfloat16 and x.device.type == "cpu" and x.is_contiguous()
+    return (x.dtype == torch.bfloat16 and x.device.type == "cpu"
             and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def activated(y: torch.Tensor, activation: str | None) -> torch.Tensor:
-    """``activation`` (None or one of :data:`ACTIVATIONS`) applied to a layer output ``y``."""
-    return y if activation is None else F.gelu(y, approximate="tanh")
+    """``activation`` (None or one of :data:`ACTIVATIONS`) applied to a layer's fresh output ``y``, in place (the
+    same bits as ``F.gelu``; no second [tokens, out] tensor to allocate and fault in: half the time at 2304 x
+    4096 float32)."""
+    return y if activation is None else torch.ops.aten.gelu_(y, approximate="tanh")
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
            activation: str | None = None) -> torch.Tensor:
     """``activation(x W^T + b)`` for x [..., in], weight [out, in], bias [out] -> [..., out].
 
-    float32 (and any other device): ``F.linear`` then the activation, as written. bfloat16 on a CPU with oneDNN:
-    one oneDNN matmul that adds the bias and applies GELU to its float32 accumulator before rounding to bf16.
+    float32 (and any other device): ``F.linear`` then the activation, as written. bfloat16 on a CPU with oneDNN,
+    and any packed ``weight`` (:func:`pack_linears`): one oneDNN matmul (on a contiguous copy of a strided ``x``)
+    that adds the bias and applies GELU to its float32 accumulator before rounding to bf16.
     ``F.linear`` would first fill the output with the bias (a pass over [tokens, out]) and GELU would be a
     separate pass over the bf16-rounded product; fused, the bias gives the same bits as ``F.linear`` and the
     activation is computed before the rounding instead of after it (within bf16 rounding of the two-step result).
     """
-    if not _fused_bf16(x):
+    if not (weight.is_mkldnn or _fused_bf16(x)):
         return activated(F.linear(x, weight, bias), activation)
+    x = x.contiguous()
     algorithm, attribute = ("gelu", "tanh") if activation == "gelu_tanh" else ("none", "")
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, algorithm, [], attribute)
 
@@ -97,9 +122,46 @@ class Linear(nn.Module):
         self.deltas: list[LowRankDelta] = []
         self.weight_buffers: ComputeSlot | None = None
 
+    @property
+    def packed(self) -> bool:
+        """Whether the weight is held in oneDNN's blocked layout (:meth:`pack`)."""
+        return self.weight.is_mkldnn
+
+    def plain_weight(self) -> torch.Tensor:
+        """The weight as stored, in the plain [out_features, in_features] layout (a new tensor when packed)."""
+        return self.weight.to_dense() if self.packed else self.weight
+
+    def pack(self) -> None:
+        """Hold the weight in oneDNN's blocked matmul layout instead of the plain one (same values, one copy).
+        Only for an unscaled weight on the CPU in a dtype :func:`packing_available` accepts."""
+        if self.packed:
+            return
+        if self.weight_scale is not None or not packing_available(self.weight.dtype, self.weight.device):
+            raise ValueError(f"a {self.weight.dtype} weight on {self.weight.device} "
+                             f"{'with a scale ' if self.weight_scale is not None else ''}cannot be packed")
+        self.weight = nn.Parameter(torch.ops.mkldnn._reorder_linear_weight(self.weight.detach()),
+                                   requires_grad=False)
+
+    def unpack(self) -> None:
+        """Back to the plain layout (e.g. before changing the weight's dtype or device)."""
+        if self.packed:
+            self.weight = nn.Parameter(self.weight.to_dense(), requires_grad=False)
+
+    def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self.packed and not keep_vars:                       # export and copies see the plain layout
+            destination[prefix + "weight"] = self.weight.to_dense()
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any, **kwargs: Any) -> None:
+        if self.packed and prefix + "weight" in state_dict:
+            raise ValueError(f"Linear '{prefix.rstrip('.')}' holds its weight packed (oneDNN layout): load into "
+                             f"the model before packing, or unpack_linears() it first "
+                             f"({PACKED_WEIGHTS_SETTING}=0 keeps loaded weights plain)")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def dequantized_weight(self, dtype: torch.dtype, device: torch.device | None = None) -> torch.Tensor:
         """The weight in ``dtype`` with its scale (and rotation) applied, in a new tensor: [out_features, in_features]."""
-        return converted_weight(self.weight, self.weight_scale, dtype, device, self.weight_rotation)
+        return converted_weight(self.plain_weight(), self.weight_scale, dtype, device, self.weight_rotation)
 
     def _shared_buffers(self, x: torch.Tensor) -> ComputeSlot | None:
         """The model's reused weight buffers when they serve this call (a quantised weight, x in their dtype and
@@ -116,7 +178,9 @@ class Linear(nn.Module):
         bias = None if self.bias is None else self.bias.to(dtype=x.dtype, device=x.device)
         buffers = self._shared_buffers(x)
         fused = activation if not self.deltas else None        # a LoRA delta is added before the activation
-        if self.weight.dtype == x.dtype or self.weight.numel() <= DEQUANT_CHUNK_ELEMENTS:
+        if self.packed and self.weight.dtype == x.dtype and x.device.type == "cpu":
+            y = linear(x, self.weight, bias, fused)
+        elif self.weight.dtype == x.dtype or self.weight.numel() <= DEQUANT_CHUNK_ELEMENTS:
             weight = (self.dequantized_weight(x.dtype, x.device) if buffers is None
                       else buffers.converted(SHARED_WEIGHT, self.weight, self.weight_scale, nan_free=True,
                                              rotation=self.weight_rotation))
@@ -132,23 +196,24 @@ class Linear(nn.Module):
         buffer when the model shares its buffers)."""
         rows = max(1, DEQUANT_CHUNK_ELEMENTS // self.in_features)
         y = x.new_empty(*x.shape[:-1], self.out_features)
-        scale = self.weight_scale
+        scale, stored = self.weight_scale, self.plain_weight()
         for start in range(0, self.out_features, rows):
             stop = min(start + rows, self.out_features)
             rows_scale = scale if scale is None or scale.ndim == 0 else scale[start:stop]
             if buffers is not None:
                 slice_buffer = buffers.get(SHARED_WEIGHT + " slice", (rows, self.in_features), x.dtype)
-                weight = dequantize_stored_into(self.weight[start:stop], slice_buffer[: stop - start], rows_scale,
+                weight = dequantize_stored_into(stored[start:stop], slice_buffer[: stop - start], rows_scale,
                                                 buffers.workspace, self.weight_rotation, nan_free=True)
             else:
-                weight = converted_weight(self.weight[start:stop], rows_scale, x.dtype, x.device,
+                weight = converted_weight(stored[start:stop], rows_scale, x.dtype, x.device,
                                           self.weight_rotation)
             y[..., start:stop] = F.linear(x, weight, None if bias is None else bias[start:stop])
         return y
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias is not None}, storage={self.weight.dtype}, loras={len(self.deltas)}")
+                f"bias={self.bias is not None}, storage={self.weight.dtype}{', packed' if self.packed else ''}, "
+                f"loras={len(self.deltas)}")
 
 
 def converted_weight(weight: torch.Tensor, scale: torch.Tensor | None, dtype: torch.dtype,
@@ -174,6 +239,33 @@ def share_weight_buffers(model: nn.Module, buffers: ComputeSlot) -> None:
     for layer in model.modules():
         if isinstance(layer, Linear):
             layer.weight_buffers = buffers
+
+
+def pack_linears(model: nn.Module, dtype: torch.dtype) -> int:
+    """Pack (:meth:`Linear.pack`) every resident Linear weight of ``model`` held plain in ``dtype`` without a
+    scale, when ``dtype`` is one of :data:`PACKED_DTYPES` and :func:`packing_available`; others (fp8/int8
+    codes, weights upcast per call, meta, other devices) are left as they are. Weights shared by several layers
+    stay shared. Returns the number of weights packed."""
+    sharing: dict[int, list[Linear]] = {}                   # layers by the weight they hold
+    if dtype not in PACKED_DTYPES:
+        return 0
+    for layer in model.modules():
+        if (isinstance(layer, Linear) and not layer.packed and layer.weight.dtype == dtype
+                and layer.weight_scale is None and layer.weight.device.type != "meta"
+                and packing_available(dtype, layer.weight.device)):
+            sharing.setdefault(id(layer.weight), []).append(layer)
+    for first, *others in sharing.values():
+        first.pack()                                          # the plain tensor goes once its last layer lets go
+        for layer in others:
+            layer.weight = first.weight
+    return len(sharing)
+
+
+def unpack_linears(model: nn.Module) -> None:
+    """Every packed Linear weight of ``model`` back in the plain layout."""
+    for layer in model.modules():
+        if isinstance(layer, Linear):
+            layer.unpack()
 
 
 @contextmanager

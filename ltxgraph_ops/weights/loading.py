@@ -22,7 +22,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from ltxgraph_ops.models.layers import Linear, share_weight_buffers
+from ltxgraph_ops.models.layers import Linear, pack_linears, share_weight_buffers
 from ltxgraph_ops.weights.block_buffers import ComputeSlot
 from ltxgraph_ops.weights.comfy_quant import check_int8_layer, header_layers, layer_quant
 from ltxgraph_ops.weights.dequant import is_quantized
@@ -195,7 +195,9 @@ def load_component(module: nn.Module, file: SafetensorsFile, prefix: str = "",
     """Fill ``module`` (built under :func:`parameters_on_meta`, or normally) from ``file`` after
     :func:`match_component` has checked every key and shape. Linear weights keep the file's dtype, or are
     quantised to ``linear_storage`` (an fp8 dtype) when the file holds them wider; fp8 layers then share one
-    set of reused buffers in ``compute_dtype`` to dequantise into per call. Returns ``module`` in eval mode."""
+    set of reused buffers in ``compute_dtype`` to dequantise into per call; Linear weights held in ``compute_dtype``
+    are packed for oneDNN where that is faster (:func:`~ltxgraph_ops.models.layers.pack_linears`: bf16 on a CPU;
+    ``LTXGRAPH_PACKED_WEIGHTS=0`` keeps them plain). Returns ``module`` in eval mode."""
     match = match_component(module, file, prefix, allow_extra)
     linears = _scaled_owners(module)
     linear_weights = {f"{name}.weight" for name, sub in linears.items() if isinstance(sub, Linear)}
@@ -224,4 +226,5 @@ def load_component(module: nn.Module, file: SafetensorsFile, prefix: str = "",
         linears[owner].weight_scale = scale.to(torch.float32).reshape(() if scale.numel() == 1 else (-1,))
     if any(isinstance(layer, Linear) and is_quantized(layer.weight) for layer in module.modules()):
         share_weight_buffers(module, ComputeSlot(compute_dtype, device))   # every weight checked above
+    pack_linears(module, compute_dtype)
     return module.eval()

@@ -47,7 +47,7 @@ def test_bfloat16_fused_within_its_rounding(shape: tuple[int, ...]) -> None:
 
 def test_bfloat16_non_contiguous_input_and_no_bias() -> None:
     module, x = layer(64, 96, torch.bfloat16), inputs((300, 2, 64), torch.bfloat16).transpose(0, 1)
-    assert torch.equal(module(x), F.linear(x, module.weight, module.bias))            # not fused: as written
+    assert torch.equal(module(x), module(x.contiguous()))                             # fused on a contiguous copy
     fused = linear(x.contiguous(), module.weight, None).float()
     assert torch.allclose(fused, F.linear(x.float(), module.weight.float()), rtol=2 ** -7, atol=2 ** -10)
 

@@ -5,6 +5,9 @@ the machine hits both alike. One comparison per compute dtype (``--dtype`` of a 
 ``bfloat16``, where both models hold their weights and compute in that dtype (ours as the loader holds a
 checkpoint for it: every tensor in the compute dtype, tokens and text in it, positions and timesteps float32).
 ``ours_text_cached_s`` is our forward with the text keys/values prepared once (a sampling step after the first).
+Ours holds its Linear weights as the loader does (packed for oneDNN in bf16: ``layers.pack_linears``). Every
+figure comes in wall seconds and in CPU seconds (``*_cpu_*``: steadier on a shared machine), with the load
+average at the start and end.
 ``elementwise-compile``: our forward with the blocks' element-wise regions compiled (``--compile``) against eager.
 """
 from __future__ import annotations
@@ -12,11 +15,12 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
 
+from ltxgraph_ops.models.layers import pack_linears
 from ltxgraph_ops.models.transformer import StreamInput
 from ltxgraph_ops.models.transformer_tokens import audio_positions, video_positions
 from tools.oracle import transformer as oracle
@@ -67,20 +71,41 @@ def inputs(config: dict, size: dict, dtype: torch.dtype) -> tuple[StreamInput, S
     return video, audio
 
 
-def seconds(run: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
+@dataclass
+class Timings:
+    """Seconds of each repeat of one run: wall clock and the process's CPU time."""
+
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
 
 
-def interleaved(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+def interleaved(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, Timings]:
     """Seconds of each run, ``repeats`` times, interleaved (a, b, c, a, b, c, ...) so that load from other
     processes hits all alike."""
-    times: dict[str, list[float]] = {name: [] for name in runs}
+    times = {name: Timings() for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
-            times[name].append(seconds(run))
+            wall, cpu = time.perf_counter(), time.process_time()
+            run()
+            times[name].wall.append(time.perf_counter() - wall)
+            times[name].cpu.append(time.process_time() - cpu)
     return times
+
+
+def timing_figures(times: dict[str, Timings], prepared: str) -> dict:
+    """Medians of ``ours``, ``reference`` and ours with its text keys/values ``prepared`` (the run's name, e.g.
+    ``cached``), wall and CPU, and their ratios to the reference."""
+    figures: dict = {}
+    for clock, suffix in (("wall", ""), ("cpu", "_cpu")):
+        ours, reference, text = (statistics.median(getattr(times[name], clock))
+                                 for name in ("ours", "reference", prepared))
+        figures.update({f"ours{suffix}_s": round(ours, 4), f"reference{suffix}_s": round(reference, 4),
+                        f"ratio{suffix}": round(ours / reference, 3),
+                        f"ours_text_{prepared}{suffix}_s": round(text, 4),
+                        f"ratio_text_{prepared}{suffix}": round(text / reference, 3)})
+    figures.update({"ours_all_s": [round(t, 3) for t in times["ours"].wall],
+                    "reference_all_s": [round(t, 3) for t in times["reference"].wall]})
+    return figures
 
 
 def profile_summary(run: Callable[[], object], top: int = 8) -> list[dict]:
@@ -102,6 +127,7 @@ def compare(size: dict, dtype: torch.dtype, with_profile: bool) -> dict:
     config = header(size)
     pair = oracle.build_pair(config)
     ours, reference = pair.ours.to(dtype), pair.reference.to(dtype)
+    packed = pack_linears(ours, dtype)
     video, audio = inputs(config, size, dtype)
     ref_args = (oracle.to_modality(video), oracle.to_modality(audio),
                 oracle.to_reference_perturbations(oracle.Perturbations(), size["batch"]))
@@ -125,14 +151,11 @@ def compare(size: dict, dtype: torch.dtype, with_profile: bool) -> dict:
     run_ours_cached()
     error = max(oracle.max_error(out.video.float(), ref[0].float()),
                 oracle.max_error(out.audio.float(), ref[1].float()))
+    load = os.getloadavg()[0]
     times = interleaved({"ours": run_ours, "reference": run_reference, "cached": run_ours_cached}, size["repeats"])
-    ours_s, ref_s, cached_s = times["ours"], times["reference"], times["cached"]
-    ours_m, ref_m, cached_m = (statistics.median(t) for t in (ours_s, ref_s, cached_s))
-    figures = {"ours_s": round(ours_m, 4), "reference_s": round(ref_m, 4), "ratio": round(ours_m / ref_m, 3),
-               "ours_text_cached_s": round(cached_m, 4), "ratio_text_cached": round(cached_m / ref_m, 3),
+    figures = {**timing_figures(times, "cached"), "load_average": [round(load, 1), round(os.getloadavg()[0], 1)],
                "text_cache_mib": round((cached_video.context.nbytes() + cached_audio.context.nbytes()) / 2**20, 1),
-               "ours_all_s": [round(t, 3) for t in ours_s], "reference_all_s": [round(t, 3) for t in ref_s],
-               "max_abs_difference": error, "config": {k: v for k, v in size.items()},
+               "max_abs_difference": error, "packed_linear_weights": packed, "config": dict(size),
                "video_dim": config["cross_attention_dim"], "audio_dim": config["audio_cross_attention_dim"]}
     if with_profile:
         figures["ours_profile"] = profile_summary(run_ours)
@@ -149,13 +172,7 @@ def transformer_vs_reference() -> dict:
 def cpu_seconds(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
     """Median CPU seconds (``time.process_time``) of each run, repeats interleaved: on a shared machine the CPU
     time a run takes is steadier than its wall time."""
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.process_time()
-            run()
-            times[name].append(time.process_time() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return {name: statistics.median(t.cpu) for name, t in interleaved(runs, repeats).items()}
 
 
 @torch.no_grad()

@@ -1,21 +1,24 @@
 """Our LTX-2.3 transformer forward vs diffusers 0.42.1's ``LTX2VideoTransformer3DModel`` on identical weights and
 inputs (CPU), at the mid size of :mod:`tools.benchmarks.transformer` with the 2.3 header (gated attention,
 cross-attention AdaLN, text already at stream width), once per compute dtype (float32, bfloat16: both models
-hold their weights and compute in it). Timings interleaved, medians reported.
+hold their weights and compute in it; ours holds its Linear weights as the loader does). Timings interleaved,
+medians reported in wall and CPU seconds.
 ``ours_text_prepared_s``: our forward with the text keys/values prepared for the step's sigma (what the guidance
 passes of one step after the first reuse).
 """
 from __future__ import annotations
 
-import statistics
+import os
 from dataclasses import replace
 from typing import Callable
 
 import torch
 
+from ltxgraph_ops.models.layers import pack_linears
 from ltxgraph_ops.models.transformer import Perturbations
 from ltxgraph_ops.tiny import transformer as tiny
-from tools.benchmarks.transformer import SIZES, THREADS, header, inputs, interleaved, profile_summary
+from tools.benchmarks.transformer import (SIZES, THREADS, header, inputs, interleaved, profile_summary,
+                                          timing_figures)
 from tools.oracle import diffusers_transformer as oracle
 
 
@@ -26,6 +29,7 @@ def compare23(size: dict, dtype: torch.dtype) -> dict:
     config = header(size, tiny.full_config_23)
     pair = oracle.build_pair(config)
     pair.ours.to(dtype), pair.reference.to(dtype)
+    packed = pack_linears(pair.ours, dtype)
     video, audio = inputs(config, size, dtype)
     prepared = {name: pair.ours.prepare_text(name, s.context, s.context_mask, sigma=s.sigma)
                 for name, s in (("video", video), ("audio", audio))}
@@ -45,14 +49,11 @@ def compare23(size: dict, dtype: torch.dtype) -> dict:
     run_ours_prepared()
     error = max(oracle.max_error(out.video.float(), ref[0].float()),
                 oracle.max_error(out.audio.float(), ref[1].float()))
+    load = os.getloadavg()[0]
     times = interleaved({"ours": run_ours, "reference": run_reference, "prepared": run_ours_prepared},
                         size["repeats"])
-    ours_s, ref_s, prepared_s = times["ours"], times["reference"], times["prepared"]
-    ours_m, ref_m, prepared_m = (statistics.median(t) for t in (ours_s, ref_s, prepared_s))
-    return {"ours_s": round(ours_m, 4), "reference_s": round(ref_m, 4), "ratio": round(ours_m / ref_m, 3),
-            "ours_text_prepared_s": round(prepared_m, 4), "ratio_text_prepared": round(prepared_m / ref_m, 3),
-            "ours_all_s": [round(t, 3) for t in ours_s], "reference_all_s": [round(t, 3) for t in ref_s],
-            "max_abs_difference": error, "config": dict(size),
+    return {**timing_figures(times, "prepared"), "load_average": [round(load, 1), round(os.getloadavg()[0], 1)],
+            "max_abs_difference": error, "packed_linear_weights": packed, "config": dict(size),
             "video_dim": config["cross_attention_dim"], "audio_dim": config["audio_cross_attention_dim"],
             "ours_profile": profile_summary(run_ours)}
 

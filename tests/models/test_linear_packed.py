@@ -1,0 +1,164 @@
+"""Linear weights held packed in oneDNN's blocked layout: the plain path's output, one copy in memory, plain
+weights for export, LoRA deltas still applied, and the loader packing bf16 models (``LTXGRAPH_PACKED_WEIGHTS``)."""
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+import weakref
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from ltxgraph_ops.model_files import load_transformer
+from ltxgraph_ops.models.layers import (PACKED_WEIGHTS_SETTING, Linear, LowRankDelta, pack_linears,
+                                        packing_available, unpack_linears)
+from ltxgraph_ops.tiny import transformer as tiny
+from ltxgraph_ops.tiny.files import write_checkpoint
+from tests.models.test_linear_fused import inputs, layer
+from tools.oracle import transformer as oracle
+
+needs_onednn = pytest.mark.skipif(not packing_available(torch.bfloat16, "cpu"),
+                                  reason="no oneDNN bf16 matmul on this CPU")
+needs_onednn_float32 = pytest.mark.skipif(not packing_available(torch.float32, "cpu"), reason="no oneDNN")
+
+
+@needs_onednn_float32
+@pytest.mark.parametrize("shape", [(1, 300, 64), (7, 64), (1, 64)])
+def test_packed_float32_gives_the_plain_output_within_float32_rounding(shape: tuple[int, ...]) -> None:
+    module, x = layer(64, 96, torch.float32), inputs(shape, torch.float32)
+    plain = {activation: module(x, activation=activation) for activation in (None, "gelu_tanh")}
+    module.pack()
+    assert module.packed and module.weight.shape == (96, 64)
+    for activation, want in plain.items():
+        got = module(x, activation=activation)
+        assert got.shape == want.shape
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-6), float((got - want).abs().max())
+
+
+@needs_onednn
+@pytest.mark.parametrize("shape", [(1, 300, 64), (2, 33, 64), (1, 64)])
+def test_packed_bfloat16_is_the_fused_path_bit_for_bit(shape: tuple[int, ...]) -> None:
+    """bf16 already takes oneDNN's matmul: packing only moves the weight's reorder from every call to the load."""
+    module, x = layer(64, 96, torch.bfloat16), inputs(shape, torch.bfloat16)
+    plain = {activation: module(x, activation=activation) for activation in (None, "gelu_tanh")}
+    module.pack()
+    for activation, want in plain.items():
+        assert torch.equal(module(x, activation=activation), want)
+
+
+@needs_onednn
+def test_packed_layer_takes_other_input_dtypes_and_lora_deltas() -> None:
+    module, x = layer(64, 96, torch.bfloat16), inputs((1, 50, 64), torch.bfloat16)
+    generator = torch.Generator().manual_seed(3)
+    module.deltas.append(LowRankDelta(torch.randn(4, 64, generator=generator),
+                                      torch.randn(96, 4, generator=generator), 0.5))
+    want, want_float32 = module(x, activation="gelu_tanh"), module(x.float())
+    module.pack()
+    assert torch.equal(module(x, activation="gelu_tanh"), want)
+    assert torch.equal(module(x.float()), want_float32)                  # upcast from the plain layout per call
+
+
+@needs_onednn
+def test_state_dict_gives_plain_weights_and_loading_into_packed_is_refused() -> None:
+    module = layer(64, 96, torch.bfloat16)
+    plain = module.weight.detach().clone()
+    module.pack()
+    state = module.state_dict()
+    assert not state["weight"].is_mkldnn and torch.equal(state["weight"], plain)
+    assert module.state_dict(keep_vars=True)["weight"].shape == (96, 64)
+    with pytest.raises(ValueError, match="packed"):
+        module.load_state_dict(state)
+    unpack_linears(module)
+    assert not module.packed and torch.equal(module.weight, plain)
+    module.load_state_dict(state)
+
+
+@needs_onednn
+def test_pack_linears_packs_bf16_only_and_keeps_shared_weights_shared() -> None:
+    first, second = layer(64, 96, torch.bfloat16), layer(64, 96, torch.bfloat16, seed=1)
+    other = layer(8, 8, torch.float32)
+    second.weight = first.weight                                          # tied
+    model = torch.nn.ModuleList([first, second, other])
+    assert pack_linears(model, torch.float32) == 0 and not other.packed    # float32: measured no faster
+    assert pack_linears(model, torch.bfloat16) == 1
+    assert first.packed and second.weight is first.weight and not other.packed
+    with pytest.raises(ValueError, match="cannot be packed"):
+        layer(8, 8, torch.float16).pack()
+
+
+RSS_AFTER_PACKING = """
+import gc, os, torch
+from ltxgraph_ops.models.layers import Linear
+def resident():
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+module = Linear(4096, 8192, bias=False, dtype=torch.bfloat16)
+module.weight.normal_()
+gc.collect()
+before = resident()
+module.pack()
+gc.collect()
+print(resident() - before)
+"""
+
+
+@needs_onednn
+def test_packing_holds_one_copy_of_the_weight() -> None:
+    """The plain tensor is released once packed, and packing a 64 MiB weight in a fresh process leaves its
+    resident memory where it was."""
+    module = layer(64, 96, torch.bfloat16)
+    plain = weakref.ref(module.weight)
+    module.pack()
+    gc.collect()
+    assert plain() is None and module.weight.is_mkldnn
+    assert not any(isinstance(v, torch.Tensor) for v in vars(module).values())
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
+    grown = int(subprocess.run([sys.executable, "-c", RSS_AFTER_PACKING], env=env, capture_output=True,
+                               text=True, check=True).stdout.split()[-1])
+    assert grown < 8 * 2**20, f"resident memory grew by {grown / 2**20:.1f} MiB packing a 64 MiB weight"
+
+
+def bf16_inputs(seed: int = 4) -> tuple:
+    config, generator = tiny.tiny_config(), torch.Generator().manual_seed(seed)
+    video, audio = oracle.video_input(config, generator), oracle.audio_input(config, generator)
+    return (replace(video, latent=video.latent.bfloat16(), context=video.context.bfloat16()),
+            replace(audio, latent=audio.latent.bfloat16(), context=audio.context.bfloat16()))
+
+
+@needs_onednn
+def test_loader_packs_a_bf16_model_with_the_same_forward(tmp_path: Path, monkeypatch) -> None:
+    path = write_checkpoint(tmp_path / "bf16.safetensors", "bf16", 0, [tiny])
+    packed = load_transformer(path, compute_dtype=torch.bfloat16)
+    monkeypatch.setenv(PACKED_WEIGHTS_SETTING, "0")
+    plain = load_transformer(path, compute_dtype=torch.bfloat16)
+    linears = [m for m in packed.modules() if isinstance(m, Linear)]
+    assert linears and all(m.packed for m in linears)
+    assert not any(m.packed for m in plain.modules() if isinstance(m, Linear))
+    video, audio = bf16_inputs()
+    with torch.no_grad():
+        got, want = packed(video, audio), plain(video, audio)
+    assert torch.equal(got.video, want.video) and torch.equal(got.audio, want.audio)
+    assert packed.state_dict().keys() == plain.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(packed.state_dict().values(), plain.state_dict().values()))
+
+
+@needs_onednn
+def test_streamed_fp8_model_packs_its_resident_layers_only(tmp_path: Path, monkeypatch) -> None:
+    """The layers outside the streamed blocks are dequantised once and packed; the blocks' fp8 weights are
+    installed plain per forward; the forward is the unpacked one bit for bit."""
+    path = write_checkpoint(tmp_path / "fp8.safetensors", "fp8", 0, [tiny])
+    packed = load_transformer(path, streamed=True, compute_dtype=torch.bfloat16)
+    monkeypatch.setenv(PACKED_WEIGHTS_SETTING, "0")
+    plain = load_transformer(path, streamed=True, compute_dtype=torch.bfloat16)
+    resident = [m for name, m in packed.named_modules()
+                if isinstance(m, Linear) and not name.startswith("transformer_blocks.")]
+    assert resident and all(m.packed for m in resident)
+    assert not any(m.packed for m in packed.transformer_blocks.modules() if isinstance(m, Linear))
+    video, audio = bf16_inputs()
+    with torch.no_grad():
+        got, want = packed(video, audio), plain(video, audio)
+    assert torch.equal(got.video, want.video) and torch.equal(got.audio, want.audio)
