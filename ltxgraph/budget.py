@@ -13,6 +13,7 @@ benchmark ``two-stage-memory`` (tools/benchmarks/run_memory.py) measures the run
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Callable
 
 FLOAT_BYTES = 4
 BLEND_BYTES_PER_PIXEL = 4 * FLOAT_BYTES      # a tiled decode's blend window: 3 colour sums and 1 weight sum
@@ -23,6 +24,9 @@ FEED_FORWARD_HIDDEN_WIDTHS = 8               # a feed-forward's 4x-wide hidden p
 ATTENTION_CHUNKED_WIDTHS = 3                 # an attention's activations per token that exist for one chunk only:
                                              # the raw and normalised / rotated keys, then the queries' and
                                              # heads' outputs (tools/benchmarks/attention_memory.py)
+ENCODER_FRAMES_HELD = 45                     # frames x264 (preset medium) holds besides one per thread: its
+                                             # 40-frame rate-control lookahead, reference and B frames
+ENCODER_BYTES_PER_PIXEL = 4                  # per pixel of each held frame (planes, half-size planes, analysis)
 MIN_TOKEN_CHUNK = 128                        # fewest tokens per chunk of a row-wise op: its near-equal parts keep
                                              # 64 rows or more, where matmuls give the same bits as unchunked
 
@@ -132,3 +136,23 @@ def attention_chunk(tokens: int, width: int, rows: int, element_bytes: int, avai
     bytes; None: all tokens at once (:func:`plan_token_chunk`). Attention is exact per query and the keys are
     row-wise, so chunks change no value; the keys, values and output are whole whatever the chunk."""
     return plan_token_chunk(tokens, rows * ATTENTION_CHUNKED_WIDTHS * width * element_bytes, available)
+
+
+def chunk_within_forward(plan: Callable[[int, int, int, int, int | None], int | None], tokens: int, width: int,
+                         rows: int, element_bytes: int, widths: int, forward_bytes: int, budget: int | None) -> int | None:
+    """Tokens per chunk of a row-wise part of a transformer forward (``plan``: :func:`feed_forward_chunk` or
+    :func:`attention_chunk`) over the widest stream (``tokens`` of ``width`` in ``rows`` batch rows), given
+    ``budget`` bytes for the whole forward's activations (None: no limit) of which ``forward_bytes`` are the
+    estimate and ``widths`` widths per token are the chunked part: the chunks get what the rest leaves."""
+    if budget is None:
+        return None
+    rest = max(0, forward_bytes - rows * tokens * widths * width * element_bytes)
+    return plan(tokens, width, rows, element_bytes, max(0, budget - rest))
+
+
+def encoder_bytes(width: int, height: int, threads: int) -> int:
+    """Memory of an H.264 encode (x264, preset medium) of ``width`` x ``height`` frames with ``threads`` frame
+    threads: ENCODER_FRAMES_HELD frames plus one per thread, ENCODER_BYTES_PER_PIXEL each pixel (measured at
+    1920x1088: 0.357 GiB with 1 thread, 0.361 GiB with x264's "auto" on 2 cores; the estimate says 0.36 and
+    0.37). Constant in the clip's length."""
+    return (ENCODER_FRAMES_HELD + max(1, threads)) * width * height * ENCODER_BYTES_PER_PIXEL

@@ -96,7 +96,8 @@ class Executor:
                     self.progress(ProgressEvent("node_started", node_report.id, node_report.op, index + 1,
                                                 len(report.nodes), "node"))
                     t0 = time.perf_counter()
-                    results[node_report.id] = self._produce(plan, node_report, results, by_id)
+                    results[node_report.id] = self._without_unused(plan, node_report.id,
+                                                                   self._produce(plan, node_report, results, by_id))
                     node_report.seconds = time.perf_counter() - t0
                     self.progress(ProgressEvent("node_finished", node_report.id, node_report.op,
                                                 index + 1, len(report.nodes), "node", report=node_report))
@@ -133,6 +134,16 @@ class Executor:
         return needed
 
     @staticmethod
+    def _without_unused(plan: Plan, node_id: str, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``values`` with None for the ports nothing reads (the caches got them whole), so a value no consumer
+        needs is released when the node returns instead of living as long as its used siblings."""
+        unused = plan.unused_ports.get(node_id, ())
+        if not unused:
+            return values
+        ports = [p for p, _ in plan.nodes[node_id].spec.outputs]
+        return tuple(None if i < len(ports) and ports[i] in unused else v for i, v in enumerate(values))
+
+    @staticmethod
     def _parents(plan: Plan, node_id: str) -> set[str]:
         return {v.node for v in plan.nodes[node_id].inputs.values() if isinstance(v, NodeRef)}
 
@@ -142,7 +153,8 @@ class Executor:
         (a damaged entry is only found when read)."""
         for parent in sorted(self._parents(plan, node_id), key=plan.order.index):
             if parent not in results:
-                results[parent] = self._produce(plan, reports[parent], results, reports)
+                results[parent] = self._without_unused(plan, parent,
+                                                       self._produce(plan, reports[parent], results, reports))
 
     @staticmethod
     def _finish(report: RunReport, started: float, status: str, error: str | None) -> None:

@@ -2,7 +2,7 @@
 and compute every node's cache key from its lineage before anything executes."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
 import networkx as nx
@@ -17,13 +17,16 @@ from .validate import ResolvedGraph, ResolvedNode
 @dataclass(frozen=True)
 class Plan:
     """order: node ids in execution order. keys: cache key per node. release_after: node id -> node ids whose
-    values are no longer needed once it has run. targets: the node ports the run must return."""
+    values are no longer needed once it has run. targets: the node ports the run must return. unused_ports: node
+    id -> its output ports that no planned node reads and no target returns (dropped as soon as the node has run,
+    e.g. a sampler's ``output`` when only ``denoised_output`` is used: a latent the size of the clip)."""
 
     order: tuple[str, ...]
     keys: dict[str, str]
     release_after: dict[str, tuple[str, ...]]
     targets: dict[str, NodeRef]
     nodes: dict[str, ResolvedNode]
+    unused_ports: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def make_plan(graph: ResolvedGraph, outputs: Iterable[str] | None = None, compute_dtype: str = "float32",
@@ -70,7 +73,17 @@ def make_plan(graph: ResolvedGraph, outputs: Iterable[str] | None = None, comput
         if node_id not in kept:
             release_after.setdefault(order[last], []).append(node_id)
     return Plan(order, keys, {k: tuple(v) for k, v in release_after.items()}, targets,
-                {node_id: graph.nodes[node_id] for node_id in order})
+                {node_id: graph.nodes[node_id] for node_id in order}, _unused_ports(graph, order, targets))
+
+
+def _unused_ports(graph: ResolvedGraph, order: tuple[str, ...], targets: dict[str, NodeRef]) -> dict[str, tuple[str, ...]]:
+    """Output ports of the planned nodes that no planned node reads and no target returns."""
+    read = {(ref.node, ref.port) for ref in targets.values()}
+    read |= {(v.node, v.port) for node_id in order for v in graph.nodes[node_id].inputs.values()
+             if isinstance(v, NodeRef)}
+    unused = {node_id: tuple(port for port, _ in graph.nodes[node_id].spec.outputs if (node_id, port) not in read)
+              for node_id in order}
+    return {node_id: ports for node_id, ports in unused.items() if ports}
 
 
 def reads_input_files(node: ResolvedNode) -> bool:

@@ -30,6 +30,14 @@ from ltxgraph_ops.models.vocoder_bwe import BandwidthExtensionConfig, build_voco
 from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
 
 AUDIO_VAE_PREFIX, VOCODER_PREFIX = "audio_vae.", "vocoder."
+# Vocoders compute in float32 whatever the run's dtype. 2.3's bandwidth-extension vocoder as ltx-core 1.2.0 runs it
+# (bf16 accumulation through its ~100 chained convolutions degrades the spectrum: 40-90 % on spectral metrics);
+# 2.0's too, where ltx-core runs it in the model's dtype: on the CPU a bf16 conv1d over few channels goes to a
+# oneDNN kernel whose cached primitive keeps a scratchpad of up to 9x its input for the life of the process (one
+# per layer shape), so a bf16 vocoder held 0.44 GB after decoding 19 s of audio on the tiny models (0.13 GB for
+# 5 s: growing with the clip), and float32 is the faster of the two below ~128 channels (BENCHMARKS.md,
+# two-stage-memory).
+VOCODER_DTYPE = torch.float32
 
 
 @dataclass(frozen=True)
@@ -80,9 +88,7 @@ def audio_vae_handle(ckpt_name: str, ctx: OpContext | None) -> AudioVAEHandle:
                               f"({vocoder.hop_samples} per mel frame) but declares {vocoder.output_sampling_rate} Hz")
     device = ctx.settings.device if ctx else "cpu"
     dtype = ctx.settings.compute_dtype if ctx else torch.float32
-    # the bandwidth-extension vocoder (2.3) stays float32, as ltx-core 1.2.0 runs it: bf16 accumulation through
-    # its ~100 chained convolutions degrades the spectrum (ltx-core measures 40-90 % on spectral metrics)
-    vocoder_dtype = torch.float32 if isinstance(vocoder, BandwidthExtensionConfig) else dtype
+    vocoder_dtype = VOCODER_DTYPE
     return AudioVAEHandle(
         file.name, vae_layout.config, vocoder_layout.config,
         Lazy(lambda: load_section_component(ckpt_name, _vae, "audio_vae", AUDIO_VAE_PREFIX, device, dtype),

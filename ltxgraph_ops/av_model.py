@@ -14,7 +14,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from ltxgraph.budget import ATTENTION_CHUNKED_WIDTHS, FEED_FORWARD_HIDDEN_WIDTHS, attention_chunk, feed_forward_chunk
+from ltxgraph.budget import (ATTENTION_CHUNKED_WIDTHS, FEED_FORWARD_HIDDEN_WIDTHS, attention_chunk, chunk_within_forward,
+                             feed_forward_chunk)
 from ltxgraph_ops.conditioning import Conditioning
 from ltxgraph_ops.models.progress import Counter
 from ltxgraph_ops.models.attention import attention_chunks
@@ -147,10 +148,8 @@ class LTXAVModel:
         streams = [(math.prod(shape[2:]) if name == "video" else shape[2],
                     config.video_dim if name == "video" else config.audio_dim) for name, shape in shapes.items()]
         tokens, width = max(streams, key=lambda stream: stream[0] * stream[1])
-        rows, element = latents[0].shape[0] * passes, self.compute_dtype.itemsize
-        chunked = rows * tokens * widths * width * element
-        rest = max(0, self.pass_activation_bytes(latents) * passes - chunked)
-        return plan(tokens, width, rows, element, max(0, self.activation_budget - rest))
+        return chunk_within_forward(plan, tokens, width, latents[0].shape[0] * passes, self.compute_dtype.itemsize,
+                                    widths, self.pass_activation_bytes(latents) * passes, self.activation_budget)
 
     def _conditioning(self, role: str) -> Conditioning:
         conditioning = self.positive if role == "positive" else self.negative

@@ -149,3 +149,24 @@ def test_mp4_is_written_while_encoding_with_audio_interleaved(tmp_path: Path) ->
     path.write_bytes(buffer.getvalue())
     video = read_video(path)
     assert video.images.shape == (frames, 32, 48, 3) and abs(video.audio.seconds - 12.0) < 1e-3
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_x264_runs_the_runs_thread_count(threads: int) -> None:
+    """SaveVideo's encoder runs as many threads as the run (``torch.get_num_threads()``), not x264's "auto" (1.5
+    per core, each holding frames of its own: ``ltxgraph.budget.encoder_bytes``); x264 writes its settings into
+    the stream."""
+    import io
+
+    from ltxgraph.values import Video
+    from ltxgraph_ops.media_video import encode_mp4
+    # 256 rows: x264 runs at most one frame thread per two rows of macroblocks
+    codes = torch.randint(0, 256, (9, 256, 48, 3), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        buffer = io.BytesIO()
+        encode_mp4(buffer, Video(CodedFrames(codes), 25.0), {})
+    finally:
+        torch.set_num_threads(before)
+    assert f" threads={threads} ".encode() in buffer.getvalue()

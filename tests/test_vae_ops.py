@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ltxgraph.budget import DecodeTiles, decode_working_bytes, encoder_bytes
 from ltxgraph.context import OpContext, RunSettings
 from ltxgraph.errors import InputValueError
 from ltxgraph.frames import CodedFrames, StreamedFrames, float_images
@@ -165,3 +166,18 @@ def test_a_small_memory_budget_shrinks_the_decode_tiles_and_keeps_the_frames_clo
     whole = vae_decode_tiled(latent, vae, tile_size=512, overlap=64, temporal_size=64, temporal_overlap=8)
     assert small.shape == whole.shape == (33, 96, 128, 3)
     assert (small.float() - whole.float()).abs().mean() < 0.25             # tiles see less context
+
+
+def test_the_decode_plan_counts_the_encoder_that_reads_its_frames(loaded) -> None:
+    """The streamed decode runs inside SaveVideo while x264 holds its frames: a budget with room for the decoder's
+    weights and the requested tiles, but not for the encoder, makes the tiles smaller."""
+    _, _, vae = loaded
+    latent = VideoLatent(torch.randn(1, 128, 5, 3, 4, generator=torch.Generator().manual_seed(5)), 25.0, 33)
+    requested = DecodeTiles((16, 16), 2, 8, 1)                       # 512 / 64 pixels, 64 / 8 frames
+    working = decode_working_bytes(tuple(latent.samples.shape), requested, vae.decode_bytes_per_pixel,
+                                   vae.scale_factors)
+    encoder = encoder_bytes(128, 96, torch.get_num_threads())
+    for budget, shrinks in ((vae.decoder_bytes + working + encoder, False), (vae.decoder_bytes + working, True)):
+        ctx = OpContext("frames", settings=RunSettings(memory_budget=budget))
+        vae_decode_tiled(latent, vae, tile_size=512, overlap=64, temporal_size=64, temporal_overlap=8, ctx=ctx)
+        assert bool(ctx.warnings) == shrinks, (budget, ctx.warnings)

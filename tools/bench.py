@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="compute dtype where a benchmark supports it (default: float32)")
     parser.add_argument("--memory-budget", type=parse_bytes, default=None, metavar="SIZE",
                         help="activation budget (e.g. 1G) where a benchmark supports it: the transformer step "
-                             "benchmarks plan their feed-forward token chunks from it")
+                             "benchmarks plan their feed-forward and attention token chunks from it")
     args = parser.parse_args(argv)
     if args.blocks is not None and not 1 <= args.blocks <= 48:
         parser.error(f"--blocks {args.blocks}: choose 1 to 48")

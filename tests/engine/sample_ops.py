@@ -32,6 +32,14 @@ def make_tensor(seed: Annotated[int, Port("INT", control_after_generate=True)],
     return torch.rand(1, 8, width, 3, generator=generator)
 
 
+@op("SplitChannels", outputs={"RED": "IMAGE", "REST": "IMAGE"})
+def split_channels(image: Annotated[torch.Tensor, Port("IMAGE")]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first channel repeated three times, and the other two channels with the first zeroed (copies)."""
+    rest = image.clone()
+    rest[..., 0] = 0
+    return image[..., :1].repeat(1, 1, 1, 3), rest
+
+
 @op("ScaleImage", outputs={"IMAGE": "IMAGE"})
 def scale_image(image: Annotated[torch.Tensor, Port("IMAGE")],
                 factor: Annotated[float, Port("FLOAT", min=0.0, max=10.0)] = 1.0) -> torch.Tensor:

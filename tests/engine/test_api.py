@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+import weakref
 from collections import Counter
 from pathlib import Path
 
@@ -10,7 +12,9 @@ from ltxgraph import Runner
 from ltxgraph.errors import NodeError, ValidationError
 from ltxgraph.paths import Folders
 
-from .conftest import counting_registry
+from ltxgraph.registry import Registry
+
+from .conftest import SAMPLE_OPS, counting_registry
 
 
 def test_python_api_runs_like_the_cli(tmp_path: Path) -> None:
@@ -46,6 +50,38 @@ def test_intermediates_are_released_after_last_use(tmp_path: Path, registry) -> 
     plan = Runner(registry, use_cache=False).plan(ltxgraph.load(path))
     assert plan.order == ("a", "b", "c", "d")
     assert plan.release_after == {"c": ("b",), "d": ("a", "c")}
+
+
+def test_an_output_nothing_reads_is_released_when_its_node_returns(tmp_path: Path) -> None:
+    """A node's port that no node reads and no output returns (a sampler's ``output`` beside the used
+    ``denoised_output``) is not kept alive with its used sibling until that sibling's last consumer."""
+    path = tmp_path / "g.yaml"
+    path.write_text("ltxgraph: 1\nnodes:\n  a: {op: MakeTensor, in: {seed: 1}}\n"
+                    "  s: {op: SplitChannels, in: {image: '@a.IMAGE'}}\n"
+                    "  b: {op: ScaleImage, in: {image: '@s.RED'}}\n  c: {op: ScaleImage, in: {image: '@b.IMAGE'}}\n"
+                    "  d: {op: BlendImages, in: {a: '@c.IMAGE', b: '@s.RED'}}\noutputs: {out: '@d.IMAGE'}\n")
+    registry = Registry.from_modules(SAMPLE_OPS)
+    made: dict[str, weakref.ref] = {}
+    split = registry.get("SplitChannels")
+
+    def remembering(*args, **kwargs):
+        red, rest = split.fn(*args, **kwargs)
+        made["RED"], made["REST"] = weakref.ref(red), weakref.ref(rest)
+        return red, rest
+
+    registry = Registry([dataclasses.replace(spec, fn=remembering) if spec.name == "SplitChannels" else spec
+                         for spec in registry])
+    alive: dict[str, tuple[bool, bool]] = {}
+
+    def watch(event) -> None:
+        if event.kind == "node_started" and event.node in ("b", "c", "d"):
+            alive[event.node] = (made["RED"]() is not None, made["REST"]() is not None)
+
+    plan = Runner(registry, use_cache=False).plan(ltxgraph.load(path))
+    assert plan.unused_ports == {"s": ("REST",)}
+    result = ltxgraph.load(path).run(runner=Runner(registry, use_cache=False, progress=watch))
+    assert result.outputs["out"].shape == (1, 8, 16, 3)
+    assert alive == {"b": (True, False), "c": (True, False), "d": (True, False)}
 
 
 def test_progress_reports_nodes_and_inner_steps(tmp_path: Path, registry) -> None:

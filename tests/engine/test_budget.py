@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ltxgraph.budget import (BLEND_BYTES_PER_PIXEL, CHUNK_BYTES_PER_PIXEL, DecodeTiles, MemoryBudget, decode_working_bytes,
-                             decoder_bytes_per_pixel, plan_decode_tiles)
+                             decoder_bytes_per_pixel, encoder_bytes, plan_decode_tiles)
 from ltxgraph.context import RunSettings
 
 LATENT_1088P_241 = (1, 128, 31, 34, 60)          # 1920x1088, 241 frames
@@ -67,3 +67,10 @@ def test_planned_tiles_are_never_larger_than_asked_keep_overlaps_below_tiles_and
 @pytest.mark.parametrize("base, patch, expected", [(128, 4, 256), (64, 4, 128), (8, 4, 16)])
 def test_decoder_activation_estimate_follows_its_last_stage(base: int, patch: int, expected: int) -> None:
     assert decoder_bytes_per_pixel(base, patch) == expected
+
+
+def test_the_encoders_estimate_fits_its_measure_and_grows_a_frame_per_thread() -> None:
+    # measured at 1920x1088, preset medium (tools/benchmarks/save_memory.py's noise): 0.357 GiB with 1 thread
+    assert 0.34 < encoder_bytes(1920, 1088, 1) / 2**30 < 0.38
+    assert encoder_bytes(1920, 1088, 9) - encoder_bytes(1920, 1088, 1) == 8 * encoder_bytes(1920, 1088, 1) // 46
+    assert encoder_bytes(960, 544, 1) * 4 == encoder_bytes(1920, 1088, 1)

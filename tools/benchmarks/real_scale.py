@@ -108,15 +108,16 @@ audio = StreamInput(torch.randn(1, ARGS["audio"], c.audio_in_channels, generator
                     audio_positions(ARGS["audio"]),
                     torch.randn(1, ARGS["text"], c.caption_channels, generator=g).to(dtype))
 
-from ltxgraph.budget import FEED_FORWARD_HIDDEN_WIDTHS, feed_forward_chunk
+from ltxgraph.budget import (ATTENTION_CHUNKED_WIDTHS, FEED_FORWARD_HIDDEN_WIDTHS, attention_chunk,
+                             chunk_within_forward, feed_forward_chunk)
 from ltxgraph_ops.sampling.pass_batches import activation_bytes
+from ltxgraph_ops.models.attention import attention_chunks
 from ltxgraph_ops.models.transformer_block import feed_forward_chunks
-token_chunk = None
-if ARGS["memory_budget"] is not None:                 # planned as the sampler's adapter plans it (LTXAVModel)
-    tokens = frames * height * width
-    hidden = tokens * FEED_FORWARD_HIDDEN_WIDTHS * c.video_dim * dtype.itemsize
-    rest = activation_bytes(c, tokens, ARGS["audio"], ARGS["text"], element_bytes=dtype.itemsize) - hidden
-    token_chunk = feed_forward_chunk(tokens, c.video_dim, 1, dtype.itemsize, max(0, ARGS["memory_budget"] - rest))
+tokens = frames * height * width                      # chunks planned as the sampler's adapter plans them (LTXAVModel)
+forward = activation_bytes(c, tokens, ARGS["audio"], ARGS["text"], element_bytes=dtype.itemsize)
+token_chunk, attention_token_chunk = (
+    chunk_within_forward(plan, tokens, c.video_dim, 1, dtype.itemsize, widths, forward, ARGS["memory_budget"])
+    for plan, widths in ((feed_forward_chunk, FEED_FORWARD_HIDDEN_WIDTHS), (attention_chunk, ATTENTION_CHUNKED_WIDTHS)))
 
 from contextlib import nullcontext
 from ltxgraph.allocator import kept_heap
@@ -125,7 +126,8 @@ def step():
     marks = []
     before, cpu = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     kept = kept_heap() if ARGS["malloc"] == "cli+kept" else nullcontext()
-    with torch.no_grad(), feed_forward_chunks(model, token_chunk), kept:
+    chunks = (feed_forward_chunks(model, token_chunk), attention_chunks(model, attention_token_chunk))
+    with torch.no_grad(), chunks[0], chunks[1], kept:
         out = model(video, audio, on_block=lambda done, total: marks.append(time.perf_counter()))
     end = time.perf_counter()
     after = resource.getrusage(resource.RUSAGE_SELF)
@@ -141,7 +143,7 @@ gemm_gflops = {{shape: [max(pair) for pair in zip(rates, gemm_after[shape])] for
 attention_gflops = [max(pair) for pair in zip(attention_gflops, attention_after)]
 print(json.dumps({{"gemm_gflops": gemm_gflops, "attention_gflops": attention_gflops, "load_seconds": load_seconds,
                   "first": first, "second": second, "peak_rss_gib": peak_gib(), "blocks": len(model.transformer_blocks),
-                  "feed_forward_token_chunk": token_chunk,
+                  "feed_forward_token_chunk": token_chunk, "attention_token_chunk": attention_token_chunk,
                   "load_average": [round(x, 2) for x in os.getloadavg()]}}))
 """
 
@@ -162,8 +164,8 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
     (the same with glibc's transparent-huge-page tunable), "glibc" (glibc's own dynamic threshold), "heap" (no
     mmap, nothing trimmed below 2 GiB) or a threshold in bytes; ``checkpoint``: a synthetic file with at least
     ``blocks`` blocks (its first ``blocks`` run; default: one of exactly ``blocks``); ``memory_budget``: bytes
-    for the step's activations, from which the feed-forward's token chunks are planned as a sampler plans them
-    (None: all tokens at once). Figures of the second step, extrapolated to 48 blocks."""
+    for the step's activations, from which the feed-forward's and the attention's token chunks are planned as a
+    sampler plans them (None: all tokens at once). Figures of the second step, extrapolated to 48 blocks."""
     from ltxgraph_ops.model_files import transformer_config
     from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
     from tools.benchmarks.step_flops import Tokens, dominant_gemms, forward_flops
@@ -204,6 +206,7 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
         "audio_tokens": tokens.audio, "text_tokens": tokens.text, "dtype": dtype, "threads": THREADS,
         "malloc": malloc, "blocks_measured": raw["blocks"], "memory_budget": memory_budget,
         "feed_forward_token_chunk": raw.get("feed_forward_token_chunk"),
+        "attention_token_chunk": raw.get("attention_token_chunk"),
         "measured": {"step_seconds": round(step["seconds"], 2), "mean_block_seconds": round(block_time, 2),
                      "outside_blocks_seconds": round(outside, 2),
                      "first_step_seconds": round(raw["first"]["seconds"], 2),
