@@ -102,7 +102,8 @@ class Attention(nn.Module):
         return self.to_out[0](self._gated(out, gates, fresh=True))
 
     def _normalized(self, x: torch.Tensor, norm: RMSNorm, rope: RopeTable | None) -> torch.Tensor:
-        """rope(norm(x)) for x [B, T, inner], through this module's element-wise kernels."""
+        """rope(norm(x)) for x [B, T, inner], a fresh projection (overwritten), through this module's
+        element-wise kernels."""
         if rope is None:
             return self.kernels.normalized(x, norm.weight, norm.eps)
         if not rope.split:
