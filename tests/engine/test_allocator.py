@@ -67,7 +67,7 @@ with kept_heap() as kept:
         inside = churn()
     held = rss() - before
 after = rss() - before
-print(kept, outside, inside, held, after, churn())
+print(kept, outside, inside, held, after)
 """
 
 
@@ -76,12 +76,15 @@ def test_kept_heap_reuses_freed_activations_and_returns_them_on_exit() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     env["PYTHONPATH"] = str(REPO)
     out = subprocess.run([sys.executable, "-c", KEPT_PROBE], capture_output=True, text=True, env=env, check=True)
-    kept, outside, inside, held, after, outside_again = out.stdout.split()
+    kept, outside, inside, held, after = out.stdout.split()
     assert kept == "True"
-    assert int(outside) > 6 * 12_000 and int(outside_again) > 6 * 12_000
+    assert int(outside) > 6 * 12_000
     assert int(inside) < 2 * 12_288                 # the first tensor's pages only, then reused
     assert int(held) >= 40 * 2**20                  # the freed tensor stays in the heap while entered
     assert int(after) < 8 * 2**20                   # and goes back to the system on exit
+    # Not asserted: that large tensors allocated after the exit are mapped afresh again. Often they are not:
+    # glibc serves them from the heap's freed chunks and keeps them when freed (95 MiB after 6 x 48 MiB in 4 of 8
+    # runs), which is why no run enters kept_heap (BENCHMARKS.md, issue 17).
 
 
 def test_kept_heap_leaves_a_user_setting_alone(monkeypatch) -> None:
