@@ -19,7 +19,7 @@ import ctypes
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 
 M_TRIM_THRESHOLD = -1          # glibc's mallopt parameter numbers
 M_MMAP_THRESHOLD = -3
@@ -89,15 +89,3 @@ def kept_heap() -> Iterator[bool]:
                 if _STATE["threshold"] is not None:
                     _GLIBC.mallopt(M_MMAP_THRESHOLD, _STATE["threshold"])
                 _GLIBC.malloc_trim(0)
-
-
-def heap_kept() -> bool:
-    """Whether a :func:`kept_heap` is entered now (that changed glibc's settings)."""
-    return _STATE["kept"] > 0
-
-
-def kept_heap_unless_budgeted(memory_budget: int | None) -> AbstractContextManager[bool]:
-    """:func:`kept_heap` for a run without a memory budget; with one, nothing: a kept heap holds the largest
-    freed activations and their fragments (+0.4-0.55 GiB on a stage-2 step of the 19B model), which the
-    budget's plans do not count."""
-    return kept_heap() if memory_budget is None else nullcontext(False)

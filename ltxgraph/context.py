@@ -27,7 +27,7 @@ class RunSettings:
     """How ops should use the machine. device: torch device for model compute ("cpu", "cuda", ...).
     memory_budget: bytes the run may use (None = no limit); loaders use it to choose between fully resident and
     streamed weights, samplers to bound the activations of the guidance passes they batch into one forward, tiled
-    decodes to choose their tiles (:attr:`budget`); without one, samplers keep freed activations in the heap while they sample (:func:`ltxgraph.allocator.kept_heap_unless_budgeted`). preview_dir: where samplers write a PNG preview of each step's
+    decodes to choose their tiles (:attr:`budget`). preview_dir: where samplers write a PNG preview of each step's
     clean estimate (None = no previews). dtype: what model ops compute in, "auto" | "float32" | "bfloat16"
     (default ``$LTXGRAPH_DTYPE`` or "auto"); a run resolves "auto" before any op runs
     (:mod:`ltxgraph.compute_dtype`), so ops see "float32" or "bfloat16". media_limits: the largest input media

@@ -13,7 +13,6 @@ from typing import Annotated, Any, Callable, Iterable
 import torch
 
 from ltxgraph import Port, op
-from ltxgraph.allocator import kept_heap_unless_budgeted
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
 from ltxgraph.input_checks import input_check, refusal
@@ -353,8 +352,7 @@ def sampler_custom_advanced(noise: Annotated[Any, Port("NOISE")],
         guided = guider.build(adapter, modalities)
         generator = step_noise_generator(getattr(noise, "seed", 0), sampler.name)
         try:
-            # without a budget, freed activations stay in the heap for the next block and step (no page faults)
-            with ctx.stop_after_step(), kept_heap_unless_budgeted(ctx.settings.memory_budget):
+            with ctx.stop_after_step():
                 samples = sample_latents(sampler.run, guided, latents, masks, noise_values, sigmas.float(),
                                          callback=on_step, generator=generator, checkpoint=checkpoint)
         except NonFiniteDenoisedError as exc:

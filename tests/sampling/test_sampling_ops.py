@@ -2,7 +2,6 @@
 and the guider / scheduler ops' contracts."""
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -82,20 +81,6 @@ def test_progress_is_reported_per_step_and_per_transformer_block(model) -> None:
     layers = model.structure().config.num_layers
     blocks = [(step, total) for _, unit, step, total in seen if unit == "block"]
     assert blocks == [(i, layers) for i in range(1, layers + 1)] * 3       # one model pass per step (CFG 1)
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
-@pytest.mark.parametrize("budget, kept", [(None, True), (2**40, False)])
-def test_blocks_run_in_a_kept_heap_only_when_the_run_has_no_memory_budget(model, budget, kept) -> None:
-    """Without a budget the sampler keeps freed activations in the heap (no page faults per block); a budget's
-    plans do not count a kept heap's fragments, so a budgeted run returns freed memory as it goes."""
-    from ltxgraph.allocator import heap_kept
-    during = []
-    ctx = OpContext("s", on_step=lambda node, step, total, info: during.append(heap_kept()),
-                    settings=RunSettings(memory_budget=budget))
-    sample(model, av_latent(), sigmas="0.725, 0.0", cfg=1.0, ctx=ctx)
-    assert during and set(during) == {kept}
-    assert not heap_kept()                                          # given back when sampling ends
 
 
 @pytest.mark.parametrize("budget, forwards_per_step", [(None, 1), (1, 4)])
