@@ -69,8 +69,7 @@ def kept_heap() -> Iterator[bool]:
     :func:`return_large_frees_to_os` if it was set, else the threshold as it stood, no longer adjusted by glibc).
     After the exit glibc may still serve later large requests from chunks freed inside it and keep them when freed
     (no fresh mapping), so a caller that must return memory afterwards should not enter it. Yields False, changing
-    nothing,
-    off glibc or when the user set ``MALLOC_MMAP_MAX_`` / ``MALLOC_TRIM_THRESHOLD_`` themselves."""
+    nothing, off glibc or when the user set ``MALLOC_MMAP_MAX_`` / ``MALLOC_TRIM_THRESHOLD_`` themselves."""
     usable = _GLIBC.mallopt is not None and not {"MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_"} & set(os.environ)
     if not usable:
         yield False
