@@ -99,11 +99,10 @@ class Attention(nn.Module):
         if keep_attention is not None:
             own_values = v if own_values is None else own_values
             out = out * keep_attention + own_values * (1 - keep_attention)
-        return self.to_out[0](self._gated(out, gates, fresh=True))
+        return self.to_out[0](self._gated(out, gates))
 
     def _normalized(self, x: torch.Tensor, norm: RMSNorm, rope: RopeTable | None) -> torch.Tensor:
-        """rope(norm(x)) for x [B, T, inner], a fresh projection (overwritten), through this module's
-        element-wise kernels."""
+        """rope(norm(x)) for x [B, T, inner], through this module's element-wise kernels."""
         if rope is None:
             return self.kernels.normalized(x, norm.weight, norm.eps)
         if not rope.split:
@@ -114,14 +113,11 @@ class Attention(nn.Module):
         """Per-head gates 2 sigmoid(to_gate_logits(x)) [B, T, heads] of x [B, T, query_dim]; None without."""
         return None if self.to_gate_logits is None else 2 * torch.sigmoid(self.to_gate_logits(x))
 
-    def _gated(self, heads_out: torch.Tensor, gates: torch.Tensor | None, fresh: bool = False) -> torch.Tensor:
-        """heads_out [B, T, inner] scaled per head by ``gates`` [B, T, heads]; unchanged without. ``fresh``:
-        heads_out is this call's own temporary, scaled in place."""
+    def _gated(self, heads_out: torch.Tensor, gates: torch.Tensor | None) -> torch.Tensor:
+        """heads_out [B, T, inner] scaled per head by ``gates`` [B, T, heads]; unchanged without."""
         if gates is None:
             return heads_out
-        per_head = heads_out.unflatten(-1, (self.heads, -1))                # [B, T, H, d]
-        scaled = per_head.mul_(gates[..., None]) if fresh else per_head * gates[..., None]
-        return scaled.flatten(-2)
+        return (heads_out.unflatten(-1, (self.heads, -1)) * gates[..., None]).flatten(-2)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         batch, tokens, inner = q.shape

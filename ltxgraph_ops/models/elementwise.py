@@ -22,39 +22,33 @@ import torch
 from ltxgraph_ops.models.rope import rotate
 
 
-def rms_norm(x: torch.Tensor, eps: float, weight: torch.Tensor | None = None, in_place: bool = False
-             ) -> torch.Tensor:
-    """``x / sqrt(mean(x^2) + eps) (* weight)`` over the last dimension (``in_place``: written into x, for an x
-    that is the caller's own fresh temporary). The mean square comes from one reduction (vector_norm) instead of
-    materialising ``x^2``; CPU ``F.rms_norm`` is not fused. For a bf16 ``x`` the reduction accumulates in
-    float32 (torch's reduction kernels) and the [..., 1] statistic is finished in float32; asking vector_norm
-    for a float32 result instead would first copy all of x to float32 (measured: 7 activation-sized copies per
-    block)."""
+def rms_norm(x: torch.Tensor, eps: float, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """``x / sqrt(mean(x^2) + eps) (* weight)`` over the last dimension. The mean square comes from one
+    reduction (vector_norm) instead of materialising ``x^2``; CPU ``F.rms_norm`` is not fused. For a bf16 ``x``
+    the reduction accumulates in float32 (torch's reduction kernels) and the [..., 1] statistic is finished in
+    float32; asking vector_norm for a float32 result instead would first copy all of x to float32 (measured:
+    7 activation-sized copies per block)."""
     inverse = torch.linalg.vector_norm(x, dim=-1, keepdim=True).float()
-    inverse = inverse.square_().div_(x.shape[-1]).add_(eps).rsqrt_().to(x.dtype)
-    out = x.mul_(inverse) if in_place else x * inverse
+    inverse = inverse.square_().div_(x.shape[-1]).add_(eps).rsqrt_()
+    out = x * inverse.to(x.dtype)
     return out if weight is None else out.mul_(weight.to(x.dtype))
 
 
 def modulated(x: torch.Tensor, eps: float, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """``rms(x) * (1 + scale) + shift``: x [B, T, D], shift and scale broadcastable to it. The modulation
-    writes over the normalised temporary (no second activation-sized allocation)."""
-    normed = rms_norm(x, eps)
-    return torch.addcmul(shift, normed, 1 + scale, out=normed)
+    """``rms(x) * (1 + scale) + shift``: x [B, T, D], shift and scale broadcastable to it."""
+    return torch.addcmul(shift, rms_norm(x, eps), 1 + scale)
 
 
 def normalized(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """``rms(x) * weight``: the q/k norm of attention without RoPE (text attention), x [B, T, inner], the
-    caller's fresh projection, normalised in place."""
-    return rms_norm(x, eps, weight, in_place=True)
+    """``rms(x) * weight``: the q/k norm of attention without RoPE (text attention), x [B, T, inner]."""
+    return rms_norm(x, eps, weight)
 
 
 def normalized_rotated(x: torch.Tensor, weight: torch.Tensor, eps: float, cos: torch.Tensor,
                        sin: torch.Tensor) -> torch.Tensor:
-    """``rope(rms(x) * weight)`` for x [B, T, inner] (the caller's fresh projection, normalised in place) and a
-    split-layout RoPE table's cos and sin ([B, T, H, 1, inner / (2H)], see
-    :class:`~ltxgraph_ops.models.rope.RopeTable`)."""
-    return rotate(rms_norm(x, eps, weight, in_place=True), cos, sin, split=True)
+    """``rope(rms(x) * weight)`` for x [B, T, inner] and a split-layout RoPE table's cos and sin
+    ([B, T, H, 1, inner / (2H)], see :class:`~ltxgraph_ops.models.rope.RopeTable`)."""
+    return rotate(rms_norm(x, eps, weight), cos, sin, split=True)
 
 
 @dataclass(frozen=True)

@@ -173,15 +173,12 @@ class AVBlock(nn.Module):
         attended = attn1(self.kernels.modulated(s.x, self.eps, shift, scale), bias=s.self_bias, q_rope=s.rope,
                          values_only=isinstance(keep, str),
                          keep_attention=keep if isinstance(keep, torch.Tensor) else None)
-        x = torch.addcmul(s.x, attended, gate)                    # fresh: the text residual adds in place
-        text, text_gate = self._attend_text(s, stream, x, sst)
-        return x.add_(text) if text_gate is None else x.addcmul_(text, text_gate)
+        x = torch.addcmul(s.x, attended, gate)
+        return x + self._attend_text(s, stream, x, sst)
 
-    def _attend_text(self, s: StreamState, stream: str, x: torch.Tensor, sst: torch.Tensor
-                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The text attention's output and its gate (None: ungated). LTX-2.0: attn2(rms(x), text), neither
-        modulated nor gated. Cross-attention AdaLN (LTX-2.3): attn2(rms(x) * (1 + scale) + shift, modulated
-        text) gated by row 8, with (shift, scale) = rows 6:8."""
+    def _attend_text(self, s: StreamState, stream: str, x: torch.Tensor, sst: torch.Tensor) -> torch.Tensor:
+        """LTX-2.0: attn2(rms(x), text), neither modulated nor gated. Cross-attention AdaLN (LTX-2.3):
+        gate * attn2(rms(x) * (1 + scale) + shift, modulated text) with (shift, scale, gate) = rows 6:9."""
         attn2, prompt_table = self._text_parts(stream)
         cached = None if s.text_cache is None else (s.text_cache.keys[self.index], s.text_cache.values[self.index])
         context = None if cached is not None else self.modulated_text(s.context, prompt_table, s.prompt_modulation)
@@ -190,10 +187,10 @@ class AVBlock(nn.Module):
             cached = tuple(t[s.text_rows] for t in (cached or attn2.keys_values(context)))
             context, bias = None, None if bias is None else bias[s.text_rows]
         if prompt_table is None:
-            return attn2(rms(x, self.eps), context, bias=bias, keys_values=cached), None
+            return attn2(rms(x, self.eps), context, bias=bias, keys_values=cached)
         shift, scale, gate = s.modulation.rows(sst, 6, 9)
         queries = self.kernels.modulated(x, self.eps, shift, scale)
-        return attn2(queries, context, bias=bias, keys_values=cached), gate
+        return attn2(queries, context, bias=bias, keys_values=cached) * gate
 
     def _feed_forward(self, s: StreamState, ff: FeedForward, sst: torch.Tensor) -> torch.Tensor:
         """x + gate * ff(rms(x) * (1 + scale) + shift)."""
@@ -238,8 +235,8 @@ class AVBlock(nn.Module):
             (gate,) = video.cross_gate.rows(v_table[4:], 0, 1)
             queries = torch.addcmul(v_shift, v_norm, 1 + v_scale)
             keys = torch.addcmul(a_shift, a_norm, 1 + a_scale)
-            out = self.audio_to_video_attn(queries, keys, q_rope=video.cross_rope, k_rope=audio.cross_rope)
-            new_v = torch.addcmul(video.x, out, gate if keep is None else gate * keep)
+            out = self.audio_to_video_attn(queries, keys, q_rope=video.cross_rope, k_rope=audio.cross_rope) * gate
+            new_v = video.x + (out if keep is None else out * keep)
         keep = p.keep("video_to_audio", self.index, audio.x.shape[0], audio.x)
         if run_a and not isinstance(keep, str):
             a_scale, a_shift = audio.cross_modulation.rows(a_table, 2, 4)
@@ -247,6 +244,6 @@ class AVBlock(nn.Module):
             (gate,) = audio.cross_gate.rows(a_table[4:], 0, 1)
             queries = torch.addcmul(a_shift, a_norm, 1 + a_scale)
             keys = torch.addcmul(v_shift, v_norm, 1 + v_scale)
-            out = self.video_to_audio_attn(queries, keys, q_rope=audio.cross_rope, k_rope=video.cross_rope)
-            new_a = torch.addcmul(audio.x, out, gate if keep is None else gate * keep)
+            out = self.video_to_audio_attn(queries, keys, q_rope=audio.cross_rope, k_rope=video.cross_rope) * gate
+            new_a = audio.x + (out if keep is None else out * keep)
         return replace(video, x=new_v), replace(audio, x=new_a)
