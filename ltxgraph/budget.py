@@ -12,6 +12,8 @@ benchmark ``two-stage-memory`` (tools/benchmarks/run_memory.py) measures the run
 """
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -148,6 +150,16 @@ def chunk_within_forward(plan: Callable[[int, int, int, int, int | None], int | 
         return None
     rest = max(0, forward_bytes - rows * tokens * widths * width * element_bytes)
     return plan(tokens, width, rows, element_bytes, max(0, budget - rest))
+
+
+def encoder_threads() -> int:
+    """x264's thread count for SaveVideo: one per CPU this process may run on. Fixed per machine, not taken from
+    torch's thread setting, since the encoded bytes depend on it (a resumed or cached run must write the same file
+    as a fresh one, whatever threads its process was given)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:                                  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def encoder_bytes(width: int, height: int, threads: int) -> int:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ltxgraph import Port, op
+from ltxgraph.budget import encoder_threads
 from ltxgraph.context import OpContext
 from ltxgraph.errors import InputValueError
 from ltxgraph.frames import CHUNK_FRAMES, CodedFrames, Frames
@@ -207,8 +208,9 @@ def encode_mp4(target, video: Video, metadata: dict[str, str], crf: int = 18,
                on_frame: Counter | None = None, threads: int | None = None) -> None:
     """Write ``video`` as MP4 (H.264 yuv420p, AAC) to ``target`` (a path or a binary file object), its frames
     read and encoded a chunk at a time; ``on_frame(done, total)`` after each video frame is encoded. x264 runs
-    ``threads`` threads (default: the run's, ``torch.get_num_threads()``; x264's own "auto" would start 1.5 per
-    core, each holding frames: :func:`ltxgraph.budget.encoder_bytes`). The bytes of a file depend on it.
+    ``threads`` threads (default: one per usable CPU, :func:`ltxgraph.budget.encoder_threads`; x264's own "auto"
+    would start 1.5 per core, each holding frames: :func:`ltxgraph.budget.encoder_bytes`). The bytes of a file
+    depend on it.
 
     The audio is muxed alongside the video, each AAC frame as soon as the video reaches its start time: the
     muxer interleaves packets by time and holds every packet of one stream until the other stream catches up
@@ -221,7 +223,7 @@ def encode_mp4(target, video: Video, metadata: dict[str, str], crf: int = 18,
         container.metadata.update(metadata)
         stream = container.add_stream("libx264", rate=Fraction(video.fps).limit_denominator(1001),
                                       options={"crf": str(crf), "preset": "medium",
-                                               "threads": str(threads or torch.get_num_threads())})
+                                               "threads": str(threads or encoder_threads())})
         stream.width, stream.height, stream.pix_fmt = width + width % 2, height + height % 2, "yuv420p"
         audio = _AudioTrack.of(container, video.audio)
         done = 0

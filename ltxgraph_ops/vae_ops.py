@@ -12,7 +12,8 @@ from typing import Annotated, Any
 import torch
 
 from ltxgraph import Port, op
-from ltxgraph.budget import DecodeTiles, decoder_bytes_per_pixel, encoder_bytes, plan_decode_tiles
+from ltxgraph.budget import (DecodeTiles, decoder_bytes_per_pixel, encoder_bytes, encoder_threads,
+                             plan_decode_tiles)
 from ltxgraph.context import OpContext, counter_of
 from ltxgraph.errors import InputValueError
 from ltxgraph.frames import CodedFrames, Frames, StreamedFrames, first_frames
@@ -156,11 +157,11 @@ def _streamed_tiled_decode(vae: VideoVAEHandle, latent: torch.Tensor, requested:
     (less the decoder's weights) cannot hold their working memory. Ramps start at 1/(n+1) like
     ComfyUI-LTXVideo's temporal blend; ltx-core's own tiled decode is ``tiling.ltx_core_tiled_decode`` (ramp
     from 0), which no op uses. The frames are read by their consumer, the H.264 encoder of SaveVideo, while the
-    decode runs, so the encoder's memory (:func:`~ltxgraph.budget.encoder_bytes`, at the run's thread count) is
+    decode runs, so the encoder's memory (:func:`~ltxgraph.budget.encoder_bytes`, at its thread count) is
     counted against the budget with the decoder's weights. Tiles are counted when read."""
     from ltxgraph_ops.models.tiling import tiled_decode_chunks
     _, h, w = vae.scale_factors
-    encoder = encoder_bytes(latent.shape[-1] * w, latent.shape[-2] * h, torch.get_num_threads())
+    encoder = encoder_bytes(latent.shape[-1] * w, latent.shape[-2] * h, encoder_threads())
     available = ctx.settings.budget.remaining(vae.decoder_bytes + encoder) if ctx is not None else None
     tiles = plan_decode_tiles(tuple(latent.shape), requested, available, vae.decode_bytes_per_pixel,
                               vae.scale_factors)

@@ -151,22 +151,26 @@ def test_mp4_is_written_while_encoding_with_audio_interleaved(tmp_path: Path) ->
     assert video.images.shape == (frames, 32, 48, 3) and abs(video.audio.seconds - 12.0) < 1e-3
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_x264_runs_the_runs_thread_count(threads: int) -> None:
-    """SaveVideo's encoder runs as many threads as the run (``torch.get_num_threads()``), not x264's "auto" (1.5
-    per core, each holding frames of its own: ``ltxgraph.budget.encoder_bytes``); x264 writes its settings into
-    the stream."""
+def test_x264_runs_one_thread_per_cpu_whatever_torchs_setting() -> None:
+    """SaveVideo's encoder runs one thread per usable CPU (``ltxgraph.budget.encoder_threads``), not x264's "auto"
+    (1.5 per core, each holding frames of its own: ``ltxgraph.budget.encoder_bytes``) and not torch's thread
+    setting: the bytes depend on x264's threads, and a resumed or cached run must write a fresh run's file."""
     import io
 
+    from ltxgraph.budget import encoder_threads
     from ltxgraph.values import Video
     from ltxgraph_ops.media_video import encode_mp4
     # 256 rows: x264 runs at most one frame thread per two rows of macroblocks
     codes = torch.randint(0, 256, (9, 256, 48, 3), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
     before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    files = []
     try:
-        buffer = io.BytesIO()
-        encode_mp4(buffer, Video(CodedFrames(codes), 25.0), {})
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            buffer = io.BytesIO()
+            encode_mp4(buffer, Video(CodedFrames(codes), 25.0), {})
+            files.append(buffer.getvalue())
     finally:
         torch.set_num_threads(before)
-    assert f" threads={threads} ".encode() in buffer.getvalue()
+    assert files[0] == files[1]
+    assert f" threads={encoder_threads()} ".encode() in files[0]
