@@ -13,7 +13,6 @@ benchmark ``two-stage-memory`` (tools/benchmarks/run_memory.py) measures the run
 from __future__ import annotations
 
 import os
-
 from dataclasses import dataclass, replace
 from typing import Callable
 

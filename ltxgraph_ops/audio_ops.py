@@ -88,14 +88,13 @@ def audio_vae_handle(ckpt_name: str, ctx: OpContext | None) -> AudioVAEHandle:
                               f"({vocoder.hop_samples} per mel frame) but declares {vocoder.output_sampling_rate} Hz")
     device = ctx.settings.device if ctx else "cpu"
     dtype = ctx.settings.compute_dtype if ctx else torch.float32
-    vocoder_dtype = VOCODER_DTYPE
     return AudioVAEHandle(
         file.name, vae_layout.config, vocoder_layout.config,
         Lazy(lambda: load_section_component(ckpt_name, _vae, "audio_vae", AUDIO_VAE_PREFIX, device, dtype),
              f"audio VAE of {file.name}"),
         Lazy(lambda: load_section_component(ckpt_name, build_vocoder, "vocoder", VOCODER_PREFIX, device,
-                                            vocoder_dtype),
-             f"vocoder of {file.name}"), dtype, vocoder_dtype)
+                                            VOCODER_DTYPE),
+             f"vocoder of {file.name}"), dtype, VOCODER_DTYPE)
 
 
 @op("LTXVEmptyLatentAudio", outputs={"Latent": "AUDIO_LATENT"}, category="latent/audio")
