@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from ltxgraph_ops.gemma_generation import PACKED_CONFIG_KEY
 from ltxgraph_ops.model_files import TRANSFORMER_PREFIX, header_section
+from ltxgraph_ops.releases import transformer_section_25
 from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile
 
 PROJECTION = "text_embedding_projection."
@@ -36,8 +37,7 @@ def text_path_section(file: SafetensorsFile) -> dict:
     file packed by ltx-core without one, the 2.5 release's with the sizes its tensors show."""
     if "transformer" in file.config() or PACKED_CONFIG_KEY not in file.metadata:
         return header_section(file, "transformer")
-    from ltxgraph_ops.tiny.transformer import full_config_25
-    return {**full_config_25(), **sizes_from_tensors(file)}
+    return {**transformer_section_25(), **sizes_from_tensors(file)}
 
 
 def _shape(file: SafetensorsFile, key: str) -> tuple[int, ...]:

@@ -6,6 +6,9 @@ entry. Written here from the tiny with-proj file (same weights), it encodes exac
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,11 +17,21 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ltxgraph_ops.bundled_text_path import sizes_from_tensors, text_path_section
+from ltxgraph_ops.releases import transformer_section_25
 from ltxgraph_ops.split_loaders import clip_file, clip_loader
 from ltxgraph_ops.tiny.files import TEXT_ENCODER_WITH_PROJ_25, write_split_25
 from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile
 
 PROMPTS = ["a lighthouse at dusk", "waves crash below"]
+REPO = Path(__file__).resolve().parents[1]
+# the section of a packed file read in a fresh process, with the tiny-model modules that process imported
+READ_SECTION = """
+import json, sys
+from ltxgraph_ops.bundled_text_path import text_path_section
+from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
+section = text_path_section(SafetensorsFile(sys.argv[1]))
+print(json.dumps({"section": section, "tiny": sorted(name for name in sys.modules if ".tiny" in name)}))
+"""
 
 
 def as_bytes(text: str) -> torch.Tensor:
@@ -78,6 +91,19 @@ def test_packed_text_path_sizes_come_from_the_tensors(with_proj, tmp_path) -> No
     assert sizes["connector_num_layers"] == 2 and sizes["audio_connector_num_attention_heads"] == 2
     section = text_path_section(packed)
     assert section["caption_proj_before_connector"] and section["connector_apply_gated_attention"]
+
+
+def test_packed_text_path_takes_the_release_section_without_the_tiny_models(with_proj, tmp_path) -> None:
+    packed = packed_like_ltx_core(with_proj, tmp_path / "te" / with_proj.name)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", READ_SECTION, str(packed)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    read = json.loads(done.stdout)
+    assert read["tiny"] == []                   # release facts come from ltxgraph_ops.releases
+    expected = {**transformer_section_25(), **sizes_from_tensors(SafetensorsFile(packed))}
+    assert read["section"] == json.loads(json.dumps(expected))
+    assert read["section"]["num_layers"] == 48 and read["section"]["ff_bias"] is False
 
 
 def test_packed_file_without_a_sentencepiece_tokenizer_names_what_it_has(with_proj, tmp_path) -> None:

@@ -35,6 +35,8 @@ class ModelSet:
 MODEL_SETS = {  # model version -> its files
     "2.0": ModelSet("ltx-2-19b-dev.safetensors", "gemma_3_12B_it.safetensors",
                     "ltx-2-spatial-upscaler-x2-1.0.safetensors"),
+    "2.3": ModelSet("ltx-2.3-22b-dev.safetensors", "gemma_3_12B_it.safetensors",
+                    "ltx-2.3-spatial-upscaler-x2-1.1.safetensors"),
     "2.5": ModelSet("ltx-2.5-22b-distilled.safetensors", "gemma4-12b-with-proj-ltx-2.5-comfy-int8-convrot.safetensors",
                     "ltx-2.5-latent-spatial-upscaler-x2-bf16-1.0.safetensors", "ltx-2.5-duration-head-bf16.safetensors"),
 }

@@ -8,8 +8,8 @@ SIGMAS, NOISE, GUIDER, ...) is made by running an op of the registry that produc
 Model versions: each draw of an op's inputs first picks one model set (:data:`~ltxgraph.testing.handles.MODEL_SETS`)
 among those that have a handle for every model the op reads, directly or through the ops producing its inputs, and
 draws every handle, and every value made from one, from that set: LTXVDurationPredictor (a MODEL_PATCH only LTX-2.5
-has) gets a 2.5 MODEL and conditioning from the 2.5 text encoder; a sampler gets a 2.0 or a 2.5 model, guider and
-conditioning, never a mix. An op that reads no model draws from the default set.
+has) gets a 2.5 MODEL and conditioning from the 2.5 text encoder; a sampler gets a 2.0, a 2.3 or a 2.5 model,
+guider and conditioning, never a mix. An op that reads no model draws from the default set.
 """
 from __future__ import annotations
 

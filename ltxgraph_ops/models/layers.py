@@ -10,14 +10,15 @@ rounded to the compute dtype), ComfyUI's int8 (convrot) weights by :mod:`ltxgrap
 
 A resident weight already in the compute dtype can instead be held *packed* (:func:`pack_linears`): in oneDNN's
 blocked matmul layout, reordered once at load and replacing the plain tensor (one copy in memory, as before),
-so that no matmul reorders it again per call. ``state_dict()`` gives packed weights back in the plain layout.
+so that no matmul reorders it again per call. ``state_dict()`` gives packed weights back in the plain layout, and
+``Module.to`` / ``float()`` / ``bfloat16()`` convert them as plain ones (:meth:`Linear._apply`).
 """
 from __future__ import annotations
 
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,7 @@ DEQUANT_CHUNK_ELEMENTS = 1 << 25
 PACKED_WEIGHTS_SETTING = "LTXGRAPH_PACKED_WEIGHTS"  # "0": resident Linear weights stay in the plain layout
 PACKABLE_DTYPES = (torch.float32, torch.bfloat16)  # what oneDNN's blocked layout holds (:meth:`Linear.pack`)
 PACKED_DTYPES = (torch.bfloat16,)                  # what pack_linears packs: float32 measured no faster (BENCHMARKS.md)
+_CONVERSION = "ltxgraph_conversion"  # on a packed weight Linear._apply converted: (fn, the converted weight)
 
 
 def packing_available(dtype: torch.dtype, device: torch.device | str) -> bool:
@@ -143,9 +145,32 @@ class Linear(nn.Module):
                                    requires_grad=False)
 
     def unpack(self) -> None:
-        """Back to the plain layout (e.g. before changing the weight's dtype or device)."""
+        """Back to the plain layout (:meth:`_apply` does it before a change of the weight's dtype or device)."""
         if self.packed:
             self.weight = nn.Parameter(self.weight.to_dense(), requires_grad=False)
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> "Linear":
+        """``Module.to`` / ``float()`` / ``bfloat16()`` / ``cuda()`` (``fn`` converts each tensor) on a packed weight:
+        oneDNN's layout holds no other dtype or device, so a conversion that changes the weight unpacks it first,
+        converts the plain weight, and packs it again only where :func:`pack_linears` would (a bf16 unscaled weight
+        that :func:`packing_available` accepts). A conversion that leaves the weight as it is keeps it packed.
+        Layers tied to one packed weight stay tied: the first one converted leaves its result on the packed
+        weight for the others to take."""
+        packed = self.weight
+        if not self.packed or _leaves_unchanged(fn, packed):
+            return super()._apply(fn, recurse)
+        converted = getattr(packed, _CONVERSION, None)
+        if converted is not None and converted[0] is fn:           # a tied layer converted it in this same call
+            self.weight = converted[1]
+            return super()._apply(fn, recurse)
+        self.unpack()
+        super()._apply(fn, recurse)
+        weight = self.weight
+        if (weight.dtype in PACKED_DTYPES and self.weight_scale is None
+                and packing_available(weight.dtype, weight.device)):
+            self.pack()
+        setattr(packed, _CONVERSION, (fn, self.weight))
+        return self
 
     def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
         super()._save_to_state_dict(destination, prefix, keep_vars)
@@ -214,6 +239,13 @@ class Linear(nn.Module):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}, storage={self.weight.dtype}{', packed' if self.packed else ''}, "
                 f"loras={len(self.deltas)}")
+
+
+def _leaves_unchanged(fn: Callable[[torch.Tensor], torch.Tensor], weight: torch.Tensor) -> bool:
+    """Whether the tensor conversion ``fn`` of ``Module._apply`` returns a tensor of ``weight``'s dtype and device
+    as it is (e.g. ``.to("cpu")`` of a CPU model), tried on an empty tensor of that dtype and device."""
+    probe = torch.empty(0, dtype=weight.dtype, device=weight.device)
+    return fn(probe) is probe
 
 
 def converted_weight(weight: torch.Tensor, scale: torch.Tensor | None, dtype: torch.dtype,

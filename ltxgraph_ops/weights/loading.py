@@ -31,6 +31,7 @@ from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFi
 WEIGHT_SCALE_SUFFIXES = (".weight_scale", ".scale_weight")
 IGNORED_SUFFIXES = (".input_scale", ".scale_input", ".comfy_quant")
 FILE_MARKERS = ("scaled_fp8",)
+INT8_HOLDERS = "Linear layers and token embeddings"   # the layers that dequantise int8 weights
 
 
 @contextmanager
@@ -96,11 +97,31 @@ def _int8_layers(file: SafetensorsFile, prefix: str, owners: dict[str, nn.Module
                                  "rotation are unknown", weight.key)
             continue
         if not hasattr(sub, "weight_rotation"):
-            raise file.error(f"{quant.describe()} weights are read for Linear layers and token embeddings only, "
-                             f"not for a {type(sub).__name__}", weight.key)
+            raise file.error(f"{quant.describe()} weights are read for {INT8_HOLDERS} only, not for a "
+                             f"{type(sub).__name__}", weight.key)
         check_int8_layer(file, layer, quant, scales.get(owner))
         rotations[owner] = quant.rotation
     return rotations
+
+
+def _check_int8_holders(module: nn.Module, file: SafetensorsFile, expected: dict[str, torch.Tensor],
+                        present: dict[str, str]) -> None:
+    """Refuses an int8 tensor the file holds for a float tensor of ``module`` that no layer dequantises (a
+    convolution's weight, a norm, a bias), naming the file, the key, the layer and what is read instead: int8 is
+    read for the weights of Linear layers and token embeddings (those with a ``weight_rotation``) only.
+    ``expected``: the module's state dict; ``present``: its keys -> the file's keys."""
+    layers = dict(module.named_modules())
+    for key, tensor in expected.items():
+        entry = file.entries.get(present.get(key, ""))
+        if entry is None or entry.dtype != torch.int8 or not tensor.is_floating_point():
+            continue
+        owner, _, leaf = key.rpartition(".")
+        layer = layers[owner]
+        if leaf == "weight" and hasattr(layer, "weight_rotation"):
+            continue
+        raise file.error(f"int8 {leaf} of the {type(layer).__name__} '{owner or type(module).__name__}': int8 "
+                         f"weights are read for {INT8_HOLDERS} only; use a file of this model that holds its "
+                         f"{type(layer).__name__} tensors in bf16 or float32", entry.key)
 
 
 def _has_non_finite(tensor: torch.Tensor, chunk: int = 1 << 22) -> bool:
@@ -150,7 +171,8 @@ def match_component(module: nn.Module, file: SafetensorsFile, prefix: str = "",
     """Check, from the header alone, that the tensors of ``file`` under ``prefix`` are exactly what ``module``
     needs (``module`` may live on the meta device). A tensor the module needs and the file lacks, a key under
     ``prefix`` the module does not have, or a shape that differs is a :class:`CheckpointError` naming the file
-    and the keys (all problems listed). Keys under ``prefix`` starting with one of ``allow_extra`` belong to
+    and the keys (all problems listed); so is an int8 tensor for a layer that is not a Linear layer or token
+    embedding (:func:`_check_int8_holders`). Keys under ``prefix`` starting with one of ``allow_extra`` belong to
     another component and are skipped."""
     expected = module.state_dict(keep_vars=True)
     linears = _scaled_owners(module)
@@ -168,6 +190,7 @@ def match_component(module: nn.Module, file: SafetensorsFile, prefix: str = "",
             continue                            # read by _int8_layers below
         elif not (key.endswith(IGNORED_SUFFIXES) and key.rsplit(".", 1)[0] in linears):
             extra.append(full)
+    _check_int8_holders(module, file, expected, present)
     missing = [prefix + key for key in expected if key not in present]
     misshapen = [f"{prefix + key}: file {list(file.entries[present[key]].shape)}, model {list(t.shape)}"
                  for key, t in expected.items()

@@ -1,7 +1,8 @@
 """The testing kit's model handles are version-coherent: each draw of an op's inputs takes every model handle (and
-every value made from one, such as CLIPTextEncode's conditioning) from one model set, among the sets that can feed
-the op; LTX-2.5's set (MODEL_PATCH included) is what feeds LTXVDurationPredictor. Each set is one a real run
-accepts together: its files are of its version and its Gemma is the generation that version reads."""
+every value made from one, such as CLIPTextEncode's conditioning) from one model set (LTX-2.0, 2.3 or 2.5), among
+the sets that can feed the op; LTX-2.5's set (MODEL_PATCH included) is what feeds LTXVDurationPredictor. Each set
+is one a real run accepts together: its files are of its version and its Gemma is the generation that version
+reads."""
 from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
@@ -23,8 +24,8 @@ def _spec(strategies: InputStrategies, name: str):
 
 def test_an_op_is_drawn_from_the_sets_that_feed_it(strategies: InputStrategies) -> None:
     assert strategies.model_sets(_spec(strategies, "LTXVDurationPredictor")) == ["2.5"]   # only 2.5 has MODEL_PATCH
-    assert strategies.model_sets(_spec(strategies, "CFGGuider")) == ["2.0", "2.5"]        # MODEL + CONDITIONING
-    assert strategies.model_sets(_spec(strategies, "VAEDecode")) == ["2.0", "2.5"]
+    assert strategies.model_sets(_spec(strategies, "CFGGuider")) == ["2.0", "2.3", "2.5"]  # MODEL + CONDITIONING
+    assert strategies.model_sets(_spec(strategies, "VAEDecode")) == ["2.0", "2.3", "2.5"]
     empty = _spec(strategies, "EmptyLTXVLatentVideo")
     assert not strategies.reads_models(empty) and strategies.model_sets(empty) == ["2.0"]
     assert strategies.reads_models(_spec(strategies, "CFGGuider"))   # through CLIPTextEncode's conditioning

@@ -1,5 +1,6 @@
 """Linear weights held packed in oneDNN's blocked layout: the plain path's output, one copy in memory, plain
-weights for export, LoRA deltas still applied, and the loader packing bf16 models (``LTXGRAPH_PACKED_WEIGHTS``)."""
+weights for export, LoRA deltas still applied, the loader packing bf16 models (``LTXGRAPH_PACKED_WEIGHTS``), and
+``Module.to`` / ``float()`` converting a packed model as the plain one."""
 from __future__ import annotations
 
 import gc
@@ -162,3 +163,67 @@ def test_streamed_fp8_model_packs_its_resident_layers_only(tmp_path: Path, monke
     with torch.no_grad():
         got, want = packed(video, audio), plain(video, audio)
     assert torch.equal(got.video, want.video) and torch.equal(got.audio, want.audio)
+
+
+@needs_onednn
+@pytest.mark.parametrize("convert", [lambda model: model.to(torch.float32), lambda model: model.float()],
+                         ids=["to-float32", "float"])
+def test_a_packed_model_converts_to_float32_as_the_unpacked_one(tmp_path: Path, monkeypatch, convert) -> None:
+    """``Module.to(dtype)`` / ``.float()`` on a loaded, packed bf16 transformer unpacks each weight before torch
+    converts it (oneDNN's layout holds only its own dtype): the float32 model is the unpacked model's float32 copy
+    bit for bit, plain, and still a bf16 model's equal after ``.bfloat16()``."""
+    path = write_checkpoint(tmp_path / "bf16.safetensors", "bf16", 0, [tiny])
+    packed = load_transformer(path, compute_dtype=torch.bfloat16)
+    monkeypatch.setenv(PACKED_WEIGHTS_SETTING, "0")
+    plain = load_transformer(path, compute_dtype=torch.bfloat16)
+    monkeypatch.delenv(PACKED_WEIGHTS_SETTING)
+    assert all(m.packed for m in packed.modules() if isinstance(m, Linear))
+    packed, plain = convert(packed), convert(plain)
+    linears = [m for m in packed.modules() if isinstance(m, Linear)]
+    assert linears and not any(m.packed for m in linears)
+    assert all(m.weight.dtype == torch.float32 for m in linears)
+    assert all(torch.equal(a, b) for a, b in zip(packed.state_dict().values(), plain.state_dict().values()))
+    generator, config = torch.Generator().manual_seed(4), tiny.tiny_config()
+    video, audio = oracle.video_input(config, generator), oracle.audio_input(config, generator)
+    with torch.no_grad():
+        got, want = packed(video, audio), plain(video, audio)
+    assert got.video.dtype == torch.float32
+    assert torch.equal(got.video, want.video) and torch.equal(got.audio, want.audio)
+    back = packed.bfloat16()                                    # a plain bf16 weight is not packed by a conversion
+    assert not any(m.packed for m in back.modules() if isinstance(m, Linear))
+    with torch.no_grad():
+        again, reference = back(*bf16_inputs()), plain.bfloat16()(*bf16_inputs())
+    assert torch.equal(again.video, reference.video) and torch.equal(again.audio, reference.audio)
+
+
+@needs_onednn
+def test_a_conversion_that_changes_nothing_keeps_the_weight_packed() -> None:
+    module = layer(64, 96, torch.bfloat16)
+    module.pack()
+    weight = module.weight
+    for convert in (lambda m: m.to("cpu"), lambda m: m.bfloat16(), lambda m: m.to(torch.bfloat16), lambda m: m.cpu()):
+        assert convert(module) is module and module.weight is weight          # no unpack, no reorder
+
+
+@needs_onednn
+def test_tied_packed_weights_stay_tied_through_a_conversion() -> None:
+    first, second = layer(64, 96, torch.bfloat16), layer(64, 96, torch.bfloat16, seed=1)
+    second.weight = first.weight
+    model = torch.nn.ModuleList([first, second])
+    plain = first.weight.detach().float()
+    pack_linears(model, torch.bfloat16)
+    model.to(torch.float32)
+    assert second.weight is first.weight and not first.packed
+    assert first.weight.dtype == torch.float32 and torch.equal(first.weight, plain)
+
+
+@needs_onednn
+@pytest.mark.parametrize("switch", ["1", "0"])
+def test_a_conversion_to_a_packable_weight_packs_it_again_where_the_switch_allows(monkeypatch, switch: str) -> None:
+    """``to_empty`` makes a new bf16 CPU weight: packed again, unless ``LTXGRAPH_PACKED_WEIGHTS=0``."""
+    module = layer(64, 96, torch.bfloat16)
+    module.pack()
+    monkeypatch.setenv(PACKED_WEIGHTS_SETTING, switch)
+    module.to_empty(device="cpu")
+    assert module.packed == (switch == "1")
+    assert module.weight.shape == (96, 64) and module.weight.dtype == torch.bfloat16

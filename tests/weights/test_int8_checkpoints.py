@@ -16,7 +16,9 @@ from ltxgraph_ops.loaders import transformer_file, unet_loader
 from ltxgraph_ops.model_files import is_streamed, load_transformer
 from ltxgraph_ops.split_loaders import clip_loader, text_encoder_file
 from ltxgraph_ops.tiny import transformer as tiny
-from ltxgraph_ops.tiny.files import TEXT_ENCODER_WITH_PROJ_25, write_checkpoint, write_split_25
+from ltxgraph_ops.tiny.files import (TEXT_ENCODER_WITH_PROJ_25, UPSCALER, write_checkpoint, write_split_25,
+                                     write_upscalers)
+from ltxgraph_ops.upscale_ops import latent_upscale_model_loader
 from ltxgraph_ops.weights.int8 import comfy_quant_entry, quantize_int8
 from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile
 from ltxgraph_ops.weights.writing import dequantised_file
@@ -174,6 +176,32 @@ def test_a_malformed_int8_file_is_refused_naming_the_key(files, tmp_path: Path, 
     with pytest.raises(CheckpointError, match=message) as refused:
         load_transformer(path)
     assert "broken-int8.safetensors" in str(refused.value) and f"'{key}'" in str(refused.value)
+
+
+@pytest.mark.parametrize("with_entry", [True, False], ids=["comfy-quant-entry", "bare-codes"])
+def test_an_int8_convolution_is_refused_naming_the_file_and_the_key(tmp_path: Path, with_entry: bool) -> None:
+    """int8 is read for Linear layers and token embeddings only: a latent upscaler whose first convolution weight
+    is int8 (with a scale and a comfy_quant entry, as a quantised Linear layer is written, or bare codes) is
+    refused when loaded, naming the file, the key, the layer and what is read instead."""
+    source = next(path for path in write_upscalers(tmp_path / "float") if path.name == UPSCALER)
+    key = next(key for key, entry in SafetensorsFile(source).entries.items()
+               if key.endswith(".weight") and len(entry.shape) >= 4)
+    layer = key[: -len("weight")]
+
+    def quantise_convolution(tensors):
+        weight = tensors[key]
+        codes, scale = quantize_int8(weight.float().reshape(weight.shape[0], -1))
+        tensors[key] = codes.reshape(weight.shape)
+        if with_entry:
+            tensors[f"{layer}weight_scale"], tensors[f"{layer}comfy_quant"] = scale, comfy_quant_entry(0)
+
+    path = rewritten(source, tmp_path / "int8-convolution.safetensors", quantise_convolution)
+    with pytest.raises(CheckpointError, match="int8 weights are read for Linear layers and token embeddings only"
+                       ) as refused:
+        latent_upscale_model_loader(str(path))
+    message = str(refused.value)
+    assert "int8-convolution.safetensors" in message and f"'{key}'" in message
+    assert "of the Conv" in message and "bf16 or float32" in message
 
 
 def test_header_quantisation_metadata_stands_for_the_entries(files, tmp_path: Path) -> None:
