@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ltxgraph.budget import DecodeTiles, decode_working_bytes, encoder_bytes
+from ltxgraph.budget import DecodeTiles, decode_working_bytes, encoder_bytes, encoder_threads
 from ltxgraph.context import OpContext, RunSettings
 from ltxgraph.errors import InputValueError
 from ltxgraph.frames import CodedFrames, StreamedFrames, float_images
@@ -176,7 +176,7 @@ def test_the_decode_plan_counts_the_encoder_that_reads_its_frames(loaded) -> Non
     requested = DecodeTiles((16, 16), 2, 8, 1)                       # 512 / 64 pixels, 64 / 8 frames
     working = decode_working_bytes(tuple(latent.samples.shape), requested, vae.decode_bytes_per_pixel,
                                    vae.scale_factors)
-    encoder = encoder_bytes(128, 96, torch.get_num_threads())
+    encoder = encoder_bytes(128, 96, encoder_threads())                # x264 threads: one per usable CPU
     for budget, shrinks in ((vae.decoder_bytes + working + encoder, False), (vae.decoder_bytes + working, True)):
         ctx = OpContext("frames", settings=RunSettings(memory_budget=budget))
         vae_decode_tiled(latent, vae, tile_size=512, overlap=64, temporal_size=64, temporal_overlap=8, ctx=ctx)
