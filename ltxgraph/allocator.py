@@ -12,14 +12,21 @@ after block, and each fresh mapping is zeroed and faulted in 4 KiB at a time (0.
 block of the 19B model, 12 % of its CPU time). :func:`kept_heap` serves every request from the heap and keeps
 what is freed for the next block while it is entered, then returns the free memory to the system
 (``malloc_trim``) and restores the setting above.
+
+:func:`use_huge_pages` removes most of those faults without keeping anything: torch then aligns every CPU tensor
+of 2 MiB or more to 2 MiB and advises the kernel to back it with transparent huge pages, so a fresh activation
+is faulted in 2 MiB at a time (512x fewer faults) and large operands need 512x fewer TLB entries; freed tensors
+still go back to the system at once. The CLI calls it first thing.
 """
 from __future__ import annotations
 
 import ctypes
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 M_TRIM_THRESHOLD = -1          # glibc's mallopt parameter numbers
 M_MMAP_THRESHOLD = -3
@@ -45,6 +52,8 @@ class _Glibc:
 
 
 _GLIBC = _Glibc()
+TORCH_HUGE_PAGES = "THP_MEM_ALLOC_ENABLE"   # torch's switch, read once, at the process's first CPU allocation
+KERNEL_HUGE_PAGES = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 _LOCK = threading.Lock()
 _STATE = {"threshold": None, "kept": 0}     # the mmap threshold this module set; kept_heap's nesting depth
 
@@ -61,8 +70,30 @@ def return_large_frees_to_os(threshold: int = DEFAULT_THRESHOLD) -> bool:
         return True
 
 
+def transparent_huge_pages(setting: Path = KERNEL_HUGE_PAGES) -> str | None:
+    """The kernel's transparent huge page mode: "always", "madvise" or "never"; None without the setting (not
+    Linux, or a kernel without them)."""
+    try:
+        chosen = re.search(r"\[(\w+)\]", setting.read_text())
+    except OSError:
+        return None
+    return chosen.group(1) if chosen else None
+
+
+def use_huge_pages() -> bool:
+    """Have torch place its CPU tensors of 2 MiB or more on transparent huge pages (aligned to 2 MiB and advised
+    with ``MADV_HUGEPAGE``; torch's own ``THP_MEM_ALLOC_ENABLE``). Effective only before the process's first CPU
+    tensor is allocated, since torch reads the switch then: call it first thing (the CLI does). Returns False,
+    changing nothing, when the user set ``THP_MEM_ALLOC_ENABLE`` themselves or the kernel gives advised memory no
+    huge pages (mode "never", or none)."""
+    if TORCH_HUGE_PAGES in os.environ or transparent_huge_pages() not in ("always", "madvise"):
+        return False
+    os.environ[TORCH_HUGE_PAGES] = "1"
+    return True
+
+
 @contextmanager
-def kept_heap() -> Iterator[bool]:
+def kept_heap(mmap_threshold: int | None = None) -> Iterator[bool]:
     """While entered (by any thread; nesting allowed), glibc serves every request from its heap (no fresh
     mappings) and trims nothing, so freed activations are reused without page faults. On the last exit the
     free memory goes back to the system and the previous setting returns (the threshold of
@@ -78,7 +109,10 @@ def kept_heap() -> Iterator[bool]:
         _STATE["kept"] += 1
         if _STATE["kept"] == 1:
             _GLIBC.mallopt(M_TRIM_THRESHOLD, KEPT_TRIM_THRESHOLD)
-            _GLIBC.mallopt(M_MMAP_MAX, 0)
+            if mmap_threshold is None:
+                _GLIBC.mallopt(M_MMAP_MAX, 0)
+            else:
+                _GLIBC.mallopt(M_MMAP_THRESHOLD, mmap_threshold)
     try:
         yield True
     finally:

@@ -10,7 +10,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
-from .allocator import return_large_frees_to_os
+from .allocator import return_large_frees_to_os, use_huge_pages
 from .api import DEFAULT_DISK_BYTES, Graph, Runner, load
 from .comfyui import convert_document, export_api
 from .loader import SourceDoc, detect_format, graph_from_doc, not_a_graph, read_document
@@ -159,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:    # the process's entry point: before any tensor, as torch reads its switch at the first one
+        use_huge_pages()
     args = build_parser().parse_args(argv)
     return_large_frees_to_os()
     try:

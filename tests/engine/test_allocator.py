@@ -92,3 +92,58 @@ def test_kept_heap_leaves_a_user_setting_alone(monkeypatch) -> None:
     monkeypatch.setenv("MALLOC_MMAP_MAX_", "0")
     with kept_heap() as kept:
         assert kept is False
+
+
+# With use_huge_pages() first, torch advises its large CPU tensors for transparent huge pages: the mapping that
+# holds a 64 MiB tensor carries the kernel's "hg" (MADV_HUGEPAGE) flag, whatever huge pages are free right now.
+HUGE_PROBE = """
+import sys
+from ltxgraph.allocator import use_huge_pages
+used = use_huge_pages() if sys.argv[1] == "on" else False
+import torch
+tensor = torch.empty(16 * 2**20, dtype=torch.float32).fill_(1.0)
+address = tensor.data_ptr()
+for line in open('/proc/self/smaps'):
+    fields = line.split()
+    if '-' in fields[0] and ':' not in fields[0]:
+        start, end = (int(x, 16) for x in fields[0].split('-'))
+        holds = start <= address < end
+    elif holds and fields[0] == 'VmFlags:':
+        print(used, 'hg' in fields[1:])
+        break
+"""
+
+
+def huge_page_probe(mode: str, **env: str) -> list[str]:
+    clean = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    clean.update(PYTHONPATH=str(REPO), **env)
+    out = subprocess.run([sys.executable, "-c", HUGE_PROBE, mode], capture_output=True, text=True, env=clean,
+                         check=True)
+    return out.stdout.split()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's transparent huge pages")
+def test_use_huge_pages_advises_large_tensors_for_huge_pages() -> None:
+    from ltxgraph.allocator import transparent_huge_pages
+    assert huge_page_probe("off") == ["False", "False"]     # torch's default: no advice
+    if transparent_huge_pages() in ("always", "madvise"):
+        assert huge_page_probe("on") == ["True", "True"]
+    else:                                                   # nothing to ask for: nothing changed
+        assert huge_page_probe("on") == ["False", "False"]
+
+
+def test_huge_pages_user_setting_wins(monkeypatch) -> None:
+    from ltxgraph.allocator import use_huge_pages
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")
+    assert use_huge_pages() is False
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "0"
+
+
+def test_transparent_huge_pages_reads_the_kernels_choice(tmp_path) -> None:
+    from ltxgraph.allocator import transparent_huge_pages
+    setting = tmp_path / "enabled"
+    setting.write_text("always [madvise] never\n")
+    assert transparent_huge_pages(setting) == "madvise"
+    setting.write_text("always madvise [never]\n")
+    assert transparent_huge_pages(setting) == "never"
+    assert transparent_huge_pages(tmp_path / "missing") is None

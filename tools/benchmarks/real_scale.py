@@ -7,16 +7,22 @@ transformer, blocks streamed from disk (the file is beyond any 6 GiB budget), in
 - fp8-dequant-speed: fp8 -> float32 / bfloat16 conversion, torch's own against ltxgraph_ops.weights.fp8, beside
   a float32 copy of the same size (the memory-bandwidth yardstick), 1 and 2 threads.
 - step-page-faults: the stage-1 step's minor page faults under several glibc allocator settings.
-- step-kept-heap: the stage-2 step with the CLI's allocator setting and inside ``allocator.kept_heap``, A/B.
+- step-kept-heap: the stage-2 step with the CLI's allocator settings and inside ``allocator.kept_heap``, A/B.
+- step-huge-pages: a step with the CLI's settings (tensors on transparent huge pages) and without them, A/B.
+- gemm-rate-trace: one GEMM of stage 1's shape called 300 times in a row: how its rate drifts over seconds.
 
 A step is one forward (the distilled graph runs cfg 1: one forward and an Euler update per step). Each step
-benchmark runs in its own interpreter and measures the machine's peaks in the step's dtype and threads before and
-after its steps, the best of 2 x :data:`PEAK_REPEATS` calls each: ``F.linear`` at the step's own dominant GEMM
-shapes (video tokens x D x D, x D x 4D, x 4D x D; ``matmul_peak_gflops`` is their FLOP-weighted harmonic mean, the
-rate the block's Linear FLOPs would run at) and ``scaled_dot_product_attention`` of the video self-attention
-(``attention_gflops``); between them two steps (the first allocates the block buffers and checks the weights once),
-reporting the second: seconds, matmul FLOPs (tools/benchmarks/step_flops.py: ``matmul_tflop`` = ``linear_tflop`` +
-``attention_tflop``, attention's two products included), achieved GFLOP/s (all matmul FLOPs over the step's time)
+benchmark runs in its own interpreter: one unmeasured step (it allocates the block buffers and checks the weights
+once), then :data:`ROUNDS` measured steps, each between two probes of the machine's peaks in the step's dtype and
+threads (the best of :data:`PEAK_REPEATS` calls each): ``F.linear`` at the step's own dominant GEMM shapes (video
+tokens x D x D, x D x 4D, x 4D x D; ``matmul_peak_gflops`` is their FLOP-weighted harmonic mean, the rate the
+block's Linear FLOPs would run at) and ``scaled_dot_product_attention`` of the video self-attention
+(``attention_gflops``). A step is compared with the better of the two probes around it, because the rate of the
+same GEMM on this shared machine drifts by up to 2-3x over seconds (BENCHMARKS.md: the same call repeated); the
+figures are those of the round with the median share (``*_rounds``: every round), and ``share_of_best_peak`` puts
+that step against the best probe of the whole run. Reported: seconds, matmul FLOPs
+(tools/benchmarks/step_flops.py: ``matmul_tflop`` = ``linear_tflop`` + ``attention_tflop``, attention's two
+products included), achieved GFLOP/s (all matmul FLOPs over the step's time)
 and its share of the GEMM peak, ``seconds_at_peaks`` (Linear FLOPs at the GEMM peak plus attention's at its own)
 and its share of the step, minor page faults, CPU user/system seconds, peak RSS, the load average. On a shared
 machine the same in CPU time (``*_per_cpu_second``, ``share_of_peak_cpu``: FLOPs per CPU second of the step against
@@ -45,13 +51,18 @@ STAGES = {   # latent grid (frames, height, width) of a 768x512, 121-frame video
 }
 THREADS = 2
 PEAK_REPEATS = 4          # timed calls per peak shape (after a warm-up); the best counts
+ROUNDS = 3                # measured steps, each between two probes of the peaks (after one unmeasured step)
 
 CHILD = r"""
 import ctypes, json, os, resource, sys, time, torch
 ARGS = json.loads({args!r})
 sys.path.insert(0, ARGS["root"])
 mallopt = ctypes.CDLL(None).mallopt
-if ARGS["malloc"] in ("cli", "cli+hugepages", "cli+kept"):
+if ARGS["malloc"] == "cli" or ARGS["malloc"].startswith("cli+kept"):   # the CLI's settings
+    from ltxgraph.allocator import return_large_frees_to_os, use_huge_pages
+    use_huge_pages()
+    return_large_frees_to_os()
+elif ARGS["malloc"] in ("cli-4k", "cli+hugepages"):   # the CLI's threshold without torch's huge pages
     from ltxgraph.allocator import return_large_frees_to_os
     return_large_frees_to_os()
 elif ARGS["malloc"] == "heap":                        # no mmap at all, freed memory kept (trim threshold 2 GiB)
@@ -125,7 +136,8 @@ from ltxgraph.allocator import kept_heap
 def step():
     marks = []
     before, cpu = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-    kept = kept_heap() if ARGS["malloc"] == "cli+kept" else nullcontext()
+    kept = (kept_heap(int(ARGS["malloc"].split(":")[1]) if ":" in ARGS["malloc"] else None)
+            if ARGS["malloc"].startswith("cli+kept") else nullcontext())
     chunks = (feed_forward_chunks(model, token_chunk), attention_chunks(model, attention_token_chunk))
     with torch.no_grad(), chunks[0], chunks[1], kept:
         out = model(video, audio, on_block=lambda done, total: marks.append(time.perf_counter()))
@@ -137,12 +149,13 @@ def step():
              "finite": bool(torch.isfinite(out.video).all() and torch.isfinite(out.audio).all())}}
 
 first = step()
-second = step()
-gemm_after, attention_after = probe_peaks()          # once more after the steps: the best of both counts
-gemm_gflops = {{shape: [max(pair) for pair in zip(rates, gemm_after[shape])] for shape, rates in gemm_gflops.items()}}
-attention_gflops = [max(pair) for pair in zip(attention_gflops, attention_after)]
-print(json.dumps({{"gemm_gflops": gemm_gflops, "attention_gflops": attention_gflops, "load_seconds": load_seconds,
-                  "first": first, "second": second, "peak_rss_gib": peak_gib(), "blocks": len(model.transformer_blocks),
+rounds = []                                          # probe, step, probe, step, ..., probe: each step between two
+for _ in range(ARGS["rounds"]):
+    rounds.append({{"step": step(), "gemm_before": gemm_gflops, "attention_before": attention_gflops}})
+    gemm_gflops, attention_gflops = probe_peaks()
+    rounds[-1].update(gemm_after=gemm_gflops, attention_after=attention_gflops)
+print(json.dumps({{"rounds": rounds, "load_seconds": load_seconds,
+                  "first": first, "peak_rss_gib": peak_gib(), "blocks": len(model.transformer_blocks),
                   "feed_forward_token_chunk": token_chunk, "attention_token_chunk": attention_token_chunk,
                   "load_average": [round(x, 2) for x in os.getloadavg()]}}))
 """
@@ -157,15 +170,20 @@ def checkpoint_for(blocks: int) -> Path:
 
 
 def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", malloc: str = "cli",
-             root: Path = ROOT, checkpoint: Path | None = None, memory_budget: int | None = None) -> dict:
+             root: Path = ROOT, checkpoint: Path | None = None, memory_budget: int | None = None,
+             rounds: int = ROUNDS) -> dict:
     """One streamed step of ``stage`` (see STAGES) through ``blocks`` blocks in ``dtype``, in a fresh interpreter
-    running the code under ``root``; ``malloc``: "cli" (the CLI's fixed 1 MiB mmap threshold), "cli+kept" (the
-    same with each step inside :func:`ltxgraph.allocator.kept_heap`), "cli+hugepages"
-    (the same with glibc's transparent-huge-page tunable), "glibc" (glibc's own dynamic threshold), "heap" (no
-    mmap, nothing trimmed below 2 GiB) or a threshold in bytes; ``checkpoint``: a synthetic file with at least
-    ``blocks`` blocks (its first ``blocks`` run; default: one of exactly ``blocks``); ``memory_budget``: bytes
+    running the code under ``root``; ``malloc``: "cli" (the CLI's settings: torch's tensors of 2 MiB or more on
+    transparent huge pages, :func:`ltxgraph.allocator.use_huge_pages`, and glibc's mmap threshold fixed at 1
+    MiB), "cli-4k" (the threshold alone: the CLI before huge pages), "cli+kept" (the CLI's settings with each step
+    inside :func:`ltxgraph.allocator.kept_heap`; "cli+kept:<bytes>": with requests from that size still mapped),
+    "cli+hugepages" ("cli-4k" with glibc's transparent-huge-page tunable), "glibc" (glibc's own dynamic
+    threshold), "heap" (no mmap, nothing trimmed below 2 GiB) or a threshold in bytes; ``checkpoint``: a
+    synthetic file with at least ``blocks`` blocks (its first ``blocks`` run; default: one of exactly ``blocks``);
+    ``memory_budget``: bytes
     for the step's activations, from which the feed-forward's and the attention's token chunks are planned as a
-    sampler plans them (None: all tokens at once). Figures of the second step, extrapolated to 48 blocks."""
+    sampler plans them (None: all tokens at once); ``rounds``: measured steps after the unmeasured first, each
+    between two probes of the peaks. Figures of the round with the median share, extrapolated to 48 blocks."""
     from ltxgraph_ops.model_files import transformer_config
     from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
     from tools.benchmarks.step_flops import Tokens, dominant_gemms, forward_flops
@@ -173,7 +191,7 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
     checkpoint = checkpoint or checkpoint_for(blocks)
     args = {"root": str(root), "checkpoint": str(checkpoint), "grid": spec["grid"], "audio": spec["audio"],
             "text": spec["text"], "dtype": dtype, "malloc": malloc, "threads": THREADS, "blocks": blocks,
-            "memory_budget": memory_budget, "peak_repeats": PEAK_REPEATS}
+            "memory_budget": memory_budget, "peak_repeats": PEAK_REPEATS, "rounds": rounds}
     config = transformer_config(SafetensorsFile(checkpoint))
     frames, height, width = spec["grid"]
     tokens = Tokens(frames * height * width, spec["audio"], spec["text"])
@@ -190,23 +208,43 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
     raw = json.loads(out.stdout.strip().splitlines()[-1])
     flops = forward_flops(config, tokens, blocks=raw["blocks"])
     release_flops = forward_flops(config, tokens, blocks=RELEASE_BLOCKS)
-    step = raw["second"]
+    attention_tflop = flops["total"] - flops["linear_total"]
+
+    def linear_peak(gemm: dict, clock: int) -> float:   # FLOP-weighted harmonic mean of the shapes' rates
+        return sum(weight for _, weight in shapes) / sum(
+            weight / gemm["x".join(map(str, shape))][clock] for shape, weight in shapes)
+
+    def best(*rates: list[float]) -> list[float]:
+        return [max(clock) for clock in zip(*rates)]
+
+    rounds = []
+    for measured in raw["rounds"]:                  # each step against the probes just before and just after it
+        step = measured["step"]
+        gemm = {shape: best(rates, measured["gemm_after"][shape]) for shape, rates in measured["gemm_before"].items()}
+        attention = best(measured["attention_before"], measured["attention_after"])
+        peak, peak_cpu = linear_peak(gemm, 0), linear_peak(gemm, 1)
+        cpu_seconds = step["user_seconds"] + step["system_seconds"]
+        achieved, achieved_cpu = flops["total"] / step["seconds"] / 1e9, flops["total"] / cpu_seconds / 1e9
+        at_peaks = (flops["linear_total"] / peak + attention_tflop / attention[0]) / 1e9
+        rounds.append({"step": step, "gemm": gemm, "attention": attention, "peak": peak, "peak_cpu": peak_cpu,
+                       "achieved": achieved, "achieved_cpu": achieved_cpu, "share": achieved / peak,
+                       "share_cpu": achieved_cpu / peak_cpu, "at_peaks": at_peaks,
+                       "share_of_peaks": at_peaks / step["seconds"]})
+    middle = sorted(rounds, key=lambda r: r["share"])[len(rounds) // 2]   # the round of the median share
+    step, achieved, peak = middle["step"], middle["achieved"], middle["peak"]
+    every_probe = [r["gemm"] for r in rounds]
+    best_gemm = {shape: best(*(gemm[shape] for gemm in every_probe)) for shape in every_probe[0]}
+    best_peak = linear_peak(best_gemm, 0)
     block_time = sum(step["block_seconds"]) / raw["blocks"]
     outside = step["seconds"] - sum(step["block_seconds"])
     scale = RELEASE_BLOCKS / raw["blocks"]
     seconds_48 = outside + RELEASE_BLOCKS * block_time
-    achieved = flops["total"] / step["seconds"] / 1e9
-    peak, peak_cpu = (sum(weight for _, weight in shapes) / sum(
-        weight / raw["gemm_gflops"]["x".join(map(str, shape))][clock] for shape, weight in shapes) for clock in (0, 1))
-    attention_tflop = flops["total"] - flops["linear_total"]
-    seconds_at_peaks = (flops["linear_total"] / peak + attention_tflop / raw["attention_gflops"][0]) / 1e9
-    achieved_cpu = flops["total"] / (step["user_seconds"] + step["system_seconds"]) / 1e9
     figures = {
         "stage": stage, "pixels": spec["pixels"], "latent_grid": list(spec["grid"]), "video_tokens": tokens.video,
         "audio_tokens": tokens.audio, "text_tokens": tokens.text, "dtype": dtype, "threads": THREADS,
         "malloc": malloc, "blocks_measured": raw["blocks"], "memory_budget": memory_budget,
         "feed_forward_token_chunk": raw.get("feed_forward_token_chunk"),
-        "attention_token_chunk": raw.get("attention_token_chunk"),
+        "attention_token_chunk": raw.get("attention_token_chunk"), "rounds": len(rounds),
         "measured": {"step_seconds": round(step["seconds"], 2), "mean_block_seconds": round(block_time, 2),
                      "outside_blocks_seconds": round(outside, 2),
                      "first_step_seconds": round(raw["first"]["seconds"], 2),
@@ -214,15 +252,20 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
                      "linear_tflop": round(flops["linear_total"] / 1e12, 3),
                      "attention_tflop": round(attention_tflop / 1e12, 3),
                      "achieved_gflops": round(achieved, 1), "matmul_peak_gflops": round(peak, 1),
-                     "gemm_peak_gflops": {shape: round(value[0], 1) for shape, value in raw["gemm_gflops"].items()},
-                     "attention_gflops": round(raw["attention_gflops"][0], 1),
-                     "share_of_peak": round(achieved / peak, 3),
-                     "gflops_per_cpu_second": round(achieved_cpu, 1),
-                     "matmul_peak_gflops_per_cpu_second": round(peak_cpu, 1),
-                     "attention_gflops_per_cpu_second": round(raw["attention_gflops"][1], 1),
-                     "share_of_peak_cpu": round(achieved_cpu / peak_cpu, 3),
-                     "seconds_at_peaks": round(seconds_at_peaks, 2),
-                     "share_of_peaks": round(seconds_at_peaks / step["seconds"], 3),
+                     "gemm_peak_gflops": {shape: round(value[0], 1) for shape, value in middle["gemm"].items()},
+                     "attention_gflops": round(middle["attention"][0], 1),
+                     "share_of_peak": round(middle["share"], 3),
+                     "share_of_peak_rounds": [round(r["share"], 3) for r in rounds],
+                     "step_seconds_rounds": [round(r["step"]["seconds"], 2) for r in rounds],
+                     "matmul_peak_gflops_rounds": [round(r["peak"], 1) for r in rounds],
+                     "best_matmul_peak_gflops": round(best_peak, 1),
+                     "share_of_best_peak": round(achieved / best_peak, 3),
+                     "gflops_per_cpu_second": round(middle["achieved_cpu"], 1),
+                     "matmul_peak_gflops_per_cpu_second": round(middle["peak_cpu"], 1),
+                     "attention_gflops_per_cpu_second": round(middle["attention"][1], 1),
+                     "share_of_peak_cpu": round(middle["share_cpu"], 3),
+                     "seconds_at_peaks": round(middle["at_peaks"], 2),
+                     "share_of_peaks": round(middle["share_of_peaks"], 3),
                      "load_average": raw["load_average"],
                      "minor_faults": step["minor_faults"], "first_step_minor_faults": raw["first"]["minor_faults"],
                      "user_seconds": round(step["user_seconds"], 1), "system_seconds": round(step["system_seconds"], 1),
@@ -301,7 +344,8 @@ def dequant_speed(elements: int = 4096 * 16384, repeats: int = 3) -> dict:
 
 
 def page_faults(blocks: int = 2, dtype: str = "bfloat16", stage: str = "stage1",
-                modes: tuple[str, ...] = ("cli", "cli+kept", "glibc", "33554432", "heap", "cli+hugepages"),
+                modes: tuple[str, ...] = ("cli", "cli-4k", "cli+kept", "glibc", "33554432", "heap",
+                                          "cli+hugepages"),
                 rounds: int = 1) -> dict:
     """Minor page faults, CPU seconds and peak RSS of one ``stage`` step (the second of two) under each
     allocator setting of :func:`run_step`, the settings interleaved over ``rounds``: where a streamed step's
@@ -310,16 +354,51 @@ def page_faults(blocks: int = 2, dtype: str = "bfloat16", stage: str = "stage1",
     figures: dict = {mode: [] for mode in modes}
     for _ in range(rounds):
         for mode in modes:
-            step = run_step(stage, blocks, dtype, malloc=mode)["measured"]
+            step = run_step(stage, blocks, dtype, malloc=mode, rounds=1)["measured"]
             figures[mode].append({key: step[key] for key in (
                 "minor_faults", "system_seconds", "user_seconds", "step_seconds", "peak_rss_gib", "load_average")})
     return {mode: runs[0] if rounds == 1 else runs for mode, runs in figures.items()}
+
+
+def huge_pages_step(blocks: int = 1, dtype: str = "bfloat16", stage: str = "stage2", rounds: int = 3) -> dict:
+    """A ``stage`` step with the CLI's settings (torch's tensors on transparent huge pages) against the same
+    without huge pages ("cli-4k"), interleaved over ``rounds``."""
+    return page_faults(blocks, dtype, stage, ("cli", "cli-4k"), rounds=rounds)
 
 
 def kept_heap_step(blocks: int = 1, dtype: str = "bfloat16") -> dict:
     """The stage-2 step with the CLI's allocator setting against the same inside
     :func:`ltxgraph.allocator.kept_heap`, interleaved, two rounds."""
     return page_faults(blocks, dtype, "stage2", ("cli", "cli+kept"), rounds=2)
+
+
+def gemm_rate_trace(calls: int = 300, window: int = 30, tokens: int = 1536, width: int = 4096,
+                    dtype: str = "bfloat16") -> dict:
+    """The same ``F.linear`` ([tokens, width] x [width, width]) called ``calls`` times in a row on
+    :data:`THREADS` threads: GFLOP/s of each ``window`` of consecutive calls, and of the slowest and fastest
+    single call. How steady one kernel's rate is on this machine over seconds: the yardstick the step benchmarks'
+    paired probes answer to."""
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    try:
+        x = torch.randn(tokens, width).to(getattr(torch, dtype))
+        w = torch.randn(width, width).to(x.dtype)
+        torch.nn.functional.linear(x, w)
+        seconds = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            torch.nn.functional.linear(x, w)
+            seconds.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads_before)
+    flop = 2 * tokens * width * width
+    windows = [round(flop * window / sum(seconds[i:i + window]) / 1e9)
+               for i in range(0, calls - window + 1, window)]
+    return {"shape": f"{tokens}x{width}x{width}", "dtype": dtype, "threads": THREADS,
+            "window_gflops": windows, "slowest_call_gflops": round(flop / max(seconds) / 1e9),
+            "fastest_call_gflops": round(flop / min(seconds) / 1e9),
+            "fastest_over_slowest_window": round(max(windows) / min(windows), 2),
+            "seconds": round(sum(seconds), 1), "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
 def stage_step(stage: str):
@@ -334,4 +413,6 @@ BENCHMARKS = {
     "fp8-dequant-speed": dequant_speed,
     "step-page-faults": page_faults,
     "step-kept-heap": kept_heap_step,
+    "step-huge-pages": huge_pages_step,
+    "gemm-rate-trace": gemm_rate_trace,
 }
