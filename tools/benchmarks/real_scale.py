@@ -1,9 +1,12 @@
 """Real token counts on synthetic release-size weights: one step of the distilled text-to-video graph's 19B
-transformer, blocks streamed from disk (the file is beyond any 6 GiB budget), in float32 or bfloat16.
+(LTX-2.0) or 22B (LTX-2.3) transformer, blocks streamed from disk (the file is beyond any 6 GiB budget), in float32
+or bfloat16.
 
 - full-19b-stage1-step: stage 1 of a 768x512, 121-frame video, run at half resolution: 384x256 pixels -> a
   16 x 8 x 12 latent grid (1536 video tokens), its 121 audio latent frames, a 1024-token prompt.
 - full-19b-stage2-step: stage 2 at 768x512: 16 x 16 x 24 (6144 video tokens), the same audio and prompt.
+- full-22b-stage1-step, full-22b-stage2-step: the same steps with LTX-2.3's 22B transformer (gated attention, text
+  cross-attention AdaLN; its text comes already projected to the stream widths).
 - fp8-dequant-speed: fp8 -> float32 / bfloat16 conversion, torch's own against ltxgraph_ops.weights.fp8, beside
   a float32 copy of the same size (the memory-bandwidth yardstick), 1 and 2 threads.
 - step-page-faults: the stage-1 step's minor page faults under several glibc allocator settings.
@@ -112,12 +115,13 @@ load_seconds = time.perf_counter() - start
 c = model.config
 frames, height, width = ARGS["grid"]
 g = torch.Generator().manual_seed(0)
+def text(stream_width):    # Gemma's channels, or (LTX-2.3: the text path projects) the stream's width
+    width = stream_width if c.caption_proj_before_connector else c.caption_channels
+    return torch.randn(1, ARGS["text"], width, generator=g).to(dtype)
 video = StreamInput(torch.randn(1, frames * height * width, c.in_channels, generator=g).to(dtype), torch.tensor([1.0]),
-                    video_positions(frames, height, width, 25.0),
-                    torch.randn(1, ARGS["text"], c.caption_channels, generator=g).to(dtype))
+                    video_positions(frames, height, width, 25.0), text(c.video_dim))
 audio = StreamInput(torch.randn(1, ARGS["audio"], c.audio_in_channels, generator=g).to(dtype), torch.tensor([1.0]),
-                    audio_positions(ARGS["audio"]),
-                    torch.randn(1, ARGS["text"], c.caption_channels, generator=g).to(dtype))
+                    audio_positions(ARGS["audio"]), text(c.audio_dim))
 
 from ltxgraph.budget import (ATTENTION_CHUNKED_WIDTHS, FEED_FORWARD_HIDDEN_WIDTHS, attention_chunk,
                              chunk_within_forward, feed_forward_chunk)
@@ -161,17 +165,60 @@ print(json.dumps({{"rounds": rounds, "load_seconds": load_seconds,
 """
 
 
-def checkpoint_for(blocks: int) -> Path:
-    """The synthetic 19B checkpoint with ``blocks`` blocks (written first if missing; tools/make_full.py)."""
+def checkpoint_for(blocks: int, version: str = "2.0") -> Path:
+    """The synthetic checkpoint of model ``version`` (2.0: the 19B, 2.3: the 22B) with ``blocks`` blocks (written
+    first if missing; tools/make_full.py)."""
     from tools.benchmarks.full_scale import FULL_DIR
     from tools.make_full import write_component
     folder = FULL_DIR if blocks == RELEASE_BLOCKS else FULL_DIR / f"depth-{blocks}"
-    return write_component("checkpoint", folder, depth=None if blocks == RELEASE_BLOCKS else blocks)
+    return write_component("checkpoint", folder, depth=None if blocks == RELEASE_BLOCKS else blocks,
+                           version=version)
+
+
+def linear_peak(gemm: dict[str, list[float]], shapes: list, clock: int) -> float:
+    """The rate the Linear FLOPs of a step would run at: the FLOP-weighted harmonic mean of the probed rates
+    ``gemm`` ({"TxINxOUT": [wall, CPU] GFLOP/s}) of its ``shapes`` ([((T, IN, OUT), FLOP weight)]); ``clock``: 0
+    wall, 1 CPU."""
+    return sum(weight for _, weight in shapes) / sum(
+        weight / gemm["x".join(map(str, shape))][clock] for shape, weight in shapes)
+
+
+def best_rates(*rates: list[float]) -> list[float]:
+    """The better of several [wall, CPU] rates, clock by clock."""
+    return [max(clock) for clock in zip(*rates)]
+
+
+def paired_rounds(measured: list[dict], shapes: list, flops: dict) -> list[dict]:
+    """Each measured step (``step``: seconds, user and system seconds) against the better of the probes just
+    before and just after it (``gemm_before``/``gemm_after``: {shape: [wall, CPU]}, ``attention_before``/
+    ``_after``: [wall, CPU] GFLOP/s): its peak, achieved GFLOP/s (``flops``: "total" and "linear_total" of the
+    step, :func:`~tools.benchmarks.step_flops.forward_flops`), share of the peak, and share of the time its
+    Linear FLOPs and attention would take at their probed rates."""
+    attention_flop = flops["total"] - flops["linear_total"]
+    rounds = []
+    for pair in measured:
+        step = pair["step"]
+        gemm = {shape: best_rates(rates, pair["gemm_after"][shape]) for shape, rates in pair["gemm_before"].items()}
+        attention = best_rates(pair["attention_before"], pair["attention_after"])
+        peak, peak_cpu = linear_peak(gemm, shapes, 0), linear_peak(gemm, shapes, 1)
+        cpu_seconds = step["user_seconds"] + step["system_seconds"]
+        achieved, achieved_cpu = flops["total"] / step["seconds"] / 1e9, flops["total"] / cpu_seconds / 1e9
+        at_peaks = (flops["linear_total"] / peak + attention_flop / attention[0]) / 1e9
+        rounds.append({"step": step, "gemm": gemm, "attention": attention, "peak": peak, "peak_cpu": peak_cpu,
+                       "achieved": achieved, "achieved_cpu": achieved_cpu, "share": achieved / peak,
+                       "share_cpu": achieved_cpu / peak_cpu, "at_peaks": at_peaks,
+                       "share_of_peaks": at_peaks / step["seconds"]})
+    return rounds
+
+
+def median_round(rounds: list[dict]) -> dict:
+    """The round of the median share of the peak (the upper middle one of an even count)."""
+    return sorted(rounds, key=lambda r: r["share"])[len(rounds) // 2]
 
 
 def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", malloc: str = "cli",
              root: Path = ROOT, checkpoint: Path | None = None, memory_budget: int | None = None,
-             rounds: int = ROUNDS) -> dict:
+             rounds: int = ROUNDS, version: str = "2.0") -> dict:
     """One streamed step of ``stage`` (see STAGES) through ``blocks`` blocks in ``dtype``, in a fresh interpreter
     running the code under ``root``; ``malloc``: "cli" (the CLI's settings: torch's tensors of 2 MiB or more on
     transparent huge pages, :func:`ltxgraph.allocator.use_huge_pages`, and glibc's mmap threshold fixed at 1
@@ -183,12 +230,13 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
     ``memory_budget``: bytes
     for the step's activations, from which the feed-forward's and the attention's token chunks are planned as a
     sampler plans them (None: all tokens at once); ``rounds``: measured steps after the unmeasured first, each
-    between two probes of the peaks. Figures of the round with the median share, extrapolated to 48 blocks."""
+    between two probes of the peaks; ``version``: the model of the synthetic file (2.0: 19B, 2.3: 22B). Figures
+    of the round with the median share, extrapolated to 48 blocks."""
     from ltxgraph_ops.model_files import transformer_config
     from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
     from tools.benchmarks.step_flops import Tokens, dominant_gemms, forward_flops
     spec = STAGES[stage]
-    checkpoint = checkpoint or checkpoint_for(blocks)
+    checkpoint = checkpoint or checkpoint_for(blocks, version)
     args = {"root": str(root), "checkpoint": str(checkpoint), "grid": spec["grid"], "audio": spec["audio"],
             "text": spec["text"], "dtype": dtype, "malloc": malloc, "threads": THREADS, "blocks": blocks,
             "memory_budget": memory_budget, "peak_repeats": PEAK_REPEATS, "rounds": rounds}
@@ -199,7 +247,8 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
     args["gemm_shapes"] = [shape for shape, _ in shapes]
     args["attention_shape"] = (config.num_attention_heads, tokens.video, config.attention_head_dim)
     code = CHILD.format(args=json.dumps(args))
-    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS)}
+    env = {key: value for key, value in os.environ.items() if key != "THP_MEM_ALLOC_ENABLE"}   # the mode decides
+    env["OMP_NUM_THREADS"] = str(THREADS)
     if malloc == "cli+hugepages":                     # glibc madvises its mappings for transparent huge pages
         env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
@@ -210,31 +259,12 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
     release_flops = forward_flops(config, tokens, blocks=RELEASE_BLOCKS)
     attention_tflop = flops["total"] - flops["linear_total"]
 
-    def linear_peak(gemm: dict, clock: int) -> float:   # FLOP-weighted harmonic mean of the shapes' rates
-        return sum(weight for _, weight in shapes) / sum(
-            weight / gemm["x".join(map(str, shape))][clock] for shape, weight in shapes)
-
-    def best(*rates: list[float]) -> list[float]:
-        return [max(clock) for clock in zip(*rates)]
-
-    rounds = []
-    for measured in raw["rounds"]:                  # each step against the probes just before and just after it
-        step = measured["step"]
-        gemm = {shape: best(rates, measured["gemm_after"][shape]) for shape, rates in measured["gemm_before"].items()}
-        attention = best(measured["attention_before"], measured["attention_after"])
-        peak, peak_cpu = linear_peak(gemm, 0), linear_peak(gemm, 1)
-        cpu_seconds = step["user_seconds"] + step["system_seconds"]
-        achieved, achieved_cpu = flops["total"] / step["seconds"] / 1e9, flops["total"] / cpu_seconds / 1e9
-        at_peaks = (flops["linear_total"] / peak + attention_tflop / attention[0]) / 1e9
-        rounds.append({"step": step, "gemm": gemm, "attention": attention, "peak": peak, "peak_cpu": peak_cpu,
-                       "achieved": achieved, "achieved_cpu": achieved_cpu, "share": achieved / peak,
-                       "share_cpu": achieved_cpu / peak_cpu, "at_peaks": at_peaks,
-                       "share_of_peaks": at_peaks / step["seconds"]})
-    middle = sorted(rounds, key=lambda r: r["share"])[len(rounds) // 2]   # the round of the median share
+    rounds = paired_rounds(raw["rounds"], shapes, flops)
+    middle = median_round(rounds)
     step, achieved, peak = middle["step"], middle["achieved"], middle["peak"]
     every_probe = [r["gemm"] for r in rounds]
-    best_gemm = {shape: best(*(gemm[shape] for gemm in every_probe)) for shape in every_probe[0]}
-    best_peak = linear_peak(best_gemm, 0)
+    best_peak = linear_peak({shape: best_rates(*(gemm[shape] for gemm in every_probe)) for shape in every_probe[0]},
+                            shapes, 0)
     block_time = sum(step["block_seconds"]) / raw["blocks"]
     outside = step["seconds"] - sum(step["block_seconds"])
     scale = RELEASE_BLOCKS / raw["blocks"]
@@ -401,15 +431,17 @@ def gemm_rate_trace(calls: int = 300, window: int = 30, tokens: int = 1536, widt
             "seconds": round(sum(seconds), 1), "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
-def stage_step(stage: str):
+def stage_step(stage: str, version: str = "2.0"):
     def run(blocks: int = RELEASE_BLOCKS, dtype: str = "float32", memory_budget: int | None = None) -> dict:
-        return run_step(stage, blocks, dtype, memory_budget=memory_budget)
+        return {"version": version, **run_step(stage, blocks, dtype, memory_budget=memory_budget, version=version)}
     return run
 
 
 BENCHMARKS = {
     "full-19b-stage1-step": stage_step("stage1"),
     "full-19b-stage2-step": stage_step("stage2"),
+    "full-22b-stage1-step": stage_step("stage1", "2.3"),
+    "full-22b-stage2-step": stage_step("stage2", "2.3"),
     "fp8-dequant-speed": dequant_speed,
     "step-page-faults": page_faults,
     "step-kept-heap": kept_heap_step,
