@@ -15,8 +15,8 @@ what is freed for the next block while it is entered, then returns the free memo
 
 :func:`use_huge_pages` removes most of those faults without keeping anything: torch then aligns every CPU tensor
 of 2 MiB or more to 2 MiB and advises the kernel to back it with transparent huge pages, so a fresh activation
-is faulted in 2 MiB at a time (512x fewer faults) and large operands need 512x fewer TLB entries; freed tensors
-still go back to the system at once. The CLI calls it first thing.
+is faulted in 2 MiB at a time (a stage-2 block: 0.8 M -> 55 k minor faults, 13 % less CPU, the same peak) and
+freed tensors still go back to the system at once. The CLI calls it first thing.
 """
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ DEFAULT_THRESHOLD = 1 << 20    # bytes
 GLIBC_TRIM_THRESHOLD = 128 * 1024     # glibc's defaults, restored when the last kept_heap exits
 GLIBC_MMAP_MAX = 65536
 KEPT_TRIM_THRESHOLD = 2**31 - 1
+TORCH_HUGE_PAGES = "THP_MEM_ALLOC_ENABLE"   # torch's switch, read once, at the process's first CPU allocation
+KERNEL_HUGE_PAGES = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 
 class _Glibc:
@@ -52,8 +54,6 @@ class _Glibc:
 
 
 _GLIBC = _Glibc()
-TORCH_HUGE_PAGES = "THP_MEM_ALLOC_ENABLE"   # torch's switch, read once, at the process's first CPU allocation
-KERNEL_HUGE_PAGES = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 _LOCK = threading.Lock()
 _STATE = {"threshold": None, "kept": 0}     # the mmap threshold this module set; kept_heap's nesting depth
 
@@ -95,7 +95,8 @@ def use_huge_pages() -> bool:
 @contextmanager
 def kept_heap(mmap_threshold: int | None = None) -> Iterator[bool]:
     """While entered (by any thread; nesting allowed), glibc serves every request from its heap (no fresh
-    mappings) and trims nothing, so freed activations are reused without page faults. On the last exit the
+    mappings; with ``mmap_threshold``, requests from that many bytes are still mapped) and trims nothing, so freed
+    activations are reused without page faults. On the last exit the
     free memory goes back to the system and the previous setting returns (the threshold of
     :func:`return_large_frees_to_os` if it was set, else the threshold as it stood, no longer adjusted by glibc).
     After the exit glibc may still serve later large requests from chunks freed inside it and keep them when freed
