@@ -75,15 +75,17 @@ def section_config(module, scale: str, version: str) -> dict:
     return getattr(module, f"{scale}_config{suffix}")()
 
 
-def checkpoint_parts(scale: str = "full", depth: int | None = None, version: str = "2.0"
+def checkpoint_parts(scale: str = "full", depth: int | None = None, version: str = "2.0",
+                     only: tuple[str, ...] | None = None
                      ) -> tuple[list[SyntheticPart], dict[str, str], dict[str, torch.Tensor]]:
     """The single-file checkpoint's components at ``scale`` ("full", or "tiny" for tests) for model ``version``,
     its header, and the real values of its stored non-learned tensors (vocoder filters and bases, bf16). With
-    ``depth``: only the transformer (``depth`` blocks) and the text connectors (for a Gemma of ``depth`` layers)."""
+    ``depth``: only the transformer (``depth`` blocks) and the text connectors (for a Gemma of ``depth`` layers);
+    ``only``: just those components (of ``tiny_files.CHECKPOINT_COMPONENTS``, e.g. ("video_vae",))."""
     sections: dict[str, dict] = {}
     parts = []
     fixed: dict[str, torch.Tensor] = {}
-    names = ("transformer", "connector") if depth else tiny_files.CHECKPOINT_COMPONENTS
+    names = only or (("transformer", "connector") if depth else tiny_files.CHECKPOINT_COMPONENTS)
     for module in tiny_files.available(names):
         config = sections.setdefault(module.SECTION, section_config(module, scale, version))
         if depth and module.COMPONENT == "transformer":
@@ -96,10 +98,11 @@ def checkpoint_parts(scale: str = "full", depth: int | None = None, version: str
 
 
 def write_component(component: str, out_dir: Path, seed: int = 0, scale: str = "full",
-                    depth: int | None = None, version: str = "2.0") -> Path:
+                    depth: int | None = None, version: str = "2.0", only: tuple[str, ...] | None = None) -> Path:
     """Write one synthetic file of model ``version`` (unless it exists) and return its path; ``scale="tiny"``
     writes the same files with the tiny configs (for tests of this writer); ``depth`` gives the transformer and
-    Gemma that many blocks / layers (the checkpoint then holds only the transformer and text connectors)."""
+    Gemma that many blocks / layers (the checkpoint then holds only the transformer and text connectors);
+    ``only``: a checkpoint of just those components (e.g. ("video_vae",) for a decode benchmark)."""
     check_version(version)
     if component not in RELEASE_FILES[version]:
         raise ValueError(f"unknown component {component!r} of version {version}: choose from "
@@ -110,7 +113,7 @@ def write_component(component: str, out_dir: Path, seed: int = 0, scale: str = "
     if version == "2.5":
         return write_text_encoder_25(path, seed, scale, depth)
     if component == "checkpoint":
-        parts, metadata, fixed = checkpoint_parts(scale, depth, version)
+        parts, metadata, fixed = checkpoint_parts(scale, depth, version, only)
         return write_synthetic(path, parts, metadata, seed, extra=fixed)
     if component == "gemma":
         gemma = tiny_files.component("gemma")

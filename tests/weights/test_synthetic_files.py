@@ -158,3 +158,14 @@ def test_full_size_gemma4_is_12b_with_the_25_text_path() -> None:
     assert 11.8e9 < sum(p.numel() for p in gemma.parameters()) < 12.0e9
     projection = dict(text_path.named_parameters())["text_embedding_projection.video_aggregate_embed.weight"]
     assert tuple(projection.shape) == (4096, 3840 * 49)
+
+
+def test_a_checkpoint_of_some_components_holds_those_alone(tmp_path: Path) -> None:
+    """``only=("video_vae",)``: the video VAE's tensors and its header section, nothing of the other components;
+    the VAE loads from it and decodes."""
+    path = write_component("checkpoint", tmp_path, seed=3, scale="tiny", only=("video_vae",))
+    file = SafetensorsFile(path)
+    assert set(file.config()) == {"vae"}
+    assert file.entries and all(key.startswith("vae.") for key in file.entries)
+    vae = video_vae_handle(str(path), OpContext("vae", settings=RunSettings()))
+    assert torch.isfinite(vae.model.get().decode(torch.randn(1, vae.latent_channels, 1, 2, 2))).all()

@@ -14,6 +14,10 @@ first) run through the ops' loaders under a 6 GiB memory budget.
 - vae-decode-full: the release-size video VAE decoding [1, 128, 2, 8, 8] -> 9 frames of 256x256, plainly and
   in 128-pixel tiles (VAEDecodeTiled); the first decode includes reading the decoder.
 - upscale-full: the x2 latent upscaler on [1, 128, 2, 8, 8].
+- t2v-upscale-decode-full: the distilled t2v graph's upscale and decode at 768x512, 121 frames, in the compute
+  dtype (``--dtype``, default bfloat16): the x2 upscale of the stage-1 latent [1, 128, 16, 8, 12] and the tiled
+  decode of [1, 128, 16, 16, 24] with the graph's tiles (512 pixels, 64 overlap), 6 GiB budget (a checkpoint of
+  the video VAE alone is written for it).
 - vae-tiled-decode-frames: VAEDecodeTiled of 25, 49 and 97 frames at 256x256 with temporal tiles: peak RSS
   grows only by the output buffer.
 - memory-vs-depth: the step and the encoding again with 12 and 24 blocks / layers (full widths): peak RSS
@@ -146,6 +150,25 @@ figures.update(frames=FRAMES, output_shape=list(codes.shape), output_gib=round(c
                seconds=round(time.perf_counter() - start, 1), rss_after_loading_gib=loaded, peak_rss_gib=peak_gib())
 """
 
+T2V_UPSCALE_DECODE = """
+from ltxgraph.context import OpContext, RunSettings
+from ltxgraph.values import VideoLatent
+from ltxgraph_ops.upscale_ops import latent_upscale_model_loader, ltxv_latent_upsampler
+from ltxgraph_ops.vae_ops import vae_decode_tiled, video_vae_handle
+ctx = OpContext("bench", settings=RunSettings(memory_budget=BUDGET, dtype=DTYPE))
+vae = video_vae_handle(FILES['checkpoint'], ctx)
+upscaler = latent_upscale_model_loader(FILES['upscaler'], ctx)
+small = VideoLatent(torch.randn(1, 128, 16, 8, 12, generator=torch.Generator().manual_seed(0)), 25.0, 121)
+start = time.perf_counter()
+big = ltxv_latent_upsampler(small, upscaler, vae)
+upscaled = time.perf_counter()
+frames = vae_decode_tiled(big, vae, tile_size=512, overlap=64, temporal_size=4096, temporal_overlap=8, ctx=ctx)
+codes = frames.codes()                       # streamed: decoded here, held as 8-bit frames
+figures.update(dtype=DTYPE, upscaled_latent=list(big.samples.shape), upscale_seconds=round(upscaled - start, 1),
+               frames_shape=list(codes.shape), decode_seconds=round(time.perf_counter() - upscaled, 1),
+               peak_rss_gib=peak_gib())
+"""
+
 UPSCALE = """
 from ltxgraph.values import VideoLatent
 from ltxgraph_ops.upscale_ops import latent_upscale_model_loader, ltxv_latent_upsampler
@@ -161,13 +184,17 @@ figures.update(output_shape=list(out.samples.shape), upscale_seconds=round(time.
 
 
 def run_full(body: str, components: tuple[str, ...], folder: Path = FULL_DIR, depth: int | None = None,
-             version: str = "2.0", budget: int = BUDGET) -> dict:
+             version: str = "2.0", budget: int = BUDGET, only: tuple[str, ...] | None = None) -> dict:
     """Run ``body`` in a fresh interpreter with FILES (component -> path) set to model ``version``'s files and
-    the run's memory ``budget`` (bytes); the files are written first if missing. Threads: $OMP_NUM_THREADS, else
-    every core. Returns the figures it reports, with the files' sizes."""
+    the run's memory ``budget`` (bytes); the files are written first if missing (``only``: a checkpoint of just
+    those components, in ``folder``/only-<names>). Threads: $OMP_NUM_THREADS, else every core. Returns the
+    figures it reports, with the files' sizes."""
     sys.path.insert(0, str(ROOT))
     from tools.make_full import write_component
-    files = {name: str(write_component(name, folder, depth=depth, version=version)) for name in components}
+    files = {name: str(write_component(name, folder / f"only-{'-'.join(only)}" if only and name == "checkpoint"
+                                       else folder, depth=depth, version=version,
+                                       only=only if name == "checkpoint" else None))
+             for name in components}
     threads = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
     code = (PRELUDE.format(root=str(ROOT), budget=budget, threads=threads)
             + f"FILES = {files!r}\n" + body + "\nprint(json.dumps(figures))\n")
@@ -213,6 +240,9 @@ BENCHMARKS = {
                                                                 budget=memory_budget),
     "vae-decode-full": lambda: run_full(DECODE, ("checkpoint",)),
     "upscale-full": lambda: run_full(UPSCALE, ("checkpoint", "upscaler")),
+    "t2v-upscale-decode-full": lambda dtype="bfloat16": run_full(
+        f"BUDGET, DTYPE = {BUDGET}, {dtype!r}\n" + T2V_UPSCALE_DECODE, ("checkpoint", "upscaler"),
+        only=("video_vae",)),
     "vae-tiled-decode-frames": tiled_decode_frames,
     "memory-vs-depth": memory_vs_depth,
 }
