@@ -151,11 +151,11 @@ figures.update(frames=FRAMES, output_shape=list(codes.shape), output_gib=round(c
 """
 
 T2V_UPSCALE_DECODE = """
-from ltxgraph.context import OpContext, RunSettings
+from dataclasses import replace
 from ltxgraph.values import VideoLatent
 from ltxgraph_ops.upscale_ops import latent_upscale_model_loader, ltxv_latent_upsampler
 from ltxgraph_ops.vae_ops import vae_decode_tiled, video_vae_handle
-ctx = OpContext("bench", settings=RunSettings(memory_budget=BUDGET, dtype=DTYPE))
+ctx = OpContext("bench", settings=replace(ctx.settings, dtype=DTYPE))
 vae = video_vae_handle(FILES['checkpoint'], ctx)
 upscaler = latent_upscale_model_loader(FILES['upscaler'], ctx)
 small = VideoLatent(torch.randn(1, 128, 16, 8, 12, generator=torch.Generator().manual_seed(0)), 25.0, 121)
@@ -191,10 +191,12 @@ def run_full(body: str, components: tuple[str, ...], folder: Path = FULL_DIR, de
     figures it reports, with the files' sizes."""
     sys.path.insert(0, str(ROOT))
     from tools.make_full import write_component
-    files = {name: str(write_component(name, folder / f"only-{'-'.join(only)}" if only and name == "checkpoint"
-                                       else folder, depth=depth, version=version,
-                                       only=only if name == "checkpoint" else None))
-             for name in components}
+    def written(name: str) -> Path:
+        if only and name == "checkpoint":
+            return write_component(name, folder / f"only-{'-'.join(only)}", depth=depth, version=version, only=only)
+        return write_component(name, folder, depth=depth, version=version)
+
+    files = {name: str(written(name)) for name in components}
     threads = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
     code = (PRELUDE.format(root=str(ROOT), budget=budget, threads=threads)
             + f"FILES = {files!r}\n" + body + "\nprint(json.dumps(figures))\n")
@@ -241,7 +243,7 @@ BENCHMARKS = {
     "vae-decode-full": lambda: run_full(DECODE, ("checkpoint",)),
     "upscale-full": lambda: run_full(UPSCALE, ("checkpoint", "upscaler")),
     "t2v-upscale-decode-full": lambda dtype="bfloat16": run_full(
-        f"BUDGET, DTYPE = {BUDGET}, {dtype!r}\n" + T2V_UPSCALE_DECODE, ("checkpoint", "upscaler"),
+        f"DTYPE = {dtype!r}\n" + T2V_UPSCALE_DECODE, ("checkpoint", "upscaler"),
         only=("video_vae",)),
     "vae-tiled-decode-frames": tiled_decode_frames,
     "memory-vs-depth": memory_vs_depth,
