@@ -92,6 +92,28 @@ def use_huge_pages() -> bool:
     return True
 
 
+def large_tensors_advised() -> bool | None:
+    """Whether this process's CPU tensors of 2 MiB or more are advised for huge pages (:func:`use_huge_pages`
+    took effect): the kernel's ``hg`` flag on the mapping that holds a fresh 4 MiB tensor. None where the
+    process's mappings cannot be read (not Linux)."""
+    import torch
+    probe = torch.empty(4 << 20, dtype=torch.uint8)
+    address = probe.data_ptr()
+    holds = False
+    try:
+        with open("/proc/self/smaps") as smaps:
+            for line in smaps:
+                fields = line.split()
+                if fields and "-" in fields[0] and ":" not in fields[0]:
+                    start, end = (int(bound, 16) for bound in fields[0].split("-"))
+                    holds = start <= address < end
+                elif holds and fields[0] == "VmFlags:":
+                    return "hg" in fields[1:]
+    except OSError:
+        return None
+    return False
+
+
 @contextmanager
 def kept_heap(mmap_threshold: int | None = None) -> Iterator[bool]:
     """While entered (by any thread; nesting allowed), glibc serves every request from its heap (no fresh

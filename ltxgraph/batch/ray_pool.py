@@ -24,6 +24,7 @@ from typing import Any, Callable
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
+from ..allocator import large_tensors_advised, return_large_frees_to_os, use_huge_pages
 from ..api import Graph, Runner, load
 from ..errors import InvalidInput, LtxGraphError
 from .execute import Outcome, PreparedJob, RunnerOptions, progress_line, run_job, settle, still_to_run, \
@@ -40,12 +41,16 @@ class JobActor:
     """One warm runner in a Ray worker process."""
 
     def __init__(self, options: RunnerOptions, name: str) -> None:
+        # the memory settings of the CLI (a Ray worker is not started by it), before the worker's first tensor
+        use_huge_pages()
+        return_large_frees_to_os()
+        self.huge_pages = large_tensors_advised()
         self.name = name
         self.runner: Runner = options.runner()
         self.graphs: dict[Path, Graph] = {}
 
     def info(self) -> dict[str, Any]:
-        return {**worker_info(), "actor": self.name}
+        return {**worker_info(), "actor": self.name, "huge_pages": self.huge_pages}
 
     def run(self, job: Job, params: dict[str, Any], output: str, return_files: bool) -> Outcome:
         """Run ``job`` into ``output`` (or, with ``return_files``, into a scratch folder whose files come

@@ -97,6 +97,11 @@ def test_ray_actors_can_send_outputs_back_as_bytes(cluster, tiny_models: Path, t
     assert (out / video).read_bytes() == run_alone(T2V, (*SMALL, "seed=6"), tiny_models, tmp_path / "alone",
                                                    threads=1)
     assert executed_ops(out, "CLIPTextEncode") == {"job-001": 1, "job-002": 0}
+    # the actors set up their memory as the CLI does (this test process never called use_huge_pages)
+    from ltxgraph.allocator import transparent_huge_pages
+    advised = (transparent_huge_pages() in ("always", "madvise")
+               and os.environ.get("THP_MEM_ALLOC_ENABLE", "1") != "0")
+    assert {entry["worker"]["huge_pages"] for entry in jobs.values()} == {advised}
 
 
 def test_the_first_job_runs_alone_only_while_later_jobs_need_its_uncached_results() -> None:

@@ -132,6 +132,26 @@ def test_use_huge_pages_advises_large_tensors_for_huge_pages() -> None:
         assert huge_page_probe("on") == ["False", "False"]
 
 
+ADVISED_PROBE = """
+import sys
+from ltxgraph.allocator import large_tensors_advised, use_huge_pages
+if sys.argv[1] == "on":
+    use_huge_pages()
+print(large_tensors_advised())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's transparent huge pages")
+def test_large_tensors_advised_tells_whether_huge_pages_took_effect() -> None:
+    from ltxgraph.allocator import transparent_huge_pages
+    clean = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    clean.update(PYTHONPATH=str(REPO))
+    said = {mode: subprocess.run([sys.executable, "-c", ADVISED_PROBE, mode], capture_output=True, text=True,
+                                 env=clean, check=True).stdout.split() for mode in ("off", "on")}
+    assert said["off"] == ["False"]
+    assert said["on"] == [str(transparent_huge_pages() in ("always", "madvise"))]
+
+
 def test_huge_pages_user_setting_wins(monkeypatch) -> None:
     from ltxgraph.allocator import use_huge_pages
     monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")
