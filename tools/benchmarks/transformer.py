@@ -8,6 +8,8 @@ checkpoint for it: every tensor in the compute dtype, tokens and text in it, pos
 Ours holds its Linear weights as the loader does (packed for oneDNN in bf16: ``layers.pack_linears``). Every
 figure comes in wall seconds and in CPU seconds (``*_cpu_*``: steadier on a shared machine), with the load
 average at the start and end.
+``ratio_floor``: the ratio ours would have if everything but its GEMMs and attention (kernels the reference
+calls too, on the same shapes) took no time: the profiled share of those kernels times the ratio.
 ``elementwise-compile``: our forward with the blocks' element-wise regions compiled (``--compile``) against eager.
 """
 from __future__ import annotations
@@ -108,16 +110,32 @@ def timing_figures(times: dict[str, Timings], prepared: str) -> dict:
     return figures
 
 
-def profile_summary(run: Callable[[], object], top: int = 8) -> list[dict]:
-    """Share of our forward's CPU time per operator (self time), largest first."""
+# the GEMM and attention kernels: the same library calls (oneDNN / MKL GEMMs, torch's CPU flash attention) on the
+# same shapes in ours and in the reference, so no rewrite of our model can make them cheaper
+SHARED_KERNELS = ("aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm", "mkldnn::_linear_pointwise",
+                  "aten::_scaled_dot_product_flash_attention_for_cpu")
+
+
+def profile_summary(run: Callable[[], object], top: int = 8) -> tuple[list[dict], float]:
+    """Share of our forward's CPU time per operator (self time), largest first, and the share of
+    :data:`SHARED_KERNELS` in it."""
     from torch.profiler import ProfilerActivity, profile
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         run()
     events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
     total = sum(e.self_cpu_time_total for e in events)
+    shared = sum(e.self_cpu_time_total for e in events if e.key in SHARED_KERNELS)
     events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
     return [{"op": e.key, "share": round(e.self_cpu_time_total / total, 3),
-             "self_ms": round(e.self_cpu_time_total / 1000, 1), "calls": e.count} for e in events[:top]]
+             "self_ms": round(e.self_cpu_time_total / 1000, 1), "calls": e.count} for e in events[:top]], shared / total
+
+
+def profile_figures(run_ours: Callable[[], object], ratio: float) -> dict:
+    """Our forward's profile, the share of :data:`SHARED_KERNELS` in it, and ``ratio_floor``: the ``ratio`` to
+    the reference if everything but those kernels took no time at all."""
+    summary, shared = profile_summary(run_ours)
+    return {"ours_profile": summary, "ours_shared_kernel_share": round(shared, 3),
+            "ratio_floor": round(ratio * shared, 3)}
 
 
 @torch.no_grad()
@@ -157,9 +175,7 @@ def compare(size: dict, dtype: torch.dtype, with_profile: bool) -> dict:
                "text_cache_mib": round((cached_video.context.nbytes() + cached_audio.context.nbytes()) / 2**20, 1),
                "max_abs_difference": error, "packed_linear_weights": packed, "config": dict(size),
                "video_dim": config["cross_attention_dim"], "audio_dim": config["audio_cross_attention_dim"]}
-    if with_profile:
-        figures["ours_profile"] = profile_summary(run_ours)
-    return figures
+    return {**figures, **profile_figures(run_ours, figures["ratio"])} if with_profile else figures
 
 
 def transformer_vs_reference() -> dict:

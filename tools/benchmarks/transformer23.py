@@ -17,7 +17,7 @@ import torch
 from ltxgraph_ops.models.layers import pack_linears
 from ltxgraph_ops.models.transformer import Perturbations
 from ltxgraph_ops.tiny import transformer as tiny
-from tools.benchmarks.transformer import (SIZES, THREADS, header, inputs, interleaved, profile_summary,
+from tools.benchmarks.transformer import (SIZES, THREADS, header, inputs, interleaved, profile_figures,
                                           timing_figures)
 from tools.oracle import diffusers_transformer as oracle
 
@@ -52,10 +52,11 @@ def compare23(size: dict, dtype: torch.dtype) -> dict:
     load = os.getloadavg()[0]
     times = interleaved({"ours": run_ours, "reference": run_reference, "prepared": run_ours_prepared},
                         size["repeats"])
-    return {**timing_figures(times, "prepared"), "load_average": [round(load, 1), round(os.getloadavg()[0], 1)],
+    figures = timing_figures(times, "prepared")
+    return {**figures, "load_average": [round(load, 1), round(os.getloadavg()[0], 1)],
             "max_abs_difference": error, "packed_linear_weights": packed, "config": dict(size),
             "video_dim": config["cross_attention_dim"], "audio_dim": config["audio_cross_attention_dim"],
-            "ours_profile": profile_summary(run_ours)}
+            **profile_figures(run_ours, figures["ratio"])}
 
 
 def transformer23_vs_reference() -> dict:
