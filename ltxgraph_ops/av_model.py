@@ -17,11 +17,13 @@ import torch
 from ltxgraph.budget import (ATTENTION_CHUNKED_WIDTHS, FEED_FORWARD_HIDDEN_WIDTHS, attention_chunk, chunk_within_forward,
                              feed_forward_chunk)
 from ltxgraph_ops.conditioning import Conditioning
+from ltxgraph_ops.model_files import is_streamed
 from ltxgraph_ops.models.progress import Counter
 from ltxgraph_ops.models.attention import attention_chunks
 from ltxgraph_ops.models.transformer import (LTXAVTransformer, Perturbations, PreparedText, ReferenceTokens,
                                              StackedPerturbations, StreamInput, denoised)
 from ltxgraph_ops.models.transformer_block import feed_forward_chunks
+from ltxgraph_ops.models.transformer_inputs import TextKeysValuesStore
 from ltxgraph_ops.models.transformer_tokens import (audio_latent, audio_positions, audio_tokens,
                                                     first_frame_keyframes_mask, guide_attention_mask,
                                                     reference_audio_positions, video_latent, video_positions,
@@ -78,7 +80,9 @@ class LTXAVModel:
     (negative needed only for CFG passes); fps is used when the conditioning carries no frame rate.
     cache_text keeps the prompts' text keys/values for every block after the first step (they do not change
     between steps; cost per prompt and stream: 2 * layers * S * D floats, see ``PreparedText``); for a transformer
-    whose text follows sigma (LTX-2.3) they are kept for the current step's guidance passes only. The adapter
+    whose text follows sigma (LTX-2.3) they are kept for the current step's guidance passes only. A streamed
+    transformer keeps them as its first forward computes them, block by block (``TextKeysValuesStore``), when
+    they fit the activation budget beside a step's activations, and not when its text follows sigma. The adapter
     must be used inside ``with model.applied():`` so the cached values include the LoRAs. on_block(done, total)
     is called after each transformer block of every forward. compute_dtype: what the transformer computes in
     (its tokens and text enter in it); positions, timesteps and the clean estimate x0 = x - v t stay float32, and
@@ -172,6 +176,7 @@ class LTXAVModel:
         if not all(layout.same_as(found[0]) for found in layouts.values() for layout in found):
             # prompts place tokens differently
             return self._split(latents, timesteps, sigma, passes, lambda p: p.conditioning)
+        store_fits = self._text_store_fits(latents, len(prompts), len(passes))
         text_rows = torch.cat([roles.index(p.conditioning) * batch + torch.arange(batch) for p in passes])
         if torch.equal(text_rows, torch.arange(len(prompts) * batch)):
             text_rows = None                                              # each prompt read once, in order
@@ -179,13 +184,14 @@ class LTXAVModel:
         for name, latent in zip(self.modalities, latents):
             own_sigma = stream_sigma(sigma, layouts[name][0].noise_mask)          # [B]: 0 where all kept
             layout = layouts[name][0].stacked(len(passes))
-            context, context_mask = self._text(name, prompts, own_sigma)
+            context, context_mask, store = self._text(name, prompts, own_sigma, store_fits)
             streams[name] = StreamInput(latent=layout.tokens.float(), sigma=own_sigma.repeat(len(passes)),
                                         positions=layout.positions.float(), context=context,
                                         context_mask=context_mask, noise_mask=layout.noise_mask,
                                         attention_mask=layout.attention, text_rows=text_rows,
                                         reference=layout.reference,
-                                        keyframes_mask=self._keyframes(name, latent, layout))
+                                        keyframes_mask=self._keyframes(name, latent, layout),
+                                        text_store=store)
         perturbations = [self._perturbations(p) for p in passes]
         computed = {name: replace(s, latent=s.latent.to(self.compute_dtype)) for name, s in streams.items()}
         with (feed_forward_chunks(self.transformer, self.feed_forward_chunk(latents, len(passes))),
@@ -260,25 +266,42 @@ class LTXAVModel:
             tokens, noise_mask = tokens[:, select], noise_mask[:, select]
         return StreamLayout(tokens, positions, noise_mask, attention, select)
 
-    def _text(self, name: str, prompts: list[Conditioning], sigma: torch.Tensor
-              ) -> tuple[torch.Tensor | PreparedText, torch.Tensor | None]:
+    def _text_store_fits(self, latents: tuple[torch.Tensor, ...], prompts: int, passes: int) -> bool:
+        """Whether a streamed transformer's text keys/values of every block (both streams, ``prompts`` prompts)
+        fit the activation budget beside the activations of a forward of ``passes`` stacked passes."""
+        if self.activation_budget is None:
+            return True
+        c = self.transformer.config
+        text_tokens = max(p.video_context.shape[1] for p in (self.positive, self.negative) if p is not None)
+        widths = sum(c.video_dim if name == "video" else c.audio_dim for name in self.modalities)
+        kept = 2 * c.num_layers * latents[0].shape[0] * prompts * text_tokens * widths * self.compute_dtype.itemsize
+        return kept + self.pass_activation_bytes(latents) * passes <= self.activation_budget
+
+    def _text(self, name: str, prompts: list[Conditioning], sigma: torch.Tensor, store_fits: bool
+              ) -> tuple[torch.Tensor | PreparedText, torch.Tensor | None, TextKeysValuesStore | None]:
         """The text of ``name`` for the distinct ``prompts`` stacked on the batch axis ([P*B, S, C], shorter
-        prompts padded at the end and masked out) and its mask, or (cache_text) its :class:`PreparedText`."""
+        prompts padded at the end and masked out) and its mask, or (cache_text) its :class:`PreparedText`; and
+        (cache_text, a streamed transformer, ``store_fits``) the store its blocks keep their pairs in."""
         if name == "audio" and any(p.audio_context is None for p in prompts):
             raise ValueError("this conditioning has no audio context (a video-only text encoder?)")
         contexts = [(p.video_context if name == "video" else p.audio_context).to(self.compute_dtype)
                     for p in prompts]
         context, context_mask = stack_text(contexts, [p.context_mask for p in prompts])
         if not self.cache_text:
-            return context, context_mask
+            return context, context_mask, None
         follows_sigma = self.transformer.config.text_follows_sigma   # LTX-2.3: per step, shared by its passes
         key = (tuple(id(p) for p in prompts), name, tuple(sigma.tolist()) if follows_sigma else None)
+        if is_streamed(self.transformer):
+            if follows_sigma or not (store_fits or key in self._prepared):
+                return context, context_mask, None
+            blocks = len(self.transformer.transformer_blocks)
+            return context, context_mask, self._prepared.setdefault(key, TextKeysValuesStore(name, blocks))
         if key not in self._prepared:
             if follows_sigma:   # keep only this step's entries
                 self._prepared = {k: v for k, v in self._prepared.items() if k[2] == key[2]}
             self._prepared[key] = self.transformer.prepare_text(name, context, context_mask,
                                                                 sigma=sigma.repeat(len(prompts)))
-        return self._prepared[key], None
+        return self._prepared[key], None, None
 
     @staticmethod
     def _reference_audio(reference: torch.Tensor, tokens: torch.Tensor) -> ReferenceTokens:

@@ -21,7 +21,6 @@ from ltxgraph.values import AudioLatent, AVLatent, VideoLatent
 from ltxgraph_ops.av_model import LTXAVModel
 from ltxgraph_ops.conditioning import Conditioning
 from ltxgraph_ops.handles import ModelHandle
-from ltxgraph_ops.model_files import is_streamed
 from ltxgraph_ops.nodes.guides import IDENTITY_GUIDANCE
 from ltxgraph_ops.sampling.denoiser import sample_latents
 from ltxgraph_ops.sampling.guiders import GuidanceParams, IdentityGuidance, MultimodalGuider
@@ -343,10 +342,10 @@ def sampler_custom_advanced(noise: Annotated[Any, Port("NOISE")],
 
     fps = next((part.fps for _, part in parts if isinstance(part, VideoLatent) and part.fps), None)
     with torch.inference_mode(), guider.model.applied() as transformer:
-        # a streamed model reads every block per forward anyway; cached text keys/values would cost memory
-        # the guidance passes of a step run as one batched forward while their activations fit the budget
+        # the guidance passes of a step run as one batched forward while their activations fit the budget; a
+        # streamed model keeps its text keys/values where they fit beside them
         adapter = LTXAVModel(transformer, modalities, guider.positive, guider.negative, fps=fps,
-                             cache_text=not is_streamed(transformer), on_block=ctx.counter("block"),
+                             on_block=ctx.counter("block"),
                              compute_dtype=ctx.settings.compute_dtype,
                              activation_budget=ctx.settings.memory_budget)
         guided = guider.build(adapter, modalities)

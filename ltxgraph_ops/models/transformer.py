@@ -222,6 +222,14 @@ class LTXAVTransformer(nn.Module):
                                 values=tuple(v[:, span] for v in cache.values), context_mask=mask)
             else:
                 context = context[:, span]
+        store = s.text_store
+        if store is not None:   # pairs of the columns read, as the blocks compute them
+            if cache is not None or self.config.text_follows_sigma:
+                raise ValueError(f"the {name} input has a text store, which needs a text context (not a "
+                                 "PreparedText) and a transformer whose text keys/values do not follow sigma")
+            store.check(name, len(self.transformer_blocks), context)
+            if store.complete():
+                cache, store = store.prepared(mask), None
         context_bias = None
         if mask is not None and not bool(mask.all()):   # 0 -> -max, 1 -> 0
             context_bias = (mask.to(dtype) - 1).reshape(mask.shape[0], 1, 1, -1) * torch.finfo(dtype).max
@@ -237,6 +245,7 @@ class LTXAVTransformer(nn.Module):
             x=self._mark_keyframes(patchify(tokens), s) if name == "video" else patchify(tokens),
             context=None if cache is not None else self._project_text(name, context),
             text_cache=cache,
+            text_store=store,
             prompt_modulation=prompt_modulation,
             context_bias=context_bias,
             modulation=adaln(timesteps * self.config.timestep_scale_multiplier, dtype),

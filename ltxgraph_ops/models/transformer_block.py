@@ -18,7 +18,7 @@ from ltxgraph_ops.models.layers import Linear, layers_set
 from ltxgraph_ops.models.rope import RopeTable
 from ltxgraph_ops.models.timestep import Modulation
 from ltxgraph_ops.models.transformer_inputs import (NO_PERTURBATIONS, PassPerturbations, PreparedText,
-                                                    TransformerConfig)
+                                                    TextKeysValuesStore, TransformerConfig)
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class StreamState:
     cross_modulation: Modulation | None = None  # 4 rows: other stream's sigma (2.0) / own timesteps (2.3+)
     cross_gate: Modulation | None = None        # 1 row from the OTHER stream's sigma
     text_cache: PreparedText | None = None      # per-block text keys/values computed once per prompt
+    text_store: TextKeysValuesStore | None = None  # pairs kept as the blocks compute them (block streaming)
     prompt_modulation: Modulation | None = None  # 2 rows (shift, scale) of the text from sigma (LTX-2.3)
     text_rows: torch.Tensor | None = None     # [B] the text row each latent row reads (None: the same row)
     reference_tokens: int = 0                   # clean reference tokens at the front of x (dropped by the output)
@@ -181,7 +182,11 @@ class AVBlock(nn.Module):
         gate * attn2(rms(x) * (1 + scale) + shift, modulated text) with (shift, scale, gate) = rows 6:9."""
         attn2, prompt_table = self._text_parts(stream)
         cached = None if s.text_cache is None else (s.text_cache.keys[self.index], s.text_cache.values[self.index])
+        if cached is None and s.text_store is not None:
+            cached = s.text_store.get(self.index)
         context = None if cached is not None else self.modulated_text(s.context, prompt_table, s.prompt_modulation)
+        if cached is None and s.text_store is not None:
+            cached, context = s.text_store.put(self.index, attn2.keys_values(context)), None
         bias = s.context_bias
         if s.text_rows is not None:   # each distinct prompt projected once, then read by the rows that use it
             cached = tuple(t[s.text_rows] for t in (cached or attn2.keys_values(context)))

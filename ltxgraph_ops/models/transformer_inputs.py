@@ -120,6 +120,49 @@ class PreparedText:
         return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values))
 
 
+class TextKeysValuesStore:
+    """One stream's per-block text keys and values, kept as the forwards compute them: what a block-streaming
+    model (never all blocks resident, so :meth:`LTXAVTransformer.prepare_text` cannot run) reuses from its second
+    forward on. Give the same store with the same text (context and mask) to every forward: block i computes
+    its pair when the store lacks it and reads it otherwise, so results equal the forward without the store.
+    Only for a transformer whose text keys/values do not follow sigma. Memory as :class:`PreparedText`, over the
+    text columns some row reads."""
+
+    def __init__(self, stream: Literal["video", "audio"], blocks: int) -> None:
+        self.stream = stream
+        self.keys: list[torch.Tensor | None] = [None] * blocks
+        self.values: list[torch.Tensor | None] = [None] * blocks
+
+    def complete(self) -> bool:
+        return all(k is not None for k in self.keys)
+
+    def get(self, block: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        key = self.keys[block]
+        return None if key is None else (key, self.values[block])
+
+    def put(self, block: int, pair: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keep block ``block``'s (keys, values) [B, S, D] and return them."""
+        self.keys[block], self.values[block] = pair
+        return pair
+
+    def check(self, stream: str, blocks: int, text: torch.Tensor) -> None:
+        """The store fits ``stream``, a model of ``blocks`` blocks and the text [B, S, ...] its pairs come from."""
+        kept = next((k for k in self.keys if k is not None), None)
+        if stream != self.stream or blocks != len(self.keys) or (
+                kept is not None and tuple(kept.shape[:2]) != tuple(text.shape[:2])):
+            found = "no pairs" if kept is None else f"pairs of text {tuple(kept.shape[:2])}"
+            raise ValueError(f"the {stream} input's text store was built for the {self.stream} stream of "
+                             f"{len(self.keys)} blocks with {found}; this forward has {blocks} blocks and text "
+                             f"{tuple(text.shape[:2])}")
+
+    def prepared(self, context_mask: torch.Tensor | None) -> PreparedText:
+        """The complete store as a :class:`PreparedText` with ``context_mask``."""
+        return PreparedText(self.stream, tuple(self.keys), tuple(self.values), context_mask)
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values) if t is not None)
+
+
 @dataclass(frozen=True)
 class ReferenceTokens:
     """Clean context tokens the blocks see before a stream's own tokens (LTX-2.3 ID-LoRA / lipdub: a reference
@@ -168,6 +211,8 @@ class StreamInput:
                     frame, generated keyframe slots): they receive the model's keyframe absolute-position
                     embedding (``use_keyframes_abs_pos_embedding``, LTX-2.5; ignored by models without it).
                     None = no token marked.
+    text_store:     a :class:`TextKeysValuesStore` of this stream that the forward fills and reads (``context``
+                    then a tensor); None = text keys/values computed from ``context`` and not kept.
     """
 
     latent: torch.Tensor
@@ -181,6 +226,7 @@ class StreamInput:
     text_rows: torch.Tensor | None = None
     reference: ReferenceTokens | None = None
     keyframes_mask: torch.Tensor | None = None
+    text_store: TextKeysValuesStore | None = None
 
     def __post_init__(self) -> None:
         if self.reference is not None and self.attention_mask is not None:

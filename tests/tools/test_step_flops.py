@@ -42,3 +42,28 @@ def test_dominant_gemms_carry_most_of_a_release_block() -> None:
     linear = block_flops(config, tokens, products=False)
     assert 0.80 < sum(flops for _, flops in shapes) / linear < 0.85
     assert 0.17 < 1 - linear / block_flops(config, tokens) < 0.18
+
+
+def test_kept_text_flops_equal_torchs_count_of_a_forward_reading_a_text_store() -> None:
+    """A forward whose text keys/values come from a complete store (a streamed model's later steps) runs no text
+    key/value projection and no caption projection: the count with ``text_kept`` is what torch counts."""
+    from dataclasses import replace
+    from ltxgraph_ops.models.transformer_inputs import TextKeysValuesStore
+    model = tiny.build(tiny.tiny_config(), device="cpu").eval()
+    for parameter in model.parameters():
+        parameter.data.normal_(0, 0.02)
+    c = model.config
+    frames, height, width, audio, text = 2, 3, 4, 5, 7
+    blocks = len(model.transformer_blocks)
+    video = StreamInput(torch.randn(1, frames * height * width, c.in_channels), torch.tensor([0.7]),
+                        video_positions(frames, height, width, 25.0), torch.randn(1, text, c.caption_channels),
+                        text_store=TextKeysValuesStore("video", blocks))
+    sound = StreamInput(torch.randn(1, audio, c.audio_in_channels), torch.tensor([0.4]), audio_positions(audio),
+                        torch.randn(1, text, c.caption_channels), text_store=TextKeysValuesStore("audio", blocks))
+    with torch.no_grad():
+        model(video, sound)                                       # fills the stores
+        with FlopCounterMode(display=False) as counter:
+            model(video, sound)
+    tokens = Tokens(frames * height * width, audio, text)
+    kept = forward_flops(c, replace(tokens, text_kept=True))["linear_total"]
+    assert kept == counter.get_total_flops() < forward_flops(c, tokens)["linear_total"]

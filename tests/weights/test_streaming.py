@@ -138,3 +138,100 @@ def test_a_second_pass_inside_a_pass_is_refused(checkpoints) -> None:
         next(iter(blocks))
     outer.close()
     assert sum(1 for _ in blocks) == len(blocks)                # usable again once the first pass ended
+
+
+def text_keys_values_made(monkeypatch) -> list[int]:
+    """Counts the blocks' text keys/values computations (each reads the text as the block's text attention
+    takes it: ``modulated_text``), one entry per computation."""
+    from ltxgraph_ops.models.transformer_block import AVBlock
+    calls: list[int] = []
+    original = AVBlock.modulated_text
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(AVBlock, "modulated_text", staticmethod(counted))
+    return calls
+
+
+def test_a_text_store_is_filled_by_the_first_streamed_forward_and_read_by_the_next(checkpoints,
+                                                                                   monkeypatch) -> None:
+    """The streamed model keeps each block's text keys/values as it computes them: the second forward computes
+    none, and every forward gives the bits of the forward without a store (and of the resident model with its
+    text prepared)."""
+    from dataclasses import replace
+    from ltxgraph_ops.models.transformer_inputs import TextKeysValuesStore
+    streamed = load_transformer(checkpoints["fp8"], streamed=True)
+    resident = load_transformer(checkpoints["fp8"])
+    video, audio = inputs()
+    blocks = len(streamed.transformer_blocks)
+    stores = TextKeysValuesStore("video", blocks), TextKeysValuesStore("audio", blocks)
+    kept = replace(video, text_store=stores[0]), replace(audio, text_store=stores[1])
+    calls = text_keys_values_made(monkeypatch)
+    with torch.no_grad():
+        plain = streamed(video, audio)
+        assert len(calls) == 2 * blocks                                  # video and audio, every block
+        first = streamed(*kept)
+        assert len(calls) == 4 * blocks and all(store.complete() for store in stores)
+        second = streamed(*kept)
+        assert len(calls) == 4 * blocks                                  # nothing computed again
+        prepared = resident(*(replace(s, context=resident.prepare_text(name, s.context, s.context_mask),
+                                      context_mask=None) for name, s in (("video", video), ("audio", audio))))
+    for name in ("video", "audio"):
+        outputs = [getattr(result, name) for result in (plain, first, second, prepared)]
+        assert all(torch.equal(outputs[0], other) for other in outputs[1:]), name
+    assert stores[0].nbytes() == 2 * blocks * math.prod(stores[0].keys[0].shape) * 4
+
+
+def test_a_text_store_of_other_text_or_another_stream_is_refused(checkpoints) -> None:
+    from dataclasses import replace
+    from ltxgraph_ops.models.transformer_inputs import TextKeysValuesStore
+    streamed = load_transformer(checkpoints["fp8"], streamed=True)
+    video, audio = inputs()
+    blocks = len(streamed.transformer_blocks)
+    store = TextKeysValuesStore("video", blocks)
+    with torch.no_grad():
+        streamed(replace(video, text_store=store), audio)
+        with pytest.raises(ValueError, match="text store was built for the video stream"):
+            streamed(replace(video, context=video.context[:1], context_mask=video.context_mask[:1],
+                             text_store=store), audio)
+        with pytest.raises(ValueError, match="text store was built for the video stream"):
+            streamed(video, replace(audio, text_store=store))
+
+
+def test_a_text_store_is_refused_where_the_text_follows_sigma() -> None:
+    from dataclasses import replace
+    from ltxgraph_ops.models.transformer_inputs import TextKeysValuesStore
+    config = tiny.tiny_config_23()
+    model = tiny.build(config)
+    video = video_input(config, torch.Generator().manual_seed(0))
+    store = TextKeysValuesStore("video", len(model.transformer_blocks))
+    with pytest.raises(ValueError, match="do not follow sigma"), torch.no_grad():
+        model(replace(video, text_store=store), None)
+
+
+def test_the_sampler_adapter_keeps_a_streamed_models_text_where_it_fits(checkpoints, monkeypatch) -> None:
+    """LTXAVModel over a streamed transformer: text keys/values computed in the first step only when they fit
+    the activation budget beside the step's activations, every step's x0 the same bits either way."""
+    from ltxgraph_ops.av_model import LTXAVModel
+    from ltxgraph_ops.conditioning import Conditioning
+    streamed = load_transformer(checkpoints["fp8"], streamed=True)
+    generator = torch.Generator().manual_seed(1)
+    positive = Conditioning(torch.randn(1, 6, 24, generator=generator), torch.randn(1, 6, 24, generator=generator),
+                            frame_rate=24.0)
+    latents = (torch.randn(1, 128, 2, 2, 3, generator=generator), torch.randn(1, 8, 5, 16, generator=generator))
+    blocks = len(streamed.transformer_blocks)
+    calls = text_keys_values_made(monkeypatch)
+
+    def two_steps(**settings) -> tuple[list[torch.Tensor], int]:
+        model = LTXAVModel(streamed, ("video", "audio"), positive, **settings)
+        before = len(calls)
+        with torch.no_grad():
+            x0s = [x for sigma in (0.9, 0.5) for x in model(latents, (torch.tensor(sigma),) * 2, torch.tensor(sigma))]
+        return x0s, len(calls) - before
+    plain, plain_calls = two_steps(cache_text=False)
+    kept, kept_calls = two_steps()
+    activations = LTXAVModel(streamed, ("video", "audio"), positive).pass_activation_bytes(latents)
+    tight, tight_calls = two_steps(activation_budget=activations)        # no room for the text beside them
+    assert (plain_calls, kept_calls, tight_calls) == (4 * blocks, 2 * blocks, 4 * blocks)
+    assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(plain, kept, tight))

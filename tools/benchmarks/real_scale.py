@@ -32,7 +32,10 @@ machine the same in CPU time (``*_per_cpu_second``, ``share_of_peak_cpu``: FLOPs
 those of the peak calls) is steadier between runs at a similar load (other processes stretch wall seconds more than
 CPU seconds); under heavy load neither peak is a yardstick, both are reported with the load average. ``blocks`` <
 48 measures that many blocks of a shallower synthetic file and extrapolates linearly to 48 (the output says so):
-time outside the blocks + 48 x the mean block time.
+time outside the blocks + 48 x the mean block time. For a model whose text keys/values do not follow sigma (2.0,
+2.5) the measured steps read them from the store the unmeasured first step filled, as the sampler does for a
+streamed model (``text_kept``; its FLOPs then leave them and the caption projections out); their memory (2 x
+blocks x text tokens x both widths) counts only for the blocks measured.
 """
 from __future__ import annotations
 
@@ -122,6 +125,12 @@ video = StreamInput(torch.randn(1, frames * height * width, c.in_channels, gener
                     video_positions(frames, height, width, 25.0), text(c.video_dim))
 audio = StreamInput(torch.randn(1, ARGS["audio"], c.audio_in_channels, generator=g).to(dtype), torch.tensor([1.0]),
                     audio_positions(ARGS["audio"]), text(c.audio_dim))
+if ARGS["text_kept"]:    # as the sampler keeps them: filled by the unmeasured first step, read by the others
+    from dataclasses import replace
+    from ltxgraph_ops.models.transformer_inputs import TextKeysValuesStore
+    blocks = len(model.transformer_blocks)
+    video = replace(video, text_store=TextKeysValuesStore("video", blocks))
+    audio = replace(audio, text_store=TextKeysValuesStore("audio", blocks))
 
 from ltxgraph.budget import (ATTENTION_CHUNKED_WIDTHS, FEED_FORWARD_HIDDEN_WIDTHS, attention_chunk,
                              chunk_within_forward, feed_forward_chunk)
@@ -241,8 +250,9 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
             "text": spec["text"], "dtype": dtype, "malloc": malloc, "threads": THREADS, "blocks": blocks,
             "memory_budget": memory_budget, "peak_repeats": PEAK_REPEATS, "rounds": rounds}
     config = transformer_config(SafetensorsFile(checkpoint))
+    args["text_kept"] = not config.text_follows_sigma    # what the sampler does for a streamed model
     frames, height, width = spec["grid"]
-    tokens = Tokens(frames * height * width, spec["audio"], spec["text"])
+    tokens = Tokens(frames * height * width, spec["audio"], spec["text"], text_kept=args["text_kept"])
     shapes = dominant_gemms(config, tokens)
     args["gemm_shapes"] = [shape for shape, _ in shapes]
     args["attention_shape"] = (config.num_attention_heads, tokens.video, config.attention_head_dim)
@@ -273,6 +283,7 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
         "stage": stage, "pixels": spec["pixels"], "latent_grid": list(spec["grid"]), "video_tokens": tokens.video,
         "audio_tokens": tokens.audio, "text_tokens": tokens.text, "dtype": dtype, "threads": THREADS,
         "malloc": malloc, "blocks_measured": raw["blocks"], "memory_budget": memory_budget,
+        "text_kept": args["text_kept"],
         "feed_forward_token_chunk": raw.get("feed_forward_token_chunk"),
         "attention_token_chunk": raw.get("attention_token_chunk"), "rounds": len(rounds),
         "measured": {"step_seconds": round(step["seconds"], 2), "mean_block_seconds": round(block_time, 2),

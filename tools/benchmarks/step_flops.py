@@ -21,6 +21,7 @@ class Tokens:
     audio: int
     text: int
     batch: int = 1
+    text_kept: bool = False     # the text keys/values (and caption projections) kept from an earlier forward
 
 
 def linear(tokens: int, inputs: int, outputs: int) -> int:
@@ -28,10 +29,11 @@ def linear(tokens: int, inputs: int, outputs: int) -> int:
 
 
 def _attention(queries: int, keys: int, query_dim: int, context_dim: int, heads: int, head_dim: int,
-              gated: bool = False, products: bool = True) -> int:
-    """Projections q, k, v, out (and the gate logits), then (``products``) Q K^T and the weighted sum of V."""
+              gated: bool = False, products: bool = True, keys_made: bool = True) -> int:
+    """Projections q, k, v (``keys_made``: k and v too), out (and the gate logits), then (``products``) Q K^T
+    and the weighted sum of V."""
     inner = heads * head_dim
-    projections = (linear(queries, query_dim, inner) + 2 * linear(keys, context_dim, inner)
+    projections = (linear(queries, query_dim, inner) + (2 * linear(keys, context_dim, inner) if keys_made else 0)
                    + linear(queries, inner, query_dim) + (linear(queries, query_dim, heads) if gated else 0))
     return projections + (2 * (2 * queries * keys * inner) if products else 0)
 
@@ -46,19 +48,19 @@ def block_flops(c: TransformerConfig, t: Tokens, products: bool = True) -> int:
     the Linear layers alone)."""
     flops = 0
 
-    def attention(*args) -> int:
-        return _attention(*args, gated=c.apply_gated_attention, products=products)
+    def attention(*args, keys_made: bool = True) -> int:
+        return _attention(*args, gated=c.apply_gated_attention, products=products, keys_made=keys_made)
 
     if c.has_video:
         flops += attention(t.video, t.video, c.video_dim, c.video_dim, c.num_attention_heads, c.attention_head_dim)
         flops += attention(t.video, t.text, c.video_dim, c.cross_attention_dim, c.num_attention_heads,
-                           c.attention_head_dim)
+                           c.attention_head_dim, keys_made=not t.text_kept)
         flops += feed_forward(t.video, c.video_dim)
     if c.has_audio:
         flops += attention(t.audio, t.audio, c.audio_dim, c.audio_dim, c.audio_num_attention_heads,
                            c.audio_attention_head_dim)
         flops += attention(t.audio, t.text, c.audio_dim, c.audio_cross_attention_dim, c.audio_num_attention_heads,
-                           c.audio_attention_head_dim)
+                           c.audio_attention_head_dim, keys_made=not t.text_kept)
         flops += feed_forward(t.audio, c.audio_dim)
     if c.has_video and c.has_audio:
         heads, head_dim = c.audio_num_attention_heads, c.audio_attention_head_dim
@@ -84,7 +86,7 @@ def outside_flops(c: TransformerConfig, t: Tokens) -> int:
         streams.append((t.audio, c.audio_dim, c.audio_in_channels, c.audio_out_channels))
     for tokens, dim, channels_in, channels_out in streams:
         flops += linear(tokens, channels_in, dim) + linear(tokens, dim, channels_out)
-        if not c.caption_proj_before_connector:
+        if not (c.caption_proj_before_connector or t.text_kept):
             flops += linear(t.text, c.caption_channels, dim) + linear(t.text, dim, dim)
         flops += adaln(dim, c.modulation_rows) + (adaln(dim, 2) if c.text_follows_sigma else 0)
     if c.has_video and c.has_audio:
