@@ -227,7 +227,7 @@ def median_round(rounds: list[dict]) -> dict:
 
 def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", malloc: str = "cli",
              root: Path = ROOT, checkpoint: Path | None = None, memory_budget: int | None = None,
-             rounds: int = ROUNDS, version: str = "2.0") -> dict:
+             rounds: int = ROUNDS, version: str = "2.0", text_kept: bool | None = None) -> dict:
     """One streamed step of ``stage`` (see STAGES) through ``blocks`` blocks in ``dtype``, in a fresh interpreter
     running the code under ``root``; ``malloc``: "cli" (the CLI's settings: torch's tensors of 2 MiB or more on
     transparent huge pages, :func:`ltxgraph.allocator.use_huge_pages`, and glibc's mmap threshold fixed at 1
@@ -239,8 +239,10 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
     ``memory_budget``: bytes
     for the step's activations, from which the feed-forward's and the attention's token chunks are planned as a
     sampler plans them (None: all tokens at once); ``rounds``: measured steps after the unmeasured first, each
-    between two probes of the peaks; ``version``: the model of the synthetic file (2.0: 19B, 2.3: 22B). Figures
-    of the round with the median share, extrapolated to 48 blocks."""
+    between two probes of the peaks; ``version``: the model of the synthetic file (2.0: 19B, 2.3: 22B);
+    ``text_kept``: the measured steps read the text keys/values kept by the first (None: where the sampler keeps
+    them, a model whose text does not follow sigma). Figures of the round with the median share, extrapolated to
+    48 blocks."""
     from ltxgraph_ops.model_files import transformer_config
     from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
     from tools.benchmarks.step_flops import Tokens, dominant_gemms, forward_flops
@@ -250,7 +252,7 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
             "text": spec["text"], "dtype": dtype, "malloc": malloc, "threads": THREADS, "blocks": blocks,
             "memory_budget": memory_budget, "peak_repeats": PEAK_REPEATS, "rounds": rounds}
     config = transformer_config(SafetensorsFile(checkpoint))
-    args["text_kept"] = not config.text_follows_sigma    # what the sampler does for a streamed model
+    args["text_kept"] = not config.text_follows_sigma if text_kept is None else text_kept   # None: as the sampler
     frames, height, width = spec["grid"]
     tokens = Tokens(frames * height * width, spec["audio"], spec["text"], text_kept=args["text_kept"])
     shapes = dominant_gemms(config, tokens)
@@ -407,6 +409,21 @@ def huge_pages_step(blocks: int = 1, dtype: str = "bfloat16", stage: str = "stag
     return page_faults(blocks, dtype, stage, ("cli", "cli-4k"), rounds=rounds)
 
 
+def text_kept_step(blocks: int = 1, dtype: str = "bfloat16", stage: str = "stage1", rounds: int = 3) -> dict:
+    """A 19B ``stage`` step reading the text keys/values the first step kept (the sampler on a streamed LTX-2.0
+    / 2.5 model) against computing them in every step, interleaved over ``rounds``: seconds of each and their
+    ratio per round, the matmul work of each, peak RSS."""
+    figures: dict = {"kept": [], "computed": []}
+    for _ in range(rounds):
+        for name, kept in (("kept", True), ("computed", False)):
+            step = run_step(stage, blocks, dtype, rounds=1, text_kept=kept)["measured"]
+            figures[name].append({key: step[key] for key in (
+                "step_seconds", "matmul_tflop", "user_seconds", "peak_rss_gib", "load_average")})
+    figures["ratio_per_round"] = [round(k["step_seconds"] / c["step_seconds"], 3)
+                                  for k, c in zip(figures["kept"], figures["computed"])]
+    return figures
+
+
 def kept_heap_step(blocks: int = 1, dtype: str = "bfloat16") -> dict:
     """The stage-2 step with the CLI's allocator setting against the same inside
     :func:`ltxgraph.allocator.kept_heap`, interleaved, two rounds."""
@@ -457,5 +474,6 @@ BENCHMARKS = {
     "step-page-faults": page_faults,
     "step-kept-heap": kept_heap_step,
     "step-huge-pages": huge_pages_step,
+    "step-text-kept": text_kept_step,
     "gemm-rate-trace": gemm_rate_trace,
 }
