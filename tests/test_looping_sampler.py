@@ -142,6 +142,19 @@ def test_bad_settings_are_named(model, vae) -> None:
         run(model, vae, video(5), optional_cond_images=torch.rand(2, 64, 96, 3))
 
 
+def test_refusals_the_contract_suite_no_longer_draws(model, vae) -> None:
+    """The contract suite draws these inputs to agree (tests/contracts/fits.py); each disagreement is refused here,
+    naming the input."""
+    with pytest.raises(InputValueError, match="negative-index latents are not supported"):
+        run(model, vae, video(5), optional_negative_index_latents=video(5))
+    with pytest.raises(InputValueError, match="keyframe index 33 is outside the video's 33 frames"):
+        run(model, vae, video(5), optional_cond_images=torch.rand(1, 64, 96, 3), optional_cond_image_indices="33")
+    with pytest.raises(InputValueError, match="keyframe index -34 is outside"):
+        run(model, vae, video(5), optional_cond_images=torch.rand(1, 64, 96, 3), optional_cond_image_indices="-34")
+    with pytest.raises(InputValueError, match="spatial_overlap 2 leaves no room for 2 vertical tiles"):
+        run(model, vae, video(5, 3, 3), vertical_tiles=2, spatial_overlap=2)
+
+
 def test_an_empty_latent_takes_the_frame_rate_of_its_guiding_latents(model, vae) -> None:
     """Found by the op contract suite (fps_kept): the output carried no frame rate while the guide had one."""
     empty, guide = replace(video(4), fps=None), video(4, seed=1)

@@ -10,11 +10,15 @@ among those that have a handle for every model the op reads, directly or through
 draws every handle, and every value made from one, from that set: LTXVDurationPredictor (a MODEL_PATCH only LTX-2.5
 has) gets a 2.5 MODEL and conditioning from the 2.5 text encoder; a sampler gets a 2.0, a 2.3 or a 2.5 model,
 guider and conditioning, never a mix. An op that reads no model draws from the default set.
+
+Related inputs: inputs are drawn one by one, so an op whose inputs must agree with each other (an overlap below its
+tile size, a guide of its latent's frame count) would refuse most draws. A :data:`Fit` given for the op draws them
+to agree instead, from the inputs drawn one by one, so every draw is valid by construction.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 from hypothesis import reject
@@ -102,9 +106,9 @@ def mask() -> st.SearchStrategy[torch.Tensor]:
     return image().map(lambda pixels: pixels[..., 0].contiguous())
 
 
-def video_latent() -> st.SearchStrategy[VideoLatent]:
-    """VIDEO_LATENT [1, 128, F, H, W] (F 1..3 latent frames, H and W 2..3 cells), fps None or 24/25, with or
-    without a noise mask [1, 1, F, 1, 1]."""
+def video_latent(shape: tuple[int, int, int] | None = None) -> st.SearchStrategy[VideoLatent]:
+    """VIDEO_LATENT [1, 128, F, H, W] (F 1..3 latent frames, H and W 2..3 cells; ``shape`` (F, H, W) when given),
+    fps None or 24/25, with or without a noise mask [1, 1, F, 1, 1]."""
     def make(shape: tuple[int, int, int], fps: float | None, masked: bool) -> st.SearchStrategy[VideoLatent]:
         def build(g: torch.Generator) -> VideoLatent:
             frames, height, width = shape
@@ -112,7 +116,7 @@ def video_latent() -> st.SearchStrategy[VideoLatent]:
             samples = torch.randn(1, LATENT_CHANNELS, frames, height, width, generator=g)
             return VideoLatent(samples, fps, 1 + 8 * (frames - 1), noise_mask)
         return _seeded(build)
-    shapes = st.tuples(st.integers(1, 3), st.integers(2, 3), st.integers(2, 3))
+    shapes = st.tuples(st.integers(1, 3), st.integers(2, 3), st.integers(2, 3)) if shape is None else st.just(shape)
     return st.tuples(shapes, st.sampled_from((None, 24.0, 25.0)), st.booleans()).flatmap(lambda a: make(*a))
 
 
@@ -149,11 +153,17 @@ DIRECT: dict[str, Callable[[], st.SearchStrategy[Any]]] = {
 }
 
 
-class InputStrategies:
-    """Strategies for the inputs of the ops of ``registry``; model handles and files from ``tiny``."""
+Fit = Callable[[dict[str, Any]], st.SearchStrategy[dict[str, Any]]]
+"""An op's related inputs drawn to agree: from its keyword arguments drawn one by one, a strategy of keyword
+arguments the op accepts (the related ones drawn again from the others)."""
 
-    def __init__(self, registry: Registry, tiny: TinyModels) -> None:
-        self.registry, self.tiny = registry, tiny
+
+class InputStrategies:
+    """Strategies for the inputs of the ops of ``registry``; model handles and files from ``tiny``; ``fits``: op
+    name -> the :data:`Fit` of its related inputs."""
+
+    def __init__(self, registry: Registry, tiny: TinyModels, fits: Mapping[str, Fit] | None = None) -> None:
+        self.registry, self.tiny, self.fits = registry, tiny, dict(fits or {})
 
     def drawable(self, port_type: str, depth: int = 0, version: str | None = None) -> bool:
         """Whether values of every member of ``port_type`` can be drawn (from the model set of ``version``; any
@@ -246,7 +256,9 @@ class InputStrategies:
             lambda version: self._inputs_from(spec, depth, version))
 
     def _inputs_from(self, spec: OpSpec, depth: int, version: str) -> st.SearchStrategy[dict[str, Any]]:
-        return st.fixed_dictionaries({s.name: self.value(s, depth, version) for s in spec.inputs})
+        drawn = st.fixed_dictionaries({s.name: self.value(s, depth, version) for s in spec.inputs})
+        fit = self.fits.get(spec.name)
+        return drawn if fit is None else drawn.flatmap(fit)
 
     def _files(self, kind: str) -> list[str]:
         if kind == "input":

@@ -11,10 +11,12 @@ rounded to the compute dtype), ComfyUI's int8 (convrot) weights by :mod:`ltxgrap
 A resident weight already in the compute dtype can instead be held *packed* (:func:`pack_linears`): in oneDNN's
 blocked matmul layout, reordered once at load and replacing the plain tensor (one copy in memory, as before),
 so that no matmul reorders it again per call. ``state_dict()`` gives packed weights back in the plain layout, and
-``Module.to`` / ``float()`` / ``bfloat16()`` convert them as plain ones (:meth:`Linear._apply`).
+``Module.to`` / ``float()`` / ``bfloat16()`` convert them as plain ones (:meth:`Linear._apply`), and
+``copy.deepcopy`` clones them in their packed layout (:meth:`Linear.__deepcopy__`).
 """
 from __future__ import annotations
 
+import copy
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -171,6 +173,18 @@ class Linear(nn.Module):
             self.pack()
         setattr(packed, _CONVERSION, (fn, self.weight))
         return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "Linear":
+        """``copy.deepcopy``: a packed weight is cloned in its blocked layout (torch's Parameter copy asks for a
+        memory format oneDNN's layout does not have), once per copy, so layers tied to it stay tied in the copy;
+        everything else is copied as ``nn.Module`` copies it."""
+        weight = self.weight
+        if weight.is_mkldnn and id(weight) not in memo:
+            memo[id(weight)] = nn.Parameter(weight.clone(), requires_grad=weight.requires_grad)
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        clone.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        return clone
 
     def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
         super()._save_to_state_dict(destination, prefix, keep_vars)

@@ -1,11 +1,12 @@
-"""Tiny and full-size configs of the LTX-2 latent upscalers (each a file of its own, no key prefix; the whole
-header ``config`` is its section). ``full_config`` / ``tiny_config`` are the 2.0 x2 file; ``RELEASE_FILES`` maps
-each release file name to its full-size header (2.3: spatial x2 1.1, spatial x1.5, temporal x2; reconstructed
-from the reference configurator's fields, mid width 1024 as the x2 files)."""
+"""Tiny configs of the LTX-2 latent upscalers (each a file of its own, no key prefix; the whole header ``config``
+is its section) and the release headers they shrink, from :mod:`ltxgraph_ops.releases` under the names the tiny
+modules share: ``full_config`` / ``tiny_config`` are the 2.0 x2 file; ``RELEASE_FILES`` maps each release file
+name to its full-size header (:data:`ltxgraph_ops.releases.UPSCALER_FILES`)."""
 from __future__ import annotations
 
 import torch
 
+from ltxgraph_ops import releases
 from ltxgraph_ops.models.upscaler import LatentUpscaler, LatentUpscalerConfig, resampling_stage
 
 COMPONENT = "upscaler"
@@ -13,29 +14,10 @@ PREFIX = ""
 SECTION = ""
 MANIFEST_COMPONENT = "upsampler_x2"
 
-
-def full_config() -> dict:
-    return {"_class_name": "LatentUpsampler", "in_channels": 128, "mid_channels": 1024, "num_blocks_per_stage": 4,
-            "dims": 3, "spatial_upsample": True, "temporal_upsample": False, "spatial_scale": 2.0,
-            "rational_resampler": False}
-
-
-def spatial_x1_5_config() -> dict:
-    return {**full_config(), "spatial_scale": 1.5, "rational_resampler": True}
-
-
-def temporal_x2_config() -> dict:
-    return {**full_config(), "spatial_upsample": False, "temporal_upsample": True}
-
-
-RELEASE_FILES = {
-    "ltx-2-spatial-upscaler-x2-1.0.safetensors": full_config,
-    "ltx-2.3-spatial-upscaler-x2-1.1.safetensors": full_config,
-    "ltx-2.3-spatial-upscaler-x1.5-1.0.safetensors": spatial_x1_5_config,
-    "ltx-2.3-temporal-upscaler-x2-1.0.safetensors": temporal_x2_config,
-    # the name ComfyUI's LTX-2.5 templates load; no 2.5 upscaler header has been seen: the x2 one is assumed
-    "ltx-2.5-latent-spatial-upscaler-x2-bf16-1.0.safetensors": full_config,
-}
+full_config = releases.upscaler_spatial_x2
+spatial_x1_5_config = releases.upscaler_spatial_x1_5
+temporal_x2_config = releases.upscaler_temporal_x2
+RELEASE_FILES = releases.UPSCALER_FILES
 
 
 def tiny_config(full: dict | None = None) -> dict:

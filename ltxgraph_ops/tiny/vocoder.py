@@ -1,9 +1,6 @@
-"""Tiny and full-size configs of the LTX-2 vocoders (checkpoint prefix ``vocoder.``).
-
-2.0: the header's flat ``vocoder`` section (ltx-core's VocoderConfigurator for pre-2.3 checkpoints: ``resblock``
-"1", ``stereo`` true). Keys reconstructed from the facts and the manifest's shapes; ``output_sampling_rate`` is
-absent, so 24 kHz comes from the reference's default (ours is the same).
-2.3 (``*_23``): the nested ``{"vocoder", "bwe"}`` section of the 22B release header (BigVGAN v2 stage at 16 kHz,
+"""Tiny configs of the LTX-2 vocoders (checkpoint prefix ``vocoder.``) and the release sections they shrink, from
+:mod:`ltxgraph_ops.releases` under the names the tiny modules share: ``full_config`` 2.0's flat section,
+``full_config_23`` / ``full_config_25`` the nested ``{"vocoder", "bwe"}`` one (BigVGAN v2 stage at 16 kHz,
 bandwidth extension to 48 kHz). Its stored non-learned tensors (anti-aliasing filters, STFT bases, mel
 filterbank) are written with real values by :func:`fixed_tensors`, not random ones.
 """
@@ -11,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from ltxgraph_ops import releases
 from ltxgraph_ops.models.mel import slaney_filterbank
 from ltxgraph_ops.models.vocoder_bwe import VocoderWithBWE, build_vocoder
 from ltxgraph_ops.weights.loading import parameters_on_meta
@@ -20,18 +18,10 @@ PREFIX = "vocoder."
 SECTION = "vocoder"
 MANIFEST_COMPONENT = "vocoder"
 
-
-def full_config() -> dict:
-    """The 19B release's ``vocoder`` header section (reconstructed)."""
-    return {
-        "resblock": "1",
-        "stereo": True,
-        "resblock_kernel_sizes": [3, 7, 11],
-        "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5], [1, 3, 5]],
-        "upsample_rates": [6, 5, 2, 2, 2],
-        "upsample_kernel_sizes": [16, 15, 8, 4, 4],
-        "upsample_initial_channel": 1024,
-    }
+full_config = releases.VOCODER_SECTIONS["2.0"]
+full_config_23 = releases.VOCODER_SECTIONS["2.3"]
+full_config_25 = releases.VOCODER_SECTIONS["2.5"]
+RELEASE_CONFIGS = releases.VOCODER_SECTIONS   # full-size section per release
 
 
 def tiny_config() -> dict:
@@ -48,21 +38,6 @@ def tiny_config() -> dict:
     }
 
 
-def full_config_23() -> dict:
-    """The 22B release's nested ``vocoder`` header section."""
-    stage = {"resblock": "AMP1", "activation": "snakebeta", "stereo": True, "use_tanh_at_final": False,
-             "use_bias_at_final": False, "resblock_kernel_sizes": [3, 7, 11],
-             "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5], [1, 3, 5]]}
-    return {
-        "vocoder": {**stage, "upsample_initial_channel": 1536, "upsample_rates": [5, 2, 2, 2, 2, 2],
-                    "upsample_kernel_sizes": [11, 4, 4, 4, 4, 4]},
-        "bwe": {**stage, "upsample_initial_channel": 512, "upsample_rates": [6, 5, 2, 2, 2],
-                "upsample_kernel_sizes": [12, 11, 4, 4, 4], "apply_final_activation": False,
-                "input_sampling_rate": 16000, "output_sampling_rate": 48000, "hop_length": 80, "n_fft": 512,
-                "win_size": 512, "num_mels": 64},
-    }
-
-
 def tiny_config_23() -> dict:
     """Same keys and rates (100 mel frames/s -> 16 kHz -> 48 kHz); stage 1 x8,5,4 from 32 channels, generator
     x8,6,5 from 16 channels, two residual blocks per stage, a 128-point analysis STFT."""
@@ -76,17 +51,8 @@ def tiny_config_23() -> dict:
     }
 
 
-def full_config_25() -> dict:
-    """The LTX-2.5 release's ``vocoder`` section: 2.3's BigVGAN v2 with bandwidth extension to 48 kHz
-    (ltx-trainer 1.2.0's model table: LTX 2.5 uses ``VocoderWithBWE``, chosen by the nested ``bwe`` section)."""
-    return full_config_23()
-
-
 def tiny_config_25() -> dict:
     return tiny_config_23()
-
-
-RELEASE_CONFIGS = {"2.0": full_config, "2.3": full_config_23, "2.5": full_config_25}   # full-size section per release
 
 
 def analysis_bases(n_fft: int, num_mels: int, sample_rate: int) -> dict[str, torch.Tensor]:

@@ -17,6 +17,7 @@ from ltxgraph.values import AudioLatent, Video, VideoLatent
 from ltxgraph.executor import Executor
 from ltxgraph.testing import (LAWS, ContractError, InputStrategies, check_op, check_ops, exemption_summary,
                               exemptions)
+from tests.contracts.fits import FITS
 
 REGISTRY = Registry.discover()
 EXAMPLES = int(os.environ.get("LTXGRAPH_CONTRACT_EXAMPLES", "3"))
@@ -40,6 +41,9 @@ def _check(name: str, strategies: InputStrategies, examples: int) -> None:
         return
     assert report.not_drawn is None, f"{name}: {report.not_drawn}; add a strategy or list it in NOT_DRAWN"
     assert report.checked >= 1, f"{name} refused every one of {report.drawn} drawn inputs"
+    if name in FITS:                                        # related inputs drawn to agree: nothing to refuse
+        assert report.checked == report.drawn, f"{name} refused {report.drawn - report.checked} of " \
+                                               f"{report.drawn} inputs drawn by its fit (tests/contracts/fits.py)"
 
 
 def _cases() -> list:

@@ -1,8 +1,9 @@
 """Linear weights held packed in oneDNN's blocked layout: the plain path's output, one copy in memory, plain
 weights for export, LoRA deltas still applied, the loader packing bf16 models (``LTXGRAPH_PACKED_WEIGHTS``), and
-``Module.to`` / ``float()`` converting a packed model as the plain one."""
+``Module.to`` / ``float()`` converting a packed model as the plain one, ``copy.deepcopy`` cloning it."""
 from __future__ import annotations
 
+import copy
 import gc
 import os
 import subprocess
@@ -227,3 +228,52 @@ def test_a_conversion_to_a_packable_weight_packs_it_again_where_the_switch_allow
     module.to_empty(device="cpu")
     assert module.packed == (switch == "1")
     assert module.weight.shape == (96, 64) and module.weight.dtype == torch.bfloat16
+
+
+@needs_onednn
+def test_deepcopy_of_a_packed_layer_holds_its_own_packed_weight_of_the_same_bits() -> None:
+    """torch's own Parameter copy asks oneDNN for a memory format its blocked layout does not have; the copy is
+    packed, equal bit for bit to the original's plain weight, and outlives the original's packed weight."""
+    module, x = layer(64, 96, torch.bfloat16), inputs((1, 50, 64), torch.bfloat16)
+    plain, bias = module.weight.detach().clone(), module.bias.detach().clone()
+    want = module(x, activation="gelu_tanh")
+    module.pack()
+    clone = copy.deepcopy(module)
+    assert clone.packed and clone.weight is not module.weight and not clone.weight.requires_grad
+    original = weakref.ref(module.weight)
+    del module
+    gc.collect()
+    assert original() is None                                              # the copy holds no reference to it
+    assert torch.equal(clone.plain_weight(), plain) and torch.equal(clone.bias, bias)
+    assert torch.equal(clone(x, activation="gelu_tanh"), want)
+
+
+@needs_onednn
+def test_deepcopy_keeps_tied_packed_weights_tied_in_the_copy() -> None:
+    first, second = layer(64, 96, torch.bfloat16), layer(64, 96, torch.bfloat16, seed=1)
+    second.weight = first.weight
+    plain = first.weight.detach().clone()
+    model = torch.nn.ModuleList([first, second, layer(8, 8, torch.float32)])
+    pack_linears(model, torch.bfloat16)
+    clone = copy.deepcopy(model)
+    assert clone[1].weight is clone[0].weight and clone[0].weight is not first.weight
+    assert clone[0].packed and torch.equal(clone[0].plain_weight(), plain)
+    assert not clone[2].packed and torch.equal(clone[2].weight, model[2].weight)
+
+
+@needs_onednn
+@pytest.mark.parametrize("storage, streamed", [("bf16", False), ("fp8", True)], ids=["bf16", "streamed-fp8"])
+def test_deepcopy_of_a_loaded_packed_transformer_gives_the_same_forward(tmp_path: Path, storage: str,
+                                                                        streamed: bool) -> None:
+    path = write_checkpoint(tmp_path / f"{storage}.safetensors", storage, 0, [tiny])
+    packed = load_transformer(path, streamed=streamed, compute_dtype=torch.bfloat16)
+    clone = copy.deepcopy(packed)
+    linears = [m for m in clone.modules() if isinstance(m, Linear)]
+    assert [m.packed for m in linears] == [m.packed for m in packed.modules() if isinstance(m, Linear)]
+    assert any(m.packed for m in linears)
+    pairs = [(a, b) for a, b in zip(clone.state_dict().values(), packed.state_dict().values()) if not b.is_meta]
+    assert pairs and all(torch.equal(a, b) for a, b in pairs)      # a streamed model's blocks are read per call
+    video, audio = bf16_inputs()
+    with torch.no_grad():
+        got, want = clone(video, audio), packed(video, audio)
+    assert torch.equal(got.video, want.video) and torch.equal(got.audio, want.audio)

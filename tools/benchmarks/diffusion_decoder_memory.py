@@ -21,8 +21,8 @@ LATENT_SIZE = 6
 
 
 def section() -> dict:
-    from ltxgraph_ops.tiny.diffusion_decoder import full_config
-    config = full_config()
+    from ltxgraph_ops.releases import video_vae_section_25
+    config = video_vae_section_25()
     del config["encoder"]   # decoding only: the full-size encoder would dominate the baseline
     config["decoder"].update({"head_dim": 32, "t_emb_dim": 64, "stage_channels": [256, 128, 64, 64, 32],
                               "stage_depths": [1, 1, 1, 1, 1], "stage5_kernel": [3, 7, 7]})

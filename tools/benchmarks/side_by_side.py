@@ -85,10 +85,10 @@ def interleaved(cases: dict[str, Callable[[], object]], repeats: int) -> dict[st
 
 @torch.no_grad()
 def vae_decode_vs_reference() -> dict:
-    from ltxgraph_ops.tiny import video_vae as tiny
+    from ltxgraph_ops import releases
     from tools.oracle.video_vae import pair
     torch.set_num_threads(THREADS)
-    ours, encoder, reference = pair(tiny.full_config())
+    ours, encoder, reference = pair(releases.video_vae_section_20())
     del encoder
     latent = torch.randn(VAE_LATENT, generator=torch.Generator().manual_seed(VAE_SEED))
     cases = {"ours": lambda: ours.decode(latent), "reference": lambda: reference(latent)}
@@ -96,7 +96,7 @@ def vae_decode_vs_reference() -> dict:
     load_before = os.getloadavg()[0]
     times = interleaved(cases, VAE_REPEATS)
     ours_m, ref_m = (statistics.median(times[name]) for name in cases)
-    return {"config": "video_vae.full_config (release)", "threads": THREADS, "cpu": cpu_name(),
+    return {"config": "releases.video_vae_section_20", "threads": THREADS, "cpu": cpu_name(),
             "torch": torch.__version__,
             "decoder_parameters": sum(p.numel() for p in reference.parameters()),
             "latent_shape": list(latent.shape), "output_shape": list(outputs["ours"].shape),

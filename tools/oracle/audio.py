@@ -15,6 +15,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
+from ltxgraph_ops import releases  # noqa: E402
 from ltxgraph_ops.models.mel import MelConfig, log_mel_spectrogram  # noqa: E402
 from ltxgraph_ops.tiny import audio_vae as tiny_vae  # noqa: E402
 from ltxgraph_ops.tiny import vocoder as tiny_vocoder  # noqa: E402
@@ -158,7 +159,7 @@ def check_vocoder() -> float:
 ATTENTION = variant_config(mid_block_add_attention=True, attn_resolutions=[128])
 NON_CAUSAL = variant_config(causality_axis=None)
 # the release's own section: ch_mult [1, 2, 4] (128 -> 256 -> 512 channels) and two resnet blocks per level
-RELEASE = tiny_vae.full_config()
+RELEASE = releases.audio_vae_section()
 
 CHECKS: dict[str, Callable[[], float]] = {
     "audio_mel": check_mel,
