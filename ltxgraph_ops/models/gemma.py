@@ -15,7 +15,8 @@ Gemma 4 differs in: norms scale by ``w`` (not ``1 + w``); values get a per-head 
 are not scaled (the q / k norms set their size); global layers have their own head width and key/value heads, may
 take values from the key projection (``attention_k_eq_v``) and rotate only the first quarter of their frequencies
 (proportional RoPE: the other frequencies are zero, no position scaling); every layer's output is multiplied by a
-stored ``layer_scalar``.
+stored ``layer_scalar``; the logits are capped softly (``30 tanh(logits / 30)``, as ComfyUI's Gemma 4 and
+transformers' ``final_logit_softcapping``).
 
 The ComfyUI text-encoder file has no config: sizes come from the tensors, the generation from the keys (only Gemma 4
 layers hold ``layer_scalar``), the rest (window, bases, scaling) are the 12B values of that generation unless the
@@ -80,6 +81,7 @@ class GemmaConfig:
     attention_k_eq_v: bool = False      # global layers use the key projection for the values too
     global_rope_fraction: float = 1.0   # share of a global head's frequencies that rotate (the rest are zero)
     layer_types: tuple[str, ...] = ()   # "sliding_attention" / "full_attention" per layer (empty: the pattern)
+    final_logit_softcapping: float | None = None  # logits -> cap tanh(logits / cap) (None or 0: none)
 
     def is_global(self, layer: int) -> bool:
         if self.layer_types:
@@ -125,7 +127,8 @@ class GemmaConfig:
 # Gemma 4 12B (gemma4_unified) values a file without config gets
 GEMMA4_DEFAULTS = dict(norm_offset=0.0, value_norm=True, layer_scalar=True, query_pre_attn_scalar=1.0,
                        rope_scaling_factor=1.0, global_rope_fraction=0.25, sliding_window=1024,
-                       sliding_window_pattern=6, rope_local_base_freq=10000.0, rope_theta=1_000_000.0)
+                       sliding_window_pattern=6, rope_local_base_freq=10000.0, rope_theta=1_000_000.0,
+                       final_logit_softcapping=30.0)
 
 
 def _flat_overrides(config: dict) -> dict:
@@ -389,6 +392,12 @@ class GemmaTextModel(nn.Module):
         states[-1] = self.norm(x)
         return states
 
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Final hidden states [B, T, D] -> logits [B, T, vocab] (tied head; Gemma 4 caps them softly)."""
+        logits = self.embed_tokens.logits(hidden)
+        cap = self.config.final_logit_softcapping
+        return cap * torch.tanh(logits / cap) if cap else logits
+
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
                  stop_tokens: tuple[int, ...] = (1, 106), sampling: TokenSampling | None = None,
@@ -412,7 +421,7 @@ class GemmaTextModel(nn.Module):
             biases = self._biases(mask, ids.shape[1], x.dtype, prompt_images)
             for layer, cache in zip(self.layers, caches):
                 x = layer(x, ropes[layer.self_attn.is_global], biases[layer.self_attn.is_global], cache)
-            logits = self.embed_tokens.logits(self.norm(x[:, -1:]))[:, -1].float()
+            logits = self.logits(self.norm(x[:, -1:]))[:, -1].float()
             if offset == 0:
                 seen = torch.zeros(logits.shape, dtype=torch.bool)
             token = next_token(logits, seen, sampling, generator)
