@@ -29,6 +29,7 @@ from ltxgraph_ops.handles import Lazy
 from ltxgraph_ops.model_files import TRANSFORMER_PREFIX
 from ltxgraph_ops.models.gemma import GemmaConfig, GemmaTextModel, ImageTokens
 from ltxgraph_ops.models.progress import Counter
+from ltxgraph_ops.models.gemma4_vision import Gemma4Vision
 from ltxgraph_ops.models.gemma_vision import GemmaVision
 from ltxgraph_ops.models.gemma_tokenizer import MAX_LENGTH, GemmaTokenizer
 from ltxgraph_ops.models.next_token import TokenSampling
@@ -167,8 +168,16 @@ EMPTY_CLIP = ("the CLIP input is empty: LTX-2 checkpoints carry no text encoder;
 
 def no_vision_tower(source: str) -> str:
     """The refusal of image-conditioned generation by the text-only Gemma file ``source`` (its name)."""
-    return (f"{source}: this Gemma file has no vision tower ('vision_model.*' or 'vision_tower.vision_model.*' "
-            "with 'multi_modal_projector.*'): image-conditioned generation needs a Gemma 3 file that carries one")
+    return (f"{source}: this Gemma file has no vision tower ltxgraph reads ('vision_model.*' or "
+            "'vision_tower.vision_model.*' with 'multi_modal_projector.*'): image-conditioned generation needs a "
+            "Gemma 3 file or a Gemma 4 E2B / E4B / 31B file that carries its vision encoder (Gemma 4 12B's "
+            "encoder-free embedder is not read)")
+
+
+def gemma3_image_layout_only(source: str) -> str:
+    """The refusal of LTXVGemmaEnhancePrompt's image by the Gemma 4 file ``source`` (its name)."""
+    return (f"{source}: LTXVGemmaEnhancePrompt lays out an image prompt for Gemma 3, and this is Gemma 4: connect "
+            "the image to TextGenerateLTX2Prompt instead")
 
 
 @dataclass(frozen=True)
@@ -180,7 +189,8 @@ class TextEncoderHandle:
     gemma: Lazy[GemmaTextModel]
     projector: Lazy[TextProjector] | None
     max_length: int = MAX_LENGTH
-    vision: Lazy[GemmaVision] | None = None   # Gemma 3's vision tower and projector, when the file has them
+    vision: Lazy[GemmaVision | Gemma4Vision] | None = None   # the vision tower and projector, when the file has them
+    generation: int = 3                       # Gemma 3 or Gemma 4 (the text model's layers tell)
 
     def encode(self, prompts: list[str], ctx: OpContext | None = None) -> Conditioning:
         if self.projector is None:
@@ -205,7 +215,7 @@ class TextEncoderHandle:
             release_stream_buffers(projector)
         return Conditioning(video.float(), None if audio is None else audio.float(), context_mask)
 
-    def vision_tower(self) -> GemmaVision:
+    def vision_tower(self) -> GemmaVision | Gemma4Vision:
         """Gemma's vision tower and projector; a Gemma file without them is refused, naming the file."""
         if self.vision is None:
             raise InputValueError(no_vision_tower(self.source))
@@ -216,6 +226,8 @@ class TextEncoderHandle:
         """Token ids [1, T] of a one-image chat turn and the image's soft tokens for them; a Gemma file without a
         vision tower is refused, naming the file."""
         vision = self.vision_tower()
+        if not isinstance(vision, GemmaVision):
+            raise InputValueError(gemma3_image_layout_only(self.source))
         ids = torch.tensor([image_chat_ids(self.tokenizer, vision.config, system_prompt, prompt)])
         return ids, image_tokens(vision, ids, image)
 
@@ -274,7 +286,8 @@ def text_encoder_handle(gemma_path: str, ckpt_path: str | None, ctx: OpContext |
         vision_cfg = check_vision(file, layout, config.hidden_size)
         vision = Lazy(lambda: load_vision(ShardedSafetensors.for_shard(gemma_path), layout, vision_cfg),
                       f"Gemma vision tower of {file.name}")
-    return TextEncoderHandle(file.name, tokenizer, gemma, projector, max_length, vision)
+    return TextEncoderHandle(file.name, tokenizer, gemma, projector, max_length, vision,
+                             4 if config.layer_scalar else 3)
 
 
 def text_encoder_headers(gemma: str, checkpoint: str) -> None:
