@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from ltxgraph_ops.models.gemma import GEMMA4_DEFAULTS, GemmaConfig, GemmaTextModel, ImageTokens  # noqa: E402
 from ltxgraph_ops.models.gemma4_vision import CLIP_BOUNDS, Gemma4Vision, Gemma4VisionConfig  # noqa: E402
 from ltxgraph_ops.weights.writing import random_state  # noqa: E402
+from tools.oracle.gemma4 import text_config_fields  # noqa: E402
 from tools.oracle.guard import compared  # noqa: E402
 
 TEXT = GemmaConfig(**{**GEMMA4_DEFAULTS, "sliding_window": 12, "sliding_window_pattern": 2},
@@ -37,18 +38,8 @@ IMAGE_SIZE = (48, 72)   # pixels: 6 x 9 patches, 2 x 3 soft tokens
 def reference_config():
     from transformers import Gemma4Config, Gemma4TextConfig, Gemma4VisionConfig as TheirVision
     t, v = TEXT, VISION
-    layer_types = ["full_attention" if t.is_global(i) else "sliding_attention" for i in range(t.num_hidden_layers)]
-    text = Gemma4TextConfig(
-        vocab_size=t.vocab_size, hidden_size=t.hidden_size, intermediate_size=t.intermediate_size,
-        num_hidden_layers=t.num_hidden_layers, num_attention_heads=t.num_attention_heads,
-        num_key_value_heads=t.num_key_value_heads, head_dim=t.head_dim, global_head_dim=t.global_head_dim,
-        num_global_key_value_heads=t.num_global_key_value_heads, attention_k_eq_v=t.attention_k_eq_v,
-        sliding_window=t.sliding_window, layer_types=layer_types, rms_norm_eps=t.rms_norm_eps,
-        final_logit_softcapping=t.final_logit_softcapping, hidden_size_per_layer_input=0, num_kv_shared_layers=0,
-        rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": t.rope_local_base_freq},
-                         "full_attention": {"rope_type": "proportional", "rope_theta": t.rope_theta,
-                                            "partial_rotary_factor": t.global_rope_fraction}},
-        max_position_embeddings=4096)
+    text = Gemma4TextConfig(**text_config_fields(t), final_logit_softcapping=t.final_logit_softcapping,
+                            hidden_size_per_layer_input=0, num_kv_shared_layers=0)
     vision = TheirVision(hidden_size=v.hidden_size, intermediate_size=v.intermediate_size,
                          num_hidden_layers=v.num_hidden_layers, num_attention_heads=v.num_attention_heads,
                          num_key_value_heads=v.num_attention_heads, head_dim=v.head_dim, patch_size=v.patch_size,
