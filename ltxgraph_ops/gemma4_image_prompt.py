@@ -13,8 +13,9 @@ attention). Generation stops at EOS or <turn|>; the reply's markers are dropped 
 Pixels (ComfyUI's Gemma 4 tokenizer, the rule transformers' Gemma4ImageProcessor also uses): the image scaled
 by sqrt(280 x 9 x 16^2 / (H W)), each side floored to a multiple of 48 (a side that would be 0 becomes 48 and the
 other floor(ratio) x 48, at most 280 / 9 x 48); the 8-bit codes ``int(x 255)`` (truncated) resized bicubic with
-antialiasing in torch's uint8 kernel (torchvision's CPU path), then ``/ 255``. The vision encoder maps them to
-``2 (x - 0.5)`` itself.
+antialiasing as torchvision's ``transforms.functional.resize`` does for a uint8 tensor (in float32, clamped to
+[0, 255], rounded; not torch's own uint8 kernel, which differs by up to 23 levels), then ``x (1 / 255)``. The
+vision encoder maps them to ``2 (x - 0.5)`` itself.
 """
 from __future__ import annotations
 
@@ -103,9 +104,11 @@ def comfyui_gemma4_pixels(images: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"image of shape {list(images.shape)}: expected [H, W, 3] or [B, H, W, 3]")
     codes = (first[..., :3].clamp(0, 1) * 255).to(torch.uint8).movedim(-1, 0)[None]     # [1, 3, H, W], truncated
     size = comfyui_target_size(codes.shape[-2], codes.shape[-1])
-    if tuple(codes.shape[-2:]) != size:
+    codes = codes.float()
+    if tuple(codes.shape[-2:]) != size:    # torchvision's tensor resize: in float, clamped, rounded to 8 bits
         codes = F.interpolate(codes, size=size, mode="bicubic", align_corners=False, antialias=True)
-    return codes.float() * (1.0 / 255.0)
+        codes = codes.clamp(0, 255).round()
+    return codes * (1.0 / 255.0)
 
 
 def gemma4_image_chat(tokenizer: GemmaTokenizer, vision: Gemma4Vision, prompt: str, images: torch.Tensor

@@ -1,6 +1,7 @@
 """TextGenerateLTX2Prompt with Gemma 4 (LTX-2.5's prompt enhancer) as ComfyUI runs it: the size rule and pixels of
-its Gemma 4 tokenizer (hand-computed expectations: ComfyUI itself is not installable in CI), the Gemma 4 chat and
-where the image's soft tokens go, the vision encoder found in the file, and the refusal of a file without one."""
+its Gemma 4 tokenizer (hand-computed expectations, and the resize against rows ComfyUI's torchvision call wrote:
+ComfyUI is not installable in CI), the Gemma 4 chat and where the image's soft tokens go, the vision encoder found
+in the file, and the refusal of a file without one."""
 from __future__ import annotations
 
 import math
@@ -65,6 +66,21 @@ def test_pixels_resize_to_the_rule_and_keep_a_flat_image_flat() -> None:
     pixels = comfyui_gemma4_pixels(flat)
     assert pixels.shape == (1, 3, *comfyui_target_size(30, 40))
     assert set((pixels * 255).round().unique().tolist()) == {127.0}   # 0.5 x 255 = 127.5 -> 127, kept by the resize
+
+
+def test_resize_is_torchvisions_as_comfyui_calls_it() -> None:
+    """Rows of torchvision 0.28's bicubic antialiased resize of a uint8 image (the call ComfyUI's Gemma 4 tokenizer
+    makes; stored in tests/data/reference): equal to the 8-bit level."""
+    import json
+    from tests.conftest import DATA
+    stored = json.loads((DATA / "reference" / "comfyui_gemma4_image_resize_rows.json").read_text())
+    image = (torch.rand(3, 37, 53, generator=torch.Generator().manual_seed(1961)) * 255).to(torch.uint8)
+    assert comfyui_target_size(37, 53) == tuple(stored["size"])
+    # images in [0, 1] whose truncated codes are the stored input's
+    pixels = comfyui_gemma4_pixels(((image.float() + 0.5) / 255).movedim(0, -1))
+    codes = (pixels[0] * 255).round().to(torch.int64)
+    for row, expected in zip(stored["rows"], stored["codes"]):
+        assert codes[:, row, :].tolist() == expected
 
 
 def test_gemma4_chat_layout() -> None:
