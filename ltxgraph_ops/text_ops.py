@@ -43,6 +43,9 @@ GEMMA_PREFIXES = ("model.", "language_model.model.", "model.language_model.")
 # beside Gemma's text model under its prefix: its vision parts, and in an LTX-2.5 "with-proj" file the bundled
 # connectors (``model.diffusion_model.*``)
 OTHER_GEMMA_PARTS = ("vision_tower.", "multi_modal_projector.", "lm_head.", "diffusion_model.")
+# token tables a streamed Gemma leaves on disk (rows read when looked up): the embeddings, and Gemma 4 E2B / E4B's
+# per-layer input table
+TOKEN_TABLES = ("embed_tokens", "embed_tokens_per_layer")
 ENHANCER_SAMPLING = TokenSampling(temperature=0.7, top_k=64)
 """How LTXVGemmaEnhancePrompt draws tokens: temperature 0.7 over the 64 likeliest."""
 # the text projection's weight that fixes the Gemma it fits: LTX-2.0 (V1) / LTX-2.3 (V2, one per stream)
@@ -71,18 +74,23 @@ def load_gemma(file, prefix: str, streamed: bool, compute_dtype: torch.dtype = t
         model = GemmaTextModel(gemma_config(file, prefix), compute_dtype)
     if not streamed:
         return load_component(model, file, prefix, compute_dtype, allow_extra=OTHER_GEMMA_PARTS)
-    layers, embed = model.layers, model.embed_tokens
-    model.layers, model.embed_tokens = nn.ModuleList(), nn.Module()
-    load_component(model, file, prefix, compute_dtype, allow_extra=OTHER_GEMMA_PARTS + ("layers.", "embed_tokens."))
-    table = f"{prefix}embed_tokens."
-    if f"{table}weight_scale" in file.entries:
-        scale = file.read(f"{table}weight_scale").float()
-        embed.weight_scale = scale.reshape(() if scale.numel() == 1 else (-1,))
-    quant = layer_quant(file, table.rstrip("."), header_layers(file))
-    embed.weight_rotation = quant.rotation if quant is not None and quant.is_int8 else 0
-    embed.leave_on_disk(file, f"{table}weight")
+    layers = model.layers
+    tables = {name: getattr(model, name) for name in TOKEN_TABLES if getattr(model, name) is not None}
+    model.layers = nn.ModuleList()
+    for name in tables:
+        setattr(model, name, nn.Module())
+    load_component(model, file, prefix, compute_dtype,
+                   allow_extra=OTHER_GEMMA_PARTS + ("layers.", *(f"{name}." for name in tables)))
+    for name, embed in tables.items():
+        table = f"{prefix}{name}."
+        if f"{table}weight_scale" in file.entries:
+            scale = file.read(f"{table}weight_scale").float()
+            embed.weight_scale = scale.reshape(() if scale.numel() == 1 else (-1,))
+        quant = layer_quant(file, table.rstrip("."), header_layers(file))
+        embed.weight_rotation = quant.rotation if quant is not None and quant.is_int8 else 0
+        embed.leave_on_disk(file, f"{table}weight")
+        setattr(model, name, embed)
     model.layers = StreamedBlocks(layers, file, f"{prefix}layers.", compute_dtype=compute_dtype)
-    model.embed_tokens = embed
     return model
 
 

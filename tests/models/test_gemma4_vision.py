@@ -9,7 +9,10 @@ from ltxgraph_ops.models.gemma4_vision import (ClippedLinear, Gemma4Vision, Gemm
                                                rotate_each_half)
 from tools.oracle import gemma4_vision as oracle
 
-PARITY_BOUNDS = {"gemma4_vision_greedy_generation": 0.0}
+# E2B's text model (per-layer inputs, shared keys and values): its hidden states grow to ~11 over six layers, and
+# float32 rounding reaches 1.8e-5 there (1.6e-6 of their size); logits stay within 1e-5
+PARITY_BOUNDS = {"gemma4_vision_greedy_generation": 0.0, "gemma4_vision_e2b_greedy_generation": 0.0,
+                 "gemma4_vision_e2b_hidden_states": 2.5e-5}
 
 
 @pytest.mark.oracle

@@ -10,6 +10,8 @@ and differs from SDPA by float rounding alone (1.5e-5 on the encoder's activatio
 states)."""
 from __future__ import annotations
 
+import dataclasses
+import functools
 import sys
 from pathlib import Path
 from typing import Callable
@@ -32,14 +34,23 @@ TEXT = GemmaConfig(**{**GEMMA4_DEFAULTS, "sliding_window": 12, "sliding_window_p
 VISION = Gemma4VisionConfig(hidden_size=24, intermediate_size=40, num_hidden_layers=2, num_attention_heads=2,
                             head_dim=12, patch_size=8, pooling_kernel_size=3, position_embedding_size=64,
                             text_hidden_size=32, boi_token_id=297, image_token_id=299, eoi_token_id=298)
+# Gemma 4 E2B's text model in small: per-layer inputs (P = 4), the last 3 of 6 layers reusing the keys and values
+# of the last earlier layer of their kind, with doubled feed-forwards; sliding window 5, every third layer global
+TEXT_E2B = dataclasses.replace(TEXT, num_hidden_layers=6, sliding_window=5, sliding_window_pattern=3,
+                               attention_k_eq_v=False, num_global_key_value_heads=2, per_layer_input_size=4,
+                               per_layer_vocab_size=300, kv_shared_layers=3,
+                               layer_intermediate_sizes=(64, 64, 64, 128, 128, 128))
 IMAGE_SIZE = (48, 72)   # pixels: 6 x 9 patches, 2 x 3 soft tokens
 
 
-def reference_config():
+def reference_config(t: GemmaConfig = TEXT):
     from transformers import Gemma4Config, Gemma4TextConfig, Gemma4VisionConfig as TheirVision
-    t, v = TEXT, VISION
+    v = VISION
+    double_wide = bool(t.layer_intermediate_sizes) and t.layer_intermediate_sizes[-1] == 2 * t.intermediate_size
     text = Gemma4TextConfig(**text_config_fields(t), final_logit_softcapping=t.final_logit_softcapping,
-                            hidden_size_per_layer_input=0, num_kv_shared_layers=0)
+                            hidden_size_per_layer_input=t.per_layer_input_size,
+                            vocab_size_per_layer_input=t.per_layer_vocab_size or t.vocab_size,
+                            num_kv_shared_layers=t.kv_shared_layers, use_double_wide_mlp=double_wide)
     vision = TheirVision(hidden_size=v.hidden_size, intermediate_size=v.intermediate_size,
                          num_hidden_layers=v.num_hidden_layers, num_attention_heads=v.num_attention_heads,
                          num_key_value_heads=v.num_attention_heads, head_dim=v.head_dim, patch_size=v.patch_size,
@@ -60,14 +71,14 @@ def seeded_vision(vision: Gemma4Vision, seed: int) -> dict[str, torch.Tensor]:
     return state
 
 
-def build_pair():
+def build_pair(text_config: GemmaConfig = TEXT):
     """(our text model, our vision path, their Gemma4ForConditionalGeneration) on the same weights."""
     from transformers import Gemma4ForConditionalGeneration
-    text, vision = GemmaTextModel(TEXT).eval(), Gemma4Vision(VISION).eval()
+    text, vision = GemmaTextModel(text_config).eval(), Gemma4Vision(VISION).eval()
     text_state, vision_state = random_state(text, "", 31), seeded_vision(vision, 32)
     text.load_state_dict(text_state)
     vision.load_state_dict(vision_state)
-    theirs = Gemma4ForConditionalGeneration(reference_config()).eval()
+    theirs = Gemma4ForConditionalGeneration(reference_config(text_config)).eval()
     state = {f"model.language_model.{k}": v for k, v in text_state.items()}
     for key, value in vision_state.items():
         name = (f"model.vision_tower.{key[len('vision_model.'):]}" if key.startswith("vision_model.")
@@ -133,8 +144,8 @@ def _inputs(vision: Gemma4Vision):
 
 
 @torch.no_grad()
-def check_hidden_states() -> float:
-    text, vision, theirs = build_pair()
+def check_hidden_states(text_config: GemmaConfig = TEXT) -> float:
+    text, vision, theirs = build_pair(text_config)
     ids, images, their_inputs = _inputs(vision)
     mine = text(ids, torch.ones_like(ids), images=images)
     ref = theirs(**their_inputs, output_hidden_states=True).hidden_states
@@ -144,17 +155,17 @@ def check_hidden_states() -> float:
 
 
 @torch.no_grad()
-def check_logits() -> float:
-    text, vision, theirs = build_pair()
+def check_logits(text_config: GemmaConfig = TEXT) -> float:
+    text, vision, theirs = build_pair(text_config)
     ids, images, their_inputs = _inputs(vision)
     mine = text.logits(text(ids, torch.ones_like(ids), images=images)[-1])
     return compared("gemma 4 logits", mine, theirs(**their_inputs).logits)
 
 
 @torch.no_grad()
-def check_generation() -> float:
+def check_generation(text_config: GemmaConfig = TEXT) -> float:
     """Greedy image-conditioned generation: number of tokens that differ from transformers' ``generate``."""
-    text, vision, theirs = build_pair()
+    text, vision, theirs = build_pair(text_config)
     ids, images, their_inputs = _inputs(vision)
     steps = 10
     mine = text.generate(ids, torch.ones_like(ids), max_new_tokens=steps, stop_tokens=(-1,), images=images)
@@ -169,4 +180,7 @@ CHECKS: dict[str, Callable[[], float]] = {
     "gemma4_vision_hidden_states": check_hidden_states,
     "gemma4_vision_logits": check_logits,
     "gemma4_vision_greedy_generation": check_generation,
+    "gemma4_vision_e2b_hidden_states": functools.partial(check_hidden_states, TEXT_E2B),
+    "gemma4_vision_e2b_logits": functools.partial(check_logits, TEXT_E2B),
+    "gemma4_vision_e2b_greedy_generation": functools.partial(check_generation, TEXT_E2B),
 }
