@@ -136,8 +136,9 @@ class GemmaConfig:
                       num_key_value_heads=shapes["layers.0.self_attn.k_proj.weight"][0] // head_dim,
                       query_pre_attn_scalar=head_dim)
         overrides = _flat_overrides(overrides or {})
-        sized = ("per_layer_input_size", "per_layer_vocab_size", "layer_intermediate_sizes", "vocab_size", "hidden_size", "num_hidden_layers", "head_dim", "intermediate_size",
-                 "num_attention_heads", "num_key_value_heads")
+        sized = ("vocab_size", "hidden_size", "num_hidden_layers", "head_dim", "intermediate_size",
+                 "num_attention_heads", "num_key_value_heads", "per_layer_input_size", "per_layer_vocab_size",
+                 "layer_intermediate_sizes")
         if "layers.0.layer_scalar" in shapes:
             values.update(GEMMA4_DEFAULTS)
             values.update(_gemma4_layer_sizes(shapes, layers))

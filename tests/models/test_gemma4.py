@@ -89,8 +89,8 @@ def test_e2b_depth_and_head_widths_tell_what_a_file_without_config_leaves_out() 
     """A ComfyUI E2B file has no config: 35 layers are E2B (the last 20 reuse keys and values, sliding window 512,
     as ComfyUI's Gemma4_E2B_Config), and the wider heads are the global layers (every fifth)."""
     types = tuple("full_attention" if (i + 1) % 5 == 0 else "sliding_attention" for i in range(35))
-    real = GemmaConfig(**{**GEMMA4_DEFAULTS, "sliding_window": 512}, vocab_size=64, hidden_size=16, intermediate_size=32,
-                       num_hidden_layers=35, num_attention_heads=2, num_key_value_heads=1, head_dim=8,
+    real = GemmaConfig(**{**GEMMA4_DEFAULTS, "sliding_window": 512}, vocab_size=64, hidden_size=16,
+                       intermediate_size=32, num_hidden_layers=35, num_attention_heads=2, num_key_value_heads=1, head_dim=8,
                        global_head_dim=16, num_global_key_value_heads=1, layer_types=types, per_layer_input_size=2,
                        per_layer_vocab_size=64,
                        kv_shared_layers=20, layer_intermediate_sizes=(32,) * 15 + (64,) * 20)
