@@ -95,16 +95,19 @@ def load_gemma(file, prefix: str, streamed: bool, compute_dtype: torch.dtype = t
 
 
 def tokenizer_for(file, path: Path) -> GemmaTokenizer:
-    """The tokenizer inside the file (``spiece_model``) or a ``tokenizer.model`` beside it."""
+    """The tokenizer inside the file (``spiece_model``), a ``tokenizer.model`` beside it, or the Hugging Face
+    tokenizers JSON inside the file (``tokenizer_json``: Gemma 4's ComfyUI files, ltx-core 1.2.0's packed ones)."""
     if "spiece_model" in file.entries:
         return GemmaTokenizer(bytes(file.read("spiece_model").tolist()))
     beside = Path(path).with_name("tokenizer.model")
     if beside.is_file():
         return GemmaTokenizer(beside.read_bytes())
-    if "tokenizer_json" in file.entries:     # ltx-core 1.2.0's packed files: Hugging Face tokenizers JSON
-        raise CheckpointError(f"{file.path}: its tokenizer is a Hugging Face tokenizer.json ('tokenizer_json'), "
-                              "which ltxgraph does not read: put the model's SentencePiece tokenizer.model beside "
-                              f"it in {beside.parent}")
+    if "tokenizer_json" in file.entries:
+        try:
+            return GemmaTokenizer.from_json(bytes(file.read("tokenizer_json").tolist()).decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{file.path}: 'tokenizer_json' cannot be read ({exc}); put the model's "
+                                  f"SentencePiece tokenizer.model beside it in {beside.parent}") from None
     raise CheckpointError(f"{file.path}: no tokenizer: the file has no 'spiece_model' tensor and there is no "
                           f"tokenizer.model beside it in {beside.parent}")
 

@@ -203,3 +203,43 @@ def test_validation_refuses_an_image_the_gemma4_file_cannot_read(files, tmp_path
         return
     with pytest.raises(ValidationError, match=refusal):
         runner.validate(api.load(graph_path))
+
+
+def char_tokenizer_json() -> str:
+    """A Hugging Face tokenizers JSON in Gemma's id layout (pad 0, eos 1, bos 2, unk 3, mask 4), one token per
+    character, the Gemma 4 markers as special added tokens."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models
+    chars = sorted(set("".join(map(chr, range(32, 127))) + "\n\u2014\u2013\u2026\u2019"))
+    vocab = {piece: i for i, piece in enumerate(["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", *chars])}
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tokenizer.decoder = decoders.Fuse()
+    tokenizer.add_special_tokens([AddedToken(piece, special=True) for piece in
+                                  ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>", *MARKERS)])
+    return tokenizer.to_str()
+
+
+def test_a_tokenizers_json_answers_as_the_sentencepiece_model_does() -> None:
+    tokenizer = GemmaTokenizer.from_json(char_tokenizer_json())
+    assert tokenizer.piece_id("<|turn>") == tokenizer.processor.get_piece_size() - len(MARKERS)
+    ids = gemma4_chat_ids(tokenizer, "<|turn>user\nab<turn|>")
+    assert ids == [BOS_ID, tokenizer.piece_id("<|turn>"), *tokenizer.processor.encode("user\nab"),
+                   tokenizer.piece_id("<turn|>")]
+    assert tokenizer.tokenize("<eos>ab") == [BOS_ID, 1, *tokenizer.processor.encode("ab")]
+    assert tokenizer.decode(tokenizer.processor.encode("a b\n")) == "a b\n"
+    with pytest.raises(KeyError, match="<start_of_turn>"):
+        tokenizer.piece_id("<start_of_turn>")
+    with pytest.raises(ValueError, match="not a Hugging Face tokenizers JSON"):
+        GemmaTokenizer.from_json('{"model": {"type": "BPE"}}')
+
+
+def test_a_gemma4_file_with_its_tokenizer_as_json_runs_the_node(files, tmp_path) -> None:
+    """ComfyUI's Gemma 4 files carry ``tokenizer_json`` and no SentencePiece model."""
+    from safetensors.torch import load_file, save_file
+    tensors = load_file(files["vision"])
+    del tensors["spiece_model"]
+    tensors["tokenizer_json"] = torch.frombuffer(bytearray(char_tokenizer_json().encode()), dtype=torch.uint8)
+    path = tmp_path / "gemma4_e2b_json.safetensors"
+    save_file(tensors, str(path), SafetensorsFile(files["vision"]).metadata)
+    handle = text_encoder_handle(str(path), None, None)
+    reply = generate_ltx2_prompt(handle, "a cat", max_length=5, sampling_mode="off", image=torch.rand(1, 64, 64, 3))
+    assert isinstance(reply, str) and reply
