@@ -1,14 +1,19 @@
-"""Image-conditioned text generation with Gemma 3 (prompt enhancement that looks at an image): finding and
-reading the vision tower in a text-encoder file, and laying out a chat prompt with an image.
+"""Image-conditioned text generation with Gemma (prompt enhancement that looks at an image): finding and reading the
+vision tower in a text-encoder file, and laying out a Gemma 3 chat prompt with an image.
 
 Key layouts read (strictly: every tensor of the tower and the projector, nothing else under their prefixes):
 
-- ComfyUI's single file (``gemma_3_12B_it*.safetensors``): ``vision_model.*`` and ``multi_modal_projector.*``
-  beside the text model's ``model.*``.
-- A Hugging Face Gemma3ForConditionalGeneration folder: ``vision_tower.vision_model.*`` and
+- Gemma 3, ComfyUI's single file (``gemma_3_12B_it*.safetensors``): ``vision_model.*`` (SigLIP) and
+  ``multi_modal_projector.*`` beside the text model's ``model.*``.
+- Gemma 3, a Hugging Face Gemma3ForConditionalGeneration folder: ``vision_tower.vision_model.*`` and
   ``multi_modal_projector.*`` (original release), or the same under ``model.`` (files saved by transformers 5).
+- Gemma 4 (E2B / E4B / 31B), ComfyUI's file (``gemma4_e2b_it*.safetensors``): ``vision_model.*`` (the Gemma 4
+  vision encoder, told apart by ``patch_embedder``) and ``multi_modal_projector.embedding_projection.weight``;
+  a Hugging Face Gemma4ForConditionalGeneration file: ``model.vision_tower.*`` and ``model.embed_vision.*``.
 
-A file with neither is text-only: it still encodes prompts, and image-conditioned generation is refused naming it.
+A file with none is text-only: it still encodes prompts, and image-conditioned generation is refused naming it.
+So is a file with Gemma 4 12B's encoder-free vision embedder (``vision_model.patch_dense.*``, transformers'
+``gemma4_unified``), which ltxgraph does not read.
 """
 from __future__ import annotations
 
@@ -18,68 +23,89 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ltxgraph_ops.models import gemma4_vision
 from ltxgraph_ops.models.gemma import ImageTokens
+from ltxgraph_ops.models.gemma4_vision import Gemma4Vision, Gemma4VisionConfig
 from ltxgraph_ops.models.gemma_tokenizer import BOS_ID
 from ltxgraph_ops.models.gemma_vision import GemmaVision, GemmaVisionConfig, image_token_sequence
 from ltxgraph_ops.weights.loading import load_component, match_component, parameters_on_meta
 from ltxgraph_ops.weights.safetensors_file import CheckpointError
 
-TOWER_KEY = "embeddings.patch_embedding.weight"
 COMFYUI_IMAGE_AREA = 896 * 896   # pixels ComfyUI's Gemma 3 tokenizer resizes a prompt image to, whatever the tower
-PROJECTION_KEY = "mm_input_projection_weight"
 
 
 @dataclass(frozen=True)
 class VisionLayout:
-    """Where a file keeps the vision tower and the projector."""
+    """Where a file keeps the vision tower and the projector, and which Gemma's they are (3 or 4)."""
 
     tower: str
     projector: str
+    generation: int = 3
+
+    @property
+    def tower_key(self) -> str:
+        return "embeddings.patch_embedding.weight" if self.generation == 3 else gemma4_vision.PATCH_KEY
+
+    @property
+    def projection_key(self) -> str:
+        return "mm_input_projection_weight" if self.generation == 3 else gemma4_vision.PROJECTION_KEY
 
 
 LAYOUTS = (VisionLayout("vision_model.", "multi_modal_projector."),
            VisionLayout("vision_tower.vision_model.", "multi_modal_projector."),
-           VisionLayout("model.vision_tower.vision_model.", "model.multi_modal_projector."))
+           VisionLayout("model.vision_tower.vision_model.", "model.multi_modal_projector."),
+           VisionLayout("vision_model.", "multi_modal_projector.", 4),
+           VisionLayout("model.vision_tower.", "model.embed_vision.", 4))
+VISION_MODELS = {3: (GemmaVisionConfig, GemmaVision), 4: (Gemma4VisionConfig, Gemma4Vision)}
+UNREAD_EMBEDDER_KEY = "vision_model.patch_dense.weight"   # Gemma 4 12B's encoder-free embedder (not read)
 
 
 def vision_layout(file) -> VisionLayout | None:
     """The file's vision layout, None for a text-only file; a tower without a projector (or the reverse) is a
     :class:`CheckpointError` naming the file."""
     keys = file.entries.keys()
+    if UNREAD_EMBEDDER_KEY in keys:
+        return None
     for layout in LAYOUTS:
-        tower, projector = f"{layout.tower}{TOWER_KEY}" in keys, f"{layout.projector}{PROJECTION_KEY}" in keys
+        tower_key, projection_key = f"{layout.tower}{layout.tower_key}", f"{layout.projector}{layout.projection_key}"
+        tower, projector = tower_key in keys, projection_key in keys
         if tower and projector:
             return layout
         if tower or (projector and any(k.startswith(layout.tower) for k in keys)):
-            missing = f"{layout.projector}{PROJECTION_KEY}" if tower else f"{layout.tower}{TOWER_KEY}"
-            raise CheckpointError(f"{file.path}: Gemma 3 vision weights are incomplete: '{missing}' is missing")
+            raise CheckpointError(f"{file.path}: Gemma {layout.generation} vision weights are incomplete: "
+                                  f"'{projection_key if tower else tower_key}' is missing")
     return None
 
 
-def vision_config(file, layout: VisionLayout) -> GemmaVisionConfig:
+def vision_config(file, layout: VisionLayout) -> GemmaVisionConfig | Gemma4VisionConfig:
     shapes = {f"vision_model.{key[len(layout.tower):]}": entry.shape
               for key, entry in file.entries.items() if key.startswith(layout.tower)}
     shapes.update({f"multi_modal_projector.{key[len(layout.projector):]}": entry.shape
                    for key, entry in file.entries.items() if key.startswith(layout.projector)})
-    return GemmaVisionConfig.from_tensors(shapes, file.config())
+    try:
+        return VISION_MODELS[layout.generation][0].from_tensors(shapes, file.config())
+    except KeyError as exc:
+        raise CheckpointError(f"{file.path}: Gemma {layout.generation} vision weights are incomplete: "
+                              f"{exc} is missing") from None
 
 
-def check_vision(file, layout: VisionLayout, text_hidden: int) -> GemmaVisionConfig:
+def check_vision(file, layout: VisionLayout, text_hidden: int) -> GemmaVisionConfig | Gemma4VisionConfig:
     """Config of the file's vision weights, every key and shape checked from the header alone."""
     config = vision_config(file, layout)
     if config.text_hidden_size != text_hidden:
-        raise CheckpointError(f"{file.path}: '{layout.projector}{PROJECTION_KEY}' projects to "
+        raise CheckpointError(f"{file.path}: '{layout.projector}{layout.projection_key}' projects to "
                               f"{config.text_hidden_size}, the text model is {text_hidden} wide")
     with torch.device("meta"):
-        model = GemmaVision(config)
+        model = VISION_MODELS[layout.generation][1](config)
     match_component(model.vision_model, file, layout.tower)
     match_component(model.multi_modal_projector, file, layout.projector)
     return config
 
 
-def load_vision(file, layout: VisionLayout, config: GemmaVisionConfig) -> GemmaVision:
+def load_vision(file, layout: VisionLayout, config: GemmaVisionConfig | Gemma4VisionConfig
+                ) -> GemmaVision | Gemma4Vision:
     with parameters_on_meta():
-        model = GemmaVision(config)
+        model = VISION_MODELS[layout.generation][1](config)
     load_component(model.vision_model, file, layout.tower)
     load_component(model.multi_modal_projector, file, layout.projector)
     return model.eval()

@@ -29,6 +29,7 @@ from ltxgraph_ops.handles import Lazy
 from ltxgraph_ops.model_files import TRANSFORMER_PREFIX
 from ltxgraph_ops.models.gemma import GemmaConfig, GemmaTextModel, ImageTokens
 from ltxgraph_ops.models.progress import Counter
+from ltxgraph_ops.models.gemma4_vision import Gemma4Vision
 from ltxgraph_ops.models.gemma_vision import GemmaVision
 from ltxgraph_ops.models.gemma_tokenizer import MAX_LENGTH, GemmaTokenizer
 from ltxgraph_ops.models.next_token import TokenSampling
@@ -42,6 +43,9 @@ GEMMA_PREFIXES = ("model.", "language_model.model.", "model.language_model.")
 # beside Gemma's text model under its prefix: its vision parts, and in an LTX-2.5 "with-proj" file the bundled
 # connectors (``model.diffusion_model.*``)
 OTHER_GEMMA_PARTS = ("vision_tower.", "multi_modal_projector.", "lm_head.", "diffusion_model.")
+# token tables a streamed Gemma leaves on disk (rows read when looked up): the embeddings, and Gemma 4 E2B / E4B's
+# per-layer input table
+TOKEN_TABLES = ("embed_tokens", "embed_tokens_per_layer")
 ENHANCER_SAMPLING = TokenSampling(temperature=0.7, top_k=64)
 """How LTXVGemmaEnhancePrompt draws tokens: temperature 0.7 over the 64 likeliest."""
 # the text projection's weight that fixes the Gemma it fits: LTX-2.0 (V1) / LTX-2.3 (V2, one per stream)
@@ -70,32 +74,40 @@ def load_gemma(file, prefix: str, streamed: bool, compute_dtype: torch.dtype = t
         model = GemmaTextModel(gemma_config(file, prefix), compute_dtype)
     if not streamed:
         return load_component(model, file, prefix, compute_dtype, allow_extra=OTHER_GEMMA_PARTS)
-    layers, embed = model.layers, model.embed_tokens
-    model.layers, model.embed_tokens = nn.ModuleList(), nn.Module()
-    load_component(model, file, prefix, compute_dtype, allow_extra=OTHER_GEMMA_PARTS + ("layers.", "embed_tokens."))
-    table = f"{prefix}embed_tokens."
-    if f"{table}weight_scale" in file.entries:
-        scale = file.read(f"{table}weight_scale").float()
-        embed.weight_scale = scale.reshape(() if scale.numel() == 1 else (-1,))
-    quant = layer_quant(file, table.rstrip("."), header_layers(file))
-    embed.weight_rotation = quant.rotation if quant is not None and quant.is_int8 else 0
-    embed.leave_on_disk(file, f"{table}weight")
+    layers = model.layers
+    tables = {name: getattr(model, name) for name in TOKEN_TABLES if getattr(model, name) is not None}
+    model.layers = nn.ModuleList()
+    for name in tables:
+        setattr(model, name, nn.Module())
+    load_component(model, file, prefix, compute_dtype,
+                   allow_extra=OTHER_GEMMA_PARTS + ("layers.", *(f"{name}." for name in tables)))
+    for name, embed in tables.items():
+        table = f"{prefix}{name}."
+        if f"{table}weight_scale" in file.entries:
+            scale = file.read(f"{table}weight_scale").float()
+            embed.weight_scale = scale.reshape(() if scale.numel() == 1 else (-1,))
+        quant = layer_quant(file, table.rstrip("."), header_layers(file))
+        embed.weight_rotation = quant.rotation if quant is not None and quant.is_int8 else 0
+        embed.leave_on_disk(file, f"{table}weight")
+        setattr(model, name, embed)
     model.layers = StreamedBlocks(layers, file, f"{prefix}layers.", compute_dtype=compute_dtype)
-    model.embed_tokens = embed
     return model
 
 
 def tokenizer_for(file, path: Path) -> GemmaTokenizer:
-    """The tokenizer inside the file (``spiece_model``) or a ``tokenizer.model`` beside it."""
+    """The tokenizer inside the file (``spiece_model``), a ``tokenizer.model`` beside it, or the Hugging Face
+    tokenizers JSON inside the file (``tokenizer_json``: Gemma 4's ComfyUI files, ltx-core 1.2.0's packed ones)."""
     if "spiece_model" in file.entries:
         return GemmaTokenizer(bytes(file.read("spiece_model").tolist()))
     beside = Path(path).with_name("tokenizer.model")
     if beside.is_file():
         return GemmaTokenizer(beside.read_bytes())
-    if "tokenizer_json" in file.entries:     # ltx-core 1.2.0's packed files: Hugging Face tokenizers JSON
-        raise CheckpointError(f"{file.path}: its tokenizer is a Hugging Face tokenizer.json ('tokenizer_json'), "
-                              "which ltxgraph does not read: put the model's SentencePiece tokenizer.model beside "
-                              f"it in {beside.parent}")
+    if "tokenizer_json" in file.entries:
+        try:
+            return GemmaTokenizer.from_json(bytes(file.read("tokenizer_json").tolist()).decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{file.path}: 'tokenizer_json' cannot be read ({exc}); put the model's "
+                                  f"SentencePiece tokenizer.model beside it in {beside.parent}") from None
     raise CheckpointError(f"{file.path}: no tokenizer: the file has no 'spiece_model' tensor and there is no "
                           f"tokenizer.model beside it in {beside.parent}")
 
@@ -167,8 +179,16 @@ EMPTY_CLIP = ("the CLIP input is empty: LTX-2 checkpoints carry no text encoder;
 
 def no_vision_tower(source: str) -> str:
     """The refusal of image-conditioned generation by the text-only Gemma file ``source`` (its name)."""
-    return (f"{source}: this Gemma file has no vision tower ('vision_model.*' or 'vision_tower.vision_model.*' "
-            "with 'multi_modal_projector.*'): image-conditioned generation needs a Gemma 3 file that carries one")
+    return (f"{source}: this Gemma file has no vision tower ltxgraph reads ('vision_model.*' or "
+            "'vision_tower.vision_model.*' with 'multi_modal_projector.*'): image-conditioned generation needs a "
+            "Gemma 3 file or a Gemma 4 E2B / E4B / 31B file that carries its vision encoder (Gemma 4 12B's "
+            "encoder-free embedder is not read)")
+
+
+def gemma3_image_layout_only(source: str) -> str:
+    """The refusal of LTXVGemmaEnhancePrompt's image by the Gemma 4 file ``source`` (its name)."""
+    return (f"{source}: LTXVGemmaEnhancePrompt lays out an image prompt for Gemma 3, and this is Gemma 4: connect "
+            "the image to TextGenerateLTX2Prompt instead")
 
 
 @dataclass(frozen=True)
@@ -180,7 +200,8 @@ class TextEncoderHandle:
     gemma: Lazy[GemmaTextModel]
     projector: Lazy[TextProjector] | None
     max_length: int = MAX_LENGTH
-    vision: Lazy[GemmaVision] | None = None   # Gemma 3's vision tower and projector, when the file has them
+    vision: Lazy[GemmaVision | Gemma4Vision] | None = None   # the vision tower and projector, when the file has them
+    generation: int = 3                       # Gemma 3 or Gemma 4 (the text model's layers tell)
 
     def encode(self, prompts: list[str], ctx: OpContext | None = None) -> Conditioning:
         if self.projector is None:
@@ -205,7 +226,7 @@ class TextEncoderHandle:
             release_stream_buffers(projector)
         return Conditioning(video.float(), None if audio is None else audio.float(), context_mask)
 
-    def vision_tower(self) -> GemmaVision:
+    def vision_tower(self) -> GemmaVision | Gemma4Vision:
         """Gemma's vision tower and projector; a Gemma file without them is refused, naming the file."""
         if self.vision is None:
             raise InputValueError(no_vision_tower(self.source))
@@ -216,6 +237,8 @@ class TextEncoderHandle:
         """Token ids [1, T] of a one-image chat turn and the image's soft tokens for them; a Gemma file without a
         vision tower is refused, naming the file."""
         vision = self.vision_tower()
+        if not isinstance(vision, GemmaVision):
+            raise InputValueError(gemma3_image_layout_only(self.source))
         ids = torch.tensor([image_chat_ids(self.tokenizer, vision.config, system_prompt, prompt)])
         return ids, image_tokens(vision, ids, image)
 
@@ -274,7 +297,8 @@ def text_encoder_handle(gemma_path: str, ckpt_path: str | None, ctx: OpContext |
         vision_cfg = check_vision(file, layout, config.hidden_size)
         vision = Lazy(lambda: load_vision(ShardedSafetensors.for_shard(gemma_path), layout, vision_cfg),
                       f"Gemma vision tower of {file.name}")
-    return TextEncoderHandle(file.name, tokenizer, gemma, projector, max_length, vision)
+    return TextEncoderHandle(file.name, tokenizer, gemma, projector, max_length, vision,
+                             4 if config.layer_scalar else 3)
 
 
 def text_encoder_headers(gemma: str, checkpoint: str) -> None:

@@ -134,3 +134,138 @@ I2V_INSTRUCTIONS = (
     'sound of the espresso machine hissing softly blends with gentle background chatter and the light '
     'clinking of cups on saucers.'
 )
+
+
+# The node's Gemma 4 ("LTX 2.4", used with LTX-2.5's Gemma 4 prompt enhancer) instructions, as Comfy-Org/ComfyUI's
+# comfy_extras/nodes_textgen.py (1ac2d83) ships them (LTX24_T2V_SYSTEM_PROMPT, LTX24_I2V_SYSTEM_PROMPT): paragraphs
+# separated by a blank line, the ones both share written once
+
+_LTX24_STYLE = (
+    "Match this captioning style precisely:\n\n1. Begin immediately with the action or visual detail. "
+    "Do NOT use \"The scene opens\u2026\", \"We see\u2026\", "
+    "\"There is\u2026\".\n\n2. Objective, observable description "
+    "only. Do not infer emotions or intentions \u2014 describe what is visible and audible (e.g. not \"he "
+    "looks sad\" but \"his eyebrows angle downward and his lips are pressed together\")."
+)
+
+_LTX24_SOUNDSCAPE = (
+    "5. Complete soundscape, integrated naturally: any dialogue (quote it exactly, in the original "
+    "language), tone of voice, background music (type, mood, volume changes), and environmental "
+    "sounds (footsteps, wind, traffic, animals). If the request implies sound, describe it plausibly."
+)
+
+_LTX24_ENDING = (
+    "7. One single continuous paragraph. No bullet points, no section headers, no labels like "
+    "\"Audio:\" or \"Visual:\". Exhaustive and lossless \u2014 include background elements, subtle movements, "
+    "lighting, secondary sounds \u2014 detailed enough to reconstruct the scene. Aim for a rich, complete "
+    "paragraph (roughly 150\u2013220 words).\n\nIf the user wrote in another language, produce the English "
+    "caption of the same content. Output ONLY the caption text \u2014 no JSON, no preamble."
+)
+
+_T2V_TASK = (
+    "You are given a user's short text-to-video request. Write a single, highly detailed "
+    "audio-visual caption describing the video that best fulfills that request, in the EXACT style "
+    "of the training captions used for this video model. The generated video is scored against the "
+    "user's ORIGINAL request, so preserve every element the user stated; expand faithfully into the "
+    "full caption style without contradicting or dropping anything they asked for."
+)
+
+_T2V_DETAIL = (
+    "3. Full visual detail: environment (materials, textures, lighting, colors), character "
+    "appearance (clothing, posture, facial details), and the spatial positioning of all elements. "
+    "When a human appears, identify them specifically (gendered terms when clearly implied; "
+    "differentiate multiple people consistently) and describe visible physical attributes \u2014 apparent "
+    "gender presentation, skin tone, estimated age group, hair color/length/style, build, clothing "
+    "and accessories. Do not infer ethnicity, nationality, religion, or culture."
+)
+
+_T2V_MOTION = (
+    "4. Precise motion and cinematic description. For every shot you MUST include, woven naturally "
+    "into the prose (never as tags or labels):\n   - Shot type (exactly one: extreme wide shot / wide "
+    "shot / medium shot / medium close-up / close-up / extreme close-up)\n   - Camera motion (always "
+    "stated; if none, explicitly say the camera remains static). Camera movement is expected and "
+    "good \u2014 match the user if they specified it, otherwise choose the treatment that best presents "
+    "the requested scene.\n   - Camera viewpoint relative to subject (front-facing / back-facing / "
+    "side view / over-the-shoulder / top-down / low-angle / high-angle).\n   Express these as flowing "
+    "prose: \"a medium shot frames\u2026, captured from a front-facing angle as the camera slowly pans\u2026\". "
+    "Never as \"medium shot, static camera \u2014\"."
+)
+
+_T2V_FLOW = (
+    "6. Strict chronological, real-time flow using transitions like \"Initially\u2026\", \"A moment later\u2026\", "
+    "\"Simultaneously\u2026\". Keep every stated action in motion."
+)
+
+_T2V_QUALITY = (
+    "AESTHETIC QUALITY (in addition to the above, without breaking the objective caption style): "
+    "render the described scene with strong visual production value \u2014 cinematic, film-grade color "
+    "and contrast, beautiful natural lighting, crisp fine detail and texture, pleasing composition "
+    "and depth. Weave these quality descriptors naturally into the same observable prose (e.g. \"warm "
+    "cinematic lighting\", \"richly saturated film-grade color\", \"crisp high-resolution detail\") \u2014 "
+    "describe how the exact requested scene LOOKS at its most visually striking, never adding new "
+    "objects or actions. Keep everything else (framing triple, soundscape, chronological single "
+    "paragraph, faithfulness) exactly as specified.\n"
+)
+
+_I2V_TASK = (
+    "You are given a REFERENCE IMAGE (the exact first frame of the video) and a user's short "
+    "image-to-video request. Write a single, highly detailed audio-visual caption describing the "
+    "video that BEGINS from this exact reference image and best fulfills that request, in the EXACT "
+    "style of the training captions used for this video model. The generated video is scored against "
+    "the user's ORIGINAL request, so preserve every element the user stated; expand faithfully into "
+    "the full caption style without contradicting or dropping anything they asked for."
+)
+
+_I2V_GROUNDING = (
+    "FIRST-FRAME / IMAGE GROUNDING (do this first): the opening of your caption must match the "
+    "reference image exactly \u2014 same subject(s), identity, appearance, clothing, setting, lighting, "
+    "and composition as shown. The video starts on this frame; describe it faithfully, then narrate "
+    "chronologically as the user's requested action unfolds from it. Never contradict, replace, or "
+    "invent things not consistent with the image. Single continuous take \u2014 no hard cuts."
+)
+
+_I2V_DETAIL = (
+    "3. Full visual detail: environment (materials, textures, lighting, colors), character "
+    "appearance (clothing, posture, facial details), and the spatial positioning of all elements \u2014 "
+    "grounded in and consistent with the reference image. When a human appears, identify them "
+    "specifically (gendered terms when clearly implied; differentiate multiple people consistently) "
+    "and describe visible physical attributes \u2014 apparent gender presentation, skin tone, estimated "
+    "age group, hair color/length/style, build, clothing and accessories. Do not infer ethnicity, "
+    "nationality, religion, or culture."
+)
+
+_I2V_MOTION = (
+    "4. Precise motion and cinematic description. For every shot you MUST include, woven naturally "
+    "into the prose (never as tags or labels):\n   - Shot type (exactly one: extreme wide shot / wide "
+    "shot / medium shot / medium close-up / close-up / extreme close-up) \u2014 consistent with how the "
+    "reference image is framed at the start.\n   - Camera motion (always stated; if none, explicitly "
+    "say the camera remains static). Camera movement is expected and good \u2014 match the user if they "
+    "specified it, otherwise choose the treatment that best presents the requested scene starting "
+    "from this frame.\n   - Camera viewpoint relative to subject (front-facing / back-facing / side "
+    "view / over-the-shoulder / top-down / low-angle / high-angle) \u2014 matching the reference image's "
+    "viewpoint at the opening.\n   Express these as flowing prose: \"a medium shot frames\u2026, captured "
+    "from a front-facing angle as the camera slowly pans\u2026\". Never as \"medium shot, static camera \u2014\"."
+)
+
+_I2V_FLOW = (
+    "6. Strict chronological, real-time flow using transitions like \"Initially\u2026\", \"A moment later\u2026\", "
+    "\"Simultaneously\u2026\". Keep the user's requested motion/action central and in motion throughout."
+)
+
+_I2V_QUALITY = (
+    "AESTHETIC QUALITY (in addition to the above, without breaking the objective caption style or "
+    "contradicting the reference image): render the described scene with strong visual production "
+    "value \u2014 cinematic, film-grade color and contrast, beautiful natural lighting, crisp fine detail "
+    "and texture, pleasing composition and depth. Weave these quality descriptors naturally into the "
+    "same observable prose (e.g. \"warm cinematic lighting\", \"richly saturated film-grade color\", "
+    "\"crisp high-resolution detail\") \u2014 describe how the exact requested scene, starting from this "
+    "frame, LOOKS at its most visually striking, never adding new objects or actions and never "
+    "contradicting the first frame. Keep everything else (first-frame grounding, framing triple, "
+    "soundscape, chronological single paragraph, faithfulness) exactly as specified.\n"
+)
+
+LTX24_T2V_INSTRUCTIONS = "\n\n".join([_T2V_TASK, _LTX24_STYLE, _T2V_DETAIL, _T2V_MOTION, _LTX24_SOUNDSCAPE, _T2V_FLOW,
+                                      _LTX24_ENDING, _T2V_QUALITY])
+
+LTX24_I2V_INSTRUCTIONS = "\n\n".join([_I2V_TASK, _I2V_GROUNDING, _LTX24_STYLE, _I2V_DETAIL, _I2V_MOTION,
+                                      _LTX24_SOUNDSCAPE, _I2V_FLOW, _LTX24_ENDING, _I2V_QUALITY])

@@ -40,7 +40,8 @@ def as_bytes(text: str) -> torch.Tensor:
 
 def packed_like_ltx_core(source: Path, target: Path, hugging_face_keys: bool = False) -> Path:
     """``source`` rewritten as ltx-core 1.2.0's packer writes a text-encoder file; its SentencePiece model goes
-    to ``tokenizer.model`` beside it. The tower tensors' names below their prefixes are stand-ins."""
+    to ``tokenizer.model`` beside it. The embedders' tensors are stand-ins under the names Gemma 4 12B's
+    encoder-free embedder has in ComfyUI's layout (``vision_model.patch_dense``: not a vision path ltxgraph reads)."""
     with safe_open(str(source), "pt") as opened:
         tensors = {key: opened.get_tensor(key) for key in opened.keys()}
         config = json.loads(opened.metadata()["config"])
@@ -52,7 +53,7 @@ def packed_like_ltx_core(source: Path, target: Path, hugging_face_keys: bool = F
     tensors.update({"tokenizer_json": as_bytes('{"model": {"type": "BPE"}}'),
                     "hf_asset__tokenizer_config.json": as_bytes("{}"),
                     "hf_asset__processor_config.json": as_bytes("{}"),
-                    "vision_model.patch_embedder.input_proj.weight": torch.zeros(24, 48),
+                    "vision_model.patch_dense.weight": torch.zeros(24, 48),
                     "multi_modal_projector.embedding_projection.weight": torch.zeros(24, 24),
                     "audio_projector.embedding_projection.weight": torch.zeros(24, 24)})
     gemma_config = {"model_type": config["model_type"], "text_config": config["text_config"], "gemma_version": "4"}

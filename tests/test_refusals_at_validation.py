@@ -302,6 +302,7 @@ REFUSED_AT_VALIDATION = {
     "sampling_ops:parse_blocks": "block_numbers",
     "sampling_ops:guider_parameters": "graph check guidance_once_per_modality (guidance_set_twice)",
     "text_ops:vision_tower": "graph check image_prompts_need_vision",
+    "text_ops:image_prompt": "graph check image_prompts_need_vision (a Gemma 4 vision path for LTXVGemmaEnhancePrompt)",
     "text_ops:clip_text_encode": "graph check clip_not_empty",
     "looping_sampler:looping_sampler": "temporal_overlap_below_tile (for LTX-2's 8-frame VAE; the others: data)",
     "vae_ops:vae_decode_tiled": "overlap_below_tile (for LTX-2's 32-pixel VAE)",

@@ -15,7 +15,15 @@ Gemma 4 differs in: norms scale by ``w`` (not ``1 + w``); values get a per-head 
 are not scaled (the q / k norms set their size); global layers have their own head width and key/value heads, may
 take values from the key projection (``attention_k_eq_v``) and rotate only the first quarter of their frequencies
 (proportional RoPE: the other frequencies are zero, no position scaling); every layer's output is multiplied by a
-stored ``layer_scalar``.
+stored ``layer_scalar``; the logits are capped softly (``30 tanh(logits / 30)``, as ComfyUI's Gemma 4 and
+transformers' ``final_logit_softcapping``).
+
+Gemma 4 E2B / E4B (transformers' ``gemma4``, LTX-2.5's prompt enhancer) also have per-layer inputs: each token's
+input embedding projected to L x P (times D^-1/2, RMSNorm per layer's slice) plus its row of a second table (times
+sqrt(P); an image soft token reads the padding token's row), the sum times 2^-1/2; layer l adds
+``post_norm(proj(gelu_tanh(gate(x)) * input_l))`` to its output before the layer scalar. Their last
+``kv_shared_layers`` layers take the keys and values of the last earlier layer of their kind (sliding or global)
+instead of computing their own, and may have wider feed-forwards (per-layer sizes read from the tensors).
 
 The ComfyUI text-encoder file has no config: sizes come from the tensors, the generation from the keys (only Gemma 4
 layers hold ``layer_scalar``), the rest (window, bases, scaling) are the 12B values of that generation unless the
@@ -80,11 +88,28 @@ class GemmaConfig:
     attention_k_eq_v: bool = False      # global layers use the key projection for the values too
     global_rope_fraction: float = 1.0   # share of a global head's frequencies that rotate (the rest are zero)
     layer_types: tuple[str, ...] = ()   # "sliding_attention" / "full_attention" per layer (empty: the pattern)
+    final_logit_softcapping: float | None = None  # logits -> cap tanh(logits / cap) (None or 0: none)
+    per_layer_input_size: int = 0       # P of the per-layer inputs (0: none)
+    per_layer_vocab_size: int = 0       # rows of the per-layer input table
+    kv_shared_layers: int = 0           # the last layers that reuse an earlier layer's keys and values
+    shared_layers_hold_kv: bool = False  # the file still stores key/value projections for those layers
+    layer_intermediate_sizes: tuple[int, ...] = ()  # feed-forward width per layer (empty: intermediate_size)
 
     def is_global(self, layer: int) -> bool:
         if self.layer_types:
             return self.layer_types[layer] == "full_attention"
         return (layer + 1) % self.sliding_window_pattern == 0
+
+    def intermediate_size_of(self, layer: int) -> int:
+        return self.layer_intermediate_sizes[layer] if self.layer_intermediate_sizes else self.intermediate_size
+
+    def kv_source(self, layer: int) -> int | None:
+        """The earlier layer whose keys and values ``layer`` reuses (the last one of its kind before the shared
+        ones), None for a layer that computes its own."""
+        first_shared = self.num_hidden_layers - self.kv_shared_layers
+        if layer < first_shared:
+            return None
+        return max(i for i in range(first_shared) if self.is_global(i) == self.is_global(layer))
 
     def head_dim_of(self, is_global: bool) -> int:
         return self.global_head_dim if is_global and self.global_head_dim else self.head_dim
@@ -112,9 +137,11 @@ class GemmaConfig:
                       query_pre_attn_scalar=head_dim)
         overrides = _flat_overrides(overrides or {})
         sized = ("vocab_size", "hidden_size", "num_hidden_layers", "head_dim", "intermediate_size",
-                 "num_attention_heads", "num_key_value_heads")
+                 "num_attention_heads", "num_key_value_heads", "per_layer_input_size", "per_layer_vocab_size",
+                 "layer_intermediate_sizes")
         if "layers.0.layer_scalar" in shapes:
             values.update(GEMMA4_DEFAULTS)
+            values.update(_gemma4_layer_sizes(shapes, layers))
         known = {f.name for f in fields(cls)}
         values.update({k: v for k, v in overrides.items() if k in known and k not in sized})
         if "layers.0.layer_scalar" in shapes:
@@ -125,7 +152,8 @@ class GemmaConfig:
 # Gemma 4 12B (gemma4_unified) values a file without config gets
 GEMMA4_DEFAULTS = dict(norm_offset=0.0, value_norm=True, layer_scalar=True, query_pre_attn_scalar=1.0,
                        rope_scaling_factor=1.0, global_rope_fraction=0.25, sliding_window=1024,
-                       sliding_window_pattern=6, rope_local_base_freq=10000.0, rope_theta=1_000_000.0)
+                       sliding_window_pattern=6, rope_local_base_freq=10000.0, rope_theta=1_000_000.0,
+                       final_logit_softcapping=30.0)
 
 
 def _flat_overrides(config: dict) -> dict:
@@ -143,8 +171,35 @@ def _flat_overrides(config: dict) -> dict:
                                     ("rope_scaling_factor", full, "factor")):
             if name in source:
                 values[field] = source[name]
+    if "num_kv_shared_layers" in values:
+        values["kv_shared_layers"] = values.pop("num_kv_shared_layers")
     if isinstance(values.get("layer_types"), list):
         values["layer_types"] = tuple(values["layer_types"])
+    return values
+
+
+# Gemma 4 E2B and E4B (told by their depth, as ComfyUI tells them) as a file without config gets them
+GEMMA4_DENSE_DEFAULTS = {35: dict(kv_shared_layers=20, sliding_window=512),
+                         42: dict(kv_shared_layers=18, sliding_window=512)}
+
+
+def _gemma4_layer_sizes(shapes: dict[str, tuple[int, ...]], layers: int) -> dict:
+    """What a Gemma 4 text model's tensors tell beyond the widths: per-layer inputs (and then the E2B / E4B
+    defaults of its depth), per-layer feed-forward widths when they differ, which layers are global when their
+    heads are wider, and whether key/value-sharing layers still store their projections."""
+    values: dict = {}
+    if "embed_tokens_per_layer.weight" in shapes:
+        rows, total = shapes["embed_tokens_per_layer.weight"]
+        values.update(GEMMA4_DENSE_DEFAULTS.get(layers, {}), per_layer_input_size=total // layers,
+                      per_layer_vocab_size=rows)
+        values["shared_layers_hold_kv"] = f"layers.{layers - 1}.self_attn.k_proj.weight" in shapes
+    widths = tuple(shapes[f"layers.{i}.mlp.gate_proj.weight"][0] for i in range(layers))
+    if len(set(widths)) > 1:
+        values["layer_intermediate_sizes"] = widths
+    heads = [shapes[f"layers.{i}.self_attn.q_norm.weight"][0] for i in range(layers)]
+    if len(set(heads)) > 1:
+        values["layer_types"] = tuple("full_attention" if width == max(heads) else "sliding_attention"
+                                      for width in heads)
     return values
 
 
@@ -252,45 +307,54 @@ class GemmaAttention(nn.Module):
     def __init__(self, cfg: GemmaConfig, layer: int) -> None:
         super().__init__()
         self.cfg, self.is_global = cfg, cfg.is_global(layer)
+        self.kv_source = cfg.kv_source(layer)
         self.head_dim = d = cfg.head_dim_of(self.is_global)
         kv_heads = cfg.key_value_heads_of(self.is_global)
         self.q_proj = Linear(cfg.hidden_size, cfg.num_attention_heads * d, bias=False)
-        self.k_proj = Linear(cfg.hidden_size, kv_heads * d, bias=False)
-        self.v_proj = None if cfg.shares_keys_and_values(self.is_global) else Linear(cfg.hidden_size, kv_heads * d,
-                                                                                     bias=False)
         self.o_proj = Linear(cfg.num_attention_heads * d, cfg.hidden_size, bias=False)
         self.q_norm = GemmaRMSNorm(d, cfg.rms_norm_eps, cfg.norm_offset)
-        self.k_norm = GemmaRMSNorm(d, cfg.rms_norm_eps, cfg.norm_offset)
-        self.v_norm = GemmaRMSNorm(d, cfg.rms_norm_eps, scaled=False) if cfg.value_norm else None
+        self.k_proj = self.v_proj = self.k_norm = self.v_norm = None
+        if self.kv_source is None or cfg.shared_layers_hold_kv:     # (a sharing layer's own are never used)
+            self.k_proj = Linear(cfg.hidden_size, kv_heads * d, bias=False)
+            if not cfg.shares_keys_and_values(self.is_global):
+                self.v_proj = Linear(cfg.hidden_size, kv_heads * d, bias=False)
+            self.k_norm = GemmaRMSNorm(d, cfg.rms_norm_eps, cfg.norm_offset)
+            self.v_norm = GemmaRMSNorm(d, cfg.rms_norm_eps, scaled=False) if cfg.value_norm else None
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], bias: torch.Tensor,
                 cache: list[torch.Tensor] | None = None) -> torch.Tensor:
         """x [B, T, D]; rope cos/sin [T, head_dim] of the new tokens; bias [B, 1, T, S] additive over all keys
-        (cached + new); ``cache`` [k, v] is extended in place with the new keys and values."""
+        (cached + new); ``cache`` [k, v] is extended in place with the new keys and values (a key/value-sharing
+        layer's ``cache`` is its source layer's, already extended: it is read only)."""
         b, t, _ = x.shape
         d = self.head_dim
-        q = self.q_norm(self.q_proj(x).view(b, t, -1, d)).transpose(1, 2)   # [B, H, T, d]
-        keys = self.k_proj(x).view(b, t, -1, d)                               # [B, T, Hkv, d]
-        v = keys if self.v_proj is None else self.v_proj(x).view(b, t, -1, d)
-        k = self.k_norm(keys).transpose(1, 2)                                 # [B, Hkv, T, d]
-        v = (v if self.v_norm is None else self.v_norm(v)).transpose(1, 2)
         cos, sin = rope
-        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
-        if cache is not None:
-            if cache:
-                k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
-            cache[:] = [k, v]
+        q = self.q_norm(self.q_proj(x).view(b, t, -1, d)).transpose(1, 2)   # [B, H, T, d]
+        q = q * cos + rotate_half(q) * sin
+        if self.kv_source is not None:
+            k, v = cache
+        else:
+            keys = self.k_proj(x).view(b, t, -1, d)                           # [B, T, Hkv, d]
+            v = keys if self.v_proj is None else self.v_proj(x).view(b, t, -1, d)
+            k = self.k_norm(keys).transpose(1, 2)                             # [B, Hkv, T, d]
+            v = (v if self.v_norm is None else self.v_norm(v)).transpose(1, 2)
+            k = k * cos + rotate_half(k) * sin
+            if cache is not None:
+                if cache:
+                    k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+                cache[:] = [k, v]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.cfg.query_pre_attn_scalar ** -0.5,
                                              enable_gqa=True)
         return self.o_proj(out.transpose(1, 2).reshape(b, t, -1))
 
 
 class GemmaMLP(nn.Module):
-    def __init__(self, cfg: GemmaConfig) -> None:
+    def __init__(self, cfg: GemmaConfig, layer: int) -> None:
         super().__init__()
-        self.gate_proj = Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
-        self.up_proj = Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
-        self.down_proj = Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
+        width = cfg.intermediate_size_of(layer)
+        self.gate_proj = Linear(cfg.hidden_size, width, bias=False)
+        self.up_proj = Linear(cfg.hidden_size, width, bias=False)
+        self.down_proj = Linear(width, cfg.hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down_proj(self.gate_proj(x, activation="gelu_tanh") * self.up_proj(x))   # GELU(tanh) gate
@@ -301,17 +365,26 @@ class GemmaLayer(nn.Module):
         super().__init__()
         eps, offset = cfg.rms_norm_eps, cfg.norm_offset
         self.self_attn = GemmaAttention(cfg, layer)
-        self.mlp = GemmaMLP(cfg)
+        self.mlp = GemmaMLP(cfg, layer)
         self.input_layernorm = GemmaRMSNorm(cfg.hidden_size, eps, offset)
         self.post_attention_layernorm = GemmaRMSNorm(cfg.hidden_size, eps, offset)
         self.pre_feedforward_layernorm = GemmaRMSNorm(cfg.hidden_size, eps, offset)
         self.post_feedforward_layernorm = GemmaRMSNorm(cfg.hidden_size, eps, offset)
         self.layer_scalar = nn.Parameter(torch.ones(1), requires_grad=False) if cfg.layer_scalar else None
+        self.per_layer_input_gate = self.per_layer_projection = self.post_per_layer_input_norm = None
+        if cfg.per_layer_input_size:
+            self.per_layer_input_gate = Linear(cfg.hidden_size, cfg.per_layer_input_size, bias=False)
+            self.per_layer_projection = Linear(cfg.per_layer_input_size, cfg.hidden_size, bias=False)
+            self.post_per_layer_input_norm = GemmaRMSNorm(cfg.hidden_size, eps, offset)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], bias: torch.Tensor,
-                cache: list[torch.Tensor] | None = None) -> torch.Tensor:
+                cache: list[torch.Tensor] | None = None, layer_input: torch.Tensor | None = None) -> torch.Tensor:
+        """``layer_input`` [B, T, P]: this layer's per-layer input (models that have them)."""
         x = x + self.post_attention_layernorm(self.self_attn(self.input_layernorm(x), rope, bias, cache))
         x = x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
+        if self.per_layer_input_gate is not None:
+            gated = self.per_layer_input_gate(x, activation="gelu_tanh") * layer_input.to(x.dtype)
+            x = x + self.post_per_layer_input_norm(self.per_layer_projection(gated))
         return x if self.layer_scalar is None else x * self.layer_scalar.to(x.dtype)
 
 
@@ -346,6 +419,12 @@ class GemmaTextModel(nn.Module):
         self.embed_tokens = Embedding(cfg.vocab_size, cfg.hidden_size)
         self.layers = nn.ModuleList([GemmaLayer(cfg, i) for i in range(cfg.num_hidden_layers)])
         self.norm = GemmaRMSNorm(cfg.hidden_size, cfg.rms_norm_eps, cfg.norm_offset)
+        self.embed_tokens_per_layer = self.per_layer_model_projection = self.per_layer_projection_norm = None
+        if cfg.per_layer_input_size:
+            total = cfg.num_hidden_layers * cfg.per_layer_input_size
+            self.embed_tokens_per_layer = Embedding(cfg.per_layer_vocab_size, total)
+            self.per_layer_model_projection = Linear(cfg.hidden_size, total, bias=False)
+            self.per_layer_projection_norm = GemmaRMSNorm(cfg.per_layer_input_size, cfg.rms_norm_eps, cfg.norm_offset)
 
     def _ropes(self, positions: torch.Tensor, dtype: torch.dtype) -> dict[bool, tuple[torch.Tensor, torch.Tensor]]:
         c = self.config
@@ -371,6 +450,40 @@ class GemmaTextModel(nn.Module):
         x = self.embed(ids, dtype)
         return x.masked_scatter(images.slots[..., None], images.features.to(dtype))
 
+    def per_layer_inputs(self, ids: torch.Tensor, x: torch.Tensor, images: ImageTokens | None = None
+                         ) -> torch.Tensor | None:
+        """Every layer's input [B, T, L, P] for tokens ``ids`` [B, T] embedded as ``x`` [B, T, D] (image slots read
+        the padding token's row of the table); None for a model without per-layer inputs."""
+        cfg = self.config
+        if not cfg.per_layer_input_size:
+            return None
+        shape = (*ids.shape, cfg.num_hidden_layers, cfg.per_layer_input_size)
+        if images is not None:
+            ids = torch.where(images.slots, 0, ids)
+        projected = self.per_layer_model_projection(x) * (cfg.hidden_size ** -0.5)
+        projected = self.per_layer_projection_norm(projected.reshape(shape))
+        table = self.embed_tokens_per_layer(ids, x.dtype) * torch.tensor(math.sqrt(cfg.per_layer_input_size),
+                                                                          dtype=x.dtype)
+        return (projected + table.reshape(shape)) * (2.0 ** -0.5)
+
+    def _run_layers(self, x: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, offset: int,
+                    caches: list[list[torch.Tensor] | None], images: ImageTokens | None = None,
+                    on_layer: Counter | None = None, states: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """New tokens ``ids`` [B, T] embedded as ``x`` [B, T, D] at positions ``offset + t`` through every layer
+        (keys masked by ``mask`` [B, S]); layer i extends ``caches[i]`` (a key/value-sharing layer reads its
+        source's); each layer's output appended to ``states``."""
+        ropes = self._ropes(torch.arange(offset, offset + ids.shape[1]), x.dtype)
+        biases = self._biases(mask, ids.shape[1], x.dtype, images)
+        layer_inputs = self.per_layer_inputs(ids, x, images)
+        for index, layer in enumerate(counted(self.layers, on_layer)):
+            attention = layer.self_attn
+            cache = caches[index if attention.kv_source is None else attention.kv_source]
+            x = layer(x, ropes[attention.is_global], biases[attention.is_global], cache,
+                      None if layer_inputs is None else layer_inputs[:, :, index])
+            if states is not None:
+                states.append(x)
+        return x
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 position_offset: int = 0, on_layer: Counter | None = None,
                 images: ImageTokens | None = None) -> list[torch.Tensor]:
@@ -379,15 +492,18 @@ class GemmaTextModel(nn.Module):
         caller that dropped leading padding columns passes how many it dropped); ``images`` fill their slots.
         ``on_layer(done, total)`` after each layer (resident or streamed)."""
         x = self.embed(input_ids, self.compute_dtype, images)
-        positions = torch.arange(position_offset, position_offset + input_ids.shape[1])
-        ropes = self._ropes(positions, x.dtype)
-        biases = self._biases(attention_mask, input_ids.shape[1], x.dtype, images)
         states = [x]
-        for layer in counted(self.layers, on_layer):
-            x = layer(x, ropes[layer.self_attn.is_global], biases[layer.self_attn.is_global])
-            states.append(x)
+        # key/value-sharing layers read their source's keys and values: those layers keep them for the pass
+        caches = [[] if self.config.kv_shared_layers else None for _ in range(self.config.num_hidden_layers)]
+        x = self._run_layers(x, input_ids, attention_mask, position_offset, caches, images, on_layer, states)
         states[-1] = self.norm(x)
         return states
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Final hidden states [B, T, D] -> logits [B, T, vocab] (tied head; Gemma 4 caps them softly)."""
+        logits = self.embed_tokens.logits(hidden)
+        cap = self.config.final_logit_softcapping
+        return cap * torch.tanh(logits / cap) if cap else logits
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
@@ -400,19 +516,15 @@ class GemmaTextModel(nn.Module):
         sequence continues with its stop token). ``images`` fill their slots in the prompt; ``on_token(done,
         max_new_tokens)`` after each new token."""
         generator = torch.Generator().manual_seed(seed)
-        caches: list[list[torch.Tensor]] = [[] for _ in self.layers]
+        caches: list[list[torch.Tensor] | None] = [[] for _ in range(self.config.num_hidden_layers)]
         mask, ids, produced = attention_mask.clone(), input_ids, []
         done = torch.zeros(input_ids.shape[0], dtype=torch.bool)
         offset = 0
         for _ in range(max_new_tokens):
             prompt_images = images if offset == 0 else None   # new tokens are text: their own block is none
             x = self.embed(ids, self.compute_dtype, prompt_images)
-            positions = torch.arange(offset, offset + ids.shape[1])
-            ropes = self._ropes(positions, x.dtype)
-            biases = self._biases(mask, ids.shape[1], x.dtype, prompt_images)
-            for layer, cache in zip(self.layers, caches):
-                x = layer(x, ropes[layer.self_attn.is_global], biases[layer.self_attn.is_global], cache)
-            logits = self.embed_tokens.logits(self.norm(x[:, -1:]))[:, -1].float()
+            x = self._run_layers(x, ids, mask, offset, caches, prompt_images)
+            logits = self.logits(self.norm(x[:, -1:]))[:, -1].float()
             if offset == 0:
                 seen = torch.zeros(logits.shape, dtype=torch.bool)
             token = next_token(logits, seen, sampling, generator)

@@ -1,6 +1,8 @@
-"""TextGenerateLTX2Prompt (ComfyUI core): a prompt rewritten for LTX-2 by the text encoder's own Gemma 3, in
+"""TextGenerateLTX2Prompt (ComfyUI core): a prompt rewritten for LTX-2 by the text encoder's own Gemma, in
 Gemma's chat format with the LTX-2 video-prompt system instruction, sampled or greedy, as ComfyUI's node does it
-(comfy_extras/nodes_textgen.py, its Gemma 3 tokenizer and generation loop; facts listed in generate_ltx2_prompt)."""
+(comfy_extras/nodes_textgen.py, its Gemma 3 tokenizer and generation loop; facts listed in generate_ltx2_prompt).
+With Gemma 4 (LTX-2.5's prompt enhancer) the node writes Gemma 4's chat instead
+(:mod:`ltxgraph_ops.gemma4_image_prompt`)."""
 from __future__ import annotations
 
 import re
@@ -12,6 +14,7 @@ from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.input_checks import input_check
 from ltxgraph.values import Audio
+from ltxgraph_ops.gemma4_image_prompt import gemma4_chat, gemma4_chat_ids, gemma4_image_chat, reply_text, stop_ids
 from ltxgraph_ops.gemma_image_prompt import comfyui_image_pixels
 from ltxgraph_ops.models.gemma import ImageTokens
 from ltxgraph_ops.models.gemma_tokenizer import BOS_ID, MAX_LENGTH, PAD_ID, GemmaTokenizer
@@ -119,18 +122,40 @@ def generate_ltx2_prompt(
     ``thinking`` change nothing (ComfyUI's node sends its own chat, which skips the default template; Gemma 3
     writes no reasoning). With an image, ComfyUI's image chat (:func:`comfyui_image_chat`: Gemma looks at every
     image of the batch through its vision tower; a text-only Gemma file refuses it); a video changes nothing
-    (ComfyUI's Gemma 3 tokenizer ignores it); audio Gemma 3 cannot hear."""
+    (ComfyUI's Gemma 3 tokenizer ignores it); audio Gemma 3 cannot hear. With Gemma 4, ComfyUI's Gemma 4 chat
+    (the LTX "2.4" instructions, the first image's soft tokens in place of <|image|>), stopping at EOS or <turn|>,
+    the reply stripped of markers and whitespace, the prompt itself if the reply is empty."""
     ctx = ctx or OpContext("TextGenerateLTX2Prompt")
     sampling = None
     if sampling_mode == "on":
         sampling = TokenSampling(temperature, top_k, top_p, min_p, repetition_penalty, presence_penalty)
-    images = None
-    if image is None:
-        ids = torch.tensor([comfyui_chat_ids(clip.tokenizer, ltx2_chat(prompt))])
+    if clip.generation == 4:
+        ids, images = gemma4_prompt(clip, prompt, image)
+        stops = stop_ids(clip.tokenizer)
     else:
-        ids, images = comfyui_image_chat(clip, prompt, image)
-    end_of_turn = clip.tokenizer.piece_id(END_OF_TURN)
+        ids, images = gemma3_prompt(clip, prompt, image)
+        stops = (clip.tokenizer.piece_id(END_OF_TURN),)
     with torch.inference_mode(), applied_gemma(clip) as gemma:
-        generated = gemma.generate(ids, torch.ones_like(ids), max_new_tokens=max_length, stop_tokens=(end_of_turn,),
+        generated = gemma.generate(ids, torch.ones_like(ids), max_new_tokens=max_length, stop_tokens=stops,
                                    sampling=sampling, seed=seed, images=images, on_token=ctx.counter("token"))
-    return clip.tokenizer.decode([i for i in generated[0].tolist() if i != end_of_turn])
+    if clip.generation == 4:
+        return reply_text(clip.tokenizer, generated[0].tolist()) or prompt
+    return clip.tokenizer.decode([i for i in generated[0].tolist() if i not in stops])
+
+
+def gemma3_prompt(clip: TextEncoderHandle, prompt: str, image: torch.Tensor | None
+                  ) -> tuple[torch.Tensor, ImageTokens | None]:
+    """Ids [1, T] (and image tokens) of ComfyUI's Gemma 3 chat: :func:`ltx2_chat`, or with an image
+    :func:`comfyui_image_chat`."""
+    if image is None:
+        return torch.tensor([comfyui_chat_ids(clip.tokenizer, ltx2_chat(prompt))]), None
+    return comfyui_image_chat(clip, prompt, image)
+
+
+def gemma4_prompt(clip: TextEncoderHandle, prompt: str, image: torch.Tensor | None
+                  ) -> tuple[torch.Tensor, ImageTokens | None]:
+    """Ids [1, T] (and image tokens) of ComfyUI's Gemma 4 chat (:mod:`ltxgraph_ops.gemma4_image_prompt`); an image
+    needs the file's vision encoder (a file without one is refused, naming it)."""
+    if image is None:
+        return torch.tensor([gemma4_chat_ids(clip.tokenizer, gemma4_chat(prompt, image=False))]), None
+    return gemma4_image_chat(clip.tokenizer, clip.vision_tower(), prompt, image)

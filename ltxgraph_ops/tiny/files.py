@@ -90,14 +90,15 @@ TEXT_ENCODERS = {"gemma_3_12B_it_fp8_scaled.safetensors": "fp8", "gemma_3_12B_it
 TEXT_ENCODERS_25 = {"gemma4-12b-with-proj-ltx-2.5-comfy-int8-convrot.safetensors": "bf16"}
 # LTX-2.5's split files as ComfyUI's 2.5 templates load them (VAELoader, CLIPLoader; the int8-convrot ones are bf16
 # stand-ins): the diffusion video VAE, the audio VAE with its vocoder, Gemma 4 with the text projection and
-# connectors bundled ("with-proj"), and Gemma 4 alone for prompt generation
+# connectors bundled ("with-proj"), and Gemma 4 alone for prompt generation (E2B in the release), with its vision
+# encoder
 VIDEO_VAE_25 = "ltx-2.5-video-vae-bf16.safetensors"
 AUDIO_VAE_25 = "ltx-2.5-audio-vae-bf16.safetensors"
 TEXT_ENCODER_WITH_PROJ_25 = "gemma4-12b-with-proj-ltx-2.5-comfy-int8-convrot.safetensors"
 PROMPT_GEMMA_25 = "gemma4_e2b_it_int8_convrot.safetensors"
 # ComfyUI-LTXVideo's example workflows name Gemma as one shard of a Hugging Face folder
 SHARDED_TEXT_ENCODER = "gemma-3-12b-it-qat-q4_0-unquantized"
-VERSION = "16"  # bump when the tiny configs or the writer change: the provider rewrites the set
+VERSION = "17"  # bump when the tiny configs or the writer change: the provider rewrites the set
 
 
 def component(name: str) -> ModuleType:
@@ -220,7 +221,7 @@ def write_split_25(folder: Path, seed: int = 0, storage: str = "bf16") -> list[P
                write_checkpoint(folder / "vae" / AUDIO_VAE_25, "bf16", seed,
                                 [component("audio_vae"), component("vocoder")], version="2.5")]
     gemma = component("gemma4")
-    prompt_gemma = gemma.write_file(folder / "text_encoders" / PROMPT_GEMMA_25, storage, seed)
+    prompt_gemma = gemma.write_file(folder / "text_encoders" / PROMPT_GEMMA_25, storage, seed, vision=True)
     with_proj = folder / "text_encoders" / TEXT_ENCODER_WITH_PROJ_25
     gemma.write_file(with_proj, storage, seed)
     # the text path reads the 2.5 checkpoint's ``transformer`` section (the transformer's fields winning, as there)

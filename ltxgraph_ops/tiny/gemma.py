@@ -68,10 +68,11 @@ def lora_layout() -> torch.nn.Module:
     return build(tiny_config(vocab_size=384), device="meta")
 
 
-def train_tiny_spm(vocab_size: int = 384, text: str = CORPUS) -> bytes:
+def train_tiny_spm(vocab_size: int = 384, text: str = CORPUS, markers: tuple[str, ...] = ()) -> bytes:
     """A SentencePiece model built like Gemma's: BPE with byte fallback and split digits, no normalization, no
-    dummy prefix, whitespace kept, Gemma's special pieces (pad 0, eos 1, bos 2, unk 3, mask 4) and turn markers; the 256
-    byte pieces take most of the vocabulary. Trained on ``text`` (every character kept); deterministic."""
+    dummy prefix, whitespace kept, Gemma's special pieces (pad 0, eos 1, bos 2, unk 3, mask 4) and turn markers
+    (Gemma 3's, then ``markers``); the 256 byte pieces take most of the vocabulary. Trained on ``text`` (every
+    character kept); deterministic."""
     import sentencepiece as spm
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(sentence_iterator=iter(text.splitlines() * 4), model_writer=model,
@@ -81,7 +82,7 @@ def train_tiny_spm(vocab_size: int = 384, text: str = CORPUS) -> bytes:
                                    remove_extra_whitespaces=False, normalization_rule_name="identity",
                                    allow_whitespace_only_pieces=True, num_threads=1, hard_vocab_limit=False,
                                    character_coverage=1.0, minloglevel=2, control_symbols=["<mask>"],
-                                   user_defined_symbols=["<start_of_turn>", "<end_of_turn>"])
+                                   user_defined_symbols=["<start_of_turn>", "<end_of_turn>", *markers])
     return model.getvalue()
 
 

@@ -1,7 +1,10 @@
-"""Tiny Gemma 4 text encoder (LTX-2.5's, transformers' ``gemma4_unified`` text model) in ComfyUI's flat file layout:
-the text model under ``model.*`` (``model.layers.N.*`` with each layer's ``layer_scalar``, ``model.embed_tokens``,
-``model.norm``), the tokenizer in a ``spiece_model`` uint8 tensor, the Gemma 4 config in the header. Its width and
-depth match the tiny Gemma 3 so the tiny 2.5 checkpoint's text projection reads its hidden states."""
+"""Tiny Gemma 4 text encoders in ComfyUI's flat file layout: the text model under ``model.*`` (``model.layers.N.*``
+with each layer's ``layer_scalar``, ``model.embed_tokens``, ``model.norm``), the tokenizer in a ``spiece_model``
+uint8 tensor (with Gemma 4's chat and image markers), the Gemma 4 config in the header. LTX-2.5's encoder
+(``gemma4_unified``); the prompt enhancer's stand-in is a small Gemma 4 E2B (transformers' ``gemma4``: per-layer
+inputs, layers reusing earlier keys and values with wider feed-forwards) with a vision encoder under
+``vision_model.*`` and ``multi_modal_projector.*`` (the real key layout). Width and depth match the tiny
+Gemma 3 so the tiny 2.5 checkpoint's text projection reads its hidden states."""
 from __future__ import annotations
 
 import json
@@ -9,7 +12,9 @@ from pathlib import Path
 
 import torch
 
+from ltxgraph_ops.gemma4_image_prompt import IMAGE_END, IMAGE_SLOT, IMAGE_START, MARKERS
 from ltxgraph_ops.models.gemma import GEMMA4_DEFAULTS, GemmaConfig, GemmaTextModel
+from ltxgraph_ops.models.gemma4_vision import CLIP_BOUNDS, Gemma4Vision, Gemma4VisionConfig
 from ltxgraph_ops.tiny.gemma import PREFIX, train_tiny_spm
 from ltxgraph_ops.weights.writing import linear_weight_keys, random_state, save_atomic, store
 
@@ -46,13 +51,64 @@ def tiny_config(vocab_size: int) -> GemmaConfig:
                        head_dim=8, global_head_dim=16, num_global_key_value_heads=1, attention_k_eq_v=True)
 
 
-def write_file(path: Path, storage: str = "bf16", seed: int = 0) -> Path:
-    """The tiny Gemma 4 text-encoder file: weights stored as ``storage`` (bf16, fp8 or float32) and the tokenizer."""
+# the tiny E2B's header (transformers' Gemma4TextConfig names)
+TINY_E2B_HEADER = {"model_type": "gemma4",
+                   "text_config": {"model_type": "gemma4_text", "sliding_window": 16, "num_kv_shared_layers": 2,
+                                   "layer_types": ["sliding_attention", "full_attention"] * 2}}
+
+
+def tiny_e2b_config(vocab_size: int) -> GemmaConfig:
+    """Four layers (sliding, global, then the same two reusing the first two's keys and values with feed-forwards
+    twice as wide) of width 24, per-layer inputs of 4, global layers with one 16-wide key/value head of their own."""
+    return GemmaConfig(**{**GEMMA4_DEFAULTS, "sliding_window": 16}, layer_types=tuple(
+        TINY_E2B_HEADER["text_config"]["layer_types"]), vocab_size=vocab_size, hidden_size=24, intermediate_size=48,
+        num_hidden_layers=4, num_attention_heads=2, num_key_value_heads=1, head_dim=8, global_head_dim=16,
+        num_global_key_value_heads=1, per_layer_input_size=4, per_layer_vocab_size=vocab_size, kv_shared_layers=2,
+        layer_intermediate_sizes=(48, 48, 96, 96))
+
+
+def tiny_vision_config(image_ids: tuple[int, int, int], text_hidden: int) -> Gemma4VisionConfig:
+    """Two encoder layers of width 16 (2 heads of 8) over 16-pixel patches pooled 3 x 3, clipped projections;
+    ``image_ids``: the tokenizer's <|image>, <|image|>, <image|>."""
+    return Gemma4VisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                              head_dim=8, position_embedding_size=256, text_hidden_size=text_hidden,
+                              boi_token_id=image_ids[0], image_token_id=image_ids[1], eoi_token_id=image_ids[2])
+
+
+def vision_header(config: Gemma4VisionConfig) -> dict:
+    """The Gemma4Config fields the file's header carries for its vision encoder."""
+    return {"vision_config": {"pooling_kernel_size": config.pooling_kernel_size,
+                              "rope_parameters": {"rope_type": "axial", "rope_theta": config.rope_theta}},
+            "boi_token_id": config.boi_token_id, "image_token_id": config.image_token_id,
+            "eoi_token_id": config.eoi_token_id}
+
+
+def vision_tensors(config: Gemma4VisionConfig, seed: int, storage: str) -> dict[str, torch.Tensor]:
+    """The vision encoder's seeded weights; the clip bounds at +-100 (finite, as trained ones, and rarely reached)."""
+    with torch.device("meta"):
+        vision = Gemma4Vision(config)
+    state = random_state(vision, "", seed)
+    for key in state:
+        if key.endswith(CLIP_BOUNDS):
+            state[key] = torch.tensor(-100.0 if key.endswith("_min") else 100.0)
+    return store(state, linear_weight_keys(vision, ""), storage)
+
+
+def write_file(path: Path, storage: str = "bf16", seed: int = 0, vision: bool = False) -> Path:
+    """A tiny Gemma 4 text-encoder file: weights stored as ``storage`` (bf16, fp8 or float32) and the tokenizer;
+    with ``vision`` the E2B stand-in with its vision encoder, else the 12B's."""
     import sentencepiece as spm
-    spm_bytes = train_tiny_spm()
-    config = tiny_config(spm.SentencePieceProcessor(model_proto=spm_bytes).get_piece_size())
+    spm_bytes = train_tiny_spm(markers=MARKERS)
+    pieces = spm.SentencePieceProcessor(model_proto=spm_bytes)
+    config = (tiny_e2b_config if vision else tiny_config)(pieces.get_piece_size())
     with torch.device("meta"):
         model = GemmaTextModel(config)
     tensors = store(random_state(model, PREFIX, seed), linear_weight_keys(model, PREFIX), storage)
+    header = json.loads(json.dumps(TINY_E2B_HEADER if vision else TINY_HEADER))
+    if vision:
+        image_ids = tuple(pieces.piece_to_id(piece) for piece in (IMAGE_START, IMAGE_SLOT, IMAGE_END))
+        vision_config = tiny_vision_config(image_ids, config.hidden_size)
+        tensors.update(vision_tensors(vision_config, seed, storage))
+        header.update(vision_header(vision_config))
     tensors["spiece_model"] = torch.frombuffer(bytearray(spm_bytes), dtype=torch.uint8).clone()
-    return save_atomic(path, tensors, {"config": json.dumps(TINY_HEADER)})
+    return save_atomic(path, tensors, {"config": json.dumps(header)})

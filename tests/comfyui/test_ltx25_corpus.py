@@ -2,8 +2,9 @@
 the package comfyui-workflow-templates-json 0.1.123 ships them): they flatten, every node is an op (the 2.5 nodes
 LTXVDualCFGGuider and ResolutionSelector take the template's widget values; the loaders of the split 2.5 files are
 VAELoader, picked per file as VAE or AUDIO_VAE by what it feeds, and CLIPLoader), and they convert, validate and
-run end to end on the tiny split files (sizes shrunk). Prompt enhancement (TextGenerateLTX2Prompt, which would look
-at the input image) is off in all three: its lazy switch leaves that branch out, as ComfyUI does."""
+run end to end on the tiny split files (sizes shrunk). Prompt enhancement (TextGenerateLTX2Prompt, which looks at
+the input image) is off in all three: its lazy switch leaves that branch out, as ComfyUI does; switched on, the
+enhancer (Gemma 4 E2B's stand-in, with its vision encoder) reads the image and its reply is the prompt encoded."""
 from __future__ import annotations
 
 import pytest
@@ -79,6 +80,24 @@ def test_image_to_video_template_runs_end_to_end_on_the_split_files(world) -> No
     executed = result.report.executed()
     assert "398:349" in executed and "398:357" in executed       # both LTXVImgToVideoInplace
     assert "398:380" not in executed                              # TextGenerateLTX2Prompt: enhancement off
+
+
+def test_image_to_video_template_runs_with_prompt_enhancement_on(world) -> None:
+    """The template's prompt_enhance switch on: TextGenerateLTX2Prompt runs with the input image (through the tiny
+    Gemma 4 prompt enhancer's vision encoder), its reply is what CLIPTextEncode encodes, and the MP4 is written."""
+    path = TEMPLATES["i2v"]
+    graph = api.load(path)
+    graph.file.nodes["403"].inputs["megapixels"] = 0.1
+    graph.file.nodes["398:380"].inputs["max_length"] = 12          # a short reply keeps the tiny run quick
+    graph.file.outputs.update({"enhanced": "@398:380.generated_text", "encoded": "@398:382.output"})
+    result = runner_for(path, world).run(graph, {"duration": 1, "frame_rate": 8,
+                                                 "boolean_enable_prompt_enhance": True})
+    frames, width, height, rate, _ = decoded(single_mp4(result))
+    assert (frames, width, height, rate) == (9, 384, 256, 8.0)
+    executed = result.report.executed()
+    assert "398:380" in executed and "398:364" in executed         # the enhancer and the prompt's CLIPTextEncode
+    enhanced = result.outputs["enhanced"]
+    assert isinstance(enhanced, str) and enhanced and result.outputs["encoded"] == enhanced
 
 
 def test_first_last_frame_template_guides_frame_0_and_the_last_frame(world) -> None:

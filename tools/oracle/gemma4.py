@@ -24,12 +24,11 @@ CONFIG = GemmaConfig(**{**GEMMA4_DEFAULTS, "sliding_window": 5, "sliding_window_
                      num_global_key_value_heads=1, attention_k_eq_v=True)
 
 
-def reference(cfg: GemmaConfig, state: dict[str, torch.Tensor]) -> torch.nn.Module:
-    from transformers.models.gemma4_unified.configuration_gemma4_unified import Gemma4UnifiedTextConfig
-    from transformers.models.gemma4_unified.modeling_gemma4_unified import Gemma4UnifiedTextModel
+def text_config_fields(cfg: GemmaConfig) -> dict:
+    """transformers' Gemma 4 text config fields (gemma4_unified and gemma4 name them alike) for ``cfg``."""
     layer_types = ["full_attention" if cfg.is_global(i) else "sliding_attention"
                    for i in range(cfg.num_hidden_layers)]
-    config = Gemma4UnifiedTextConfig(
+    return dict(
         vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
         num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
         num_key_value_heads=cfg.num_key_value_heads, head_dim=cfg.head_dim, global_head_dim=cfg.global_head_dim,
@@ -38,7 +37,13 @@ def reference(cfg: GemmaConfig, state: dict[str, torch.Tensor]) -> torch.nn.Modu
         rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": cfg.rope_local_base_freq},
                          "full_attention": {"rope_type": "proportional", "rope_theta": cfg.rope_theta,
                                             "partial_rotary_factor": cfg.global_rope_fraction}},
-        max_position_embeddings=4096, attn_implementation="eager")
+        max_position_embeddings=4096)
+
+
+def reference(cfg: GemmaConfig, state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    from transformers.models.gemma4_unified.configuration_gemma4_unified import Gemma4UnifiedTextConfig
+    from transformers.models.gemma4_unified.modeling_gemma4_unified import Gemma4UnifiedTextModel
+    config = Gemma4UnifiedTextConfig(**text_config_fields(cfg), attn_implementation="eager")
     model = Gemma4UnifiedTextModel(config).eval()
     model.load_state_dict(state, strict=True)
     return model
