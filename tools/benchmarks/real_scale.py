@@ -289,6 +289,7 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
         "feed_forward_token_chunk": raw.get("feed_forward_token_chunk"),
         "attention_token_chunk": raw.get("attention_token_chunk"), "rounds": len(rounds),
         "measured": {"step_seconds": round(step["seconds"], 2), "mean_block_seconds": round(block_time, 2),
+                     "block_seconds": [round(b, 3) for b in step["block_seconds"]],
                      "outside_blocks_seconds": round(outside, 2),
                      "first_step_seconds": round(raw["first"]["seconds"], 2),
                      "matmul_tflop": round(flops["total"] / 1e12, 3),
@@ -409,18 +410,26 @@ def huge_pages_step(blocks: int = 1, dtype: str = "bfloat16", stage: str = "stag
     return page_faults(blocks, dtype, stage, ("cli", "cli-4k"), rounds=rounds)
 
 
-def text_kept_step(blocks: int = 1, dtype: str = "bfloat16", stage: str = "stage1", rounds: int = 3) -> dict:
+def text_kept_step(blocks: int = 2, dtype: str = "bfloat16", stage: str = "stage1", rounds: int = 3) -> dict:
     """A 19B ``stage`` step reading the text keys/values the first step kept (the sampler on a streamed LTX-2.0
-    / 2.5 model) against computing them in every step, interleaved over ``rounds``: seconds of each and their
-    ratio per round, the matmul work of each, peak RSS."""
+    / 2.5 model) against computing them in every step, interleaved over ``rounds``, through ``blocks`` (>= 2)
+    blocks: the first block's seconds (the embedding and caption projections before it included) and the mean
+    of the later blocks', their ratio per round, the step extrapolated to the release's 48 blocks (first + 47 x
+    later), the matmul work of each, peak RSS."""
     figures: dict = {"kept": [], "computed": []}
     for _ in range(rounds):
         for name, kept in (("kept", True), ("computed", False)):
             step = run_step(stage, blocks, dtype, rounds=1, text_kept=kept)["measured"]
-            figures[name].append({key: step[key] for key in (
-                "step_seconds", "matmul_tflop", "user_seconds", "peak_rss_gib", "load_average")})
-    figures["ratio_per_round"] = [round(k["step_seconds"] / c["step_seconds"], 3)
-                                  for k, c in zip(figures["kept"], figures["computed"])]
+            first, *later = step["block_seconds"]
+            block = sum(later) / len(later)
+            figures[name].append({"first_block_seconds": first, "later_block_seconds": round(block, 3),
+                                  "step_seconds_48_blocks": round(first + (RELEASE_BLOCKS - 1) * block, 1),
+                                  **{key: step[key] for key in ("matmul_tflop", "user_seconds", "peak_rss_gib",
+                                                                "load_average")}})
+    figures["later_block_ratio_per_round"] = [round(k["later_block_seconds"] / c["later_block_seconds"], 3)
+                                              for k, c in zip(figures["kept"], figures["computed"])]
+    figures["step_48_ratio_per_round"] = [round(k["step_seconds_48_blocks"] / c["step_seconds_48_blocks"], 3)
+                                          for k, c in zip(figures["kept"], figures["computed"])]
     return figures
 
 
