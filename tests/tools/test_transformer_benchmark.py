@@ -24,5 +24,5 @@ def test_the_floor_is_the_ratio_scaled_by_the_shared_share() -> None:
     a = torch.randn(128, 128)
     figures = profile_figures(lambda: (a @ a, torch.exp(a)), ratio=0.8)
     assert 0 < figures["ours_shared_kernel_share"] < 1
-    assert abs(figures["ratio_floor"] - round(0.8 * figures["ours_shared_kernel_share"], 3)) < 1e-9
+    assert abs(figures["ratio_floor"] - 0.8 * figures["ours_shared_kernel_share"]) <= 0.0011   # both rounded
     assert figures["ours_profile"][0]["op"]
