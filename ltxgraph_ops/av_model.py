@@ -176,7 +176,8 @@ class LTXAVModel:
         if not all(layout.same_as(found[0]) for found in layouts.values() for layout in found):
             # prompts place tokens differently
             return self._split(latents, timesteps, sigma, passes, lambda p: p.conditioning)
-        store_fits = self._text_store_fits(latents, len(prompts), len(passes))
+        store_fits = (is_streamed(self.transformer)                     # only a streamed model keeps a store
+                      and self._text_store_fits(latents, len(prompts), len(passes)))
         text_rows = torch.cat([roles.index(p.conditioning) * batch + torch.arange(batch) for p in passes])
         if torch.equal(text_rows, torch.arange(len(prompts) * batch)):
             text_rows = None                                              # each prompt read once, in order
