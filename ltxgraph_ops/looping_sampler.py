@@ -137,13 +137,20 @@ class TileSampler:
         return crop_guides(positive, negative, denoised)[2]
 
 
-@input_check("optional_positive_conditionings",
-             presence=("optional_positive_conditionings", "optional_negative_index_latents"))
-def no_per_tile_prompts(optional_positive_conditionings: Any, optional_negative_index_latents: Any) -> str | None:
-    """Refuses the per-tile prompts and negative-index latents this sampler does not run."""
-    if optional_positive_conditionings is not None or optional_negative_index_latents is not None:
-        return ("per-tile prompts (optional_positive_conditionings) and negative-index latents are not supported; "
-                "leave those inputs unconnected")
+@input_check("optional_positive_conditionings", presence=("optional_positive_conditionings",))
+def no_per_tile_prompts(optional_positive_conditionings: Any) -> str | None:
+    """Refuses the per-tile prompts this sampler does not run."""
+    if optional_positive_conditionings is not None:
+        return "per-tile prompts (optional_positive_conditionings) are not supported; leave that input unconnected"
+    return None
+
+
+@input_check("optional_negative_index_latents", presence=("optional_negative_index_latents",))
+def no_negative_index_latents(optional_negative_index_latents: Any) -> str | None:
+    """Refuses the negative-index latents this sampler does not run."""
+    if optional_negative_index_latents is not None:
+        return ("negative-index latents (optional_negative_index_latents) are not supported; leave that input "
+                "unconnected")
     return None
 
 
@@ -172,7 +179,8 @@ def indices_are_numbers(optional_cond_image_indices: str) -> str | None:
 
 
 @op("LTXVLoopingSampler", outputs={"denoised_output": "VIDEO_LATENT"}, category="sampling",
-    checks=(no_per_tile_prompts, temporal_overlap_below_tile, indices_are_numbers), exempt=IMAGE_FITTED_TO_LATENT)
+    checks=(no_per_tile_prompts, no_negative_index_latents, temporal_overlap_below_tile, indices_are_numbers),
+    exempt=IMAGE_FITTED_TO_LATENT)
 def looping_sampler(
         model: Annotated[ModelHandle, Port("MODEL")],
         vae: Annotated[VideoVAEHandle, Port("VAE")],

@@ -65,6 +65,8 @@ INPUT_CHECK_CASES = [
      "temporal_overlap 32 must be smaller than temporal_tile_size 32"),
     ("LTXVLoopingSampler", {}, ("optional_positive_conditionings",), "optional_positive_conditionings",
      "per-tile prompts (optional_positive_conditionings)"),
+    ("LTXVLoopingSampler", {}, ("optional_negative_index_latents",), "optional_negative_index_latents",
+     "negative-index latents (optional_negative_index_latents) are not supported"),
     ("LTXVLoopingSampler", {"optional_cond_image_indices": "0, forty"}, (), "optional_cond_image_indices",
      "optional_cond_image_indices '0, forty' must be frame numbers"),
     ("SaveVideo", {"filename_prefix": "../elsewhere/clip"}, (), "filename_prefix",
