@@ -145,7 +145,8 @@ def test_bad_settings_are_named(model, vae) -> None:
 def test_refusals_the_contract_suite_no_longer_draws(model, vae) -> None:
     """The contract suite draws these inputs to agree (tests/contracts/fits.py); each disagreement is refused here,
     naming the input."""
-    with pytest.raises(InputValueError, match=r"negative-index latents \(optional_negative_index_latents\) are not supported"):
+    refusal = r"negative-index latents \(optional_negative_index_latents\) are not supported"
+    with pytest.raises(InputValueError, match=refusal):
         run(model, vae, video(5), optional_negative_index_latents=video(5))
     with pytest.raises(InputValueError, match="keyframe index 33 is outside the video's 33 frames"):
         run(model, vae, video(5), optional_cond_images=torch.rand(1, 64, 96, 3), optional_cond_image_indices="33")
