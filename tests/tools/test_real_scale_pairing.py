@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.benchmarks.real_scale import best_rates, linear_peak, median_round, paired_rounds
+from tools.benchmarks.real_scale import best_rates, linear_peak, median_round, paired_rounds, projected_seconds
 
 SHAPES = [((100, 10, 10), 2e12), ((100, 10, 40), 1e12)]       # FLOP weights of two GEMM shapes
 FLOPS = {"total": 4e12, "linear_total": 3e12}
@@ -47,3 +47,21 @@ def test_the_reported_round_is_the_one_of_the_median_share() -> None:
     probes = [probe(1000, 1000, 800)] * 4
     rounds = paired_rounds(rounds_of(probes, [8.0, 5.0, 10.0]), SHAPES, FLOPS)
     assert median_round(rounds)["step"]["seconds"] == 8.0
+
+
+def test_a_step_is_projected_with_its_one_off_work_counted_once() -> None:
+    """The first block carries the work before the blocks: from 2 blocks it is counted once, not 48 times."""
+    two_blocks = {"seconds": 6.5, "block_seconds": [3.0, 2.0, 1.0]}        # 0.5 s after the last block
+    assert projected_seconds(two_blocks, 48) == pytest.approx(3.0 + 47 * 1.5 + 0.5)
+    one_block = {"seconds": 3.5, "block_seconds": [3.0]}
+    assert projected_seconds(one_block, 48) == pytest.approx(48 * 3.0 + 0.5)
+
+
+def test_the_projected_step_has_its_own_share_of_the_peak() -> None:
+    probes = [probe(1000, 1000, 800)] * 2
+    measured = rounds_of(probes, [8.0])
+    measured[0]["step"]["block_seconds"] = [5.0, 2.0]                       # 1 s after the blocks
+    (pair,) = paired_rounds(measured, SHAPES, FLOPS, release_flops={"total": 96e12})
+    assert pair["seconds_48"] == pytest.approx(5.0 + 47 * 2.0 + 1.0)
+    assert pair["share_48"] == pytest.approx(96e12 / 100.0 / 1e9 / 1000.0)
+    assert "share_48" not in paired_rounds(measured, SHAPES, FLOPS)[0]

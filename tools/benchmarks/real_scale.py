@@ -31,8 +31,10 @@ and its share of the step, minor page faults, CPU user/system seconds, peak RSS,
 machine the same in CPU time (``*_per_cpu_second``, ``share_of_peak_cpu``: FLOPs per CPU second of the step against
 those of the peak calls) is steadier between runs at a similar load (other processes stretch wall seconds more than
 CPU seconds); under heavy load neither peak is a yardstick, both are reported with the load average. ``blocks`` <
-48 measures that many blocks of a shallower synthetic file and extrapolates linearly to 48 (the output says so):
-time outside the blocks + 48 x the mean block time. For a model whose text keys/values do not follow sigma (2.0,
+48 measures that many blocks of a shallower synthetic file and extrapolates to 48 (the output says so, with the
+share of the peak of the projected step, round by round): from 2 blocks, the first block as measured (it carries
+the step's one-off work before the blocks) + 47 x the mean later block + the time after the blocks; from 1
+block, 48 x that block, one-off work included (an over-estimate). For a model whose text keys/values do not follow sigma (2.0,
 2.5) the measured steps read them from the store the unmeasured first step filled, as the sampler does for a
 streamed model (``text_kept``; its FLOPs then leave them and the caption projections out); their memory (2 x
 blocks x text tokens x both widths) counts only for the blocks measured.
@@ -197,12 +199,28 @@ def best_rates(*rates: list[float]) -> list[float]:
     return [max(clock) for clock in zip(*rates)]
 
 
-def paired_rounds(measured: list[dict], shapes: list, flops: dict) -> list[dict]:
-    """Each measured step (``step``: seconds, user and system seconds) against the better of the probes just
-    before and just after it (``gemm_before``/``gemm_after``: {shape: [wall, CPU]}, ``attention_before``/
-    ``_after``: [wall, CPU] GFLOP/s): its peak, achieved GFLOP/s (``flops``: "total" and "linear_total" of the
-    step, :func:`~tools.benchmarks.step_flops.forward_flops`), share of the peak, and share of the time its
-    Linear FLOPs and attention would take at their probed rates."""
+def projected_seconds(step: dict, release_blocks: int = RELEASE_BLOCKS) -> float:
+    """A measured step (``seconds``, ``block_seconds``: each block's seconds, the first including everything
+    before it) projected to ``release_blocks`` blocks. From 2 blocks on: the first block as measured (it carries
+    the step's one-off work: patch embedding, timestep and caption projections, position tables, and the first
+    block's read, which no prefetch hides) + the mean of the later ones for every other block + the time after
+    the last block. From 1 block: that block ``release_blocks`` times (the one-off work counted that many times:
+    an over-estimate)."""
+    first, *later = step["block_seconds"]
+    after = step["seconds"] - sum(step["block_seconds"])
+    if not later:
+        return after + release_blocks * first
+    return first + (release_blocks - 1) * sum(later) / len(later) + after
+
+
+def paired_rounds(measured: list[dict], shapes: list, flops: dict, release_flops: dict | None = None) -> list[dict]:
+    """Each measured step (``step``: seconds, user and system seconds, ``block_seconds``) against the better of
+    the probes just before and just after it (``gemm_before``/``gemm_after``: {shape: [wall, CPU]},
+    ``attention_before``/``_after``: [wall, CPU] GFLOP/s): its peak, achieved GFLOP/s (``flops``: "total" and
+    "linear_total" of the step, :func:`~tools.benchmarks.step_flops.forward_flops`), share of the peak, and share
+    of the time its Linear FLOPs and attention would take at their probed rates. With ``release_flops`` (those of
+    the release's 48 blocks): the step projected to 48 blocks (:func:`projected_seconds`), its achieved GFLOP/s
+    and share of the same peak (``share_48``)."""
     attention_flop = flops["total"] - flops["linear_total"]
     rounds = []
     for pair in measured:
@@ -217,12 +235,16 @@ def paired_rounds(measured: list[dict], shapes: list, flops: dict) -> list[dict]
                        "achieved": achieved, "achieved_cpu": achieved_cpu, "share": achieved / peak,
                        "share_cpu": achieved_cpu / peak_cpu, "at_peaks": at_peaks,
                        "share_of_peaks": at_peaks / step["seconds"]})
+        if release_flops is not None:
+            seconds_48 = projected_seconds(step)
+            achieved_48 = release_flops["total"] / seconds_48 / 1e9
+            rounds[-1].update(seconds_48=seconds_48, achieved_48=achieved_48, share_48=achieved_48 / peak)
     return rounds
 
 
-def median_round(rounds: list[dict]) -> dict:
-    """The round of the median share of the peak (the upper middle one of an even count)."""
-    return sorted(rounds, key=lambda r: r["share"])[len(rounds) // 2]
+def median_round(rounds: list[dict], key: str = "share") -> dict:
+    """The round of the median ``key`` (default: the share of the peak; the upper middle one of an even count)."""
+    return sorted(rounds, key=lambda r: r[key])[len(rounds) // 2]
 
 
 def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", malloc: str = "cli",
@@ -271,7 +293,7 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
     release_flops = forward_flops(config, tokens, blocks=RELEASE_BLOCKS)
     attention_tflop = flops["total"] - flops["linear_total"]
 
-    rounds = paired_rounds(raw["rounds"], shapes, flops)
+    rounds = paired_rounds(raw["rounds"], shapes, flops, release_flops)
     middle = median_round(rounds)
     step, achieved, peak = middle["step"], middle["achieved"], middle["peak"]
     every_probe = [r["gemm"] for r in rounds]
@@ -280,7 +302,6 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
     block_time = sum(step["block_seconds"]) / raw["blocks"]
     outside = step["seconds"] - sum(step["block_seconds"])
     scale = RELEASE_BLOCKS / raw["blocks"]
-    seconds_48 = outside + RELEASE_BLOCKS * block_time
     figures = {
         "stage": stage, "pixels": spec["pixels"], "latent_grid": list(spec["grid"]), "video_tokens": tokens.video,
         "audio_tokens": tokens.audio, "text_tokens": tokens.text, "dtype": dtype, "threads": THREADS,
@@ -317,10 +338,16 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
                      "finite": step["finite"]},
     }
     if raw["blocks"] != RELEASE_BLOCKS:
+        projected = median_round(rounds, "share_48")
+        how = ("first block as measured + 47 x the mean later block + after the blocks" if raw["blocks"] > 1 else
+               "1 block: 48 x that block (its one-off work before the blocks counted 48 times) + after the blocks")
         figures["extrapolated_to_48_blocks"] = {
-            "note": f"measured {raw['blocks']} blocks, extrapolated linearly: outside + 48 x mean block",
-            "step_seconds": round(seconds_48, 1), "matmul_tflop": round(release_flops["total"] / 1e12, 2),
-            "achieved_gflops": round(release_flops["total"] / seconds_48 / 1e9, 1),
+            "note": f"measured {raw['blocks']} blocks, extrapolated: {how}; the round of the median share",
+            "step_seconds": round(projected["seconds_48"], 1), "matmul_tflop": round(release_flops["total"] / 1e12, 2),
+            "achieved_gflops": round(projected["achieved_48"], 1),
+            "share_of_peak": round(projected["share_48"], 3),
+            "share_of_peak_rounds": [round(r["share_48"], 3) for r in rounds],
+            "step_seconds_rounds": [round(r["seconds_48"], 1) for r in rounds],
             "minor_faults": round(step["minor_faults"] * scale)}
     return figures
 
