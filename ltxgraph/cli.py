@@ -329,8 +329,9 @@ def _check_ops(args: argparse.Namespace) -> int:
         exempt = "".join(f"; exempt from {law}: {why}" for law, why in report.exempt.items())
         refusing = f"; refuses invalid {', '.join(report.refusing)}" if report.refusing else ""
         models = f"; models of LTX-{' / '.join(report.model_sets)}" if report.model_sets else ""
+        fitted = "; related inputs drawn to agree" if report.fitted else ""
         print(f"{report.op}: ok on {report.checked} of {report.drawn} drawn inputs ({', '.join(report.laws)})"
-              f"{refusing}{models}{exempt}")
+              f"{fitted}{refusing}{models}{exempt}")
     print(f"{len(reports)} ops checked from {args.check}")
     return 0
 

@@ -27,7 +27,8 @@ from ltxgraph_ops.gemma_generation import gemma_header
 from ltxgraph_ops.gemma_image_prompt import check_vision, image_chat_ids, image_tokens, load_vision, vision_layout
 from ltxgraph_ops.handles import Lazy
 from ltxgraph_ops.model_files import TRANSFORMER_PREFIX
-from ltxgraph_ops.models.gemma import GemmaConfig, GemmaTextModel, ImageTokens
+from ltxgraph_ops.models.gemma import GemmaTextModel, ImageTokens
+from ltxgraph_ops.models.gemma_config import GemmaConfig
 from ltxgraph_ops.models.progress import Counter
 from ltxgraph_ops.models.gemma4_vision import Gemma4Vision
 from ltxgraph_ops.models.gemma_vision import GemmaVision

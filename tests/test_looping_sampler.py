@@ -143,7 +143,7 @@ def test_bad_settings_are_named(model, vae) -> None:
 
 
 def test_refusals_the_contract_suite_no_longer_draws(model, vae) -> None:
-    """The contract suite draws these inputs to agree (tests/contracts/fits.py); each disagreement is refused here,
+    """The contract suite draws these inputs to agree (ltxgraph/testing/fits.py); each disagreement is refused here,
     naming the input."""
     refusal = r"negative-index latents \(optional_negative_index_latents\) are not supported"
     with pytest.raises(InputValueError, match=refusal):

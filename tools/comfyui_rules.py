@@ -49,7 +49,8 @@ from ltxgraph_ops import av_model  # noqa: E402
 from ltxgraph_ops.av_model import LTXAVModel  # noqa: E402
 from ltxgraph_ops.conditioning import Conditioning  # noqa: E402
 from ltxgraph_ops.models.attention import Attention  # noqa: E402
-from ltxgraph_ops.models.gemma import GemmaRMSNorm, GemmaTextModel  # noqa: E402
+from ltxgraph_ops.models.gemma import GemmaTextModel  # noqa: E402
+from ltxgraph_ops.models.gemma_layers import GemmaRMSNorm  # noqa: E402
 from ltxgraph_ops.models.gemma_tokenizer import GemmaTokenizer  # noqa: E402
 from ltxgraph_ops.models.transformer import LTXAVTransformer  # noqa: E402
 from ltxgraph_ops.nodes import loaders  # noqa: E402

@@ -40,7 +40,8 @@ class OpReport:
     """What checking one op found: laws checked, exemptions declared (law -> reason), or why it was not drawn;
     drawn: inputs drawn, checked: of those, the ones the op accepted (the others it refused as invalid);
     refusing: the inputs whose out-of-constraint values were checked to be refused; model_sets: the model versions
-    its model inputs were drawn from (empty for an op that reads no model)."""
+    its model inputs were drawn from (empty for an op that reads no model); fitted: its related inputs were drawn
+    to agree (its :data:`~ltxgraph.testing.strategies.Fit`)."""
 
     op: str
     laws: tuple[str, ...] = ()
@@ -50,6 +51,7 @@ class OpReport:
     checked: int = 0
     refusing: tuple[str, ...] = ()
     model_sets: tuple[str, ...] = ()
+    fitted: bool = False
 
 
 def check_call(spec: OpSpec, kwargs: dict[str, Any], strategies: InputStrategies) -> tuple[Any, ...]:
@@ -95,7 +97,8 @@ def _check_followed_types(spec: OpSpec, kwargs: dict[str, Any], values: tuple[An
 
 def check_op(spec: OpSpec, strategies: InputStrategies, examples: int = 4) -> OpReport:
     """Check ``spec``'s contracts on ``examples`` drawn inputs; raises :class:`ContractError` on a break."""
-    report = OpReport(spec.name, tuple(law for law in LAWS if law not in spec.exempt), dict(spec.exempt))
+    report = OpReport(spec.name, tuple(law for law in LAWS if law not in spec.exempt), dict(spec.exempt),
+                      fitted=spec.name in strategies.fits)
     if "refuses_invalid" in report.laws:
         try:
             report.refusing = check_refusals(spec, examples)

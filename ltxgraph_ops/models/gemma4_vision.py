@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ltxgraph_ops.models.gemma import GemmaRMSNorm, rotate_half
+from ltxgraph_ops.models.gemma_layers import GemmaRMSNorm, rotate_half
 from ltxgraph_ops.models.layers import Linear
 
 PATCH_KEY = "patch_embedder.input_proj.weight"

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ltxgraph_ops.models.gemma import GemmaRMSNorm
+from ltxgraph_ops.models.gemma_layers import GemmaRMSNorm
 from ltxgraph_ops.models.layers import Linear
 
 IMAGE_MEAN = 0.5

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from ltxgraph_ops.models.gemma import GemmaConfig, GemmaTextModel
+from ltxgraph_ops.models.gemma import GemmaTextModel
+from ltxgraph_ops.models.gemma_config import GemmaConfig
 from ltxgraph_ops.models.gemma_vision import GemmaVision, GemmaVisionConfig
 from ltxgraph_ops.weights.writing import linear_weight_keys, random_state, save_atomic, store
 

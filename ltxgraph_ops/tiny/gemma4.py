@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from ltxgraph_ops.gemma4_image_prompt import IMAGE_END, IMAGE_SLOT, IMAGE_START, MARKERS
-from ltxgraph_ops.models.gemma import GEMMA4_DEFAULTS, GemmaConfig, GemmaTextModel
+from ltxgraph_ops.models.gemma import GemmaTextModel
+from ltxgraph_ops.models.gemma_config import GEMMA4_DEFAULTS, GemmaConfig
 from ltxgraph_ops.models.gemma4_vision import CLIP_BOUNDS, Gemma4Vision, Gemma4VisionConfig
 from ltxgraph_ops.tiny.gemma import PREFIX, train_tiny_spm
 from ltxgraph_ops.weights.writing import linear_weight_keys, random_state, save_atomic, store

@@ -1,12 +1,11 @@
 """The drawn-input strategies (over the discovered registry, one tiny model folder per session, the built-in ops'
-related inputs drawn to agree: tests/contracts/fits.py) the contract tests share."""
+related inputs drawn to agree: ltxgraph/testing/fits.py) the contract tests share."""
 from __future__ import annotations
 
 import pytest
 
 from ltxgraph.registry import Registry
-from ltxgraph.testing import InputStrategies, TinyModels
-from tests.contracts.fits import FITS
+from ltxgraph.testing import FITS, InputStrategies, TinyModels
 
 
 @pytest.fixture(scope="session")

@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from ltxgraph import Port, op
+from ltxgraph.cli import main
 from ltxgraph.registry import Registry
 from ltxgraph.values import AudioLatent, Video, VideoLatent
 from ltxgraph.executor import Executor
-from ltxgraph.testing import (LAWS, ContractError, InputStrategies, check_op, check_ops, exemption_summary,
+from ltxgraph.testing import (FITS, LAWS, ContractError, InputStrategies, check_op, check_ops, exemption_summary,
                               exemptions)
-from tests.contracts.fits import FITS
 
 REGISTRY = Registry.discover()
 EXAMPLES = int(os.environ.get("LTXGRAPH_CONTRACT_EXAMPLES", "3"))
@@ -43,7 +43,7 @@ def _check(name: str, strategies: InputStrategies, examples: int) -> None:
     assert report.checked >= 1, f"{name} refused every one of {report.drawn} drawn inputs"
     if name in FITS:                                        # related inputs drawn to agree: nothing to refuse
         assert report.checked == report.drawn, f"{name} refused {report.drawn - report.checked} of " \
-                                               f"{report.drawn} inputs drawn by its fit (tests/contracts/fits.py)"
+                                               f"{report.drawn} inputs drawn by its fit (ltxgraph/testing/fits.py)"
 
 
 def _cases() -> list:
@@ -155,3 +155,12 @@ def test_checking_without_a_folder_leaves_no_scratch_files(tmp_path, monkeypatch
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     check_ops(Registry([draws_unseeded_noise_exempt.__ltxgraph_op__]), examples=2)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ops_check_draws_the_looping_samplers_related_inputs_by_its_fit(capsys) -> None:
+    """``ltxgraph ops --check`` draws a fitted op's related inputs to agree (ltxgraph/testing/fits.py), as this suite
+    does: the looping sampler accepts every draw (drawn independently, it refused 754 of 757 to check 3)."""
+    assert main(["ops", "LTXVLoopingSampler", "--check", "ltxgraph_ops.looping_sampler", "--examples", "2"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("LTXVLoopingSampler:"))
+    assert line.startswith("LTXVLoopingSampler: ok on 2 of 2 drawn inputs (")
+    assert "; related inputs drawn to agree" in line

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ltxgraph_ops.models.gemma import GemmaConfig
+from ltxgraph_ops.models.gemma_config import GemmaConfig
 from ltxgraph_ops.models.gemma_tokenizer import BOS_ID, PAD_ID, GemmaTokenizer
 from ltxgraph_ops.tiny import gemma as tiny
 from ltxgraph_ops.weights.safetensors_file import SafetensorsFile

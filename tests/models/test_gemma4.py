@@ -11,7 +11,9 @@ import torch
 
 from ltxgraph.context import OpContext, RunSettings
 from ltxgraph_ops.gemma_generation import gemma_generation
-from ltxgraph_ops.models.gemma import GEMMA4_DEFAULTS, GemmaConfig, GemmaTextModel, rope_tables
+from ltxgraph_ops.models.gemma import GemmaTextModel
+from ltxgraph_ops.models.gemma_config import GEMMA4_DEFAULTS, GemmaConfig
+from ltxgraph_ops.models.gemma_layers import rope_tables
 from ltxgraph_ops.text_ops import gemma_config, gemma_prefix, text_encoder_handle
 from ltxgraph_ops.tiny import gemma4 as tiny
 from ltxgraph_ops.tiny.files import write_checkpoint

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ltxgraph_ops.models.gemma import GemmaTextModel, ImageTokens, attention_bias
+from ltxgraph_ops.models.gemma import GemmaTextModel, ImageTokens
+from ltxgraph_ops.models.gemma_layers import attention_bias
 from ltxgraph_ops.models.gemma_vision import (GemmaVision, GemmaVisionConfig, image_token_sequence,
                                               preprocess_image)
 from ltxgraph_ops.weights.writing import random_state

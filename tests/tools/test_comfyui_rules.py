@@ -56,7 +56,7 @@ def test_fractional_mask_rule_samples_an_unmasked_state_and_shows_the_model_its_
 
 
 def test_gemma_norm_rule_rounds_the_scale_to_bf16_and_is_undone_on_exit() -> None:
-    from ltxgraph_ops.models.gemma import GemmaRMSNorm
+    from ltxgraph_ops.models.gemma_layers import GemmaRMSNorm
     from tools.comfyui_rules import comfyui_gemma_norm_scale
     norm = GemmaRMSNorm(2, eps=0.0)
     norm.weight.copy_(torch.tensor([0.001, -0.25]))

@@ -157,7 +157,7 @@ def test_an_int8_linear_layer_computes_with_its_dequantised_weight(monkeypatch, 
 def test_an_int8_token_table_looks_up_and_scores_with_its_dequantised_rows(monkeypatch) -> None:
     """Gemma's token table in int8-convrot: looked-up rows and the tied output head (a few rows at a time) are
     those of the exactly dequantised table."""
-    from ltxgraph_ops.models.gemma import Embedding
+    from ltxgraph_ops.models.gemma_layers import Embedding
     codes, scale = random_codes(50, 32, seed=5)
     table = Embedding(50, 32)
     table.weight.data, table.weight_scale, table.weight_rotation = codes, scale.reshape(-1), 16

@@ -120,7 +120,8 @@ def connector_section() -> dict:
 
 def gemma_pair():
     """Our Gemma and transformers' on the same seeded weights (norm weights near zero, as trained ones are)."""
-    from ltxgraph_ops.models.gemma import GemmaConfig, GemmaTextModel
+    from ltxgraph_ops.models.gemma import GemmaTextModel
+    from ltxgraph_ops.models.gemma_config import GemmaConfig
     from ltxgraph_ops.weights.writing import random_state
     from tools.oracle.gemma import reference
     cfg = GemmaConfig(**GEMMA)

@@ -12,7 +12,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ltxgraph_ops.models.gemma import GemmaConfig, GemmaTextModel  # noqa: E402
+from ltxgraph_ops.models.gemma import GemmaTextModel  # noqa: E402
+from ltxgraph_ops.models.gemma_config import GemmaConfig  # noqa: E402
 from ltxgraph_ops.weights.writing import random_state  # noqa: E402
 from tools.oracle.guard import compared  # noqa: E402
 

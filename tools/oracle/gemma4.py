@@ -14,7 +14,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ltxgraph_ops.models.gemma import GEMMA4_DEFAULTS, GemmaConfig, GemmaTextModel  # noqa: E402
+from ltxgraph_ops.models.gemma import GemmaTextModel  # noqa: E402
+from ltxgraph_ops.models.gemma_config import GEMMA4_DEFAULTS, GemmaConfig  # noqa: E402
 from ltxgraph_ops.weights.writing import random_state  # noqa: E402
 from tools.oracle.gemma import check_generation_cache, hidden_state_error  # noqa: E402
 

@@ -21,7 +21,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ltxgraph_ops.models.gemma import GEMMA4_DEFAULTS, GemmaConfig, GemmaTextModel, ImageTokens  # noqa: E402
+from ltxgraph_ops.models.gemma import GemmaTextModel, ImageTokens  # noqa: E402
+from ltxgraph_ops.models.gemma_config import GEMMA4_DEFAULTS, GemmaConfig  # noqa: E402
 from ltxgraph_ops.models.gemma4_vision import CLIP_BOUNDS, Gemma4Vision, Gemma4VisionConfig  # noqa: E402
 from ltxgraph_ops.weights.writing import random_state  # noqa: E402
 from tools.oracle.gemma4 import text_config_fields  # noqa: E402

@@ -14,7 +14,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ltxgraph_ops.models.gemma import GemmaConfig, GemmaTextModel, ImageTokens  # noqa: E402
+from ltxgraph_ops.models.gemma import GemmaTextModel, ImageTokens  # noqa: E402
+from ltxgraph_ops.models.gemma_config import GemmaConfig  # noqa: E402
 from ltxgraph_ops.models.gemma_vision import (GemmaVision, GemmaVisionConfig, image_token_sequence,  # noqa: E402
                                               preprocess_image)
 from ltxgraph_ops.weights.writing import random_state  # noqa: E402

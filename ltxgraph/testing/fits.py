@@ -1,14 +1,16 @@
-"""Related inputs of the built-in ops drawn to agree (:data:`ltxgraph.testing.strategies.Fit`), so the contract
-suite checks every draw instead of discarding the ones the op refuses. The refusals themselves are tested beside
-the op (tests/test_looping_sampler.py) and at validation (tests/test_refusals_at_validation.py)."""
+"""Related inputs of the built-in ops drawn to agree (:data:`~ltxgraph.testing.strategies.Fit`), so a contract
+check (:func:`ltxgraph.testing.check_ops`, ``ltxgraph ops --check``, the contract suite) checks every draw instead of
+discarding the ones the op refuses. The refusals themselves are tested beside the op (tests/test_looping_sampler.py)
+and at validation (tests/test_refusals_at_validation.py)."""
 from __future__ import annotations
 
 from typing import Any, Callable
 
 from hypothesis import strategies as st
 
-from ltxgraph.testing.strategies import Fit, video_latent
 from ltxgraph_ops.latents import FRAMES_PER_LATENT, pixel_frames
+
+from .strategies import Fit, video_latent
 
 MIN_TEMPORAL_OVERLAP, MAX_TEMPORAL_OVERLAP = 16, 80   # the temporal_overlap port's range
 MAX_SPATIAL_OVERLAP = 8                                # the spatial_overlap port's maximum
@@ -51,3 +53,4 @@ def looping_sampler_inputs(draw: Callable[[st.SearchStrategy[Any]], Any], kwargs
 
 
 FITS: dict[str, Fit] = {"LTXVLoopingSampler": looping_sampler_inputs}
+"""Op name -> the :data:`Fit` of its related inputs, for the built-in ops that refuse most independent draws."""
