@@ -9,14 +9,15 @@ import torch.nn.functional as F
 
 def center_crop_to_aspect(images: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """The largest centred window of ``images`` [B, H, W, C] with the aspect ratio width:height (the same
-    number of pixels cut from both sides, rounded)."""
+    number of pixels cut from both sides, rounded). At least one row and column are kept: an image a pixel or two
+    across cropped to a far narrower aspect would otherwise round to nothing (ComfyUI's crop then fails)."""
     _, h, w, _ = images.shape
     source, target = w / h, width / height
     if source > target:
-        cut = round((w - w * target / source) / 2)
+        cut = min(round((w - w * target / source) / 2), (w - 1) // 2)
         return images[:, :, cut:w - cut]
     if source < target:
-        cut = round((h - h * source / target) / 2)
+        cut = min(round((h - h * source / target) / 2), (h - 1) // 2)
         return images[:, cut:h - cut]
     return images
 

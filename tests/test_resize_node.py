@@ -12,7 +12,7 @@ import torch
 from ltxgraph import Registry, load, unorm8
 from ltxgraph.frames import CodedFrames, coded
 from ltxgraph.comfyui import widget_slots
-from ltxgraph_ops.image_geometry import resample
+from ltxgraph_ops.image_geometry import center_crop_to_aspect, resample, resize_cropped
 from ltxgraph_ops.resize_node import resize_image_mask
 
 from tests.comfyui.builder import UIWorkflow, literal_inputs
@@ -60,6 +60,15 @@ def test_scale_dimensions_crops_the_centre() -> None:
     out = resize_image_mask(stripes, "scale dimensions", width=10, height=10, crop="center",
                             scale_method="nearest-exact")
     assert out.min() == 1.0                            # only the centre square survives
+
+
+@pytest.mark.parametrize("shape, width, height", [((1, 32, 2, 3), 13, 535), ((1, 2, 32, 3), 535, 13)])
+def test_a_centre_crop_keeps_at_least_one_pixel(shape, width, height) -> None:
+    """A 2-pixel-wide image cropped to a far narrower aspect rounds its cut to the whole width: a column at least stays
+    (the op's contract check drew this; it failed inside the resampler)."""
+    out = center_crop_to_aspect(torch.rand(*shape), width, height)
+    assert min(out.shape[1:3]) >= 1
+    assert resize_cropped(torch.rand(*shape), width, height).shape == (1, height, width, 3)
 
 
 def test_lanczos_follows_comfyuis_8bit_pillow_resize() -> None:
