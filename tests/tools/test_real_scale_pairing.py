@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tools.benchmarks.real_scale import best_rates, linear_peak, median_round, paired_rounds, projected_seconds
+from tools.benchmarks.real_scale import (ATTENTION_KERNEL, best_rates, kernel_figures, linear_peak, median_round,
+                                         paired_rounds, projected_seconds)
 
 SHAPES = [((100, 10, 10), 2e12), ((100, 10, 40), 1e12)]       # FLOP weights of two GEMM shapes
 FLOPS = {"total": 4e12, "linear_total": 3e12}
@@ -65,3 +66,18 @@ def test_the_projected_step_has_its_own_share_of_the_peak() -> None:
     assert pair["seconds_48"] == pytest.approx(5.0 + 47 * 2.0 + 1.0)
     assert pair["share_48"] == pytest.approx(96e12 / 100.0 / 1e9 / 1000.0)
     assert "share_48" not in paired_rounds(measured, SHAPES, FLOPS)[0]
+
+
+def test_a_profiled_step_reports_its_kernels_against_the_probes() -> None:
+    """4 TFLOP in an 8 s step whose GEMMs took 4 s (3 TFLOP: 750 GFLOP/s) and attention 2 s (1 TFLOP: 500)."""
+    probes = [probe(1000, 1000, 800)] * 2
+    (profiled,) = rounds_of(probes, [8.0])
+    profiled["kernel_seconds"] = {"mkldnn::_linear_pointwise": 3.0, "aten::addmm": 1.0, ATTENTION_KERNEL: 2.0}
+    figures = kernel_figures(profiled, SHAPES, FLOPS)
+    assert figures["linear_kernel_seconds"] == 4.0 and figures["attention_kernel_seconds"] == 2.0
+    assert figures["kernel_share_of_step"] == pytest.approx(0.75)
+    assert figures["linear_kernel_gflops"] == pytest.approx(750.0)
+    assert figures["linear_kernel_share_of_peak"] == pytest.approx(0.75)
+    assert figures["attention_kernel_gflops"] == pytest.approx(500.0)
+    assert figures["share_of_peak"] == pytest.approx(0.5)
+    assert figures["share_ceiling"] == pytest.approx(4e12 / 6.0 / 1e9 / 1000, abs=5e-4)     # rounded to 3 places

@@ -37,7 +37,10 @@ the step's one-off work before the blocks) + 47 x the mean later block + the tim
 block, 48 x that block, one-off work included (an over-estimate). For a model whose text keys/values do not follow sigma (2.0,
 2.5) the measured steps read them from the store the unmeasured first step filled, as the sampler does for a
 streamed model (``text_kept``; its FLOPs then leave them and the caption projections out); their memory (2 x
-blocks x text tokens x both widths) counts only for the blocks measured.
+blocks x text tokens x both widths) counts only for the blocks measured. The step benchmarks add one profiled
+round (``profiled_step``): the seconds of the GEMM and attention kernels inside the step, the rate each runs at
+there against the probes around it, and ``share_ceiling``, the share of the peak the step would reach if nothing
+but those kernels took any time.
 """
 from __future__ import annotations
 
@@ -169,7 +172,17 @@ for _ in range(ARGS["rounds"]):
     rounds.append({{"step": step(), "gemm_before": gemm_gflops, "attention_before": attention_gflops}})
     gemm_gflops, attention_gflops = probe_peaks()
     rounds[-1].update(gemm_after=gemm_gflops, attention_after=attention_gflops)
-print(json.dumps({{"rounds": rounds, "load_seconds": load_seconds,
+profiled = None
+if ARGS["profile"]:                                  # one more round, the step profiled: its kernels' own seconds
+    from torch.profiler import ProfilerActivity, profile
+    from tools.benchmarks.transformer import SHARED_KERNELS
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        profiled = {{"step": step(), "gemm_before": gemm_gflops, "attention_before": attention_gflops}}
+    profiled["kernel_seconds"] = {{e.key: e.self_cpu_time_total / 1e6 for e in prof.key_averages()
+                                  if e.key in SHARED_KERNELS}}
+    gemm_gflops, attention_gflops = probe_peaks()
+    profiled.update(gemm_after=gemm_gflops, attention_after=attention_gflops)
+print(json.dumps({{"rounds": rounds, "profiled": profiled, "load_seconds": load_seconds,
                   "first": first, "peak_rss_gib": peak_gib(), "blocks": len(model.transformer_blocks),
                   "feed_forward_token_chunk": token_chunk, "attention_token_chunk": attention_token_chunk,
                   "load_average": [round(x, 2) for x in os.getloadavg()]}}))
@@ -247,9 +260,36 @@ def median_round(rounds: list[dict], key: str = "share") -> dict:
     return sorted(rounds, key=lambda r: r[key])[len(rounds) // 2]
 
 
+ATTENTION_KERNEL = "aten::_scaled_dot_product_flash_attention_for_cpu"
+
+
+def kernel_figures(profiled: dict, shapes: list, flops: dict) -> dict:
+    """A profiled step (``step``, probes around it as in :func:`paired_rounds`, ``kernel_seconds``: {op: seconds}
+    of the GEMM and attention kernels in it): how much of the step those kernels take, the rate each runs at
+    inside the step against its probe, and ``share_ceiling``: the step's share of the peak if nothing but those
+    kernels took any time (the most any work outside them could reach)."""
+    (pair,) = paired_rounds([profiled], shapes, flops)
+    kernels = profiled["kernel_seconds"]
+    attention_seconds = kernels.get(ATTENTION_KERNEL, 0.0)
+    linear_seconds = sum(kernels.values()) - attention_seconds
+    attention_flop = flops["total"] - flops["linear_total"]
+    linear_rate = flops["linear_total"] / linear_seconds / 1e9
+    attention_rate = attention_flop / attention_seconds / 1e9 if attention_seconds else None
+    return {"step_seconds": round(profiled["step"]["seconds"], 2), "linear_kernel_seconds": round(linear_seconds, 2),
+            "attention_kernel_seconds": round(attention_seconds, 2),
+            "kernel_share_of_step": round((linear_seconds + attention_seconds) / profiled["step"]["seconds"], 3),
+            "linear_kernel_gflops": round(linear_rate, 1), "matmul_peak_gflops": round(pair["peak"], 1),
+            "linear_kernel_share_of_peak": round(linear_rate / pair["peak"], 3),
+            "attention_kernel_gflops": None if attention_rate is None else round(attention_rate, 1),
+            "attention_probe_gflops": round(pair["attention"][0], 1),
+            "share_of_peak": round(pair["share"], 3),
+            "share_ceiling": round(flops["total"] / (linear_seconds + attention_seconds) / 1e9 / pair["peak"], 3)}
+
+
 def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", malloc: str = "cli",
              root: Path = ROOT, checkpoint: Path | None = None, memory_budget: int | None = None,
-             rounds: int = ROUNDS, version: str = "2.0", text_kept: bool | None = None) -> dict:
+             rounds: int = ROUNDS, version: str = "2.0", text_kept: bool | None = None,
+             profile: bool = False) -> dict:
     """One streamed step of ``stage`` (see STAGES) through ``blocks`` blocks in ``dtype``, in a fresh interpreter
     running the code under ``root``; ``malloc``: "cli" (the CLI's settings: torch's tensors of 2 MiB or more on
     transparent huge pages, :func:`ltxgraph.allocator.use_huge_pages`, and glibc's mmap threshold fixed at 1
@@ -263,8 +303,8 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
     sampler plans them (None: all tokens at once); ``rounds``: measured steps after the unmeasured first, each
     between two probes of the peaks; ``version``: the model of the synthetic file (2.0: 19B, 2.3: 22B);
     ``text_kept``: the measured steps read the text keys/values kept by the first (None: where the sampler keeps
-    them, a model whose text does not follow sigma). Figures of the round with the median share, extrapolated to
-    48 blocks."""
+    them, a model whose text does not follow sigma); ``profile``: one more round with the step profiled
+    (:func:`kernel_figures`). Figures of the round with the median share, extrapolated to 48 blocks."""
     from ltxgraph_ops.model_files import transformer_config
     from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
     from tools.benchmarks.step_flops import Tokens, dominant_gemms, forward_flops
@@ -272,7 +312,8 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
     checkpoint = checkpoint or checkpoint_for(blocks, version)
     args = {"root": str(root), "checkpoint": str(checkpoint), "grid": spec["grid"], "audio": spec["audio"],
             "text": spec["text"], "dtype": dtype, "malloc": malloc, "threads": THREADS, "blocks": blocks,
-            "memory_budget": memory_budget, "peak_repeats": PEAK_REPEATS, "rounds": rounds}
+            "memory_budget": memory_budget, "peak_repeats": PEAK_REPEATS, "rounds": rounds,
+            "profile": profile}
     config = transformer_config(SafetensorsFile(checkpoint))
     args["text_kept"] = not config.text_follows_sigma if text_kept is None else text_kept   # None: as the sampler
     frames, height, width = spec["grid"]
@@ -337,6 +378,8 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
                      "peak_rss_gib": raw["peak_rss_gib"], "load_seconds": round(raw["load_seconds"], 2),
                      "finite": step["finite"]},
     }
+    if raw["profiled"] is not None:
+        figures["profiled_step"] = kernel_figures(raw["profiled"], shapes, flops)
     if raw["blocks"] != RELEASE_BLOCKS:
         projected = median_round(rounds, "share_48")
         how = ("first block as measured + 47 x the mean later block + after the blocks" if raw["blocks"] > 1 else
@@ -497,7 +540,8 @@ def gemm_rate_trace(calls: int = 300, window: int = 30, tokens: int = 1536, widt
 
 def stage_step(stage: str, version: str = "2.0"):
     def run(blocks: int = RELEASE_BLOCKS, dtype: str = "float32", memory_budget: int | None = None) -> dict:
-        return {"version": version, **run_step(stage, blocks, dtype, memory_budget=memory_budget, version=version)}
+        return {"version": version, **run_step(stage, blocks, dtype, memory_budget=memory_budget, version=version,
+                                               profile=True)}
     return run
 
 
