@@ -26,6 +26,7 @@ from ltxgraph_ops.models.layers import Linear, pack_linears, share_weight_buffer
 from ltxgraph_ops.weights.block_buffers import ComputeSlot
 from ltxgraph_ops.weights.comfy_quant import check_int8_layer, header_layers, layer_quant
 from ltxgraph_ops.weights.dequant import is_quantized
+from ltxgraph_ops.weights.finite import has_non_finite
 from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile
 
 WEIGHT_SCALE_SUFFIXES = (".weight_scale", ".scale_weight")
@@ -124,24 +125,8 @@ def _check_int8_holders(module: nn.Module, file: SafetensorsFile, expected: dict
                          f"{type(layer).__name__} tensors in bf16 or float32", entry.key)
 
 
-def _has_non_finite(tensor: torch.Tensor, chunk: int = 1 << 22) -> bool:
-    """NaN/Inf anywhere in a float tensor, checked in chunks so the temporaries stay small (a whole-tensor
-    check would briefly double the memory of the largest weight)."""
-    flat = tensor.reshape(-1)
-    for start in range(0, flat.numel(), chunk):
-        part = flat[start:start + chunk]
-        if part.dtype in (torch.float8_e4m3fn, torch.float8_e5m2):
-            bits = part.view(torch.uint8) & 0x7F  # e4m3fn: NaN is S.1111.111; e5m2: Inf/NaN is S.11111.xx
-            bad = (bits == 0x7F) if part.dtype == torch.float8_e4m3fn else (bits >= 0x7C)
-        else:
-            bad = ~torch.isfinite(part)
-        if bool(bad.any()):
-            return True
-    return False
-
-
 def _check_finite(file: SafetensorsFile, key: str, tensor: torch.Tensor) -> None:
-    if tensor.is_floating_point() and _has_non_finite(tensor):
+    if tensor.is_floating_point() and has_non_finite(tensor):
         raise file.error("contains NaN or infinite values", key)
 
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ltxgraph_ops.models.layers import Linear, LowRankDelta
+from ltxgraph_ops.weights.finite import has_non_finite
 from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile
 
 MODULE_PREFIXES = ("model.diffusion_model.", "diffusion_model.", "transformer.", "")
@@ -100,7 +101,7 @@ def _layer(file: SafetensorsFile, down_key: str, up_key: str, alpha_key: str, li
     for key, tensor in ((down_key, down), (up_key, up)):
         if tensor.ndim != 2 or not tensor.is_floating_point():
             raise file.error(f"must be a 2-D float matrix, is {tensor.dtype} {list(tensor.shape)}", key)
-        if not bool(torch.isfinite(tensor.float()).all()):
+        if has_non_finite(tensor):
             raise file.error("contains NaN or infinite values", key)
     rank = down.shape[0]
     if down.shape[1] != linear.in_features or up.shape != (linear.out_features, rank):
