@@ -5,6 +5,7 @@ in the file, and the refusal of a file without one."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from ltxgraph.errors import InputValueError
 from ltxgraph_ops.gemma4_image_prompt import (IMAGE_END, IMAGE_SLOT, IMAGE_START, MARKERS, comfyui_gemma4_pixels,
                                               comfyui_target_size, gemma4_chat, gemma4_chat_ids, gemma4_image_chat)
 from ltxgraph_ops.gemma_image_prompt import vision_layout
+from ltxgraph_ops.models.gemma4_embedder import Gemma4Embedder
 from ltxgraph_ops.models.gemma4_vision import Gemma4Vision
 from ltxgraph_ops.models.gemma_tokenizer import BOS_ID, GemmaTokenizer
 from ltxgraph_ops.nodes.text import generate_ltx2_prompt
@@ -28,7 +30,8 @@ from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFi
 def files(tmp_path_factory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("models") / "text_encoders"   # a models folder as ComfyUI's
     return {"vision": str(tiny.write_file(folder / "gemma4_e2b_it.safetensors", "bf16", vision=True)),
-            "text_only": str(tiny.write_file(folder / "gemma4_text_only.safetensors", "bf16"))}
+            "text_only": str(tiny.write_file(folder / "gemma4_text_only.safetensors", "bf16")),
+            "unified": str(tiny.write_file(folder / "gemma4_12b_unified.safetensors", "bf16", embedder=True))}
 
 
 @pytest.fixture(scope="module")
@@ -148,16 +151,88 @@ def test_half_a_gemma4_vision_path_is_refused_naming_the_key(files, tmp_path) ->
         vision_layout(SafetensorsFile(str(path)))
 
 
-def test_an_encoder_free_embedder_is_not_read(files, tmp_path) -> None:
-    """Gemma 4 12B's encoder-free image embedder (``vision_model.patch_dense``) is not a vision path ltxgraph reads:
-    the file is text-only for it, not a broken one."""
+def test_the_encoder_free_embedder_is_found_in_comfyuis_layout(files) -> None:
+    layout = vision_layout(SafetensorsFile(files["unified"]))
+    assert (layout.tower, layout.projector, layout.generation, layout.encoder_free) == (
+        "vision_model.", "multi_modal_projector.", 4, True)
+    assert isinstance(text_encoder_handle(files["unified"], None, None).vision_tower(), Gemma4Embedder)
+
+
+def transformers_layout(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """ComfyUI's Gemma 4 12B keys as transformers' Gemma4UnifiedForConditionalGeneration saves them."""
+    renamed = {}
+    for key, value in tensors.items():
+        for comfy, theirs in (("model.", "model.language_model."), ("vision_model.", "model.vision_embedder."),
+                              ("multi_modal_projector.", "model.embed_vision.")):
+            if key.startswith(comfy):
+                key = theirs + key[len(comfy):]
+                break
+        renamed[key] = value
+    return renamed
+
+
+def test_the_encoder_free_embedder_is_read_in_transformers_saved_layout(files, tmp_path) -> None:
     from safetensors.torch import load_file, save_file
-    tensors = {k: v for k, v in load_file(files["text_only"]).items()}
-    tensors.update({"vision_model.patch_dense.weight": torch.zeros(4, 6912),
-                    "multi_modal_projector.embedding_projection.weight": torch.zeros(24, 4)})
-    path = tmp_path / "unified.safetensors"
-    save_file(tensors, str(path))
-    assert vision_layout(SafetensorsFile(str(path))) is None
+    path = tmp_path / "gemma4_12b_hf.safetensors"
+    save_file(transformers_layout(load_file(files["unified"])), str(path), SafetensorsFile(files["unified"]).metadata)
+    layout = vision_layout(SafetensorsFile(str(path)))
+    assert (layout.tower, layout.projector, layout.encoder_free) == ("model.vision_embedder.", "model.embed_vision.",
+                                                                     True)
+    image = torch.rand(1, 3, 96, 144, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        ours = text_encoder_handle(files["unified"], None, None).vision_tower()(image)
+        theirs = text_encoder_handle(str(path), None, None).vision_tower()(image)
+    assert ours.shape == (1, 6, 24) and torch.equal(ours, theirs)
+
+
+@pytest.mark.parametrize("dropped, missing", [
+    ("multi_modal_projector.embedding_projection.weight", "'multi_modal_projector.embedding_projection.weight'"),
+    ("vision_model.patch_dense.weight",
+     "'vision_model.patch_embedder.input_proj.weight' or 'vision_model.patch_dense.weight'"),
+    ("vision_model.pos_embedding", "'vision_model.pos_embedding'"),
+])
+def test_half_an_encoder_free_embedder_is_refused_naming_the_key(files, tmp_path, dropped, missing) -> None:
+    from safetensors.torch import load_file, save_file
+    tensors = load_file(files["unified"])
+    del tensors[dropped]
+    path = tmp_path / "half_unified.safetensors"
+    save_file(tensors, str(path), SafetensorsFile(files["unified"]).metadata)
+    with pytest.raises(CheckpointError, match=f"half_unified.safetensors: .*{re.escape(missing)}.* missing"):
+        text_encoder_handle(str(path), None, None)
+
+
+def test_the_12b_image_chat_puts_one_bidirectional_soft_token_per_cell_in_place_of_the_placeholder(files) -> None:
+    handle = text_encoder_handle(files["unified"], None, None)
+    embedder = handle.vision_tower()
+    image = torch.rand(1, 100, 160, 3, generator=torch.Generator().manual_seed(2))
+    ids, images = gemma4_image_chat(handle.tokenizer, embedder, "a cat", image)
+    height, width = comfyui_target_size(100, 160)
+    count = (height // 48) * (width // 48)
+    slots = images.slots[0].nonzero()[:, 0]
+    assert images.features.shape == (1, count, 24) and len(slots) == count
+    assert slots.tolist() == list(range(int(slots[0]), int(slots[0]) + count))
+    assert ids[0, slots[0] - 1] == handle.tokenizer.piece_id(IMAGE_START)
+    assert ids[0, slots[-1] + 1] == handle.tokenizer.piece_id(IMAGE_END)
+    assert images.bidirectional                                    # ComfyUI's 12B: the image's tokens see each other
+    with torch.no_grad():
+        expected = embedder(comfyui_gemma4_pixels(image))
+    assert torch.equal(images.features, expected)
+
+
+def test_the_node_reads_the_image_with_gemma4_12b(files) -> None:
+    """TextGenerateLTX2Prompt with the 12B file and an image: a reply, and the prompt Gemma reads depends on the
+    image (its last hidden state before the reply differs between two images)."""
+    handle = text_encoder_handle(files["unified"], None, None)
+    images = [torch.zeros(1, 96, 96, 3), torch.rand(1, 96, 96, 3, generator=torch.Generator().manual_seed(5))]
+    replies = [generate_ltx2_prompt(handle, "a cat", max_length=6, sampling_mode="off", image=image)
+               for image in images]
+    assert all(isinstance(reply, str) and reply for reply in replies)
+    last = []
+    with torch.no_grad():
+        for image in images:
+            ids, tokens = gemma4_image_chat(handle.tokenizer, handle.vision_tower(), "a cat", image)
+            last.append(handle.gemma.get()(ids, torch.ones_like(ids), images=tokens)[-1][0, -1])
+    assert float((last[0] - last[1]).abs().max()) > 1e-4
 
 
 def test_a_text_only_gemma4_file_still_enhances_text_and_refuses_an_image(files) -> None:
@@ -180,6 +255,9 @@ outputs: {text: "@enhance.%s"}
 
 @pytest.mark.parametrize("gemma, op, refusal", [
     ("gemma4_e2b_it.safetensors", "TextGenerateLTX2Prompt", None),
+    ("gemma4_12b_unified.safetensors", "TextGenerateLTX2Prompt", None),
+    ("gemma4_12b_unified.safetensors", "LTXVGemmaEnhancePrompt",
+     "gemma4_12b_unified.safetensors: LTXVGemmaEnhancePrompt lays out an image prompt for Gemma 3"),
     ("gemma4_text_only.safetensors", "TextGenerateLTX2Prompt",
      "gemma4_text_only.safetensors: this Gemma file has no vision tower"),
     ("gemma4_e2b_it.safetensors", "LTXVGemmaEnhancePrompt",
@@ -200,6 +278,9 @@ def test_validation_refuses_an_image_the_gemma4_file_cannot_read(files, tmp_path
                                                          output=tmp_path / "out"))
     if refusal is None:
         runner.validate(api.load(graph_path))
+        if "12b" in gemma:      # and runs: the graph's one output is Gemma 4 12B's reply about the image
+            text = runner.run(api.load(graph_path)).outputs["text"]
+            assert isinstance(text, str) and text
         return
     with pytest.raises(ValidationError, match=refusal):
         runner.validate(api.load(graph_path))

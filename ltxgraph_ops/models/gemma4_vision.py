@@ -57,6 +57,7 @@ class Gemma4VisionConfig:
     boi_token_id: int = 255_999         # <|image>
     image_token_id: int = 258_880       # <|image|>, the placeholder the soft tokens replace
     eoi_token_id: int = 258_882         # <image|>
+    bidirectional_images: bool = False  # an image's soft tokens see each other (ComfyUI's E2B / E4B: no)
 
     @property
     def cell(self) -> int:
