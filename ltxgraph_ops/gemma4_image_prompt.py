@@ -27,7 +27,7 @@ import re
 import torch
 import torch.nn.functional as F
 
-from ltxgraph_ops.models.gemma import ImageTokens
+from ltxgraph_ops.models.gemma import GemmaConfig, ImageTokens
 from ltxgraph_ops.models.gemma4_embedder import Gemma4Embedder
 from ltxgraph_ops.models.gemma4_vision import Gemma4Vision
 from ltxgraph_ops.models.gemma_tokenizer import BOS_ID, EOS_ID, GemmaTokenizer
@@ -36,6 +36,7 @@ from ltxgraph_ops.textgen_prompts import LTX24_I2V_INSTRUCTIONS, LTX24_T2V_INSTR
 TURN_START, TURN_END = "<|turn>", "<turn|>"
 IMAGE_START, IMAGE_SLOT, IMAGE_END = "<|image>", "<|image|>", "<image|>"
 CHANNEL = "<|channel>"
+SUPPRESSED_12B = ("<audio|>", IMAGE_END)    # ComfyUI's Gemma4_12B_Config suppress_tokens (258883, 258882)
 MARKERS = (TURN_START, TURN_END, IMAGE_START, IMAGE_SLOT, IMAGE_END, CHANNEL)
 # ComfyUI's Gemma 4 tokenizer sizes a prompt image with these, whatever the encoder: 16-pixel patches pooled 3 x 3,
 # at most 280 soft tokens
@@ -72,6 +73,21 @@ def gemma4_chat_ids(tokenizer: GemmaTokenizer, text: str) -> list[int]:
 def stop_ids(tokenizer: GemmaTokenizer) -> tuple[int, ...]:
     """Where Gemma 4's reply ends: EOS or <turn|>."""
     return EOS_ID, tokenizer.piece_id(TURN_END)
+
+
+def suppressed_ids(tokenizer: GemmaTokenizer, config: GemmaConfig) -> tuple[int, ...]:
+    """Tokens ComfyUI's Gemma 4 12B never writes: <audio|> and <image|> (its ``suppress_tokens`` 258883, 258882),
+    those of them ``tokenizer`` has; none for E2B / E4B / 31B. The 12B is told as ComfyUI's configs tell it apart:
+    its global layers take their values from the key projection (``attention_k_eq_v``)."""
+    if not config.attention_k_eq_v:
+        return ()
+    found = []
+    for piece in SUPPRESSED_12B:
+        try:
+            found.append(tokenizer.piece_id(piece))
+        except KeyError:
+            continue
+    return tuple(found)
 
 
 def reply_text(tokenizer: GemmaTokenizer, generated: list[int]) -> str:

@@ -13,7 +13,8 @@ import torch
 
 from ltxgraph.errors import InputValueError
 from ltxgraph_ops.gemma4_image_prompt import (IMAGE_END, IMAGE_SLOT, IMAGE_START, MARKERS, comfyui_gemma4_pixels,
-                                              comfyui_target_size, gemma4_chat, gemma4_chat_ids, gemma4_image_chat)
+                                              comfyui_target_size, gemma4_chat, gemma4_chat_ids, gemma4_image_chat,
+                                              suppressed_ids)
 from ltxgraph_ops.gemma_image_prompt import vision_layout
 from ltxgraph_ops.models.gemma4_embedder import Gemma4Embedder
 from ltxgraph_ops.models.gemma4_vision import Gemma4Vision
@@ -324,3 +325,16 @@ def test_a_gemma4_file_with_its_tokenizer_as_json_runs_the_node(files, tmp_path)
     handle = text_encoder_handle(str(path), None, None)
     reply = generate_ltx2_prompt(handle, "a cat", max_length=5, sampling_mode="off", image=torch.rand(1, 64, 64, 3))
     assert isinstance(reply, str) and reply
+
+
+def test_gemma4_12b_never_writes_the_tokens_comfyui_suppresses_for_it(files) -> None:
+    """ComfyUI's 12B config suppresses <audio|> and <image|> (the tiny vocabulary has the latter); E2B none."""
+    unified, e2b = (text_encoder_handle(files[name], None, None) for name in ("unified", "vision"))
+    assert suppressed_ids(unified.tokenizer, unified.gemma.get().config) == (unified.tokenizer.piece_id(IMAGE_END),)
+    assert suppressed_ids(e2b.tokenizer, e2b.gemma.get().config) == ()
+    gemma = unified.gemma.get()
+    ids = torch.tensor([gemma4_chat_ids(unified.tokenizer, gemma4_chat("a cat", image=False))])
+    free = gemma.generate(ids, torch.ones_like(ids), max_new_tokens=4, stop_tokens=(-1,))
+    first = int(free[0, 0])
+    held = gemma.generate(ids, torch.ones_like(ids), max_new_tokens=4, stop_tokens=(-1,), suppressed_tokens=(first,))
+    assert first not in held[0].tolist()
