@@ -27,7 +27,7 @@ from ltxgraph_ops.models.gemma import GemmaConfig, GemmaTextModel, ImageTokens  
 from ltxgraph_ops.models.gemma4_embedder import Gemma4Embedder, Gemma4EmbedderConfig  # noqa: E402
 from ltxgraph_ops.weights.writing import random_state  # noqa: E402
 from tools.oracle.gemma4 import text_config_fields  # noqa: E402
-from tools.oracle.gemma4_vision import TEXT as VISION_TEXT  # noqa: E402
+from tools.oracle.gemma4_vision import TEXT as VISION_TEXT, copy_into, hidden_states_error  # noqa: E402
 from tools.oracle.guard import compared  # noqa: E402
 
 TEXT: GemmaConfig = dataclasses.replace(VISION_TEXT, sliding_window=16)
@@ -72,15 +72,7 @@ def build_pair():
     text.load_state_dict(text_state)
     embedder.load_state_dict(embedder_state)
     theirs = Gemma4UnifiedForConditionalGeneration(reference_config()).eval()
-    state = {f"model.language_model.{k}": v for k, v in text_state.items()}
-    for key, value in embedder_state.items():
-        name = (f"model.embed_vision.{key[len('vision_model.'):]}" if key.startswith("vision_model.")
-                else "model.embed_vision.multimodal_embedder." + key[len("multi_modal_projector."):])
-        state[name] = value
-    state["lm_head.weight"] = text_state["embed_tokens.weight"]
-    missing, unexpected = theirs.load_state_dict(state, strict=False)
-    if unexpected or missing:
-        raise AssertionError(f"weights do not map: missing {missing}, unexpected {unexpected}")
+    copy_into(theirs, text_state, embedder_state, "model.embed_vision.", "model.embed_vision.multimodal_embedder.")
     return text, embedder, theirs
 
 
@@ -147,11 +139,7 @@ def check_soft_tokens() -> float:
 def check_hidden_states() -> float:
     text, embedder, theirs = build_pair()
     ids, images, their_inputs = _inputs(embedder)
-    mine = text(ids, torch.ones_like(ids), images=images)
-    ref = theirs(**their_inputs, output_hidden_states=True).hidden_states
-    if len(mine) != len(ref):
-        raise AssertionError(f"{len(mine)} hidden states vs {len(ref)}")
-    return max(compared("gemma 4 12B hidden state with an image", a, b) for a, b in zip(mine, ref))
+    return hidden_states_error(text, theirs, ids, images, their_inputs, "gemma 4 12B hidden state with an image")
 
 
 @torch.no_grad()
