@@ -40,9 +40,11 @@ from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFi
 from ltxgraph_ops.weights.streaming import StreamedBlocks, release_stream_buffers, weight_bytes
 
 GEMMA_PREFIXES = ("model.", "language_model.model.", "model.language_model.")
-# beside Gemma's text model under its prefix: its vision parts, and in an LTX-2.5 "with-proj" file the bundled
+# beside Gemma's text model under its prefix: its vision parts (Gemma 4 12B's embedders under transformers' names
+# in files that flattened only the language model to ``model.*``), and in an LTX-2.5 "with-proj" file the bundled
 # connectors (``model.diffusion_model.*``)
-OTHER_GEMMA_PARTS = ("vision_tower.", "multi_modal_projector.", "lm_head.", "diffusion_model.")
+OTHER_GEMMA_PARTS = ("vision_tower.", "multi_modal_projector.", "lm_head.", "diffusion_model.", "vision_embedder.",
+                     "embed_vision.", "embed_audio.")
 # token tables a streamed Gemma leaves on disk (rows read when looked up): the embeddings, and Gemma 4 E2B / E4B's
 # per-layer input table
 TOKEN_TABLES = ("embed_tokens", "embed_tokens_per_layer")
