@@ -7,15 +7,17 @@ with the LTX "2.4" instructions (image-to-video with an image, text-to-video wit
 ``<|image><|image|><image|>\\n\\n`` with an image (else nothing), user text ``User Raw Input Prompt: {prompt}.``
 with an image, ``user prompt: {prompt}`` without. Tokens: BOS, then the text as it is, each marker one token (the
 tokenizer adds nothing else; no padding). The one <|image|> becomes the image's soft tokens (only the first image
-of a batch: the chat has one placeholder), attended causally like text (ComfyUI's E2B: no bidirectional image
-attention). Generation stops at EOS or <turn|>; the reply's markers are dropped and it is stripped.
+of a batch: the chat has one placeholder), attended causally like text with Gemma 4 E2B / E4B's vision encoder, both
+ways among themselves with Gemma 4 12B's encoder-free embedder (ComfyUI's ``vision_bidirectional``). Generation stops
+at EOS or <turn|>; the reply's markers are dropped and it is stripped.
 
 Pixels (ComfyUI's Gemma 4 tokenizer, the rule transformers' Gemma4ImageProcessor also uses): the image scaled
 by sqrt(280 x 9 x 16^2 / (H W)), each side floored to a multiple of 48 (a side that would be 0 becomes 48 and the
 other floor(ratio) x 48, at most 280 / 9 x 48); the 8-bit codes ``int(x 255)`` (truncated) resized bicubic with
 antialiasing as torchvision's ``transforms.functional.resize`` does for a uint8 tensor (in float32, clamped to
 [0, 255], rounded; not torch's own uint8 kernel, which differs by up to 23 levels), then ``x (1 / 255)``. The
-vision encoder maps them to ``2 (x - 0.5)`` itself.
+vision encoder maps them to ``2 (x - 0.5)`` itself; the 12B's embedder reads them as they are. The size rule is the
+tokenizer's whatever the model, so the 12B's cells are the same 48-pixel squares.
 """
 from __future__ import annotations
 
@@ -26,13 +28,16 @@ import torch
 import torch.nn.functional as F
 
 from ltxgraph_ops.models.gemma import ImageTokens
+from ltxgraph_ops.models.gemma4_embedder import Gemma4Embedder
 from ltxgraph_ops.models.gemma4_vision import Gemma4Vision
+from ltxgraph_ops.models.gemma_config import GemmaConfig
 from ltxgraph_ops.models.gemma_tokenizer import BOS_ID, EOS_ID, GemmaTokenizer
 from ltxgraph_ops.textgen_prompts import LTX24_I2V_INSTRUCTIONS, LTX24_T2V_INSTRUCTIONS
 
 TURN_START, TURN_END = "<|turn>", "<turn|>"
 IMAGE_START, IMAGE_SLOT, IMAGE_END = "<|image>", "<|image|>", "<image|>"
 CHANNEL = "<|channel>"
+SUPPRESSED_12B = ("<audio|>", IMAGE_END)    # ComfyUI's Gemma4_12B_Config suppress_tokens (258883, 258882)
 MARKERS = (TURN_START, TURN_END, IMAGE_START, IMAGE_SLOT, IMAGE_END, CHANNEL)
 # ComfyUI's Gemma 4 tokenizer sizes a prompt image with these, whatever the encoder: 16-pixel patches pooled 3 x 3,
 # at most 280 soft tokens
@@ -69,6 +74,21 @@ def gemma4_chat_ids(tokenizer: GemmaTokenizer, text: str) -> list[int]:
 def stop_ids(tokenizer: GemmaTokenizer) -> tuple[int, ...]:
     """Where Gemma 4's reply ends: EOS or <turn|>."""
     return EOS_ID, tokenizer.piece_id(TURN_END)
+
+
+def suppressed_ids(tokenizer: GemmaTokenizer, config: GemmaConfig) -> tuple[int, ...]:
+    """Tokens ComfyUI's Gemma 4 12B never writes: <audio|> and <image|> (its ``suppress_tokens`` 258883, 258882),
+    those of them ``tokenizer`` has; none for E2B / E4B / 31B. The 12B is told as ComfyUI's configs tell it apart:
+    its global layers take their values from the key projection (``attention_k_eq_v``)."""
+    if not config.attention_k_eq_v:
+        return ()
+    found = []
+    for piece in SUPPRESSED_12B:
+        try:
+            found.append(tokenizer.piece_id(piece))
+        except KeyError:
+            continue
+    return tuple(found)
 
 
 def reply_text(tokenizer: GemmaTokenizer, generated: list[int]) -> str:
@@ -111,10 +131,10 @@ def comfyui_gemma4_pixels(images: torch.Tensor) -> torch.Tensor:
     return codes * (1.0 / 255.0)
 
 
-def gemma4_image_chat(tokenizer: GemmaTokenizer, vision: Gemma4Vision, prompt: str, images: torch.Tensor
-                      ) -> tuple[torch.Tensor, ImageTokens]:
+def gemma4_image_chat(tokenizer: GemmaTokenizer, vision: Gemma4Vision | Gemma4Embedder, prompt: str,
+                      images: torch.Tensor) -> tuple[torch.Tensor, ImageTokens]:
     """Token ids [1, T] of ComfyUI's Gemma 4 image chat (:func:`gemma4_chat`) with the placeholder expanded to the
-    first image's soft tokens, and those tokens (causal, like text)."""
+    first image's soft tokens, and those tokens (causal like text, or bidirectional as the vision config says)."""
     cfg = vision.config
     chat = gemma4_chat_ids(tokenizer, gemma4_chat(prompt, image=True))
     with torch.inference_mode():
@@ -123,4 +143,4 @@ def gemma4_image_chat(tokenizer: GemmaTokenizer, vision: Gemma4Vision, prompt: s
     ids = torch.tensor([chat[:at] + [cfg.image_token_id] * count + chat[at + 1:]])
     slots = torch.zeros_like(ids, dtype=torch.bool)
     slots[0, at:at + count] = True
-    return ids, ImageTokens(slots, features, bidirectional=False)
+    return ids, ImageTokens(slots, features, bidirectional=cfg.bidirectional_images)

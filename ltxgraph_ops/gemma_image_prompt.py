@@ -10,10 +10,12 @@ Key layouts read (strictly: every tensor of the tower and the projector, nothing
 - Gemma 4 (E2B / E4B / 31B), ComfyUI's file (``gemma4_e2b_it*.safetensors``): ``vision_model.*`` (the Gemma 4
   vision encoder, told apart by ``patch_embedder``) and ``multi_modal_projector.embedding_projection.weight``;
   a Hugging Face Gemma4ForConditionalGeneration file: ``model.vision_tower.*`` and ``model.embed_vision.*``.
+- Gemma 4 12B (transformers' ``gemma4_unified``, LTX-2.5's encoder), ComfyUI's file: the encoder-free embedder
+  ``vision_model.*`` (told apart by ``patch_dense``) and ``multi_modal_projector.embedding_projection.weight``; a
+  file saved by transformers' Gemma4UnifiedForConditionalGeneration: ``model.vision_embedder.*`` and
+  ``model.embed_vision.*``.
 
 A file with none is text-only: it still encodes prompts, and image-conditioned generation is refused naming it.
-So is a file with Gemma 4 12B's encoder-free vision embedder (``vision_model.patch_dense.*``, transformers'
-``gemma4_unified``), which ltxgraph does not read.
 """
 from __future__ import annotations
 
@@ -23,8 +25,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ltxgraph_ops.models import gemma4_vision
+from ltxgraph_ops.models import gemma4_embedder, gemma4_vision
 from ltxgraph_ops.models.gemma import ImageTokens
+from ltxgraph_ops.models.gemma4_embedder import Gemma4Embedder, Gemma4EmbedderConfig
 from ltxgraph_ops.models.gemma4_vision import Gemma4Vision, Gemma4VisionConfig
 from ltxgraph_ops.models.gemma_tokenizer import BOS_ID
 from ltxgraph_ops.models.gemma_vision import GemmaVision, GemmaVisionConfig, image_token_sequence
@@ -36,76 +39,98 @@ COMFYUI_IMAGE_AREA = 896 * 896   # pixels ComfyUI's Gemma 3 tokenizer resizes a 
 
 @dataclass(frozen=True)
 class VisionLayout:
-    """Where a file keeps the vision tower and the projector, and which Gemma's they are (3 or 4)."""
+    """Where a file keeps the vision tower (or Gemma 4 12B's encoder-free embedder) and the projector, and which
+    Gemma's they are (3 or 4)."""
 
     tower: str
     projector: str
     generation: int = 3
+    encoder_free: bool = False   # Gemma 4 12B's embedder: no vision encoder
+
+    @property
+    def model(self) -> str:
+        """The vision model's name, a key of VISION_MODELS."""
+        return "gemma4_unified" if self.encoder_free else f"gemma{self.generation}"
 
     @property
     def tower_key(self) -> str:
+        if self.encoder_free:
+            return gemma4_embedder.PATCH_KEY
         return "embeddings.patch_embedding.weight" if self.generation == 3 else gemma4_vision.PATCH_KEY
 
     @property
     def projection_key(self) -> str:
         return "mm_input_projection_weight" if self.generation == 3 else gemma4_vision.PROJECTION_KEY
 
+    @property
+    def label(self) -> str:
+        return "Gemma 4 12B encoder-free" if self.encoder_free else f"Gemma {self.generation}"
+
 
 LAYOUTS = (VisionLayout("vision_model.", "multi_modal_projector."),
            VisionLayout("vision_tower.vision_model.", "multi_modal_projector."),
            VisionLayout("model.vision_tower.vision_model.", "model.multi_modal_projector."),
            VisionLayout("vision_model.", "multi_modal_projector.", 4),
-           VisionLayout("model.vision_tower.", "model.embed_vision.", 4))
-VISION_MODELS = {3: (GemmaVisionConfig, GemmaVision), 4: (Gemma4VisionConfig, Gemma4Vision)}
-UNREAD_EMBEDDER_KEY = "vision_model.patch_dense.weight"   # Gemma 4 12B's encoder-free embedder (not read)
+           VisionLayout("model.vision_tower.", "model.embed_vision.", 4),
+           VisionLayout("vision_model.", "multi_modal_projector.", 4, encoder_free=True),
+           VisionLayout("model.vision_embedder.", "model.embed_vision.", 4, encoder_free=True))
+VISION_MODELS = {"gemma3": (GemmaVisionConfig, GemmaVision), "gemma4": (Gemma4VisionConfig, Gemma4Vision),
+                 "gemma4_unified": (Gemma4EmbedderConfig, Gemma4Embedder)}
 
 
 def vision_layout(file) -> VisionLayout | None:
     """The file's vision layout, None for a text-only file; a tower without a projector (or the reverse) is a
     :class:`CheckpointError` naming the file."""
     keys = file.entries.keys()
-    if UNREAD_EMBEDDER_KEY in keys:
-        return None
     for layout in LAYOUTS:
-        tower_key, projection_key = f"{layout.tower}{layout.tower_key}", f"{layout.projector}{layout.projection_key}"
-        tower, projector = tower_key in keys, projection_key in keys
-        if tower and projector:
+        if {f"{layout.tower}{layout.tower_key}", f"{layout.projector}{layout.projection_key}"} <= keys:
             return layout
-        if tower or (projector and any(k.startswith(layout.tower) for k in keys)):
-            raise CheckpointError(f"{file.path}: Gemma {layout.generation} vision weights are incomplete: "
-                                  f"'{projection_key if tower else tower_key}' is missing")
+    for layout in LAYOUTS:
+        if f"{layout.tower}{layout.tower_key}" in keys:
+            raise CheckpointError(f"{file.path}: {layout.label} vision weights are incomplete: "
+                                  f"'{layout.projector}{layout.projection_key}' is missing")
+    for layout in LAYOUTS:
+        if f"{layout.projector}{layout.projection_key}" in keys and any(k.startswith(layout.tower) for k in keys):
+            towers = " or ".join(f"'{other.tower}{other.tower_key}'" for other in LAYOUTS
+                                 if (other.tower, other.projector) == (layout.tower, layout.projector)
+                                 and other.projection_key == layout.projection_key)
+            raise CheckpointError(f"{file.path}: {layout.label} vision weights are incomplete: {towers} is "
+                                  "missing")
     return None
 
 
-def vision_config(file, layout: VisionLayout) -> GemmaVisionConfig | Gemma4VisionConfig:
+VisionConfig = GemmaVisionConfig | Gemma4VisionConfig | Gemma4EmbedderConfig
+VisionModel = GemmaVision | Gemma4Vision | Gemma4Embedder
+
+
+def vision_config(file, layout: VisionLayout) -> VisionConfig:
     shapes = {f"vision_model.{key[len(layout.tower):]}": entry.shape
               for key, entry in file.entries.items() if key.startswith(layout.tower)}
     shapes.update({f"multi_modal_projector.{key[len(layout.projector):]}": entry.shape
                    for key, entry in file.entries.items() if key.startswith(layout.projector)})
     try:
-        return VISION_MODELS[layout.generation][0].from_tensors(shapes, file.config())
+        return VISION_MODELS[layout.model][0].from_tensors(shapes, file.config())
     except KeyError as exc:
-        raise CheckpointError(f"{file.path}: Gemma {layout.generation} vision weights are incomplete: "
+        raise CheckpointError(f"{file.path}: {layout.label} vision weights are incomplete: "
                               f"{exc} is missing") from None
 
 
-def check_vision(file, layout: VisionLayout, text_hidden: int) -> GemmaVisionConfig | Gemma4VisionConfig:
+def check_vision(file, layout: VisionLayout, text_hidden: int) -> VisionConfig:
     """Config of the file's vision weights, every key and shape checked from the header alone."""
     config = vision_config(file, layout)
     if config.text_hidden_size != text_hidden:
         raise CheckpointError(f"{file.path}: '{layout.projector}{layout.projection_key}' projects to "
                               f"{config.text_hidden_size}, the text model is {text_hidden} wide")
     with torch.device("meta"):
-        model = VISION_MODELS[layout.generation][1](config)
+        model = VISION_MODELS[layout.model][1](config)
     match_component(model.vision_model, file, layout.tower)
     match_component(model.multi_modal_projector, file, layout.projector)
     return config
 
 
-def load_vision(file, layout: VisionLayout, config: GemmaVisionConfig | Gemma4VisionConfig
-                ) -> GemmaVision | Gemma4Vision:
+def load_vision(file, layout: VisionLayout, config: VisionConfig) -> VisionModel:
     with parameters_on_meta():
-        model = VISION_MODELS[layout.generation][1](config)
+        model = VISION_MODELS[layout.model][1](config)
     load_component(model.vision_model, file, layout.tower)
     load_component(model.multi_modal_projector, file, layout.projector)
     return model.eval()

@@ -24,13 +24,13 @@ from ltxgraph.input_checks import input_check, refusal
 from ltxgraph_ops.conditioning import Conditioning
 from ltxgraph_ops.bundled_text_path import text_path_section
 from ltxgraph_ops.gemma_generation import gemma_header
-from ltxgraph_ops.gemma_image_prompt import check_vision, image_chat_ids, image_tokens, load_vision, vision_layout
+from ltxgraph_ops.gemma_image_prompt import (VisionModel, check_vision, image_chat_ids, image_tokens, load_vision,
+                                             vision_layout)
 from ltxgraph_ops.handles import Lazy
 from ltxgraph_ops.model_files import TRANSFORMER_PREFIX
 from ltxgraph_ops.models.gemma import GemmaTextModel, ImageTokens
 from ltxgraph_ops.models.gemma_config import GemmaConfig
 from ltxgraph_ops.models.progress import Counter
-from ltxgraph_ops.models.gemma4_vision import Gemma4Vision
 from ltxgraph_ops.models.gemma_vision import GemmaVision
 from ltxgraph_ops.models.gemma_tokenizer import MAX_LENGTH, GemmaTokenizer
 from ltxgraph_ops.models.next_token import TokenSampling
@@ -41,9 +41,11 @@ from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFi
 from ltxgraph_ops.weights.streaming import StreamedBlocks, release_stream_buffers, weight_bytes
 
 GEMMA_PREFIXES = ("model.", "language_model.model.", "model.language_model.")
-# beside Gemma's text model under its prefix: its vision parts, and in an LTX-2.5 "with-proj" file the bundled
+# beside Gemma's text model under its prefix: its vision parts (Gemma 4 12B's embedders under transformers' names
+# in files that flattened only the language model to ``model.*``), and in an LTX-2.5 "with-proj" file the bundled
 # connectors (``model.diffusion_model.*``)
-OTHER_GEMMA_PARTS = ("vision_tower.", "multi_modal_projector.", "lm_head.", "diffusion_model.")
+OTHER_GEMMA_PARTS = ("vision_tower.", "multi_modal_projector.", "lm_head.", "diffusion_model.", "vision_embedder.",
+                     "embed_vision.", "embed_audio.")
 # token tables a streamed Gemma leaves on disk (rows read when looked up): the embeddings, and Gemma 4 E2B / E4B's
 # per-layer input table
 TOKEN_TABLES = ("embed_tokens", "embed_tokens_per_layer")
@@ -182,8 +184,8 @@ def no_vision_tower(source: str) -> str:
     """The refusal of image-conditioned generation by the text-only Gemma file ``source`` (its name)."""
     return (f"{source}: this Gemma file has no vision tower ltxgraph reads ('vision_model.*' or "
             "'vision_tower.vision_model.*' with 'multi_modal_projector.*'): image-conditioned generation needs a "
-            "Gemma 3 file or a Gemma 4 E2B / E4B / 31B file that carries its vision encoder (Gemma 4 12B's "
-            "encoder-free embedder is not read)")
+            "Gemma 3 file, a Gemma 4 E2B / E4B / 31B file that carries its vision encoder, or a Gemma 4 12B file "
+            "that carries its encoder-free embedder ('vision_model.patch_dense.*')")
 
 
 def gemma3_image_layout_only(source: str) -> str:
@@ -201,7 +203,7 @@ class TextEncoderHandle:
     gemma: Lazy[GemmaTextModel]
     projector: Lazy[TextProjector] | None
     max_length: int = MAX_LENGTH
-    vision: Lazy[GemmaVision | Gemma4Vision] | None = None   # the vision tower and projector, when the file has them
+    vision: Lazy[VisionModel] | None = None   # the vision tower (or embedder) and projector, when the file has them
     generation: int = 3                       # Gemma 3 or Gemma 4 (the text model's layers tell)
 
     def encode(self, prompts: list[str], ctx: OpContext | None = None) -> Conditioning:
@@ -227,8 +229,9 @@ class TextEncoderHandle:
             release_stream_buffers(projector)
         return Conditioning(video.float(), None if audio is None else audio.float(), context_mask)
 
-    def vision_tower(self) -> GemmaVision | Gemma4Vision:
-        """Gemma's vision tower and projector; a Gemma file without them is refused, naming the file."""
+    def vision_tower(self) -> VisionModel:
+        """Gemma's vision tower (or Gemma 4 12B's embedder) and projector; a Gemma file without them is refused,
+        naming the file."""
         if self.vision is None:
             raise InputValueError(no_vision_tower(self.source))
         return self.vision.get()

@@ -17,8 +17,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ltxgraph_ops.bundled_text_path import sizes_from_tensors, text_path_section
+from ltxgraph_ops.gemma_image_prompt import vision_layout
 from ltxgraph_ops.releases import transformer_section_25
 from ltxgraph_ops.split_loaders import clip_file, clip_loader
+from ltxgraph_ops.tiny import gemma4 as tiny_gemma4
 from ltxgraph_ops.tiny.files import TEXT_ENCODER_WITH_PROJ_25, write_split_25
 from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFile
 
@@ -38,24 +40,42 @@ def as_bytes(text: str) -> torch.Tensor:
     return torch.frombuffer(bytearray(text.encode()), dtype=torch.uint8).clone()
 
 
-def packed_like_ltx_core(source: Path, target: Path, hugging_face_keys: bool = False) -> Path:
-    """``source`` rewritten as ltx-core 1.2.0's packer writes a text-encoder file; its SentencePiece model goes
-    to ``tokenizer.model`` beside it. The embedders' tensors are stand-ins under the names Gemma 4 12B's
-    encoder-free embedder has in ComfyUI's layout (``vision_model.patch_dense``: not a vision path ltxgraph reads)."""
+# where ltx-core 1.2.0's packer puts Gemma 4 12B's language model and its vision / audio embedders: ComfyUI's flat
+# layout (its default), Hugging Face's, and the older files that flattened the language model only
+LAYOUTS = {"comfy-flat": ("model.", "vision_model.", "multi_modal_projector.", "audio_projector."),
+           "hugging-face": ("model.language_model.", "model.vision_embedder.", "model.embed_vision.",
+                            "model.embed_audio."),
+           "legacy-flat": ("model.", "model.vision_embedder.", "model.embed_vision.", "model.embed_audio.")}
+
+
+def embedder_stand_ins(text_width: int, layout: str) -> dict[str, torch.Tensor]:
+    """A tiny encoder-free image embedder (the 12B's, in ComfyUI's key layout before renaming) and audio
+    projector, under ``layout``'s names."""
+    _, tower, projector, audio = LAYOUTS[layout]
+    config = tiny_gemma4.tiny_embedder_config((5, 6, 7), text_width)
+    tensors = {**tiny_gemma4.embedder_tensors(config, 3, "float32"),
+               "audio_projector.embedding_projection.weight": torch.zeros(text_width, 640)}
+    renames = {"vision_model.": tower, "multi_modal_projector.": projector, "audio_projector.": audio}
+    return {next(new + key[len(old):] for old, new in renames.items() if key.startswith(old)): value
+            for key, value in tensors.items()}
+
+
+def packed_like_ltx_core(source: Path, target: Path, layout: str = "comfy-flat") -> Path:
+    """``source`` rewritten as ltx-core 1.2.0's packer writes a text-encoder file in ``layout``; its SentencePiece
+    model goes to ``tokenizer.model`` beside it; Gemma 4 12B's image embedder and audio projector are tiny
+    stand-ins."""
     with safe_open(str(source), "pt") as opened:
         tensors = {key: opened.get_tensor(key) for key in opened.keys()}
         config = json.loads(opened.metadata()["config"])
     tokenizer = tensors.pop("spiece_model")
-    if hugging_face_keys:   # the language model as Hugging Face names it, the connectors untouched
-        tensors = {("model.language_model." + key[len("model."):]
-                    if key.startswith("model.") and not key.startswith("model.diffusion_model.") else key): value
-                   for key, value in tensors.items()}
+    language_model = LAYOUTS[layout][0]
+    tensors = {(language_model + key[len("model."):]
+                if key.startswith("model.") and not key.startswith("model.diffusion_model.") else key): value
+               for key, value in tensors.items()}
     tensors.update({"tokenizer_json": as_bytes('{"model": {"type": "BPE"}}'),
                     "hf_asset__tokenizer_config.json": as_bytes("{}"),
-                    "hf_asset__processor_config.json": as_bytes("{}"),
-                    "vision_model.patch_dense.weight": torch.zeros(24, 48),
-                    "multi_modal_projector.embedding_projection.weight": torch.zeros(24, 24),
-                    "audio_projector.embedding_projection.weight": torch.zeros(24, 24)})
+                    "hf_asset__processor_config.json": as_bytes("{}")})
+    tensors.update(embedder_stand_ins(tensors[f"{language_model}embed_tokens.weight"].shape[1], layout))
     gemma_config = {"model_type": config["model_type"], "text_config": config["text_config"], "gemma_version": "4"}
     target.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(target), {"format": "pt", "gemma_config": json.dumps(gemma_config)})
@@ -74,14 +94,16 @@ def encoded(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return conditioning.video_context, conditioning.audio_context
 
 
-@pytest.mark.parametrize("hugging_face_keys", [False, True], ids=["comfy-flat", "hugging-face"])
-def test_packed_file_encodes_as_the_file_it_was_packed_from(with_proj, tmp_path, hugging_face_keys) -> None:
-    packed = packed_like_ltx_core(with_proj, tmp_path / "te" / with_proj.name, hugging_face_keys)
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_packed_file_encodes_as_the_file_it_was_packed_from(with_proj, tmp_path, layout) -> None:
+    packed = packed_like_ltx_core(with_proj, tmp_path / "te" / with_proj.name, layout)
     assert "config" not in SafetensorsFile(packed).metadata
     assert clip_file.fn(str(packed)) is None                      # CLIPLoader's check accepts it
     video, audio = encoded(packed)
     reference_video, reference_audio = encoded(with_proj)
     assert torch.equal(video, reference_video) and torch.equal(audio, reference_audio)
+    layout_found = vision_layout(SafetensorsFile(packed))       # and the 12B's image embedder is read
+    assert layout_found.encoder_free and layout_found.tower == LAYOUTS[layout][1]
 
 
 def test_packed_text_path_sizes_come_from_the_tensors(with_proj, tmp_path) -> None:

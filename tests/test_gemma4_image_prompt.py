@@ -4,7 +4,7 @@ ComfyUI is not installable in CI), the Gemma 4 chat and where the image's soft t
 in the file, and the refusal of a file without one."""
 from __future__ import annotations
 
-import math
+import re
 from pathlib import Path
 
 import pytest
@@ -12,8 +12,10 @@ import torch
 
 from ltxgraph.errors import InputValueError
 from ltxgraph_ops.gemma4_image_prompt import (IMAGE_END, IMAGE_SLOT, IMAGE_START, MARKERS, comfyui_gemma4_pixels,
-                                              comfyui_target_size, gemma4_chat, gemma4_chat_ids, gemma4_image_chat)
+                                              comfyui_target_size, gemma4_chat, gemma4_chat_ids, gemma4_image_chat,
+                                              suppressed_ids)
 from ltxgraph_ops.gemma_image_prompt import vision_layout
+from ltxgraph_ops.models.gemma4_embedder import Gemma4Embedder
 from ltxgraph_ops.models.gemma4_vision import Gemma4Vision
 from ltxgraph_ops.models.gemma_tokenizer import BOS_ID, GemmaTokenizer
 from ltxgraph_ops.nodes.text import generate_ltx2_prompt
@@ -28,7 +30,8 @@ from ltxgraph_ops.weights.safetensors_file import CheckpointError, SafetensorsFi
 def files(tmp_path_factory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("models") / "text_encoders"   # a models folder as ComfyUI's
     return {"vision": str(tiny.write_file(folder / "gemma4_e2b_it.safetensors", "bf16", vision=True)),
-            "text_only": str(tiny.write_file(folder / "gemma4_text_only.safetensors", "bf16"))}
+            "text_only": str(tiny.write_file(folder / "gemma4_text_only.safetensors", "bf16")),
+            "unified": str(tiny.write_file(folder / "gemma4_12b_unified.safetensors", "bf16", embedder=True))}
 
 
 @pytest.fixture(scope="module")
@@ -103,10 +106,15 @@ def test_chat_ids_are_bos_then_the_text_with_each_marker_one_token(tokenizer: Ge
                                                                                *tokenizer.processor.encode("\n")]
 
 
-def test_image_chat_puts_one_soft_token_per_cell_in_place_of_the_placeholder(files, tokenizer) -> None:
-    handle = text_encoder_handle(files["vision"], None, None)
+@pytest.mark.parametrize("name, model, bidirectional", [
+    ("vision", Gemma4Vision, False),        # E2B's vision encoder: causal, like text
+    ("unified", Gemma4Embedder, True),      # the 12B's encoder-free embedder: the image's tokens see each other
+])
+def test_image_chat_puts_one_soft_token_per_cell_in_place_of_the_placeholder(files, name, model,
+                                                                             bidirectional) -> None:
+    handle = text_encoder_handle(files[name], None, None)
     vision = handle.vision_tower()
-    assert isinstance(vision, Gemma4Vision)
+    assert isinstance(vision, model)
     image = torch.rand(1, 100, 160, 3, generator=torch.Generator().manual_seed(2))
     ids, images = gemma4_image_chat(handle.tokenizer, vision, "a cat", image)
     height, width = comfyui_target_size(100, 160)
@@ -116,9 +124,9 @@ def test_image_chat_puts_one_soft_token_per_cell_in_place_of_the_placeholder(fil
     assert slots.tolist() == list(range(int(slots[0]), int(slots[0]) + count))        # one run
     assert ids[0, slots[0] - 1] == handle.tokenizer.piece_id(IMAGE_START)
     assert ids[0, slots[-1] + 1] == handle.tokenizer.piece_id(IMAGE_END)
-    assert not images.bidirectional                                                     # causal, like text
-    assert math.isclose(float(images.features.float().pow(2).sum()), float(
-        vision(comfyui_gemma4_pixels(image)).float().pow(2).sum()), rel_tol=1e-6)
+    assert images.bidirectional == bidirectional
+    with torch.no_grad():
+        torch.testing.assert_close(images.features, vision(comfyui_gemma4_pixels(image)))
 
 
 def test_the_node_reads_the_image_with_gemma4(files) -> None:
@@ -148,16 +156,70 @@ def test_half_a_gemma4_vision_path_is_refused_naming_the_key(files, tmp_path) ->
         vision_layout(SafetensorsFile(str(path)))
 
 
-def test_an_encoder_free_embedder_is_not_read(files, tmp_path) -> None:
-    """Gemma 4 12B's encoder-free image embedder (``vision_model.patch_dense``) is not a vision path ltxgraph reads:
-    the file is text-only for it, not a broken one."""
+def test_the_encoder_free_embedder_is_found_in_comfyuis_layout(files) -> None:
+    layout = vision_layout(SafetensorsFile(files["unified"]))
+    assert (layout.tower, layout.projector, layout.generation, layout.encoder_free) == (
+        "vision_model.", "multi_modal_projector.", 4, True)
+    assert isinstance(text_encoder_handle(files["unified"], None, None).vision_tower(), Gemma4Embedder)
+
+
+def transformers_layout(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """ComfyUI's Gemma 4 12B keys as transformers' Gemma4UnifiedForConditionalGeneration saves them."""
+    renamed = {}
+    for key, value in tensors.items():
+        for comfy, theirs in (("model.", "model.language_model."), ("vision_model.", "model.vision_embedder."),
+                              ("multi_modal_projector.", "model.embed_vision.")):
+            if key.startswith(comfy):
+                key = theirs + key[len(comfy):]
+                break
+        renamed[key] = value
+    return renamed
+
+
+def test_the_encoder_free_embedder_is_read_in_transformers_saved_layout(files, tmp_path) -> None:
     from safetensors.torch import load_file, save_file
-    tensors = {k: v for k, v in load_file(files["text_only"]).items()}
-    tensors.update({"vision_model.patch_dense.weight": torch.zeros(4, 6912),
-                    "multi_modal_projector.embedding_projection.weight": torch.zeros(24, 4)})
-    path = tmp_path / "unified.safetensors"
-    save_file(tensors, str(path))
-    assert vision_layout(SafetensorsFile(str(path))) is None
+    path = tmp_path / "gemma4_12b_hf.safetensors"
+    save_file(transformers_layout(load_file(files["unified"])), str(path), SafetensorsFile(files["unified"]).metadata)
+    layout = vision_layout(SafetensorsFile(str(path)))
+    assert (layout.tower, layout.projector, layout.encoder_free) == ("model.vision_embedder.", "model.embed_vision.",
+                                                                     True)
+    image = torch.rand(1, 3, 96, 144, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        ours = text_encoder_handle(files["unified"], None, None).vision_tower()(image)
+        theirs = text_encoder_handle(str(path), None, None).vision_tower()(image)
+    assert ours.shape == (1, 6, 24) and torch.equal(ours, theirs)
+
+
+@pytest.mark.parametrize("dropped, missing", [
+    ("multi_modal_projector.embedding_projection.weight", "'multi_modal_projector.embedding_projection.weight'"),
+    ("vision_model.patch_dense.weight",
+     "'vision_model.patch_embedder.input_proj.weight' or 'vision_model.patch_dense.weight'"),
+    ("vision_model.pos_embedding", "'vision_model.pos_embedding'"),
+])
+def test_half_an_encoder_free_embedder_is_refused_naming_the_key(files, tmp_path, dropped, missing) -> None:
+    from safetensors.torch import load_file, save_file
+    tensors = load_file(files["unified"])
+    del tensors[dropped]
+    path = tmp_path / "half_unified.safetensors"
+    save_file(tensors, str(path), SafetensorsFile(files["unified"]).metadata)
+    with pytest.raises(CheckpointError, match=f"half_unified.safetensors: .*{re.escape(missing)}.* missing"):
+        text_encoder_handle(str(path), None, None)
+
+
+def test_the_node_reads_the_image_with_gemma4_12b(files) -> None:
+    """TextGenerateLTX2Prompt with the 12B file and an image: a reply, and the prompt Gemma reads depends on the
+    image (its last hidden state before the reply differs between two images)."""
+    handle = text_encoder_handle(files["unified"], None, None)
+    images = [torch.zeros(1, 96, 96, 3), torch.rand(1, 96, 96, 3, generator=torch.Generator().manual_seed(5))]
+    replies = [generate_ltx2_prompt(handle, "a cat", max_length=6, sampling_mode="off", image=image)
+               for image in images]
+    assert all(isinstance(reply, str) and reply for reply in replies)
+    last = []
+    with torch.no_grad():
+        for image in images:
+            ids, tokens = gemma4_image_chat(handle.tokenizer, handle.vision_tower(), "a cat", image)
+            last.append(handle.gemma.get()(ids, torch.ones_like(ids), images=tokens)[-1][0, -1])
+    assert float((last[0] - last[1]).abs().max()) > 1e-4
 
 
 def test_a_text_only_gemma4_file_still_enhances_text_and_refuses_an_image(files) -> None:
@@ -180,6 +242,9 @@ outputs: {text: "@enhance.%s"}
 
 @pytest.mark.parametrize("gemma, op, refusal", [
     ("gemma4_e2b_it.safetensors", "TextGenerateLTX2Prompt", None),
+    ("gemma4_12b_unified.safetensors", "TextGenerateLTX2Prompt", None),
+    ("gemma4_12b_unified.safetensors", "LTXVGemmaEnhancePrompt",
+     "gemma4_12b_unified.safetensors: LTXVGemmaEnhancePrompt lays out an image prompt for Gemma 3"),
     ("gemma4_text_only.safetensors", "TextGenerateLTX2Prompt",
      "gemma4_text_only.safetensors: this Gemma file has no vision tower"),
     ("gemma4_e2b_it.safetensors", "LTXVGemmaEnhancePrompt",
@@ -200,6 +265,9 @@ def test_validation_refuses_an_image_the_gemma4_file_cannot_read(files, tmp_path
                                                          output=tmp_path / "out"))
     if refusal is None:
         runner.validate(api.load(graph_path))
+        if "12b" in gemma:      # and runs: the graph's one output is Gemma 4 12B's reply about the image
+            text = runner.run(api.load(graph_path)).outputs["text"]
+            assert isinstance(text, str) and text
         return
     with pytest.raises(ValidationError, match=refusal):
         runner.validate(api.load(graph_path))
@@ -243,3 +311,16 @@ def test_a_gemma4_file_with_its_tokenizer_as_json_runs_the_node(files, tmp_path)
     handle = text_encoder_handle(str(path), None, None)
     reply = generate_ltx2_prompt(handle, "a cat", max_length=5, sampling_mode="off", image=torch.rand(1, 64, 64, 3))
     assert isinstance(reply, str) and reply
+
+
+def test_gemma4_12b_never_writes_the_tokens_comfyui_suppresses_for_it(files) -> None:
+    """ComfyUI's 12B config suppresses <audio|> and <image|> (the tiny vocabulary has the latter); E2B none."""
+    unified, e2b = (text_encoder_handle(files[name], None, None) for name in ("unified", "vision"))
+    assert suppressed_ids(unified.tokenizer, unified.gemma.get().config) == (unified.tokenizer.piece_id(IMAGE_END),)
+    assert suppressed_ids(e2b.tokenizer, e2b.gemma.get().config) == ()
+    gemma = unified.gemma.get()
+    ids = torch.tensor([gemma4_chat_ids(unified.tokenizer, gemma4_chat("a cat", image=False))])
+    free = gemma.generate(ids, torch.ones_like(ids), max_new_tokens=4, stop_tokens=(-1,))
+    first = int(free[0, 0])
+    held = gemma.generate(ids, torch.ones_like(ids), max_new_tokens=4, stop_tokens=(-1,), suppressed_tokens=(first,))
+    assert first not in held[0].tolist()

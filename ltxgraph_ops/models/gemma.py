@@ -152,12 +152,13 @@ class GemmaTextModel(nn.Module):
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
                  stop_tokens: tuple[int, ...] = (1, 106), sampling: TokenSampling | None = None,
                  seed: int = 0, on_token: Counter | None = None,
-                 images: ImageTokens | None = None) -> torch.Tensor:
+                 images: ImageTokens | None = None, suppressed_tokens: tuple[int, ...] = ()) -> torch.Tensor:
         """Continue each prompt (left-padded ids / mask [B, T]) for up to ``max_new_tokens`` tokens with a
         key/value cache: greedy when ``sampling`` is None, else drawn as it says (penalties count the new tokens
         only, as ComfyUI's generation loop does) with a generator seeded by ``seed``. Returns the new tokens [B, N] (a finished
-        sequence continues with its stop token). ``images`` fill their slots in the prompt; ``on_token(done,
-        max_new_tokens)`` after each new token."""
+        sequence continues with its stop token). ``images`` fill their slots in the prompt; ``suppressed_tokens``
+        are never written (their logits at the lowest float); ``on_token(done, max_new_tokens)`` after each new
+        token."""
         generator = torch.Generator().manual_seed(seed)
         caches: list[list[torch.Tensor] | None] = [[] for _ in range(self.config.num_hidden_layers)]
         mask, ids, produced = attention_mask.clone(), input_ids, []
@@ -168,6 +169,8 @@ class GemmaTextModel(nn.Module):
             x = self.embed(ids, self.compute_dtype, prompt_images)
             x = self._run_layers(x, ids, mask, offset, caches, prompt_images)
             logits = self.logits(self.norm(x[:, -1:]))[:, -1].float()
+            if suppressed_tokens:
+                logits[:, list(suppressed_tokens)] = torch.finfo(logits.dtype).min
             if offset == 0:
                 seen = torch.zeros(logits.shape, dtype=torch.bool)
             token = next_token(logits, seen, sampling, generator)

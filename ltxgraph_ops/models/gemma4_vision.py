@@ -57,6 +57,7 @@ class Gemma4VisionConfig:
     boi_token_id: int = 255_999         # <|image>
     image_token_id: int = 258_880       # <|image|>, the placeholder the soft tokens replace
     eoi_token_id: int = 258_882         # <image|>
+    bidirectional_images: bool = False  # an image's soft tokens see each other (ComfyUI's E2B / E4B: no)
 
     @property
     def cell(self) -> int:
@@ -242,12 +243,13 @@ class Gemma4VisionTower(nn.Module):
 
 
 class Gemma4VisionProjector(nn.Module):
-    """Pooled features [B, N, C] -> soft tokens [B, N, D_text]: RMSNorm without weight, then a projection."""
+    """Image features [B, N, C] -> soft tokens [B, N, D_text]: RMSNorm without weight, then a projection (the
+    vision encoder's and the 12B's encoder-free embedder's alike)."""
 
-    def __init__(self, cfg: Gemma4VisionConfig) -> None:
+    def __init__(self, width: int, text_width: int, eps: float) -> None:
         super().__init__()
-        self.norm = GemmaRMSNorm(cfg.hidden_size, cfg.rms_norm_eps, scaled=False)
-        self.embedding_projection = Linear(cfg.hidden_size, cfg.text_hidden_size, bias=False)
+        self.norm = GemmaRMSNorm(width, eps, scaled=False)
+        self.embedding_projection = Linear(width, text_width, bias=False)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.embedding_projection(self.norm(features))
@@ -261,7 +263,7 @@ class Gemma4Vision(nn.Module):
         super().__init__()
         self.config = cfg
         self.vision_model = Gemma4VisionTower(cfg)
-        self.multi_modal_projector = Gemma4VisionProjector(cfg)
+        self.multi_modal_projector = Gemma4VisionProjector(cfg.hidden_size, cfg.text_hidden_size, cfg.rms_norm_eps)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """Pixels [B, 3, H, W] in [0, 1] -> image soft tokens [B, (H/cell)(W/cell), D_text]."""

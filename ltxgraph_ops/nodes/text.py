@@ -14,7 +14,8 @@ from ltxgraph import Port, op
 from ltxgraph.context import OpContext
 from ltxgraph.input_checks import input_check
 from ltxgraph.values import Audio
-from ltxgraph_ops.gemma4_image_prompt import gemma4_chat, gemma4_chat_ids, gemma4_image_chat, reply_text, stop_ids
+from ltxgraph_ops.gemma4_image_prompt import (gemma4_chat, gemma4_chat_ids, gemma4_image_chat, reply_text, stop_ids,
+                                              suppressed_ids)
 from ltxgraph_ops.gemma_image_prompt import comfyui_image_pixels
 from ltxgraph_ops.models.gemma import ImageTokens
 from ltxgraph_ops.models.gemma_tokenizer import BOS_ID, MAX_LENGTH, PAD_ID, GemmaTokenizer
@@ -124,7 +125,8 @@ def generate_ltx2_prompt(
     image of the batch through its vision tower; a text-only Gemma file refuses it); a video changes nothing
     (ComfyUI's Gemma 3 tokenizer ignores it); audio Gemma 3 cannot hear. With Gemma 4, ComfyUI's Gemma 4 chat
     (the LTX "2.4" instructions, the first image's soft tokens in place of <|image|>), stopping at EOS or <turn|>,
-    the reply stripped of markers and whitespace, the prompt itself if the reply is empty."""
+    the reply stripped of markers and whitespace, the prompt itself if the reply is empty; Gemma 4 12B never writes
+    <image|> or <audio|> (ComfyUI's suppressed tokens for it)."""
     ctx = ctx or OpContext("TextGenerateLTX2Prompt")
     sampling = None
     if sampling_mode == "on":
@@ -136,8 +138,10 @@ def generate_ltx2_prompt(
         ids, images = gemma3_prompt(clip, prompt, image)
         stops = (clip.tokenizer.piece_id(END_OF_TURN),)
     with torch.inference_mode(), applied_gemma(clip) as gemma:
+        suppressed = suppressed_ids(clip.tokenizer, gemma.config) if clip.generation == 4 else ()
         generated = gemma.generate(ids, torch.ones_like(ids), max_new_tokens=max_length, stop_tokens=stops,
-                                   sampling=sampling, seed=seed, images=images, on_token=ctx.counter("token"))
+                                   sampling=sampling, seed=seed, images=images, on_token=ctx.counter("token"),
+                                   suppressed_tokens=suppressed)
     if clip.generation == 4:
         return reply_text(clip.tokenizer, generated[0].tolist()) or prompt
     return clip.tokenizer.decode([i for i in generated[0].tolist() if i not in stops])

@@ -3,8 +3,9 @@ with each layer's ``layer_scalar``, ``model.embed_tokens``, ``model.norm``), the
 uint8 tensor (with Gemma 4's chat and image markers), the Gemma 4 config in the header. LTX-2.5's encoder
 (``gemma4_unified``); the prompt enhancer's stand-in is a small Gemma 4 E2B (transformers' ``gemma4``: per-layer
 inputs, layers reusing earlier keys and values with wider feed-forwards) with a vision encoder under
-``vision_model.*`` and ``multi_modal_projector.*`` (the real key layout). Width and depth match the tiny
-Gemma 3 so the tiny 2.5 checkpoint's text projection reads its hidden states."""
+``vision_model.*`` and ``multi_modal_projector.*`` (the real key layout); the 12B may carry its encoder-free
+image embedder there instead (``vision_model.patch_dense`` ...). Width and depth match the tiny Gemma 3 so the tiny
+2.5 checkpoint's text projection reads its hidden states."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ import torch
 
 from ltxgraph_ops.gemma4_image_prompt import IMAGE_END, IMAGE_SLOT, IMAGE_START, MARKERS
 from ltxgraph_ops.models.gemma import GemmaTextModel
+from ltxgraph_ops.models.gemma4_embedder import Gemma4Embedder, Gemma4EmbedderConfig
 from ltxgraph_ops.models.gemma_config import GEMMA4_DEFAULTS, GemmaConfig
 from ltxgraph_ops.models.gemma4_vision import CLIP_BOUNDS, Gemma4Vision, Gemma4VisionConfig
 from ltxgraph_ops.tiny.gemma import PREFIX, train_tiny_spm
@@ -95,9 +97,24 @@ def vision_tensors(config: Gemma4VisionConfig, seed: int, storage: str) -> dict[
     return store(state, linear_weight_keys(vision, ""), storage)
 
 
-def write_file(path: Path, storage: str = "bf16", seed: int = 0, vision: bool = False) -> Path:
+def tiny_embedder_config(image_ids: tuple[int, int, int], text_hidden: int) -> Gemma4EmbedderConfig:
+    """The 12B's encoder-free embedder in small: ComfyUI's 48-pixel cells, width 8, a position table of 280 rows
+    (the most cells a side ComfyUI's resize gives); ``image_ids`` as in :func:`tiny_vision_config`."""
+    return Gemma4EmbedderConfig(mm_embed_dim=8, mm_posemb_size=280, text_hidden_size=text_hidden,
+                                boi_token_id=image_ids[0], image_token_id=image_ids[1], eoi_token_id=image_ids[2])
+
+
+def embedder_tensors(config: Gemma4EmbedderConfig, seed: int, storage: str) -> dict[str, torch.Tensor]:
+    with torch.device("meta"):
+        embedder = Gemma4Embedder(config)
+    return store(random_state(embedder, "", seed), linear_weight_keys(embedder, ""), storage)
+
+
+def write_file(path: Path, storage: str = "bf16", seed: int = 0, vision: bool = False,
+               embedder: bool = False) -> Path:
     """A tiny Gemma 4 text-encoder file: weights stored as ``storage`` (bf16, fp8 or float32) and the tokenizer;
-    with ``vision`` the E2B stand-in with its vision encoder, else the 12B's."""
+    with ``vision`` the E2B stand-in with its vision encoder, else the 12B's, with ``embedder`` carrying its
+    encoder-free image embedder."""
     import sentencepiece as spm
     spm_bytes = train_tiny_spm(markers=MARKERS)
     pieces = spm.SentencePieceProcessor(model_proto=spm_bytes)
@@ -106,10 +123,15 @@ def write_file(path: Path, storage: str = "bf16", seed: int = 0, vision: bool = 
         model = GemmaTextModel(config)
     tensors = store(random_state(model, PREFIX, seed), linear_weight_keys(model, PREFIX), storage)
     header = json.loads(json.dumps(TINY_E2B_HEADER if vision else TINY_HEADER))
+    image_ids = tuple(pieces.piece_to_id(piece) for piece in (IMAGE_START, IMAGE_SLOT, IMAGE_END))
     if vision:
-        image_ids = tuple(pieces.piece_to_id(piece) for piece in (IMAGE_START, IMAGE_SLOT, IMAGE_END))
         vision_config = tiny_vision_config(image_ids, config.hidden_size)
         tensors.update(vision_tensors(vision_config, seed, storage))
         header.update(vision_header(vision_config))
+    elif embedder:
+        embedder_config = tiny_embedder_config(image_ids, config.hidden_size)
+        tensors.update(embedder_tensors(embedder_config, seed, storage))
+        header.update({name: getattr(embedder_config, name) for name in ("boi_token_id", "image_token_id",
+                                                                           "eoi_token_id")})
     tensors["spiece_model"] = torch.frombuffer(bytearray(spm_bytes), dtype=torch.uint8).clone()
     return save_atomic(path, tensors, {"config": json.dumps(header)})

@@ -80,16 +80,34 @@ def build_pair(text_config: GemmaConfig = TEXT):
     text.load_state_dict(text_state)
     vision.load_state_dict(vision_state)
     theirs = Gemma4ForConditionalGeneration(reference_config(text_config)).eval()
+    copy_into(theirs, text_state, vision_state, "model.vision_tower.", "model.embed_vision.")
+    return text, vision, theirs
+
+
+def copy_into(theirs: torch.nn.Module, text_state: dict[str, torch.Tensor], vision_state: dict[str, torch.Tensor],
+              tower: str, projector: str) -> None:
+    """Our text model's and vision path's weights into a transformers Gemma 4 ...ForConditionalGeneration: the
+    text model under ``model.language_model.`` (its tied head too), ``vision_model.*`` under ``tower``,
+    ``multi_modal_projector.*`` under ``projector``; every weight of theirs must be set."""
     state = {f"model.language_model.{k}": v for k, v in text_state.items()}
     for key, value in vision_state.items():
-        name = (f"model.vision_tower.{key[len('vision_model.'):]}" if key.startswith("vision_model.")
-                else "model.embed_vision." + key[len("multi_modal_projector."):])
+        name = (tower + key[len("vision_model."):] if key.startswith("vision_model.")
+                else projector + key[len("multi_modal_projector."):])
         state[name] = value
     state["lm_head.weight"] = text_state["embed_tokens.weight"]
     missing, unexpected = theirs.load_state_dict(state, strict=False)
     if unexpected or missing:
         raise AssertionError(f"weights do not map: missing {missing}, unexpected {unexpected}")
-    return text, vision, theirs
+
+
+def hidden_states_error(text: GemmaTextModel, theirs: torch.nn.Module, ids: torch.Tensor, images: ImageTokens,
+                        their_inputs: dict, label: str) -> float:
+    """Max abs difference of every hidden state of ``ids`` [1, T] with ``images`` (ours) and ``their_inputs``."""
+    mine = text(ids, torch.ones_like(ids), images=images)
+    ref = theirs(**their_inputs, output_hidden_states=True).hidden_states
+    if len(mine) != len(ref):
+        raise AssertionError(f"{len(mine)} hidden states vs {len(ref)}")
+    return max(compared(label, a, b) for a, b in zip(mine, ref))
 
 
 def test_pixels(seed: int = 7) -> torch.Tensor:
@@ -148,11 +166,7 @@ def _inputs(vision: Gemma4Vision):
 def check_hidden_states(text_config: GemmaConfig = TEXT) -> float:
     text, vision, theirs = build_pair(text_config)
     ids, images, their_inputs = _inputs(vision)
-    mine = text(ids, torch.ones_like(ids), images=images)
-    ref = theirs(**their_inputs, output_hidden_states=True).hidden_states
-    if len(mine) != len(ref):
-        raise AssertionError(f"{len(mine)} hidden states vs {len(ref)}")
-    return max(compared("gemma 4 hidden state", a, b) for a, b in zip(mine, ref))
+    return hidden_states_error(text, theirs, ids, images, their_inputs, "gemma 4 hidden state")
 
 
 @torch.no_grad()
