@@ -34,10 +34,10 @@ CPU seconds); under heavy load neither peak is a yardstick, both are reported wi
 48 measures that many blocks of a shallower synthetic file and extrapolates to 48 (the output says so, with the
 share of the peak of the projected step, round by round): from 2 blocks, the first block as measured (it carries
 the step's one-off work before the blocks) + 47 x the mean later block + the time after the blocks; from 1
-block, 48 x that block, one-off work included (an over-estimate). For a model whose text keys/values do not follow sigma (2.0,
-2.5) the measured steps read them from the store the unmeasured first step filled, as the sampler does for a
-streamed model (``text_kept``; its FLOPs then leave them and the caption projections out); their memory (2 x
-blocks x text tokens x both widths) counts only for the blocks measured. The step benchmarks add one profiled
+block, 48 x that block, one-off work included (an over-estimate). For a model whose text keys/values do not
+follow sigma (2.0, 2.5) the measured steps read them from the store the unmeasured first step filled, as the
+sampler does for a streamed model (``text_kept``; its FLOPs then leave them and the caption projections out);
+their memory (2 x blocks x text tokens x both widths) counts only for the blocks measured. The step benchmarks add one profiled
 round (``profiled_step``): the seconds of the GEMM and attention kernels inside the step, the rate each runs at
 there against the probes around it, and ``share_ceiling``, the share of the peak the step would reach if nothing
 but those kernels took any time.
