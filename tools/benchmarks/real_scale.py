@@ -37,10 +37,10 @@ the step's one-off work before the blocks) + 47 x the mean later block + the tim
 block, 48 x that block, one-off work included (an over-estimate). For a model whose text keys/values do not
 follow sigma (2.0, 2.5) the measured steps read them from the store the unmeasured first step filled, as the
 sampler does for a streamed model (``text_kept``; its FLOPs then leave them and the caption projections out);
-their memory (2 x blocks x text tokens x both widths) counts only for the blocks measured. The step benchmarks add one profiled
-round (``profiled_step``): the seconds of the GEMM and attention kernels inside the step, the rate each runs at
-there against the probes around it, and ``share_ceiling``, the share of the peak the step would reach if nothing
-but those kernels took any time.
+their memory (2 x blocks x text tokens x both widths) counts only for the blocks measured. The step benchmarks
+add one profiled round (``profiled_step``): the seconds of the GEMM and attention kernels inside the step, the
+rate each runs at there against the probes around it, and ``share_ceiling``, the share of the peak the step would
+reach if nothing but those kernels took any time.
 """
 from __future__ import annotations
 
