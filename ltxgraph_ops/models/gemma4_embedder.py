@@ -22,7 +22,7 @@ Gemma4UnifiedForConditionalGeneration ``model.vision_embedder.*`` (the same name
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -63,15 +63,14 @@ class Gemma4EmbedderConfig:
         values = dict(model_patch_size=math.isqrt(cell_inputs // 3), mm_embed_dim=embed_dim,
                       mm_posemb_size=shapes["vision_model.pos_embedding"][0],
                       text_hidden_size=shapes[f"multi_modal_projector.{PROJECTION_KEY}"][0])
-        overrides = dict(overrides or {})
+        overrides = overrides or {}
         vision = overrides.get("vision_config") or {}
         if "rms_norm_eps" in vision:
             values["rms_norm_eps"] = vision["rms_norm_eps"]
         for name in ("boi_token_id", "image_token_id", "eoi_token_id"):
             if name in overrides:
                 values[name] = overrides[name]
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        return cls(**values)
 
 
 def image_cells(pixels: torch.Tensor, cell: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
