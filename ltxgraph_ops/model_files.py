@@ -13,6 +13,7 @@ from torch import nn
 
 from ltxgraph_ops.model_version import ModelVersionError, model_version
 from ltxgraph_ops.models.elementwise import compiled_kernels, use_kernels
+from ltxgraph_ops.models.fused_norm import native_kernels
 from ltxgraph_ops.models.layers import pack_linears
 from ltxgraph_ops.models.transformer import LTXAVTransformer, TransformerConfig
 from ltxgraph_ops.weights.loading import load_component, match_component, parameters_on_meta
@@ -96,11 +97,14 @@ def load_transformer(path: str | Path, device: str | torch.device = "cpu",
     it, installed in ``compute_dtype`` and released after (see
     :class:`~ltxgraph_ops.weights.streaming.StreamedBlocks`); the fp8 layers outside the blocks (0.28 G weights
     in the 19B) are dequantised once here rather than at every call (and packed for oneDNN in bf16:
-    :func:`~ltxgraph_ops.models.layers.pack_linears`). ``compile_kernels``: the blocks' element-wise
-    regions run compiled (:func:`~ltxgraph_ops.models.elementwise.compiled_kernels`)."""
+    :func:`~ltxgraph_ops.models.layers.pack_linears`). The blocks' element-wise regions run as one-pass C
+    kernels on the CPU where they can be built (:func:`~ltxgraph_ops.models.fused_norm.native_kernels`), or
+    compiled by torch with ``compile_kernels`` (:func:`~ltxgraph_ops.models.elementwise.compiled_kernels`)."""
     model = _load_transformer(path, device, linear_storage, streamed, prefetch, compute_dtype)
-    if compile_kernels:
-        use_kernels(model, compiled_kernels())
+    kernels = compiled_kernels() if compile_kernels else native_kernels() if torch.device(device).type == "cpu" \
+        else None
+    if kernels is not None:
+        use_kernels(model, kernels)
     return model
 
 

@@ -17,26 +17,19 @@ kernel reads each code once and writes each value once:
   non-temporal stores (they leave the cache anyway; no read of the lines before the write). Without VBMI a plain
   loop does the lookup. Per-row scales keep the multiply per element.
 
-The library is built with ``cc -O3 -march=native`` (the compiler vectorises both loops: table gathers, AVX-512
-where the CPU has it) into ``<cache>/kernels/`` under a name made from the source, the compiler and the CPU, in
-about a second, once per machine; later processes load the file. Without a C compiler (or if the build fails)
-:func:`load_kernel` returns None and the caller keeps its eager path.
+The library is built by :mod:`ltxgraph_ops.native` (``cc -O3 -march=native``; the compiler vectorises both
+loops: table gathers, AVX-512 where the CPU has it), once per machine. Without a C compiler (or if the build
+fails) :func:`load_kernel` returns None and the caller keeps its eager path.
 """
 from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import os
-import platform
-import shutil
-import subprocess
-import tempfile
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import torch
+
+from ltxgraph_ops import native
 
 SOURCE = r"""
 #include <stdint.h>
@@ -152,38 +145,10 @@ static inline uint32_t float32_bits(float value) { uint32_t bits; memcpy(&bits, 
 FP8_ROWS(fp8_to_float32, uint32_t, float32_bits)
 FP8_ROWS(fp8_to_bfloat16, uint16_t, bfloat16_nearest_even)
 """
-COMPILE_FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-shared", "-fPIC")   # IEEE: no fast-math
+COMPILE_FLAGS = (*native.BASE_FLAGS, "-ffp-contract=off")   # IEEE: no fast-math, no contraction
 PARALLEL_ELEMENTS = 1 << 20        # split a conversion across threads only above this many elements
 _ARGUMENTS = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
               ctypes.c_int64, ctypes.c_void_p]
-
-
-def kernel_folder() -> Path:
-    """``$LTXGRAPH_CACHE_DIR/kernels`` (or ``~/.cache/ltxgraph/kernels``), where compiled kernels are kept."""
-    from ltxgraph.cache import default_cache_dir
-    return default_cache_dir() / "kernels"
-
-
-def _machine_signature() -> str:
-    """What ``-march=native`` depends on: the CPU model and its feature flags."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.processor() or platform.machine()
-    wanted = [line for line in lines if line.startswith(("model name", "flags", "Features", "CPU part"))]
-    return "\n".join(dict.fromkeys(wanted))
-
-
-def _build(compiler: str, library: Path) -> None:
-    """Compile :data:`SOURCE` into ``library``, written under a temporary name and renamed (safe when two
-    processes build at once)."""
-    library.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=library.parent) as work:
-        source, built = Path(work) / "fp8.c", Path(work) / library.name
-        source.write_text(SOURCE)
-        subprocess.run([compiler, *COMPILE_FLAGS, "-o", str(built), str(source)], check=True,
-                       capture_output=True, timeout=120)
-        os.replace(built, library)
 
 
 class Fp8Kernel:
@@ -194,9 +159,7 @@ class Fp8Kernel:
         for function in self._functions.values():
             function.argtypes, function.restype = _ARGUMENTS, None
         self._tables: dict[torch.dtype, torch.Tensor] = {}
-        self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_size, self._pool_process = 0, 0
+        self._splitter = native.RowSplitter("fp8")
 
     def table(self, fp8: torch.dtype) -> torch.Tensor:
         """The 256 codes of ``fp8`` as float32, converted by torch (its NaN bits included)."""
@@ -211,39 +174,16 @@ class Fp8Kernel:
         rows, columns = codes.shape
         step = 0 if scales.numel() == 1 else 1
         function, table = self._functions[out.dtype], self.table(codes.dtype)
-        arguments = (codes.data_ptr(), table.data_ptr(), scales.data_ptr(), step, columns)
-        parts = max(1, min(threads, rows, codes.numel() // PARALLEL_ELEMENTS))
-        if parts == 1:
-            function(*arguments, 0, rows, out.data_ptr())
-            return
-        bounds = [rows * part // parts for part in range(parts + 1)]
-        with self._lock:
-            if self._pool is None or self._pool_size < parts or self._pool_process != os.getpid():
-                # a forked child inherits the pool object but not its threads: it gets a pool of its own
-                self._pool, self._pool_size = ThreadPoolExecutor(parts, thread_name_prefix="fp8"), parts
-                self._pool_process = os.getpid()
-            jobs = [self._pool.submit(function, *arguments, first, last, out.data_ptr())
-                    for first, last in zip(bounds[:-1], bounds[1:])]
-        for job in jobs:
-            job.result()
+        self._splitter.run(function, rows, columns, (codes.data_ptr(), table.data_ptr(), scales.data_ptr(), step,
+                                                     columns), (out.data_ptr(),), threads, PARALLEL_ELEMENTS)
 
 
 @functools.cache
 def load_kernel() -> Fp8Kernel | None:
-    """The compiled kernel for this machine (built on first use, then read from :func:`kernel_folder`), or None
+    """The compiled kernel for this machine (built on first use, then read from
+    :func:`~ltxgraph_ops.native.kernel_folder`), or None
     where it cannot be had: no C compiler, a failed build, or ``LTXGRAPH_FP8_KERNEL=0``."""
     if os.environ.get("LTXGRAPH_FP8_KERNEL", "1") == "0":
         return None
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        return None
-    try:
-        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
-        digest = hashlib.sha256("\0".join([SOURCE, " ".join(COMPILE_FLAGS), version, _machine_signature(),
-                                           platform.machine()]).encode()).hexdigest()[:16]
-        library = kernel_folder() / f"fp8-{digest}.so"
-        if not library.exists():
-            _build(compiler, library)
-        return Fp8Kernel(ctypes.CDLL(str(library)))
-    except (OSError, subprocess.SubprocessError):
-        return None
+    library = native.load_library("fp8", SOURCE, COMPILE_FLAGS)
+    return None if library is None else Fp8Kernel(library)
