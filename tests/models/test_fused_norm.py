@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ltxgraph_ops import native
 from ltxgraph_ops.model_files import load_transformer
 from ltxgraph_ops.models import elementwise, fused_norm
 from ltxgraph_ops.models.elementwise import use_kernels
@@ -27,6 +28,16 @@ def kernels() -> elementwise.ElementwiseKernels:
     built = fused_norm.native_kernels()
     assert built is not None, "a C compiler is on the machine, so the kernel must build"
     return built
+
+
+@pytest.fixture(scope="module", params=["this CPU", "no AVX-512"])
+def builds(request, kernels) -> elementwise.ElementwiseKernels:
+    """The kernels as built for this machine, and built without AVX-512 (the scalar loops other CPUs run)."""
+    if request.param == "this CPU":
+        return kernels
+    library = native.load_library("norm-scalar", fused_norm.SOURCE, (*native.BASE_FLAGS, "-mno-avx512f"))
+    assert library is not None
+    return fused_norm.native_kernels(fused_norm.FusedNorm(library))
 
 
 def _close_to_float32(got: torch.Tensor, want: torch.Tensor) -> None:
@@ -64,7 +75,8 @@ def region(draw):
 
 @settings(max_examples=60, deadline=None)
 @given(region())
-def test_each_region_is_the_float32_eager_result_rounded_once(kernels, case) -> None:
+def test_each_region_is_the_float32_eager_result_rounded_once(builds, case) -> None:
+    kernels = builds
     x, weight, shift, scale, cos, sin = case
     wide = [t.float() for t in case]
     _close_to_float32(kernels.modulated(x, EPS, shift, scale), elementwise.modulated(wide[0], EPS, *wide[2:4]))

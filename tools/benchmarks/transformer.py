@@ -5,12 +5,14 @@ the machine hits both alike. One comparison per compute dtype (``--dtype`` of a 
 ``bfloat16``, where both models hold their weights and compute in that dtype (ours as the loader holds a
 checkpoint for it: every tensor in the compute dtype, tokens and text in it, positions and timesteps float32).
 ``ours_text_cached_s`` is our forward with the text keys/values prepared once (a sampling step after the first).
-Ours holds its Linear weights as the loader does (packed for oneDNN in bf16: ``layers.pack_linears``). Every
+Ours is set up as the loader sets it up: Linear weights packed for oneDNN in bf16 (``layers.pack_linears``),
+element-wise regions on the one-pass C kernels where they build (``fused_norm.native_kernels``). Every
 figure comes in wall seconds and in CPU seconds (``*_cpu_*``: steadier on a shared machine), with the load
 average at the start and end.
 ``ratio_floor``: the ratio ours would have if everything but its GEMMs and attention (kernels the reference
 calls too, on the same shapes) took no time: the profiled share of those kernels times the ratio.
-``elementwise-compile``: our forward with the blocks' element-wise regions compiled (``--compile``) against eager.
+``elementwise-compile``: our forward with the blocks' element-wise regions compiled (``--compile``) and on the
+native C kernels (the default), against eager.
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from typing import Callable
 
 import torch
 
+from ltxgraph_ops.models.elementwise import EAGER, use_kernels
+from ltxgraph_ops.models.fused_norm import native_kernels
 from ltxgraph_ops.models.layers import pack_linears
 from ltxgraph_ops.models.transformer import StreamInput
 from ltxgraph_ops.models.transformer_tokens import audio_positions, video_positions
@@ -79,6 +83,15 @@ class Timings:
 
     wall: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
+
+
+def as_loaded(model: torch.nn.Module, dtype: torch.dtype) -> dict:
+    """Set ``model`` up as :func:`~ltxgraph_ops.model_files.load_transformer` does on the CPU: Linear weights
+    packed for oneDNN (bf16) and the element-wise regions on the native kernels where they build. Returns what
+    was set, for the figures."""
+    kernels = native_kernels() or EAGER
+    use_kernels(model, kernels)
+    return {"packed_linear_weights": pack_linears(model, dtype), "elementwise_kernels": kernels.name}
 
 
 def interleaved(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, Timings]:
@@ -145,7 +158,7 @@ def compare(size: dict, dtype: torch.dtype, with_profile: bool) -> dict:
     config = header(size)
     pair = oracle.build_pair(config)
     ours, reference = pair.ours.to(dtype), pair.reference.to(dtype)
-    packed = pack_linears(ours, dtype)
+    as_run = as_loaded(ours, dtype)
     video, audio = inputs(config, size, dtype)
     ref_args = (oracle.to_modality(video), oracle.to_modality(audio),
                 oracle.to_reference_perturbations(oracle.Perturbations(), size["batch"]))
@@ -173,7 +186,7 @@ def compare(size: dict, dtype: torch.dtype, with_profile: bool) -> dict:
     times = interleaved({"ours": run_ours, "reference": run_reference, "cached": run_ours_cached}, size["repeats"])
     figures = {**timing_figures(times, "cached"), "load_average": [round(load, 1), round(os.getloadavg()[0], 1)],
                "text_cache_mib": round((cached_video.context.nbytes() + cached_audio.context.nbytes()) / 2**20, 1),
-               "max_abs_difference": error, "packed_linear_weights": packed, "config": dict(size),
+               "max_abs_difference": error, **as_run, "config": dict(size),
                "video_dim": config["cross_attention_dim"], "audio_dim": config["audio_cross_attention_dim"]}
     return {**figures, **profile_figures(run_ours, figures["ratio"])} if with_profile else figures
 
@@ -193,8 +206,8 @@ def cpu_seconds(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str
 
 @torch.no_grad()
 def compiled_vs_eager(size: dict, dtype: torch.dtype) -> dict:
-    """Our forward with the blocks' element-wise regions eager and compiled, 1 thread, CPU time."""
-    from ltxgraph_ops.models.elementwise import EAGER, compiled_kernels, use_kernels
+    """Our forward with the blocks' element-wise regions eager, compiled and native, 1 thread, CPU time."""
+    from ltxgraph_ops.models.elementwise import compiled_kernels
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -215,11 +228,18 @@ def compiled_vs_eager(size: dict, dtype: torch.dtype) -> dict:
                 use_kernels(ours, kernels)
                 return ours(video, audio)
             return forward
-        medians = cpu_seconds({"eager": run(EAGER), "compiled": run(compiled)}, size["repeats"])
+        runs = {"eager": run(EAGER), "compiled": run(compiled)}
+        native = native_kernels()
+        if native is not None:
+            runs["native"] = run(native)
+        medians = cpu_seconds(runs, size["repeats"])
     finally:
         torch.set_num_threads(threads)
     return {"eager_cpu_s": round(medians["eager"], 4), "compiled_cpu_s": round(medians["compiled"], 4),
-            "ratio": round(medians["compiled"] / medians["eager"], 3), "max_abs_difference": error,
+            "ratio": round(medians["compiled"] / medians["eager"], 3),
+            **({"native_cpu_s": round(medians["native"], 4),
+                "native_ratio": round(medians["native"] / medians["eager"], 3)} if "native" in medians else {}),
+            "max_abs_difference": error,
             "first_call_wall_s": round(compile_wall, 1), "first_call_cpu_s": round(compile_cpu, 1)}
 
 

@@ -14,11 +14,10 @@ from typing import Callable
 
 import torch
 
-from ltxgraph_ops.models.layers import pack_linears
 from ltxgraph_ops.models.transformer import Perturbations
 from ltxgraph_ops.tiny import transformer as tiny
-from tools.benchmarks.transformer import (SIZES, THREADS, header, inputs, interleaved, profile_figures,
-                                          timing_figures)
+from tools.benchmarks.transformer import (SIZES, THREADS, as_loaded, header, inputs, interleaved,
+                                          profile_figures, timing_figures)
 from tools.oracle import diffusers_transformer as oracle
 
 
@@ -29,7 +28,7 @@ def compare23(size: dict, dtype: torch.dtype) -> dict:
     config = header(size, tiny.full_config_23)
     pair = oracle.build_pair(config)
     pair.ours.to(dtype), pair.reference.to(dtype)
-    packed = pack_linears(pair.ours, dtype)
+    as_run = as_loaded(pair.ours, dtype)
     video, audio = inputs(config, size, dtype)
     prepared = {name: pair.ours.prepare_text(name, s.context, s.context_mask, sigma=s.sigma)
                 for name, s in (("video", video), ("audio", audio))}
@@ -54,7 +53,7 @@ def compare23(size: dict, dtype: torch.dtype) -> dict:
                         size["repeats"])
     figures = timing_figures(times, "prepared")
     return {**figures, "load_average": [round(load, 1), round(os.getloadavg()[0], 1)],
-            "max_abs_difference": error, "packed_linear_weights": packed, "config": dict(size),
+            "max_abs_difference": error, **as_run, "config": dict(size),
             "video_dim": config["cross_attention_dim"], "audio_dim": config["audio_cross_attention_dim"],
             **profile_figures(run_ours, figures["ratio"])}
 
