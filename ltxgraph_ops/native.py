@@ -20,6 +20,10 @@ from pathlib import Path
 from typing import Callable
 
 BASE_FLAGS = ("-O3", "-march=native", "-shared", "-fPIC")
+# OpenMP through the runtime torch has already loaded (libgomp.so.1: the dynamic linker gives the kernel the
+# library of that name already in the process), so a kernel's parallel loops run on torch's own threads: a
+# second pool would wake threads of its own while torch's spin on the same cores
+OPENMP_FLAGS = (*BASE_FLAGS, "-fopenmp")
 PARALLEL_ELEMENTS = 1 << 16     # default: split a call across threads only above this many elements
 
 

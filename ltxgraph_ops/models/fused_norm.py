@@ -14,9 +14,10 @@ eager (once instead of after every step).
 
 Operands may be float32 or bfloat16 each, broadcast over batch and tokens (strides 0) as long as their last
 dimension is contiguous; anything else (other dtypes, interleaved RoPE, a non-CPU tensor) takes the eager
-functions, which stay the reference. Rows are split over threads (the library runs without Python's lock).
-The library is built like :mod:`ltxgraph_ops.native` builds every kernel; ``LTXGRAPH_NATIVE_KERNELS=0`` keeps
-the eager regions.
+functions, which stay the reference. Rows are split over torch's own OpenMP threads (built with OpenMP, the
+library uses the runtime torch has loaded; a pool of Python threads instead was measured 2x slower, its threads
+waking on cores where torch's were still spinning). The library is built by :mod:`ltxgraph_ops.native` (without
+OpenMP, if that build fails: one thread); ``LTXGRAPH_NATIVE_KERNELS=0`` keeps the eager regions.
 """
 from __future__ import annotations
 
@@ -176,11 +177,13 @@ static operand at_row(const int64_t *o, int64_t b, int64_t t) {   /* o: [address
 }
 
 /* operands: OPERANDS x [address, is_bfloat16, batch stride, token stride] (strides in elements; address 0: not
-   given). Rows [first, last) of the [batch * tokens, width] activation, row r = (r / tokens, r % tokens). */
-void fused_rows(const int64_t *operands, int64_t tokens, int64_t width, int64_t heads, float eps,
-                int64_t first, int64_t last) {
-    float row[MAX_WIDTH];
-    for (int64_t r = first; r < last; r++) {
+   given). All rows of the [batch * tokens, width] activation, row r = (r / tokens, r % tokens), on the OpenMP
+   threads when `parallel` (built with OpenMP: the runtime torch has loaded, so torch's own threads). */
+void fused_rows(const int64_t *operands, int64_t tokens, int64_t width, int64_t heads, float eps, int64_t rows,
+                int64_t parallel) {
+    #pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t r = 0; r < rows; r++) {
+        float row[MAX_WIDTH];
         const int64_t b = r / tokens, t = r % tokens;
         const row_job job = {at_row(operands + 4 * X, b, t), at_row(operands + 4 * OUT, b, t),
                              at_row(operands + 4 * WEIGHT, b, t), at_row(operands + 4 * SHIFT, b, t),
@@ -210,7 +213,6 @@ class FusedNorm:
         self._rows.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_float,
                                ctypes.c_int64, ctypes.c_int64]
         self._rows.restype = None
-        self._splitter = native.RowSplitter("norm")
 
     def run(self, x: torch.Tensor, eps: float, weight: torch.Tensor | None = None,
             shift: torch.Tensor | None = None, scale: torch.Tensor | None = None,
@@ -238,8 +240,8 @@ class FusedNorm:
             described.extend(operand)
         operands = torch.tensor(described, dtype=torch.int64)
         with torch.profiler.record_function(PROFILER_NAME):     # else a profile would not see the kernel's time
-            self._splitter.run(self._rows, batch * tokens, width, (operands.data_ptr(), tokens, width, heads,
-                                                                   float(eps)), parallel_elements=PARALLEL_ELEMENTS)
+            self._rows(operands.data_ptr(), tokens, width, heads, float(eps), batch * tokens,
+                       int(x.numel() >= PARALLEL_ELEMENTS))
         return out
 
 
@@ -264,7 +266,7 @@ def load_fused_norm() -> FusedNorm | None:
     """The kernel for this machine, or None (no C compiler, a failed build, ``LTXGRAPH_NATIVE_KERNELS=0``)."""
     if os.environ.get("LTXGRAPH_NATIVE_KERNELS", "1") == "0":
         return None
-    library = native.load_library("norm", SOURCE)
+    library = native.load_library("norm", SOURCE, native.OPENMP_FLAGS) or native.load_library("norm", SOURCE)
     return None if library is None else FusedNorm(library)
 
 

@@ -64,9 +64,11 @@ THREADS = 2
 PEAK_REPEATS = 4          # timed calls per peak shape (after a warm-up); the best counts
 ROUNDS = 3                # measured steps, each between two probes of the peaks (after one unmeasured step)
 
+OTHER_OPS = 10            # the profiled step lists this many of the largest operators outside the shared kernels
 CHILD = r"""
 import ctypes, json, os, resource, sys, time, torch
 ARGS = json.loads({args!r})
+OTHER_OPS = {other_ops}
 sys.path.insert(0, ARGS["root"])
 mallopt = ctypes.CDLL(None).mallopt
 if ARGS["malloc"] == "cli" or ARGS["malloc"].startswith("cli+kept"):   # the CLI's settings
@@ -178,8 +180,10 @@ if ARGS["profile"]:                                  # one more round, the step 
     from tools.benchmarks.transformer import SHARED_KERNELS
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         profiled = {{"step": step(), "gemm_before": gemm_gflops, "attention_before": attention_gflops}}
-    profiled["kernel_seconds"] = {{e.key: e.self_cpu_time_total / 1e6 for e in prof.key_averages()
-                                  if e.key in SHARED_KERNELS}}
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    profiled["kernel_seconds"] = {{e.key: e.self_cpu_time_total / 1e6 for e in events if e.key in SHARED_KERNELS}}
+    others = [e for e in events if e.key not in SHARED_KERNELS][:OTHER_OPS]
+    profiled["other_seconds"] = {{e.key: e.self_cpu_time_total / 1e6 for e in others}}
     gemm_gflops, attention_gflops = probe_peaks()
     profiled.update(gemm_after=gemm_gflops, attention_after=attention_gflops)
 print(json.dumps({{"rounds": rounds, "profiled": profiled, "load_seconds": load_seconds,
@@ -283,7 +287,9 @@ def kernel_figures(profiled: dict, shapes: list, flops: dict) -> dict:
             "attention_kernel_gflops": None if attention_rate is None else round(attention_rate, 1),
             "attention_probe_gflops": round(pair["attention"][0], 1),
             "share_of_peak": round(pair["share"], 3),
-            "share_ceiling": round(flops["total"] / (linear_seconds + attention_seconds) / 1e9 / pair["peak"], 3)}
+            "share_ceiling": round(flops["total"] / (linear_seconds + attention_seconds) / 1e9 / pair["peak"], 3),
+            "largest_other_ops_seconds": {op: round(seconds, 3)
+                                          for op, seconds in profiled.get("other_seconds", {}).items()}}
 
 
 def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", malloc: str = "cli",
@@ -321,7 +327,7 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
     shapes = dominant_gemms(config, tokens)
     args["gemm_shapes"] = [shape for shape, _ in shapes]
     args["attention_shape"] = (config.num_attention_heads, tokens.video, config.attention_head_dim)
-    code = CHILD.format(args=json.dumps(args))
+    code = CHILD.format(args=json.dumps(args), other_ops=OTHER_OPS)
     env = {key: value for key, value in os.environ.items() if key != "THP_MEM_ALLOC_ENABLE"}   # the mode decides
     env["OMP_NUM_THREADS"] = str(THREADS)
     if malloc == "cli+hugepages":                     # glibc madvises its mappings for transparent huge pages
