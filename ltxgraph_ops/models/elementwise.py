@@ -39,8 +39,9 @@ def modulated(x: torch.Tensor, eps: float, shift: torch.Tensor, scale: torch.Ten
     return torch.addcmul(shift, rms_norm(x, eps), 1 + scale)
 
 
-def normalized(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """``rms(x) * weight``: the q/k norm of attention without RoPE (text attention), x [B, T, inner]."""
+def normalized(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
+    """``rms(x) * weight``: the q/k norm of attention without RoPE (text attention), x [B, T, inner]; without a
+    weight, ``rms(x)`` (the text attention's input in LTX-2.0)."""
     return rms_norm(x, eps, weight)
 
 

@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from ltxgraph_ops.models.attention import Attention
-from ltxgraph_ops.models.attention import rms_norm as rms
 from ltxgraph_ops.models.elementwise import EAGER, ElementwiseKernels
 from ltxgraph_ops.models.layers import Linear, layers_set
 from ltxgraph_ops.models.rope import RopeTable
@@ -192,7 +191,7 @@ class AVBlock(nn.Module):
             cached = tuple(t[s.text_rows] for t in (cached or attn2.keys_values(context)))
             context, bias = None, None if bias is None else bias[s.text_rows]
         if prompt_table is None:
-            return attn2(rms(x, self.eps), context, bias=bias, keys_values=cached)
+            return attn2(self.kernels.normalized(x, None, self.eps), context, bias=bias, keys_values=cached)
         shift, scale, gate = s.modulation.rows(sst, 6, 9)
         queries = self.kernels.modulated(x, self.eps, shift, scale)
         return attn2(queries, context, bias=bias, keys_values=cached) * gate
@@ -230,25 +229,31 @@ class AVBlock(nn.Module):
         """Audio->video then video->audio cross-attention; both read the streams as they were before either
         update. Each side is RMS-normalised and modulated by its own table rows plus its cross modulation (see
         ``LTXAVTransformer._cross``); the output is gated by the query side's gate row (other stream's sigma)."""
-        v_norm, a_norm = rms(video.x, self.eps), rms(audio.x, self.eps)
         v_table, a_table = self.scale_shift_table_a2v_ca_video, self.scale_shift_table_a2v_ca_audio
+        modulated = self.kernels.modulated
         new_v, new_a = video.x, audio.x
         keep = p.keep("audio_to_video", self.index, video.x.shape[0], video.x)
         if run_v and not isinstance(keep, str):
             v_scale, v_shift = video.cross_modulation.rows(v_table, 0, 2)
             a_scale, a_shift = audio.cross_modulation.rows(a_table, 0, 2)
             (gate,) = video.cross_gate.rows(v_table[4:], 0, 1)
-            queries = torch.addcmul(v_shift, v_norm, 1 + v_scale)
-            keys = torch.addcmul(a_shift, a_norm, 1 + a_scale)
-            out = self.audio_to_video_attn(queries, keys, q_rope=video.cross_rope, k_rope=audio.cross_rope) * gate
-            new_v = video.x + (out if keep is None else out * keep)
+            out = self.audio_to_video_attn(modulated(video.x, self.eps, v_shift, v_scale),
+                                           modulated(audio.x, self.eps, a_shift, a_scale),
+                                           q_rope=video.cross_rope, k_rope=audio.cross_rope)
+            new_v = _gated_residual(video.x, out, gate, keep)
         keep = p.keep("video_to_audio", self.index, audio.x.shape[0], audio.x)
         if run_a and not isinstance(keep, str):
             a_scale, a_shift = audio.cross_modulation.rows(a_table, 2, 4)
             v_scale, v_shift = video.cross_modulation.rows(v_table, 2, 4)
             (gate,) = audio.cross_gate.rows(a_table[4:], 0, 1)
-            queries = torch.addcmul(a_shift, a_norm, 1 + a_scale)
-            keys = torch.addcmul(v_shift, v_norm, 1 + v_scale)
-            out = self.video_to_audio_attn(queries, keys, q_rope=audio.cross_rope, k_rope=video.cross_rope) * gate
-            new_a = audio.x + (out if keep is None else out * keep)
+            out = self.video_to_audio_attn(modulated(audio.x, self.eps, a_shift, a_scale),
+                                           modulated(video.x, self.eps, v_shift, v_scale),
+                                           q_rope=audio.cross_rope, k_rope=video.cross_rope)
+            new_a = _gated_residual(audio.x, out, gate, keep)
         return replace(video, x=new_v), replace(audio, x=new_a)
+
+
+def _gated_residual(x: torch.Tensor, out: torch.Tensor, gate: torch.Tensor, keep: torch.Tensor | None
+                    ) -> torch.Tensor:
+    """``x + out * gate``, times the STG selection ``keep`` [B, 1, 1] when given; one pass without it."""
+    return torch.addcmul(x, out, gate) if keep is None else x + out * gate * keep

@@ -81,6 +81,7 @@ def test_each_region_is_the_float32_eager_result_rounded_once(builds, case) -> N
     wide = [t.float() for t in case]
     _close_to_float32(kernels.modulated(x, EPS, shift, scale), elementwise.modulated(wide[0], EPS, *wide[2:4]))
     _close_to_float32(kernels.normalized(x, weight, EPS), elementwise.normalized(wide[0], wide[1], EPS))
+    _close_to_float32(kernels.normalized(x, None, EPS), elementwise.normalized(wide[0], None, EPS))
     _close_to_float32(kernels.normalized_rotated(x, weight, EPS, cos, sin),
                       elementwise.normalized_rotated(wide[0], wide[1], EPS, wide[4], wide[5]))
     assert kernels.modulated(x, EPS, shift, scale).dtype == x.dtype
