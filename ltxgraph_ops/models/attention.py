@@ -55,8 +55,9 @@ class Attention(nn.Module):
 
     def keys_values(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Un-rotated keys rms(to_k(context)) and values to_v(context): [B, S, inner] each. For a context that
-        does not change between calls (text), compute once and pass as ``keys_values`` to :meth:`forward`."""
-        return self.k_norm(self.to_k(context)), self.to_v(context)
+        does not change between calls (text), compute once and pass as ``keys_values`` to :meth:`forward` (the
+        same kernels as :meth:`forward`'s own keys, so the same bits)."""
+        return self._normalized(self.to_k(context), self.k_norm, None), self.to_v(context)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, bias: torch.Tensor | None = None,
                 q_rope: RopeTable | None = None, k_rope: RopeTable | None = None,

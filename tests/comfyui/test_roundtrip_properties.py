@@ -66,6 +66,10 @@ def ui_workflows(draw):
                 continue
             widgets.append(chosen[slot_name] if slot_name in chosen else draw(scalar_values(by_slot[slot_name])))
         linked_types = {}
+        # a lazy switch's two branches are linked to one source when linked at all: whichever branch the switch
+        # takes, something of the same type flows on (a workflow whose switch takes an unlinked branch is broken,
+        # in ComfyUI too, and is refused at validation)
+        branches, branch_source = set(spec.lazy_switch[1:]) if spec.lazy_switch else set(), None
         for input_spec in spec.inputs:
             shown_when = input_spec.port.shown_when
             if shown_when is not None and chosen[shown_when[0]] not in shown_when[1]:
@@ -76,8 +80,13 @@ def ui_workflows(draw):
                 wants_link = True  # a linked widget keeps its slot in widgets_values
             entry = {"name": input_spec.port.comfy_name or input_spec.name, "type": input_spec.port.type,
                      "link": None}
+            if input_spec.name in branches:
+                wants_link = True
             if wants_link and sources:
-                src_node, src_slot, src_type = draw(st.sampled_from(sources))
+                if input_spec.name in branches:
+                    branch_source = branch_source or draw(st.sampled_from(sources))
+                src_node, src_slot, src_type = (branch_source if input_spec.name in branches
+                                                else draw(st.sampled_from(sources)))
                 linked_types[input_spec.name] = src_type
                 link_id = len(links) + 1
                 links.append([link_id, src_node, src_slot, node_id, len(node["inputs"]), input_spec.port.type])
