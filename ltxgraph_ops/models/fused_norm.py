@@ -218,7 +218,8 @@ class FusedNorm:
             shift: torch.Tensor | None = None, scale: torch.Tensor | None = None,
             cos: torch.Tensor | None = None, sin: torch.Tensor | None = None) -> torch.Tensor | None:
         """x [B, T, D] -> rope(rms(x) * weight * (1 + scale) + shift), the absent steps left out; ``cos``/``sin``
-        a split-layout table [B, T, H, 1, D / (2H)] (or broadcastable)."""
+        a split-layout table [B, T, H, 1, D / (2H)] (or broadcastable). The result has the dtype the eager
+        functions give (x's, promoted with those of shift, scale, cos and sin)."""
         if x.ndim != 3 or x.dtype not in _KINDS or x.device.type != "cpu" or not 0 < x.shape[-1] <= MAX_WIDTH:
             return None
         batch, tokens, width = x.shape
@@ -230,7 +231,12 @@ class FusedNorm:
             cos, sin = (t.flatten(-3) if t.shape[-3:] == cos.shape[-3:] else None for t in (cos, sin))
             if cos is None or sin is None or any(t.stride(-1) != 1 and t.shape[-1] > 1 for t in (cos, sin)):
                 return None
-        out = torch.empty((batch, tokens, width), dtype=x.dtype)
+        promoted = x.dtype          # the dtype eager gives: x's, widened by the modulation's and the table's
+        for operand in (shift, scale, cos, sin):
+            promoted = promoted if operand is None else torch.promote_types(promoted, operand.dtype)
+        if promoted not in _KINDS:
+            return None
+        out = torch.empty((batch, tokens, width), dtype=promoted)
         described = []
         for name, tensor in zip(_ORDER, (x, out, weight, shift, scale, cos, sin)):
             row = width // 2 if name in ("cos", "sin") else width

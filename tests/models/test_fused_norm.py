@@ -84,7 +84,10 @@ def test_each_region_is_the_float32_eager_result_rounded_once(builds, case) -> N
     _close_to_float32(kernels.normalized(x, None, EPS), elementwise.normalized(wide[0], None, EPS))
     _close_to_float32(kernels.normalized_rotated(x, weight, EPS, cos, sin),
                       elementwise.normalized_rotated(wide[0], wide[1], EPS, wide[4], wide[5]))
-    assert kernels.modulated(x, EPS, shift, scale).dtype == x.dtype
+    for native, eager in ((kernels.modulated(x, EPS, shift, scale), elementwise.modulated(x, EPS, shift, scale)),
+                          (kernels.normalized_rotated(x, weight, EPS, cos, sin),
+                           elementwise.normalized_rotated(x, weight, EPS, cos, sin))):
+        assert native.dtype == eager.dtype                    # mixed dtypes promote as in eager
 
 
 def test_rows_split_over_threads_give_the_same_bits(kernels, monkeypatch) -> None:
