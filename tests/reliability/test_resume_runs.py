@@ -72,8 +72,11 @@ def interrupt(models: Path, root: Path, node: str, step: int, params: dict | Non
 
 
 def signal_child(models: Path, root: Path, node: str, step: int, signal_name: str) -> subprocess.CompletedProcess:
-    """Run the graph in a subprocess that sends itself ``signal_name`` while ``node`` computes step ``step``."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    """Run the graph in a subprocess that sends itself ``signal_name`` while ``node`` computes step ``step``, on as
+    many threads as this process computes with: a resumed run gives the clean run's bits on the same machine set up
+    the same way, and some torch operations (reductions, convolutions) round differently on another thread count."""
+    import torch
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(torch.get_num_threads())}
     return subprocess.run([sys.executable, "-c", CHILD, str(GRAPH), str(models), str(root), node, str(step),
                            signal_name], env=env, capture_output=True, timeout=300)
 
