@@ -12,7 +12,7 @@ average at the start and end.
 ``ratio_floor``: the ratio ours would have if everything but its GEMMs and attention (kernels the reference
 calls too, on the same shapes) took no time: the profiled share of those kernels times the ratio.
 ``elementwise-compile``: our forward with the blocks' element-wise regions compiled (``--compile``) and on the
-native C kernels (the default), against eager.
+native C kernels (the default), against eager. ``elementwise-kernels``: each region alone, eager against native.
 """
 from __future__ import annotations
 
@@ -250,5 +250,45 @@ def elementwise_compile() -> dict:
             **{str(dtype).removeprefix("torch."): compiled_vs_eager(size, dtype) for dtype, size in SIZES.items()}}
 
 
+# [tokens, width, heads]: the mid-size model above, a 768x512 stage-1 and a stage-2 step of the 19B (video stream)
+REGION_SHAPES = ((2304, 1024, 16), (1536, 4096, 32), (6144, 4096, 32))
+
+
+def median_ms(run: Callable[[], object], repeats: int) -> float:
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return round(statistics.median(times) * 1e3, 3)
+
+
+@torch.no_grad()
+def elementwise_kernels(repeats: int = 15) -> dict:
+    """Each element-wise region alone, eager against the native kernel, on 2 threads, at the shapes of
+    :data:`REGION_SHAPES` in both dtypes (median ms); a copy of the activation as the memory-bound floor."""
+    native = native_kernels()
+    if native is None:
+        return {"native_kernels": False}
+    torch.set_num_threads(THREADS)
+    generator, figures = torch.Generator().manual_seed(0), {"threads": THREADS, "load_average": os.getloadavg()[0]}
+    for dtype in (torch.float32, torch.bfloat16):
+        for tokens, width, heads in REGION_SHAPES:
+            def randn(*shape: int) -> torch.Tensor:
+                return torch.randn(shape, generator=generator).to(dtype)
+            half = width // (2 * heads)
+            x, shift, scale, weight = randn(1, tokens, width), randn(1, 1, width), randn(1, 1, width), randn(width)
+            cos, sin = randn(1, tokens, heads, 1, half), randn(1, tokens, heads, 1, half)
+            row = {"copy_ms": median_ms(x.clone, repeats)}
+            for name, kernels in (("eager", EAGER), ("native", native)):
+                row[f"modulated_{name}_ms"] = median_ms(lambda: kernels.modulated(x, 1e-6, shift, scale), repeats)
+                row[f"q_norm_rope_{name}_ms"] = median_ms(
+                    lambda: kernels.normalized_rotated(x, weight, 1e-6, cos, sin), repeats)
+            figures[f"{str(dtype).removeprefix('torch.')} {tokens}x{width}"] = row
+    return figures
+
+
 BENCHMARKS: dict[str, Callable[[], dict]] = {"transformer-vs-reference": transformer_vs_reference,
-                                             "elementwise-compile": elementwise_compile}
+                                             "elementwise-compile": elementwise_compile,
+                                             "elementwise-kernels": elementwise_kernels}
