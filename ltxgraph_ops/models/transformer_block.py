@@ -255,7 +255,5 @@ class AVBlock(nn.Module):
 
 def _gated_residual(x: torch.Tensor, out: torch.Tensor, gate: torch.Tensor, keep: torch.Tensor | None
                     ) -> torch.Tensor:
-    """``x + out * gate``, times the STG selection ``keep`` [B, 1, 1] when given. Not one ``addcmul``: with the
-    gate's strides here its result depended on how torch split the work over threads (a run resumed in a process
-    of its own then differed from the clean run in the last bits)."""
-    return x + out * gate if keep is None else x + out * gate * keep
+    """``x + out * gate``, times the STG selection ``keep`` [B, 1, 1] when given; one pass without it."""
+    return torch.addcmul(x, out, gate) if keep is None else x + out * gate * keep
