@@ -24,7 +24,7 @@ Key layout (ComfyUI's Gemma 4 files): ``vision_model.patch_embedder.{input_proj.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -81,7 +81,7 @@ class Gemma4VisionConfig:
                       position_embedding_size=shapes[f"{tower}patch_embedder.position_embedding_table"][1],
                       clipped_linears=f"{layer}self_attn.q_proj.input_min" in shapes,
                       text_hidden_size=shapes[f"multi_modal_projector.{PROJECTION_KEY}"][0])
-        overrides = dict(overrides or {})
+        overrides = overrides or {}
         vision = overrides.get("vision_config") or {}
         for name in ("pooling_kernel_size", "rms_norm_eps"):
             if name in vision:
@@ -92,8 +92,7 @@ class Gemma4VisionConfig:
         for name in ("boi_token_id", "image_token_id", "eoi_token_id"):
             if name in overrides:
                 values[name] = overrides[name]
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        return cls(**values)
 
 
 class ClippedLinear(nn.Module):
