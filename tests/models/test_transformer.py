@@ -271,14 +271,8 @@ def test_parity_with_ltx_core(name: str) -> None:
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("name", sorted(oracle.CHECKS))
-def test_parity_with_ltx_core_on_the_native_kernels(name: str, monkeypatch) -> None:
+@pytest.mark.usefixtures("native_kernels_everywhere")
+def test_parity_with_ltx_core_on_the_native_kernels(name: str) -> None:
     """The same checks with the blocks' element-wise regions on the one-pass C kernels, as a loaded model runs."""
-    from ltxgraph_ops.models.attention import Attention
-    from ltxgraph_ops.models.fused_norm import native_kernels
-    from ltxgraph_ops.models.transformer_block import AVBlock
-    native = native_kernels()
-    assert native is not None, "the kernels build wherever the test suite runs (a C compiler is part of the setup)"
-    for layer in (AVBlock, Attention):
-        monkeypatch.setattr(layer, "kernels", native)
     error = oracle.CHECKS[name]()
     assert error <= 1e-5, f"{name}: max abs error {error:.3e}"
