@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ltxgraph_ops.models.elementwise import EAGER, ElementwiseKernels, rms_norm
+from ltxgraph_ops.models.elementwise import EAGER, ElementwiseKernels, rms_norm, split_heads
 from ltxgraph_ops.models.layers import Linear, layers_set
 from ltxgraph_ops.models.rope import RopeTable
 
@@ -95,20 +95,23 @@ class Attention(nn.Module):
         """The output [B, T, query_dim] of the queries of x [B, T, query_dim] against keys and values [B, S,
         inner], scaled by their ``gates`` [B, T, heads] (:meth:`_gates`); ``own_values``: the value path mixed in
         by ``keep_attention`` (default ``v``, self-attention)."""
-        q = self._normalized(self.to_q(x), self.q_norm, q_rope)
+        q = self._normalized(self.to_q(x), self.q_norm, q_rope, heads=self.heads)     # [B, H, T, d]
         out = self._attend(q, k, v, bias)
         if keep_attention is not None:
             own_values = v if own_values is None else own_values
             out = out * keep_attention + own_values * (1 - keep_attention)
         return self.to_out[0](self._gated(out, gates))
 
-    def _normalized(self, x: torch.Tensor, norm: RMSNorm, rope: RopeTable | None) -> torch.Tensor:
-        """rope(norm(x)) for x [B, T, inner], through this module's element-wise kernels."""
+    def _normalized(self, x: torch.Tensor, norm: RMSNorm, rope: RopeTable | None,
+                    heads: int | None = None) -> torch.Tensor:
+        """rope(norm(x)) for x [B, T, inner], through this module's element-wise kernels; with ``heads``, as
+        [B, heads, T, d] (queries: the native kernels write them head by head, which attention reads ~15 %
+        faster than the strided view of [B, T, inner])."""
         if rope is None:
-            return self.kernels.normalized(x, norm.weight, norm.eps)
+            return self.kernels.normalized(x, norm.weight, norm.eps, heads=heads)
         if not rope.split:
-            return rope.rotate(norm(x))
-        return self.kernels.normalized_rotated(x, norm.weight, norm.eps, rope.cos, rope.sin)
+            return split_heads(rope.rotate(norm(x)), heads)
+        return self.kernels.normalized_rotated(x, norm.weight, norm.eps, rope.cos, rope.sin, heads=heads)
 
     def _gates(self, x: torch.Tensor) -> torch.Tensor | None:
         """Per-head gates 2 sigmoid(to_gate_logits(x)) [B, T, heads] of x [B, T, query_dim]; None without."""
@@ -121,10 +124,11 @@ class Attention(nn.Module):
         return (heads_out.unflatten(-1, (self.heads, -1)) * gates[..., None]).flatten(-2)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        batch, tokens, inner = q.shape
-        q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in (q, k, v))  # [B, H, T, d]
+        """Queries q [B, H, T, d] against keys and values [B, S, H d] -> [B, T, H d]."""
+        batch, heads, tokens, head_dim = q.shape
+        k, v = (split_heads(t, heads) for t in (k, v))                                   # [B, H, S, d]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
-        return out.transpose(1, 2).reshape(batch, tokens, inner)
+        return out.transpose(1, 2).reshape(batch, tokens, heads * head_dim)
 
 
 def token_parts(tokens: int, chunk: int) -> list[slice]:

@@ -39,22 +39,30 @@ def modulated(x: torch.Tensor, eps: float, shift: torch.Tensor, scale: torch.Ten
     return torch.addcmul(shift, rms_norm(x, eps), 1 + scale)
 
 
-def normalized(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor:
+def split_heads(x: torch.Tensor, heads: int | None) -> torch.Tensor:
+    """x [B, T, inner] as [B, heads, T, inner / heads] (a view); x itself when ``heads`` is None."""
+    return x if heads is None else x.unflatten(-1, (heads, -1)).transpose(1, 2)
+
+
+def normalized(x: torch.Tensor, weight: torch.Tensor | None, eps: float, heads: int | None = None) -> torch.Tensor:
     """``rms(x) * weight``: the q/k norm of attention without RoPE (text attention), x [B, T, inner]; without a
-    weight, ``rms(x)`` (the text attention's input in LTX-2.0)."""
-    return rms_norm(x, eps, weight)
+    weight, ``rms(x)`` (the text attention's input in LTX-2.0). ``heads``: the result as [B, heads, T, inner /
+    heads] (here a view; a kernel may write it head by head)."""
+    return split_heads(rms_norm(x, eps, weight), heads)
 
 
 def normalized_rotated(x: torch.Tensor, weight: torch.Tensor, eps: float, cos: torch.Tensor,
-                       sin: torch.Tensor) -> torch.Tensor:
+                       sin: torch.Tensor, heads: int | None = None) -> torch.Tensor:
     """``rope(rms(x) * weight)`` for x [B, T, inner] and a split-layout RoPE table's cos and sin
-    ([B, T, H, 1, inner / (2H)], see :class:`~ltxgraph_ops.models.rope.RopeTable`)."""
-    return rotate(rms_norm(x, eps, weight), cos, sin, split=True)
+    ([B, T, H, 1, inner / (2H)], see :class:`~ltxgraph_ops.models.rope.RopeTable`); ``heads`` as in
+    :func:`normalized`."""
+    return split_heads(rotate(rms_norm(x, eps, weight), cos, sin, split=True), heads)
 
 
 @dataclass(frozen=True)
 class ElementwiseKernels:
-    """The functions a block calls for its element-wise regions (same signatures as the eager ones above)."""
+    """The functions a block calls for its element-wise regions (same signatures as the eager ones above; with
+    ``heads``, any memory layout of [B, heads, T, d])."""
 
     name: str
     modulated: Callable[..., torch.Tensor]
@@ -72,7 +80,11 @@ def compiled_kernels() -> ElementwiseKernels:
     def compiled(function: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         return torch.compile(function, fullgraph=True, dynamic=True)
 
-    return ElementwiseKernels("compiled", compiled(modulated), compiled(normalized), compiled(normalized_rotated))
+    def heads_split(function: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        return lambda *args, heads=None: split_heads(function(*args), heads)
+
+    return ElementwiseKernels("compiled", compiled(modulated), heads_split(compiled(normalized)),
+                              heads_split(compiled(normalized_rotated)))
 
 
 def use_kernels(model: torch.nn.Module, kernels: ElementwiseKernels) -> None:

@@ -45,7 +45,9 @@ typedef struct { const void *data; int64_t bf16; } operand;   /* one row of an o
 
 typedef struct {
     operand x, out, weight, shift, scale, cos, sin;
-    int64_t width, heads;
+    int64_t width, heads;                    /* heads: of the RoPE table (0: no rotation) */
+    int64_t out_heads, out_head_stride;      /* out's row in out_heads parts of width / out_heads, each at
+                                                out_head_stride elements from the last (1: one plain row) */
     float eps;
 } row_job;
 
@@ -73,6 +75,13 @@ static inline void put(operand o, int64_t i, float value) {
     else ((float *)o.data)[i] = value;
 }
 
+/* where element i of the row goes in out's row */
+static inline int64_t out_at(const row_job *job, int64_t i) {
+    if (job->out_heads == 1) return i;
+    const int64_t part = job->width / job->out_heads, h = i / part;
+    return h * job->out_head_stride + (i - h * part);
+}
+
 /* x[i] normalised (row[i] = x[i]), weighted, modulated */
 static inline float finished(const row_job *job, const float *row, float inverse, int64_t i) {
     float v = row[i] * inverse;
@@ -93,7 +102,7 @@ static void scalar_row(const row_job *job, float *row) {
     for (int lane = 0; lane < 16; lane++) total += sums[lane];
     const float inverse = 1.0f / sqrtf(total / (float)width + job->eps);
     if (!job->cos.data) {
-        for (int64_t i = 0; i < width; i++) put(job->out, i, finished(job, row, inverse, i));
+        for (int64_t i = 0; i < width; i++) put(job->out, out_at(job, i), finished(job, row, inverse, i));
         return;
     }
     const int64_t half = width / (2 * job->heads);
@@ -102,8 +111,8 @@ static void scalar_row(const row_job *job, float *row) {
             const int64_t one = 2 * h * half + j, two = one + half;
             const float a = finished(job, row, inverse, one), e = finished(job, row, inverse, two);
             const float c = get(job->cos, h * half + j), s = get(job->sin, h * half + j);
-            put(job->out, one, a * c - e * s);
-            put(job->out, two, e * c + a * s);
+            put(job->out, out_at(job, one), a * c - e * s);
+            put(job->out, out_at(job, two), e * c + a * s);
         }
 }
 
@@ -150,11 +159,13 @@ static void vector_row(const row_job *job, float *row) {
     }
     const float total = _mm512_reduce_add_ps(squares);
     const __m512 inverse = _mm512_set1_ps(1.0f / sqrtf(total / (float)width + job->eps));
-    if (!job->cos.data) {
-        for (int64_t i = 0; i < width; i += 16) {
-            const __mmask16 m = lanes(width - i);
-            store16(job->out, i, finished16(job, row, inverse, i, m), m);
-        }
+    if (!job->cos.data) {                                /* part by part: no 16 lanes span two parts */
+        const int64_t part = width / job->out_heads;
+        for (int64_t h = 0; h < job->out_heads; h++)
+            for (int64_t j = 0; j < part; j += 16) {
+                const __mmask16 m = lanes(part - j);
+                store16(job->out, h * job->out_head_stride + j, finished16(job, row, inverse, h * part + j, m), m);
+            }
         return;
     }
     const int64_t half = width / (2 * job->heads);
@@ -164,8 +175,8 @@ static void vector_row(const row_job *job, float *row) {
             const int64_t one = 2 * h * half + j, two = one + half;
             const __m512 a = finished16(job, row, inverse, one, m), e = finished16(job, row, inverse, two, m);
             const __m512 c = load16(job->cos, h * half + j, m), s = load16(job->sin, h * half + j, m);
-            store16(job->out, one, _mm512_sub_ps(_mm512_mul_ps(a, c), _mm512_mul_ps(e, s)), m);
-            store16(job->out, two, _mm512_add_ps(_mm512_mul_ps(e, c), _mm512_mul_ps(a, s)), m);
+            store16(job->out, out_at(job, one), _mm512_sub_ps(_mm512_mul_ps(a, c), _mm512_mul_ps(e, s)), m);
+            store16(job->out, out_at(job, two), _mm512_add_ps(_mm512_mul_ps(e, c), _mm512_mul_ps(a, s)), m);
         }
 }
 #endif
@@ -178,9 +189,10 @@ static operand at_row(const int64_t *o, int64_t b, int64_t t) {   /* o: [address
 
 /* operands: OPERANDS x [address, is_bfloat16, batch stride, token stride] (strides in elements; address 0: not
    given). All rows of the [batch * tokens, width] activation, row r = (r / tokens, r % tokens), on the OpenMP
-   threads when `parallel` (built with OpenMP: the runtime torch has loaded, so torch's own threads). */
-void fused_rows(const int64_t *operands, int64_t tokens, int64_t width, int64_t heads, float eps, int64_t rows,
-                int64_t parallel) {
+   threads when `parallel` (built with OpenMP: the runtime torch has loaded, so torch's own threads). out's row
+   is out_heads parts out_head_stride apart (out_heads = RoPE heads, or 1: a plain row). */
+void fused_rows(const int64_t *operands, int64_t tokens, int64_t width, int64_t heads, int64_t out_heads,
+                int64_t out_head_stride, float eps, int64_t rows, int64_t parallel) {
     #pragma omp parallel for schedule(static) if (parallel)
     for (int64_t r = 0; r < rows; r++) {
         float row[MAX_WIDTH];
@@ -188,7 +200,8 @@ void fused_rows(const int64_t *operands, int64_t tokens, int64_t width, int64_t 
         const row_job job = {at_row(operands + 4 * X, b, t), at_row(operands + 4 * OUT, b, t),
                              at_row(operands + 4 * WEIGHT, b, t), at_row(operands + 4 * SHIFT, b, t),
                              at_row(operands + 4 * SCALE, b, t), at_row(operands + 4 * COS, b, t),
-                             at_row(operands + 4 * SIN, b, t), width, heads, eps};
+                             at_row(operands + 4 * SIN, b, t), width, heads, out_heads, out_head_stride,
+                             eps};
 #ifdef __AVX512F__
         vector_row(&job, row);
 #else
@@ -210,16 +223,19 @@ class FusedNorm:
 
     def __init__(self, library: ctypes.CDLL) -> None:
         self._rows = library.fused_rows
-        self._rows.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_float,
-                               ctypes.c_int64, ctypes.c_int64]
+        self._rows.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
+                               ctypes.c_int64, ctypes.c_float, ctypes.c_int64, ctypes.c_int64]
         self._rows.restype = None
 
     def run(self, x: torch.Tensor, eps: float, weight: torch.Tensor | None = None,
             shift: torch.Tensor | None = None, scale: torch.Tensor | None = None,
-            cos: torch.Tensor | None = None, sin: torch.Tensor | None = None) -> torch.Tensor | None:
+            cos: torch.Tensor | None = None, sin: torch.Tensor | None = None,
+            heads_first: int | None = None) -> torch.Tensor | None:
         """x [B, T, D] -> rope(rms(x) * weight * (1 + scale) + shift), the absent steps left out; ``cos``/``sin``
         a split-layout table [B, T, H, 1, D / (2H)] (or broadcastable). The result has the dtype the eager
-        functions give (x's, promoted with those of shift, scale, cos and sin)."""
+        functions give (x's, promoted with those of shift, scale, cos and sin). ``heads_first``: the result as
+        [B, heads_first, T, D / heads_first], written head by head (contiguous: attention reads its queries
+        fastest that way); it must equal the table's H."""
         if x.ndim != 3 or x.dtype not in _KINDS or x.device.type != "cpu" or not 0 < x.shape[-1] <= MAX_WIDTH:
             return None
         batch, tokens, width = x.shape
@@ -234,21 +250,24 @@ class FusedNorm:
         promoted = x.dtype          # the dtype eager gives: x's, widened by the modulation's and the table's
         for operand in (shift, scale, cos, sin):
             promoted = promoted if operand is None else torch.promote_types(promoted, operand.dtype)
-        if promoted not in _KINDS:
+        if promoted not in _KINDS or heads_first is not None and (
+                heads_first < 1 or width % heads_first or heads and heads_first != heads):
             return None
-        out = torch.empty((batch, tokens, width), dtype=promoted)
+        parts = heads_first or 1
+        out = torch.empty((batch, parts, tokens, width // parts), dtype=promoted)
         described = []
-        for name, tensor in zip(_ORDER, (x, out, weight, shift, scale, cos, sin)):
+        for name, tensor in zip(_ORDER, (x, None, weight, shift, scale, cos, sin)):
             row = width // 2 if name in ("cos", "sin") else width
             operand = _operand(tensor, batch, tokens, row)
             if operand is None:
                 return None
             described.extend(operand)
+        described[4:8] = [out.data_ptr(), _KINDS[promoted], out.stride(0), out.stride(2)]
         operands = torch.tensor(described, dtype=torch.int64)
         with torch.profiler.record_function(PROFILER_NAME):     # else a profile would not see the kernel's time
-            self._rows(operands.data_ptr(), tokens, width, heads, float(eps), batch * tokens,
+            self._rows(operands.data_ptr(), tokens, width, heads, parts, out.stride(1), float(eps), batch * tokens,
                        int(x.numel() >= PARALLEL_ELEMENTS))
-        return out
+        return out if heads_first else out.view(batch, tokens, width)
 
 
 def _operand(tensor: torch.Tensor | None, batch: int, tokens: int, row: int) -> list[int] | None:
@@ -287,12 +306,12 @@ def native_kernels(kernel: FusedNorm | None = None) -> elementwise.ElementwiseKe
         out = kernel.run(x, eps, shift=shift, scale=scale)
         return elementwise.modulated(x, eps, shift, scale) if out is None else out
 
-    def normalized(x, weight, eps):
-        out = kernel.run(x, eps, weight=weight)
-        return elementwise.normalized(x, weight, eps) if out is None else out
+    def normalized(x, weight, eps, heads=None):
+        out = kernel.run(x, eps, weight=weight, heads_first=heads)
+        return elementwise.normalized(x, weight, eps, heads) if out is None else out
 
-    def normalized_rotated(x, weight, eps, cos, sin):
-        out = kernel.run(x, eps, weight=weight, cos=cos, sin=sin)
-        return elementwise.normalized_rotated(x, weight, eps, cos, sin) if out is None else out
+    def normalized_rotated(x, weight, eps, cos, sin, heads=None):
+        out = kernel.run(x, eps, weight=weight, cos=cos, sin=sin, heads_first=heads)
+        return elementwise.normalized_rotated(x, weight, eps, cos, sin, heads) if out is None else out
 
     return elementwise.ElementwiseKernels("native", modulated, normalized, normalized_rotated)

@@ -92,6 +92,35 @@ def test_each_region_is_the_float32_eager_result_rounded_once(builds, case) -> N
         assert native.dtype == eager.dtype                    # mixed dtypes promote as in eager
 
 
+@settings(max_examples=40, deadline=None)
+@given(region())
+def test_heads_first_results_are_the_same_bits_written_head_by_head(builds, case) -> None:
+    """Queries for attention: [B, H, T, d] contiguous, each value the bits of the row-major result, for head
+    widths that 16 lanes do and do not divide."""
+    kernels = builds
+    x, weight, shift, scale, cos, sin = case
+    heads = cos.shape[-3]
+    for rows, heads_first in ((kernels.normalized_rotated(x, weight, EPS, cos, sin),
+                               kernels.normalized_rotated(x, weight, EPS, cos, sin, heads=heads)),
+                              (kernels.normalized(x, weight, EPS), kernels.normalized(x, weight, EPS, heads=heads))):
+        assert heads_first.shape == (x.shape[0], heads, x.shape[1], x.shape[2] // heads)
+        assert heads_first.is_contiguous()
+        assert torch.equal(heads_first, elementwise.split_heads(rows, heads))
+
+
+def test_heads_first_the_kernel_cannot_write_is_a_view_of_the_eager_result(kernels) -> None:
+    """A head count that differs from the RoPE table's (or does not divide the width) takes the eager function,
+    as the same [B, H, T, d] values."""
+    generator = torch.Generator().manual_seed(3)
+    x, weight = torch.randn(1, 6, 48, generator=generator), torch.randn(48, generator=generator)
+    cos, sin = torch.rand(1, 6, 2, 1, 12, generator=generator), torch.rand(1, 6, 2, 1, 12, generator=generator)
+    eager = elementwise.normalized_rotated(x, weight, EPS, cos, sin)
+    got = kernels.normalized_rotated(x, weight, EPS, cos, sin, heads=4)
+    torch.testing.assert_close(got, elementwise.split_heads(eager, 4))
+    assert fused_norm.load_fused_norm().run(x, EPS, weight=weight, cos=cos, sin=sin, heads_first=4) is None
+    assert fused_norm.load_fused_norm().run(x, EPS, weight=weight, heads_first=5) is None
+
+
 def test_rows_split_over_threads_give_the_same_bits(kernels, monkeypatch) -> None:
     generator = torch.Generator().manual_seed(1)
     x, shift, scale = (torch.randn(2, 301, 256, generator=generator) for _ in range(3))
