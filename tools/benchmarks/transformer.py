@@ -13,6 +13,9 @@ average at the start and end.
 calls too, on the same shapes) took no time: the profiled share of those kernels times the ratio.
 ``elementwise-compile``: our forward with the blocks' element-wise regions compiled (``--compile``) and on the
 native C kernels (the default), against eager. ``elementwise-kernels``: each region alone, eager against native.
+``attention-query-layout``: the attentions of a 19B block at the stage-1 and stage-2 token counts, with the
+queries as a strided view of [B, T, H x d] (as before) and as contiguous [B, H, T, d] (as the native kernels
+write them now); keys and values stay views of [B, S, H x d].
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 from ltxgraph_ops.models.elementwise import EAGER, use_kernels
 from ltxgraph_ops.models.fused_norm import native_kernels
@@ -285,10 +289,44 @@ def elementwise_kernels(repeats: int = 15) -> dict:
                 row[f"modulated_{name}_ms"] = median_ms(lambda: kernels.modulated(x, 1e-6, shift, scale), repeats)
                 row[f"q_norm_rope_{name}_ms"] = median_ms(
                     lambda: kernels.normalized_rotated(x, weight, 1e-6, cos, sin), repeats)
+            row["q_norm_rope_native_heads_first_ms"] = median_ms(    # written [B, H, T, d], as attention reads
+                lambda: native.normalized_rotated(x, weight, 1e-6, cos, sin, heads=heads), repeats)
             figures[f"{str(dtype).removeprefix('torch.')} {tokens}x{width}"] = row
+    return figures
+
+
+ATTENTIONS = {   # a 19B block's attentions: (query tokens, key tokens, heads, head width), stage 1 / stage 2
+    "video self 1536": (1536, 1536, 32, 128), "video text 1536": (1536, 1024, 32, 128),
+    "audio to video 1536": (1536, 121, 32, 64), "video to audio 1536": (121, 1536, 32, 64),
+    "audio self 121": (121, 121, 32, 64), "audio text 121": (121, 1024, 32, 64),
+    "video self 6144": (6144, 6144, 32, 128), "video text 6144": (6144, 1024, 32, 128),
+}
+
+
+@torch.no_grad()
+def attention_query_layout(repeats: int = 9) -> dict:
+    """Median ms of each attention of :data:`ATTENTIONS` in bf16 on 2 threads, queries strided against head-major
+    (the same bits: checked here), with GFLOP/s."""
+    torch.set_num_threads(THREADS)
+    generator, figures = torch.Generator().manual_seed(0), {"threads": THREADS, "load_average": os.getloadavg()[0]}
+    for name, (tokens, keys, heads, width) in ATTENTIONS.items():
+        def rows(count: int) -> torch.Tensor:      # [1, H, count, d], a view of [1, count, H x d]
+            x = torch.randn(1, count, heads * width, generator=generator).to(torch.bfloat16)
+            return x.unflatten(-1, (heads, width)).transpose(1, 2)
+        q, k, v = rows(tokens), rows(keys), rows(keys)
+        head_major = q.contiguous()
+        strided_ms = median_ms(lambda: F.scaled_dot_product_attention(q, k, v), repeats)
+        head_major_ms = median_ms(lambda: F.scaled_dot_product_attention(head_major, k, v), repeats)
+        same = torch.equal(F.scaled_dot_product_attention(q, k, v), F.scaled_dot_product_attention(head_major, k, v))
+        gflop = 4 * tokens * keys * heads * width / 1e9
+        figures[name] = {"strided_ms": strided_ms, "head_major_ms": head_major_ms,
+                         "ratio": round(head_major_ms / strided_ms, 3), "same_bits": same,
+                         "strided_gflops": round(gflop / strided_ms * 1e3),
+                         "head_major_gflops": round(gflop / head_major_ms * 1e3)}
     return figures
 
 
 BENCHMARKS: dict[str, Callable[[], dict]] = {"transformer-vs-reference": transformer_vs_reference,
                                              "elementwise-compile": elementwise_compile,
-                                             "elementwise-kernels": elementwise_kernels}
+                                             "elementwise-kernels": elementwise_kernels,
+                                             "attention-query-layout": attention_query_layout}
