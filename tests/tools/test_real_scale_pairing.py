@@ -52,8 +52,13 @@ def test_the_reported_round_is_the_one_of_the_median_share() -> None:
 
 def test_a_step_is_projected_with_its_one_off_work_counted_once() -> None:
     """The first block carries the work before the blocks: from 2 blocks it is counted once, not 48 times."""
-    two_blocks = {"seconds": 6.5, "block_seconds": [3.0, 2.0, 1.0]}        # 0.5 s after the last block
-    assert projected_seconds(two_blocks, 48) == pytest.approx(3.0 + 47 * 1.5 + 0.5)
+    three_blocks = {"seconds": 6.5, "block_seconds": [3.0, 2.0, 1.0]}      # 0.5 s after the last block
+    # the middle block (read of the next beside it) for 46 blocks, the last (no read beside it) once
+    assert projected_seconds(three_blocks, 48) == pytest.approx(3.0 + 46 * 2.0 + 1.0 + 0.5)
+    four_blocks = {"seconds": 9.0, "block_seconds": [3.0, 2.0, 2.5, 1.0]}
+    assert projected_seconds(four_blocks, 48) == pytest.approx(3.0 + 46 * 2.25 + 1.0 + 0.5)
+    two_blocks = {"seconds": 5.5, "block_seconds": [3.0, 2.0]}
+    assert projected_seconds(two_blocks, 48) == pytest.approx(3.0 + 47 * 2.0 + 0.5)
     one_block = {"seconds": 3.5, "block_seconds": [3.0]}
     assert projected_seconds(one_block, 48) == pytest.approx(48 * 3.0 + 0.5)
 

@@ -32,9 +32,11 @@ machine the same in CPU time (``*_per_cpu_second``, ``share_of_peak_cpu``: FLOPs
 those of the peak calls) is steadier between runs at a similar load (other processes stretch wall seconds more than
 CPU seconds); under heavy load neither peak is a yardstick, both are reported with the load average. ``blocks`` <
 48 measures that many blocks of a shallower synthetic file and extrapolates to 48 (the output says so, with the
-share of the peak of the projected step, round by round): from 2 blocks, the first block as measured (it carries
-the step's one-off work before the blocks) + 47 x the mean later block + the time after the blocks; from 1
-block, 48 x that block, one-off work included (an over-estimate). For a model whose text keys/values do not
+share of the peak of the projected step, round by round; :func:`projected_seconds`): from 3 blocks, the first
+block as measured (it carries the step's one-off work before the blocks) + 46 x the mean middle block (computed
+while the next block is read, as 46 of the 48 are) + the last block + the time after the blocks; from 2 blocks,
+the first + 47 x the second (no read beside it: an under-estimate); from 1 block, 48 x that block, one-off work
+included (an over-estimate). Use ``--blocks 3`` for figures of a streamed step. For a model whose text keys/values do not
 follow sigma (2.0, 2.5) the measured steps read them from the store the unmeasured first step filled, as the
 sampler does for a streamed model (``text_kept``; its FLOPs then leave them and the caption projections out);
 their memory (2 x blocks x text tokens x both widths) counts only for the blocks measured. The step benchmarks
@@ -218,16 +220,22 @@ def best_rates(*rates: list[float]) -> list[float]:
 
 def projected_seconds(step: dict, release_blocks: int = RELEASE_BLOCKS) -> float:
     """A measured step (``seconds``, ``block_seconds``: each block's seconds, the first including everything
-    before it) projected to ``release_blocks`` blocks. From 2 blocks on: the first block as measured (it carries
-    the step's one-off work: patch embedding, timestep and caption projections, position tables, and the first
-    block's read, which no prefetch hides) + the mean of the later ones for every other block + the time after
-    the last block. From 1 block: that block ``release_blocks`` times (the one-off work counted that many times:
-    an over-estimate)."""
+    before it) projected to ``release_blocks`` blocks. The first block counts once as measured (it carries the
+    step's one-off work: patch embedding, timestep and caption projections, position tables, and the first
+    block's read, which no prefetch hides), and so does the time after the last block. A streamed block computes
+    while the next one is read (prefetch), except the last: from 3 blocks on, the blocks in between stand for
+    every block but the first and the last, and the last counts once. From 2 blocks: the second block for every
+    other block (no read beside it: an under-estimate of a streamed step by that read's share of the cores).
+    From 1 block: that block ``release_blocks`` times (the one-off work counted that many times: an
+    over-estimate)."""
     first, *later = step["block_seconds"]
     after = step["seconds"] - sum(step["block_seconds"])
     if not later:
         return after + release_blocks * first
-    return first + (release_blocks - 1) * sum(later) / len(later) + after
+    if len(later) == 1:
+        return first + (release_blocks - 1) * later[0] + after
+    *middle, last = later
+    return first + (release_blocks - 2) * sum(middle) / len(middle) + last + after
 
 
 def paired_rounds(measured: list[dict], shapes: list, flops: dict, release_flops: dict | None = None) -> list[dict]:
@@ -388,8 +396,11 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
         figures["profiled_step"] = kernel_figures(raw["profiled"], shapes, flops)
     if raw["blocks"] != RELEASE_BLOCKS:
         projected = median_round(rounds, "share_48")
-        how = ("first block as measured + 47 x the mean later block + after the blocks" if raw["blocks"] > 1 else
-               "1 block: 48 x that block (its one-off work before the blocks counted 48 times) + after the blocks")
+        how = {1: "1 block: 48 x that block (its one-off work before the blocks counted 48 times) + after the blocks",
+               2: "first block as measured + 47 x the second (no read of a next block beside it: an under-estimate "
+                  "of a streamed step) + after the blocks"}.get(
+            raw["blocks"], "first block as measured + 46 x the mean middle block (the next block read beside it) "
+                           "+ the last block + after the blocks")
         figures["extrapolated_to_48_blocks"] = {
             "note": f"measured {raw['blocks']} blocks, extrapolated: {how}; the round of the median share",
             "step_seconds": round(projected["seconds_48"], 1), "matmul_tflop": round(release_flops["total"] / 1e12, 2),
