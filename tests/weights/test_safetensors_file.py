@@ -94,3 +94,57 @@ def test_bad_config_metadata(tmp_path: Path) -> None:
     save_file({"w": torch.zeros(1)}, str(path), metadata={"config": "{not json"})
     with pytest.raises(CheckpointError, match="'config' is not valid JSON"):
         SafetensorsFile(path).config()
+
+
+def test_mapped_views_are_the_stored_tensors_in_place(sample: Path) -> None:
+    file = SafetensorsFile(sample)
+    for key in file.entries:
+        view = file.mapped(key)
+        if view is None:
+            assert file.entries[key].nbytes == 0 or (file.data_offset + file.entries[key].begin) % \
+                torch.empty((), dtype=file.entries[key].dtype).element_size()
+            continue
+        assert view.dtype == file.entries[key].dtype and tuple(view.shape) == file.entries[key].shape
+        assert torch.equal(view.view(torch.uint8), file.read(key).view(torch.uint8))
+    file.populate(list(file.entries))
+    file.drop(list(file.entries))                      # unmapped pages read again from the file when touched
+    assert all(v is None or torch.equal(v.view(torch.uint8), file.read(k).view(torch.uint8))
+               for k, v in ((k, file.mapped(k)) for k in file.entries))
+
+
+def test_a_tensor_at_an_odd_offset_is_read_not_viewed(tmp_path: Path) -> None:
+    values = torch.arange(4, dtype=torch.float32)
+    path = write_raw(tmp_path / "odd.safetensors",
+                     {"a": {"dtype": "U8", "shape": [3], "data_offsets": [0, 3]},
+                      "b": {"dtype": "F32", "shape": [4], "data_offsets": [3, 19]}},
+                     b"\x01\x02\x03" + values.numpy().tobytes())
+    file = SafetensorsFile(path)
+    if (file.data_offset + 3) % 4 == 0:                # the header's length decides where "b" lands
+        pytest.fail("the test's header must put 'b' at an offset that is not a multiple of 4")
+    assert file.mapped("b") is None and torch.equal(file.read("b"), values)
+    assert torch.equal(file.mapped("a"), torch.tensor([1, 2, 3], dtype=torch.uint8))
+
+
+def test_a_file_that_shrank_before_it_was_mapped_is_named(tmp_path: Path, sample: Path) -> None:
+    path = tmp_path / "copy.safetensors"
+    path.write_bytes(sample.read_bytes())
+    file = SafetensorsFile(path)
+    with open(path, "r+b") as handle:
+        handle.truncate(path.stat().st_size - 8)
+    with pytest.raises(CheckpointError, match="copy.safetensors.*changed on disk"):
+        file.mapped(next(iter(file.entries)))
+
+
+def test_a_pickled_file_maps_again(sample: Path) -> None:
+    import pickle
+    file = SafetensorsFile(sample)
+    key = next(k for k in file.entries if file.mapped(k) is not None)
+    again = pickle.loads(pickle.dumps(file))
+    assert torch.equal(again.mapped(key), file.mapped(key))
+
+
+def test_mapped_weights_switched_off_read_instead(sample: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LTXGRAPH_MAPPED_WEIGHTS", "0")
+    assert SafetensorsFile(sample).mapped("a.weight") is None
+    monkeypatch.setenv("LTXGRAPH_MAPPED_WEIGHTS", "1")
+    assert torch.equal(SafetensorsFile(sample).mapped("a.weight"), SafetensorsFile(sample).read("a.weight"))
