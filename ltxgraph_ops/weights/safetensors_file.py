@@ -2,10 +2,8 @@
 
 The header (8-byte little-endian length, then JSON) is parsed and checked whole before any tensor is read: every
 entry's dtype is known, its byte range lies inside the data section and matches its shape, and ranges do not
-overlap. Tensors are then read one at a time, straight into their own storage (no intermediate copy), so a
-caller holds exactly the tensors it asked for; or, for a caller that reads the same tensors again and again
-(streamed blocks), seen in place through a private mapping of the file (:meth:`SafetensorsFile.mapped`,
-:mod:`ltxgraph_ops.weights.file_mapping`), whose pages it maps and unmaps around each use.
+overlap. Tensors are then read one at a time, straight into their own storage (no intermediate copy, no mmap
+kept open), so a caller holds exactly the tensors it asked for.
 
 We read the format ourselves rather than through ``safetensors.safe_open`` to give errors that name the file and
 key, and to keep per-tensor reads exact in memory; the ``safetensors`` package is still what writes files.
@@ -22,7 +20,6 @@ from pathlib import Path
 import torch
 
 from ltxgraph.errors import InvalidInput
-from ltxgraph_ops.weights.file_mapping import FileMapping
 
 DTYPES: dict[str, torch.dtype] = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -76,10 +73,6 @@ class SafetensorsFile:
         self.data_offset = 8 + header_len
         self.data_size = size - self.data_offset
         self.metadata, self.entries = self._parse(raw)
-        self._mapping: FileMapping | None | bool = False      # False: not mapped yet; None: cannot be
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_mapping": False}           # a mapping is this process's: map again after
 
     def error(self, message: str, key: str | None = None) -> CheckpointError:
         return CheckpointError(f"{self.path}" + (f": tensor '{key}'" if key else "") + f": {message}")
@@ -163,44 +156,6 @@ class SafetensorsFile:
                 raise self.error(f"file ended after {got} of {entry.nbytes} bytes (truncated?)", key)
         return tensor
 
-    def mapped(self, key: str) -> torch.Tensor | None:
-        """The tensor in place, a view of the file's private mapping (not read yet: its pages are mapped when
-        first read, or by :meth:`populate`); None where the file cannot be mapped or the tensor is empty or does
-        not start at a multiple of its element size (then :meth:`read` it)."""
-        entry = self.entries.get(key)
-        if entry is None:
-            raise self.error("not in file", key)
-        if self._mapping is False:
-            mapping = FileMapping.open(self.path)
-            if mapping is not None and mapping.size != self.data_offset + self.data_size:
-                raise self._changed(mapping.size)
-            self._mapping = mapping
-        if self._mapping is None:
-            return None
-        return self._mapping.view(self.data_offset + entry.begin, entry.nbytes, entry.dtype, entry.shape)
-
-    def populate(self, keys: list[str]) -> None:
-        """Map the pages of these tensors' :meth:`mapped` views now (read from disk where not cached), after
-        checking the file still has the size it had when opened."""
-        if not isinstance(self._mapping, FileMapping) or not keys:
-            return
-        changed = self._mapping.check_size()
-        if changed is not None:
-            raise self._changed(changed)
-        self._mapping.populate(self._spans(keys))
-
-    def _changed(self, size: int) -> CheckpointError:
-        return self.error(f"changed on disk while in use: {self.data_offset + self.data_size} bytes when opened, "
-                          f"{'unreadable' if size < 0 else size} now")
-
-    def drop(self, keys: list[str]) -> None:
-        """Unmap the pages of these tensors' views: out of this process's resident memory until read again."""
-        if isinstance(self._mapping, FileMapping) and keys:
-            self._mapping.drop(self._spans(keys))
-
-    def _spans(self, keys: list[str]) -> list[tuple[int, int]]:
-        return [(self.data_offset + self.entries[k].begin, self.data_offset + self.entries[k].end) for k in keys]
-
     def read_rows(self, key: str, start: int, stop: int) -> torch.Tensor:
         """Rows ``start:stop`` of a tensor along its first dimension, read alone: [stop - start, ...]."""
         entry = self.entries.get(key)
@@ -272,19 +227,3 @@ class ShardedSafetensors:
         if key not in self.owner:
             raise self.error("not in any shard", key)
         return self.owner[key].read_rows(key, start, stop)
-
-    def mapped(self, key: str) -> torch.Tensor | None:
-        if key not in self.owner:
-            raise self.error("not in any shard", key)
-        return self.owner[key].mapped(key)
-
-    def populate(self, keys: list[str]) -> None:
-        for file, owned in self._by_shard(keys):
-            file.populate(owned)
-
-    def drop(self, keys: list[str]) -> None:
-        for file, owned in self._by_shard(keys):
-            file.drop(owned)
-
-    def _by_shard(self, keys: list[str]) -> list[tuple[SafetensorsFile, list[str]]]:
-        return [(file, [k for k in keys if self.owner.get(k) is file]) for file in self.files]

@@ -4,13 +4,10 @@
 iterating over it (what a forward pass does) reads block i's tensors from the checkpoint (fp8 kept fp8), yields
 the block, and releases its weights as soon as the loop asks for block i+1. Every block is read into the same
 stored-dtype buffers and converted into the same compute-dtype buffers (:mod:`ltxgraph_ops.weights.block_buffers`):
-one dequantisation per block per forward, no allocation per block. Where the file can be mapped
-(:mod:`ltxgraph_ops.weights.file_mapping`) a block's tensors are not copied at all: they are views of the mapped
-file, their pages mapped before the block is converted and unmapped before the next block's are mapped, and
-only the tensors a view cannot serve go through the stored buffers. With ``prefetch`` the converted block's pages
-are unmapped and the next block's mapped (or its tensors read) on a background thread while the current one
-computes (all of it releases the GIL), so disk and compute overlap;
-resident weights are then one block as stored plus one in the compute dtype, plus everything outside the blocks.
+one dequantisation per block per forward, no allocation per block. With ``prefetch`` the next block's tensors
+are read on a background thread while the current one computes (file reads release the GIL), so disk and compute
+overlap; resident weights are then one block as stored plus one in the compute dtype, plus everything outside
+the blocks.
 
 The block modules themselves persist (only their tensors come and go), so patches attached to them, such as
 LoRA deltas on Linear layers, survive streaming. The mechanism is device-agnostic: ``device`` is where a
@@ -65,15 +62,11 @@ class StreamedBlocks(nn.ModuleList):
         self.stored, self.computed = StoredSlot(), ComputeSlot(self._compute_dtype, self._device)
 
     def _read(self, index: int) -> Tensors:
-        """Block ``index``'s tensors as stored: views of the mapped file, their pages mapped, or read into the
-        stored slot (checked for NaN/Inf the first time)."""
+        """Block ``index``'s tensors as stored, in the stored slot (checked for NaN/Inf the first time)."""
         match = self._matches[index]
         entries = self._file.entries
-        tensors = {key: self._file.mapped(name) for key, name in match.tensors.items()}
-        self._file.populate([match.tensors[key] for key, view in tensors.items() if view is not None])
-        for key, name in match.tensors.items():
-            if tensors[key] is None:
-                tensors[key] = self._file.read(name, self.stored.get(key, entries[name].shape, entries[name].dtype))
+        tensors = {key: self._file.read(name, self.stored.get(key, entries[name].shape, entries[name].dtype))
+                   for key, name in match.tensors.items()}
         tensors.update({f"{owner}.weight_scale": self._file.read(name) for owner, name in match.scales.items()})
         if index not in self._checked:
             for key, tensor in tensors.items():
@@ -81,11 +74,6 @@ class StreamedBlocks(nn.ModuleList):
             self._checked.add(index)
         self.reads += 1
         return tensors
-
-    def _unmap_and_read(self, done: int, index: int) -> Tensors:
-        """Unmap block ``done``'s pages (converted, no longer read), then :meth:`_read` block ``index``."""
-        self._file.drop(list(self._matches[done].tensors.values()))
-        return self._read(index)
 
     def _install(self, index: int, tensors: Tensors) -> nn.Module:
         """Block ``index`` with ``tensors`` converted into the compute slot (Linear weights with their scale
@@ -123,12 +111,12 @@ class StreamedBlocks(nn.ModuleList):
                 current = self._install(index, tensors)
                 del tensors                       # the stored slot is free again: read the next block into it
                 if pool is not None and index + 1 < count:
-                    pending = pool.submit(self._unmap_and_read, index, index + 1)
+                    pending = pool.submit(self._read, index + 1)
                 yield current
                 release(current)
                 current = None
                 if index + 1 < count:
-                    tensors = pending.result() if pending is not None else self._unmap_and_read(index, index + 1)
+                    tensors = pending.result() if pending is not None else self._read(index + 1)
                     pending = None
         finally:
             if current is not None:
@@ -137,9 +125,6 @@ class StreamedBlocks(nn.ModuleList):
                 pending.cancel()
             if pool is not None:
                 pool.shutdown(wait=True)
-            # mapping a block's pages may map some of its neighbours' too (the kernel maps a cached folio, up
-            # to 2 MiB, at a time): none stays mapped after the loop
-            self._file.drop([name for match in self._matches for name in match.tensors.values()])
             self._active = False
 
 

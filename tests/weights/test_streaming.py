@@ -1,6 +1,5 @@
-"""Block streaming: the same outputs as the resident model, bit for bit, with and without prefetch, read in place
-from the mapped file or copied into buffers; weights released after use; LoRAs survive; the memory budget switches
-it on."""
+"""Block streaming: the same outputs as the resident model, bit for bit, with and without prefetch; weights
+released after use; LoRAs survive; the memory budget switches it on."""
 from __future__ import annotations
 
 import math
@@ -16,7 +15,6 @@ from ltxgraph_ops.handles import ModelHandle
 from ltxgraph_ops.model_files import is_streamed, load_transformer
 from ltxgraph_ops.tiny import transformer as tiny
 from ltxgraph_ops.tiny.files import write_lora
-from ltxgraph_ops.weights import file_mapping
 from ltxgraph_ops.weights.lora import LoraPatch, read_lora
 from ltxgraph_ops.weights.safetensors_file import CheckpointError
 from tools.oracle.transformer import audio_input, video_input
@@ -28,18 +26,9 @@ def inputs():
     return video_input(config, generator), audio_input(config, generator)
 
 
-@pytest.fixture(params=["mapped", "read"])
-def mapped(request, monkeypatch) -> bool:
-    """Streamed blocks seen in place through the file's mapping, and (as where a platform cannot map) read into
-    buffers."""
-    if request.param == "read":
-        monkeypatch.setattr(file_mapping.FileMapping, "open", classmethod(lambda cls, path: None))
-    return request.param == "mapped"
-
-
 @pytest.mark.parametrize("storage", ["fp8", "bf16"])
 @pytest.mark.parametrize("prefetch", [True, False])
-def test_streamed_forward_equals_resident(checkpoints, storage: str, prefetch: bool, mapped: bool) -> None:
+def test_streamed_forward_equals_resident(checkpoints, storage: str, prefetch: bool) -> None:
     resident = load_transformer(checkpoints[storage])
     streamed = load_transformer(checkpoints[storage], streamed=True, prefetch=prefetch)
     assert is_streamed(streamed) and not is_streamed(resident)
@@ -51,7 +40,6 @@ def test_streamed_forward_equals_resident(checkpoints, storage: str, prefetch: b
     assert streamed.transformer_blocks.reads == 2 * len(streamed.transformer_blocks)
     assert all(p.device.type == "meta" for p in streamed.transformer_blocks.parameters())
     assert streamed.patchify_proj.weight.device.type == "cpu"
-    assert (streamed.transformer_blocks.stored.nbytes == 0) is mapped       # in place: no stored copy at all
 
 
 def test_loras_survive_streaming(checkpoints, tmp_path: Path) -> None:
@@ -102,7 +90,7 @@ def _block_pointers(blocks) -> list[dict[str, int]]:
     return seen
 
 
-def test_every_block_reuses_the_same_buffers(checkpoints, mapped: bool) -> None:
+def test_every_block_reuses_the_same_buffers(checkpoints) -> None:
     streamed = load_transformer(checkpoints["fp8"], streamed=True)
     blocks = streamed.transformer_blocks
     first = _block_pointers(blocks)
@@ -114,7 +102,7 @@ def test_every_block_reuses_the_same_buffers(checkpoints, mapped: bool) -> None:
     entries = SafetensorsFile(checkpoints["fp8"]).entries
     block_0 = [e for key, e in entries.items() if key.startswith(tiny.PREFIX + "transformer_blocks.0.")
                and not key.endswith((".weight_scale", ".input_scale"))]
-    assert held[0] == (0 if mapped else sum(e.nbytes for e in block_0))   # one block as stored, unless mapped
+    assert held[0] == sum(e.nbytes for e in block_0)                 # one block as stored
     assert held[1] == sum(math.prod(e.shape) * 4 for e in block_0)   # one block in float32
 
 
@@ -247,60 +235,3 @@ def test_the_sampler_adapter_keeps_a_streamed_models_text_where_it_fits(checkpoi
     tight, tight_calls = two_steps(activation_budget=activations)        # no room for the text beside them
     assert (plain_calls, kept_calls, tight_calls) == (4 * blocks, 2 * blocks, 4 * blocks)
     assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(plain, kept, tight))
-
-
-def _mapped_pages(tensor: torch.Tensor) -> list[bool]:
-    """Whether each page wholly inside ``tensor``'s bytes is mapped in this process (Linux /proc/self/pagemap:
-    bit 63 of a page's entry)."""
-    page = 4096
-    first = -(-tensor.data_ptr() // page)
-    last = (tensor.data_ptr() + tensor.numel() * tensor.element_size()) // page
-    with open("/proc/self/pagemap", "rb") as pagemap:
-        pagemap.seek(first * 8)
-        raw = pagemap.read((last - first) * 8)
-    return [bool(int.from_bytes(raw[i:i + 8], "little") >> 63) for i in range(0, len(raw), 8)]
-
-
-@pytest.mark.skipif(not Path("/proc/self/pagemap").exists(), reason="reads Linux's page table of this process")
-@pytest.mark.parametrize("prefetch", [True, False])
-def test_mapped_block_pages_are_resident_only_while_the_block_is_in_use(tmp_path: Path, prefetch: bool) -> None:
-    from safetensors.torch import save_file
-
-    from ltxgraph_ops.models.layers import Linear
-    from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
-    from ltxgraph_ops.weights.streaming import StreamedBlocks
-    weights = {f"blocks.{i}.weight": torch.randn(1024, 1024) for i in range(3)}      # 4 MiB each
-    save_file(weights, str(tmp_path / "blocks.safetensors"))
-    file = SafetensorsFile(tmp_path / "blocks.safetensors")
-    blocks = StreamedBlocks(torch.nn.ModuleList(Linear(1024, 1024, bias=False) for _ in range(3)), file, "blocks.",
-                            prefetch=prefetch)
-    views = [file.mapped(f"blocks.{i}.weight") for i in range(3)]
-    install, converting, previous = blocks._install, [], []
-
-    def watched_install(index, tensors):
-        converting.append(all(_mapped_pages(views[index])))
-        previous.append(sum(_mapped_pages(views[index - 1])) if index else 0)
-        return install(index, tensors)
-
-    blocks._install = watched_install
-    for index, block in enumerate(blocks):                         # the loop a forward runs, block by block
-        assert torch.equal(block.weight, weights[f"blocks.{index}.weight"])
-    assert converting == [True] * 3                                # read in place: mapped while converted
-    # the block before unmapped by then: one block's pages at a time. Mapping a block's pages may map some of
-    # its neighbour's again (the kernel maps a whole cached folio, up to 2 MiB, at a time); the loop's end
-    # unmaps those too.
-    pages = len(_mapped_pages(views[0]))
-    assert pages >= 1023 and all(mapped <= pages // 2 for mapped in previous), previous
-    assert not any(any(_mapped_pages(view)) for view in views)
-    assert blocks.stored.nbytes == 0
-
-
-def test_a_file_that_changes_size_while_streamed_is_named_not_a_crash(checkpoints, tmp_path: Path) -> None:
-    path = tmp_path / "m.safetensors"
-    path.write_bytes(checkpoints["fp8"].read_bytes())
-    streamed = load_transformer(path, streamed=True)
-    with open(path, "r+b") as handle:
-        handle.truncate(path.stat().st_size // 2)
-    video, audio = inputs()
-    with pytest.raises(CheckpointError, match=r"m\.safetensors.*changed on disk"), torch.no_grad():
-        streamed(video, audio)
