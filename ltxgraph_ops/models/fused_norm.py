@@ -256,13 +256,14 @@ class FusedNorm:
         parts = heads_first or 1
         out = torch.empty((batch, parts, tokens, width // parts), dtype=promoted)
         described = []
-        for name, tensor in zip(_ORDER, (x, None, weight, shift, scale, cos, sin)):
-            row = width // 2 if name in ("cos", "sin") else width
-            operand = _operand(tensor, batch, tokens, row)
+        for name, tensor in zip(_ORDER, (x, out, weight, shift, scale, cos, sin)):
+            if name == "out":      # [B, parts, T, width / parts]: its rows' strides, its parts' apart below
+                described.extend([out.data_ptr(), _KINDS[promoted], out.stride(0), out.stride(2)])
+                continue
+            operand = _operand(tensor, batch, tokens, width // 2 if name in ("cos", "sin") else width)
             if operand is None:
                 return None
             described.extend(operand)
-        described[4:8] = [out.data_ptr(), _KINDS[promoted], out.stride(0), out.stride(2)]
         operands = torch.tensor(described, dtype=torch.int64)
         with torch.profiler.record_function(PROFILER_NAME):     # else a profile would not see the kernel's time
             self._rows(operands.data_ptr(), tokens, width, heads, parts, out.stride(1), float(eps), batch * tokens,

@@ -28,7 +28,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ltxgraph_ops.models.elementwise import EAGER, use_kernels
+from ltxgraph_ops.models.elementwise import EAGER, split_heads, use_kernels
 from ltxgraph_ops.models.fused_norm import native_kernels
 from ltxgraph_ops.models.layers import pack_linears
 from ltxgraph_ops.models.transformer import StreamInput
@@ -311,8 +311,7 @@ def attention_query_layout(repeats: int = 9) -> dict:
     generator, figures = torch.Generator().manual_seed(0), {"threads": THREADS, "load_average": os.getloadavg()[0]}
     for name, (tokens, keys, heads, width) in ATTENTIONS.items():
         def rows(count: int) -> torch.Tensor:      # [1, H, count, d], a view of [1, count, H x d]
-            x = torch.randn(1, count, heads * width, generator=generator).to(torch.bfloat16)
-            return x.unflatten(-1, (heads, width)).transpose(1, 2)
+            return split_heads(torch.randn(1, count, heads * width, generator=generator).to(torch.bfloat16), heads)
         q, k, v = rows(tokens), rows(keys), rows(keys)
         head_major = q.contiguous()
         strided_ms = median_ms(lambda: F.scaled_dot_product_attention(q, k, v), repeats)
