@@ -90,17 +90,17 @@ def transformer_layout(file: SafetensorsFile) -> LTXAVTransformer:
 def load_transformer(path: str | Path, device: str | torch.device = "cpu",
                      linear_storage: torch.dtype | None = None, streamed: bool = False,
                      prefetch: bool = True, compute_dtype: torch.dtype = torch.float32,
-                     compile_kernels: bool = False) -> LTXAVTransformer:
+                     compile_kernels: bool = False, reads: str = "auto") -> LTXAVTransformer:
     """The transformer of a checkpoint, weights in their stored dtype (fp8 stays fp8; wider linear weights
     quantised to ``linear_storage`` if given), ready to run; other tensors in ``compute_dtype``. ``streamed``:
     only the weights outside the blocks are read now; each block is read from the file when a forward reaches
     it, installed in ``compute_dtype`` and released after (see
-    :class:`~ltxgraph_ops.weights.streaming.StreamedBlocks`); the fp8 layers outside the blocks (0.28 G weights
+    :class:`~ltxgraph_ops.weights.streaming.StreamedBlocks`; ``reads``: "direct", "buffered" or "auto"); the fp8 layers outside the blocks (0.28 G weights
     in the 19B) are dequantised once here rather than at every call (and packed for oneDNN in bf16:
     :func:`~ltxgraph_ops.models.layers.pack_linears`). The blocks' element-wise regions run as one-pass C
     kernels on the CPU where they can be built (:func:`~ltxgraph_ops.models.fused_norm.native_kernels`), or
     compiled by torch with ``compile_kernels`` (:func:`~ltxgraph_ops.models.elementwise.compiled_kernels`)."""
-    model = _load_transformer(path, device, linear_storage, streamed, prefetch, compute_dtype)
+    model = _load_transformer(path, device, linear_storage, streamed, prefetch, compute_dtype, reads)
     kernels = compiled_kernels() if compile_kernels else native_kernels() if torch.device(device).type == "cpu" \
         else None
     if kernels is not None:
@@ -109,7 +109,8 @@ def load_transformer(path: str | Path, device: str | torch.device = "cpu",
 
 
 def _load_transformer(path: str | Path, device: str | torch.device, linear_storage: torch.dtype | None,
-                      streamed: bool, prefetch: bool, compute_dtype: torch.dtype) -> LTXAVTransformer:
+                      streamed: bool, prefetch: bool, compute_dtype: torch.dtype,
+                      reads: str = "auto") -> LTXAVTransformer:
     file = SafetensorsFile(path)
     config = transformer_config(file)
     prefix = transformer_prefix(file)
@@ -127,7 +128,7 @@ def _load_transformer(path: str | Path, device: str | torch.device, linear_stora
     dequantize_linears(model, compute_dtype)
     pack_linears(model, compute_dtype)               # the resident layers outside the blocks (bf16 on a CPU)
     model.transformer_blocks = StreamedBlocks(blocks, file, f"{prefix}transformer_blocks.", device=device,
-                                              compute_dtype=compute_dtype, prefetch=prefetch)
+                                              compute_dtype=compute_dtype, prefetch=prefetch, reads=reads)
     return model
 
 

@@ -4,7 +4,8 @@ A streamed forward used to read each block into fresh tensors and upcast every f
 float32 slices, so every layer of every step asked the operating system for new pages, which it then zeroed and
 faulted in one by one (tens of millions of minor page faults per 19B step) and took back when freed. Here:
 
-- :class:`StoredSlot` holds one block's tensors as stored (fp8 weights, bf16 vectors): the file is read into it.
+- A :class:`~ltxgraph_ops.weights.block_reads.BlockReader` holds one block's tensors as stored (fp8 weights,
+  bf16 vectors): the file is read into its slab.
 - :class:`ComputeSlot` holds one block's tensors in the compute dtype (float32 or bfloat16): fp8 and int8 weights
   are dequantised into it once per block per forward (scale applied; :mod:`ltxgraph_ops.weights.dequant`), other
   floating tensors converted, integers copied. The block's parameters then *are* these buffers.
@@ -39,13 +40,6 @@ class _Buffers:
     def nbytes(self) -> int:
         """Bytes held (for reports and tests)."""
         return sum(t.numel() * t.element_size() for t in self._tensors.values())
-
-
-class StoredSlot(_Buffers):
-    """One block's tensors in their stored dtypes (CPU: files are read into it)."""
-
-    def __init__(self) -> None:
-        super().__init__("cpu")
 
 
 class ComputeSlot(_Buffers):

@@ -3,7 +3,9 @@
 :class:`StreamedBlocks` replaces a model's ``nn.ModuleList`` of blocks. Its blocks live on the meta device;
 iterating over it (what a forward pass does) reads block i's tensors from the checkpoint (fp8 kept fp8), yields
 the block, and releases its weights as soon as the loop asks for block i+1. Every block is read into the same
-stored-dtype buffers and converted into the same compute-dtype buffers (:mod:`ltxgraph_ops.weights.block_buffers`):
+slab (:mod:`ltxgraph_ops.weights.block_reads`: straight from the disk where the blocks would not stay in the page
+cache, through it where they would) and converted into the same compute-dtype buffers
+(:mod:`ltxgraph_ops.weights.block_buffers`):
 one dequantisation per block per forward, no allocation per block. With ``prefetch`` the next block's tensors
 are read on a background thread while the current one computes (file reads release the GIL), so disk and compute
 overlap; resident weights are then one block as stored plus one in the compute dtype, plus everything outside
@@ -22,7 +24,8 @@ import torch
 from torch import nn
 
 from ltxgraph_ops.models.layers import Linear
-from ltxgraph_ops.weights.block_buffers import ComputeSlot, StoredSlot
+from ltxgraph_ops.weights.block_buffers import ComputeSlot
+from ltxgraph_ops.weights.block_reads import BlockReader, read_mode
 from ltxgraph_ops.weights.dequant import dequantize_stored, is_quantized
 from ltxgraph_ops.weights.loading import ComponentMatch, _check_finite, _set_tensor, match_component
 from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
@@ -32,12 +35,14 @@ Tensors = dict[str, torch.Tensor]
 
 class StreamedBlocks(nn.ModuleList):
     """Blocks read from ``file`` under ``prefix`` + ``"<index>."`` when iterated, released after use. A block's
-    tensors are read into one reused :class:`StoredSlot` and installed, converted to ``compute_dtype`` (fp8
+    tensors are read into one reused :class:`BlockReader` slab and installed, converted to ``compute_dtype`` (fp8
     weights dequantised with their scale), into one reused :class:`ComputeSlot`: its Linear layers then hold
-    compute-dtype weights and no scale."""
+    compute-dtype weights and no scale. ``reads``: "direct" (past the page cache), "buffered" (through it), or
+    "auto" (:func:`~ltxgraph_ops.weights.block_reads.read_mode` of the blocks' size)."""
 
     def __init__(self, blocks: nn.ModuleList, file: SafetensorsFile, prefix: str, device: torch.device | str = "cpu",
-                 compute_dtype: torch.dtype = torch.float32, prefetch: bool = True) -> None:
+                 compute_dtype: torch.dtype = torch.float32, prefetch: bool = True,
+                 reads: str = "auto") -> None:
         super().__init__(list(blocks))
         self._file, self._prefix, self._device = file, prefix, device
         self._compute_dtype, self._prefetch = compute_dtype, prefetch
@@ -46,7 +51,8 @@ class StreamedBlocks(nn.ModuleList):
             release(block)
             self._matches.append(match_component(block, file, f"{prefix}{index}."))
         self._checked: set[int] = set()
-        self.stored, self.computed = StoredSlot(), ComputeSlot(compute_dtype, device)
+        mode = read_mode(weight_bytes(file, prefix)) if reads == "auto" else reads
+        self.stored, self.computed = BlockReader(file, mode), ComputeSlot(compute_dtype, device)
         self._active = False
         self.reads = 0  # blocks read so far (for tests and reports)
 
@@ -59,15 +65,14 @@ class StreamedBlocks(nn.ModuleList):
         then hands over to another, e.g. Gemma before the text connectors."""
         if self._active:
             raise RuntimeError("streamed blocks' buffers released while an iteration is under way")
-        self.stored, self.computed = StoredSlot(), ComputeSlot(self._compute_dtype, self._device)
+        self.stored.release()
+        self.computed = ComputeSlot(self._compute_dtype, self._device)
 
     def _read(self, index: int) -> Tensors:
-        """Block ``index``'s tensors as stored, in the stored slot (checked for NaN/Inf the first time)."""
+        """Block ``index``'s tensors as stored, in the reader's slab (checked for NaN/Inf the first time)."""
         match = self._matches[index]
-        entries = self._file.entries
-        tensors = {key: self._file.read(name, self.stored.get(key, entries[name].shape, entries[name].dtype))
-                   for key, name in match.tensors.items()}
-        tensors.update({f"{owner}.weight_scale": self._file.read(name) for owner, name in match.scales.items()})
+        tensors = self.stored.read({**match.tensors,
+                                    **{f"{owner}.weight_scale": name for owner, name in match.scales.items()}})
         if index not in self._checked:
             for key, tensor in tensors.items():
                 _check_finite(self._file, key, tensor)
@@ -109,7 +114,7 @@ class StreamedBlocks(nn.ModuleList):
             tensors = self._read(0)
             for index in range(count):
                 current = self._install(index, tensors)
-                del tensors                       # the stored slot is free again: read the next block into it
+                del tensors                       # the slab is free again: read the next block into it
                 if pool is not None and index + 1 < count:
                     pending = pool.submit(self._read, index + 1)
                 yield current

@@ -121,7 +121,7 @@ from ltxgraph_ops.models.transformer import StreamInput
 from ltxgraph_ops.models.transformer_tokens import audio_positions, video_positions
 start = time.perf_counter()
 extra = {{}} if dtype == torch.float32 else {{"compute_dtype": dtype}}
-model = load_transformer(ARGS["checkpoint"], streamed=True, **extra)
+model = load_transformer(ARGS["checkpoint"], streamed=True, reads=ARGS["reads"], **extra)
 del model.transformer_blocks[ARGS["blocks"]:]         # a deeper file than asked for: its first blocks
 load_seconds = time.perf_counter() - start
 c = model.config
@@ -155,8 +155,15 @@ token_chunk, attention_token_chunk = (
 from contextlib import nullcontext
 from ltxgraph.allocator import kept_heap
 
+def evict_checkpoint():   # "cold": the file out of the page cache, as a checkpoint larger than the memory is
+    fd = os.open(ARGS["checkpoint"], os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+
 def step():
     marks = []
+    if ARGS["cold"]:
+        evict_checkpoint()
     before, cpu = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     kept = (kept_heap(int(ARGS["malloc"].split(":")[1]) if ":" in ARGS["malloc"] else None)
             if ARGS["malloc"].startswith("cli+kept") else nullcontext())
@@ -190,6 +197,9 @@ if ARGS["profile"]:                                  # one more round, the step 
     profiled.update(gemm_after=gemm_gflops, attention_after=attention_gflops)
 print(json.dumps({{"rounds": rounds, "profiled": profiled, "load_seconds": load_seconds,
                   "first": first, "peak_rss_gib": peak_gib(), "blocks": len(model.transformer_blocks),
+                  "block_reads": {{"mode": model.transformer_blocks.stored.mode,
+                                   "gib": {{kind: round(n / 2**30, 2) for kind, n in
+                                           vars(model.transformer_blocks.stored.counts).items()}}}},
                   "feed_forward_token_chunk": token_chunk, "attention_token_chunk": attention_token_chunk,
                   "load_average": [round(x, 2) for x in os.getloadavg()]}}))
 """
@@ -303,7 +313,7 @@ def kernel_figures(profiled: dict, shapes: list, flops: dict) -> dict:
 def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", malloc: str = "cli",
              root: Path = ROOT, checkpoint: Path | None = None, memory_budget: int | None = None,
              rounds: int = ROUNDS, version: str = "2.0", text_kept: bool | None = None,
-             profile: bool = False) -> dict:
+             profile: bool = False, reads: str = "auto", cold: bool = False) -> dict:
     """One streamed step of ``stage`` (see STAGES) through ``blocks`` blocks in ``dtype``, in a fresh interpreter
     running the code under ``root``; ``malloc``: "cli" (the CLI's settings: torch's tensors of 2 MiB or more on
     transparent huge pages, :func:`ltxgraph.allocator.use_huge_pages`, and glibc's mmap threshold fixed at 1
@@ -318,7 +328,10 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
     between two probes of the peaks; ``version``: the model of the synthetic file (2.0: 19B, 2.3: 22B);
     ``text_kept``: the measured steps read the text keys/values kept by the first (None: where the sampler keeps
     them, a model whose text does not follow sigma); ``profile``: one more round with the step profiled
-    (:func:`kernel_figures`). Figures of the round with the median share, extrapolated to 48 blocks."""
+    (:func:`kernel_figures`); ``reads``: how the blocks are read ("direct", "buffered", "auto": see
+    :func:`ltxgraph_ops.weights.block_reads.read_mode`); ``cold``: the checkpoint dropped from the page cache
+    before every step, so each block comes from the disk as it does when the release file is larger than the
+    memory beside it. Figures of the round with the median share, extrapolated to 48 blocks."""
     from ltxgraph_ops.model_files import transformer_config
     from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
     from tools.benchmarks.step_flops import Tokens, dominant_gemms, forward_flops
@@ -327,7 +340,7 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
     args = {"root": str(root), "checkpoint": str(checkpoint), "grid": spec["grid"], "audio": spec["audio"],
             "text": spec["text"], "dtype": dtype, "malloc": malloc, "threads": THREADS, "blocks": blocks,
             "memory_budget": memory_budget, "peak_repeats": PEAK_REPEATS, "rounds": rounds,
-            "profile": profile}
+            "profile": profile, "reads": reads, "cold": cold}
     config = transformer_config(SafetensorsFile(checkpoint))
     args["text_kept"] = not config.text_follows_sigma if text_kept is None else text_kept   # None: as the sampler
     frames, height, width = spec["grid"]
@@ -361,7 +374,7 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
         "stage": stage, "pixels": spec["pixels"], "latent_grid": list(spec["grid"]), "video_tokens": tokens.video,
         "audio_tokens": tokens.audio, "text_tokens": tokens.text, "dtype": dtype, "threads": THREADS,
         "malloc": malloc, "blocks_measured": raw["blocks"], "memory_budget": memory_budget,
-        "text_kept": args["text_kept"],
+        "text_kept": args["text_kept"], "block_reads": raw["block_reads"], "cold_page_cache": cold,
         "feed_forward_token_chunk": raw.get("feed_forward_token_chunk"),
         "attention_token_chunk": raw.get("attention_token_chunk"), "rounds": len(rounds),
         "measured": {"step_seconds": round(step["seconds"], 2), "mean_block_seconds": round(block_time, 2),
@@ -555,6 +568,30 @@ def gemm_rate_trace(calls: int = 300, window: int = 30, tokens: int = 1536, widt
             "seconds": round(sum(seconds), 1), "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
+READ_CASES = (("buffered", True), ("direct", True), ("buffered", False))   # (reads, cold page cache)
+
+
+def block_reads_step(blocks: int = 3, dtype: str = "bfloat16", stage: str = "stage1", pairs: int = 3) -> dict:
+    """A streamed step with its blocks read through the page cache and past it (``O_DIRECT``), the checkpoint
+    dropped from the cache before every step (as a release file larger than the memory beside it is read), and
+    for reference buffered reads of a cached file: the cases interleaved run by run, ``pairs`` times. Per run:
+    the step projected to 48 blocks, its share of the peak, the process's CPU seconds and what was read how."""
+    runs: dict[str, list[dict]] = {f"{reads}_{'cold' if cold else 'cached'}": [] for reads, cold in READ_CASES}
+    for _ in range(pairs):
+        for reads, cold in READ_CASES:
+            figures = run_step(stage, blocks, dtype, rounds=2, reads=reads, cold=cold)
+            measured, projected = figures["measured"], figures.get("extrapolated_to_48_blocks", {})
+            runs[f"{reads}_{'cold' if cold else 'cached'}"].append({
+                "step_seconds_48_blocks": projected.get("step_seconds", measured["step_seconds"]),
+                "share_of_peak": projected.get("share_of_peak", measured["share_of_peak"]),
+                "block_seconds": measured["block_seconds"], "user_seconds": measured["user_seconds"],
+                "system_seconds": measured["system_seconds"], "peak_rss_gib": measured["peak_rss_gib"],
+                "read_gib": figures["block_reads"]["gib"], "load_average": measured["load_average"]})
+    median = {name: sorted(r["step_seconds_48_blocks"] for r in rows)[len(rows) // 2] for name, rows in runs.items()}
+    return {"stage": stage, "blocks_measured": blocks, "dtype": dtype, "pairs": pairs, "runs": runs,
+            "median_step_seconds_48_blocks": median}
+
+
 def stage_step(stage: str, version: str = "2.0"):
     def run(blocks: int = RELEASE_BLOCKS, dtype: str = "float32", memory_budget: int | None = None) -> dict:
         return {"version": version, **run_step(stage, blocks, dtype, memory_budget=memory_budget, version=version,
@@ -573,4 +610,5 @@ BENCHMARKS = {
     "step-huge-pages": huge_pages_step,
     "step-text-kept": text_kept_step,
     "gemm-rate-trace": gemm_rate_trace,
+    "step-block-reads": block_reads_step,
 }
