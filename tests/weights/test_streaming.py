@@ -28,10 +28,12 @@ def inputs():
 
 @pytest.mark.parametrize("storage", ["fp8", "bf16"])
 @pytest.mark.parametrize("prefetch", [True, False])
-def test_streamed_forward_equals_resident(checkpoints, storage: str, prefetch: bool) -> None:
+@pytest.mark.parametrize("reads", ["auto", "direct", "buffered"])
+def test_streamed_forward_equals_resident(checkpoints, storage: str, prefetch: bool, reads: str) -> None:
     resident = load_transformer(checkpoints[storage])
-    streamed = load_transformer(checkpoints[storage], streamed=True, prefetch=prefetch)
+    streamed = load_transformer(checkpoints[storage], streamed=True, prefetch=prefetch, reads=reads)
     assert is_streamed(streamed) and not is_streamed(resident)
+    assert streamed.transformer_blocks.stored.mode == ("buffered" if reads == "auto" else reads)  # a tiny file
     video, audio = inputs()
     with torch.no_grad():
         a, b = resident(video, audio), streamed(video, audio)
@@ -244,3 +246,16 @@ def test_the_sampler_adapter_keeps_a_streamed_models_text_where_it_fits(checkpoi
     tight, tight_calls = two_steps(activation_budget=activations)        # no room for the text beside them
     assert (plain_calls, kept_calls, tight_calls) == (4 * blocks, 2 * blocks, 4 * blocks)
     assert all(torch.equal(a, b) and torch.equal(a, c) for a, b, c in zip(plain, kept, tight))
+
+
+def test_step_benchmarks_read_a_shallow_file_as_the_release_would_be_read(checkpoints) -> None:
+    """The step benchmarks' default read mode is the one the release's 48 blocks would get, not the shallow
+    file's own (which fits in the page cache where the release does not)."""
+    from ltxgraph_ops.model_files import transformer_prefix
+    from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
+    from tools.benchmarks.real_scale import release_block_bytes
+    file = SafetensorsFile(checkpoints["fp8"])
+    block = sum(e.nbytes for key, e in file.entries.items()
+                if key.startswith(f"{transformer_prefix(file)}transformer_blocks.0."))
+    assert block > 0 and release_block_bytes(file) == 48 * block
+    assert release_block_bytes(file, release_blocks=3) == 3 * block

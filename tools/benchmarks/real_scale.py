@@ -215,6 +215,14 @@ def checkpoint_for(blocks: int, version: str = "2.0") -> Path:
                            version=version)
 
 
+def release_block_bytes(file, release_blocks: int = RELEASE_BLOCKS) -> int:
+    """Bytes of the release's ``release_blocks`` transformer blocks as stored, from ``file``'s first block (a
+    synthetic file of any depth)."""
+    from ltxgraph_ops.model_files import transformer_prefix
+    from ltxgraph_ops.weights.streaming import weight_bytes
+    return release_blocks * weight_bytes(file, f"{transformer_prefix(file)}transformer_blocks.0.")
+
+
 def linear_peak(gemm: dict[str, list[float]], shapes: list, clock: int) -> float:
     """The rate the Linear FLOPs of a step would run at: the FLOP-weighted harmonic mean of the probed rates
     ``gemm`` ({"TxINxOUT": [wall, CPU] GFLOP/s}) of its ``shapes`` ([((T, IN, OUT), FLOP weight)]); ``clock``: 0
@@ -313,7 +321,7 @@ def kernel_figures(profiled: dict, shapes: list, flops: dict) -> dict:
 def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", malloc: str = "cli",
              root: Path = ROOT, checkpoint: Path | None = None, memory_budget: int | None = None,
              rounds: int = ROUNDS, version: str = "2.0", text_kept: bool | None = None,
-             profile: bool = False, reads: str = "auto", cold: bool = False) -> dict:
+             profile: bool = False, reads: str | None = None, cold: bool = False) -> dict:
     """One streamed step of ``stage`` (see STAGES) through ``blocks`` blocks in ``dtype``, in a fresh interpreter
     running the code under ``root``; ``malloc``: "cli" (the CLI's settings: torch's tensors of 2 MiB or more on
     transparent huge pages, :func:`ltxgraph.allocator.use_huge_pages`, and glibc's mmap threshold fixed at 1
@@ -328,11 +336,13 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
     between two probes of the peaks; ``version``: the model of the synthetic file (2.0: 19B, 2.3: 22B);
     ``text_kept``: the measured steps read the text keys/values kept by the first (None: where the sampler keeps
     them, a model whose text does not follow sigma); ``profile``: one more round with the step profiled
-    (:func:`kernel_figures`); ``reads``: how the blocks are read ("direct", "buffered", "auto": see
-    :func:`ltxgraph_ops.weights.block_reads.read_mode`); ``cold``: the checkpoint dropped from the page cache
+    (:func:`kernel_figures`); ``reads``: how the blocks are read, "direct" or "buffered" (default: as the
+    release's 48 blocks would be on this machine, :func:`ltxgraph_ops.weights.block_reads.read_mode`, where the
+    shallow file alone would fit in the page cache); ``cold``: the checkpoint dropped from the page cache
     before every step, so each block comes from the disk as it does when the release file is larger than the
     memory beside it. Figures of the round with the median share, extrapolated to 48 blocks."""
     from ltxgraph_ops.model_files import transformer_config
+    from ltxgraph_ops.weights.block_reads import read_mode
     from ltxgraph_ops.weights.safetensors_file import SafetensorsFile
     from tools.benchmarks.step_flops import Tokens, dominant_gemms, forward_flops
     spec = STAGES[stage]
@@ -341,7 +351,10 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
             "text": spec["text"], "dtype": dtype, "malloc": malloc, "threads": THREADS, "blocks": blocks,
             "memory_budget": memory_budget, "peak_repeats": PEAK_REPEATS, "rounds": rounds,
             "profile": profile, "reads": reads, "cold": cold}
-    config = transformer_config(SafetensorsFile(checkpoint))
+    file = SafetensorsFile(checkpoint)
+    config = transformer_config(file)
+    if reads is None:
+        args["reads"] = read_mode(release_block_bytes(file))
     args["text_kept"] = not config.text_follows_sigma if text_kept is None else text_kept   # None: as the sampler
     frames, height, width = spec["grid"]
     tokens = Tokens(frames * height * width, spec["audio"], spec["text"], text_kept=args["text_kept"])
@@ -571,14 +584,15 @@ def gemm_rate_trace(calls: int = 300, window: int = 30, tokens: int = 1536, widt
 READ_CASES = (("buffered", True), ("direct", True), ("buffered", False))   # (reads, cold page cache)
 
 
-def block_reads_step(blocks: int = 3, dtype: str = "bfloat16", stage: str = "stage1", pairs: int = 3) -> dict:
+def block_reads_step(blocks: int = 3, dtype: str = "bfloat16", stage: str = "stage1", pairs: int = 3,
+                     cases: tuple[tuple[str, bool], ...] = READ_CASES) -> dict:
     """A streamed step with its blocks read through the page cache and past it (``O_DIRECT``), the checkpoint
     dropped from the cache before every step (as a release file larger than the memory beside it is read), and
     for reference buffered reads of a cached file: the cases interleaved run by run, ``pairs`` times. Per run:
     the step projected to 48 blocks, its share of the peak, the process's CPU seconds and what was read how."""
-    runs: dict[str, list[dict]] = {f"{reads}_{'cold' if cold else 'cached'}": [] for reads, cold in READ_CASES}
+    runs: dict[str, list[dict]] = {f"{reads}_{'cold' if cold else 'cached'}": [] for reads, cold in cases}
     for _ in range(pairs):
-        for reads, cold in READ_CASES:
+        for reads, cold in cases:
             figures = run_step(stage, blocks, dtype, rounds=2, reads=reads, cold=cold)
             measured, projected = figures["measured"], figures.get("extrapolated_to_48_blocks", {})
             runs[f"{reads}_{'cold' if cold else 'cached'}"].append({
