@@ -13,6 +13,8 @@ or bfloat16.
 - step-kept-heap: the stage-2 step with the CLI's allocator settings and inside ``allocator.kept_heap``, A/B.
 - step-huge-pages: a step with the CLI's settings (tensors on transparent huge pages) and without them, A/B.
 - gemm-rate-trace: one GEMM of stage 1's shape called 300 times in a row: how its rate drifts over seconds.
+- step-block-reads: the stage-1 step with its blocks read through the page cache and past it (``O_DIRECT``), the
+  file dropped from the cache before every step, and buffered from a cached file for reference, interleaved.
 
 A step is one forward (the distilled graph runs cfg 1: one forward and an Euler update per step). Each step
 benchmark runs in its own interpreter: one unmeasured step (it allocates the block buffers and checks the weights
