@@ -95,9 +95,9 @@ def load_transformer(path: str | Path, device: str | torch.device = "cpu",
     quantised to ``linear_storage`` if given), ready to run; other tensors in ``compute_dtype``. ``streamed``:
     only the weights outside the blocks are read now; each block is read from the file when a forward reaches
     it, installed in ``compute_dtype`` and released after (see
-    :class:`~ltxgraph_ops.weights.streaming.StreamedBlocks`; ``reads``: "direct", "buffered" or "auto"); the fp8 layers outside the blocks (0.28 G weights
-    in the 19B) are dequantised once here rather than at every call (and packed for oneDNN in bf16:
-    :func:`~ltxgraph_ops.models.layers.pack_linears`). The blocks' element-wise regions run as one-pass C
+    :class:`~ltxgraph_ops.weights.streaming.StreamedBlocks`; ``reads``: "direct", "buffered" or "auto"); the
+    fp8 layers outside the blocks (0.28 G weights in the 19B) are dequantised once here rather than at every
+    call (and packed for oneDNN in bf16: :func:`~ltxgraph_ops.models.layers.pack_linears`). The blocks' element-wise regions run as one-pass C
     kernels on the CPU where they can be built (:func:`~ltxgraph_ops.models.fused_norm.native_kernels`), or
     compiled by torch with ``compile_kernels`` (:func:`~ltxgraph_ops.models.elementwise.compiled_kernels`)."""
     model = _load_transformer(path, device, linear_storage, streamed, prefetch, compute_dtype, reads)

@@ -19,6 +19,7 @@ import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 
@@ -73,8 +74,7 @@ def plan_ranges(entries: dict[str, TensorEntry], data_offset: int, gap: int = ME
 
 class BlockReader:
     """Tensors of ``file`` read as views of one reused slab (see the module's docstring), ``mode`` "direct" or
-    "buffered". The views of one :meth:`read` are valid
-    until the next one."""
+    "buffered". The views of one :meth:`read` are valid until the next one."""
 
     def __init__(self, file: SafetensorsFile, mode: str = "direct") -> None:
         if mode not in READ_MODES:
@@ -110,7 +110,7 @@ class BlockReader:
             direct = self._open_direct()
             try:
                 for span in ranges:
-                    got = self._read_range(handle.fileno(), direct, span, slab)
+                    got = self._read_range(handle, direct, span, slab)
                     if got < span.needed:
                         short = next(name for name, entry in span.entries
                                      if self.file.data_offset + entry.end > span.start + got)
@@ -145,7 +145,7 @@ class BlockReader:
             self._direct_refused = True
             return None
 
-    def _read_range(self, fd: int, direct: int | None, span: ReadRange, slab: torch.Tensor) -> int:
+    def _read_range(self, handle: BinaryIO, direct: int | None, span: ReadRange, slab: torch.Tensor) -> int:
         """Bytes of ``span`` read into its place in ``slab``: at least ``span.needed`` unless the file ends."""
         view = memoryview(slab[span.slab_offset: span.slab_offset + span.stop - span.start].numpy())
         done = 0
@@ -154,7 +154,7 @@ class BlockReader:
             if got is not None:
                 self.counts.direct += got
             else:
-                got = os.preadv(fd, [view[done: done + CHUNK]], span.start + done)
+                got = _pread(handle, view[done: done + CHUNK], span.start + done)
                 self.counts.buffered += got
             if got == 0:
                 break                                                 # the file ended
@@ -206,6 +206,14 @@ def memory_available(meminfo: Path = Path("/proc/meminfo")) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def _pread(handle: BinaryIO, view: memoryview, offset: int) -> int:
+    """Bytes read into ``view`` from ``offset`` of the open file (positional where the platform has it)."""
+    if hasattr(os, "preadv"):
+        return os.preadv(handle.fileno(), [view], offset)
+    handle.seek(offset)
+    return handle.readinto(view) or 0
 
 
 def _align_down(offset: int) -> int:
