@@ -209,3 +209,15 @@ def test_short_reads_are_resumed(tmp_path: Path, mode: str, monkeypatch) -> None
     assert same(reader.read({"w": "w"})["w"], tensor)
     if mode == "direct" and direct_io_works(path):     # resumed from the aligned offset before, still direct
         assert reader.counts.buffered == 0 and reader.counts.direct >= tensor.numel() * 4
+
+
+def test_platforms_without_positional_reads_seek_and_read(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "m.safetensors"
+    tensors = {"a": random_tensor((3, 200_000), torch.float32, 6), "b": random_tensor((5000,), torch.float32, 7),
+               "c": random_tensor((7, 9), torch.bfloat16, 8)}
+    save_file(tensors, path)
+    monkeypatch.delattr(block_reads.os, "preadv")
+    reader = BlockReader(SafetensorsFile(path), "buffered")
+    got = reader.read({"x": "c", "y": "b"})          # ranges that start past the file's first bytes
+    assert same(got["x"], tensors["c"]) and same(got["y"], tensors["b"])
+    assert reader.counts.buffered >= 126 + 20000
