@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import errno
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 import torch
 
@@ -105,45 +106,53 @@ class BlockReader:
                                                 self.file.data_offset)
         ranges = self._plans[plan_key]
         slab = self._slab_of(ranges[-1].slab_offset + ranges[-1].stop - ranges[-1].start if ranges else 0)
-        by_name: dict[str, torch.Tensor] = {}
-        with open(self.file.path, "rb", buffering=0) as handle:
-            direct = self._open_direct()
-            try:
-                for span in ranges:
-                    got = self._read_range(handle, direct, span, slab)
-                    if got < span.needed:
-                        short = next(name for name, entry in span.entries
-                                     if self.file.data_offset + entry.end > span.start + got)
-                        raise self.file.error(f"file ended after {got} of the {span.needed} bytes read with it "
-                                              "(truncated?)", short)
-                    for name, entry in span.entries:
-                        by_name[name] = self._view(slab, span, entry)
-            except OSError as exc:
-                raise self.file.error(f"cannot read: {exc.strerror or exc}", span.entries[0][0]) from exc
-            finally:
-                if direct is not None:
-                    os.close(direct)
+        try:
+            with open(self.file.path, "rb", buffering=0) as handle, self._direct_descriptor() as direct:
+                by_name = {name: tensor for span in ranges
+                           for name, tensor in self._span_tensors(handle, direct, span, slab).items()}
+        except OSError as exc:                                        # the file could not be opened
+            raise self.file.error(f"cannot read: {exc.strerror or exc}", next(iter(names.values()))) from exc
         return {key: by_name[name] for key, name in names.items()}
+
+    def _span_tensors(self, handle: BinaryIO, direct: int | None, span: ReadRange,
+                      slab: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The tensors of ``span``, read into ``slab``; errors name the file and a tensor of the span."""
+        try:
+            got = self._read_range(handle, direct, span, slab)
+        except OSError as exc:
+            raise self.file.error(f"cannot read: {exc.strerror or exc}", span.entries[0][0]) from exc
+        if got < span.needed:
+            short = next(name for name, entry in span.entries if self.file.data_offset + entry.end > span.start + got)
+            raise self.file.error(f"file ended after {got} of the {span.needed} bytes read with it (truncated?)",
+                                  short)
+        return {name: self._view(slab, span, entry) for name, entry in span.entries}
 
     def _slab_of(self, nbytes: int) -> torch.Tensor:
         """An aligned uint8 view of at least ``nbytes`` (the slab grows, never shrinks)."""
         if self._slab.numel() < nbytes:
-            self._slab = torch.empty(0, dtype=torch.uint8)            # the old one goes before the new one comes
+            self.release()                                            # the old one goes before the new one comes
             raw = torch.empty(nbytes + ALIGNMENT, dtype=torch.uint8)
             shift = -raw.data_ptr() % ALIGNMENT
             self._slab = raw[shift: shift + nbytes]
         return self._slab
 
-    def _open_direct(self) -> int | None:
-        if self.mode != "direct" or self._direct_refused:
-            return None
+    @contextmanager
+    def _direct_descriptor(self) -> Iterator[int | None]:
+        """A descriptor of the file opened for direct reads, closed afterwards; None where this reader does not
+        read directly or the file system refuses it (EINVAL; then never asked again)."""
+        fd = None
+        if self.mode == "direct" and not self._direct_refused:
+            try:
+                fd = os.open(self.file.path, os.O_RDONLY | os.O_DIRECT)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                self._direct_refused = True
         try:
-            return os.open(self.file.path, os.O_RDONLY | os.O_DIRECT)
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:                             # EINVAL: the file system has no direct I/O
-                raise
-            self._direct_refused = True
-            return None
+            yield fd
+        finally:
+            if fd is not None:
+                os.close(fd)
 
     def _read_range(self, handle: BinaryIO, direct: int | None, span: ReadRange, slab: torch.Tensor) -> int:
         """Bytes of ``span`` read into its place in ``slab``: at least ``span.needed`` unless the file ends."""
@@ -182,8 +191,7 @@ class BlockReader:
         """The entry's tensor in ``slab``; a copy of its own where its offset does not suit its dtype."""
         offset = span.slab_offset + self.file.data_offset + entry.begin - span.start
         raw = slab[offset: offset + entry.nbytes]
-        size = torch.empty((), dtype=entry.dtype).element_size()
-        if offset % size:
+        if offset % entry.dtype.itemsize:
             raw = raw.clone()
         return raw.view(entry.dtype).reshape(entry.shape)
 

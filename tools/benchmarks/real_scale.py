@@ -592,12 +592,15 @@ def block_reads_step(blocks: int = 3, dtype: str = "bfloat16", stage: str = "sta
     dropped from the cache before every step (as a release file larger than the memory beside it is read), and
     for reference buffered reads of a cached file: the cases interleaved run by run, ``pairs`` times. Per run:
     the step projected to 48 blocks, its share of the peak, the process's CPU seconds and what was read how."""
-    runs: dict[str, list[dict]] = {f"{reads}_{'cold' if cold else 'cached'}": [] for reads, cold in cases}
+    def name(reads: str, cold: bool) -> str:
+        return f"{reads}_{'cold' if cold else 'cached'}"
+
+    runs: dict[str, list[dict]] = {name(reads, cold): [] for reads, cold in cases}
     for _ in range(pairs):
         for reads, cold in cases:
             figures = run_step(stage, blocks, dtype, rounds=2, reads=reads, cold=cold)
             measured, projected = figures["measured"], figures.get("extrapolated_to_48_blocks", {})
-            runs[f"{reads}_{'cold' if cold else 'cached'}"].append({
+            runs[name(reads, cold)].append({
                 "step_seconds_48_blocks": projected.get("step_seconds", measured["step_seconds"]),
                 "share_of_peak": projected.get("share_of_peak", measured["share_of_peak"]),
                 "block_seconds": measured["block_seconds"], "user_seconds": measured["user_seconds"],
