@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ltxgraph_ops.models.float32_matmul import float32_matmul
 from ltxgraph_ops.weights.block_buffers import ComputeSlot
 from ltxgraph_ops.weights.dequant import dequantize_stored, dequantize_stored_into, is_quantized
 from ltxgraph_ops.weights.fp8 import COMPUTE_DTYPES
@@ -41,7 +42,10 @@ DEQUANT_CHUNK_ELEMENTS = 1 << 25
 
 PACKED_WEIGHTS_SETTING = "LTXGRAPH_PACKED_WEIGHTS"  # "0": resident Linear weights stay in the plain layout
 PACKABLE_DTYPES = (torch.float32, torch.bfloat16)  # what oneDNN's blocked layout holds (:meth:`Linear.pack`)
-PACKED_DTYPES = (torch.bfloat16,)                  # what pack_linears packs: float32 measured no faster (BENCHMARKS.md)
+# What pack_linears packs. Not float32: where oneDNN multiplies float32 (float32_matmul), its product of a single
+# row with a packed weight rounds otherwise than with the plain weight a streamed or dequantised layer holds, and
+# packing gains 3-5 % there; elsewhere MKL's F.linear is as fast (BENCHMARKS.md).
+PACKED_DTYPES = (torch.bfloat16,)
 _CONVERSION = "ltxgraph_conversion"  # on a packed weight Linear._apply converted: (fn, the converted weight)
 
 
@@ -56,10 +60,15 @@ def packing_available(dtype: torch.dtype, device: torch.device | str) -> bool:
     return dtype != torch.bfloat16 or torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
-def _fused_bf16(x: torch.Tensor) -> bool:
-    """Whether ``x`` takes oneDNN's bf16 matmul with the bias and activation applied in its epilogue."""
-    return (x.dtype == torch.bfloat16 and x.device.type == "cpu"
-            and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+def _onednn_product(x: torch.Tensor) -> bool:
+    """Whether ``x`` takes oneDNN's matmul, with the bias and activation applied in its epilogue: bf16 on a CPU
+    with oneDNN's bf16 matmul, float32 on a CPU where oneDNN multiplies float32
+    (:func:`~ltxgraph_ops.models.float32_matmul.float32_matmul`)."""
+    if x.device.type != "cpu" or x.numel() == 0 or not torch.backends.mkldnn.is_available():
+        return False
+    if x.dtype == torch.bfloat16:
+        return torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return x.dtype == torch.float32 and float32_matmul().onednn
 
 
 def activated(y: torch.Tensor, activation: str | None) -> torch.Tensor:
@@ -73,14 +82,15 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
            activation: str | None = None) -> torch.Tensor:
     """``activation(x W^T + b)`` for x [..., in], weight [out, in], bias [out] -> [..., out].
 
-    float32 (and any other device): ``F.linear`` then the activation, as written. bfloat16 on a CPU with oneDNN,
-    and any packed ``weight`` (:func:`pack_linears`): one oneDNN matmul (on a contiguous copy of a strided ``x``)
-    that adds the bias and applies GELU to its float32 accumulator before rounding to bf16.
+    bfloat16 on a CPU with oneDNN, float32 on a CPU where oneDNN multiplies float32 (an AMD CPU: MKL's float32
+    is slower there), and any packed ``weight`` (:func:`pack_linears`): one oneDNN matmul (on a contiguous copy of a strided ``x``) that adds the
+    bias and applies GELU to its float32 accumulator before rounding to the output dtype. Otherwise (float32 on
+    an Intel CPU, other devices): ``F.linear`` then the activation, as written.
     ``F.linear`` would first fill the output with the bias (a pass over [tokens, out]) and GELU would be a
     separate pass over the bf16-rounded product; fused, the bias gives the same bits as ``F.linear`` and the
     activation is computed before the rounding instead of after it (within bf16 rounding of the two-step result).
     """
-    if not (weight.is_mkldnn or _fused_bf16(x)):
+    if not (weight.is_mkldnn or _onednn_product(x)):
         return activated(F.linear(x, weight, bias), activation)
     x = x.contiguous()
     algorithm, attribute = ("gelu", "tanh") if activation == "gelu_tanh" else ("none", "")
@@ -246,7 +256,7 @@ class Linear(nn.Module):
             else:
                 weight = converted_weight(stored[start:stop], rows_scale, x.dtype, x.device,
                                           self.weight_rotation)
-            y[..., start:stop] = F.linear(x, weight, None if bias is None else bias[start:stop])
+            y[..., start:stop] = linear(x, weight, None if bias is None else bias[start:stop])
         return y
 
     def extra_repr(self) -> str:

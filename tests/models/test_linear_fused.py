@@ -1,10 +1,12 @@
-"""A Linear's bias and GELU fused into its matmul: float32 unchanged bit for bit, bfloat16 within its rounding."""
+"""A Linear's bias and GELU fused into its matmul: float32 through the BLAS unchanged bit for bit, float32 through
+oneDNN and bfloat16 within their rounding."""
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from ltxgraph_ops.models.float32_matmul import SETTING as FLOAT32_MATMUL
 from ltxgraph_ops.models.layers import Linear, LowRankDelta, linear
 
 
@@ -21,11 +23,37 @@ def inputs(shape: tuple[int, ...], dtype: torch.dtype, seed: int = 1) -> torch.T
 
 
 @pytest.mark.parametrize("shape", [(1, 300, 64), (7, 64), (1, 64)])
-def test_float32_is_linear_then_gelu_bit_for_bit(shape: tuple[int, ...]) -> None:
+def test_float32_through_the_blas_is_linear_then_gelu_bit_for_bit(shape: tuple[int, ...], monkeypatch) -> None:
+    monkeypatch.setenv(FLOAT32_MATMUL, "blas")
     module, x = layer(64, 96, torch.float32), inputs(shape, torch.float32)
     want = F.gelu(F.linear(x, module.weight, module.bias), approximate="tanh")
     assert torch.equal(module(x, activation="gelu_tanh"), want)
     assert torch.equal(module(x), F.linear(x, module.weight, module.bias))
+    assert "mkldnn::_linear_pointwise" not in kernels_run(lambda: module(x))
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="no oneDNN in this torch build")
+@pytest.mark.parametrize("shape", [(1, 300, 64), (2, 33, 64), (7, 64), (1, 64)])
+def test_float32_through_onednn_is_linear_then_gelu_within_float32_rounding(shape: tuple[int, ...],
+                                                                           monkeypatch) -> None:
+    """oneDNN adds the bias and applies GELU in its epilogue; its accumulation order differs from the BLAS's, so
+    the product agrees to float32 rounding, not to the bit."""
+    monkeypatch.setenv(FLOAT32_MATMUL, "onednn")
+    module, x = layer(256, 96, torch.float32), inputs(shape[:-1] + (256,), torch.float32)
+    exact = F.linear(x.double(), module.weight.double(), module.bias.double())
+    for activation in (None, "gelu_tanh"):
+        want = exact if activation is None else F.gelu(exact, approximate="tanh")
+        got = module(x, activation=activation)
+        assert got.dtype == torch.float32 and got.shape == want.shape
+        assert torch.allclose(got.double(), want, rtol=1e-5, atol=1e-5), float((got - want).abs().max())
+    assert kernels_run(lambda: module(x, activation="gelu_tanh")) >= {"mkldnn::_linear_pointwise"}
+
+
+def kernels_run(run) -> set[str]:
+    """The names of the operators ``run()`` calls, from torch's profiler."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        run()
+    return {event.name for event in profile.events()}
 
 
 @pytest.mark.parametrize("shape", [(1, 300, 64), (2, 33, 64), (1, 64)])

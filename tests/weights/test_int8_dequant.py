@@ -148,7 +148,7 @@ def test_an_int8_linear_layer_computes_with_its_dequantised_weight(monkeypatch, 
     if shared:
         layer.weight_buffers = ComputeSlot(torch.float32)
     x = torch.randn(5, 64)
-    want = torch.nn.functional.linear(x, exact(codes, scale, 16).float(), layer.bias)
+    want = layers.linear(x, exact(codes, scale, 16).float(), layer.bias)     # F.linear, or oneDNN where it multiplies
     assert torch.equal(layer(x), want)
     monkeypatch.setattr(layers, "DEQUANT_CHUNK_ELEMENTS", 7 * 64)
     assert torch.allclose(layer(x), want, rtol=0, atol=1e-6)
@@ -166,4 +166,5 @@ def test_an_int8_token_table_looks_up_and_scores_with_its_dequantised_rows(monke
     ids = torch.tensor([[3, 49, 3], [0, 17, 8]])
     assert torch.equal(table(ids), values[ids])
     hidden = torch.randn(2, 3, 32)
-    assert torch.allclose(table.logits(hidden), hidden @ values.T, rtol=0, atol=1e-6)
+    # float32 rounding only: a product by slices of rows may sum in another order than the whole one
+    torch.testing.assert_close(table.logits(hidden), hidden @ values.T, rtol=1e-6, atol=2e-6)

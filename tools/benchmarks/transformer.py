@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from ltxgraph_ops.models.elementwise import EAGER, split_heads, use_kernels
 from ltxgraph_ops.models.fused_norm import native_kernels
+from ltxgraph_ops.models.float32_matmul import float32_matmul
 from ltxgraph_ops.models.layers import pack_linears
 from ltxgraph_ops.models.transformer import StreamInput
 from ltxgraph_ops.models.transformer_tokens import audio_positions, video_positions
@@ -92,10 +93,11 @@ class Timings:
 def as_loaded(model: torch.nn.Module, dtype: torch.dtype) -> dict:
     """Set ``model`` up as :func:`~ltxgraph_ops.model_files.load_transformer` does on the CPU: Linear weights
     packed for oneDNN (bf16) and the element-wise regions on the native kernels where they build. Returns what
-    was set, for the figures."""
+    was set, for the figures (with the library float32 products take on this machine)."""
     kernels = native_kernels() or EAGER
     use_kernels(model, kernels)
-    return {"packed_linear_weights": pack_linears(model, dtype), "elementwise_kernels": kernels.name}
+    return {"packed_linear_weights": pack_linears(model, dtype), "elementwise_kernels": kernels.name,
+            "float32_matmul": float32_matmul().library}
 
 
 def interleaved(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, Timings]:
