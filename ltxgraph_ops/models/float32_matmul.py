@@ -2,7 +2,7 @@
 
 torch's x86 builds multiply float32 through MKL, whose fast kernels are chosen for Intel CPUs: on an Intel Xeon
 (BENCHMARKS.md, machine A) its sgemm runs at the AVX-512 FMA peak and oneDNN gains nothing, while on an AMD EPYC
-(machine B) it takes a slower path and oneDNN is 1.2-1.9x faster at the transformer's shapes
+(machine B) it takes a slower path and oneDNN is 1.05-1.3x faster at the transformer's shapes, 2.2x on single rows
 (``python tools/bench.py --only float32-matmul-libraries`` measures both on any machine). So oneDNN multiplies
 float32 on x86 CPUs that are not Intel's when torch's BLAS is MKL, and the BLAS everywhere else.
 
@@ -65,7 +65,7 @@ def library_for(machine: str, vendor: str, blas_is_mkl: bool, onednn: bool) -> F
         return Float32Matmul("blas", "torch's BLAS is not MKL on this machine")
     if vendor in (MKL_FAST_VENDOR, ""):
         return Float32Matmul("blas", f"MKL's own kernels on a {vendor or 'CPU of unknown vendor'}")
-    return Float32Matmul("onednn", f"oneDNN: MKL takes its slower path on a {vendor} CPU")
+    return Float32Matmul("onednn", f"oneDNN: MKL takes its slower path on this {vendor} CPU")
 
 
 def float32_matmul() -> Float32Matmul:

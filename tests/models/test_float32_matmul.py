@@ -1,5 +1,5 @@
 """The float32 matrix-product library: fixed by LTXGRAPH_FLOAT32_MATMUL or chosen by the machine, and what it
-decides for the loader (float32 weights packed only where oneDNN multiplies float32)."""
+means for a Linear layer."""
 from __future__ import annotations
 
 import platform
@@ -10,6 +10,7 @@ import torch
 
 from ltxgraph_ops.models import float32_matmul as library
 from ltxgraph_ops.models.layers import pack_linears
+from ltxgraph_ops.weights.block_buffers import ComputeSlot
 from tests.models.test_linear_fused import inputs, layer
 
 needs_onednn = pytest.mark.skipif(not library.onednn_available(), reason="no oneDNN in this torch build")
@@ -62,13 +63,16 @@ def test_an_unknown_setting_is_refused_naming_it(monkeypatch) -> None:
 @pytest.mark.parametrize("name", ["onednn", "blas"])
 def test_float32_weights_stay_plain_and_every_layer_takes_the_chosen_library(monkeypatch, name: str) -> None:
     """A float32 weight is not packed (oneDNN's product of one row rounds otherwise with a packed weight than
-    with the plain one a streamed layer holds); a resident layer and one dequantising into shared buffers give
-    the same bits, through the library chosen."""
+    with the plain one a streamed layer holds); a resident layer and one dequantising its fp8 weight into shared
+    buffers give the same bits, through the library chosen."""
     monkeypatch.setenv(library.SETTING, name)
-    module = layer(64, 96, torch.float32)
-    assert pack_linears(torch.nn.ModuleList([module]), torch.float32) == 0 and not module.packed
+    resident, streamed = layer(64, 96, torch.float32), layer(64, 96, torch.float32)
+    streamed.weight = torch.nn.Parameter(resident.weight.detach().to(torch.float8_e4m3fn), requires_grad=False)
+    resident.weight.data = streamed.weight.detach().float()
+    streamed.weight_buffers = ComputeSlot(torch.float32)
+    assert pack_linears(torch.nn.ModuleList([resident]), torch.float32) == 0 and not resident.packed
     for rows in ((1, 64), (2, 40, 64)):
         x = inputs(rows, torch.float32)
-        want = (torch.ops.mkldnn._linear_pointwise(x, module.weight, module.bias, "none", [], "") if name == "onednn"
-                else torch.nn.functional.linear(x, module.weight, module.bias))
-        assert torch.equal(module(x), want)
+        want = (torch.ops.mkldnn._linear_pointwise(x, resident.weight, resident.bias, "none", [], "")
+                if name == "onednn" else torch.nn.functional.linear(x, resident.weight, resident.bias))
+        assert torch.equal(resident(x), want) and torch.equal(streamed(x), want)
