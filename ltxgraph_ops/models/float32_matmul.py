@@ -76,4 +76,10 @@ def float32_matmul() -> Float32Matmul:
         raise ValueError(f"{SETTING}={setting!r} is not one of {', '.join(CHOICES)}")
     if setting != "auto" and onednn_available():
         return Float32Matmul(setting, f"{SETTING}={setting}")
+    return _this_machine()
+
+
+@functools.cache
+def _this_machine() -> Float32Matmul:
+    """:func:`library_for` this machine, worked out once (every Linear call asks)."""
     return library_for(platform.machine(), cpu_vendor(), torch.backends.mkl.is_available(), onednn_available())
