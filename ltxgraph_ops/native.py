@@ -8,6 +8,7 @@ the caller keeps its torch path.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import platform
@@ -41,6 +42,20 @@ def machine_signature() -> str:
         return platform.processor() or platform.machine()
     wanted = [line for line in lines if line.startswith(("model name", "flags", "Features", "CPU part"))]
     return "\n".join(dict.fromkeys(wanted))
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as /proc/cpuinfo lists them (empty where it cannot be read)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text(errors="replace").splitlines()
+    except OSError:
+        return frozenset()
+    for line in lines:
+        name, _, value = line.partition(":")
+        if name.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
 
 
 def _build(compiler: str, source: str, flags: tuple[str, ...], library: Path) -> None:

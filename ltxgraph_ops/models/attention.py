@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ltxgraph_ops.models import native_attention
 from ltxgraph_ops.models.elementwise import EAGER, ElementwiseKernels, rms_norm, split_heads
 from ltxgraph_ops.models.layers import Linear, layers_set
 from ltxgraph_ops.models.rope import RopeTable
@@ -124,7 +125,11 @@ class Attention(nn.Module):
         return (heads_out.unflatten(-1, (self.heads, -1)) * gates[..., None]).flatten(-2)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        """Queries q [B, H, T, d] against keys and values [B, S, H d] -> [B, T, H d]."""
+        """Queries q [B, H, T, d] against keys and values [B, S, H d] -> [B, T, H d]: torch's attention, or in
+        bf16 the native kernel where :mod:`~ltxgraph_ops.models.native_attention` picks it."""
+        native = native_attention.attend(q, k, v, bias)
+        if native is not None:
+            return native
         batch, heads, tokens, head_dim = q.shape
         k, v = (split_heads(t, heads) for t in (k, v))                                   # [B, H, S, d]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)

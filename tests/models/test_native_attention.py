@@ -1,0 +1,172 @@
+"""The native bf16 attention kernel: as close to exact attention as torch's own bf16 attention, whatever the
+shapes, strides, threads and query parts; the rule that picks it; the Attention module through it."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings, strategies as st
+
+from ltxgraph_ops.models import native_attention
+from ltxgraph_ops.models.attention import Attention
+
+kernel = native_attention.load_native_attention()
+needs_kernel = pytest.mark.skipif(kernel is None, reason="no AVX512-BF16 build of the attention kernel here")
+
+
+def operands(batch: int, heads: int, queries: int, keys: int, size: int, seed: int = 0, spread: float = 2.0,
+             strided: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """bf16 q [B, H, T, d] and k, v [B, S, H d]; ``strided``: q a transposed view and k, v token slices of
+    longer tensors (a prepared text's keys are such slices)."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def randn(*shape: int) -> torch.Tensor:
+        return (torch.randn(*shape, generator=generator) * spread).bfloat16()
+
+    if strided:
+        q = randn(batch, queries, heads, size).transpose(1, 2)
+        k, v = (randn(batch, keys + 5, heads * size)[:, 3:keys + 3] for _ in range(2))
+    else:
+        q, k, v = randn(batch, heads, queries, size), randn(batch, keys, heads * size), randn(batch, keys, heads * size)
+    return q, k, v
+
+
+def by_torch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """torch's attention of the same operands computed in ``dtype``, as [B, T, H d]."""
+    batch, heads, queries, size = q.shape
+    k, v = (t.unflatten(-1, (heads, size)).transpose(1, 2).to(dtype) for t in (k, v))
+    out = F.scaled_dot_product_attention(q.to(dtype), k, v)
+    return out.transpose(1, 2).reshape(batch, queries, heads * size)
+
+
+def assert_as_close_as_torch_bf16(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+    """The kernel's error against float64 attention is no larger than torch's bf16 attention's (both round the
+    output to bf16: that rounding is most of either error)."""
+    exact = by_torch(q, k, v, torch.float64)
+    ours = kernel.run(q, k, v)
+    assert ours.dtype == torch.bfloat16 and ours.shape == exact.shape
+    ours_error, torch_error = ((t.double() - exact).abs() for t in (ours, by_torch(q, k, v, torch.bfloat16)))
+    ulp = 2.0 ** -8 * exact.abs().max().item()
+    assert ours_error.max() <= max(1.25 * torch_error.max().item(), ulp)
+    assert ours_error.mean() <= 1.1 * torch_error.mean() + 1e-6
+
+
+@needs_kernel
+@pytest.mark.parametrize("batch, heads, queries, keys, size", [
+    (1, 16, 2304, 2304, 64),     # the transformer-vs-reference model's video self-attention
+    (2, 4, 100, 77, 64),         # batched guidance passes; no block is full
+    (1, 2, 1, 1, 16),            # one query, one key
+    (1, 3, 65, 300, 32),         # one query past a block of 64; keys past a block of 256
+    (2, 2, 130, 257, 128),
+    (1, 1, 64, 64, 256),         # the largest head
+    (1, 2, 33, 17, 48),          # a head of three 16-channel groups
+    (1, 2, 70, 90, 80),
+    (3, 32, 7, 1024, 128),       # few queries, many keys (text attention of audio tokens)
+])
+@pytest.mark.parametrize("strided", [False, True])
+def test_kernel_is_as_close_to_exact_attention_as_torchs_bf16(batch, heads, queries, keys, size, strided) -> None:
+    assert_as_close_as_torch_bf16(*operands(batch, heads, queries, keys, size, strided=strided))
+
+
+@needs_kernel
+def test_peaked_scores_and_a_maximum_that_grows_from_block_to_block() -> None:
+    """Scores that rise along the keys move the running maximum in every key block (each block rescales the
+    output so far); a large spread makes the softmax nearly one-hot."""
+    q, k, v = operands(1, 4, 80, 700, 64, spread=1.0)
+    ramp = torch.linspace(-4, 4, 700).view(1, 700, 1)
+    k = (k.float() + ramp * q.float().mean(dim=(1, 2)).repeat(1, 4).unsqueeze(1).sign()).bfloat16()
+    assert_as_close_as_torch_bf16(q, k, v)
+    assert_as_close_as_torch_bf16(*operands(1, 4, 80, 700, 64, spread=6.0))
+
+
+@needs_kernel
+@settings(max_examples=25, deadline=None)
+@given(batch=st.integers(1, 2), heads=st.integers(1, 3), queries=st.integers(1, 150), keys=st.integers(1, 300),
+       size=st.sampled_from([16, 32, 64, 96, 128]), seed=st.integers(0, 2**16))
+def test_any_shape_is_as_close_as_torch(batch, heads, queries, keys, size, seed) -> None:
+    assert_as_close_as_torch_bf16(*operands(batch, heads, queries, keys, size, seed=seed))
+
+
+@needs_kernel
+def test_same_bits_on_any_thread_count_and_in_query_parts() -> None:
+    """Each query's row comes from its own block in one order: threads and query parts do not change a bit
+    (the Attention module runs its queries in parts under a memory budget)."""
+    q, k, v = operands(2, 8, 300, 500, 64)
+    whole = kernel.run(q, k, v)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert torch.equal(kernel.run(q, k, v), whole)
+    finally:
+        torch.set_num_threads(threads)
+    parts = torch.cat([kernel.run(q[:, :, rows], k, v) for rows in (slice(0, 77), slice(77, 300))], dim=1)
+    assert torch.equal(parts, whole)
+
+
+@needs_kernel
+@pytest.mark.parametrize("change", ["float32", "head size 8", "head size 72", "no keys", "other k shape",
+                                    "k of another dtype"])
+def test_kernel_declines_what_it_does_not_take(change: str) -> None:
+    q, k, v = operands(1, 2, 10, 12, 64)
+    if change == "float32":
+        q, k, v = q.float(), k.float(), v.float()
+    elif change.startswith("head size"):
+        size = int(change.split()[-1])
+        q, k, v = operands(1, 2, 10, 12, size)
+    elif change == "no keys":
+        k, v = k[:, :0], v[:, :0]
+    elif change == "other k shape":
+        k = k[..., :64]
+    else:
+        k = k.half()
+    assert kernel.run(q, k, v) is None
+
+
+@pytest.mark.parametrize("setting, built, flags, chosen", [
+    ("auto", True, {"avx512_bf16"}, "native"),                 # machine B: AMD EPYC, no AMX
+    ("auto", True, {"avx512_bf16", "amx_bf16"}, "sdpa"),       # AMX: torch's flash attention (not measured here)
+    ("auto", False, {"avx512_bf16"}, "sdpa"),                  # no kernel built (no compiler, no AVX512-BF16)
+    ("native", True, {"avx512_bf16", "amx_bf16"}, "native"),
+    ("native", False, set(), "sdpa"),
+    ("sdpa", True, {"avx512_bf16"}, "sdpa"),
+])
+def test_rule(setting: str, built: bool, flags: set[str], chosen: str) -> None:
+    choice = native_attention.kernel_for(setting, built, frozenset(flags))
+    assert choice.kernel == chosen and choice.native == (chosen == "native") and choice.reason
+
+
+def test_setting_is_read_per_call_and_checked(monkeypatch) -> None:
+    monkeypatch.setenv(native_attention.SETTING, "sdpa")
+    assert native_attention.attention_choice().kernel == "sdpa"
+    monkeypatch.setenv(native_attention.SETTING, "fast")
+    with pytest.raises(ValueError, match="LTXGRAPH_ATTENTION='fast'"):
+        native_attention.attention_choice()
+    monkeypatch.setenv(native_attention.SETTING, "native")
+    monkeypatch.setenv("LTXGRAPH_NATIVE_KERNELS", "0")
+    assert native_attention.attention_choice() == native_attention.AttentionChoice("sdpa", "LTXGRAPH_NATIVE_KERNELS=0")
+
+
+@needs_kernel
+def test_attention_module_in_bf16_through_either_kernel(monkeypatch) -> None:
+    """A gated self-attention and a text cross-attention in bf16: the native kernel and torch's agree within bf16
+    rounding; with a bias the module takes torch's (the kernel has no masks)."""
+    torch.manual_seed(0)
+    modules = []
+    for context_dim in (256, 128):
+        module = Attention(256, context_dim, heads=4, head_dim=64, eps=1e-6, gated=context_dim == 256)
+        for parameter in module.parameters():
+            parameter.data.normal_(0, 0.05)
+        modules.append(module.bfloat16())
+    self_attention, text_attention = modules
+    x, context = torch.randn(2, 150, 256).bfloat16(), torch.randn(2, 40, 128).bfloat16()
+    bias = torch.zeros(2, 1, 1, 40).bfloat16()
+    results = {}
+    for setting in ("native", "sdpa"):
+        monkeypatch.setenv(native_attention.SETTING, setting)
+        with torch.no_grad():
+            results[setting] = [self_attention(x), text_attention(x, context), text_attention(x, context, bias=bias)]
+    for native, torchs in zip(results["native"], results["sdpa"]):
+        scale = torchs.float().abs().max()
+        assert (native.float() - torchs.float()).abs().max() <= 2 ** -6 * scale
+    assert torch.equal(results["native"][2], results["sdpa"][2])
+    assert not torch.equal(results["native"][0], results["sdpa"][0])    # the kernel did run
