@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.benchmarks.real_scale import (ATTENTION_KERNEL, best_rates, kernel_figures, linear_peak, median_round,
+from tools.benchmarks.real_scale import (ATTENTION_KERNELS, best_rates, kernel_figures, linear_peak, median_round,
                                          paired_rounds, projected_seconds)
 
 SHAPES = [((100, 10, 10), 2e12), ((100, 10, 40), 1e12)]       # FLOP weights of two GEMM shapes
@@ -73,11 +73,12 @@ def test_the_projected_step_has_its_own_share_of_the_peak() -> None:
     assert "share_48" not in paired_rounds(measured, SHAPES, FLOPS)[0]
 
 
-def test_a_profiled_step_reports_its_kernels_against_the_probes() -> None:
+@pytest.mark.parametrize("attention_kernel", ATTENTION_KERNELS)      # torch's flash attention, or ours in bf16
+def test_a_profiled_step_reports_its_kernels_against_the_probes(attention_kernel: str) -> None:
     """4 TFLOP in an 8 s step whose GEMMs took 4 s (3 TFLOP: 750 GFLOP/s) and attention 2 s (1 TFLOP: 500)."""
     probes = [probe(1000, 1000, 800)] * 2
     (profiled,) = rounds_of(probes, [8.0])
-    profiled["kernel_seconds"] = {"mkldnn::_linear_pointwise": 3.0, "aten::addmm": 1.0, ATTENTION_KERNEL: 2.0}
+    profiled["kernel_seconds"] = {"mkldnn::_linear_pointwise": 3.0, "aten::addmm": 1.0, attention_kernel: 2.0}
     figures = kernel_figures(profiled, SHAPES, FLOPS)
     assert figures["linear_kernel_seconds"] == 4.0 and figures["attention_kernel_seconds"] == 2.0
     assert figures["kernel_share_of_step"] == pytest.approx(0.75)

@@ -89,6 +89,7 @@ elif ARGS["malloc"] != "glibc":                       # "<bytes>": mmap threshol
     mallopt(-3, int(ARGS["malloc"]))
 torch.set_num_threads(ARGS["threads"])
 dtype = getattr(torch, ARGS["dtype"])
+from ltxgraph_ops.models import native_attention
 
 def peak_gib():
     return round([int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0] / 2**20, 2)
@@ -110,10 +111,14 @@ def probe_peaks():    # ({{shape: [wall, CPU]}} of F.linear as the model calls i
         gemm[f"{{tokens}}x{{inputs}}x{{outputs}}"] = best_gflops(
             lambda: torch.nn.functional.linear(x, w), 2 * tokens * inputs * outputs, ARGS["peak_repeats"])
         del x, w
-    heads, tokens, head_dim = ARGS["attention_shape"]     # self-attention of the video stream
+    heads, tokens, head_dim = ARGS["attention_shape"]     # self-attention of the video stream, as the model runs it
     q, k, v = (torch.randn(1, heads, tokens, head_dim, dtype=dtype) for _ in range(3))
-    attention = best_gflops(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v),
-                            4 * tokens * tokens * heads * head_dim, ARGS["peak_repeats"])
+    if native_attention.attend(q, k.transpose(1, 2).flatten(2), v.transpose(1, 2).flatten(2), None) is not None:
+        k, v = k.transpose(1, 2).flatten(2), v.transpose(1, 2).flatten(2)         # [1, T, H d]
+        run_attention = lambda: native_attention.attend(q, k, v, None)
+    else:
+        run_attention = lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    attention = best_gflops(run_attention, 4 * tokens * tokens * heads * head_dim, ARGS["peak_repeats"])
     return gemm, attention
 
 gemm_gflops, attention_gflops = probe_peaks()
@@ -192,8 +197,9 @@ if ARGS["profile"]:                                  # one more round, the step 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         profiled = {{"step": step(), "gemm_before": gemm_gflops, "attention_before": attention_gflops}}
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
-    profiled["kernel_seconds"] = {{e.key: e.self_cpu_time_total / 1e6 for e in events if e.key in SHARED_KERNELS}}
-    others = [e for e in events if e.key not in SHARED_KERNELS][:OTHER_OPS]
+    kernels = (*SHARED_KERNELS, native_attention.PROFILER_NAME)
+    profiled["kernel_seconds"] = {{e.key: e.self_cpu_time_total / 1e6 for e in events if e.key in kernels}}
+    others = [e for e in events if e.key not in kernels][:OTHER_OPS]
     profiled["other_seconds"] = {{e.key: e.self_cpu_time_total / 1e6 for e in others}}
     gemm_gflops, attention_gflops = probe_peaks()
     profiled.update(gemm_after=gemm_gflops, attention_after=attention_gflops)
@@ -203,6 +209,7 @@ print(json.dumps({{"rounds": rounds, "profiled": profiled, "load_seconds": load_
                                    "gib": {{kind: round(n / 2**30, 2) for kind, n in
                                            vars(model.transformer_blocks.stored.counts).items()}}}},
                   "feed_forward_token_chunk": token_chunk, "attention_token_chunk": attention_token_chunk,
+                  "attention": native_attention.attention_choice().kernel if dtype == torch.bfloat16 else "sdpa",
                   "load_average": [round(x, 2) for x in os.getloadavg()]}}))
 """
 
@@ -292,7 +299,7 @@ def median_round(rounds: list[dict], key: str = "share") -> dict:
     return sorted(rounds, key=lambda r: r[key])[len(rounds) // 2]
 
 
-ATTENTION_KERNEL = "aten::_scaled_dot_product_flash_attention_for_cpu"
+ATTENTION_KERNELS = ("aten::_scaled_dot_product_flash_attention_for_cpu", "ltxgraph::native_attention")
 
 
 def kernel_figures(profiled: dict, shapes: list, flops: dict) -> dict:
@@ -302,7 +309,7 @@ def kernel_figures(profiled: dict, shapes: list, flops: dict) -> dict:
     kernels took any time (the most any work outside them could reach)."""
     (pair,) = paired_rounds([profiled], shapes, flops)
     kernels = profiled["kernel_seconds"]
-    attention_seconds = kernels.get(ATTENTION_KERNEL, 0.0)
+    attention_seconds = sum(kernels.get(name, 0.0) for name in ATTENTION_KERNELS)
     linear_seconds = sum(kernels.values()) - attention_seconds
     attention_flop = flops["total"] - flops["linear_total"]
     linear_rate = flops["linear_total"] / linear_seconds / 1e9
@@ -401,7 +408,7 @@ def run_step(stage: str, blocks: int = RELEASE_BLOCKS, dtype: str = "float32", m
                      "attention_tflop": round(attention_tflop / 1e12, 3),
                      "achieved_gflops": round(achieved, 1), "matmul_peak_gflops": round(peak, 1),
                      "gemm_peak_gflops": {shape: round(value[0], 1) for shape, value in middle["gemm"].items()},
-                     "attention_gflops": round(middle["attention"][0], 1),
+                     "attention": raw["attention"], "attention_gflops": round(middle["attention"][0], 1),
                      "share_of_peak": round(middle["share"], 3),
                      "share_of_peak_rounds": [round(r["share"], 3) for r in rounds],
                      "step_seconds_rounds": [round(r["step"]["seconds"], 2) for r in rounds],
