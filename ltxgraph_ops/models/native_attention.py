@@ -62,9 +62,10 @@ enum { BATCH, HEADS, QUERIES, KEYS, HEAD_SIZE, Q_BATCH, Q_HEAD, Q_TOKEN, K_BATCH
 
 int attention_bf16_built(void) { return 1; }
 
-/* exp(x) for x <= 0: 2^n p(r), x = n ln2 + r, |r| <= ln2 / 2, p of degree 7 (Cephes' expf coefficients) */
+/* exp(x) for x <= 0: 2^n p(r), x = n ln2 + r, |r| <= ln2 / 2, p of degree 7 (Cephes' expf coefficients); a
+   NaN stays NaN (max returns its second operand when either is NaN) */
 static inline __m512 exp_nonpositive(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);

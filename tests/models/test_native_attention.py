@@ -104,6 +104,17 @@ def test_same_bits_on_any_thread_count_and_in_query_parts() -> None:
 
 
 @needs_kernel
+@pytest.mark.parametrize("where", ["q", "k", "v"])
+def test_a_nan_reaches_the_output_as_in_torch(where: str) -> None:
+    """A NaN in a query spoils its row, in a key or a value every row: never hidden by the kernel's clamps."""
+    q, k, v = (t.clone() for t in operands(1, 2, 70, 300, 64))
+    {"q": q[0, 1, 5], "k": k[0, 280], "v": v[0, 7]}[where][3] = float("nan")
+    ours, torchs = kernel.run(q, k, v), by_torch(q, k, v, torch.bfloat16)
+    assert torchs.isnan().any()
+    assert torch.equal(ours.isnan(), torchs.isnan())
+
+
+@needs_kernel
 @pytest.mark.parametrize("change", ["float32", "head size 8", "head size 72", "no keys", "other k shape",
                                     "k of another dtype"])
 def test_kernel_declines_what_it_does_not_take(change: str) -> None:
