@@ -362,6 +362,7 @@ def load_native_attention() -> NativeAttention | None:
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor | None:
     """Attention of q [B, H, T, d] against k, v [B, S, H d] as [B, T, H d] through the native kernel, where
     :func:`attention_choice` picks it and it takes these operands; None otherwise (the caller runs torch's)."""
-    if bias is not None or q.dtype != torch.bfloat16 or not attention_choice().native:
+    if (bias is not None or q.dtype != torch.bfloat16 or not attention_choice().native
+            or torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))):    # the kernel has no backward
         return None
     return load_native_attention().run(q, k, v)

@@ -133,6 +133,17 @@ def test_kernel_declines_what_it_does_not_take(change: str) -> None:
     assert kernel.run(q, k, v) is None
 
 
+@needs_kernel
+def test_attend_leaves_masks_and_gradients_to_torch(monkeypatch) -> None:
+    monkeypatch.setenv(native_attention.SETTING, "native")
+    q, k, v = operands(1, 2, 10, 12, 64)
+    assert torch.equal(native_attention.attend(q, k, v, None), kernel.run(q, k, v))
+    assert native_attention.attend(q, k, v, torch.zeros(1, 1, 1, 12).bfloat16()) is None
+    assert native_attention.attend(q.requires_grad_(), k, v, None) is None
+    with torch.no_grad():
+        assert native_attention.attend(q, k, v, None) is not None
+
+
 @pytest.mark.parametrize("setting, built, flags, chosen", [
     ("auto", True, {"avx512_bf16"}, "native"),                 # machine B: AMD EPYC, no AMX
     ("auto", True, {"avx512_bf16", "amx_bf16"}, "sdpa"),       # AMX: torch's flash attention (not measured here)
