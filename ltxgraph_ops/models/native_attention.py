@@ -15,8 +15,9 @@ does in bf16 (exact softmax per query, online over blocks of keys):
 - after the last key block, ``out = o / l`` rounded once to bf16, written as [B, T, H, d].
 
 Every query block is computed by one thread, in one order, so the result does not depend on the thread count.
-Only bf16 q, k, v without a bias or mask and with a head size that is a multiple of 16 up to 256 take it; the
-caller keeps ``scaled_dot_product_attention`` for everything else. The library is built by
+Only bf16 q, k, v with a head size that is a multiple of 16 up to 256, and no bias or one per key (a text
+padding mask), take it; the caller keeps ``scaled_dot_product_attention`` for everything else (a bias per query:
+self-attention masks). The library is built by
 :mod:`ltxgraph_ops.native` with ``-march=native``; without AVX512-BF16 in the build there is no kernel.
 
 A float32 version of the same kernel (fused multiply-adds instead of bf16 pairs) ran at torch's float32 speed,
@@ -167,16 +168,19 @@ static void value_tiles(const uint32_t *p, const uint16_t *values, int64_t key_p
 
 typedef struct { uint32_t *q; float *scores; uint16_t *p; float *o; float *m, *l; } workspace;
 
-/* queries [t0, t0 + rows) of one head against all its keys, packed by pack_keys and pack_values */
+/* queries [t0, t0 + rows) of one head against all its keys, packed by pack_keys and pack_values; key_bias: an
+   additive bias per key (float32, zero-padded to a multiple of 64 keys) or NULL */
 static void query_block(const uint16_t *q, int64_t q_stride, int64_t rows, const uint32_t *keys,
-                        const uint16_t *values, int64_t key_count, int64_t size, float scale, uint16_t *out,
-                        int64_t out_stride, workspace *w) {
+                        const uint16_t *values, const float *key_bias, int64_t key_count, int64_t size, float scale,
+                        uint16_t *out, int64_t out_stride, workspace *w) {
     const int64_t pairs = size / 2, groups = size / 16;
     memset(w->q, 0, 2 * QUERY_BLOCK * size);
     for (int64_t i = 0; i < rows; i++) memcpy(w->q + i * pairs, q + i * q_stride, 2 * size);
     memset(w->o, 0, sizeof(float) * QUERY_BLOCK * size);
     for (int64_t i = 0; i < QUERY_BLOCK; i++) { w->m[i] = -INFINITY; w->l[i] = 0.0f; }
-    const __m512 scale_v = _mm512_set1_ps(scale);
+    /* with a bias the scores are first made scale s + bias in place, then taken with a scale of 1 */
+    const float row_scale = key_bias ? 1.0f : scale;
+    const __m512 scale_v = _mm512_set1_ps(row_scale);
     for (int64_t k0 = 0; k0 < key_count; k0 += KEY_BLOCK) {
         const int64_t valid = key_count - k0 < KEY_BLOCK ? key_count - k0 : KEY_BLOCK;
         const int64_t padded = (valid + 63) / 64 * 64;
@@ -184,13 +188,17 @@ static void query_block(const uint16_t *q, int64_t q_stride, int64_t rows, const
             for (int64_t g0 = 0; g0 < padded / 16; g0 += 4)
                 score_tile(w->q, keys + (k0 / 16) * pairs * 16, pairs, w->scores, i0, g0);
         for (int64_t i = 0; i < rows; i++) {
-            const float *s = w->scores + i * KEY_BLOCK;
+            float *s = w->scores + i * KEY_BLOCK;
+            if (key_bias)
+                for (int64_t j = 0; j < padded; j += 16)
+                    _mm512_storeu_ps(s + j, _mm512_fmadd_ps(_mm512_loadu_ps(s + j), _mm512_set1_ps(scale),
+                                                            _mm512_loadu_ps(key_bias + k0 + j)));
             __m512 top = _mm512_set1_ps(-INFINITY);
             int64_t j = 0;
             for (; j + 16 <= valid; j += 16) top = _mm512_max_ps(top, _mm512_loadu_ps(s + j));
             if (j < valid) top = _mm512_mask_max_ps(top, (__mmask16)((1u << (valid - j)) - 1u), top,
                                                     _mm512_loadu_ps(s + j));
-            float m_new = _mm512_reduce_max_ps(top) * scale;
+            float m_new = _mm512_reduce_max_ps(top) * row_scale;
             if (m_new < w->m[i]) m_new = w->m[i];
             const float alpha = expf(w->m[i] - m_new);
             const __m512 shift = _mm512_set1_ps(m_new);
@@ -223,7 +231,7 @@ static void query_block(const uint16_t *q, int64_t q_stride, int64_t rows, const
 
 /* out [B, T, H, d] rows = softmax(scale q k^T) v per batch and head; q [B, H, T, d], k and v [B, S, H d], all
    strided as `layout` says (elements; the last dimension contiguous) */
-void attention_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, uint16_t *out,
+void attention_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, const float *key_bias, uint16_t *out,
                     const int64_t *layout, float scale) {
     const int64_t batch = layout[BATCH], heads = layout[HEADS], queries = layout[QUERIES];
     const int64_t keys = layout[KEYS], size = layout[HEAD_SIZE];
@@ -259,7 +267,8 @@ void attention_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, uin
                 const int64_t q_at = b * layout[Q_BATCH] + h * layout[Q_HEAD] + t0 * layout[Q_TOKEN];
                 const int64_t out_at = b * layout[OUT_BATCH] + t0 * layout[OUT_TOKEN] + h * size;
                 query_block(q + q_at, layout[Q_TOKEN], rows, (const uint32_t *)(packed_keys + slot * head_bytes),
-                            (const uint16_t *)(packed_values + slot * head_bytes), keys, size, scale, out + out_at,
+                            (const uint16_t *)(packed_values + slot * head_bytes),
+                            key_bias ? key_bias + b * padded_keys : NULL, keys, size, scale, out + out_at,
                             layout[OUT_TOKEN], &w);
             }
         }
@@ -270,7 +279,7 @@ void attention_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, uin
 }
 #else
 int attention_bf16_built(void) { return 0; }
-void attention_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, uint16_t *out,
+void attention_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, const float *key_bias, uint16_t *out,
                     const int64_t *layout, float scale) { abort(); }
 #endif
 """
@@ -322,14 +331,15 @@ class NativeAttention:
 
     def __init__(self, library: ctypes.CDLL) -> None:
         self._attend = library.attention_bf16
-        self._attend.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_float]
+        self._attend.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_float]
         self._attend.restype = None
 
-    def run(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+    def run(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None,
             scale: float | None = None) -> torch.Tensor | None:
         """q [B, H, T, d], k and v [B, S, H d] (bf16, CPU, each with its last dimension contiguous) ->
-        softmax(scale q k^T) v as [B, T, H d] bf16; scale defaults to d^-1/2. None when the operands are
-        outside what the kernel takes."""
+        softmax(scale q k^T + bias) v as [B, T, H d] bf16; scale defaults to d^-1/2; ``bias``: additive, one
+        value per sample and key ([B or 1, 1, 1, S], a text padding mask). None when the operands are outside
+        what the kernel takes (a bias that varies by head or query among them)."""
         if q.ndim != 4 or k.ndim != 3 or v.ndim != 3:
             return None
         batch, heads, queries, size = q.shape
@@ -338,15 +348,33 @@ class NativeAttention:
                 or v.shape != k.shape
                 or any(t.dtype != torch.bfloat16 or t.device.type != "cpu" or t.stride(-1) != 1 for t in (q, k, v))):
             return None
+        key_bias = None if bias is None else per_key_bias(bias, batch, keys)
+        if bias is not None and key_bias is None:
+            return None
         out = torch.empty(batch, queries, heads * size, dtype=torch.bfloat16)
         work = batch * heads * queries * keys
         layout = torch.tensor([batch, heads, queries, keys, size, q.stride(0), q.stride(1), q.stride(2),
                                k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
                                int(work >= PARALLEL_WORK)], dtype=torch.int64)
         with torch.profiler.record_function(PROFILER_NAME):
-            self._attend(q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), layout.data_ptr(),
+            self._attend(q.data_ptr(), k.data_ptr(), v.data_ptr(), 0 if key_bias is None else key_bias.data_ptr(),
+                         out.data_ptr(), layout.data_ptr(),
                          size ** -0.5 if scale is None else scale)
         return out
+
+
+def per_key_bias(bias: torch.Tensor, batch: int, keys: int) -> torch.Tensor | None:
+    """``bias`` broadcastable to [B, 1, 1, S] as the kernel reads it: float32 [B, S rounded up to 64], zero past
+    S; None for a bias of any other shape."""
+    if (bias.device.type != "cpu" or not bias.is_floating_point() or not 1 <= bias.ndim <= 4
+            or bias.shape[-1] != keys):     # a boolean mask keeps torch's (True: attend), as does any other
+        return None
+    if any(n != 1 for n in bias.shape[-3:-1]) or bias.ndim == 4 and bias.shape[0] not in (1, batch):
+        return None
+    padded = -(-keys // 64) * 64
+    out = torch.zeros(batch, padded, dtype=torch.float32)
+    out[:, :keys] = bias.reshape(-1, keys)
+    return out
 
 
 @functools.cache
@@ -362,7 +390,7 @@ def load_native_attention() -> NativeAttention | None:
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor | None:
     """Attention of q [B, H, T, d] against k, v [B, S, H d] as [B, T, H d] through the native kernel, where
     :func:`attention_choice` picks it and it takes these operands; None otherwise (the caller runs torch's)."""
-    if (bias is not None or q.dtype != torch.bfloat16 or not attention_choice().native
+    if (q.dtype != torch.bfloat16 or not attention_choice().native
             or torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))):    # the kernel has no backward
         return None
-    return load_native_attention().run(q, k, v)
+    return load_native_attention().run(q, k, v, bias)

@@ -31,21 +31,23 @@ def operands(batch: int, heads: int, queries: int, keys: int, size: int, seed: i
     return q, k, v
 
 
-def by_torch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def by_torch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dtype: torch.dtype,
+             bias: torch.Tensor | None = None) -> torch.Tensor:
     """torch's attention of the same operands computed in ``dtype``, as [B, T, H d]."""
     batch, heads, queries, size = q.shape
     k, v = (t.unflatten(-1, (heads, size)).transpose(1, 2).to(dtype) for t in (k, v))
-    out = F.scaled_dot_product_attention(q.to(dtype), k, v)
+    out = F.scaled_dot_product_attention(q.to(dtype), k, v, attn_mask=None if bias is None else bias.to(dtype))
     return out.transpose(1, 2).reshape(batch, queries, heads * size)
 
 
-def assert_as_close_as_torch_bf16(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+def assert_as_close_as_torch_bf16(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                                  bias: torch.Tensor | None = None) -> None:
     """The kernel's error against float64 attention is no larger than torch's bf16 attention's (both round the
     output to bf16: that rounding is most of either error)."""
-    exact = by_torch(q, k, v, torch.float64)
-    ours = kernel.run(q, k, v)
+    exact = by_torch(q, k, v, torch.float64, bias)
+    ours = kernel.run(q, k, v, bias)
     assert ours.dtype == torch.bfloat16 and ours.shape == exact.shape
-    ours_error, torch_error = ((t.double() - exact).abs() for t in (ours, by_torch(q, k, v, torch.bfloat16)))
+    ours_error, torch_error = ((t.double() - exact).abs() for t in (ours, by_torch(q, k, v, torch.bfloat16, bias)))
     ulp = 2.0 ** -8 * exact.abs().max().item()
     assert ours_error.max() <= max(1.25 * torch_error.max().item(), ulp)
     assert ours_error.mean() <= 1.1 * torch_error.mean() + 1e-6
@@ -133,12 +135,39 @@ def test_kernel_declines_what_it_does_not_take(change: str) -> None:
     assert kernel.run(q, k, v) is None
 
 
+def padding_bias(batch: int, keys: int, valid: list[int], dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """[B, 1, 1, S]: 0 on each sample's first ``valid[b]`` keys, the dtype's most negative number after them (as
+    the transformer builds a text mask's bias)."""
+    kept = torch.arange(keys) < torch.tensor(valid)[:, None]
+    return ((kept.to(dtype) - 1) * torch.finfo(dtype).max).reshape(batch, 1, 1, keys)
+
+
 @needs_kernel
-def test_attend_leaves_masks_and_gradients_to_torch(monkeypatch) -> None:
+@pytest.mark.parametrize("batch, queries, keys, valid", [
+    (2, 100, 300, [300, 37]),      # batched guidance: two prompts of different lengths
+    (3, 70, 1024, [1024, 500, 1]),
+    (1, 65, 257, [200]),
+])
+def test_a_bias_per_key_masks_as_in_torch(batch: int, queries: int, keys: int, valid: list[int]) -> None:
+    q, k, v = operands(batch, 4, queries, keys, 64)
+    assert_as_close_as_torch_bf16(q, k, v, padding_bias(batch, keys, valid))
+    generator = torch.Generator().manual_seed(1)
+    assert_as_close_as_torch_bf16(q, k, v, torch.randn(1, keys, generator=generator).bfloat16())   # broadcast
+    assert_as_close_as_torch_bf16(q, k, v, torch.randn(batch, 1, 1, keys, generator=generator))    # float32
+
+
+@needs_kernel
+def test_attend_leaves_other_masks_and_gradients_to_torch(monkeypatch) -> None:
     monkeypatch.setenv(native_attention.SETTING, "native")
-    q, k, v = operands(1, 2, 10, 12, 64)
+    q, k, v = operands(2, 2, 10, 12, 64)
+    key_bias = padding_bias(2, 12, [12, 5])
     assert torch.equal(native_attention.attend(q, k, v, None), kernel.run(q, k, v))
-    assert native_attention.attend(q, k, v, torch.zeros(1, 1, 1, 12).bfloat16()) is None
+    assert torch.equal(native_attention.attend(q, k, v, key_bias), kernel.run(q, k, v, key_bias))
+    for other in (torch.zeros(2, 1, 10, 12).bfloat16(),       # per query (a self-attention mask)
+                  torch.zeros(2, 2, 1, 12).bfloat16(),        # per head
+                  torch.ones(2, 1, 1, 12, dtype=torch.bool),   # boolean: True attends
+                  torch.zeros(3, 1, 1, 12).bfloat16()):       # another batch
+        assert native_attention.attend(q, k, v, other) is None
     assert native_attention.attend(q.requires_grad_(), k, v, None) is None
     with torch.no_grad():
         assert native_attention.attend(q, k, v, None) is not None
@@ -170,8 +199,9 @@ def test_setting_is_read_per_call_and_checked(monkeypatch) -> None:
 
 @needs_kernel
 def test_attention_module_in_bf16_through_either_kernel(monkeypatch) -> None:
-    """A gated self-attention and a text cross-attention in bf16: the native kernel and torch's agree within bf16
-    rounding; with a bias the module takes torch's (the kernel has no masks)."""
+    """A gated self-attention (with and without a mask per query) and a text cross-attention (with and without a
+    padding mask) in bf16: the native kernel and torch's agree within bf16 rounding; a mask per query always takes
+    torch's."""
     torch.manual_seed(0)
     modules = []
     for context_dim in (256, 128):
@@ -181,14 +211,16 @@ def test_attention_module_in_bf16_through_either_kernel(monkeypatch) -> None:
         modules.append(module.bfloat16())
     self_attention, text_attention = modules
     x, context = torch.randn(2, 150, 256).bfloat16(), torch.randn(2, 40, 128).bfloat16()
-    bias = torch.zeros(2, 1, 1, 40).bfloat16()
+    text_bias = padding_bias(2, 40, [40, 13])
+    self_bias = torch.randn(2, 1, 150, 150).bfloat16()
     results = {}
     for setting in ("native", "sdpa"):
         monkeypatch.setenv(native_attention.SETTING, setting)
         with torch.no_grad():
-            results[setting] = [self_attention(x), text_attention(x, context), text_attention(x, context, bias=bias)]
+            results[setting] = [self_attention(x), text_attention(x, context),
+                                text_attention(x, context, bias=text_bias), self_attention(x, bias=self_bias)]
     for native, torchs in zip(results["native"], results["sdpa"]):
         scale = torchs.float().abs().max()
         assert (native.float() - torchs.float()).abs().max() <= 2 ** -6 * scale
-    assert torch.equal(results["native"][2], results["sdpa"][2])
-    assert not torch.equal(results["native"][0], results["sdpa"][0])    # the kernel did run
+    assert torch.equal(results["native"][3], results["sdpa"][3])
+    assert not any(torch.equal(results["native"][n], results["sdpa"][n]) for n in range(3))   # the kernel ran
