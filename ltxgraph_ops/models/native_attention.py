@@ -15,9 +15,9 @@ does in bf16 (exact softmax per query, online over blocks of keys):
 - after the last key block, ``out = o / l`` rounded once to bf16, written as [B, T, H, d].
 
 Every query block is computed by one thread, in one order, so the result does not depend on the thread count.
-Only bf16 q, k, v with a head size that is a multiple of 16 up to 256, and no bias or one per key (a text
-padding mask), take it; the caller keeps ``scaled_dot_product_attention`` for everything else (a bias per query:
-self-attention masks). The library is built by
+Only bf16 q, k, v with a head size that is a multiple of 16 up to 256 take it, without a bias or with an additive
+one that is the same for every head (text padding masks, self-attention masks; read in place, float32 or bf16);
+the caller keeps ``scaled_dot_product_attention`` for everything else. The library is built by
 :mod:`ltxgraph_ops.native` with ``-march=native``; without AVX512-BF16 in the build there is no kernel.
 
 A float32 version of the same kernel (fused multiply-adds instead of bf16 pairs) ran at torch's float32 speed,
@@ -52,14 +52,14 @@ SOURCE = r"""
 #include <math.h>
 #include <immintrin.h>
 
-#if defined(__AVX512BF16__) && defined(__AVX512F__)
+#if defined(__AVX512BF16__) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 #define QUERY_BLOCK 64
 #define KEY_BLOCK 256
 #define MAX_HEAD 256
 #define PACKED_BYTES (16u << 20)     /* packed keys and values of a group of heads */
 
 enum { BATCH, HEADS, QUERIES, KEYS, HEAD_SIZE, Q_BATCH, Q_HEAD, Q_TOKEN, K_BATCH, K_TOKEN, V_BATCH, V_TOKEN,
-       OUT_BATCH, OUT_TOKEN, PARALLEL, LAYOUT };
+       OUT_BATCH, OUT_TOKEN, PARALLEL, BIAS_BF16, BIAS_BATCH, BIAS_QUERY, LAYOUT };
 
 int attention_bf16_built(void) { return 1; }
 
@@ -168,10 +168,22 @@ static void value_tiles(const uint32_t *p, const uint16_t *values, int64_t key_p
 
 typedef struct { uint32_t *q; float *scores; uint16_t *p; float *o; float *m, *l; } workspace;
 
-/* queries [t0, t0 + rows) of one head against all its keys, packed by pack_keys and pack_values; key_bias: an
-   additive bias per key (float32, zero-padded to a multiple of 64 keys) or NULL */
+/* an additive bias over [queries, keys]: rows `query_stride` elements apart (0: one row for every query), float32
+   or bf16; data NULL: none */
+typedef struct { const void *data; int64_t bf16, query_stride; } bias_rows;
+
+/* 16 values of a bias row from key j, those at or past `valid` read as 0 (never touched) */
+static inline __m512 bias_at(const void *row, int64_t bf16, int64_t j, int64_t valid) {
+    const __mmask16 mask = j + 16 <= valid ? (__mmask16)0xFFFF : j >= valid ? 0 : (__mmask16)((1u << (valid - j)) - 1u);
+    if (!bf16) return _mm512_maskz_loadu_ps(mask, (const float *)row + j);
+    const __m256i bits = _mm256_maskz_loadu_epi16(mask, (const uint16_t *)row + j);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+}
+
+/* queries [t0, t0 + rows) of one head against all its keys, packed by pack_keys and pack_values; `bias` from
+   query t0 */
 static void query_block(const uint16_t *q, int64_t q_stride, int64_t rows, const uint32_t *keys,
-                        const uint16_t *values, const float *key_bias, int64_t key_count, int64_t size, float scale,
+                        const uint16_t *values, bias_rows bias, int64_t key_count, int64_t size, float scale,
                         uint16_t *out, int64_t out_stride, workspace *w) {
     const int64_t pairs = size / 2, groups = size / 16;
     memset(w->q, 0, 2 * QUERY_BLOCK * size);
@@ -179,7 +191,7 @@ static void query_block(const uint16_t *q, int64_t q_stride, int64_t rows, const
     memset(w->o, 0, sizeof(float) * QUERY_BLOCK * size);
     for (int64_t i = 0; i < QUERY_BLOCK; i++) { w->m[i] = -INFINITY; w->l[i] = 0.0f; }
     /* with a bias the scores are first made scale s + bias in place, then taken with a scale of 1 */
-    const float row_scale = key_bias ? 1.0f : scale;
+    const float row_scale = bias.data ? 1.0f : scale;
     const __m512 scale_v = _mm512_set1_ps(row_scale);
     for (int64_t k0 = 0; k0 < key_count; k0 += KEY_BLOCK) {
         const int64_t valid = key_count - k0 < KEY_BLOCK ? key_count - k0 : KEY_BLOCK;
@@ -189,10 +201,12 @@ static void query_block(const uint16_t *q, int64_t q_stride, int64_t rows, const
                 score_tile(w->q, keys + (k0 / 16) * pairs * 16, pairs, w->scores, i0, g0);
         for (int64_t i = 0; i < rows; i++) {
             float *s = w->scores + i * KEY_BLOCK;
-            if (key_bias)
+            if (bias.data) {
+                const char *row = (const char *)bias.data + (i * bias.query_stride + k0) * (bias.bf16 ? 2 : 4);
                 for (int64_t j = 0; j < padded; j += 16)
                     _mm512_storeu_ps(s + j, _mm512_fmadd_ps(_mm512_loadu_ps(s + j), _mm512_set1_ps(scale),
-                                                            _mm512_loadu_ps(key_bias + k0 + j)));
+                                                            bias_at(row, bias.bf16, j, valid)));
+            }
             __m512 top = _mm512_set1_ps(-INFINITY);
             int64_t j = 0;
             for (; j + 16 <= valid; j += 16) top = _mm512_max_ps(top, _mm512_loadu_ps(s + j));
@@ -229,9 +243,9 @@ static void query_block(const uint16_t *q, int64_t q_stride, int64_t rows, const
     }
 }
 
-/* out [B, T, H, d] rows = softmax(scale q k^T) v per batch and head; q [B, H, T, d], k and v [B, S, H d], all
-   strided as `layout` says (elements; the last dimension contiguous) */
-void attention_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, const float *key_bias, uint16_t *out,
+/* out [B, T, H, d] rows = softmax(scale q k^T + bias) v per batch and head; q [B, H, T, d], k and v [B, S, H d],
+   bias [B, T, S] (or NULL), all strided as `layout` says (elements; the last dimension contiguous) */
+void attention_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, const void *bias, uint16_t *out,
                     const int64_t *layout, float scale) {
     const int64_t batch = layout[BATCH], heads = layout[HEADS], queries = layout[QUERIES];
     const int64_t keys = layout[KEYS], size = layout[HEAD_SIZE];
@@ -266,10 +280,12 @@ void attention_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, con
                 const int64_t rows = queries - t0 < QUERY_BLOCK ? queries - t0 : QUERY_BLOCK;
                 const int64_t q_at = b * layout[Q_BATCH] + h * layout[Q_HEAD] + t0 * layout[Q_TOKEN];
                 const int64_t out_at = b * layout[OUT_BATCH] + t0 * layout[OUT_TOKEN] + h * size;
+                const int64_t bias_at_row = b * layout[BIAS_BATCH] + t0 * layout[BIAS_QUERY];
+                const bias_rows rows_bias = {bias ? (const char *)bias + bias_at_row * (layout[BIAS_BF16] ? 2 : 4)
+                                                  : NULL, layout[BIAS_BF16], layout[BIAS_QUERY]};
                 query_block(q + q_at, layout[Q_TOKEN], rows, (const uint32_t *)(packed_keys + slot * head_bytes),
-                            (const uint16_t *)(packed_values + slot * head_bytes),
-                            key_bias ? key_bias + b * padded_keys : NULL, keys, size, scale, out + out_at,
-                            layout[OUT_TOKEN], &w);
+                            (const uint16_t *)(packed_values + slot * head_bytes), rows_bias, keys, size, scale,
+                            out + out_at, layout[OUT_TOKEN], &w);
             }
         }
         free(w.q); free(w.scores); free(w.p); free(w.o); free(w.m); free(w.l);
@@ -279,7 +295,7 @@ void attention_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, con
 }
 #else
 int attention_bf16_built(void) { return 0; }
-void attention_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, const float *key_bias, uint16_t *out,
+void attention_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, const void *bias, uint16_t *out,
                     const int64_t *layout, float scale) { abort(); }
 #endif
 """
@@ -337,9 +353,10 @@ class NativeAttention:
     def run(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None,
             scale: float | None = None) -> torch.Tensor | None:
         """q [B, H, T, d], k and v [B, S, H d] (bf16, CPU, each with its last dimension contiguous) ->
-        softmax(scale q k^T + bias) v as [B, T, H d] bf16; scale defaults to d^-1/2; ``bias``: additive, one
-        value per sample and key ([B or 1, 1, 1, S], a text padding mask). None when the operands are outside
-        what the kernel takes (a bias that varies by head or query among them)."""
+        softmax(scale q k^T + bias) v as [B, T, H d] bf16; scale defaults to d^-1/2; ``bias``: additive, float32
+        or bf16, broadcastable to [B, 1, T, S] (a text padding mask [B, 1, 1, S], a self-attention mask [B, 1,
+        T, S]; read where it is, without a copy). None when the operands are outside what the kernel takes (a
+        bias that varies by head, a boolean mask among them)."""
         if q.ndim != 4 or k.ndim != 3 or v.ndim != 3:
             return None
         batch, heads, queries, size = q.shape
@@ -348,33 +365,38 @@ class NativeAttention:
                 or v.shape != k.shape
                 or any(t.dtype != torch.bfloat16 or t.device.type != "cpu" or t.stride(-1) != 1 for t in (q, k, v))):
             return None
-        key_bias = None if bias is None else per_key_bias(bias, batch, keys)
-        if bias is not None and key_bias is None:
+        bias_view = None if bias is None else bias_rows(bias, batch, queries, keys)
+        if bias is not None and bias_view is None:
             return None
+        bias_layout = [0, 0, 0] if bias_view is None else [int(bias_view.dtype == torch.bfloat16),
+                                                          bias_view.stride(0), bias_view.stride(1)]
         out = torch.empty(batch, queries, heads * size, dtype=torch.bfloat16)
         work = batch * heads * queries * keys
         layout = torch.tensor([batch, heads, queries, keys, size, q.stride(0), q.stride(1), q.stride(2),
                                k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
-                               int(work >= PARALLEL_WORK)], dtype=torch.int64)
+                               int(work >= PARALLEL_WORK), *bias_layout], dtype=torch.int64)
         with torch.profiler.record_function(PROFILER_NAME):
-            self._attend(q.data_ptr(), k.data_ptr(), v.data_ptr(), 0 if key_bias is None else key_bias.data_ptr(),
+            self._attend(q.data_ptr(), k.data_ptr(), v.data_ptr(), 0 if bias_view is None else bias_view.data_ptr(),
                          out.data_ptr(), layout.data_ptr(),
                          size ** -0.5 if scale is None else scale)
         return out
 
 
-def per_key_bias(bias: torch.Tensor, batch: int, keys: int) -> torch.Tensor | None:
-    """``bias`` broadcastable to [B, 1, 1, S] as the kernel reads it: float32 [B, S rounded up to 64], zero past
-    S; None for a bias of any other shape."""
-    if (bias.device.type != "cpu" or not bias.is_floating_point() or not 1 <= bias.ndim <= 4
-            or bias.shape[-1] != keys):     # a boolean mask keeps torch's (True: attend), as does any other
+def bias_rows(bias: torch.Tensor, batch: int, queries: int, keys: int) -> torch.Tensor | None:
+    """``bias`` as the kernel reads it: a view [B, T, S] (float32 or bf16, keys contiguous; a broadcast dimension
+    has stride 0), a float32 copy for another floating dtype, None for a bias that varies by head, a boolean one
+    (True attends: not additive) or one that does not broadcast."""
+    if (bias.device.type != "cpu" or not bias.is_floating_point() or bias.ndim > 4
+            or bias.ndim >= 3 and bias.shape[-3] != 1):
         return None
-    if any(n != 1 for n in bias.shape[-3:-1]) or bias.ndim == 4 and bias.shape[0] not in (1, batch):
+    try:
+        view = bias.reshape(*bias.shape[:-3], *bias.shape[-2:]) if bias.ndim >= 3 else bias
+        view = view.expand(batch, queries, keys)
+    except RuntimeError:
         return None
-    padded = -(-keys // 64) * 64
-    out = torch.zeros(batch, padded, dtype=torch.float32)
-    out[:, :keys] = bias.reshape(-1, keys)
-    return out
+    if view.dtype not in (torch.float32, torch.bfloat16):
+        view = view.float()
+    return view if view.stride(-1) == 1 or keys == 1 else view.contiguous()
 
 
 @functools.cache

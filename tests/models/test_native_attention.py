@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
 from ltxgraph_ops.models import native_attention
-from ltxgraph_ops.models.attention import Attention
+from ltxgraph_ops.models.attention import Attention, attention_chunks
 
 kernel = native_attention.load_native_attention()
 needs_kernel = pytest.mark.skipif(kernel is None, reason="no AVX512-BF16 build of the attention kernel here")
@@ -148,23 +148,31 @@ def padding_bias(batch: int, keys: int, valid: list[int], dtype: torch.dtype = t
     (3, 70, 1024, [1024, 500, 1]),
     (1, 65, 257, [200]),
 ])
-def test_a_bias_per_key_masks_as_in_torch(batch: int, queries: int, keys: int, valid: list[int]) -> None:
+def test_a_bias_masks_as_in_torch(batch: int, queries: int, keys: int, valid: list[int]) -> None:
+    """Padding masks per key, self-attention masks per query and key (log weights, -max where a key is out),
+    broadcast or whole, float32 or bf16, as views of a larger tensor."""
     q, k, v = operands(batch, 4, queries, keys, 64)
     assert_as_close_as_torch_bf16(q, k, v, padding_bias(batch, keys, valid))
     generator = torch.Generator().manual_seed(1)
     assert_as_close_as_torch_bf16(q, k, v, torch.randn(1, keys, generator=generator).bfloat16())   # broadcast
     assert_as_close_as_torch_bf16(q, k, v, torch.randn(batch, 1, 1, keys, generator=generator))    # float32
+    weights = torch.rand(batch, 1, queries + 3, keys, generator=generator)
+    weights[..., ::3] = 0
+    log_weights = torch.where(weights > 0, weights.log(), torch.finfo(torch.bfloat16).min).bfloat16()
+    assert_as_close_as_torch_bf16(q, k, v, log_weights[:, :, 2:queries + 2])                      # a row slice
+    assert_as_close_as_torch_bf16(q, k, v, torch.randn(queries, keys, generator=generator).half())  # float16
 
 
 @needs_kernel
-def test_attend_leaves_other_masks_and_gradients_to_torch(monkeypatch) -> None:
+def test_attend_leaves_masks_per_head_and_gradients_to_torch(monkeypatch) -> None:
     monkeypatch.setenv(native_attention.SETTING, "native")
     q, k, v = operands(2, 2, 10, 12, 64)
     key_bias = padding_bias(2, 12, [12, 5])
     assert torch.equal(native_attention.attend(q, k, v, None), kernel.run(q, k, v))
     assert torch.equal(native_attention.attend(q, k, v, key_bias), kernel.run(q, k, v, key_bias))
-    for other in (torch.zeros(2, 1, 10, 12).bfloat16(),       # per query (a self-attention mask)
-                  torch.zeros(2, 2, 1, 12).bfloat16(),        # per head
+    query_bias = torch.randn(2, 1, 10, 12)
+    assert torch.equal(native_attention.attend(q, k, v, query_bias), kernel.run(q, k, v, query_bias))
+    for other in (torch.zeros(2, 2, 1, 12).bfloat16(),        # per head
                   torch.ones(2, 1, 1, 12, dtype=torch.bool),   # boolean: True attends
                   torch.zeros(3, 1, 1, 12).bfloat16()):       # another batch
         assert native_attention.attend(q, k, v, other) is None
@@ -199,9 +207,8 @@ def test_setting_is_read_per_call_and_checked(monkeypatch) -> None:
 
 @needs_kernel
 def test_attention_module_in_bf16_through_either_kernel(monkeypatch) -> None:
-    """A gated self-attention (with and without a mask per query) and a text cross-attention (with and without a
-    padding mask) in bf16: the native kernel and torch's agree within bf16 rounding; a mask per query always takes
-    torch's."""
+    """A gated self-attention (with and without a mask) and a text cross-attention (with and without a padding
+    mask) in bf16, its queries whole and in parts: the native kernel and torch's agree within bf16 rounding."""
     torch.manual_seed(0)
     modules = []
     for context_dim in (256, 128):
@@ -222,5 +229,7 @@ def test_attention_module_in_bf16_through_either_kernel(monkeypatch) -> None:
     for native, torchs in zip(results["native"], results["sdpa"]):
         scale = torchs.float().abs().max()
         assert (native.float() - torchs.float()).abs().max() <= 2 ** -6 * scale
-    assert torch.equal(results["native"][3], results["sdpa"][3])
-    assert not any(torch.equal(results["native"][n], results["sdpa"][n]) for n in range(3))   # the kernel ran
+    assert not any(torch.equal(native, torchs) for native, torchs in zip(results["native"], results["sdpa"]))
+    monkeypatch.setenv(native_attention.SETTING, "native")
+    with torch.no_grad(), attention_chunks(self_attention, 64):      # queries (and the mask's rows) in parts
+        assert torch.equal(self_attention(x, bias=self_bias), results["native"][3])
