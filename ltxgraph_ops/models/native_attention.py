@@ -244,9 +244,10 @@ static void query_block(const uint16_t *q, int64_t q_stride, int64_t rows, const
 }
 
 /* out [B, T, H, d] rows = softmax(scale q k^T + bias) v per batch and head; q [B, H, T, d], k and v [B, S, H d],
-   bias [B, T, S] (or NULL), all strided as `layout` says (elements; the last dimension contiguous) */
-void attention_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, const void *bias, uint16_t *out,
-                    const int64_t *layout, float scale) {
+   bias [B, T, S] (or NULL), all strided as `layout` says (elements; the last dimension contiguous). Returns 0, or
+   -1 when its buffers could not be allocated (then out is not written) */
+int attention_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, const void *bias, uint16_t *out,
+                   const int64_t *layout, float scale) {
     const int64_t batch = layout[BATCH], heads = layout[HEADS], queries = layout[QUERIES];
     const int64_t keys = layout[KEYS], size = layout[HEAD_SIZE];
     const int64_t padded_keys = (keys + 63) / 64 * 64, pairs = size / 2;
@@ -255,12 +256,18 @@ void attention_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, con
     const int64_t total = batch * heads, blocks = (queries + QUERY_BLOCK - 1) / QUERY_BLOCK;
     group = group < 1 ? 1 : group > total ? total : group;
     char *packed_keys = aligned_alloc(64, group * head_bytes), *packed_values = aligned_alloc(64, group * head_bytes);
-    #pragma omp parallel if (layout[PARALLEL])
+    int failed = !packed_keys || !packed_values;
+    #pragma omp parallel if (layout[PARALLEL] && !failed)
     {
         workspace w = {aligned_alloc(64, QUERY_BLOCK * MAX_HEAD * 2), aligned_alloc(64, QUERY_BLOCK * KEY_BLOCK * 4),
                        aligned_alloc(64, QUERY_BLOCK * KEY_BLOCK * 2), aligned_alloc(64, QUERY_BLOCK * MAX_HEAD * 4),
                        malloc(QUERY_BLOCK * 4), malloc(QUERY_BLOCK * 4)};
-        for (int64_t first = 0; first < total; first += group) {
+        if (!w.q || !w.scores || !w.p || !w.o || !w.m || !w.l) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp barrier
+        for (int64_t first = 0; !failed && first < total; first += group) {
             const int64_t count = total - first < group ? total - first : group;
             const int64_t key_groups = padded_keys / 16;
             #pragma omp for schedule(static)
@@ -292,11 +299,12 @@ void attention_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, con
     }
     free(packed_keys);
     free(packed_values);
+    return failed ? -1 : 0;
 }
 #else
 int attention_bf16_built(void) { return 0; }
-void attention_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, const void *bias, uint16_t *out,
-                    const int64_t *layout, float scale) { abort(); }
+int attention_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *v, const void *bias, uint16_t *out,
+                   const int64_t *layout, float scale) { abort(); }
 #endif
 """
 
@@ -348,7 +356,7 @@ class NativeAttention:
     def __init__(self, library: ctypes.CDLL) -> None:
         self._attend = library.attention_bf16
         self._attend.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_float]
-        self._attend.restype = None
+        self._attend.restype = ctypes.c_int
 
     def run(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None,
             scale: float | None = None) -> torch.Tensor | None:
@@ -376,9 +384,12 @@ class NativeAttention:
                                k.stride(0), k.stride(1), v.stride(0), v.stride(1), out.stride(0), out.stride(1),
                                int(work >= PARALLEL_WORK), *bias_layout], dtype=torch.int64)
         with torch.profiler.record_function(PROFILER_NAME):
-            self._attend(q.data_ptr(), k.data_ptr(), v.data_ptr(), 0 if bias_view is None else bias_view.data_ptr(),
-                         out.data_ptr(), layout.data_ptr(),
-                         size ** -0.5 if scale is None else scale)
+            status = self._attend(q.data_ptr(), k.data_ptr(), v.data_ptr(),
+                                  0 if bias_view is None else bias_view.data_ptr(), out.data_ptr(), layout.data_ptr(),
+                                  size ** -0.5 if scale is None else scale)
+        if status != 0:
+            raise MemoryError(f"native attention of {batch} x {heads} heads, {queries} queries x {keys} keys: its "
+                              "working buffers could not be allocated")
         return out
 
 

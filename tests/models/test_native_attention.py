@@ -117,6 +117,15 @@ def test_a_nan_reaches_the_output_as_in_torch(where: str) -> None:
 
 
 @needs_kernel
+def test_buffers_that_cannot_be_allocated_are_a_memory_error() -> None:
+    """2^38 keys (broadcast: no memory behind them) need 32 TiB of packed keys: refused, not a crash."""
+    q = torch.randn(1, 1, 1, 64).bfloat16()
+    k = torch.randn(1, 1, 64).bfloat16().expand(1, 2**38, 64)
+    with pytest.raises(MemoryError, match="1 queries x 274877906944 keys"):
+        kernel.run(q, k, k)
+
+
+@needs_kernel
 @pytest.mark.parametrize("change", ["float32", "head size 8", "head size 72", "no keys", "other k shape",
                                     "k of another dtype"])
 def test_kernel_declines_what_it_does_not_take(change: str) -> None:
