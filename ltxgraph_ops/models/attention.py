@@ -126,7 +126,7 @@ class Attention(nn.Module):
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         """Queries q [B, H, T, d] against keys and values [B, S, H d] -> [B, T, H d]: torch's attention, or in
-        bf16 the native kernel where :mod:`~ltxgraph_ops.models.native_attention` picks it."""
+        bf16 or float32 the native kernel where :mod:`~ltxgraph_ops.models.native_attention` picks it."""
         native = native_attention.attend(q, k, v, bias)
         if native is not None:
             return native

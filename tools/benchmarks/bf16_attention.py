@@ -2,7 +2,11 @@
 (:mod:`ltxgraph_ops.models.native_attention`) at the transformer's attention shapes, with torch's float32
 attention beside them for scale; the kernel ltxgraph picks on this machine. Medians of interleaved repeats, 2
 threads; GFLOP/s count both products (4 T S d per head); errors are against float64 attention of the same bf16
-operands (max abs; the bf16 rounding of the output is most of either)."""
+operands (max abs; the bf16 rounding of the output is most of either).
+
+float32-attention: the same in float32, torch's against the native float32 kernel, at the same shapes and at the
+mid-size model's audio attentions (a head of 32); errors against float64 attention of the same float32 operands
+(max and mean abs)."""
 from __future__ import annotations
 
 import torch
@@ -54,4 +58,37 @@ def bf16_attention(repeats: int = 5) -> dict:
             "cpu_bf16_flags": sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile"}), "shapes": rows}
 
 
-BENCHMARKS = {"bf16-attention": bf16_attention}
+# the mid-size benchmark model's audio self-attention, text attention of the audio and the two attentions
+# between the streams (a head of 32)
+AUDIO_SHAPES = ((16, 256, 256, 32), (16, 256, 1024, 32), (16, 2304, 256, 32), (16, 256, 2304, 32))
+
+
+def float32_attention(repeats: int = 5) -> dict:
+    torch.set_num_threads(THREADS)
+    kernel = native_attention.load_native_attention()
+    choice = native_attention.attention_choice(torch.float32)
+    generator, rows = torch.Generator().manual_seed(0), []
+    for heads, queries, keys, size in SHAPES + AUDIO_SHAPES:
+        q = torch.randn(1, heads, queries, size, generator=generator)
+        k, v = (torch.randn(1, keys, heads * size, generator=generator) for _ in range(2))
+        runs = {"sdpa_float32": lambda: by_torch(q, k, v, torch.float32)}
+        if kernel is not None:
+            runs["native_float32"] = lambda: kernel.run(q, k, v)
+        medians = interleaved_medians(runs, repeats if queries * keys < 2**24 else 2)
+        exact = by_torch(q, k, v, torch.float64)
+        flop = 4 * heads * queries * keys * size
+        row = {"shape": [heads, queries, keys, size],
+               **{f"{name}_ms": round(s * 1e3, 1) for name, s in medians.items()},
+               **{f"{name}_gflops": round(flop / s / 1e9, 1) for name, s in medians.items()}}
+        outputs = {"sdpa": by_torch(q, k, v, torch.float32)}
+        if kernel is not None:
+            outputs["native"] = kernel.run(q, k, v)
+            row["native_speedup"] = round(medians["sdpa_float32"] / medians["native_float32"], 2)
+        for name, out in outputs.items():
+            error = (out.double() - exact).abs()
+            row[f"{name}_error_max"], row[f"{name}_error_mean"] = error.max().item(), error.mean().item()
+        rows.append(row)
+    return {"threads": THREADS, "chosen": choice.kernel, "reason": choice.reason, "shapes": rows}
+
+
+BENCHMARKS = {"bf16-attention": bf16_attention, "float32-attention": float32_attention}

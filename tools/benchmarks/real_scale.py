@@ -209,7 +209,7 @@ print(json.dumps({{"rounds": rounds, "profiled": profiled, "load_seconds": load_
                                    "gib": {{kind: round(n / 2**30, 2) for kind, n in
                                            vars(model.transformer_blocks.stored.counts).items()}}}},
                   "feed_forward_token_chunk": token_chunk, "attention_token_chunk": attention_token_chunk,
-                  "attention": native_attention.attention_choice().kernel if dtype == torch.bfloat16 else "sdpa",
+                  "attention": native_attention.attention_choice(dtype).kernel,
                   "load_average": [round(x, 2) for x in os.getloadavg()]}}))
 """
 

@@ -94,11 +94,12 @@ class Timings:
 def as_loaded(model: torch.nn.Module, dtype: torch.dtype) -> dict:
     """Set ``model`` up as :func:`~ltxgraph_ops.model_files.load_transformer` does on the CPU: Linear weights
     packed for oneDNN (bf16) and the element-wise regions on the native kernels where they build. Returns what
-    was set, for the figures (with the library float32 products take on this machine and the bf16 attention)."""
+    was set, for the figures (with the library float32 products take on this machine and the attention that runs
+    in ``dtype``)."""
     kernels = native_kernels() or EAGER
     use_kernels(model, kernels)
     return {"packed_linear_weights": pack_linears(model, dtype), "elementwise_kernels": kernels.name,
-            "float32_matmul": float32_matmul().library, "bf16_attention": attention_choice().kernel}
+            "float32_matmul": float32_matmul().library, "attention": attention_choice(dtype).kernel}
 
 
 def interleaved(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, Timings]:
@@ -132,7 +133,7 @@ def timing_figures(times: dict[str, Timings], prepared: str) -> dict:
 
 # the GEMM and attention kernels: the same library calls (oneDNN / MKL GEMMs, torch's CPU flash attention) on the
 # same shapes in ours and in the reference, so no rewrite of our model around them can make them cheaper (our own
-# bf16 attention kernel, where it runs, is not among them)
+# attention kernel, where it runs, is not among them)
 SHARED_KERNELS = ("aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm", "mkldnn::_linear_pointwise",
                   "aten::_scaled_dot_product_flash_attention_for_cpu")
 
