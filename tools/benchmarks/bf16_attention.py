@@ -30,6 +30,16 @@ def by_torch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dtype: torch.dty
     return F.scaled_dot_product_attention(q.to(dtype), k, v).transpose(1, 2).flatten(2)
 
 
+def timed_row(shape: tuple[int, int, int, int], runs: dict, repeats: int) -> tuple[dict, dict[str, float]]:
+    """The figures of ``runs`` at ``shape`` [heads, queries, keys, d] (milliseconds and GFLOP/s of each, medians of
+    interleaved repeats; 2 repeats at the largest shapes), and the medians in seconds."""
+    heads, queries, keys, size = shape
+    medians = interleaved_medians(runs, repeats if queries * keys < 2**24 else 2)
+    flop = 4 * heads * queries * keys * size
+    return ({"shape": list(shape), **{f"{name}_ms": round(s * 1e3, 1) for name, s in medians.items()},
+             **{f"{name}_gflops": round(flop / s / 1e9, 1) for name, s in medians.items()}}, medians)
+
+
 def bf16_attention(repeats: int = 5) -> dict:
     torch.set_num_threads(THREADS)
     kernel = native_attention.load_native_attention()
@@ -42,13 +52,9 @@ def bf16_attention(repeats: int = 5) -> dict:
                 "sdpa_bf16": lambda: by_torch(q, k, v, torch.bfloat16)}
         if kernel is not None:
             runs["native_bf16"] = lambda: kernel.run(q, k, v)
-        medians = interleaved_medians(runs, repeats if queries * keys < 2**24 else 2)
+        row, medians = timed_row((heads, queries, keys, size), runs, repeats)
         exact = by_torch(q, k, v, torch.float64)
-        flop = 4 * heads * queries * keys * size
-        row = {"shape": [heads, queries, keys, size],
-               **{f"{name}_ms": round(s * 1e3, 1) for name, s in medians.items()},
-               **{f"{name}_gflops": round(flop / s / 1e9, 1) for name, s in medians.items()},
-               "sdpa_bf16_error": (by_torch(q, k, v, torch.bfloat16).double() - exact).abs().max().item()}
+        row["sdpa_bf16_error"] = (by_torch(q, k, v, torch.bfloat16).double() - exact).abs().max().item()
         if kernel is not None:
             row["native_error"] = (kernel.run(q, k, v).double() - exact).abs().max().item()
             row["native_speedup"] = round(medians["sdpa_bf16"] / medians["native_bf16"], 2)
@@ -74,12 +80,8 @@ def float32_attention(repeats: int = 5) -> dict:
         runs = {"sdpa_float32": lambda: by_torch(q, k, v, torch.float32)}
         if kernel is not None:
             runs["native_float32"] = lambda: kernel.run(q, k, v)
-        medians = interleaved_medians(runs, repeats if queries * keys < 2**24 else 2)
+        row, medians = timed_row((heads, queries, keys, size), runs, repeats)
         exact = by_torch(q, k, v, torch.float64)
-        flop = 4 * heads * queries * keys * size
-        row = {"shape": [heads, queries, keys, size],
-               **{f"{name}_ms": round(s * 1e3, 1) for name, s in medians.items()},
-               **{f"{name}_gflops": round(flop / s / 1e9, 1) for name, s in medians.items()}}
         outputs = {"sdpa": by_torch(q, k, v, torch.float32)}
         if kernel is not None:
             outputs["native"] = kernel.run(q, k, v)
