@@ -11,8 +11,9 @@ softmax per query, online over blocks of keys):
 - a block of 64 queries against a block of 256 keys: scores ``q k^T`` accumulated in float32, from bf16 pairs
   (``vdpbf16ps``: 16 keys per register, the keys packed per head once per call) or by float32 fused
   multiply-adds (4 queries x 64 keys per tile, the keys packed by 64);
-- online softmax in float32: the running row maximum ``m`` of ``scale * s``, ``p = exp(scale * s - m)``, the
-  running sum ``l`` of ``p``, and the output rows rescaled by ``exp(m_old - m)`` when the maximum grows;
+- online softmax in float32, in base 2: the running row maximum ``m`` of ``c s`` with ``c = scale log2(e)``,
+  ``p = 2^(c s - m)`` (= ``exp(scale s - m / log2(e))``), the running sum ``l`` of ``p``, and the output rows
+  rescaled by ``2^(m_old - m)`` when the maximum grows;
 - ``p`` (rounded to bf16 in bf16) multiplied with the values, accumulated in float32;
 - after the last key block, ``out = o / l`` (rounded once to bf16 in bf16), written as [B, T, H, d].
 
@@ -75,21 +76,20 @@ enum { BATCH, HEADS, QUERIES, KEYS, HEAD_SIZE, Q_BATCH, Q_HEAD, Q_TOKEN, K_BATCH
 /* the dtypes built: 1 float32, 2 bf16 */
 int attention_dtypes(void) { return 1 | (WITH_BF16 << 1); }
 
-/* exp(x) for x <= 0: 2^n p(r), x = n ln2 + r, |r| <= ln2 / 2, p of degree 7 (Cephes' expf coefficients); a
-   NaN stays NaN (max returns its second operand when either is NaN) */
-static inline __m512 exp_nonpositive(__m512 x) {
-    x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+/* 2^x for x <= 0 (2^-126, the least normal float, below -126): 2^n p(r), n = round(x), r = x - n in
+   [-1/2, 1/2] (exact), p of degree 6 fitted to 2^r (within 2 ulp); 2^0 is exactly 1; a NaN stays NaN (max
+   returns its second operand when either is NaN) */
+static inline __m512 exp2_nonpositive(__m512 x) {
+    x = _mm512_max_ps(_mm512_set1_ps(-126.0f), x);
+    const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 r = _mm512_sub_ps(x, n);
+    __m512 p = _mm512_set1_ps(1.5353361959569156e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3398875016719103e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.61843691766262e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.5503323674201965e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(2.4022647738456726e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.931471824645996e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     return _mm512_scalef_ps(p, n);
 }
 
@@ -293,8 +293,9 @@ static void query_block(const void *q, int64_t q_stride, int64_t rows, const voi
         memcpy((char *)w->q + i * size * element, (const char *)q + i * q_stride * element, element * size);
     memset(w->o, 0, sizeof(float) * QUERY_BLOCK * size);
     for (int64_t i = 0; i < QUERY_BLOCK; i++) { w->m[i] = -INFINITY; w->l[i] = 0.0f; }
-    /* with a bias the scores are first made scale s + bias in place, then taken with a scale of 1 */
-    const float row_scale = bias.data ? 1.0f : scale;
+    /* exponents in base 2: 2^(c s - m) with c = scale log2(e) and m the row's largest c s; with a bias the scores
+       are first made scale s + bias in place, then c = log2(e) */
+    const float row_scale = (bias.data ? 1.0f : scale) * 1.44269504088896341f;
     const __m512 scale_v = _mm512_set1_ps(row_scale);
     for (int64_t k0 = 0; k0 < key_count; k0 += KEY_BLOCK) {
         const int64_t valid = key_count - k0 < KEY_BLOCK ? key_count - k0 : KEY_BLOCK;
@@ -327,11 +328,11 @@ static void query_block(const void *q, int64_t q_stride, int64_t rows, const voi
                exponent is exactly 0: one key, or one dominant key, passes its value through unchanged */
             float m_new = _mm512_reduce_max_ps(top) * row_scale;
             if (m_new < w->m[i]) m_new = w->m[i];
-            const float alpha = expf(w->m[i] - m_new);
+            const float alpha = exp2f(w->m[i] - m_new);
             const __m512 shift = _mm512_set1_ps(m_new);
             __m512 sum = _mm512_setzero_ps();
             for (j = 0; j < padded; j += 16) {
-                __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(s + j), scale_v), shift));
+                __m512 e = exp2_nonpositive(_mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(s + j), scale_v), shift));
                 if (j + 16 > valid)
                     e = _mm512_maskz_mov_ps(j >= valid ? 0 : (__mmask16)((1u << (valid - j)) - 1u), e);
                 sum = _mm512_add_ps(sum, e);
