@@ -3,7 +3,9 @@
 A kernel's source is built with ``cc -O3 -march=native`` (plus its own flags) into ``<cache>/kernels/`` under a
 name made from the source, the flags, the compiler and the CPU, in about a second, once per machine; later
 processes load the file. Without a C compiler, or when the build fails, :func:`load_library` returns None and
-the caller keeps its torch path.
+the caller keeps its torch path. A failed build leaves ``<name>-<digest>.failed`` (the compiler's message) beside
+where the library would be, so later processes do not compile it again (e.g. ``-fopenmp`` where the compiler has
+no OpenMP runtime: a second or so per kernel, in every process); deleting that file makes the next process retry.
 """
 from __future__ import annotations
 
@@ -78,19 +80,44 @@ def library_path(name: str, source: str, flags: tuple[str, ...], compiler: str) 
     return kernel_folder() / f"{name}-{digest}.so"
 
 
+def failed_build_marker(library: Path) -> Path:
+    """The file that records a failed build of ``library`` (see the module's docstring)."""
+    return library.with_suffix(".failed")
+
+
 def load_library(name: str, source: str, flags: tuple[str, ...] = BASE_FLAGS) -> ctypes.CDLL | None:
     """The compiled ``source`` (built on first use, then read from :func:`kernel_folder`), or None where it
-    cannot be had: no C compiler (``$CC``, ``cc`` or ``gcc``) or a failed build."""
+    cannot be had: no C compiler (``$CC``, ``cc`` or ``gcc``), or a failed build (this one, or an earlier one on
+    record: :func:`failed_build_marker`)."""
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         return None
     try:
         library = library_path(name, source, flags, compiler)
         if not library.exists():
-            _build(compiler, source, flags, library)
+            if failed_build_marker(library).exists():
+                return None
+            try:
+                _build(compiler, source, flags, library)
+            except subprocess.CalledProcessError as error:     # the compiler refused it (a timeout may pass)
+                _record_failure(library, error)
+                return None
         return ctypes.CDLL(str(library))
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def _record_failure(library: Path, error: subprocess.CalledProcessError) -> None:
+    """Write :func:`failed_build_marker` for ``library`` with what the compiler said (under a temporary name,
+    then renamed); a marker that cannot be written is left out (the next process tries again)."""
+    message = error.stderr or b""
+    text = message.decode(errors="replace") if isinstance(message, bytes) else str(message)
+    try:
+        with tempfile.NamedTemporaryFile("w", dir=library.parent, delete=False, suffix=".tmp") as file:
+            file.write(f"{error}\n{text[-4000:]}")
+        os.replace(file.name, failed_build_marker(library))
+    except OSError:
+        pass
 
 
 class RowSplitter:
