@@ -8,6 +8,9 @@ first) run through the ops' loaders under a 6 GiB memory budget.
   its text contexts come already projected to the stream widths, 4096 video and 2048 audio).
 - gemma-12b-encode: LTXAVTextEncoderLoader's encoder (Gemma 3 12B fp8, layers streamed, token table on disk,
   then the checkpoint's text projection and connectors) encoding one short prompt.
+- gemma-12b-encode-long: the same encoder on a prompt of 1024 tokens (nothing to trim: the distilled t2v graph's
+  worst case) in the compute dtype (``--dtype``, default bfloat16); a checkpoint of the text connectors alone is
+  written for it.
 - gemma4-12b-encode: LTX-2.5's text encoder as ComfyUI's CLIPLoader loads it (the bundled "with-proj" file: Gemma 4
   12B fp8, layers streamed, token table on disk, then the bundled 2.5 text projection and connectors) encoding a
   prompt of 1024 tokens (the whole context: no padding to skip), under --memory-budget (default 6 GiB).
@@ -113,6 +116,24 @@ figures.update(check_seconds=round(checked - start, 2), prompt_tokens=tokens,
 again = time.perf_counter()
 encoder.encode([prompt + " Seagulls."])
 figures.update(second_encode_seconds=round(time.perf_counter() - again, 2), peak_rss_gib=peak_gib())
+"""
+
+ENCODE_LONG = """
+from dataclasses import replace
+from ltxgraph_ops.text_ops import text_encoder_handle
+ctx = OpContext("bench", settings=replace(ctx.settings, dtype=DTYPE))
+start = time.perf_counter()
+encoder = text_encoder_handle(FILES['gemma'], FILES['checkpoint'], ctx)
+checked = time.perf_counter()
+words = "A lighthouse stands on a cliff at dusk while waves crash below and seagulls call over the wind. "
+prompt = words * 200
+ids, mask, lost = encoder.tokenizer.encode([prompt], encoder.max_length)
+cond = encoder.encode([prompt])
+figures.update(dtype=DTYPE, check_seconds=round(checked - start, 2), prompt_tokens=int(mask.sum()),
+               tokens_dropped=int(lost[0]), context_shape=list(cond.video_context.shape),
+               first_encode_seconds=round(time.perf_counter() - checked, 2),
+               streamed=type(encoder.gemma.get().layers).__name__ == 'StreamedBlocks', peak_rss_gib=peak_gib(),
+               finite=bool(torch.isfinite(cond.video_context).all() and torch.isfinite(cond.audio_context).all()))
 """
 
 DECODE = """
@@ -238,6 +259,8 @@ BENCHMARKS = {
     "full-19b-step": lambda: run_full(STEP, ("checkpoint",)),
     "full-23-step": lambda: run_full(STEP, ("checkpoint",), version="2.3"),
     "gemma-12b-encode": lambda: run_full(ENCODE, ("gemma", "checkpoint")),
+    "gemma-12b-encode-long": lambda dtype="bfloat16": run_full(f"DTYPE = {dtype!r}\n" + ENCODE_LONG, ("gemma", "checkpoint"),
+                                                               only=("connector",)),
     "gemma4-12b-encode": lambda memory_budget=BUDGET: run_full(ENCODE_25, ("gemma",), version="2.5",
                                                                 budget=memory_budget),
     "vae-decode-full": lambda: run_full(DECODE, ("checkpoint",)),
