@@ -97,7 +97,7 @@ def load_transformer(path: str | Path, device: str | torch.device = "cpu",
     it, installed in ``compute_dtype`` and released after (see
     :class:`~ltxgraph_ops.weights.streaming.StreamedBlocks`; ``reads``: "direct", "buffered" or "auto"); the
     fp8 layers outside the blocks (0.28 G weights in the 19B) are dequantised once here rather than at every
-    call (and packed for oneDNN in bf16: :func:`~ltxgraph_ops.models.layers.pack_linears`). The blocks' element-wise regions run as one-pass C
+    call (and packed for oneDNN: :func:`~ltxgraph_ops.models.layers.pack_linears`). The blocks' element-wise regions run as one-pass C
     kernels on the CPU where they can be built (:func:`~ltxgraph_ops.models.fused_norm.native_kernels`), or
     compiled by torch with ``compile_kernels`` (:func:`~ltxgraph_ops.models.elementwise.compiled_kernels`)."""
     model = _load_transformer(path, device, linear_storage, streamed, prefetch, compute_dtype, reads)
@@ -126,7 +126,7 @@ def _load_transformer(path: str | Path, device: str | torch.device, linear_stora
     load_component(model, file, prefix, compute_dtype=compute_dtype, device=device,
                    allow_extra=CONNECTOR_PREFIXES + ("transformer_blocks.",))
     dequantize_linears(model, compute_dtype)
-    pack_linears(model, compute_dtype)               # the resident layers outside the blocks (bf16 on a CPU)
+    pack_linears(model, compute_dtype)               # the resident layers outside the blocks (on a CPU)
     model.transformer_blocks = StreamedBlocks(blocks, file, f"{prefix}transformer_blocks.", device=device,
                                               compute_dtype=compute_dtype, prefetch=prefetch, reads=reads)
     return model

@@ -42,10 +42,16 @@ DEQUANT_CHUNK_ELEMENTS = 1 << 25
 
 PACKED_WEIGHTS_SETTING = "LTXGRAPH_PACKED_WEIGHTS"  # "0": resident Linear weights stay in the plain layout
 PACKABLE_DTYPES = (torch.float32, torch.bfloat16)  # what oneDNN's blocked layout holds (:meth:`Linear.pack`)
-# What pack_linears packs. Not float32: where oneDNN multiplies float32 (float32_matmul), its product of a single
-# row with a packed weight rounds otherwise than with the plain weight a streamed or dequantised layer holds, and
-# packing gains 3-5 % there; elsewhere MKL's F.linear is as fast (BENCHMARKS.md).
-PACKED_DTYPES = (torch.bfloat16,)
+
+
+def packs(dtype: torch.dtype) -> bool:
+    """Whether :func:`pack_linears` packs weights held in ``dtype``: bf16, and float32 where oneDNN multiplies
+    float32 (:func:`~ltxgraph_ops.models.float32_matmul.float32_matmul`; elsewhere MKL's ``F.linear`` is as fast).
+    A packed float32 weight gives the plain one's bits because :func:`linear` multiplies a single row as two
+    (BENCHMARKS.md: 4 % off the float32 forward of the mid-size model)."""
+    return dtype == torch.bfloat16 or dtype == torch.float32 and float32_matmul().onednn
+
+
 _CONVERSION = "ltxgraph_conversion"  # on a packed weight Linear._apply converted: (fn, the converted weight)
 
 
@@ -94,6 +100,12 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
         return activated(F.linear(x, weight, bias), activation)
     x = x.contiguous()
     algorithm, attribute = ("gelu", "tanh") if activation == "gelu_tanh" else ("none", "")
+    if x.dtype == torch.float32 and x.numel() == x.shape[-1]:
+        # oneDNN takes another kernel for a single float32 row, whose bits differ with a packed weight and a plain
+        # one (~1e-6); as two rows (the second zero) both give the same bits, as for any other row count
+        rows = torch.cat([x.reshape(1, -1), x.new_zeros(1, x.shape[-1])])
+        y = torch.ops.mkldnn._linear_pointwise(rows, weight, bias, algorithm, [], attribute)
+        return y[:1].reshape(*x.shape[:-1], y.shape[-1])
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, algorithm, [], attribute)
 
 
@@ -178,7 +190,7 @@ class Linear(nn.Module):
         self.unpack()
         super()._apply(fn, recurse)
         weight = self.weight
-        if (weight.dtype in PACKED_DTYPES and self.weight_scale is None
+        if (packs(weight.dtype) and self.weight_scale is None
                 and packing_available(weight.dtype, weight.device)):
             self.pack()
         setattr(packed, _CONVERSION, (fn, self.weight))
@@ -299,11 +311,11 @@ def share_weight_buffers(model: nn.Module, buffers: ComputeSlot) -> None:
 
 def pack_linears(model: nn.Module, dtype: torch.dtype) -> int:
     """Pack (:meth:`Linear.pack`) every resident Linear weight of ``model`` held plain in ``dtype`` without a
-    scale, when ``dtype`` is one of :data:`PACKED_DTYPES` and :func:`packing_available`; others (fp8/int8
+    scale, when :func:`packs` ``dtype`` and :func:`packing_available`; others (fp8/int8
     codes, weights upcast per call, meta, other devices) are left as they are. Weights shared by several layers
     stay shared. Returns the number of weights packed."""
     sharing: dict[int, list[Linear]] = {}                   # layers by the weight they hold
-    if dtype not in PACKED_DTYPES:
+    if not packs(dtype):
         return 0
     for layer in model.modules():
         if (isinstance(layer, Linear) and not layer.packed and layer.weight.dtype == dtype

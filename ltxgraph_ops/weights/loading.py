@@ -204,7 +204,7 @@ def load_component(module: nn.Module, file: SafetensorsFile, prefix: str = "",
     :func:`match_component` has checked every key and shape. Linear weights keep the file's dtype, or are
     quantised to ``linear_storage`` (an fp8 dtype) when the file holds them wider; fp8 layers then share one
     set of reused buffers in ``compute_dtype`` to dequantise into per call; Linear weights held in ``compute_dtype``
-    are packed for oneDNN where that is faster (:func:`~ltxgraph_ops.models.layers.pack_linears`: bf16 on a CPU;
+    are packed for oneDNN where that is faster (:func:`~ltxgraph_ops.models.layers.pack_linears`: bf16 on a CPU, float32 where oneDNN multiplies it;
     ``LTXGRAPH_PACKED_WEIGHTS=0`` keeps them plain). Returns ``module`` in eval mode."""
     match = match_component(module, file, prefix, allow_extra)
     linears = _scaled_owners(module)

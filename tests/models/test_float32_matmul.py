@@ -61,18 +61,25 @@ def test_an_unknown_setting_is_refused_naming_it(monkeypatch) -> None:
 
 @needs_onednn
 @pytest.mark.parametrize("name", ["onednn", "blas"])
-def test_float32_weights_stay_plain_and_every_layer_takes_the_chosen_library(monkeypatch, name: str) -> None:
-    """A float32 weight is not packed (oneDNN's product of one row rounds otherwise with a packed weight than
-    with the plain one a streamed layer holds); a resident layer and one dequantising its fp8 weight into shared
-    buffers give the same bits, through the library chosen."""
+def test_a_packed_float32_layer_and_a_dequantising_one_give_the_same_bits(monkeypatch, name: str) -> None:
+    """A float32 weight is packed where oneDNN multiplies float32 (plain where the BLAS does); a resident layer
+    and one dequantising its fp8 weight into shared buffers (plain) give the same bits at every row count, through
+    the library chosen (oneDNN: a single row multiplied as the first of two)."""
     monkeypatch.setenv(library.SETTING, name)
     resident, streamed = layer(64, 96, torch.float32), layer(64, 96, torch.float32)
     streamed.weight = torch.nn.Parameter(resident.weight.detach().to(torch.float8_e4m3fn), requires_grad=False)
     resident.weight.data = streamed.weight.detach().float()
     streamed.weight_buffers = ComputeSlot(torch.float32)
-    assert pack_linears(torch.nn.ModuleList([resident]), torch.float32) == 0 and not resident.packed
+    plain_weight = resident.weight.detach().clone()
+    assert pack_linears(torch.nn.ModuleList([resident]), torch.float32) == (name == "onednn")
+    assert resident.packed == (name == "onednn")
     for rows in ((1, 64), (2, 40, 64)):
         x = inputs(rows, torch.float32)
-        want = (torch.ops.mkldnn._linear_pointwise(x, resident.weight, resident.bias, "none", [], "")
-                if name == "onednn" else torch.nn.functional.linear(x, resident.weight, resident.bias))
+        if name == "onednn":
+            flat = x.reshape(-1, 64)
+            padded = torch.cat([flat, flat.new_zeros(1, 64)]) if len(flat) == 1 else flat
+            product = torch.ops.mkldnn._linear_pointwise(padded, plain_weight, resident.bias, "none", [], "")
+            want = product[:len(flat)].reshape(*x.shape[:-1], 96)
+        else:
+            want = torch.nn.functional.linear(x, plain_weight, resident.bias)
         assert torch.equal(resident(x), want) and torch.equal(streamed(x), want)

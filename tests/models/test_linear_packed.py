@@ -16,8 +16,9 @@ import pytest
 import torch
 
 from ltxgraph_ops.model_files import load_transformer
-from ltxgraph_ops.models.layers import (PACKED_WEIGHTS_SETTING, Linear, LowRankDelta, pack_linears,
-                                        packing_available, unpack_linears)
+from ltxgraph_ops.models.float32_matmul import SETTING as FLOAT32_SETTING
+from ltxgraph_ops.models.layers import (PACKED_WEIGHTS_SETTING, Linear, LowRankDelta, pack_linears, packing_available,
+                                        packs, unpack_linears)
 from ltxgraph_ops.tiny import transformer as tiny
 from ltxgraph_ops.tiny.files import write_checkpoint
 from tests.models.test_linear_fused import inputs, layer
@@ -29,8 +30,13 @@ needs_onednn_float32 = pytest.mark.skipif(not packing_available(torch.float32, "
 
 
 @needs_onednn_float32
-@pytest.mark.parametrize("shape", [(1, 300, 64), (7, 64), (1, 64)])
-def test_packed_float32_gives_the_plain_output_within_float32_rounding(shape: tuple[int, ...]) -> None:
+@pytest.mark.parametrize("library", ["onednn", "blas"])
+@pytest.mark.parametrize("shape", [(1, 300, 64), (7, 64), (2, 64), (1, 64), (1, 1, 64)])
+def test_packed_float32_gives_the_plain_output(shape: tuple[int, ...], library: str, monkeypatch) -> None:
+    """Where oneDNN multiplies float32 (as on AMD CPUs) a packed weight gives the plain one's bits at every row
+    count, one row included (taken as two); where the BLAS does (Intel), a packed weight still goes through
+    oneDNN: within float32 rounding of the plain output."""
+    monkeypatch.setenv(FLOAT32_SETTING, library)
     module, x = layer(64, 96, torch.float32), inputs(shape, torch.float32)
     plain = {activation: module(x, activation=activation) for activation in (None, "gelu_tanh")}
     module.pack()
@@ -38,7 +44,22 @@ def test_packed_float32_gives_the_plain_output_within_float32_rounding(shape: tu
     for activation, want in plain.items():
         got = module(x, activation=activation)
         assert got.shape == want.shape
-        assert torch.allclose(got, want, rtol=1e-5, atol=1e-6), float((got - want).abs().max())
+        if library == "onednn":
+            assert torch.equal(got, want), float((got - want).abs().max())
+        else:
+            assert torch.allclose(got, want, rtol=1e-5, atol=1e-6), float((got - want).abs().max())
+
+
+@needs_onednn_float32
+def test_one_float32_row_is_its_own_row_of_a_larger_product(monkeypatch) -> None:
+    """A single row multiplied as two gives that row of any larger product: a sample alone and in a batch agree
+    (oneDNN's single-row kernel rounds otherwise, ~1e-6)."""
+    monkeypatch.setenv(FLOAT32_SETTING, "onednn")
+    module, x = layer(1024, 512, torch.float32), inputs((5, 1024), torch.float32)
+    module.pack()
+    together = module(x)
+    for row in range(len(x)):
+        assert torch.equal(module(x[row:row + 1]), together[row:row + 1])
 
 
 @needs_onednn
@@ -80,14 +101,19 @@ def test_state_dict_gives_plain_weights_and_loading_into_packed_is_refused() -> 
 
 
 @needs_onednn
-def test_pack_linears_packs_bf16_only_and_keeps_shared_weights_shared() -> None:
+@pytest.mark.parametrize("library", ["onednn", "blas"])
+def test_pack_linears_packs_what_packs_says_and_keeps_shared_weights_shared(library: str, monkeypatch) -> None:
+    """bf16 always; float32 only where oneDNN multiplies float32 (elsewhere the BLAS is as fast, plain)."""
+    monkeypatch.setenv(FLOAT32_SETTING, library)
     first, second = layer(64, 96, torch.bfloat16), layer(64, 96, torch.bfloat16, seed=1)
     other = layer(8, 8, torch.float32)
     second.weight = first.weight                                          # tied
     model = torch.nn.ModuleList([first, second, other])
-    assert pack_linears(model, torch.float32) == 0 and not other.packed    # float32: measured no faster
+    assert packs(torch.float32) == (library == "onednn") and packs(torch.bfloat16)
+    assert pack_linears(model, torch.float32) == (1 if library == "onednn" else 0)
+    assert other.packed == (library == "onednn")
     assert pack_linears(model, torch.bfloat16) == 1
-    assert first.packed and second.weight is first.weight and not other.packed
+    assert first.packed and second.weight is first.weight
     with pytest.raises(ValueError, match="cannot be packed"):
         layer(8, 8, torch.float16).pack()
 
@@ -172,7 +198,7 @@ def test_streamed_fp8_model_packs_its_resident_layers_only(tmp_path: Path, monke
 def test_a_packed_model_converts_to_float32_as_the_unpacked_one(tmp_path: Path, monkeypatch, convert) -> None:
     """``Module.to(dtype)`` / ``.float()`` on a loaded, packed bf16 transformer unpacks each weight before torch
     converts it (oneDNN's layout holds only its own dtype): the float32 model is the unpacked model's float32 copy
-    bit for bit, plain, and still a bf16 model's equal after ``.bfloat16()``."""
+    bit for bit (packed again where :func:`packs` float32), and still a bf16 model's equal after ``.bfloat16()``."""
     path = write_checkpoint(tmp_path / "bf16.safetensors", "bf16", 0, [tiny])
     packed = load_transformer(path, compute_dtype=torch.bfloat16)
     monkeypatch.setenv(PACKED_WEIGHTS_SETTING, "0")
@@ -181,7 +207,7 @@ def test_a_packed_model_converts_to_float32_as_the_unpacked_one(tmp_path: Path, 
     assert all(m.packed for m in packed.modules() if isinstance(m, Linear))
     packed, plain = convert(packed), convert(plain)
     linears = [m for m in packed.modules() if isinstance(m, Linear)]
-    assert linears and not any(m.packed for m in linears)
+    assert linears and all(m.packed == packs(torch.float32) for m in linears)
     assert all(m.weight.dtype == torch.float32 for m in linears)
     assert all(torch.equal(a, b) for a, b in zip(packed.state_dict().values(), plain.state_dict().values()))
     generator, config = torch.Generator().manual_seed(4), tiny.tiny_config()
@@ -190,8 +216,8 @@ def test_a_packed_model_converts_to_float32_as_the_unpacked_one(tmp_path: Path, 
         got, want = packed(video, audio), plain(video, audio)
     assert got.video.dtype == torch.float32
     assert torch.equal(got.video, want.video) and torch.equal(got.audio, want.audio)
-    back = packed.bfloat16()                                    # a plain bf16 weight is not packed by a conversion
-    assert not any(m.packed for m in back.modules() if isinstance(m, Linear))
+    back = packed.bfloat16()              # a conversion packs only what it unpacked: a plain float32 weight stays plain
+    assert all(m.packed == packs(torch.float32) for m in back.modules() if isinstance(m, Linear))
     with torch.no_grad():
         again, reference = back(*bf16_inputs()), plain.bfloat16()(*bf16_inputs())
     assert torch.equal(again.video, reference.video) and torch.equal(again.audio, reference.audio)
@@ -214,8 +240,8 @@ def test_tied_packed_weights_stay_tied_through_a_conversion() -> None:
     plain = first.weight.detach().float()
     pack_linears(model, torch.bfloat16)
     model.to(torch.float32)
-    assert second.weight is first.weight and not first.packed
-    assert first.weight.dtype == torch.float32 and torch.equal(first.weight, plain)
+    assert second.weight is first.weight and first.packed == packs(torch.float32)
+    assert first.weight.dtype == torch.float32 and torch.equal(first.plain_weight(), plain)
 
 
 @needs_onednn

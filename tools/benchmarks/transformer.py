@@ -5,7 +5,7 @@ the machine hits both alike. One comparison per compute dtype (``--dtype`` of a 
 ``bfloat16``, where both models hold their weights and compute in that dtype (ours as the loader holds a
 checkpoint for it: every tensor in the compute dtype, tokens and text in it, positions and timesteps float32).
 ``ours_text_cached_s`` is our forward with the text keys/values prepared once (a sampling step after the first).
-Ours is set up as the loader sets it up: Linear weights packed for oneDNN in bf16 (``layers.pack_linears``),
+Ours is set up as the loader sets it up: Linear weights packed for oneDNN (``layers.pack_linears``: bf16, and float32 where oneDNN multiplies it),
 element-wise regions on the one-pass C kernels where they build (``fused_norm.native_kernels``). Every
 figure comes in wall seconds and in CPU seconds (``*_cpu_*``: steadier on a shared machine), with the load
 average at the start and end.
@@ -93,7 +93,7 @@ class Timings:
 
 def as_loaded(model: torch.nn.Module, dtype: torch.dtype) -> dict:
     """Set ``model`` up as :func:`~ltxgraph_ops.model_files.load_transformer` does on the CPU: Linear weights
-    packed for oneDNN (bf16) and the element-wise regions on the native kernels where they build. Returns what
+    packed for oneDNN (:func:`~ltxgraph_ops.models.layers.packs`) and the element-wise regions on the native kernels where they build. Returns what
     was set, for the figures (with the library float32 products take on this machine and the attention that runs
     in ``dtype``)."""
     kernels = native_kernels() or EAGER
