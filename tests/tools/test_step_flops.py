@@ -1,5 +1,8 @@
 """The analytic matmul count of the real-scale benchmarks equals torch's FLOP counter on the tiny model (its
-Linear layers; the counter does not see the CPU attention kernel, whose two products are added by formula)."""
+Linear layers; the counter does not see the CPU attention kernel, whose two products are added by formula).
+
+The float32 products are counted through the BLAS (``LTXGRAPH_FLOAT32_MATMUL=blas``): through oneDNN a single
+float32 row is multiplied as two (``layers.linear``), and the counter would count the zero row too."""
 from __future__ import annotations
 
 import math
@@ -10,6 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ltxgraph_ops.models.transformer import StreamInput, TransformerConfig
 from ltxgraph_ops.models.transformer_tokens import audio_positions, video_positions
 from ltxgraph_ops.tiny import transformer as tiny
+from ltxgraph_ops.models.float32_matmul import SETTING as FLOAT32_SETTING
 from tools.benchmarks.step_flops import Tokens, block_flops, dominant_gemms, forward_flops
 
 
@@ -26,7 +30,8 @@ def counter() -> FlopCounterMode:
                                                           onednn_linear_flops})
 
 
-def test_linear_flops_equal_torchs_count() -> None:
+def test_linear_flops_equal_torchs_count(monkeypatch) -> None:
+    monkeypatch.setenv(FLOAT32_SETTING, "blas")
     model = tiny.build(tiny.tiny_config(), device="cpu").eval()
     for parameter in model.parameters():
         parameter.data.normal_(0, 0.02)
@@ -59,9 +64,10 @@ def test_dominant_gemms_carry_most_of_a_release_block() -> None:
     assert 0.17 < 1 - linear / block_flops(config, tokens) < 0.18
 
 
-def test_kept_text_flops_equal_torchs_count_of_a_forward_reading_a_text_store() -> None:
+def test_kept_text_flops_equal_torchs_count_of_a_forward_reading_a_text_store(monkeypatch) -> None:
     """A forward whose text keys/values come from a complete store (a streamed model's later steps) runs no text
     key/value projection and no caption projection: the count with ``text_kept`` is what torch counts."""
+    monkeypatch.setenv(FLOAT32_SETTING, "blas")
     from dataclasses import replace
     from ltxgraph_ops.models.transformer_inputs import TextKeysValuesStore
     model = tiny.build(tiny.tiny_config(), device="cpu").eval()
