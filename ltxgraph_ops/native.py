@@ -110,11 +110,10 @@ def load_library(name: str, source: str, flags: tuple[str, ...] = BASE_FLAGS) ->
 def _record_failure(library: Path, error: subprocess.CalledProcessError) -> None:
     """Write :func:`failed_build_marker` for ``library`` with what the compiler said (under a temporary name,
     then renamed); a marker that cannot be written is left out (the next process tries again)."""
-    message = error.stderr or b""
-    text = message.decode(errors="replace") if isinstance(message, bytes) else str(message)
+    said = (error.stderr or b"").decode(errors="replace")          # _build captures the compiler's bytes
     try:
         with tempfile.NamedTemporaryFile("w", dir=library.parent, delete=False, suffix=".tmp") as file:
-            file.write(f"{error}\n{text[-4000:]}")
+            file.write(f"{error}\n{said[-4000:]}")
         os.replace(file.name, failed_build_marker(library))
     except OSError:
         pass

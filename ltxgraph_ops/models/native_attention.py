@@ -324,8 +324,8 @@ static void query_block(const void *q, int64_t q_stride, int64_t rows, const voi
             for (; j + 16 <= valid; j += 16) top = _mm512_max_ps(top, _mm512_loadu_ps(s + j));
             if (j < valid) top = _mm512_mask_max_ps(top, (__mmask16)((1u << (valid - j)) - 1u), top,
                                                     _mm512_loadu_ps(s + j));
-            /* m and the exponents round scale * s alike (no fused multiply-subtract), so the largest score's
-               exponent is exactly 0: one key, or one dominant key, passes its value through unchanged */
+            /* m and the exponents round c s alike (no fused multiply-subtract), so the largest score's exponent
+               is exactly 0: one key, or one dominant key, passes its value through unchanged */
             float m_new = _mm512_reduce_max_ps(top) * row_scale;
             if (m_new < w->m[i]) m_new = w->m[i];
             const float alpha = exp2f(w->m[i] - m_new);

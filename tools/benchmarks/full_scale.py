@@ -83,11 +83,9 @@ figures.update(load_seconds=round(loaded - start, 2), step_seconds=round(done - 
                finite=bool(torch.isfinite(out.video.samples).all() and torch.isfinite(out.audio.samples).all()))
 """
 
-ENCODE_25 = """
-from ltxgraph_ops.split_loaders import clip_loader
-start = time.perf_counter()
-encoder = clip_loader(FILES['gemma'], ctx=ctx)
-checked = time.perf_counter()
+# after ENCODE_25 or ENCODE_LONG have made ``encoder`` (``start`` -> ``checked``): one prompt that fills all 1024
+# tokens, encoded once
+LONG_PROMPT = """
 words = "A lighthouse stands on a cliff at dusk while waves crash below and seagulls call over the wind. "
 prompt = words * 200
 ids, mask, lost = encoder.tokenizer.encode([prompt], encoder.max_length)
@@ -99,6 +97,13 @@ figures.update(check_seconds=round(checked - start, 2), prompt_tokens=int(mask.s
                streamed=type(encoder.gemma.get().layers).__name__ == 'StreamedBlocks', peak_rss_gib=peak_gib(),
                finite=bool(torch.isfinite(cond.video_context).all() and torch.isfinite(cond.audio_context).all()))
 """
+
+ENCODE_25 = """
+from ltxgraph_ops.split_loaders import clip_loader
+start = time.perf_counter()
+encoder = clip_loader(FILES['gemma'], ctx=ctx)
+checked = time.perf_counter()
+""" + LONG_PROMPT
 
 ENCODE = """
 from ltxgraph_ops.text_ops import text_encoder_handle
@@ -125,16 +130,8 @@ ctx = OpContext("bench", settings=replace(ctx.settings, dtype=DTYPE))
 start = time.perf_counter()
 encoder = text_encoder_handle(FILES['gemma'], FILES['checkpoint'], ctx)
 checked = time.perf_counter()
-words = "A lighthouse stands on a cliff at dusk while waves crash below and seagulls call over the wind. "
-prompt = words * 200
-ids, mask, lost = encoder.tokenizer.encode([prompt], encoder.max_length)
-cond = encoder.encode([prompt])
-figures.update(dtype=DTYPE, check_seconds=round(checked - start, 2), prompt_tokens=int(mask.sum()),
-               tokens_dropped=int(lost[0]), context_shape=list(cond.video_context.shape),
-               first_encode_seconds=round(time.perf_counter() - checked, 2),
-               streamed=type(encoder.gemma.get().layers).__name__ == 'StreamedBlocks', peak_rss_gib=peak_gib(),
-               finite=bool(torch.isfinite(cond.video_context).all() and torch.isfinite(cond.audio_context).all()))
-"""
+figures.update(dtype=DTYPE)
+""" + LONG_PROMPT
 
 DECODE = """
 from ltxgraph.values import VideoLatent
